@@ -1,0 +1,181 @@
+"""The one internal model of a competition bundle.
+
+Both bundle dialects (CodaLab v1.5 and Codabench v2) are read into these
+dataclasses; the database stores them and export writes them back.  Per-dialect
+meanings are resolved at read time (for example `max_submissions_per_day: 0`),
+so that everything after the reader sees one vocabulary:
+
+- a *competition* has *phases*, *tasks*, *pages* and *leaderboards*;
+- a phase runs one or more tasks (data + programs) and is ranked on the boards;
+- a leaderboard has *columns*; a column is either a score key written by the
+  scoring program or a computation over other columns.
+
+Data and programs are `DataRef`s: before storing, a path inside the bundle (a
+folder or a zip); after storing, the content-hash key of a dataset in the
+artifact store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Optional
+
+Dialect = Literal["codalab", "codabench"]
+Sorting = Literal["asc", "desc"]
+
+# How a participant's submissions reach a leaderboard.
+SUBMISSION_RULES = (
+    "Add",  # the participant chooses which submission is shown (one per participant)
+    "Add_And_Delete",
+    "Add_And_Delete_Multiple",
+    "Force_Last",  # the latest finished submission is shown
+    "Force_Latest_Multiple",
+    "Force_Best",  # the best finished submission is shown
+)
+
+# Computations a column can carry.  The first four work on values (Codabench),
+# the last three on per-column ranks (CodaLab's computed columns).
+VALUE_COMPUTATIONS = ("sum", "avg", "min", "max")
+RANK_COMPUTATIONS = ("rank_avg", "rank_weighted", "mrr")
+COMPUTATIONS = VALUE_COMPUTATIONS + RANK_COMPUTATIONS
+
+DATASET_KINDS = (
+    "scoring_program",
+    "ingestion_program",
+    "reference_data",
+    "input_data",
+    "public_data",
+    "starting_kit",
+    "logo",
+)
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where a dataset or program comes from.
+
+    kind == "path": `value` is a POSIX path relative to the bundle root, naming a
+    folder or a `.zip` file (or, for a logo, an image file).
+    kind == "key": `value` is the key of a dataset already in the store.
+    """
+
+    kind: Literal["path", "key"]
+    value: str
+
+
+@dataclass
+class PageSpec:
+    name: str  # stable identifier (CodaLab `html:` key, or a slug of the title)
+    title: str
+    content: str  # the organizer's raw text; sanitized only for display
+    format: Literal["html", "markdown"] = "html"
+    source: Optional[str] = None  # file name in the bundle it was read from
+
+
+@dataclass
+class TaskSpec:
+    index: int
+    name: str
+    description: str = ""
+    scoring_program: Optional[DataRef] = None
+    ingestion_program: Optional[DataRef] = None
+    reference_data: Optional[DataRef] = None
+    input_data: Optional[DataRef] = None
+    ingestion_only_during_scoring: bool = False
+    scoring_docker_image: Optional[str] = None
+    ingestion_docker_image: Optional[str] = None
+
+
+@dataclass
+class PhaseSpec:
+    index: int
+    name: str
+    description: str = ""
+    start: Optional[datetime] = None  # naive UTC
+    end: Optional[datetime] = None  # naive UTC; None = open-ended
+    task_indexes: list[int] = field(default_factory=list)
+    # None = no limit.  0 = no submissions allowed (CodaLab's meaning of 0 per
+    # day; Codabench's 0 per day is read as None).
+    max_submissions: Optional[int] = 100
+    max_submissions_per_day: Optional[int] = 5
+    execution_time_limit: int = 600  # seconds, per step
+    auto_migrate: bool = False  # copy each participant's submission from the previous phase
+    hide_results: bool = False  # blind phase: participants never see scores
+    hide_output: bool = False
+    hide_prediction_output: bool = False
+    hide_score_output: bool = False
+    results_only: bool = False  # CodaLab is_scoring_only
+    # A rule that overrides the boards' rule in this phase (CodaLab's
+    # force_best_submission_to_leaderboard is per phase).
+    submission_rule: Optional[str] = None
+    starting_kit: Optional[DataRef] = None
+    public_data: Optional[DataRef] = None
+    color: Optional[str] = None
+    gpus: int = 0
+    allow_network: bool = False
+    queue: Optional[str] = None
+
+
+@dataclass
+class ColumnSpec:
+    key: str  # the name the scoring program writes (or the computed column's key)
+    title: str
+    index: int
+    sorting: Sorting = "desc"
+    precision: int = 2
+    hidden: bool = False
+    computation: Optional[str] = None  # one of COMPUTATIONS
+    source_keys: list[str] = field(default_factory=list)  # inputs of a computation
+    weights: Optional[list[float]] = None  # rank_weighted only
+
+
+@dataclass
+class LeaderboardSpec:
+    key: str
+    title: str
+    index: int = 0
+    hidden: bool = False
+    submission_rule: str = "Force_Last"
+    primary_key: Optional[str] = None  # key of the column rows are ordered by
+    columns: list[ColumnSpec] = field(default_factory=list)
+
+
+@dataclass
+class CompetitionSpec:
+    title: str
+    dialect: Dialect
+    description: str = ""
+    logo: Optional[DataRef] = None
+    docker_image: Optional[str] = None
+    queue: Optional[str] = None
+    registration_auto_approve: bool = True
+    enable_detailed_results: bool = False
+    terms: Optional[str] = None  # raw terms text (a page as well in the UI)
+    contact_email: Optional[str] = None
+    admin_names: list[str] = field(default_factory=list)
+    pages: list[PageSpec] = field(default_factory=list)
+    tasks: list[TaskSpec] = field(default_factory=list)
+    phases: list[PhaseSpec] = field(default_factory=list)
+    leaderboards: list[LeaderboardSpec] = field(default_factory=list)
+    # Known keys this platform keeps but does not act on yet (for export).
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a bundle, shown as `file: key: message`."""
+
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}"
+
+
+class BundleError(Exception):
+    """A bundle that cannot be imported; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

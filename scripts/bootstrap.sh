@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Makes sure the Python environment of the project exists and is current.
+# Sourced by scripts/run.sh and scripts/test.sh; prints nothing when all is ready.
+#
+# The virtual environment lives outside the clone, keyed by the hash of
+# pyproject.toml, so fresh clones on the same machine reuse it; the project
+# itself is installed in editable mode from whichever clone runs this.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+deps_hash="$(sha256sum "$REPO/pyproject.toml" | cut -c1-12)"
+VENV="${COMPETE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyter-compete/venv-$deps_hash}"
+
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.deps-ready" ]; then
+    echo "setting up the Python environment in $VENV (once per machine)" >&2
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        # Debian's python3 needs python3-venv for `-m venv`.
+        apt-get update -qq && apt-get install -y -qq python3-venv python3-pip >/dev/null
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    # Dependencies first (from pyproject), the project itself below.
+    "$VENV/bin/python" - "$REPO/pyproject.toml" > "$VENV/requirements.txt" <<'PY'
+import sys, tomllib
+data = tomllib.load(open(sys.argv[1], "rb"))["project"]
+reqs = list(data["dependencies"])
+for extra in data.get("optional-dependencies", {}).values():
+    reqs += extra
+print("\n".join(reqs))
+PY
+    "$VENV/bin/python" -m pip install -q -r "$VENV/requirements.txt" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis" 
+    touch "$VENV/.deps-ready"
+fi
+
+# Editable install of this clone (fast: no dependency resolution).
+marker="$VENV/.installed-from"
+if [ "$(cat "$marker" 2>/dev/null)" != "$REPO" ]; then
+    "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$REPO" >"$VENV/.editable.log" 2>&1 || { cat "$VENV/.editable.log" >&2; exit 1; }
+    echo "$REPO" > "$marker"
+fi
+export PATH="$VENV/bin:$PATH"
+export COMPETE_VENV="$VENV"
