@@ -1,0 +1,310 @@
+"""All tables of the platform (SQLAlchemy 2, typed).
+
+The database is the record: every state change of a submission is a row
+written here, and `alembic/` holds every schema change (the test suite checks
+that these models and the migrations agree).  Handlers never build SQL; the
+application layer (`app.py`) is the only writer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: every timestamp in the database is UTC without tzinfo."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# Submission statuses, in the order a submission goes through them.
+SUBMITTED = "Submitted"
+PREPARING = "Preparing"
+RUNNING = "Running"
+SCORING = "Scoring"
+FINISHED = "Finished"
+FAILED = "Failed"
+CANCELLED = "Cancelled"
+STATUSES = (SUBMITTED, PREPARING, RUNNING, SCORING, FINISHED, FAILED, CANCELLED)
+TERMINAL_STATUSES = (FINISHED, FAILED, CANCELLED)
+
+# Registration statuses of a participant in a competition.
+PENDING = "pending"
+APPROVED = "approved"
+DENIED = "denied"
+REMOVED = "removed"
+
+
+class Competition(Base):
+    __tablename__ = "competitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    dialect: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text, default="")
+    logo_key: Mapped[Optional[str]] = mapped_column(String(64))
+    docker_image: Mapped[Optional[str]] = mapped_column(String(300))
+    queue: Mapped[Optional[str]] = mapped_column(String(100))
+    registration_auto_approve: Mapped[bool] = mapped_column(Boolean, default=True)
+    enable_detailed_results: Mapped[bool] = mapped_column(Boolean, default=False)
+    terms: Mapped[Optional[str]] = mapped_column(Text)
+    contact_email: Mapped[Optional[str]] = mapped_column(String(300))
+    admin_names: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    pages: Mapped[list["Page"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan", order_by="Page.position"
+    )
+    tasks: Mapped[list["Task"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan", order_by="Task.index"
+    )
+    phases: Mapped[list["Phase"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan", order_by="Phase.index"
+    )
+    leaderboards: Mapped[list["Leaderboard"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan", order_by="Leaderboard.index"
+    )
+    participants: Mapped[list["Participant"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan"
+    )
+
+
+class Page(Base):
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(20), default="html")
+    source: Mapped[Optional[str]] = mapped_column(String(500))
+
+    competition: Mapped[Competition] = relationship(back_populates="pages")
+
+
+class Dataset(Base):
+    """A dataset or program in the artifact store, by the SHA-256 of its bytes."""
+
+    __tablename__ = "datasets"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("competition_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    scoring_program_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    ingestion_program_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    reference_data_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    input_data_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    ingestion_only_during_scoring: Mapped[bool] = mapped_column(Boolean, default=False)
+    scoring_docker_image: Mapped[Optional[str]] = mapped_column(String(300))
+    ingestion_docker_image: Mapped[Optional[str]] = mapped_column(String(300))
+
+    competition: Mapped[Competition] = relationship(back_populates="tasks")
+
+
+class Phase(Base):
+    __tablename__ = "phases"
+    __table_args__ = (UniqueConstraint("competition_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    start: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    end: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    task_indexes: Mapped[list[Any]] = mapped_column(default=list)
+    max_submissions: Mapped[Optional[int]] = mapped_column(Integer)
+    max_submissions_per_day: Mapped[Optional[int]] = mapped_column(Integer)
+    execution_time_limit: Mapped[int] = mapped_column(Integer, default=600)
+    auto_migrate: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_results: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_output: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_prediction_output: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_score_output: Mapped[bool] = mapped_column(Boolean, default=False)
+    results_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    submission_rule: Mapped[Optional[str]] = mapped_column(String(40))
+    starting_kit_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    public_data_key: Mapped[Optional[str]] = mapped_column(ForeignKey("datasets.key"))
+    color: Mapped[Optional[str]] = mapped_column(String(40))
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    allow_network: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue: Mapped[Optional[str]] = mapped_column(String(100))
+
+    competition: Mapped[Competition] = relationship(back_populates="phases")
+
+
+class Leaderboard(Base):
+    __tablename__ = "leaderboards"
+    __table_args__ = (UniqueConstraint("competition_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    key: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    submission_rule: Mapped[str] = mapped_column(String(40), default="Force_Last")
+    primary_key: Mapped[Optional[str]] = mapped_column(String(200))
+
+    competition: Mapped[Competition] = relationship(back_populates="leaderboards")
+    columns: Mapped[list["Column"]] = relationship(
+        back_populates="leaderboard", cascade="all, delete-orphan", order_by="Column.index"
+    )
+
+
+class Column(Base):
+    __tablename__ = "columns"
+    __table_args__ = (UniqueConstraint("leaderboard_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    leaderboard_id: Mapped[int] = mapped_column(ForeignKey("leaderboards.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    sorting: Mapped[str] = mapped_column(String(4), default="desc")
+    precision: Mapped[int] = mapped_column(Integer, default=2)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    computation: Mapped[Optional[str]] = mapped_column(String(20))
+    source_keys: Mapped[list[Any]] = mapped_column(default=list)
+    weights: Mapped[Optional[list[Any]]] = mapped_column(JSON)
+
+    leaderboard: Mapped[Leaderboard] = relationship(back_populates="columns")
+
+
+class Participant(Base):
+    """A hub user's registration in one competition."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("competition_id", "username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=PENDING)
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Bumped by every submission attempt: the UPDATE takes a row lock (PostgreSQL)
+    # or the write lock (SQLite), which makes "check the limits, then insert" atomic.
+    submission_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    competition: Mapped[Competition] = relationship(back_populates="participants")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_phase_participant", "phase_id", "participant_id"),
+        Index("ix_submissions_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # results | code | notebook
+    filename: Mapped[str] = mapped_column(String(300))
+    file_key: Mapped[Optional[str]] = mapped_column(String(64))  # the submitted file in the store
+    status: Mapped[str] = mapped_column(String(20), default=SUBMITTED)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    selected: Mapped[bool] = mapped_column(Boolean, default=False)  # shown on the board (rule Add)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # hidden by an organizer
+    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("submissions.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    phase: Mapped[Phase] = relationship()
+    participant: Mapped[Participant] = relationship()
+    scores: Mapped[list["Score"]] = relationship(
+        back_populates="submission", cascade="all, delete-orphan"
+    )
+    runs: Mapped[list["Run"]] = relationship(
+        back_populates="submission", cascade="all, delete-orphan", order_by="Run.id"
+    )
+    history: Mapped[list["StatusChange"]] = relationship(
+        back_populates="submission", cascade="all, delete-orphan", order_by="StatusChange.id"
+    )
+
+
+class StatusChange(Base):
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    note: Mapped[Optional[str]] = mapped_column(Text)
+
+    submission: Mapped[Submission] = relationship(back_populates="history")
+
+
+class Run(Base):
+    """One step of one submission on one task."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    task_index: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(20))  # prediction | scoring
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default=SUBMITTED)
+    worker: Mapped[Optional[str]] = mapped_column(String(300))
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    exit_code: Mapped[Optional[int]] = mapped_column(Integer)
+    elapsed: Mapped[Optional[float]] = mapped_column(Float)
+    image: Mapped[Optional[str]] = mapped_column(String(300))
+    image_digest: Mapped[Optional[str]] = mapped_column(String(300))
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    log_path: Mapped[Optional[str]] = mapped_column(String(500))
+
+    submission: Mapped[Submission] = relationship(back_populates="runs")
+
+
+class Score(Base):
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("submission_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[Optional[float]] = mapped_column(Float)  # None for NaN
+
+    submission: Mapped[Submission] = relationship(back_populates="scores")
