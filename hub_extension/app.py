@@ -311,7 +311,7 @@ class Platform:
             if ph.results_only and kind != "results":
                 raise PlatformError(f"phase {ph.name!r} accepts predictions only, not {kind} submissions")
             # The row lock: concurrent submissions of one participant queue up here.
-            0 and s.execute(
+            s.execute(
                 update(m.Participant)
                 .where(m.Participant.id == part.id)
                 .values(submission_seq=m.Participant.submission_seq + 1)
@@ -480,6 +480,168 @@ class Platform:
                 "scores": {sc.key: sc.value for sc in sub.scores},
                 "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
             }
+
+    # -- execution -------------------------------------------------------------------------
+    def claim(self, submission_id: int, status: str = m.PREPARING, worker: Optional[str] = None) -> bool:
+        """Atomically move a Submitted submission to `status`; False if someone else has it."""
+        now = m.utcnow()
+        with self.db.session() as s:
+            claimed = s.execute(
+                update(m.Submission)
+                .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED)
+                .values(status=status, status_changed_at=now, started_at=now)
+            ).rowcount
+            if claimed:
+                s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=worker))
+            return bool(claimed)
+
+    def pending_submissions(self) -> list[int]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(select(m.Submission.id).where(m.Submission.status == m.SUBMITTED).order_by(m.Submission.id))
+            )
+
+    def job_for(self, submission_id: int) -> dict[str, Any]:
+        """The self-contained, JSON-able job a worker needs to run a submission."""
+        c = self.config
+        with self.db.session() as s:
+            sub = s.get(m.Submission, submission_id)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            ph = s.get(m.Phase, sub.phase_id)
+            comp = s.get(m.Competition, ph.competition_id)
+            tasks = {t.index: t for t in comp.tasks}
+            job_tasks = []
+            for index in ph.task_indexes or sorted(tasks):
+                t = tasks[index]
+                job_tasks.append(
+                    {
+                        "index": t.index,
+                        "name": t.name,
+                        "scoring_program": t.scoring_program_key,
+                        "ingestion_program": t.ingestion_program_key,
+                        "reference_data": t.reference_data_key,
+                        "input_data": t.input_data_key,
+                        "ingestion_only_during_scoring": t.ingestion_only_during_scoring,
+                        "scoring_image": t.scoring_docker_image or comp.docker_image,
+                        "ingestion_image": t.ingestion_docker_image or comp.docker_image,
+                    }
+                )
+            return {
+                "submission_id": sub.id,
+                "kind": sub.kind,
+                "filename": sub.filename,
+                "submission": sub.file_key,
+                "store_root": str(self.store.root.resolve()),
+                "tasks": job_tasks,
+                "executor": c.executor,
+                "default_image": c.default_image,
+                "image_aliases": dict(c.image_aliases),
+                "limits": {
+                    "time_limit": ph.execution_time_limit,
+                    "memory_mb": c.step_memory_mb,
+                    "cpus": c.step_cpus,
+                    "pids": c.step_pids,
+                    "network": ph.allow_network,
+                    "gpus": ph.gpus,
+                },
+            }
+
+    def record_result(self, submission_id: int, result: dict[str, Any]) -> bool:
+        """Record a worker's result exactly once; False if the submission was already terminal.
+
+        The result is plain data validated here: unknown statuses become a
+        failure, scores must be numbers.
+        """
+        status = result.get("status")
+        if status not in (m.FINISHED, m.FAILED, m.CANCELLED):
+            status, result = m.FAILED, {**result, "error": f"the worker returned an unknown status {status!r}"}
+        scores: dict[str, Optional[float]] = {}
+        for key, value in (result.get("scores") or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                status, result = m.FAILED, {**result, "error": f"score {key!r} is not a number: {value!r}"}
+                break
+            scores[str(key)[:200]] = None if value != value else float(value)
+        now = m.utcnow()
+        with self.db.session() as s:
+            sub = s.get(m.Submission, submission_id, with_for_update=True)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            if sub.status in m.TERMINAL_STATUSES:
+                return False
+            attempt = 1 + max((r.attempt for r in sub.runs), default=0)
+            for task in result.get("tasks") or []:
+                for step in task.get("steps") or []:
+                    sub.runs.append(
+                        m.Run(
+                            task_index=int(task.get("task_index", 0)),
+                            step=str(step.get("step", "?"))[:20],
+                            attempt=attempt,
+                            status=m.FINISHED if step.get("exit_code") == 0 and not step.get("error") else m.FAILED,
+                            worker=result.get("worker"),
+                            exit_code=step.get("exit_code"),
+                            elapsed=step.get("elapsed"),
+                            image=step.get("image"),
+                            image_digest=step.get("image_digest"),
+                            error=step.get("error"),
+                            log_path=step.get("log_path"),
+                        )
+                    )
+            if status == m.FINISHED:
+                sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
+            sub.status = status
+            sub.error = result.get("error") if status != m.FINISHED else None
+            sub.status_changed_at = now
+            sub.finished_at = now
+            s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
+            return True
+
+    def rerun(self, submission_id: int, actor: Actor = LOCAL_ADMIN) -> int:
+        """Run a submission again as a new submission (not counted against the limits)."""
+        now = m.utcnow()
+        with self.db.session() as s:
+            old = s.get(m.Submission, submission_id)
+            if old is None:
+                raise NotFound(f"no submission {submission_id}")
+            comp = s.get(m.Competition, s.get(m.Phase, old.phase_id).competition_id)
+            self._require_organizer(actor, comp)
+            new = m.Submission(
+                phase_id=old.phase_id,
+                participant_id=old.participant_id,
+                kind=old.kind,
+                filename=old.filename,
+                file_key=old.file_key,
+                status=m.SUBMITTED,
+                submitted_at=now,
+                status_changed_at=now,
+                parent_id=old.id,
+                description=f"rerun of {old.id}",
+            )
+            s.add(new)
+            s.flush()
+            s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now, note=f"rerun of {old.id}"))
+            return new.id
+
+    def submission_logs(self, submission_id: int, max_bytes: int = 64 * 1024) -> list[dict[str, Any]]:
+        """The captured output of each step, newest attempt first within each step."""
+        with self.db.session() as s:
+            runs = s.scalars(select(m.Run).where(m.Run.submission_id == submission_id).order_by(m.Run.id)).all()
+            entries = []
+            for run in runs:
+                if not run.log_path:
+                    continue
+                for name in ("stdout", "stderr"):
+                    path = self.store.file_path(f"{run.log_path}/{name}.txt")
+                    if path.is_file():
+                        data = path.read_bytes()[-max_bytes:]
+                        entries.append(
+                            {"task_index": run.task_index, "step": run.step, "name": name,
+                             "text": data.decode("utf-8", "replace")}
+                        )
+            return entries
+
+    def artifact_path(self, submission_id: int, name: str) -> Path:
+        return self.store.file_path(f"submissions/{submission_id}/{name}")
 
     # -- leaderboards ----------------------------------------------------------------------
     def leaderboard(

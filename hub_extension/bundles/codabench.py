@@ -1,0 +1,365 @@
+"""The Codabench v2 dialect of `competition.yaml`, both directions.
+
+`read_codabench` turns the parsed YAML (`version: 2`) into a
+`CompetitionSpec`; `codabench_document` writes a spec back.  Readings chosen
+for this dialect (see CODALAB_COMPAT.md):
+- dates are month-day-year (`1-31-2026`) or ISO; phases must not overlap and
+  only the last one may leave out its `end`;
+- `max_submissions_per_day: 0` means unlimited (model None); defaults are
+  100 submissions, 5 a day and 600 seconds per step;
+- a column's `computation` works on values (sum, avg, min, max) over the
+  columns named by `computation_indexes`;
+- `solutions` (example submissions) are kept in `extra` for export only.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Optional
+
+from .codalab import ExportNames, _stash
+from .fields import Issues, Section, describe
+from .model import (
+    SUBMISSION_RULES,
+    VALUE_COMPUTATIONS,
+    ColumnSpec,
+    CompetitionSpec,
+    LeaderboardSpec,
+    PageSpec,
+    PhaseSpec,
+    TaskSpec,
+)
+from .refs import BundleFiles, page_format
+
+TOP_USED = {
+    "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
+    "docker_image", "queue", "enable_detailed_results", "contact_email", "tasks", "phases", "leaderboards",
+}
+TOP_KEPT = {
+    "solutions", "auto_run_submissions", "make_programs_available", "make_input_data_available",
+    "can_participants_make_submissions_public", "fact_sheet", "reward", "forum_enabled",
+    "show_detailed_results_in_submission_panel", "show_detailed_results_in_leaderboard",
+    "allow_robot_submissions", "competition_type", "report", "whitelist_emails",
+}
+TASK_DATA = ("scoring_program", "ingestion_program", "reference_data", "input_data")
+TASK_USED = {"index", "name", "description", "ingestion_only_during_scoring", "key", *TASK_DATA}
+TASK_KEPT = {"is_public"}
+PHASE_USED = {
+    "index", "name", "description", "start", "end", "tasks", "max_submissions", "max_submissions_per_person",
+    "max_submissions_per_day", "execution_time_limit", "auto_migrate_to_this_phase", "hide_output",
+    "hide_prediction_output", "hide_score_output", "starting_kit", "public_data",
+}
+PHASE_KEPT = {"solutions", "is_final_phase", "public_data_organizer_dataset"}
+BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns"}
+COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "page"
+
+
+def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSpec:
+    top = Section(issues, files.yaml_name, "", doc)
+    spec = CompetitionSpec(
+        title=top.text("title", "", required=True) or "",
+        dialect="codabench",
+        description=top.text("description", "") or "",
+        docker_image=top.text("docker_image"),
+        queue=top.text("queue"),
+        registration_auto_approve=top.flag("registration_auto_approve", False),
+        enable_detailed_results=top.flag("enable_detailed_results", False),
+        contact_email=top.text("contact_email"),
+    )
+    extra: dict = {}
+    if top.has("image"):
+        spec.logo = files.image(top.raw("image"), "image")
+        if spec.logo is not None and spec.logo.kind == "path":
+            extra.setdefault("files", {})["logo"] = spec.logo.value
+    if top.has("terms"):
+        found = files.text(top.raw("terms"), "terms")
+        if found is not None:
+            extra.setdefault("files", {})["terms"] = found[0]
+            spec.terms = found[1]
+    names: set[str] = set()
+    for ps in top.sections("pages"):
+        title = ps.text("title", required=True) or ""
+        found = files.text(ps.raw("file"), ps.key("file")) if ps.has("file") else None
+        if not ps.has("file"):
+            ps.error("file", "is required: the page's HTML or Markdown file in the bundle")
+        ps.leftovers({"title", "file"})
+        if found is None:
+            continue
+        name, n = _slug(title), 2
+        while name in names:
+            name, n = f"{_slug(title)}-{n}", n + 1
+        names.add(name)
+        spec.pages.append(PageSpec(name=name, title=title, content=found[1], format=page_format(found[0]),
+                                   source=found[0]))
+
+    _read_tasks(top, files, spec, extra)
+    _read_phases(top, files, spec, extra)
+    _read_leaderboards(top, spec, extra)
+    kept = top.leftovers(TOP_USED, TOP_KEPT)
+    if kept:
+        extra["competition"] = kept
+    spec.extra = extra
+    return spec
+
+
+def _read_tasks(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
+    seen: set[int] = set()
+    for position, ts in enumerate(top.sections("tasks", required=True)):
+        index = ts.integer("index", position)
+        if index is None:
+            index = position
+        if index in seen:
+            ts.error("index", f"{index} is used by another task")
+        seen.add(index)
+        if ts.has("key"):
+            ts.error("key", "refers to a task stored on another server; include the task's programs "
+                            "and data in the bundle instead")
+        task = TaskSpec(
+            index=index,
+            name=ts.text("name", f"Task {index}") or f"Task {index}",
+            description=ts.text("description", "") or "",
+            ingestion_only_during_scoring=ts.flag("ingestion_only_during_scoring", False),
+        )
+        for kind in TASK_DATA:
+            program = kind.endswith("_program")
+            setattr(task, kind, files.data(ts.raw(kind), ts.key(kind), program=program))
+        if task.scoring_program is None and not ts.has("scoring_program") and not ts.has("key"):
+            ts.warn("scoring_program", "missing: submissions to this task cannot be scored")
+        _stash(extra, "tasks", index, ts.leftovers(TASK_USED, TASK_KEPT))
+        spec.tasks.append(task)
+
+
+def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
+    task_indexes = {t.index for t in spec.tasks}
+    sections = top.sections("phases", required=True)
+    if top.has("phases") and not sections and isinstance(top.raw("phases"), list):
+        top.error("phases", "is required: at least one phase")
+    seen: set[int] = set()
+    entries: list[tuple[PhaseSpec, Section]] = []
+    for position, ps in enumerate(sections):
+        index = ps.integer("index", position)
+        if index is None:
+            index = position
+        if index in seen:
+            ps.error("index", f"{index} is used by another phase")
+        seen.add(index)
+        per_day = ps.integer("max_submissions_per_day", 5)
+        if ps.has("max_submissions"):
+            max_total = ps.integer("max_submissions", 100)
+        else:
+            max_total = ps.integer("max_submissions_per_person", 100)
+        phase = PhaseSpec(
+            index=index,
+            name=ps.text("name", f"Phase {index + 1}") or f"Phase {index + 1}",
+            description=ps.text("description", "") or "",
+            start=ps.moment("start", required=True),
+            end=ps.moment("end"),
+            max_submissions=max_total,
+            max_submissions_per_day=None if per_day == 0 else per_day,
+            execution_time_limit=ps.integer("execution_time_limit", 600, minimum=1) or 600,
+            auto_migrate=ps.flag("auto_migrate_to_this_phase", False),
+            hide_output=ps.flag("hide_output", False),
+            hide_prediction_output=ps.flag("hide_prediction_output", False),
+            hide_score_output=ps.flag("hide_score_output", False),
+            starting_kit=files.data(ps.raw("starting_kit"), ps.key("starting_kit")),
+            public_data=files.data(ps.raw("public_data"), ps.key("public_data")),
+        )
+        for i, value in enumerate(ps.listing("tasks", required=True)):
+            key = f"{ps.key('tasks')}[{i}]"
+            if not isinstance(value, int) or isinstance(value, bool):
+                top.issues.error(top.file, key, f"must be a task index, got {describe(value)}")
+            elif value not in task_indexes:
+                known = ", ".join(str(t) for t in sorted(task_indexes)) or "none"
+                top.issues.error(top.file, key, f"no task with index {value} (tasks: {known})")
+            else:
+                phase.task_indexes.append(value)
+        if ps.valid and ps.has("tasks") and not ps.listing("tasks") and isinstance(ps.raw("tasks"), list):
+            ps.error("tasks", "must name at least one task index")
+        if phase.start and phase.end and phase.end <= phase.start:
+            ps.error("end", f"must be after the phase's start ({phase.start:%Y-%m-%d %H:%M})")
+        _stash(extra, "phases", index, ps.leftovers(PHASE_USED, PHASE_KEPT))
+        entries.append((phase, ps))
+
+    entries.sort(key=lambda item: item[0].index)
+    for (prev, prev_section), (nxt, next_section) in zip(entries, entries[1:]):
+        if prev.end is None:
+            prev_section.error("end", "is required: only the last phase may leave out its end")
+        elif nxt.start is not None and nxt.start < prev.end:
+            next_section.error("start", f"{nxt.start:%Y-%m-%d %H:%M} is before the end of phase "
+                                        f"{prev.name!r} ({prev.end:%Y-%m-%d %H:%M}); phases must not overlap")
+    spec.phases = [phase for phase, _ in entries]
+
+
+def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None:
+    if not top.has("leaderboards"):
+        top.warn("leaderboards", "missing: the competition has no leaderboard")
+    keys: set[str] = set()
+    for position, bs in enumerate(top.sections("leaderboards")):
+        key = bs.text("key", required=True) or f"leaderboard-{position}"
+        if key in keys:
+            bs.error("key", f"{key!r} is used by another leaderboard")
+        keys.add(key)
+        board = LeaderboardSpec(
+            key=key,
+            title=bs.text("title", key) or key,
+            index=bs.integer("index", position) if bs.has("index") else position,
+            hidden=bs.flag("hidden", False),
+            submission_rule=bs.choice("submission_rule", SUBMISSION_RULES, "Add") or "Add",
+        )
+        by_index: dict[int, ColumnSpec] = {}
+        pending: list[tuple[ColumnSpec, Section, list]] = []
+        for cpos, cs in enumerate(bs.sections("columns", required=True)):
+            ckey = cs.text("key", required=True) or f"column-{cpos}"
+            index = cs.integer("index", cpos)
+            index = cpos if index is None else index
+            column = ColumnSpec(
+                key=ckey,
+                title=cs.text("title", ckey) or ckey,
+                index=index,
+                sorting=cs.choice("sorting", ("asc", "desc"), "desc"),  # type: ignore[arg-type]
+                precision=cs.integer("precision", 2) if cs.has("precision") else 2,
+                hidden=cs.flag("hidden", False),
+                computation=cs.choice("computation", VALUE_COMPUTATIONS, None),
+            )
+            if index in by_index:
+                cs.error("index", f"{index} is used by column {by_index[index].key!r}")
+            elif any(c.key == ckey for c in by_index.values()):
+                cs.error("key", f"{ckey!r} is used by another column of this leaderboard")
+            by_index[index] = column
+            raw_indexes = cs.raw("computation_indexes")
+            if isinstance(raw_indexes, str):
+                raw_indexes = [p.strip() for p in raw_indexes.split(",") if p.strip()]
+            if raw_indexes is not None and not isinstance(raw_indexes, list):
+                cs.error("computation_indexes", f"must be a list of column indexes, got {describe(raw_indexes)}")
+                raw_indexes = None
+            pending.append((column, cs, raw_indexes or []))
+            cs.leftovers(COLUMN_USED)
+        for column, cs, raw_indexes in pending:
+            if column.computation and not raw_indexes:
+                cs.error("computation_indexes", f"is required with computation {column.computation!r}")
+            if raw_indexes and not column.computation:
+                cs.error("computation", "is required with computation_indexes: one of "
+                                        + ", ".join(VALUE_COMPUTATIONS))
+            for raw in raw_indexes:
+                try:
+                    source = int(raw)
+                except (TypeError, ValueError):
+                    cs.error("computation_indexes", f"must hold column indexes, got {describe(raw)}")
+                    continue
+                if source not in by_index or by_index[source] is column:
+                    cs.error("computation_indexes", f"no other column with index {source} in leaderboard {key!r}")
+                    continue
+                column.source_keys.append(by_index[source].key)
+        board.columns = sorted(by_index.values(), key=lambda c: c.index)
+        primary = bs.integer("primary_index", 0)
+        if board.columns:
+            if primary in by_index:
+                board.primary_key = by_index[primary].key
+            else:
+                bs.error("primary_index", f"no column with index {primary} in leaderboard {key!r}")
+        _stash(extra, "leaderboards", key, bs.leftovers(BOARD_USED))
+        spec.leaderboards.append(board)
+
+
+# -- export -----------------------------------------------------------------------
+
+def format_date(moment: Optional[datetime]) -> Optional[str]:
+    if moment is None:
+        return None
+    if moment == datetime(moment.year, moment.month, moment.day):
+        return f"{moment.month}-{moment.day}-{moment.year}"
+    return moment.isoformat(sep=" ")
+
+
+def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, list[str]]:
+    """The YAML document of `spec` in Codabench v2 form, and what could not be expressed."""
+    lost: list[str] = []
+    extra = spec.extra or {}
+    doc: dict = {"version": 2, **extra.get("competition", {})}
+    doc["version"] = 2
+    doc["title"] = spec.title
+    doc["description"] = spec.description
+    if spec.logo is not None:
+        doc["image"] = names.logo()
+    doc["registration_auto_approve"] = spec.registration_auto_approve
+    doc["enable_detailed_results"] = spec.enable_detailed_results
+    for key in ("docker_image", "queue", "contact_email"):
+        if getattr(spec, key):
+            doc[key] = getattr(spec, key)
+    if spec.terms is not None:
+        doc["terms"] = names.terms()
+    if spec.pages:
+        doc["pages"] = [{"title": page.title, "file": names.page(page)} for page in spec.pages]
+    tasks = []
+    for task in spec.tasks:
+        entry: dict = {"index": task.index, "name": task.name, "description": task.description}
+        for kind in TASK_DATA:
+            ref = getattr(task, kind)
+            if ref is not None:
+                entry[kind] = names.data(ref)
+        entry["ingestion_only_during_scoring"] = task.ingestion_only_during_scoring
+        entry.update(extra.get("tasks", {}).get(str(task.index), {}))
+        tasks.append(entry)
+    doc["tasks"] = tasks
+    phases = []
+    for phase in spec.phases:
+        entry = {
+            "index": phase.index,
+            "name": phase.name,
+            "description": phase.description,
+            "start": format_date(phase.start),
+            "end": format_date(phase.end),
+            "tasks": list(phase.task_indexes),
+            "max_submissions": phase.max_submissions,
+            "max_submissions_per_day": 0 if phase.max_submissions_per_day is None else phase.max_submissions_per_day,
+            "execution_time_limit": phase.execution_time_limit,
+            "auto_migrate_to_this_phase": phase.auto_migrate,
+            "hide_output": phase.hide_output,
+            "hide_prediction_output": phase.hide_prediction_output,
+            "hide_score_output": phase.hide_score_output,
+        }
+        if phase.end is None:
+            del entry["end"]
+        if phase.max_submissions is None:
+            del entry["max_submissions"]
+        if phase.max_submissions_per_day == 0:
+            lost.append(f"phase {phase.index}: Codabench reads 0 a day as unlimited")
+        if phase.starting_kit is not None:
+            entry["starting_kit"] = names.data(phase.starting_kit)
+        if phase.public_data is not None:
+            entry["public_data"] = names.data(phase.public_data)
+        if phase.hide_results or phase.submission_rule or phase.results_only:
+            lost.append(f"phase {phase.index}: hide_results, results_only and a phase submission rule "
+                        "have no Codabench key")
+        entry.update(extra.get("phases", {}).get(str(phase.index), {}))
+        phases.append(entry)
+    doc["phases"] = phases
+    boards = []
+    for board in spec.leaderboards:
+        by_key = {c.key: c for c in board.columns}
+        columns = []
+        for column in board.columns:
+            computation = column.computation
+            if computation and computation not in VALUE_COMPUTATIONS:
+                lost.append(f"column {column.key!r}: Codabench has no {computation!r} computation")
+                computation = None
+            columns.append({
+                "title": column.title, "key": column.key, "index": column.index, "sorting": column.sorting,
+                "computation": computation,
+                "computation_indexes": [by_key[k].index for k in column.source_keys if k in by_key]
+                if computation else None,
+                "precision": column.precision, "hidden": column.hidden,
+            })
+        entry = {"index": board.index, "title": board.title, "key": board.key, "hidden": board.hidden,
+                 "submission_rule": board.submission_rule}
+        if board.primary_key in by_key:
+            entry["primary_index"] = by_key[board.primary_key].index
+        entry["columns"] = columns
+        entry.update(extra.get("leaderboards", {}).get(board.key, {}))
+        boards.append(entry)
+    doc["leaderboards"] = boards
+    return doc, lost
