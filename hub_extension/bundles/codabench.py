@@ -17,8 +17,7 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .codalab import ExportNames, _stash
-from .fields import Issues, Section, describe
+from .fields import Issues, Section, describe, stash as _stash
 from .model import (
     SUBMISSION_RULES,
     VALUE_COMPUTATIONS,
@@ -29,7 +28,7 @@ from .model import (
     PhaseSpec,
     TaskSpec,
 )
-from .refs import BundleFiles, page_format
+from .refs import BundleFiles, ExportNames, page_format
 
 TOP_USED = {
     "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
@@ -255,12 +254,14 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
                     continue
                 column.source_keys.append(by_index[source].key)
         board.columns = sorted(by_index.values(), key=lambda c: c.index)
-        primary = bs.integer("primary_index", 0)
-        if board.columns:
+        if bs.has("primary_index"):
+            primary = bs.integer("primary_index", 0)
             if primary in by_index:
                 board.primary_key = by_index[primary].key
-            else:
+            elif board.columns:
                 bs.error("primary_index", f"no column with index {primary} in leaderboard {key!r}")
+        elif board.columns:
+            board.primary_key = board.columns[0].key
         _stash(extra, "leaderboards", key, bs.leftovers(BOARD_USED))
         spec.leaderboards.append(board)
 
@@ -279,9 +280,7 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
     """The YAML document of `spec` in Codabench v2 form, and what could not be expressed."""
     lost: list[str] = []
     extra = spec.extra or {}
-    doc: dict = {"version": 2, **extra.get("competition", {})}
-    doc["version"] = 2
-    doc["title"] = spec.title
+    doc: dict = {"version": 2, "title": spec.title}
     doc["description"] = spec.description
     if spec.logo is not None:
         doc["image"] = names.logo()
@@ -362,4 +361,6 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
         entry.update(extra.get("leaderboards", {}).get(board.key, {}))
         boards.append(entry)
     doc["leaderboards"] = boards
+    for key, value in extra.get("competition", {}).items():
+        doc.setdefault(key, value)
     return doc, lost

@@ -24,19 +24,18 @@ Readings chosen for this dialect (see CODALAB_COMPAT.md):
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
-from .fields import Issues, Section, describe
+from .fields import Issues, Section, describe, stash as _stash
 from .model import (
     ColumnSpec,
     CompetitionSpec,
-    DataRef,
     LeaderboardSpec,
     PageSpec,
     PhaseSpec,
     TaskSpec,
 )
-from .refs import BundleFiles, page_format
+from .refs import BundleFiles, ExportNames, page_format
 
 TOP_USED = {
     "title", "description", "image", "has_registration", "end_date", "competition_docker_image",
@@ -67,20 +66,6 @@ COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "select
                "computed"}
 COLUMN_KEPT = {"column_group"}
 COMPUTED_OPERATIONS = {"Avg": "rank_avg", "MRR": "mrr", "Max": "max"}
-
-
-class ExportNames(Protocol):
-    """How export names the files it writes (see `writer.py`)."""
-
-    def data(self, ref: DataRef) -> str: ...
-    def page(self, page: PageSpec) -> str: ...
-    def terms(self) -> str: ...
-    def logo(self) -> str: ...
-
-
-def _stash(extra: dict, part: str, ident: Any, values: dict) -> None:
-    if values:
-        extra.setdefault(part, {})[str(ident)] = values
 
 
 def _page_title(name: str) -> str:
@@ -365,8 +350,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
     """The YAML document of `spec` in CodaLab v1.5 form, and what could not be expressed."""
     lost: list[str] = []
     extra = spec.extra or {}
-    doc: dict = dict(extra.get("competition", {}))
-    doc["title"] = spec.title
+    doc: dict = {"title": spec.title}
     doc["description"] = spec.description
     if spec.logo is not None:
         doc["image"] = names.logo()
@@ -432,6 +416,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
             entry.setdefault(key, value)
         phases[phase.index] = entry
     doc["phases"] = phases
+    for key, value in extra.get("competition", {}).items():
+        doc.setdefault(key, value)
 
     if spec.leaderboards:
         boards: dict = {}

@@ -190,7 +190,7 @@ class Section:
             return None
         parsed = parse_date(value)
         if parsed is None:
-            self.error(name, f"must be a date (like 1-31-2026 or 2026-01-31 12:00), got {describe(value)}")
+            self.error(name, f"must be a date, got {describe(value)} (write 1-31-2026 or 2026-01-31 12:00)")
         return parsed
 
     def choice(self, name: str, choices: Iterable[str], default: Optional[str] = None) -> Optional[str]:
@@ -234,3 +234,9 @@ class Section:
                 continue
             self.warn(name, "unknown key, ignored")
         return extra
+
+
+def stash(extra: dict, part: str, ident: Any, values: dict) -> None:
+    """Keep a nested mapping's known-but-unused keys in `extra[part][ident]`."""
+    if values:
+        extra.setdefault(part, {})[str(ident)] = values

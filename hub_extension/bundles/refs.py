@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from ..storage import is_dataset_key
 from .fields import Issues
-from .model import DataRef
+from .model import DataRef, PageSpec
 from .unpack import UnpackLimits, check_zip_file, member_path
 
 PROGRAM_METADATA = ("metadata", "metadata.yaml", "metadata.yml")
@@ -132,3 +132,15 @@ def has_program_metadata(path: Path) -> bool:
 
 def page_format(filename: str) -> str:
     return "markdown" if filename.lower().endswith((".md", ".markdown")) else "html"
+
+
+class ExportNames(Protocol):
+    """How export names the files it writes into a bundle (see `writer.py`)."""
+
+    def data(self, ref: DataRef) -> str: ...
+
+    def page(self, page: PageSpec) -> str: ...
+
+    def terms(self) -> str: ...
+
+    def logo(self) -> str: ...

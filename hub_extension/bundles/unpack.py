@@ -50,7 +50,11 @@ def member_path(name: str) -> Optional[str]:
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         return None
-    return "/".join(parts)
+    path = "/".join(parts)
+    # `./C:x` normalizes to a drive-letter path: refuse it after normalizing too.
+    if re.match(r"^[A-Za-z]:", path):
+        return None
+    return path
 
 
 def is_noise(relpath: str) -> bool:
