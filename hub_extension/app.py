@@ -492,6 +492,7 @@ class Platform:
                 "error": sub.error,
                 "selected": sub.selected,
                 "scores": {sc.key: sc.value for sc in sub.scores},
+                "artifacts": dict(sub.artifacts or {}),
                 "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
             }
 
@@ -603,6 +604,9 @@ class Platform:
                     )
             if status == m.FINISHED:
                 sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
+            artifacts = result.get("artifacts") or {}
+            if isinstance(artifacts, dict):
+                sub.artifacts = {str(k): str(v) for k, v in artifacts.items() if isinstance(v, str) and ".." not in v}
             sub.status = status
             sub.error = result.get("error") if status != m.FINISHED else None
             sub.status_changed_at = now
@@ -731,23 +735,36 @@ class Platform:
 def board_from_row(board: m.Leaderboard, phase: m.Phase):
     from scoring.leaderboard import Board, Column
 
+    def column(c: m.Column, hidden: bool) -> Column:
+        return Column(
+            key=c.key,
+            title=c.title,
+            index=c.index,
+            sorting=c.sorting,
+            precision=c.precision,
+            hidden=hidden,
+            computation=c.computation,
+            source_keys=tuple(c.source_keys or ()),
+            weights=tuple(c.weights) if c.weights is not None else None,
+        )
+
+    columns = [column(c, c.hidden) for c in board.columns]
+    # CodaLab computed columns may average columns of another board: bring those
+    # in as hidden columns so that the computation has its inputs.
+    own = {c.key for c in board.columns}
+    needed = {k for c in board.columns for k in (c.source_keys or ()) if k not in own}
+    next_index = max((c.index for c in board.columns), default=0) + 1
+    for other in board.competition.leaderboards:
+        for c in other.columns:
+            if c.key in needed:
+                needed.discard(c.key)
+                borrowed = column(c, True)
+                columns.append(dataclasses.replace(borrowed, index=next_index))
+                next_index += 1
     return Board(
         key=board.key,
         title=board.title,
-        columns=tuple(
-            Column(
-                key=c.key,
-                title=c.title,
-                index=c.index,
-                sorting=c.sorting,
-                precision=c.precision,
-                hidden=c.hidden,
-                computation=c.computation,
-                source_keys=tuple(c.source_keys or ()),
-                weights=tuple(c.weights) if c.weights is not None else None,
-            )
-            for c in board.columns
-        ),
+        columns=tuple(columns),
         primary_key=board.primary_key,
         submission_rule=phase.submission_rule or board.submission_rule,
         hidden=board.hidden,

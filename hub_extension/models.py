@@ -248,6 +248,8 @@ class Submission(Base):
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # hidden by an organizer
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("submissions.id"))
     description: Mapped[str] = mapped_column(Text, default="")
+    # Store paths of feedback files: executed_notebook(_html), detailed_results.
+    artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()

@@ -165,6 +165,7 @@ def upgrade() -> None:
     sa.Column('hidden', sa.Boolean(), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('artifacts', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['parent_id'], ['submissions.id'], ),
     sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['phase_id'], ['phases.id'], ondelete='CASCADE'),

@@ -1,0 +1,540 @@
+"""The production executor: each step of a submission in a fresh, locked-down Docker container.
+
+Participants' code is hostile (DESIGN.md section 8), so every step runs with
+the limits of its run spec enforced by the engine, not by Python: wall-clock
+time (the container is killed), memory without swap, CPUs, a process count,
+no network unless the phase allows it, all capabilities dropped,
+`no-new-privileges`, a non-root user and a read-only root filesystem with a
+small writable /tmp.  Only the directories of `container_layout(spec)` are
+mounted, so a prediction step never sees the reference data of its phase.
+
+Output is read through an attach socket opened before the container starts
+(nothing is lost) and kept up to `limits.output_bytes` per stream; the engine's
+own log file is size-capped too, so a program printing gigabytes fills
+neither the worker's memory nor its disk.
+
+Every container carries labels (submission, task, step, worker) so that a
+worker can cancel a submission's steps and remove what a dead worker left.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from ..notebook import CONTAINER_RUNNER_PATH, REPORT_NAME, describe_failure, read_report, runner_argv
+from ..spec import PREDICTION_INPUT, StepResult, StepSpec
+from .base import Executor, LogFn, container_layout, substitute_placeholders, write_metadata
+
+logger = logging.getLogger(__name__)
+
+LABEL_PREFIX = "jupyter-compete"
+LABEL_SUBMISSION = f"{LABEL_PREFIX}.submission"
+LABEL_TASK = f"{LABEL_PREFIX}.task"
+LABEL_STEP = f"{LABEL_PREFIX}.step"
+LABEL_WORKER = f"{LABEL_PREFIX}.worker"
+LABEL_HOST = f"{LABEL_PREFIX}.host"
+LABEL_PID = f"{LABEL_PREFIX}.pid"
+
+TRUNCATED_MARK = "\n[truncated]"
+# Seconds to wait for a killed container to be reported as stopped.
+_KILL_GRACE = 30.0
+
+
+def _format_seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+class _CappedBuffer:
+    """Keeps the first `cap` bytes of a stream and remembers whether more came."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(0, int(cap))
+        self.data = bytearray()
+        self.truncated = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        return text + TRUNCATED_MARK if self.truncated else text
+
+
+class DockerExecutor(Executor):
+    """Runs each step in a new container of the step's image (docker SDK)."""
+
+    name = "docker"
+    isolates = True
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        worker_id: Optional[str] = None,
+        user: str = "1000:1000",
+        read_only_root: bool = True,
+        tmp_size_mb: Optional[int] = None,
+        default_image: Optional[str] = None,
+        image_aliases: Optional[dict[str, str]] = None,
+        runner_path: Optional[str] = None,
+    ) -> None:
+        """
+        worker_id: a stable name of the worker (its Dask name, say); containers
+            of an earlier process with the same name are orphans at start.
+        user: uid:gid the steps run as; never root.
+        default_image / image_aliases: how a step's image that this worker
+            does not have is replaced (see kernels.images.resolve_image); with
+            no default_image the step's image is used as it is.
+        runner_path: host path of the notebook runner script; defaults to
+            dask_workers.notebook.RUNNER_PATH.
+        """
+        if user.partition(":")[0] in ("0", "root"):
+            raise ValueError("the Docker executor runs steps as a non-root user: set `user` to a uid:gid other than 0")
+        self._client = client
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.worker_id = worker_id or f"{self.host}-{self.pid}"
+        self.user = user
+        self.read_only_root = read_only_root
+        self.tmp_size_mb = tmp_size_mb
+        self.default_image = default_image
+        self.image_aliases = dict(image_aliases or {})
+        self._runner_path = runner_path
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = {}  # container id -> submission id
+        self._cancelled: set[str] = set()  # container ids killed by cancel()
+
+    # -- engine ---------------------------------------------------------------
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import docker
+
+                # Generous pool: each running step holds two connections (wait, attach).
+                self._client = docker.from_env(timeout=120, max_pool_size=32)
+            return self._client
+
+    def _uid_gid(self) -> tuple[int, int]:
+        uid, _, gid = self.user.partition(":")
+        return int(uid), int(gid or uid)
+
+    def runner_path(self) -> str:
+        if self._runner_path:
+            return self._runner_path
+        from ..notebook import RUNNER_PATH
+
+        return str(RUNNER_PATH)
+
+    # -- the container of a step ----------------------------------------------
+
+    def command_for(self, spec: StepSpec) -> list[str]:
+        """The argv run in the container: the program's command under `sh -c`, or the notebook runner."""
+        if spec.notebook and not spec.command:
+            # The runner writes the executed notebook and its report into
+            # /app/output (names in dask_workers.notebook).
+            return runner_argv(f"/app/program/{spec.notebook}", PREDICTION_INPUT if spec.input_dir else "",
+                               "/app/output", cell_timeout=spec.limits.cell_timeout,
+                               runner=CONTAINER_RUNNER_PATH)
+        if not spec.command:
+            raise ValueError(f"run spec of submission {spec.submission_id} ({spec.step}) has neither a command nor a notebook")
+        return ["sh", "-c", substitute_placeholders(spec.command, spec.step)]
+
+    def labels_for(self, spec: StepSpec) -> dict[str, str]:
+        return {
+            LABEL_SUBMISSION: str(spec.submission_id),
+            LABEL_TASK: str(spec.task_index),
+            LABEL_STEP: spec.step,
+            LABEL_WORKER: self.worker_id,
+            LABEL_HOST: self.host,
+            LABEL_PID: str(self.pid),
+        }
+
+    def create_kwargs(self, spec: StepSpec, image: str) -> dict[str, Any]:
+        """Everything `containers.create` gets for a step (pure: no engine call)."""
+        import docker
+
+        limits = spec.limits
+        volumes = {host: {"bind": target, "mode": mode} for host, (target, mode) in container_layout(spec).items()}
+        if spec.notebook and not spec.command:
+            volumes[str(Path(self.runner_path()).resolve())] = {"bind": CONTAINER_RUNNER_PATH, "mode": "ro"}
+        memory = f"{int(limits.memory_mb)}m"
+        tmp_mb = self.tmp_size_mb or max(64, int(limits.memory_mb))
+        # HOME in the writable /tmp: Jupyter kernels, matplotlib and pip want a
+        # writable home, and the root filesystem is read-only.
+        environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/.matplotlib", "PYTHONUNBUFFERED": "1"}
+        environment.update(spec.env)
+        # The engine's log file is a second copy of the output: cap it too.
+        log_bytes = max(1 << 20, 2 * int(limits.output_bytes))
+        kwargs: dict[str, Any] = dict(
+            image=image,
+            command=self.command_for(spec),
+            user=self.user,
+            working_dir="/app/program",
+            environment=environment,
+            volumes=volumes,
+            labels=self.labels_for(spec),
+            mem_limit=memory,
+            memswap_limit=memory,  # equal to the memory limit: no swap
+            nano_cpus=int(float(limits.cpus) * 1e9),
+            pids_limit=int(limits.pids),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=self.read_only_root,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,exec,size={tmp_mb}m,mode=1777"},
+            log_config=docker.types.LogConfig(
+                type="json-file", config={"max-size": str(log_bytes), "max-file": "1"}),
+            stdin_open=False,
+            tty=False,
+            detach=True,
+        )
+        if limits.network:
+            kwargs["network_mode"] = "bridge"
+        else:
+            kwargs["network_disabled"] = True
+            kwargs["network_mode"] = "none"
+        if limits.gpus and limits.gpus > 0:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=int(limits.gpus), capabilities=[["gpu"]])]
+        return kwargs
+
+    def _prepare_dirs(self, spec: StepSpec) -> None:
+        """Give the step's uid its writable dirs, and read access to its inputs."""
+        uid, gid = self._uid_gid()
+        for writable in (spec.output_dir, spec.shared_dir):
+            if not writable:
+                continue
+            Path(writable).mkdir(parents=True, exist_ok=True)
+            for path in _walk(Path(writable)):
+                try:
+                    os.chown(path, uid, gid, follow_symlinks=False)
+                except PermissionError:
+                    # Not root: the next best is world-writable.
+                    if not path.is_symlink():
+                        path.chmod(path.stat().st_mode | 0o777 if path.is_dir() else path.stat().st_mode | 0o666)
+        for readable in (spec.program_dir, spec.ingested_program_dir, spec.input_dir, spec.data_dir):
+            if readable and Path(readable).exists():
+                _make_world_readable(Path(readable))
+
+    def resolve(self, spec: StepSpec, log: LogFn) -> str:
+        if not self.default_image:
+            return spec.image
+        from kernels.images import resolve_image
+
+        return resolve_image(spec.image, self.image_aliases, self.default_image, log=log)
+
+    # -- running ----------------------------------------------------------------
+
+    def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
+        import docker
+        import requests
+
+        say: LogFn = log or logger.info
+        limits = spec.limits
+        image = self.resolve(spec, say)
+        self._prepare_dirs(spec)
+        kwargs = self.create_kwargs(spec, image)
+
+        try:
+            container = self.client.containers.create(**kwargs)
+        except docker.errors.ImageNotFound:
+            return self._finish(spec, StepResult(
+                exit_code=None, elapsed=0.0, image=image,
+                error=f"the image {image} is not available on this worker; build it "
+                      f"(`compete image build`) or map it to one that is"))
+        except docker.errors.APIError as exc:
+            return self._finish(spec, StepResult(
+                exit_code=None, elapsed=0.0, image=image,
+                error=f"the step's container could not be created: {_explain(exc)}"))
+
+        stdout = _CappedBuffer(limits.output_bytes)
+        stderr = _CappedBuffer(limits.output_bytes)
+        with self._lock:
+            self._running[container.id] = spec.submission_id
+        reader: Optional[threading.Thread] = None
+        stream = None
+        try:
+            # Attach before start, so the first bytes of output are not lost.
+            stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+            reader = threading.Thread(target=_drain, args=(stream, stdout, stderr), daemon=True,
+                                      name=f"output-{spec.submission_id}-{spec.step}")
+            reader.start()
+            started = time.monotonic()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                stream.close()
+                if self._was_cancelled(container.id):
+                    return self._finish(spec, StepResult(exit_code=None, elapsed=0.0, cancelled=True, image=image,
+                                                         error="the step was cancelled"))
+                return self._finish(spec, StepResult(
+                    exit_code=None, elapsed=0.0, image=image,
+                    error=f"the step's container could not start: {_explain(exc)}"))
+            say(f"{spec.step} of submission {spec.submission_id} started in {image} ({container.short_id})")
+
+            status = self._wait(container.id, started + float(limits.time_limit))
+            timed_out = status is None
+            elapsed = time.monotonic() - started
+            if timed_out:
+                say(f"time limit of {_format_seconds(limits.time_limit)} s reached: stopping {container.short_id}")
+                _kill(container)
+                try:
+                    status = self.client.api.wait(container.id, timeout=_KILL_GRACE)
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                    status = None
+                elapsed = max(elapsed, float(limits.time_limit))
+            # Output may still be in flight after the exit; the attach stream ends with it.
+            reader.join(timeout=10)
+            if reader.is_alive():
+                stream.close()
+                reader.join(timeout=5)
+            state = _state(container)
+            exit_code = state.get("ExitCode") if state else (status or {}).get("StatusCode")
+            result = StepResult(
+                exit_code=exit_code, elapsed=elapsed, timed_out=timed_out,
+                oom_killed=bool(state.get("OOMKilled")) and not timed_out,
+                cancelled=self._was_cancelled(container.id),
+                stdout=stdout.text(), stderr=stderr.text(),
+                stdout_truncated=stdout.truncated, stderr_truncated=stderr.truncated,
+                image=image,
+            )
+            result.error = self._explain_result(result, spec)
+            return self._finish(spec, result)
+        finally:
+            if reader is not None and reader.is_alive() and stream is not None:
+                stream.close()
+                reader.join(timeout=1)
+            with self._lock:
+                self._running.pop(container.id, None)
+                self._cancelled.discard(container.id)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                logger.warning("could not remove container %s: %s", container.short_id, exc)
+
+    def _wait(self, container_id: str, deadline: float) -> Optional[dict]:
+        """The container's exit status, or None when the deadline passed first."""
+        import requests
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                return self.client.api.wait(container_id, timeout=max(0.01, remaining))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                # The SDK reports a read timeout as either.  Before the
+                # deadline it was the connection itself: make sure the engine
+                # is still there (this raises when it is not), then wait on.
+                if deadline - time.monotonic() > 0.5:
+                    self.client.ping()
+
+    def _finish(self, spec: StepSpec, result: StepResult) -> StepResult:
+        if result.image and result.image_digest is None:
+            from kernels.images import image_digest
+
+            try:
+                result.image_digest = image_digest(result.image, self.client)
+            except Exception as exc:  # the digest is a record, not a reason to fail a step
+                logger.warning("no digest for image %s: %s", result.image, exc)
+        # The output folder was writable by the step: whatever it left at
+        # `metadata` (a symlink to a file of the worker, say) must not make the
+        # worker write outside the folder.
+        _drop_unless_regular(Path(spec.output_dir) / "metadata")
+        write_metadata(spec.output_dir, spec.step, result)
+        return result
+
+    def _was_cancelled(self, container_id: str) -> bool:
+        with self._lock:
+            return container_id in self._cancelled
+
+    def _explain_result(self, result: StepResult, spec: StepSpec) -> Optional[str]:
+        limits = spec.limits
+        if result.cancelled:
+            return "the step was cancelled"
+        if result.timed_out:
+            return f"the step exceeded its time limit of {_format_seconds(limits.time_limit)} s and was stopped"
+        if result.oom_killed:
+            return f"the step ran out of memory (limit {int(limits.memory_mb)} MB)"
+        if result.exit_code == 137:
+            return (f"the step was killed (SIGKILL), most likely for going over its memory limit "
+                    f"of {int(limits.memory_mb)} MB")
+        if result.exit_code == 0:
+            return None
+        if result.exit_code is None:
+            return "the step's container vanished before it reported an exit code"
+        if spec.notebook and not spec.command:
+            report_path = Path(spec.output_dir) / REPORT_NAME
+            report = read_report(report_path) if _is_regular(report_path) else None
+            if report is not None:
+                return describe_failure(report)
+        hint = _last_line(result.stderr)
+        message = f"the program exited with code {result.exit_code}"
+        if "Resource temporarily unavailable" in result.stderr or "fork: retry" in result.stderr:
+            message += f" after reaching its limit of {int(limits.pids)} processes"
+        return f"{message}: {hint}" if hint else message
+
+    # -- control ------------------------------------------------------------------
+
+    def cancel(self, submission_id: int) -> bool:
+        import docker
+
+        killed = False
+        containers = self.client.containers.list(
+            all=True, filters={"label": f"{LABEL_SUBMISSION}={submission_id}"})
+        for container in containers:
+            with self._lock:
+                self._cancelled.add(container.id)
+            try:
+                if container.status == "running":
+                    container.kill()
+                else:
+                    container.remove(force=True)
+                killed = True
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                # Already exiting: it is gone or about to be, which is what cancel wants.
+                logger.info("cancel of container %s: %s", container.short_id, exc)
+                killed = True
+        return killed
+
+    def cleanup_orphans(self) -> int:
+        """Remove step containers whose worker is gone.
+
+        A container is an orphan when it was started on this host by a process
+        that no longer exists, or by an earlier process with this worker's
+        (stable) name.  Containers of live workers sharing the engine stay.
+        """
+        import docker
+
+        removed = 0
+        for container in self.client.containers.list(all=True, filters={"label": LABEL_WORKER}):
+            labels = container.labels or {}
+            with self._lock:
+                if container.id in self._running:
+                    continue
+            try:
+                pid = int(labels.get(LABEL_PID, "-1"))
+            except ValueError:
+                pid = -1
+            same_host = labels.get(LABEL_HOST) == self.host
+            earlier_self = labels.get(LABEL_WORKER) == self.worker_id and not (same_host and pid == self.pid)
+            dead_owner = same_host and pid != self.pid and not _process_alive(pid)
+            if not (earlier_self or dead_owner):
+                continue
+            try:
+                container.remove(force=True)
+                removed += 1
+                logger.info("removed orphan container %s (submission %s, %s)", container.short_id,
+                            labels.get(LABEL_SUBMISSION), labels.get(LABEL_STEP))
+            except docker.errors.NotFound:
+                continue
+        return removed
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _drain(stream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> None:
+    """Read the attach stream to its end, keeping what the caps allow."""
+    try:
+        for out, err in stream:
+            if out:
+                stdout.feed(out)
+            if err:
+                stderr.feed(err)
+    except Exception as exc:  # a closed socket after a kill ends the stream
+        logger.debug("output stream ended: %s", exc)
+
+
+def _kill(container) -> None:
+    import docker
+
+    try:
+        container.kill()
+    except docker.errors.APIError:
+        pass  # it exited in the meantime
+
+
+def _state(container) -> dict:
+    import docker
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return {}
+    return container.attrs.get("State") or {}
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_regular(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _drop_unless_regular(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() and not path.is_file():
+        path.unlink()
+
+
+def _walk(root: Path):
+    yield root
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            yield Path(dirpath) / name
+
+
+def _make_world_readable(root: Path) -> None:
+    # The step runs as an unprivileged uid; files staged by the worker may be
+    # private (mkdtemp makes 0700 directories).  Only read bits are added.
+    for path in _walk(root):
+        if path.is_symlink():
+            continue
+        try:
+            mode = path.stat().st_mode
+            wanted = mode | (0o555 if path.is_dir() else 0o444)
+            if wanted != mode:
+                path.chmod(wanted)
+        except OSError:
+            continue
+
+
+def _last_line(text: str) -> str:
+    for line in reversed(text.replace(TRUNCATED_MARK, "").splitlines()):
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return str(explanation).strip().splitlines()[0][:300] if explanation else type(exc).__name__

@@ -1,0 +1,104 @@
+"""Notebook submissions: where the runner script is, how to call it, how to show its outcome.
+
+The runner itself (`run_notebook.py`, next to this module) is a stand-alone
+script that executes the notebook with papermill inside the runtime image.
+This module is the platform side of it:
+
+- the contract between executors and the pipeline: an executor running a
+  notebook step writes the executed notebook and the runner's JSON report
+  into the step's output directory under `EXECUTED_NAME` and `REPORT_NAME`;
+  the pipeline moves both out of the predictions before scoring;
+- `runner_argv`, the command line of the runner for an executor;
+- `describe_failure` and `render_notebook_html`, to tell the participant what
+  went wrong and to show the executed notebook.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+RUNNER_PATH = Path(__file__).with_name("run_notebook.py")
+CONTAINER_RUNNER_PATH = "/app/.runner/run_notebook.py"
+
+# Names in the step's output directory; the pipeline moves both files out of
+# the predictions before the scoring step sees them.
+EXECUTED_NAME = "executed.ipynb"
+REPORT_NAME = "notebook_report.json"
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def runner_argv(
+    notebook: str,
+    input_dir: str,
+    output_dir: str,
+    cell_timeout: Optional[float] = None,
+    python: str = "python3",
+    runner: str = CONTAINER_RUNNER_PATH,
+) -> list[str]:
+    """The runner's command line; paths as the runner will see them (container paths by default)."""
+    argv = [
+        python,
+        runner,
+        "--notebook",
+        notebook,
+        "--input-dir",
+        input_dir,
+        "--output-dir",
+        output_dir,
+        "--executed",
+        f"{output_dir.rstrip('/')}/{EXECUTED_NAME}",
+        "--report",
+        f"{output_dir.rstrip('/')}/{REPORT_NAME}",
+    ]
+    if cell_timeout:
+        argv += ["--cell-timeout", f"{cell_timeout:g}"]
+    return argv
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour codes (IPython colours its tracebacks)."""
+    return _ANSI.sub("", text)
+
+
+def read_report(path: str | Path) -> Optional[dict]:
+    """The runner's report, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def describe_failure(report: dict) -> str:
+    """One line saying which cell failed and why, then the traceback without colours."""
+    if report.get("ok"):
+        return "the notebook ran without errors"
+    index = report.get("cell_index")
+    ename = report.get("ename") or "an error"
+    evalue = strip_ansi(str(report.get("evalue") or ""))
+    if index is None:
+        head = f"the notebook could not be run: {ename}" + (f": {evalue}" if evalue else "")
+    elif report.get("timeout"):
+        head = f"cell {index + 1} timed out: {evalue}"
+    else:
+        head = f"cell {index + 1} raised {ename}" + (f": {evalue}" if evalue else "")
+    lines = [strip_ansi(str(line)) for line in report.get("traceback") or []]
+    return "\n".join([head, *lines]) if lines else head
+
+
+def render_notebook_html(executed: str | Path) -> str:
+    """The executed notebook as a stand-alone HTML page.
+
+    Outputs are participant-controlled, so scripts and unsafe markup in
+    them are removed; the platform should still serve the page sandboxed.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    exporter = HTMLExporter(template_name="lab", sanitize_html=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return body

@@ -1,0 +1,446 @@
+"""Run one submission on one task on a worker: prediction, then scoring, then scores.
+
+The dispatcher sends a `TaskRun` (plain JSON-able data) to a worker, which
+calls `run_task` with its executor and gets back a plain dict: status,
+scores, the reason of a failure, the steps as they ran, and where the
+outputs are on the worker (the caller uploads them to the artifact store).
+
+Rules, whatever the executor:
+- a `results` submission has no prediction step: its files are the predictions;
+- a `code` submission runs the ingestion program with the participant's code
+  at `$submission_program` (`/app/ingested_program`), or, without an ingestion
+  program, the participant's own `metadata` command;
+- a `notebook` submission runs the notebook runner (papermill);
+- a failed prediction (non-zero exit, time-out, memory, failing cell) fails
+  the submission with its reason and is NEVER scored;
+- the scoring step sees `input/ref` (reference data) and `input/res`
+  (predictions, with the `metadata` the prediction step wrote); the
+  reference data is put in place only after the prediction step ended;
+- with `ingestion_only_during_scoring` (Codabench), ingestion and scoring run
+  at the same time, sharing `shared/` and the predictions folder; the scoring
+  program waits for what ingestion writes.
+
+Layout of `TaskRun.work_dir`:
+
+    input/ref   reference data (hard links into the dataset cache)
+    input/res   predictions: the output folder of the prediction step
+    output/     the scoring program's output (scores, detailed results)
+    shared/     shared by ingestion and scoring
+    logs/       stdout/stderr of each step, the executed notebook and its report
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+from scoring.scores import ScoreFileError, read_scores
+
+from .executors.base import Executor
+from .notebook import EXECUTED_NAME, REPORT_NAME, describe_failure, read_report
+from .spec import Limits, StepResult, StepSpec
+from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
+
+__all__ = ["TaskRun", "run_task", "combine_task_results", "unpack_dataset"]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["results", "code", "notebook"]
+StatusFn = Callable[[str], None]
+
+DEFAULT_IMAGE = "codalab/codalab-legacy:py37"
+# How much of a failing program's stderr goes into the error shown to people.
+_TAIL_LINES = 25
+_TAIL_CHARS = 3000
+
+
+@dataclass
+class TaskRun:
+    """Everything a worker needs to run one submission on one task; paths are on the worker."""
+
+    submission_id: int
+    task_index: int
+    kind: Kind
+    submission_dir: str  # the unpacked submission (results, code, or the notebook's folder)
+    scoring_program_dir: str
+    work_dir: str  # a fresh folder for this run
+    reference_data_dir: Optional[str] = None
+    ingestion_program_dir: Optional[str] = None
+    input_data_dir: Optional[str] = None
+    notebook: Optional[str] = None  # the .ipynb in submission_dir; found when there is one
+    image: str = DEFAULT_IMAGE  # prediction step
+    scoring_image: Optional[str] = None  # defaults to `image`
+    limits: Limits = field(default_factory=Limits)
+    scoring_limits: Optional[Limits] = None  # defaults to `limits`
+    ingestion_only_during_scoring: bool = False
+    data_dir: Optional[str] = None  # optional read-only /app/data of the prediction step
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskRun":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown task run fields: {sorted(unknown)}")
+        data = dict(data)
+        if data.get("kind") not in ("results", "code", "notebook"):
+            raise ValueError(f"task run kind must be results, code or notebook, got {data.get('kind')!r}")
+        data["limits"] = Limits(**data.get("limits") or {})
+        if data.get("scoring_limits") is not None:
+            data["scoring_limits"] = Limits(**data["scoring_limits"])
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TaskRun":
+        return cls.from_dict(json.loads(text))
+
+
+class _RunFailed(Exception):
+    """Ends a run early with a status and a reason for people."""
+
+    def __init__(self, reason: str, status: str = "Failed"):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _stderr_tail(step: StepResult) -> str:
+    lines = step.stderr.rstrip().splitlines()[-_TAIL_LINES:]
+    text = "\n".join(lines)[-_TAIL_CHARS:]
+    return text
+
+
+def _with_tail(message: str, step: StepResult) -> str:
+    tail = _stderr_tail(step)
+    return f"{message}\n--- last lines of stderr ---\n{tail}" if tail else message
+
+
+def _find_notebook(run: TaskRun) -> str:
+    folder = Path(run.submission_dir)
+    if run.notebook:
+        if not (folder / run.notebook).is_file():
+            raise _RunFailed(f"the submission has no notebook named {run.notebook}")
+        return run.notebook
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise _RunFailed("the submission holds no notebook (.ipynb); submit the notebook file itself")
+    raise _RunFailed(
+        f"the submission holds several notebooks ({', '.join(found)}); submit only the one to run"
+    )
+
+
+class _Runner:
+    """The state of one `run_task` call."""
+
+    def __init__(self, run: TaskRun, executor: Executor, on_status: Optional[StatusFn]):
+        self.run = run
+        self.executor = executor
+        self.on_status = on_status or (lambda status: None)
+        work = Path(run.work_dir).resolve()
+        self.work = work
+        self.input = work / "input"
+        self.ref = self.input / "ref"
+        self.res = self.input / "res"
+        self.output = work / "output"
+        self.shared = work / "shared"
+        self.logs = work / "logs"
+        self.messages: list[str] = []
+        self.result: dict = {
+            "submission_id": run.submission_id,
+            "task_index": run.task_index,
+            "status": "Failed",
+            "scores": {},
+            "error": None,
+            "steps": [],
+            "outputs": {
+                "work_dir": str(work),
+                "predictions": str(self.res),
+                "scoring_output": str(self.output),
+                "logs": str(self.logs),
+            },
+            "detailed_results": None,
+            "executed_notebook": None,
+        }
+
+    # -- helpers --------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        self.messages.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}")
+        log.info("submission %s task %s: %s", self.run.submission_id, self.run.task_index, message)
+
+    def prepare_folders(self) -> None:
+        # A re-run in the same work dir starts clean: old predictions must not be scored.
+        for folder in (self.input, self.output, self.shared, self.logs):
+            if folder.exists():
+                shutil.rmtree(folder)
+        for folder in (self.res, self.output, self.shared, self.logs):
+            folder.mkdir(parents=True)
+
+    def record(self, name: str, step: StepResult) -> None:
+        entry = {"name": name, **step.to_dict()}
+        for stream in ("stdout", "stderr"):
+            path = self.logs / f"{name}.{stream}.txt"
+            path.write_text(getattr(step, stream))
+            entry[f"{stream}_path"] = str(path)
+        self.result["steps"].append(entry)
+
+    def command_of(self, program_dir: str, what: str) -> Optional[str]:
+        try:
+            return read_program_command(program_dir, what)
+        except ProgramError as error:
+            raise _RunFailed(str(error)) from None
+
+    def prediction_spec(self, step: str = "prediction") -> StepSpec:
+        run = self.run
+        common = dict(
+            submission_id=run.submission_id, task_index=run.task_index, step=step, image=run.image,
+            output_dir=str(self.res), input_dir=run.input_data_dir, data_dir=run.data_dir,
+            limits=run.limits, env=dict(run.env),
+        )
+        if run.kind == "notebook":
+            return StepSpec(program_dir=run.submission_dir, notebook=_find_notebook(run), **common)
+        if run.ingestion_program_dir:
+            command = self.command_of(run.ingestion_program_dir, "the ingestion program")
+            if not command:
+                raise _RunFailed(
+                    "the ingestion program has no `metadata` file with a `command:`; "
+                    "the organizers must add one to the ingestion program"
+                )
+            return StepSpec(program_dir=run.ingestion_program_dir, ingested_program_dir=run.submission_dir,
+                            command=command, shared_dir=str(self.shared), **common)
+        command = self.command_of(run.submission_dir, "the submission")
+        if not command:
+            raise _RunFailed(
+                "the submission has no `metadata` file with a `command:` line, so there is nothing to run; "
+                "add one (for example `command: python $program/predict.py $input $output`) "
+                "or submit the predictions themselves"
+            )
+        return StepSpec(program_dir=run.submission_dir, command=command, **common)
+
+    def scoring_spec(self) -> StepSpec:
+        run = self.run
+        command = self.command_of(run.scoring_program_dir, "the scoring program")
+        if not command:
+            raise _RunFailed(
+                "the scoring program has no `metadata` file with a `command:`; "
+                "the organizers must add one to the scoring program"
+            )
+        return StepSpec(
+            submission_id=run.submission_id, task_index=run.task_index, step="scoring",
+            image=run.scoring_image or run.image, program_dir=run.scoring_program_dir,
+            command=command, input_dir=str(self.input), output_dir=str(self.output),
+            shared_dir=str(self.shared), limits=run.scoring_limits or run.limits, env=dict(run.env),
+        )
+
+    def place_reference(self) -> None:
+        self.ref.mkdir(parents=True, exist_ok=True)
+        if self.run.reference_data_dir:
+            populate(self.run.reference_data_dir, self.ref)
+
+    def keep_notebook_files(self) -> None:
+        """Move the executed notebook and the report out of the predictions, into the logs."""
+        executed, report = self.res / EXECUTED_NAME, self.res / REPORT_NAME
+        if executed.is_file():
+            target = self.logs / "executed_notebook.ipynb"
+            shutil.move(str(executed), target)
+            self.result["executed_notebook"] = str(target)
+        if report.is_file():
+            target = self.logs / "notebook_report.json"
+            shutil.move(str(report), target)
+            self.result["outputs"]["notebook_report"] = str(target)
+
+    def prediction_failure(self, step: StepResult, name: str) -> _RunFailed:
+        if step.cancelled:
+            return _RunFailed("cancelled", status="Cancelled")
+        if self.run.kind == "notebook":
+            report = read_report(self.result["outputs"].get("notebook_report", ""))
+            if step.timed_out:
+                return _RunFailed(f"the notebook {step.error or 'exceeded its time limit'}")
+            if report is not None and not report.get("ok"):
+                return _RunFailed(f"the notebook failed: {describe_failure(report)}")
+        reason = step.error or f"exited with code {step.exit_code}"
+        return _RunFailed(_with_tail(f"the {name} step {reason}", step))
+
+    def read_scores(self, step: StepResult) -> dict[str, float]:
+        try:
+            return read_scores(self.output)
+        except ScoreFileError as error:
+            raise _RunFailed(_with_tail(f"the scoring program wrote no usable scores: {error}", step)) from None
+
+    def find_detailed_results(self) -> None:
+        preferred = self.output / "detailed_results.html"
+        if preferred.is_file():
+            self.result["detailed_results"] = str(preferred)
+            return
+        found = sorted(self.output.glob("*.html")) or sorted(self.output.rglob("*.html"))
+        if found:
+            self.result["detailed_results"] = str(found[0])
+
+    # -- the two flows --------------------------------------------------------
+
+    def step(self, spec: StepSpec, name: str) -> StepResult:
+        self.note(f"{name} step starts")
+        result = self.executor.run_step(spec, log=self.note)
+        self.note(f"{name} step ended: exit code {result.exit_code}, {result.elapsed:.2f} s"
+                  + (f" ({result.error})" if result.error else ""))
+        self.record(name, result)
+        return result
+
+    def score(self) -> None:
+        spec = self.scoring_spec()
+        self.place_reference()
+        self.on_status("Scoring")
+        step = self.step(spec, "scoring")
+        self.finish_scoring(step)
+
+    def finish_scoring(self, step: StepResult) -> None:
+        if step.cancelled:
+            raise _RunFailed("cancelled", status="Cancelled")
+        if not step.ok:
+            reason = step.error or f"exited with code {step.exit_code}"
+            raise _RunFailed(_with_tail(f"the scoring program {reason}", step))
+        self.result["scores"] = self.read_scores(step)
+        self.find_detailed_results()
+        self.result["status"] = "Finished"
+
+    def sequential(self) -> None:
+        run = self.run
+        if run.kind == "results":
+            populate(run.submission_dir, self.res)
+        else:
+            if run.kind == "notebook" and run.ingestion_program_dir:
+                self.note("the ingestion program is not used for notebook submissions")
+            spec = self.prediction_spec()
+            self.on_status("Running")
+            step = self.step(spec, "prediction")
+            if run.kind == "notebook":
+                self.keep_notebook_files()
+            if not step.ok:
+                raise self.prediction_failure(step, "prediction")
+        self.score()
+
+    def concurrent(self) -> None:
+        """Codabench's ingestion_only_during_scoring: ingestion and scoring side by side."""
+        ingestion = self.prediction_spec(step="ingestion")
+        scoring = self.scoring_spec()
+        self.place_reference()
+        # No separate prediction phase: both statuses are passed at once.
+        self.on_status("Running")
+        self.on_status("Scoring")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="step") as pool:
+            self.note("ingestion and scoring start together")
+            ingest_future = pool.submit(self.executor.run_step, ingestion, self.note)
+            score_future = pool.submit(self.executor.run_step, scoring, self.note)
+            ingest = ingest_future.result()
+            if not ingest.ok:
+                # The scoring program would wait for predictions that never come.
+                self.executor.cancel(self.run.submission_id)
+            score = score_future.result()
+        self.record("ingestion", ingest)
+        self.record("scoring", score)
+        if not ingest.ok:
+            raise self.prediction_failure(ingest, "ingestion")
+        self.finish_scoring(score)
+
+    def go(self) -> dict:
+        try:
+            self.prepare_folders()
+            if (self.run.ingestion_only_during_scoring and self.run.kind == "code"
+                    and self.run.ingestion_program_dir):
+                self.concurrent()
+            else:
+                self.sequential()
+        except _RunFailed as failure:
+            self.result.update(status=failure.status, error=failure.reason, scores={})
+        except (DatasetError, OSError) as error:
+            self.result.update(status="Failed", error=f"the worker could not prepare the run: {error}", scores={})
+        if self.result["error"]:
+            self.note(f"{self.result['status']}: {self.result['error']}")
+        if self.logs.is_dir():
+            (self.logs / "run.log").write_text("\n".join(self.messages) + "\n")
+            self.result["outputs"]["run_log"] = str(self.logs / "run.log")
+        return self.result
+
+
+def run_task(run: TaskRun, executor: Executor, on_status: Optional[StatusFn] = None) -> dict:
+    """Run the submission on the task and return a plain JSON-able result.
+
+    `on_status("Running")` is called before the prediction step and
+    `on_status("Scoring")` before the scoring step.  The result:
+    `{"status": "Finished"|"Failed"|"Cancelled", "scores": {key: float},
+    "error": str|None, "steps": [StepResult dicts + "name"], "outputs": {...paths...},
+    "detailed_results": path|None, "executed_notebook": path|None,
+    "submission_id", "task_index"}`.  Scores are empty unless Finished.
+    """
+    return _Runner(run, executor, on_status).go()
+
+
+def combine_task_results(results: list[dict]) -> dict:
+    """The result of a submission from the results of its tasks (one run per task).
+
+    - status: Failed if any task failed (the error names every failed task),
+      else Cancelled if any was cancelled, else Finished;
+    - scores: the union of the tasks' scores, empty unless Finished.  When two
+      tasks write the same key, the task with the higher index wins and the
+      clash is listed in `warnings`: keys are leaderboard column names, so
+      they are kept as written rather than prefixed;
+    - steps: every step, each with its `task_index`;
+    - outputs, detailed_results, executed_notebook: per task under `tasks`,
+      and at the top the first task (by index) that has one.
+    """
+    if not results:
+        raise ValueError("combine_task_results needs the result of at least one task")
+    ordered = sorted(results, key=lambda r: r.get("task_index", 0))
+    scores: dict[str, float] = {}
+    origin: dict[str, int] = {}
+    warnings: list[str] = []
+    steps: list[dict] = []
+    for result in ordered:
+        index = result.get("task_index", 0)
+        for key, value in (result.get("scores") or {}).items():
+            if key in scores and scores[key] != value:
+                warnings.append(
+                    f"score {key!r} written by tasks {origin[key]} and {index}: the value of task {index} is kept"
+                )
+            scores[key] = value
+            origin[key] = index
+        steps += [{**step, "task_index": index} for step in result.get("steps", [])]
+    failed = [r for r in ordered if r.get("status") == "Failed"]
+    cancelled = [r for r in ordered if r.get("status") == "Cancelled"]
+    if failed:
+        status = "Failed"
+        error = "; ".join(f"task {r.get('task_index', 0)}: {r.get('error') or 'failed'}" for r in failed)
+    elif cancelled:
+        status, error = "Cancelled", "cancelled"
+    else:
+        status, error = "Finished", None
+
+    def first(name: str) -> Optional[str]:
+        return next((r[name] for r in ordered if r.get(name)), None)
+
+    return {
+        "submission_id": ordered[0].get("submission_id"),
+        "status": status,
+        "scores": scores if status == "Finished" else {},
+        "error": error,
+        "warnings": warnings,
+        "steps": steps,
+        "outputs": {"tasks": {str(r.get("task_index", 0)): r.get("outputs", {}) for r in ordered}},
+        "detailed_results": first("detailed_results"),
+        "executed_notebook": first("executed_notebook"),
+        "tasks": ordered,
+    }
