@@ -44,7 +44,7 @@ class Dispatcher:
                 n_workers=n_workers,
                 threads_per_worker=threads_per_worker,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.ERROR,
             )
             scheduler_address = self.cluster.scheduler_address

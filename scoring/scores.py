@@ -181,6 +181,11 @@ def read_scores(output_dir: str | os.PathLike[str]) -> dict[str, float]:
     folder = Path(output_dir)
     json_path = folder / "scores.json"
     txt_path = folder / "scores.txt"
+    for path in (json_path, txt_path):
+        # The output folder is written by untrusted code: a link could make the
+        # worker read (and echo in an error) a file of its own machine.
+        if path.is_symlink():
+            raise ScoreFileError(f"{path.name} is a symbolic link; the scoring program must write a regular file")
     if json_path.is_file():
         return parse_scores_json(_read_text(json_path), source=json_path.name)
     if txt_path.is_file():

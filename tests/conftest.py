@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker_fixtures import docker_engine, runtime_image  # noqa: F401  (shared session fixtures)
+
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -79,6 +79,9 @@ def write_metadata(output_dir: str | Path, step: str, result: StepResult) -> Non
     """Write CodaLab's `output/metadata` (YAML) after a step, merged with what is there."""
     path = Path(output_dir) / "metadata"
     data: dict = {}
+    if path.is_symlink():
+        # Planted by the step: never follow it (the worker would write where it points).
+        path.unlink()
     if path.is_file():
         try:
             loaded = yaml.safe_load(path.read_text())

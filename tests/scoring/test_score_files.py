@@ -175,3 +175,15 @@ def test_read_refuses_huge_file(tmp_path):
 
 def test_score_file_error_is_a_value_error():
     assert issubclass(ScoreFileError, ValueError)
+
+
+def test_a_symlinked_scores_file_is_refused(tmp_path):
+    from scoring.scores import ScoreFileError, read_scores
+
+    secret = tmp_path / "secret"
+    secret.write_text("password: hunter2\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores.txt").symlink_to(secret)
+    with pytest.raises(ScoreFileError, match="symbolic link"):
+        read_scores(out)
