@@ -12,6 +12,10 @@ PYTHON="${PYTHON:-python3}"
 deps_hash="$(sha256sum "$REPO/pyproject.toml" | cut -c1-12)"
 VENV="${COMPETE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyter-compete/venv-$deps_hash}"
 
+mkdir -p "$(dirname "$VENV")"
+# One set-up at a time: a test run and a demo started together share the venv.
+exec 9>"$VENV.lock"
+flock 9
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.deps-ready" ]; then
     echo "setting up the Python environment in $VENV (once per machine)" >&2
     rm -rf "$VENV"
@@ -42,5 +46,7 @@ if [ "$(cat "$marker" 2>/dev/null)" != "$REPO" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$REPO" >"$VENV/.editable.log" 2>&1 || { cat "$VENV/.editable.log" >&2; exit 1; }
     echo "$REPO" > "$marker"
 fi
+flock -u 9
+exec 9>&-
 export PATH="$VENV/bin:$PATH"
 export COMPETE_VENV="$VENV"
