@@ -265,6 +265,11 @@ def executor_phase(bench: Bench, executor: str, n_results: int, n_notebook: int,
         out["notebook_prediction_step"] = summary([r["steps"].get("prediction") for r in runs])
         out["notebook_scoring_step"] = summary([r["steps"].get("scoring") for r in runs])
 
+        # The same without idle time between submissions: a warm kernel (process
+        # executor) may not have been refilled yet when the next one arrives.
+        runs = series(bench, dispatcher, bench.notebook, n_notebook, 0.0, "notebook back-to-back")
+        out["notebook_back_to_back_elapsed"] = summary([r["elapsed"] for r in runs])
+
         if n_throughput:
             log(f"  throughput: {n_throughput} results submissions")
             time.sleep(gap)
@@ -302,26 +307,39 @@ def timed_cmd(cmd: list[str], n: int) -> list[float]:
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         times.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     return times
+
+
+def probe(cmd: list[str], n: int) -> dict[str, Any]:
+    try:
+        return summary(timed_cmd(cmd, n))
+    except Exception as exc:  # noqa: BLE001 - a probe only explains; never lose the run for it
+        return {"n": 0, "error": str(exc)}
 
 
 def profile_parts(n: int, image: str, docker_ok: bool) -> dict[str, Any]:
     """Small probes that explain where time goes (process start, imports, kernel, container)."""
     py = sys.executable
     parts: dict[str, Any] = {
-        "python_start": summary(timed_cmd([py, "-c", "pass"], n)),
-        "python_import_papermill": summary(timed_cmd([py, "-c", "import papermill, nbclient"], n)),
-        "python_kernel_start_stop": summary(timed_cmd([py, "-c", (
+        "python_start": probe([py, "-c", "pass"], n),
+        "python_import_papermill": probe([py, "-c", "import papermill, nbclient"], n),
+        "python_kernel_start_stop": probe([py, "-c", (
             "from jupyter_client.manager import start_new_kernel as s\n"
-            "km, kc = s(kernel_name='python3'); kc.stop_channels(); km.shutdown_kernel(now=True)")], n)),
+            "km, kc = s(kernel_name='python3'); kc.stop_channels(); km.shutdown_kernel(now=True)")], n),
     }
     if docker_ok:
-        parts["docker_run_true"] = summary(timed_cmd(
-            ["docker", "run", "--rm", "--network", "none", image, "true"], n))
-        parts["docker_run_python_import_papermill"] = summary(timed_cmd(
-            ["docker", "run", "--rm", "--network", "none", image, "python3", "-c", "import papermill, nbclient"], n))
+        parts["docker_run_true"] = probe(
+            ["docker", "run", "--rm", "--network", "none", image, "true"], n)
+        parts["docker_run_python_import_papermill"] = probe(
+            ["docker", "run", "--rm", "--network", "none", image, "python3", "-c", "import papermill, nbclient"], n)
+        parts["docker_run_kernel_start_stop"] = probe(
+            ["docker", "run", "--rm", "--network", "none", "-e", "HOME=/tmp", image, "python3", "-c", (
+                "from jupyter_client.manager import start_new_kernel as s\n"
+                "km, kc = s(kernel_name='python3'); kc.stop_channels(); km.shutdown_kernel(now=True)")], n)
     return parts
 
 
@@ -418,6 +436,10 @@ def build_summary(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((f"(b) notebook elapsed, {name}", fmt(nb),
                      f"papermill CLI {fmt(cli)}; ratio {ratio:.2f} (target <= {TARGET_NOTEBOOK_RATIO})",
                      verdict(ratio <= TARGET_NOTEBOOK_RATIO)))
+        b2b = e.get("notebook_back_to_back_elapsed", {}).get("median")
+        if b2b is not None:
+            rows.append((f"(b') notebook back-to-back, {name}", fmt(b2b),
+                         f"no idle gap; ratio {b2b / cli:.2f}", ""))
     for name in ex:
         e = ex[name]
         if "throughput" in e:
@@ -461,9 +483,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary COMPETE home")
     args = parser.parse_args(argv)
 
-    n = 3 if args.quick else 10
-    n_nb = 3 if args.quick else 7
-    n_cli = 4 if args.quick else 8
+    n = 3 if args.quick else 20
+    n_nb = 3 if args.quick else 10
+    n_cli = 4 if args.quick else 10
     n_tp = 40 if args.quick else 200
     n_step = 3 if args.quick else 10
     executors = [e for e in args.executors.split(",") if e]
@@ -507,7 +529,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             log("(d) the scoring step on each executor, called directly")
             res["step_overhead"] = step_overhead(tmp, n_step, image)
         log("profile probes")
-        res["profile"] = profile_parts(3, image, docker_ok)
+        res["profile"] = profile_parts(3 if args.quick else 5, image, docker_ok)
         bench.platform.close()
     finally:
         if not args.keep:

@@ -67,10 +67,11 @@ def executor_for(job: dict[str, Any]) -> Executor:
         if executor is None:
             options: dict[str, Any] = {}
             if name in ("docker", "auto"):
+                # No worker_id: the default (host and pid) is unique, so a worker of
+                # another cluster on this engine never takes our containers for orphans.
                 options = {
                     "default_image": job.get("default_image"),
                     "image_aliases": job.get("image_aliases") or {},
-                    "worker_id": worker_name(),
                 }
             executor = make_executor(name, **options)
             if executor.name == "docker":

@@ -310,6 +310,10 @@ class Platform:
                 raise PlatformError(f"phase {ph.name!r} opens at {ph.start:%Y-%m-%d %H:%M} UTC")
             if ph.end and now >= ph.end:
                 raise PlatformError(f"phase {ph.name!r} closed at {ph.end:%Y-%m-%d %H:%M} UTC")
+            if kind == "results" and not ph.results_only and _phase_has_ingestion(comp, ph):
+                # With an ingestion program, a zip is the participant's code, as
+                # on CodaLab and Codabench (no `metadata` needed).
+                kind = "code"
             if ph.results_only and kind != "results":
                 raise PlatformError(f"phase {ph.name!r} accepts predictions only, not {kind} submissions")
             # The row lock: concurrent submissions of one participant queue up here.
@@ -770,6 +774,11 @@ def board_from_row(board: m.Leaderboard, phase: m.Phase):
         hidden=board.hidden,
         tie_break_by_columns=board.competition.dialect == "codabench",
     )
+
+
+def _phase_has_ingestion(comp: m.Competition, phase: m.Phase) -> bool:
+    wanted = set(phase.task_indexes or [])
+    return any(t.ingestion_program_key for t in comp.tasks if not wanted or t.index in wanted)
 
 
 def current_phase(phases: list[m.Phase], now: dt.datetime) -> m.Phase:
