@@ -242,9 +242,7 @@ class Platform:
             by_organizer = self.is_organizer(actor, comp)
             if actor.username != username and not by_organizer:
                 raise Forbidden("you can register only yourself")
-            part = s.scalars(
-                select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
-            ).first()
+            part = _participant(s, comp, username)
             approve = by_organizer or comp.registration_auto_approve
             if part is None:
                 part = m.Participant(
@@ -263,9 +261,7 @@ class Platform:
         with self.db.session() as s:
             comp = self._competition(s, slug)
             self._require_organizer(actor, comp)
-            part = s.scalars(
-                select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
-            ).first()
+            part = _participant(s, comp, username)
             if part is None:
                 raise NotFound(f"{username!r} is not registered in {slug!r}")
             part.status = status
@@ -299,9 +295,7 @@ class Platform:
             if actor.username != username and not self.is_organizer(actor, comp):
                 raise Forbidden("you can submit only as yourself")
             ph = self._phase(comp, phase, now)
-            part = s.scalars(
-                select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
-            ).first()
+            part = _participant(s, comp, username)
             if part is None:
                 raise Forbidden(f"{username!r} is not registered in {slug!r}; register first")
             if part.status != m.APPROVED:
@@ -343,14 +337,17 @@ class Platform:
         """Statuses that do not use up a submission (failed never do; cancelled do in Codabench)."""
         return (m.FAILED,) if comp.dialect == "codabench" else (m.FAILED, m.CANCELLED)
 
-    def _check_limits(self, s: Session, comp: m.Competition, ph: m.Phase, part: m.Participant, now: dt.datetime) -> None:
-        free = self._counted_statuses(comp)
-        base = select(func.count(m.Submission.id)).where(
+    def _used_query(self, comp: m.Competition, ph: m.Phase, participant_id: int):
+        """Count of the submissions that use up the participant's allowance in the phase."""
+        return select(func.count(m.Submission.id)).where(
             m.Submission.phase_id == ph.id,
-            m.Submission.participant_id == part.id,
-            m.Submission.status.not_in(free),
+            m.Submission.participant_id == participant_id,
+            m.Submission.status.not_in(self._counted_statuses(comp)),
             m.Submission.parent_id.is_(None),
         )
+
+    def _check_limits(self, s: Session, comp: m.Competition, ph: m.Phase, part: m.Participant, now: dt.datetime) -> None:
+        base = self._used_query(comp, ph, part.id)
         if ph.max_submissions is not None:
             total = s.scalar(base)
             if total >= ph.max_submissions:
@@ -372,17 +369,10 @@ class Platform:
         with self.db.session() as s:
             comp = self._competition(s, slug)
             ph = self._phase(comp, phase, now)
-            part = s.scalars(
-                select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
-            ).first()
+            part = _participant(s, comp, username)
             used_total = used_today = 0
             if part is not None:
-                base = select(func.count(m.Submission.id)).where(
-                    m.Submission.phase_id == ph.id,
-                    m.Submission.participant_id == part.id,
-                    m.Submission.status.not_in(self._counted_statuses(comp)),
-                    m.Submission.parent_id.is_(None),
-                )
+                base = self._used_query(comp, ph, part.id)
                 used_total = s.scalar(base)
                 used_today = s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
             total = None if ph.max_submissions is None else max(ph.max_submissions - used_total, 0)
@@ -774,6 +764,12 @@ def board_from_row(board: m.Leaderboard, phase: m.Phase):
         hidden=board.hidden,
         tie_break_by_columns=board.competition.dialect == "codabench",
     )
+
+
+def _participant(s: Session, comp: m.Competition, username: str) -> Optional[m.Participant]:
+    return s.scalars(
+        select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
+    ).first()
 
 
 def _phase_has_ingestion(comp: m.Competition, phase: m.Phase) -> bool:

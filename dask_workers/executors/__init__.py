@@ -10,25 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kernels.images import docker_available
+
 from .base import Executor
 
 log = logging.getLogger(__name__)
 
 EXECUTOR_NAMES = ("docker", "process", "auto")
-
-
-def docker_available(timeout: float = 2.0) -> bool:
-    """True when a Docker engine answers a ping within `timeout` seconds."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - no SDK, no socket, no answer: all mean "no engine"
-        return False
 
 
 def make_executor(name: str, **options: Any) -> Executor:
