@@ -165,6 +165,10 @@ class Phase(Base):
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     allow_network: Mapped[bool] = mapped_column(Boolean, default=False)
     queue: Mapped[Optional[str]] = mapped_column(String(100))
+    # Phase clock: when the phase was seen open, and when its submissions were
+    # migrated into it (auto-migration runs once per phase, across restarts).
+    opened_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    migrated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
     competition: Mapped[Competition] = relationship(back_populates="phases")
 
@@ -250,6 +254,15 @@ class Submission(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # Store paths of feedback files: executed_notebook(_html), detailed_results.
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Dispatch: the queue it was sent to and the Dask key of the current attempt.
+    # A submission is claimed by setting dispatch_key while it is still Submitted
+    # and has none; it keeps the status Submitted (waiting, with a position in
+    # the queue) until a worker reports Preparing.
+    queue: Mapped[Optional[str]] = mapped_column(String(100))
+    dispatch_key: Mapped[Optional[str]] = mapped_column(String(200), index=True)
+    dispatched_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[Optional[str]] = mapped_column(String(300))
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()
@@ -310,3 +323,25 @@ class Score(Base):
     value: Mapped[Optional[float]] = mapped_column(Float)  # None for NaN
 
     submission: Mapped[Submission] = relationship(back_populates="scores")
+
+
+class Queue(Base):
+    """An organizer's Dask cluster: its own scheduler, CA and credentials.
+
+    The platform holds the CA key and its client certificate under
+    `home/queues/<name>/`; the organizer downloads the worker credentials.
+    The default queue (the platform's own cluster) has no row.
+    """
+
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    competition_id: Mapped[Optional[int]] = mapped_column(ForeignKey("competitions.id", ondelete="SET NULL"))
+    owner: Mapped[Optional[str]] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(300))
+    port: Mapped[int] = mapped_column(Integer)
+    ca_fingerprint: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    competition: Mapped[Optional[Competition]] = relationship()
