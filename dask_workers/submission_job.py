@@ -11,6 +11,7 @@ the notebook runner stay warm between submissions.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -30,8 +31,11 @@ from .workdir import DatasetError, unpack_dataset
 log = logging.getLogger(__name__)
 
 STATUS_TOPIC = "compete-status"
+RESULT_TOPIC = "compete-result"
 _executors: dict[str, Executor] = {}
 _executors_lock = threading.Lock()
+# Set by `compete worker --executor`: the machine's owner decides how steps run on it.
+executor_override: Optional[str] = None
 
 
 def _worker():
@@ -50,18 +54,27 @@ def worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def emit_status(submission_id: int, status: str) -> None:
+def _event(topic: str, msg: dict[str, Any]) -> None:
     worker = _worker()
     if worker is None:
         return
+    worker.log_event(topic, msg)
+
+
+def emit_status(submission_id: int, status: str, key: Optional[str] = None) -> None:
     try:
-        worker.log_event(STATUS_TOPIC, {"submission": submission_id, "status": status, "worker": worker_name()})
-    except Exception:  # noqa: BLE001 - an event lost is not a run lost: the result still comes back
+        _event(STATUS_TOPIC, {"submission": submission_id, "status": status, "worker_name": worker_name(), "key": key})
+    except Exception:  # noqa: BLE001 - a status lost is not a run lost: the result still comes back
         log.exception("could not send status %s of submission %s", status, submission_id)
 
 
+def emit_result(submission_id: int, key: Optional[str], result: dict[str, Any]) -> None:
+    """The result goes back as an event of plain data: the platform never unpickles it."""
+    _event(RESULT_TOPIC, {"submission": submission_id, "key": key, "result": result})
+
+
 def executor_for(job: dict[str, Any]) -> Executor:
-    name = job.get("executor") or "auto"
+    name = executor_override or job.get("executor") or "auto"
     with _executors_lock:
         executor = _executors.get(name)
         if executor is None:
@@ -89,25 +102,68 @@ def cancel_on_worker(submission_id: int) -> bool:
     return any([e.cancel(submission_id) for e in executors])
 
 
-def _dataset(store_root: Path, key: Optional[str], cache: Path) -> Optional[str]:
-    if not key:
-        return None
-    return str(unpack_dataset(store_root / "datasets" / key[:2] / key, cache))
+class _Datasets:
+    """Where a job's datasets come from: the shared store, or bytes sent with the job."""
+
+    def __init__(self, store_root: Optional[Path], data: Optional[dict[str, bytes]], cache: Path):
+        self.store_root, self.data, self.cache = store_root, data or {}, cache
+
+    def archive(self, key: str) -> Path:
+        if self.store_root is not None:
+            return self.store_root / "datasets" / key[:2] / key
+        blob = self.cache / "blobs" / key
+        if not blob.is_file():
+            payload = self.data.get(key)
+            if payload is None:
+                raise DatasetError(f"dataset {key[:12]} was not sent with the job")
+            if hashlib.sha256(payload).hexdigest() != key:
+                raise DatasetError(f"dataset {key[:12]} arrived damaged (checksum mismatch)")
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            partial = blob.with_name(f".{key}.{os.getpid()}.part")
+            partial.write_bytes(payload)
+            os.replace(partial, blob)
+        return blob
+
+    def folder(self, key: Optional[str], worker_path: Optional[str] = None) -> Optional[str]:
+        if worker_path:
+            path = Path(worker_path)
+            if not path.is_dir():
+                raise DatasetError(f"the data this task expects on the worker is missing: {worker_path}")
+            return str(path)
+        if not key:
+            return None
+        return str(unpack_dataset(self.archive(key), self.cache))
 
 
-def run_submission_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = None) -> bool:
+    """Run one submission and send its result as an event; True when a result was sent."""
     sid = int(job["submission_id"])
+    key = job.get("key")
+    try:
+        result = _run(job, data)
+    except Exception as exc:  # noqa: BLE001 - every failure must come back as a result
+        log.exception("submission %s failed on this worker", sid)
+        result = {"status": "Failed", "error": f"the worker could not run it: {type(exc).__name__}: {exc}",
+                  "worker": worker_name()}
+    emit_result(sid, key, result)
+    return True
+
+
+def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any]:
+    sid = int(job["submission_id"])
+    key = job.get("key")
     started = time.monotonic()
-    emit_status(sid, "Preparing")
-    store_root = Path(job["store_root"])
+    emit_status(sid, "Preparing", key)
+    store_root = Path(job["store_root"]) if job.get("store_root") else None
     base = Path(job.get("work_root") or Path(tempfile.gettempdir()) / "jupyter-compete")
     cache = base / "datasets"
     (base / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"submission-{sid}-", dir=base / "work"))
     name = worker_name()
+    datasets = _Datasets(store_root, data, cache)
     try:
         executor = executor_for(job)
-        submission_zip = store_root / "datasets" / job["submission"][:2] / job["submission"]
+        submission_zip = datasets.archive(job["submission"])
         if job["kind"] == "notebook":
             submission_dir = work / "submission"
             submission_dir.mkdir()
@@ -117,16 +173,17 @@ def run_submission_job(job: dict[str, Any]) -> dict[str, Any]:
         limits = Limits(**job.get("limits", {}))
         results = []
         for task in job["tasks"]:
+            on_worker = task.get("worker_data") or {}
             run = TaskRun(
                 submission_id=sid,
                 task_index=int(task["index"]),
                 kind=job["kind"],
                 submission_dir=str(submission_dir),
-                scoring_program_dir=_dataset(store_root, task["scoring_program"], cache) or "",
+                scoring_program_dir=datasets.folder(task["scoring_program"]) or "",
                 work_dir=str(work / f"task-{task['index']}"),
-                reference_data_dir=_dataset(store_root, task.get("reference_data"), cache),
-                ingestion_program_dir=_dataset(store_root, task.get("ingestion_program"), cache),
-                input_data_dir=_dataset(store_root, task.get("input_data"), cache),
+                reference_data_dir=datasets.folder(task.get("reference_data"), on_worker.get("reference_data")),
+                ingestion_program_dir=datasets.folder(task.get("ingestion_program")),
+                input_data_dir=datasets.folder(task.get("input_data"), on_worker.get("input_data")),
                 image=task.get("ingestion_image") or job.get("default_image"),
                 scoring_image=task.get("scoring_image") or job.get("default_image"),
                 limits=limits,
@@ -136,31 +193,52 @@ def run_submission_job(job: dict[str, Any]) -> dict[str, Any]:
                 results.append({"task_index": run.task_index, "status": "Failed", "scores": {}, "steps": [],
                                 "error": "the task has no scoring program"})
                 continue
-            results.append(run_task(run, executor, on_status=lambda status: emit_status(sid, status)))
+            results.append(run_task(run, executor, on_status=lambda status: emit_status(sid, status, key)))
         combined = combine_task_results(results)
         return _report(combined, store_root, sid, name, started)
     except DatasetError as exc:
-        return {"status": "Failed", "error": f"the submission could not be unpacked: {exc}", "worker": name}
+        return {"status": "Failed", "error": f"the data of the run could not be prepared: {exc}", "worker": name}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _report(combined: dict[str, Any], store_root: Path, sid: int, worker: str, started: float) -> dict[str, Any]:
-    """Upload logs and outputs to the artifact store; return the plain result."""
-    attempt = f"submissions/{sid}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    files = store_root / "files"
+class _Outbox:
+    """Logs and outputs of a run: written to the shared store, or carried in the result."""
+
+    def __init__(self, store_root: Optional[Path]):
+        self.root = store_root / "files" if store_root is not None else None
+        self.inline: dict[str, bytes] = {}
+
+    def copy(self, source: str | Path, rel: str) -> None:
+        if self.root is None:
+            self.inline[rel] = Path(source).read_bytes()
+        else:
+            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, self.root / rel)
+
+    def write_text(self, rel: str, text: str) -> None:
+        if self.root is None:
+            self.inline[rel] = text.encode()
+        else:
+            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / rel).write_text(text)
+
+
+def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, worker: str,
+            started: float) -> dict[str, Any]:
+    """Put logs and outputs where the platform reads them; return the plain result."""
+    attempt = f"submissions/{sid}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    files = _Outbox(store_root)
     tasks = []
     for task in combined.get("tasks", []):
         index = task.get("task_index", 0)
         steps = []
         for step in task.get("steps", []):
             log_rel = f"{attempt}/task-{index}/{step.get('name', 'step')}"
-            target = files / log_rel
-            target.mkdir(parents=True, exist_ok=True)
             for stream in ("stdout", "stderr"):
                 source = step.get(f"{stream}_path")
                 if source and Path(source).is_file():
-                    shutil.copyfile(source, target / f"{stream}.txt")
+                    files.copy(source, f"{log_rel}/{stream}.txt")
             steps.append(
                 {
                     "step": step.get("name"),
@@ -177,21 +255,20 @@ def _report(combined: dict[str, Any], store_root: Path, sid: int, worker: str, s
     notebook = combined.get("executed_notebook")
     if notebook and Path(notebook).is_file():
         rel = f"{attempt}/executed_notebook.ipynb"
-        (files / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(notebook, files / rel)
+        files.copy(notebook, rel)
         artifacts["executed_notebook"] = rel
         try:
             from .notebook import render_notebook_html
 
             html_rel = f"{attempt}/executed_notebook.html"
-            (files / html_rel).write_text(render_notebook_html(notebook))
+            files.write_text(html_rel, render_notebook_html(notebook))
             artifacts["executed_notebook_html"] = html_rel
         except Exception as exc:  # noqa: BLE001 - feedback only: the scores still count
             log.warning("could not render the executed notebook of %s: %s", sid, exc)
     detailed = combined.get("detailed_results")
     if detailed and Path(detailed).is_file():
         rel = f"{attempt}/detailed_results.html"
-        shutil.copyfile(detailed, files / rel)
+        files.copy(detailed, rel)
         artifacts["detailed_results"] = rel
     return {
         "status": combined["status"],
@@ -202,4 +279,5 @@ def _report(combined: dict[str, Any], store_root: Path, sid: int, worker: str, s
         "artifacts": artifacts,
         "warnings": combined.get("warnings", []),
         "worker_elapsed": round(time.monotonic() - started, 3),
+        "files": files.inline,
     }

@@ -25,6 +25,9 @@ from .db import Database
 from .storage import LocalStore
 
 
+DEFAULT_QUEUE = "default"
+
+
 class PlatformError(Exception):
     """A request the platform refuses; the message says what to do instead."""
 
@@ -128,6 +131,13 @@ class Platform:
             stored = store_bundle_data(bundle, self.store)
             warnings = list(bundle.warnings)
         slug = self._insert_competition(stored, actor)
+        existing = self._queue_names()
+        named = [stored.queue] + [p.queue for p in stored.phases]
+        for queue in dict.fromkeys(q for q in named if q and q not in existing):
+            warnings.append(
+                f"competition.yaml: queue: no queue {queue!r} here, so its runs go to the default queue until an "
+                f"organizer creates it (compete queue create {queue} --competition {slug})"
+            )
         return slug, warnings
 
     def _insert_competition(self, spec: CompetitionSpec, actor: Actor) -> str:
@@ -161,23 +171,33 @@ class Platform:
         return out
 
     # -- competitions -------------------------------------------------------------
-    def list_competitions(self, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
+    def list_competitions(self, now: Optional[dt.datetime] = None, search: Optional[str] = None,
+                          status: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every competition (public), filtered by words in the title or description and by status."""
         now = now or m.utcnow()
+        if status is not None and status not in COMPETITION_STATUSES:
+            raise PlatformError(f"unknown status {status!r}; one of {', '.join(COMPETITION_STATUSES)}")
+        words = (search or "").lower().split()
         with self.db.session() as s:
             comps = s.scalars(
                 select(m.Competition).options(selectinload(m.Competition.phases)).order_by(m.Competition.id)
             ).all()
-            return [
-                {
+            found = []
+            for c in comps:
+                haystack = f"{c.slug} {c.title} {c.description or ''}".lower()
+                state = competition_status(c.phases, now)
+                if any(w not in haystack for w in words) or (status is not None and state != status):
+                    continue
+                found.append({
                     "slug": c.slug,
                     "title": c.title,
                     "dialect": c.dialect,
-                    "status": competition_status(c.phases, now),
+                    "status": state,
                     "phases": len(c.phases),
                     "created_at": c.created_at.isoformat(),
-                }
-                for c in comps
-            ]
+                    "logo": c.logo_key is not None,
+                })
+            return found
 
     def _competition(self, s: Session, slug: str, *, full: bool = False) -> m.Competition:
         q = select(m.Competition).where(m.Competition.slug == slug)
@@ -393,8 +413,12 @@ class Platform:
             )
         return self.store.put_dataset_file(path)
 
-    def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None) -> bool:
-        """Move a submission to `status`; False (and no write) if it is already terminal."""
+    def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None,
+                   key: Optional[str] = None, worker: Optional[str] = None) -> bool:
+        """Move a submission to `status`; False (and no write) if it is already terminal.
+
+        With `key` (a worker's report), only the current attempt may move it.
+        """
         if status not in m.STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = m.utcnow()
@@ -404,6 +428,12 @@ class Platform:
                 raise NotFound(f"no submission {submission_id}")
             if sub.status in m.TERMINAL_STATUSES:
                 return False
+            if key is not None and sub.dispatch_key != key:
+                return False
+            if sub.status == status and worker is not None and sub.worker == worker:
+                return False
+            if worker is not None:
+                sub.worker = worker[:300]
             sub.status = status
             sub.status_changed_at = now
             if status == m.RUNNING and sub.started_at is None:
@@ -488,27 +518,170 @@ class Platform:
                 "scores": {sc.key: sc.value for sc in sub.scores},
                 "artifacts": dict(sub.artifacts or {}),
                 "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
+                "queue": sub.queue or self.queue_of(comp, ph),
+                "worker": sub.worker,
+                "waiting": self._waiting(s, sub, sub.queue or self.queue_of(comp, ph)),
             }
 
+    def _waiting(self, s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, Any]]:
+        """Where a Submitted submission stands: its position and whether any worker can take it."""
+        if sub.status != m.SUBMITTED:
+            return None
+        position = self.queue_positions(queue).get(sub.id)
+        state = s.get(m.QueueState, queue)
+        workers = list(state.workers or []) if state is not None else []
+        if state is None:
+            note = f"waiting on queue {queue!r} for the dispatcher"
+        elif not state.connected:
+            note = f"queue {queue!r} is not reachable: {state.note or 'its scheduler is down'}"
+        elif not workers:
+            note = f"no worker is attached to queue {queue!r}"
+        else:
+            note = f"waiting for a free worker of queue {queue!r} ({len(workers)} attached)"
+        return {"position": position, "queue": queue, "workers": len(workers), "note": note}
+
     # -- execution -------------------------------------------------------------------------
-    def claim(self, submission_id: int, status: str = m.PREPARING, worker: Optional[str] = None) -> bool:
-        """Atomically move a Submitted submission to `status`; False if someone else has it."""
+    def claim(self, submission_id: int, queue: str, key: str) -> bool:
+        """Atomically mark a waiting submission as sent to `queue` under Dask key `key`.
+
+        It stays Submitted (waiting, with a position in the queue) until a
+        worker reports Preparing; False if it is not waiting or already sent.
+        """
         now = m.utcnow()
         with self.db.session() as s:
             claimed = s.execute(
                 update(m.Submission)
-                .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED)
-                .values(status=status, status_changed_at=now, started_at=now)
+                .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED,
+                       m.Submission.dispatch_key.is_(None))
+                .values(dispatch_key=key, queue=queue, dispatched_at=now,
+                        dispatch_count=m.Submission.dispatch_count + 1)
             ).rowcount
-            if claimed:
-                s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=worker))
             return bool(claimed)
 
-    def pending_submissions(self) -> list[int]:
+    def release(self, submission_id: int, key: str, note: str) -> bool:
+        """Put a sent submission back to waiting (its run was lost); False if `key` is not current."""
+        now = m.utcnow()
         with self.db.session() as s:
-            return list(
-                s.scalars(select(m.Submission.id).where(m.Submission.status == m.SUBMITTED).order_by(m.Submission.id))
-            )
+            released = s.execute(
+                update(m.Submission)
+                .where(m.Submission.id == submission_id, m.Submission.dispatch_key == key,
+                       m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                .values(dispatch_key=None, status=m.SUBMITTED, status_changed_at=now, worker=None)
+            ).rowcount
+            if released:
+                s.add(m.StatusChange(submission_id=submission_id, status=m.SUBMITTED, at=now, note=note[:500]))
+            return bool(released)
+
+    def queue_of(self, comp: m.Competition, phase: m.Phase) -> str:
+        """The queue a phase runs on: the phase's, else the competition's, else the default.
+
+        A queue named by a bundle but not created here (a Codabench queue id, say)
+        runs on the default queue; creating a queue of that name moves the
+        competition's new runs to it.
+        """
+        return self._resolve_queue(self._queue_names(), phase.queue, comp.queue)
+
+    def _queue_names(self) -> set[str]:
+        with self.db.session() as s:
+            return set(s.scalars(select(m.Queue.name)))
+
+    @staticmethod
+    def _resolve_queue(existing: set[str], *named: Optional[str]) -> str:
+        for name in named:
+            if name:
+                return name if name in existing else DEFAULT_QUEUE
+        return DEFAULT_QUEUE
+
+    def pending_submissions(self, queue: Optional[str] = None) -> list[int]:
+        """Waiting submissions not yet sent, oldest first (of one queue when given)."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.Submission.id, m.Phase.queue, m.Competition.queue)
+                .join(m.Phase, m.Submission.phase_id == m.Phase.id)
+                .join(m.Competition, m.Phase.competition_id == m.Competition.id)
+                .where(m.Submission.status == m.SUBMITTED, m.Submission.dispatch_key.is_(None))
+                .order_by(m.Submission.id)
+            ).all()
+        existing = self._queue_names()
+        return [sid for sid, pq, cq in rows if queue is None or self._resolve_queue(existing, pq, cq) == queue]
+
+    def dispatched_submissions(self, queue: str) -> list[dict[str, Any]]:
+        """Non-terminal submissions sent to `queue`: what the dispatcher must follow."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.Submission.id, m.Submission.dispatch_key, m.Submission.status,
+                       m.Submission.dispatched_at, m.Submission.dispatch_count)
+                .where(m.Submission.queue == queue, m.Submission.dispatch_key.is_not(None),
+                       m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                .order_by(m.Submission.id)
+            ).all()
+        return [{"id": r[0], "key": r[1], "status": r[2], "dispatched_at": r[3], "dispatch_count": r[4]}
+                for r in rows]
+
+    def job_queue(self, submission_id: int) -> str:
+        with self.db.session() as s:
+            sub = s.get(m.Submission, submission_id)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            ph = s.get(m.Phase, sub.phase_id)
+            return self.queue_of(s.get(m.Competition, ph.competition_id), ph)
+
+    def queues_in_use(self) -> set[str]:
+        """Queues that unfinished submissions wait on or run on."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.Submission.queue, m.Phase.queue, m.Competition.queue)
+                .join(m.Phase, m.Submission.phase_id == m.Phase.id)
+                .join(m.Competition, m.Phase.competition_id == m.Competition.id)
+                .where(m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                .distinct()
+            ).all()
+        existing = self._queue_names()
+        return {sq or self._resolve_queue(existing, pq, cq) for sq, pq, cq in rows}
+
+    def submission_status(self, submission_id: int) -> Optional[str]:
+        with self.db.session() as s:
+            return s.scalar(select(m.Submission.status).where(m.Submission.id == submission_id))
+
+    def dispatch_key(self, submission_id: int) -> Optional[str]:
+        with self.db.session() as s:
+            return s.scalar(select(m.Submission.dispatch_key).where(m.Submission.id == submission_id))
+
+    def job_datasets(self, job: dict[str, Any]) -> dict[str, bytes]:
+        """The stored archives a job needs, as bytes, for a queue that does not share the store."""
+        keys = [job["submission"]]
+        for task in job["tasks"]:
+            on_worker = task.get("worker_data") or {}
+            for kind in ("scoring_program", "ingestion_program", "reference_data", "input_data"):
+                if task.get(kind) and kind not in on_worker:
+                    keys.append(task[kind])
+        data: dict[str, bytes] = {}
+        total = 0
+        for key in dict.fromkeys(keys):
+            path = self.store.dataset_path(key)
+            total += path.stat().st_size
+            if total > self.config.queue_inline_data_max_bytes:
+                raise PlatformError(
+                    f"the data of this run is over {self.config.queue_inline_data_max_bytes} bytes, too much to send "
+                    "with each run: keep large data on the queue's workers (a task's worker_data) or raise "
+                    "c.Compete.queue_inline_data_max_bytes"
+                )
+            data[key] = path.read_bytes()
+        return data
+
+    def queue_positions(self, queue: str) -> dict[int, int]:
+        """Position (1 = next) of every submission of `queue` that waits for a worker."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.Submission.id, m.Submission.queue, m.Phase.queue, m.Competition.queue)
+                .join(m.Phase, m.Submission.phase_id == m.Phase.id)
+                .join(m.Competition, m.Phase.competition_id == m.Competition.id)
+                .where(m.Submission.status == m.SUBMITTED)
+                .order_by(m.Submission.submitted_at, m.Submission.id)
+            ).all()
+        existing = self._queue_names()
+        waiting = [sid for sid, sq, pq, cq in rows if (sq or self._resolve_queue(existing, pq, cq)) == queue]
+        return {sid: i + 1 for i, sid in enumerate(waiting)}
 
     def job_for(self, submission_id: int) -> dict[str, Any]:
         """The self-contained, JSON-able job a worker needs to run a submission."""
@@ -534,10 +707,12 @@ class Platform:
                         "ingestion_only_during_scoring": t.ingestion_only_during_scoring,
                         "scoring_image": t.scoring_docker_image or comp.docker_image,
                         "ingestion_image": t.ingestion_docker_image or comp.docker_image,
+                        "worker_data": dict(t.worker_data or {}),
                     }
                 )
             return {
                 "submission_id": sub.id,
+                "queue": self.queue_of(comp, ph),
                 "kind": sub.kind,
                 "filename": sub.filename,
                 "submission": sub.file_key,
@@ -556,21 +731,22 @@ class Platform:
                 },
             }
 
-    def record_result(self, submission_id: int, result: dict[str, Any]) -> bool:
+    def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None) -> bool:
         """Record a worker's result exactly once; False if the submission was already terminal.
 
         The result is plain data validated here: unknown statuses become a
         failure, scores must be numbers.
         """
+        result = _clean_result(submission_id, result)
         status = result.get("status")
         if status not in (m.FINISHED, m.FAILED, m.CANCELLED):
             status, result = m.FAILED, {**result, "error": f"the worker returned an unknown status {status!r}"}
         scores: dict[str, Optional[float]] = {}
-        for key, value in (result.get("scores") or {}).items():
+        for name, value in (result.get("scores") or {}).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                status, result = m.FAILED, {**result, "error": f"score {key!r} is not a number: {value!r}"}
+                status, result = m.FAILED, {**result, "error": f"score {name!r} is not a number: {value!r}"}
                 break
-            scores[str(key)[:200]] = None if value != value else float(value)
+            scores[str(name)[:200]] = None if value != value else float(value)
         now = m.utcnow()
         with self.db.session() as s:
             sub = s.get(m.Submission, submission_id, with_for_update=True)
@@ -578,6 +754,12 @@ class Platform:
                 raise NotFound(f"no submission {submission_id}")
             if sub.status in m.TERMINAL_STATUSES:
                 return False
+            if key is not None and sub.dispatch_key != key:
+                return False
+            for rel, data in (result.get("files") or {}).items():
+                target = self.store.root / "files" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
             attempt = 1 + max((r.attempt for r in sub.runs), default=0)
             for task in result.get("tasks") or []:
                 for step in task.get("steps") or []:
@@ -587,7 +769,7 @@ class Platform:
                             step=str(step.get("step", "?"))[:20],
                             attempt=attempt,
                             status=m.FINISHED if step.get("exit_code") == 0 and not step.get("error") else m.FAILED,
-                            worker=result.get("worker"),
+                            worker=result.get("worker") or sub.worker,
                             exit_code=step.get("exit_code"),
                             elapsed=step.get("elapsed"),
                             image=step.get("image"),
@@ -605,6 +787,8 @@ class Platform:
             sub.error = result.get("error") if status != m.FINISHED else None
             sub.status_changed_at = now
             sub.finished_at = now
+            if result.get("worker"):
+                sub.worker = result["worker"]
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
             return True
 
@@ -692,13 +876,22 @@ class Platform:
             return {
                 "competition": comp.slug,
                 "phase": self.phase_number(comp, ph),
-                "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting} for c in result.columns],
+                "board": result.key,
+                "title": result.title,
+                "note": result.note,
+                "primary_key": result.primary_key,
+                "hidden_for_viewer": result.hidden_for_viewer,
+                "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
+                             "computation": c.computation} for c in result.columns],
                 "rows": [
                     {
                         "rank": r.rank,
                         "participant": r.participant,
                         "submission": r.submission_id,
+                        "submitted_at": r.submitted_at.isoformat(),
                         "scores": {k: v for k, v in r.scores.items()},
+                        "ranks": dict(r.ranks),
+                        "average_rank": _average_rank(r.ranks),
                     }
                     for r in result.rows
                 ],
@@ -725,6 +918,752 @@ class Platform:
             for sub, username in rows
         ]
 
+
+    # -- views for the service (pages, REST API) ----------------------------------------------
+    # Each takes the actor and returns plain data already cut to what the actor
+    # may see: adapters print it and hold no rule of their own.
+
+    def competition_detail(self, slug: str, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """A competition as its page shows it (public: anyone may read it)."""
+        from .bundles.refs import page_format
+        from .bundles.sanitize import render_page, sanitize_html
+        from .bundles.model import PageSpec
+
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            organizer = self.is_organizer(actor, comp)
+            phases = sorted(comp.phases, key=lambda p: (p.index, p.id))
+            current = current_phase(phases, now) if phases else None
+            part = _participant(s, comp, actor.username) if actor.username else None
+            terms = None
+            if comp.terms is not None:
+                source = (comp.extra or {}).get("files", {}).get("terms") or "terms.html"
+                terms = render_page(PageSpec(name="terms", title="Terms", content=comp.terms,
+                                             format=page_format(str(source))))  # type: ignore[arg-type]
+            boards = [b for b in comp.leaderboards if organizer or not b.hidden]
+            detail = {
+                "slug": comp.slug,
+                "title": comp.title,
+                "dialect": comp.dialect,
+                "description": sanitize_html(comp.description or ""),
+                "status": competition_status(phases, now),
+                "logo": comp.logo_key is not None,
+                "contact_email": comp.contact_email,
+                "pages": [
+                    {"name": p.name, "title": p.title,
+                     "html": render_page(PageSpec(name=p.name, title=p.title, content=p.content,
+                                                  format=p.format))}  # type: ignore[arg-type]
+                    for p in comp.pages
+                ],
+                "phases": [self._phase_view(comp, ph, n, now, current, organizer)
+                           for n, ph in enumerate(phases, start=1)],
+                "current_phase": self.phase_number(comp, current) if current is not None else None,
+                "registration": part.status if part is not None else "none",
+                "registration_auto_approve": comp.registration_auto_approve,
+                "terms": terms,
+                "is_organizer": organizer,
+                "leaderboards": [{"key": b.key, "title": b.title, "hidden": b.hidden} for b in boards],
+                "enable_detailed_results": comp.enable_detailed_results,
+                "submissions_left": None,
+            }
+            if organizer:
+                detail["organizers"] = sorted({n for n in [comp.created_by, *(comp.admin_names or [])] if n})
+                detail["created_at"] = comp.created_at.isoformat()
+        if part is not None and part.status == m.APPROVED and current is not None:
+            detail["submissions_left"] = self.submissions_left(slug, part.username, detail["current_phase"], now=now)
+        return detail
+
+    def _phase_view(self, comp: m.Competition, ph: m.Phase, number: int, now: dt.datetime,
+                    current: Optional[m.Phase], organizer: bool) -> dict[str, Any]:
+        is_open = (ph.start is None or ph.start <= now) and (ph.end is None or now < ph.end)
+        if ph is current and is_open:
+            state = "current"
+        elif ph.start is not None and now < ph.start:
+            state = "future"
+        else:
+            state = "past"
+        rule = self._phase_rule(comp, ph)
+        view = {
+            "number": number,
+            "name": ph.name,
+            "description": ph.description,
+            "start": ph.start.isoformat() if ph.start else None,
+            "end": ph.end.isoformat() if ph.end else None,
+            "state": state,
+            "open": is_open,
+            "max_submissions": ph.max_submissions,
+            "max_submissions_per_day": ph.max_submissions_per_day,
+            "execution_time_limit": ph.execution_time_limit,
+            "has_starting_kit": ph.starting_kit_key is not None,
+            "has_public_data": ph.public_data_key is not None,
+            "gpus": ph.gpus,
+            "queue": self.queue_of(comp, ph),
+            "results_only": ph.results_only,
+            "hide_results": ph.hide_results,
+            "auto_migrate": ph.auto_migrate,
+            "submission_rule": rule,
+            "participant_chooses": rule in CHOOSING_RULES,
+            "color": ph.color,
+        }
+        if organizer:
+            view["opened_at"] = ph.opened_at.isoformat() if ph.opened_at else None
+            view["migrated_at"] = ph.migrated_at.isoformat() if ph.migrated_at else None
+        return view
+
+    @staticmethod
+    def _phase_rule(comp: m.Competition, ph: m.Phase) -> str:
+        """The submission rule of a phase: its own, else its first public board's."""
+        boards = [b for b in comp.leaderboards if not b.hidden] or list(comp.leaderboards)
+        return ph.submission_rule or (boards[0].submission_rule if boards else "Force_Last")
+
+    def competition_logo(self, slug: str) -> Path:
+        """The logo file (public, like the competition page)."""
+        with self.db.session() as s:
+            comp = self._competition(s, slug)
+            if comp.logo_key is None:
+                raise NotFound(f"competition {slug!r} has no logo")
+            return self.store.dataset_path(comp.logo_key)
+
+    def phase_download(self, slug: str, number: int, what: str, actor: Actor) -> tuple[Path, str]:
+        """(file, download name) of a phase's starting kit or public data.
+
+        Organizers and approved participants only: data is given out with the
+        terms accepted, as on CodaLab and Codabench.  Reference data has no route
+        out at all.
+        """
+        if what not in ("starting_kit", "public_data"):
+            raise NotFound(f"no download {what!r}; choose starting_kit or public_data")
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            ph = self._phase(comp, number)
+            if not self.is_organizer(actor, comp):
+                self._require_approved(s, comp, actor)
+            key = ph.starting_kit_key if what == "starting_kit" else ph.public_data_key
+            if key is None:
+                raise NotFound(f"phase {number} of {slug!r} has no {what.replace('_', ' ')}")
+            return self.store.dataset_path(key), f"{comp.slug}-phase{number}-{what.replace('_', '-')}.zip"
+
+    def _require_approved(self, s: Session, comp: m.Competition, actor: Actor) -> m.Participant:
+        if actor.username is None:
+            raise Forbidden("log in and register first")
+        part = _participant(s, comp, actor.username)
+        if part is None:
+            raise Forbidden(f"register to {comp.slug!r} first")
+        if part.status != m.APPROVED:
+            raise Forbidden(f"your registration to {comp.slug!r} is {part.status}")
+        return part
+
+    def participants(self, slug: str, actor: Actor) -> list[dict[str, Any]]:
+        """Everyone registered, with their status and submission count (organizers only)."""
+        with self.db.session() as s:
+            comp = self._competition(s, slug)
+            self._require_organizer(actor, comp)
+            counts = dict(s.execute(
+                select(m.Submission.participant_id, func.count(m.Submission.id))
+                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                .where(m.Participant.competition_id == comp.id)
+                .group_by(m.Submission.participant_id)
+            ).all())
+            parts = s.scalars(
+                select(m.Participant).where(m.Participant.competition_id == comp.id).order_by(m.Participant.id)
+            ).all()
+            return [
+                {"username": p.username, "status": p.status, "registered_at": p.registered_at.isoformat(),
+                 "submissions": counts.get(p.id, 0)}
+                for p in parts
+            ]
+
+    # -- submissions as the viewer may see them ---------------------------------------------
+    def _visible_score_keys(self, comp: m.Competition) -> set[str]:
+        """Score keys a participant may see: columns that are not hidden, on boards that are not."""
+        return {c.key for b in comp.leaderboards if not b.hidden for c in b.columns if not c.hidden}
+
+    @staticmethod
+    def _output_visibility(ph: m.Phase, organizer: bool) -> dict[str, bool]:
+        """Which side of a run the viewer may see: `prediction` (and ingestion) and `scoring`."""
+        if organizer:
+            return {"prediction": True, "scoring": True}
+        return {
+            "prediction": not (ph.hide_output or ph.hide_prediction_output),
+            "scoring": not (ph.hide_output or ph.hide_score_output or ph.hide_results),
+        }
+
+    def _submission_context(self, s: Session, submission_id: int, actor: Actor):
+        """(submission, participant, phase, competition, organizer) if the actor may see it."""
+        sub = s.get(m.Submission, submission_id)
+        if sub is None:
+            raise NotFound(f"no submission {submission_id}")
+        part = s.get(m.Participant, sub.participant_id)
+        ph = s.get(m.Phase, sub.phase_id)
+        comp = self._competition(s, s.get(m.Competition, ph.competition_id).slug, full=True)
+        organizer = self.is_organizer(actor, comp)
+        if not organizer and (actor.username is None or actor.username != part.username):
+            raise Forbidden(f"submission {submission_id} belongs to another participant")
+        return sub, part, ph, comp, organizer
+
+    def _submission_summary(self, sub: m.Submission, part: m.Participant, ph: m.Phase, comp: m.Competition,
+                            organizer: bool, now: dt.datetime) -> dict[str, Any]:
+        sides = self._output_visibility(ph, organizer)
+        results_hidden = not organizer and ph.hide_results
+        if results_hidden:
+            scores: dict[str, Optional[float]] = {}
+        elif organizer:
+            scores = {sc.key: sc.value for sc in sub.scores}
+        else:
+            visible = self._visible_score_keys(comp)
+            scores = {sc.key: sc.value for sc in sub.scores if sc.key in visible}
+        running = None
+        if sub.started_at is not None:
+            running = ((sub.finished_at or now) - sub.started_at).total_seconds()
+        elapsed = (sub.finished_at - sub.submitted_at).total_seconds() if sub.finished_at else None
+        rule = self._phase_rule(comp, ph)
+        summary = {
+            "id": sub.id,
+            "competition": comp.slug,
+            "phase": self.phase_number(comp, ph),
+            "phase_name": ph.name,
+            "participant": part.username,
+            "kind": sub.kind,
+            "filename": sub.filename,
+            "description": sub.description,
+            "status": sub.status,
+            "submitted_at": sub.submitted_at.isoformat(),
+            "started_at": sub.started_at.isoformat() if sub.started_at else None,
+            "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
+            "elapsed": elapsed,
+            "running_time": running,
+            "error": sub.error,
+            "selected": sub.selected,
+            "hidden": sub.hidden,
+            "parent": sub.parent_id,
+            "scores": scores,
+            "results_hidden": results_hidden,
+            "outputs_hidden": not (sides["prediction"] and sides["scoring"]),
+            "participant_chooses": rule in CHOOSING_RULES,
+            "terminal": sub.status in m.TERMINAL_STATUSES,
+        }
+        if results_hidden:
+            # A scoring error can quote scores or reference values.
+            summary["error"] = "the results of this phase are hidden" if sub.status == m.FAILED else None
+        return summary
+
+    def submissions_view(
+        self,
+        slug: str,
+        actor: Actor,
+        *,
+        username: Optional[str] = None,
+        phase: Optional[int] = None,
+        status: Optional[str] = None,
+        offset: int = 0,
+        limit: int = 50,
+        now: Optional[dt.datetime] = None,
+    ) -> dict[str, Any]:
+        """A page of submissions, newest first: a participant's own, or everyone's for organizers."""
+        now = now or m.utcnow()
+        if actor.username is None:
+            raise Forbidden("log in to see submissions")
+        if status is not None and status not in m.STATUSES:
+            raise PlatformError(f"unknown status {status!r}; one of {', '.join(m.STATUSES)}")
+        offset, limit = max(0, int(offset)), max(1, min(int(limit), 200))
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            organizer = self.is_organizer(actor, comp)
+            if not organizer:
+                username = actor.username
+            q = (
+                select(m.Submission, m.Participant)
+                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                .where(m.Participant.competition_id == comp.id)
+            )
+            if username is not None:
+                q = q.where(m.Participant.username == username)
+            if phase is not None:
+                q = q.where(m.Submission.phase_id == self._phase(comp, phase).id)
+            if status is not None:
+                q = q.where(m.Submission.status == status)
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = s.execute(
+                q.order_by(m.Submission.id.desc()).offset(offset).limit(limit)
+                .options(selectinload(m.Submission.scores))
+            ).all()
+            phases = {p.id: p for p in comp.phases}
+            items = [self._submission_summary(sub, part, phases[sub.phase_id], comp, organizer, now)
+                     for sub, part in rows]
+            return {"items": items, "total": total, "offset": offset, "limit": limit}
+
+    def submission_view(self, submission_id: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """One submission with its history, logs and files, as the actor may see it."""
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            view = self._submission_summary(sub, part, ph, comp, organizer, now)
+            sides = self._output_visibility(ph, organizer)
+            view["history"] = [{"status": h.status, "at": h.at.isoformat(),
+                                "note": h.note if organizer else None} for h in sub.history]
+            latest = self._latest_runs(sub)
+            view["runs"] = [
+                {"task": r.task_index, "step": r.step, "status": r.status, "exit_code": r.exit_code,
+                 "elapsed": r.elapsed, "attempt": r.attempt,
+                 "logs": [stream for stream in LOG_STREAMS if self._run_log(r, stream) is not None]
+                 if sides[_step_side(r.step)] else [],
+                 **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error}
+                    if organizer else {})}
+                for r in latest
+            ]
+            view["artifacts"] = sorted(
+                name for name in (sub.artifacts or {}) if sides[ARTIFACT_SIDES.get(name, "scoring")]
+            )
+            if organizer:
+                view["queue"] = sub.queue or self.queue_of(comp, ph)
+                view["worker"] = sub.worker
+                view["dispatch_count"] = sub.dispatch_count
+        waiting = None
+        if sub.status == m.SUBMITTED:
+            waiting = self.submission(submission_id).get("waiting")
+        view["waiting"] = waiting
+        return view
+
+    @staticmethod
+    def _latest_runs(sub: m.Submission) -> list[m.Run]:
+        """The runs of the latest attempt of each task and step."""
+        latest: dict[tuple[int, str], m.Run] = {}
+        for run in sub.runs:
+            key = (run.task_index, run.step)
+            if key not in latest or (run.attempt, run.id) > (latest[key].attempt, latest[key].id):
+                latest[key] = run
+        return sorted(latest.values(), key=lambda r: (r.task_index, r.id))
+
+    def _run_log(self, run: m.Run, stream: str) -> Optional[Path]:
+        if not run.log_path:
+            return None
+        try:
+            path = self.store.file_path(f"{run.log_path}/{stream}.txt")
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+    def submission_log(self, submission_id: int, actor: Actor, task: int, step: str, stream: str,
+                       *, max_bytes: int = 1024 * 1024) -> str:
+        """The captured stdout or stderr of one step (the last `max_bytes`)."""
+        if stream not in LOG_STREAMS:
+            raise NotFound(f"no log stream {stream!r}; choose stdout or stderr")
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            if step not in STEP_SIDES:
+                raise NotFound(f"no step {step!r}; steps are {', '.join(STEP_SIDES)}")
+            if not self._output_visibility(ph, organizer)[_step_side(step)]:
+                raise Forbidden(f"the organizers of {comp.slug!r} do not show the {step} output of this phase")
+            runs = [r for r in self._latest_runs(sub) if r.task_index == int(task) and r.step == step]
+            path = self._run_log(runs[0], stream) if runs else None
+            if path is None:
+                raise NotFound(f"submission {submission_id} has no {stream} for task {task}, step {step}")
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size > max_bytes:
+                fh.seek(size - max_bytes)
+            data = fh.read()
+        text = data.decode("utf-8", "replace")
+        if size > max_bytes:
+            text = f"[the first {size - max_bytes} bytes are cut]\n" + text
+        return text
+
+    def submission_artifact(self, submission_id: int, actor: Actor, name: str) -> Path:
+        """A feedback file of a submission (executed notebook, its HTML, detailed results)."""
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            rel = (sub.artifacts or {}).get(name)
+            if rel is None:
+                raise NotFound(f"submission {submission_id} has no file {name!r}")
+            if not self._output_visibility(ph, organizer)[ARTIFACT_SIDES.get(name, "scoring")]:
+                raise Forbidden(f"the organizers of {comp.slug!r} do not show this output in this phase")
+        try:
+            path = self.store.file_path(rel)
+        except ValueError:
+            raise NotFound(f"submission {submission_id} has no file {name!r}") from None
+        if not path.is_file():
+            raise NotFound(f"the file {name!r} of submission {submission_id} is gone from the store")
+        return path
+
+    def submission_file(self, submission_id: int, actor: Actor) -> tuple[Path, str]:
+        """The file the participant submitted (its owner and the organizers)."""
+        with self.db.session() as s:
+            sub, *_ = self._submission_context(s, submission_id, actor)
+            if not sub.file_key or not self.store.has_dataset(sub.file_key):
+                raise NotFound(f"the file of submission {submission_id} is not stored")
+            return self.store.dataset_path(sub.file_key), sub.filename
+
+    def set_hidden(self, submission_id: int, hidden: bool, actor: Actor) -> dict[str, Any]:
+        """Hide a submission from the leaderboard, or show it again (organizers)."""
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            if not organizer:
+                raise Forbidden(f"only the organizers of {comp.slug!r} may hide submissions")
+            sub.hidden = bool(hidden)
+            s.add(m.StatusChange(submission_id=sub.id, status=sub.status, at=m.utcnow(),
+                                 note=f"{'hidden' if hidden else 'shown'} by {actor.username}"))
+        return self.submission_view(submission_id, actor)
+
+    def set_selected(self, submission_id: int, selected: bool, actor: Actor) -> dict[str, Any]:
+        """The participant's choice of what the leaderboard shows, where the phase's rule lets them."""
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            if not organizer:
+                self._require_approved(s, comp, actor)
+            rule = self._phase_rule(comp, ph)
+            if rule not in CHOOSING_RULES:
+                raise PlatformError(f"in phase {ph.name!r} the leaderboard shows submissions by the rule {rule}; "
+                                    "there is nothing to choose")
+            if selected and sub.status != m.FINISHED:
+                raise PlatformError(f"submission {submission_id} is {sub.status}; only finished ones can be shown")
+            if not selected and rule == "Add" and not organizer:
+                raise PlatformError("in this phase a submission shown on the leaderboard cannot be taken off")
+            if selected and rule != "Add_And_Delete_Multiple":
+                for other in s.scalars(select(m.Submission).where(
+                        m.Submission.participant_id == part.id, m.Submission.phase_id == ph.id,
+                        m.Submission.id != sub.id)):
+                    other.selected = False
+            sub.selected = bool(selected)
+        return self.submission_view(submission_id, actor)
+
+    def cancel_submission(self, submission_id: int, actor: Actor, dispatcher: Any = None) -> dict[str, Any]:
+        """Cancel a submission that has not finished (its owner or the organizers)."""
+        with self.db.session() as s:
+            sub, part, ph, comp, organizer = self._submission_context(s, submission_id, actor)
+            if sub.status in m.TERMINAL_STATUSES:
+                raise PlatformError(f"submission {submission_id} is already {sub.status}")
+        if dispatcher is not None:
+            dispatcher.cancel(submission_id)
+        else:
+            self.set_status(submission_id, m.CANCELLED, note=f"cancelled by {actor.username}")
+        return self.submission_view(submission_id, actor)
+
+    # -- phases ---------------------------------------------------------------------------------
+    def _organizer_phase(self, s: Session, slug: str, number: int, actor: Actor) -> tuple[m.Competition, m.Phase]:
+        comp = self._competition(s, slug, full=True)
+        self._require_organizer(actor, comp)
+        return comp, self._phase(comp, int(number))
+
+    def phases_view(self, slug: str, actor: Actor, *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
+        return self.competition_detail(slug, actor, now=now)["phases"]
+
+    def open_phase_now(self, slug: str, number: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """Open a phase at once; any other open phase closes now.  Auto-migration follows."""
+        from . import phase_clock
+
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            comp, ph = self._organizer_phase(s, slug, number, actor)
+            if ph.start is None or ph.start > now:
+                ph.start = now
+            if ph.end is not None and ph.end <= now:
+                ph.end = None
+            for other in comp.phases:
+                if other is not ph and (other.start is None or other.start <= now) and (other.end is None or other.end > now):
+                    other.end = now
+        phase_clock.tick(self, now=now, slug=slug)
+        return self._phase_after(slug, number, actor, now)
+
+    def close_phase_now(self, slug: str, number: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """Close a phase at once: no more submissions to it."""
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            comp, ph = self._organizer_phase(s, slug, number, actor)
+            if ph.start is not None and ph.start > now:
+                raise PlatformError(f"phase {ph.name!r} has not opened yet (it opens {ph.start:%Y-%m-%d %H:%M} UTC)")
+            if ph.end is None or ph.end > now:
+                ph.end = now
+        return self._phase_after(slug, number, actor, now)
+
+    def set_phase_dates(self, slug: str, number: int, start: Any, end: Any, actor: Actor,
+                        *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """New start and end of a phase (naive UTC datetimes or ISO strings; end may be None)."""
+        from . import phase_clock
+
+        start_at, end_at = _moment(start, "start"), _moment(end, "end")
+        if start_at is None:
+            raise PlatformError("start: a phase needs a start date")
+        if end_at is not None and end_at <= start_at:
+            raise PlatformError(f"end: must be after the start ({start_at:%Y-%m-%d %H:%M}), got {end_at:%Y-%m-%d %H:%M}")
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            _, ph = self._organizer_phase(s, slug, number, actor)
+            ph.start, ph.end = start_at, end_at
+        phase_clock.tick(self, now=now, slug=slug)
+        return self._phase_after(slug, number, actor, now)
+
+    def _phase_after(self, slug: str, number: int, actor: Actor, now: dt.datetime) -> dict[str, Any]:
+        return self.competition_detail(slug, actor, now=now)["phases"][int(number) - 1]
+
+    def migrate_submissions(self, slug: str, from_number: int, actor: Actor, *,
+                            now: Optional[dt.datetime] = None) -> list[int]:
+        """Re-run each participant's last (or chosen) finished submission of a phase in the next one.
+
+        Returns the new submissions' ids; a submission already migrated is not
+        migrated again, so calling this twice is harmless.
+        """
+        now = now or m.utcnow()
+        with self.db.session() as s:
+            comp, source = self._organizer_phase(s, slug, from_number, actor)
+            phases = sorted(comp.phases, key=lambda p: (p.index, p.id))
+            if int(from_number) >= len(phases):
+                raise PlatformError(f"phase {from_number} is the last phase of {slug!r}; there is no next phase")
+            target = phases[int(from_number)]
+            ids = self._migrate(s, comp, source, target, now)
+            target.migrated_at = target.migrated_at or now
+            return ids
+
+    def _migrate(self, s: Session, comp: m.Competition, source: m.Phase, target: m.Phase, now: dt.datetime) -> list[int]:
+        from scoring.leaderboard import select_entries
+
+        boards = [b for b in comp.leaderboards if not b.hidden] or list(comp.leaderboards)
+        entries = self._entries(s, source)
+        finished = [e for e in entries if e.status == m.FINISHED]
+        chosen: dict[str, Any] = {}
+        if boards:
+            board = board_from_row(boards[0], source)
+            for entry in select_entries(board.submission_rule, finished, board):
+                chosen[entry.participant] = entry  # oldest first: the latest chosen wins
+        # A participant who chose nothing (rule Add) brings their last finished one.
+        latest = {}
+        for entry in sorted(finished, key=lambda e: (e.submitted_at, e.submission_id)):
+            latest[entry.participant] = entry
+        picks = {user: chosen.get(user) or latest[user] for user in latest}
+        approved = set(s.scalars(select(m.Participant.username).where(
+            m.Participant.competition_id == comp.id, m.Participant.status == m.APPROVED)))
+        already = set(s.scalars(select(m.Submission.parent_id).where(
+            m.Submission.phase_id == target.id, m.Submission.parent_id.is_not(None))))
+        target_number = self.phase_number(comp, target)
+        new_ids = []
+        for user, entry in sorted(picks.items()):
+            if user not in approved or entry.submission_id in already:
+                continue
+            old = s.get(m.Submission, entry.submission_id)
+            kind = old.kind
+            if target.results_only and kind != "results":
+                continue
+            if kind == "results" and not target.results_only and _phase_has_ingestion(comp, target):
+                kind = "code"
+            new = m.Submission(
+                phase_id=target.id, participant_id=old.participant_id, kind=kind, filename=old.filename,
+                file_key=old.file_key, status=m.SUBMITTED, submitted_at=now, status_changed_at=now,
+                parent_id=old.id, description=f"migrated from submission {old.id} to phase {target_number}",
+            )
+            s.add(new)
+            s.flush()
+            s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now,
+                                 note=f"migrated from submission {old.id}"))
+            new_ids.append(new.id)
+        return new_ids
+
+    # -- competition.yaml in the browser ------------------------------------------------------
+    def _light_bundle_folder(self, comp: m.Competition, folder: Path) -> Path:
+        """The competition as a light bundle (datasets by key) unpacked in `folder`."""
+        from .bundles import export_bundle
+
+        archive = folder / "light.zip"
+        export_bundle(spec_from_competition(comp), self.store, archive, light=True)
+        root = folder / "bundle"
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(root)
+        archive.unlink()
+        return root
+
+    def competition_yaml(self, slug: str, actor: Actor) -> str:
+        """`competition.yaml` as it would be exported light (datasets named by their keys)."""
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            self._require_organizer(actor, comp)
+            with tempfile.TemporaryDirectory(prefix="compete-yaml-") as tmp:
+                root = self._light_bundle_folder(comp, Path(tmp))
+                return (root / "competition.yaml").read_text(encoding="utf-8")
+
+    def update_competition_yaml(self, slug: str, text: str, actor: Actor) -> list[str]:
+        """Replace the competition's definition by `text`; returns the problems (empty: saved).
+
+        The text is validated as a bundle (with the competition's pages, terms,
+        logo and stored datasets beside it); nothing is saved when there is any
+        problem.  Phases keep their submissions: a phase that has some cannot be
+        removed.
+        """
+        from .bundles import load_bundle, store_bundle_data
+
+        if not isinstance(text, str) or not text.strip():
+            return ["competition.yaml: (file): is empty"]
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            self._require_organizer(actor, comp)
+            with tempfile.TemporaryDirectory(prefix="compete-yaml-") as tmp:
+                root = self._light_bundle_folder(comp, Path(tmp))
+                (root / "competition.yaml").write_text(text, encoding="utf-8")
+                try:
+                    with load_bundle(root, limits=self.unpack_limits(), dataset_exists=self._dataset_exists) as bundle:
+                        spec = store_bundle_data(bundle, self.store)
+                except BundleError as exc:
+                    return [str(p) for p in exc.problems]
+            problems = self._apply_spec(s, comp, spec, actor)
+            if problems:
+                s.rollback()
+            return problems
+
+    def _apply_spec(self, s: Session, comp: m.Competition, spec: CompetitionSpec, actor: Actor) -> list[str]:
+        """Bring a competition's rows to `spec` in place.
+
+        Phases are matched by their index in the bundle, so a kept phase keeps
+        its id, its submissions and its clock marks.
+        """
+        fresh = competition_from_spec(spec, comp.slug, comp.created_by)
+        old_phases = {ph.index: ph for ph in comp.phases}
+        new_phases = {ph.index: ph for ph in fresh.phases}
+        numbers = {ph.id: n for n, ph in enumerate(sorted(comp.phases, key=lambda p: (p.index, p.id)), start=1)}
+        problems = []
+        for index, ph in sorted(old_phases.items()):
+            if index in new_phases:
+                continue
+            used = s.scalar(select(func.count(m.Submission.id)).where(m.Submission.phase_id == ph.id))
+            if used:
+                problems.append(f"competition.yaml: phases: phase {numbers[ph.id]} ({ph.name!r}) has {used} "
+                                "submission(s) and cannot be removed")
+        if problems:
+            return problems
+        for key, kind in dataset_keys(spec).items():
+            if s.get(m.Dataset, key) is None:
+                s.add(m.Dataset(key=key, kind=kind, size=self.store.dataset_size(key), created_by=actor.username))
+        for name in ("title", "dialect", "description", "logo_key", "docker_image", "queue",
+                     "registration_auto_approve", "enable_detailed_results", "terms", "contact_email",
+                     "admin_names", "extra"):
+            setattr(comp, name, getattr(fresh, name))
+        new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
+        fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases = [], [], [], []
+        comp.pages.clear()
+        comp.tasks.clear()
+        comp.leaderboards.clear()
+        for index, ph in old_phases.items():
+            if index not in new_phases:
+                comp.phases.remove(ph)
+        s.flush()  # deletes first: tasks and boards are unique per competition by index and key
+        comp.pages.extend(new_pages)
+        comp.tasks.extend(new_tasks)
+        comp.leaderboards.extend(new_boards)
+        kept = {"id", "competition_id", "opened_at", "migrated_at"}
+        columns = [c.key for c in m.Phase.__table__.columns if c.key not in kept]
+        for index, new in sorted(new_phases.items()):
+            if index in old_phases:
+                for name in columns:
+                    setattr(old_phases[index], name, getattr(new, name))
+            else:
+                comp.phases.append(new)
+        s.flush()
+        return []
+
+    # -- leaderboards as files and charts -------------------------------------------------------
+    def leaderboard_csv(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
+                        board: Optional[str] = None, now: Optional[dt.datetime] = None) -> str:
+        """The leaderboard as the actor sees it, as CSV (full precision)."""
+        import csv
+        import io
+
+        data = self.leaderboard(slug, phase, actor=actor, board=board, now=now)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        keys = [c["key"] for c in data["columns"]]
+        writer.writerow(["rank", "participant", "submission", "submitted_at",
+                         *[c["title"] for c in data["columns"]], "average_rank"])
+        for row in data["rows"]:
+            writer.writerow([row["rank"], row["participant"], row["submission"], row.get("submitted_at", ""),
+                             *["" if row["scores"].get(k) is None else repr(float(row["scores"][k])) for k in keys],
+                             "" if row.get("average_rank") is None else row["average_rank"]])
+        return out.getvalue()
+
+    def best_score_history(self, slug: str, phase: Optional[int], board_key: Optional[str], actor: Actor,
+                           *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
+        """When the best score of a board improved: [{at, value, username}], oldest first.
+
+        The score is the board's primary column when it is a plain score the
+        actor may see, else the first such column; a blind phase or a hidden
+        board has no history for participants.
+        """
+        with self.db.session() as s:
+            comp = self._competition(s, slug, full=True)
+            ph = self._phase(comp, phase, now)
+            organizer = self.is_organizer(actor, comp)
+            boards = [b for b in comp.leaderboards if board_key is None or b.key == board_key]
+            if board_key is not None and not boards:
+                raise NotFound(f"competition {slug!r} has no leaderboard {board_key!r}")
+            if not organizer:
+                boards = [b for b in boards if not b.hidden]
+                if not boards or ph.hide_results:
+                    return []
+            if not boards:
+                return []
+            db_board = boards[0]
+            plain = [c for c in db_board.columns if not c.computation and (organizer or not c.hidden)]
+            if not plain:
+                return []
+            column = next((c for c in plain if c.key == db_board.primary_key), plain[0])
+            rows = s.execute(
+                select(m.Submission.submitted_at, m.Score.value, m.Participant.username)
+                .join(m.Score, m.Score.submission_id == m.Submission.id)
+                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                .where(m.Submission.phase_id == ph.id, m.Submission.status == m.FINISHED,
+                       m.Submission.hidden.is_(False), m.Score.key == column.key, m.Score.value.is_not(None))
+                .order_by(m.Submission.submitted_at, m.Submission.id)
+            ).all()
+            better = (lambda a, b: a < b) if column.sorting == "asc" else (lambda a, b: a > b)
+            history, best = [], None
+            for at, value, username in rows:
+                if best is None or better(value, best):
+                    best = value
+                    history.append({"at": at.isoformat(), "value": value, "username": username,
+                                    "column": column.key})
+            return history
+
+    # -- administration ----------------------------------------------------------------------------
+    def storage_use(self, actor: Actor) -> dict[str, Any]:
+        """Bytes used by datasets, submissions and outputs, and per competition (admins)."""
+        if not actor.is_admin:
+            raise Forbidden("only hub admins may see the storage use")
+
+        def tree_bytes(path: Path) -> tuple[int, int]:
+            files = [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+            return len(files), sum(p.stat().st_size for p in files)
+
+        root = self.store.root
+        datasets = tree_bytes(root / "datasets")
+        outputs = tree_bytes(root / "files")
+        db_bytes = None
+        if self.db.dialect == "sqlite":
+            db_file = Path(self.db.engine.url.database or "")
+            db_bytes = sum(p.stat().st_size for p in db_file.parent.glob(db_file.name + "*") if p.is_file())
+        with self.db.session() as s:
+            submission_bytes = dict(s.execute(
+                select(m.Participant.competition_id, func.coalesce(func.sum(m.Dataset.size), 0))
+                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
+                .join(m.Dataset, m.Dataset.key == m.Submission.file_key, isouter=True)
+                .group_by(m.Participant.competition_id)
+            ).all())
+            counts = dict(s.execute(
+                select(m.Participant.competition_id, func.count(m.Submission.id))
+                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
+                .group_by(m.Participant.competition_id)
+            ).all())
+            competitions = []
+            for comp in s.scalars(select(m.Competition).order_by(m.Competition.id)).all():
+                full = self._competition(s, comp.slug, full=True)
+                keys = set(dataset_keys(spec_from_competition(full)))
+                size = sum(self.store.dataset_size(k) for k in keys if self.store.has_dataset(k))
+                competitions.append({"slug": comp.slug, "title": comp.title, "data_bytes": size,
+                                     "submissions": counts.get(comp.id, 0),
+                                     "submission_bytes": int(submission_bytes.get(comp.id, 0) or 0)})
+        return {
+            "store": str(root),
+            "total_bytes": datasets[1] + outputs[1],
+            "datasets": {"files": datasets[0], "bytes": datasets[1]},
+            "outputs": {"files": outputs[0], "bytes": outputs[1]},
+            "database_bytes": db_bytes,
+            "competitions": competitions,
+        }
 
 def board_from_row(board: m.Leaderboard, phase: m.Phase):
     from scoring.leaderboard import Board, Column
@@ -765,6 +1704,39 @@ def board_from_row(board: m.Leaderboard, phase: m.Phase):
         tie_break_by_columns=board.competition.dialect == "codabench",
     )
 
+
+# Rules under which the participant picks what the leaderboard shows.
+CHOOSING_RULES = frozenset({"Add", "Add_And_Delete", "Add_And_Delete_Multiple"})
+LOG_STREAMS = ("stdout", "stderr")
+# Which side of a run a step or a feedback file belongs to (for hide_*_output).
+STEP_SIDES = {"prediction": "prediction", "ingestion": "prediction", "scoring": "scoring"}
+ARTIFACT_SIDES = {"executed_notebook": "prediction", "executed_notebook_html": "prediction",
+                  "detailed_results": "scoring"}
+
+
+COMPETITION_STATUSES = ("upcoming", "running", "finished")
+
+
+def _average_rank(ranks: dict[str, Optional[int]]) -> Optional[float]:
+    """The mean of a row's column ranks (the leaderboard's "average rank")."""
+    known = [r for r in ranks.values() if r is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+def _step_side(step: str) -> str:
+    # Unknown steps count as scoring: the stricter side.
+    return STEP_SIDES.get(step, "scoring")
+
+
+def _moment(value: Any, name: str) -> Optional[dt.datetime]:
+    """A naive UTC datetime from a datetime, an ISO string or None."""
+    from .bundles.fields import parse_date
+
+    if value is None or value == "":
+        return None
+    moment = parse_date(value)
+    if moment is None:
+        raise PlatformError(f"{name}: must be a date such as 2030-01-31T12:00, got {value!r}")
+    return moment
 
 def _participant(s: Session, comp: m.Competition, username: str) -> Optional[m.Participant]:
     return s.scalars(
@@ -833,3 +1805,84 @@ __all__ = [
     "PlatformError",
     "Problem",
 ]
+
+
+RESULT_FILES_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _text(value: Any, limit: int) -> Optional[str]:
+    return None if value is None else str(value)[:limit]
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _own_path(submission_id: int, value: Any) -> Optional[str]:
+    """A store path of this submission's files, or None: a worker cannot point elsewhere."""
+    if not isinstance(value, str):
+        return None
+    parts = value.split("/")
+    if parts[:2] != ["submissions", str(submission_id)] or any(p in ("", ".", "..") for p in parts) \
+            or "\\" in value or len(value) > 500:
+        return None
+    return value
+
+
+def _clean_result(submission_id: int, result: Any) -> dict[str, Any]:
+    """Reduce a worker's result to the plain, bounded shape the platform records.
+
+    A result comes from a machine the platform does not control: every field is
+    checked for its type, strings are bounded, paths must stay inside the
+    submission's own files, and inline files are capped.
+    """
+    if not isinstance(result, dict):
+        return {"status": m.FAILED, "error": "the worker returned no result"}
+    clean: dict[str, Any] = {
+        "status": result.get("status") if isinstance(result.get("status"), str) else None,
+        "scores": result.get("scores") if isinstance(result.get("scores"), dict) else {},
+        "error": _text(result.get("error"), 20000),
+        "worker": _text(result.get("worker"), 300),
+    }
+    tasks = []
+    for task in result.get("tasks") or []:
+        if not isinstance(task, dict):
+            continue
+        steps = []
+        for step in task.get("steps") or []:
+            if not isinstance(step, dict):
+                continue
+            exit_code = step.get("exit_code")
+            steps.append({
+                "step": _text(step.get("step"), 20) or "?",
+                "exit_code": exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+                "elapsed": _number(step.get("elapsed")),
+                "image": _text(step.get("image"), 300),
+                "image_digest": _text(step.get("image_digest"), 300),
+                "error": _text(step.get("error"), 20000),
+                "log_path": _own_path(submission_id, step.get("log_path")),
+            })
+        index = task.get("task_index")
+        tasks.append({"task_index": index if isinstance(index, int) else 0, "steps": steps})
+    clean["tasks"] = tasks
+    artifacts = result.get("artifacts")
+    clean["artifacts"] = {
+        str(k)[:100]: path for k, v in (artifacts.items() if isinstance(artifacts, dict) else [])
+        if (path := _own_path(submission_id, v))
+    }
+    files: dict[str, bytes] = {}
+    total = 0
+    raw_files = result.get("files")
+    for rel, data in (raw_files.items() if isinstance(raw_files, dict) else []):
+        path = _own_path(submission_id, rel)
+        if path is None or not isinstance(data, (bytes, bytearray)):
+            continue
+        total += len(data)
+        if total > RESULT_FILES_MAX_BYTES:
+            clean.setdefault("warnings", []).append("some logs and outputs were too large to keep")
+            break
+        files[path] = bytes(data)
+    clean["files"] = files
+    return clean

@@ -77,6 +77,33 @@ class Compete(LoggingConfigurable):
     step_cpus = Float(1.0, help="CPU limit of one step, in cores.").tag(config=True)
     step_pids = Integer(256, help="Most processes one step may run.").tag(config=True)
 
+    queue_host = Unicode(
+        "127.0.0.1",
+        help="Host name or address that organizers' workers use to reach the queue schedulers "
+        "this platform runs (written into their credentials). Set the machine's public name "
+        "when workers attach from other machines.",
+    ).tag(config=True)
+
+    queue_listen_host = Unicode(
+        "",
+        help="Interface the queue schedulers listen on ('0.0.0.0' for every interface). "
+        "Empty: `queue_host`.",
+    ).tag(config=True)
+
+    queue_inline_data_max_bytes = Integer(
+        512 * 1024 * 1024,
+        help="Largest total size of the datasets sent with one run to an organizer's queue. "
+        "Larger data belongs on the organizer's workers (a task's `worker_data`).",
+    ).tag(config=True)
+
+    default_queue_workers = Integer(
+        1, help="Worker processes of the default queue (the platform's own Dask cluster)."
+    ).tag(config=True)
+
+    default_queue_threads = Integer(
+        2, help="Runs at a time per worker process of the default queue."
+    ).tag(config=True)
+
     def resolved_db_url(self) -> str:
         return self.db_url or f"sqlite:///{Path(self.home) / 'compete.sqlite'}"
 

@@ -133,6 +133,9 @@ class Task(Base):
     ingestion_only_during_scoring: Mapped[bool] = mapped_column(Boolean, default=False)
     scoring_docker_image: Mapped[Optional[str]] = mapped_column(String(300))
     ingestion_docker_image: Mapped[Optional[str]] = mapped_column(String(300))
+    # Data that lives on the organizer's workers only: {"reference_data": "/path/on/worker", ...}.
+    # It is never uploaded; such a task runs only on a queue whose workers have it.
+    worker_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     competition: Mapped[Competition] = relationship(back_populates="tasks")
 
@@ -345,3 +348,19 @@ class Queue(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     competition: Mapped[Optional[Competition]] = relationship()
+
+
+class QueueState(Base):
+    """What the dispatcher last saw of a queue: its workers, written on every check.
+
+    Pages and the CLI read it to show attached workers and to say when none is,
+    without talking to the scheduler themselves.
+    """
+
+    __tablename__ = "queue_states"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    workers: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[Optional[str]] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -28,6 +28,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    op.create_table('queue_states',
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('connected', sa.Boolean(), nullable=False),
+    sa.Column('workers', sa.JSON(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('worker_data', sa.JSON(), nullable=False, server_default='{}'))
+
     with op.batch_alter_table('phases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('opened_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('migrated_at', sa.DateTime(), nullable=True))
@@ -51,8 +62,12 @@ def downgrade() -> None:
         batch_op.drop_column('dispatch_key')
         batch_op.drop_column('queue')
 
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_column('worker_data')
+
     with op.batch_alter_table('phases', schema=None) as batch_op:
         batch_op.drop_column('migrated_at')
         batch_op.drop_column('opened_at')
 
     op.drop_table('queues')
+    op.drop_table('queue_states')
