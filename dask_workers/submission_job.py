@@ -95,6 +95,23 @@ def executor_for(job: dict[str, Any]) -> Executor:
         return executor
 
 
+_running: set[int] = set()
+
+
+def running_submissions() -> list[int]:
+    with _executors_lock:
+        return sorted(_running)
+
+
+def cleanup_orphans() -> int:
+    """Remove step containers of this machine whose worker died; 0 without Docker."""
+    from .executors import docker_available
+
+    if executor_override == "process" or not docker_available():
+        return 0
+    return make_executor("docker").cleanup_orphans()
+
+
 def cancel_on_worker(submission_id: int) -> bool:
     """Run on every worker by the dispatcher: kill the submission's steps here."""
     with _executors_lock:
@@ -139,12 +156,17 @@ def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = N
     """Run one submission and send its result as an event; True when a result was sent."""
     sid = int(job["submission_id"])
     key = job.get("key")
+    with _executors_lock:
+        _running.add(sid)
     try:
         result = _run(job, data)
     except Exception as exc:  # noqa: BLE001 - every failure must come back as a result
         log.exception("submission %s failed on this worker", sid)
         result = {"status": "Failed", "error": f"the worker could not run it: {type(exc).__name__}: {exc}",
                   "worker": worker_name()}
+    finally:
+        with _executors_lock:
+            _running.discard(sid)
     emit_result(sid, key, result)
     return True
 

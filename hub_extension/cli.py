@@ -197,12 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_more_commands(sub: argparse._SubParsersAction) -> None:
-    """Subcommands of the execution engine and the demo, registered when present."""
-    try:
-        from . import cli_run
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return
+    """Subcommands of the execution engine, the queues and the demo."""
+    from . import cli_queue, cli_run
+
     cli_run.add_commands(sub)
+    cli_queue.add_commands(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -86,12 +86,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_run_pending(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    while True:
-        pending = platform.pending_submissions()
-        if not pending:
-            return 0
-        _run_and_wait(platform, pending)
+    from .cli_queue import run_dispatcher
+
+    return run_dispatcher(_platform(args), until_idle=True, interval=0.5)
 
 
 def cmd_submission_show(args: argparse.Namespace) -> int:
