@@ -87,10 +87,11 @@ class QueueLab:
             self.dispatcher.wait()
             self.dispatcher = None
 
-    def start_worker(self, credentials: Path, name: str, *, gpus: int = 0, nthreads: int = 1) -> subprocess.Popen:
+    def start_worker(self, credentials: Path, name: str, *, gpus: int = 0, nthreads: int = 1,
+                     executor: str = "process") -> subprocess.Popen:
         log = open(self.logs / f"worker-{name}.log", "ab")
         args = ["worker", "--credentials", str(credentials), "--name", name, "--nthreads", str(nthreads),
-                "--worker-executor", "process", "--local-directory", str(self.home / "scratch" / name)]
+                "--worker-executor", executor, "--local-directory", str(self.home / "scratch" / name)]
         if gpus:
             args += ["--gpus", str(gpus)]
         proc = subprocess.Popen(compete_cmd(self.home, *args), stdout=log, stderr=subprocess.STDOUT)
