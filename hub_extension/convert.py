@@ -84,6 +84,7 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
             ingestion_only_during_scoring=t.ingestion_only_during_scoring,
             scoring_docker_image=t.scoring_docker_image,
             ingestion_docker_image=t.ingestion_docker_image,
+            worker_data=dict(t.worker_data),
         )
         for t in spec.tasks
     ]
@@ -171,6 +172,7 @@ def spec_from_competition(comp: m.Competition) -> CompetitionSpec:
                 ingestion_only_during_scoring=t.ingestion_only_during_scoring,
                 scoring_docker_image=t.scoring_docker_image,
                 ingestion_docker_image=t.ingestion_docker_image,
+                worker_data=dict(t.worker_data or {}),
             )
             for t in comp.tasks
         ],

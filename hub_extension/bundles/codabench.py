@@ -41,7 +41,8 @@ TOP_KEPT = {
     "allow_robot_submissions", "competition_type", "report", "whitelist_emails",
 }
 TASK_DATA = ("scoring_program", "ingestion_program", "reference_data", "input_data")
-TASK_USED = {"index", "name", "description", "ingestion_only_during_scoring", "key", *TASK_DATA}
+TASK_USED = {"index", "name", "description", "ingestion_only_during_scoring", "key", "worker_data", *TASK_DATA}
+WORKER_DATA = ("reference_data", "input_data")
 TASK_KEPT = {"is_public"}
 PHASE_USED = {
     "index", "name", "description", "start", "end", "tasks", "max_submissions", "max_submissions_per_person",
@@ -126,10 +127,32 @@ def _read_tasks(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: 
         for kind in TASK_DATA:
             program = kind.endswith("_program")
             setattr(task, kind, files.data(ts.raw(kind), ts.key(kind), program=program))
+        if ts.has("worker_data"):
+            _read_worker_data(ts, task)
         if task.scoring_program is None and not ts.has("scoring_program") and not ts.has("key"):
             ts.warn("scoring_program", "missing: submissions to this task cannot be scored")
         _stash(extra, "tasks", index, ts.leftovers(TASK_USED, TASK_KEPT))
         spec.tasks.append(task)
+
+
+def _read_worker_data(ts: Section, task: TaskSpec) -> None:
+    """`worker_data`: data that stays on the organizer's workers (absolute paths there)."""
+    raw = ts.raw("worker_data")
+    if not isinstance(raw, dict):
+        ts.error("worker_data", "must map reference_data and/or input_data to absolute paths on the queue's workers")
+        return
+    for kind, path in raw.items():
+        if kind not in WORKER_DATA:
+            ts.error("worker_data", f"{kind}: only reference_data and input_data can stay on the workers")
+        elif not isinstance(path, str) or not path.startswith("/"):
+            ts.error("worker_data", f"{kind}: must be an absolute path on the workers, got {path!r}")
+        elif ts.has(kind):
+            ts.error("worker_data", f"{kind}: is given both in the bundle and on the workers; keep one")
+        else:
+            task.worker_data[kind] = path
+    if task.worker_data:
+        ts.warn("worker_data", "this task runs only on a queue whose workers hold "
+                + ", ".join(task.worker_data.values()) + "; name that queue with `queue:`")
 
 
 def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
@@ -301,6 +324,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             if ref is not None:
                 entry[kind] = names.data(ref)
         entry["ingestion_only_during_scoring"] = task.ingestion_only_during_scoring
+        if task.worker_data:
+            entry["worker_data"] = dict(task.worker_data)
         entry.update(extra.get("tasks", {}).get(str(task.index), {}))
         tasks.append(entry)
     doc["tasks"] = tasks

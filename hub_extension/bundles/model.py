@@ -84,6 +84,8 @@ class TaskSpec:
     ingestion_only_during_scoring: bool = False
     scoring_docker_image: Optional[str] = None
     ingestion_docker_image: Optional[str] = None
+    # Data kept on the organizer's workers, never uploaded: {"reference_data": "/abs/path", ...}.
+    worker_data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
