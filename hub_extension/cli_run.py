@@ -102,6 +102,11 @@ def cmd_submission_show(args: argparse.Namespace) -> int:
     print(f"submission {info['id']} — {info['competition']} phase {info['phase']} — {info['participant']}")
     print(f"  file:    {info['filename']} ({info['kind']})")
     print(f"  status:  {info['status']}")
+    waiting = info.get("waiting")
+    if waiting:
+        print(f"  queue:   {waiting['queue']}, position {waiting['position']}: {waiting['note']}")
+    elif info.get("worker"):
+        print(f"  worker:  {info['worker']} (queue {info['queue']})")
     if info["elapsed"] is not None:
         print(f"  elapsed: {info['elapsed']:.1f} s")
     for key, value in info["scores"].items():
