@@ -136,7 +136,7 @@ class _Datasets:
             if hashlib.sha256(payload).hexdigest() != key:
                 raise DatasetError(f"dataset {key[:12]} arrived damaged (checksum mismatch)")
             blob.parent.mkdir(parents=True, exist_ok=True)
-            partial = blob.with_name(f".{key}.{os.getpid()}.part")
+            partial = blob.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.part")
             partial.write_bytes(payload)
             os.replace(partial, blob)
         return blob

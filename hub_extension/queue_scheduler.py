@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("queue_dir", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Dask logs every snapshot the platform takes at INFO: keep its warnings only.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     asyncio.run(serve(args.queue_dir))
     return 0
 

@@ -98,7 +98,8 @@ def test_the_platform_killed_mid_run_follows_its_runs_again(lab, tmp_path):
     lab.start_dispatcher()
     lab.wait_terminal(sids, 180)
     for sid in sids:
-        assert lab.status(sid) == m.FINISHED, lab.platform.submission(sid)
+        info = lab.platform.submission(sid)
+        assert info["status"] == m.FINISHED, (info["error"], info["history"], lab.diagnostics())
         assert terminal_changes(lab.platform, sid) == 1
         assert run_attempts(lab.platform, sid) == {1}
     # Runs in progress during the restart were followed, not sent again.
@@ -196,10 +197,21 @@ def test_containers_of_a_killed_worker_are_removed_when_a_worker_starts_again(la
     sid = lab.submit(slug, tmp_path, sleep=300)
     label = {"label": f"{LABEL_SUBMISSION}={sid}"}
     lab.wait_for(lambda: bool(docker_engine.containers.list(filters=label)), 120, "the step's container")
+    (orphan,) = docker_engine.containers.list(filters=label)
     lab.kill_worker("doomed")
     time.sleep(1)
-    assert docker_engine.containers.list(filters=label), "the container should outlive its killed worker"
+    orphan.reload()
+    assert orphan.status == "running", "the container should outlive its killed worker"
     lab.start_worker(creds, "next", executor="docker")
-    lab.wait_for(lambda: not docker_engine.containers.list(all=True, filters=label), 120,
-                 "the orphaned container to be removed")
+
+    def removed() -> bool:
+        return orphan.id not in {c.id for c in docker_engine.containers.list(all=True, filters=label)}
+
+    lab.wait_for(removed, 120, "the orphaned container to be removed")
+    # The run itself was retried on the new worker, in a container of its own.
+    lab.wait_for(lambda: _worker_of(lab, sid) == "next", 60, "the retry on 'next'")
+    lab.platform.set_status(sid, m.CANCELLED, note="test over")
+    lab.kill_worker("next")
+    for container in docker_engine.containers.list(all=True, filters=label):
+        container.remove(force=True)
     lab.kill_worker("next")
