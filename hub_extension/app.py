@@ -850,6 +850,25 @@ class Platform:
         now: Optional[dt.datetime] = None,
     ) -> dict[str, Any]:
         """The leaderboard of a phase as plain data: the shape of `compete leaderboard --json`."""
+        view = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now)
+        return {
+            "competition": view["competition"],
+            "phase": view["phase"],
+            "columns": [{k: c[k] for k in ("key", "title", "sorting")} for c in view["columns"]],
+            "rows": [{k: r[k] for k in ("rank", "participant", "submission", "scores")} for r in view["rows"]],
+        }
+
+    def leaderboard_view(
+        self,
+        slug: str,
+        phase: Optional[int] = None,
+        *,
+        actor: Actor = LOCAL_ADMIN,
+        board: Optional[str] = None,
+        now: Optional[dt.datetime] = None,
+    ) -> dict[str, Any]:
+        """The leaderboard as the service shows it: `leaderboard` plus the board, its note,
+        column precision, each row's column ranks, average rank and submission time."""
         from scoring.leaderboard import build_leaderboard
 
         with self.db.session() as s:
@@ -1502,10 +1521,8 @@ class Platform:
                         spec = store_bundle_data(bundle, self.store)
                 except BundleError as exc:
                     return [str(p) for p in exc.problems]
-            problems = self._apply_spec(s, comp, spec, actor)
-            if problems:
-                s.rollback()
-            return problems
+            # Problems are found before anything changes, so nothing is written then.
+            return self._apply_spec(s, comp, spec, actor)
 
     def _apply_spec(self, s: Session, comp: m.Competition, spec: CompetitionSpec, actor: Actor) -> list[str]:
         """Bring a competition's rows to `spec` in place.
@@ -1564,7 +1581,7 @@ class Platform:
         import csv
         import io
 
-        data = self.leaderboard(slug, phase, actor=actor, board=board, now=now)
+        data = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         keys = [c["key"] for c in data["columns"]]

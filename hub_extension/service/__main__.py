@@ -1,0 +1,175 @@
+"""`python -m hub_extension.service`: the process JupyterHub starts as the service `competitions`.
+
+It reads what the hub gives a managed service (JUPYTERHUB_SERVICE_URL to
+listen on, JUPYTERHUB_SERVICE_PREFIX, the API token and OAuth client), builds
+the platform from COMPETE_HOME, COMPETE_CONFIG (a traitlets file setting
+`c.Compete.*`) and COMPETE_DB_URL, then serves the pages and the API while two
+periodic tasks run: the dispatcher (every 2 s) and the phase clock (every
+30 s).  A failing tick is logged and retried, never fatal.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
+from urllib.parse import urlparse
+
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
+
+log = logging.getLogger("compete.service")
+
+DISPATCH_SECONDS = 2.0
+PHASE_CLOCK_SECONDS = 30.0
+FALLBACK_WARNING = (
+    "No Docker engine answers: submissions run with the 'process' executor, which does not "
+    "isolate them. Run only trusted code, or start Docker and restart the hub."
+)
+PROCESS_WARNING = (
+    "Submissions run with the 'process' executor (c.Compete.executor = 'process'), which does not "
+    "isolate them. Run only trusted code."
+)
+
+
+def load_config():
+    """The `Compete` configuration from COMPETE_CONFIG, COMPETE_HOME and COMPETE_DB_URL."""
+    from traitlets.config import Config, PyFileConfigLoader
+
+    from ..config import Compete
+
+    cfg = Config()
+    path = os.environ.get("COMPETE_CONFIG")
+    if path:
+        directory, name = os.path.split(os.path.abspath(path))
+        cfg = PyFileConfigLoader(name, path=directory).load_config()
+    config = Compete(config=cfg)
+    if os.environ.get("COMPETE_HOME"):
+        config.home = os.environ["COMPETE_HOME"]
+    if os.environ.get("COMPETE_DB_URL"):
+        config.db_url = os.environ["COMPETE_DB_URL"]
+    return config
+
+
+def resolve_executor(config) -> Optional[str]:
+    """Pin `auto` to what this machine has; the warning organizers see when it is `process`."""
+    from dask_workers.executors import docker_available
+
+    if config.executor == "auto":
+        if docker_available():
+            config.executor = "docker"
+            return None
+        config.executor = "process"
+        return FALLBACK_WARNING
+    if config.executor == "process":
+        return PROCESS_WARNING
+    return None
+
+
+class Ticker:
+    """Runs `fn` every `seconds` in its own thread; an exception is logged, never fatal.
+
+    A tick that is still running when the next one is due is not doubled.
+    """
+
+    def __init__(self, name: str, fn: Callable[[], Any], seconds: float):
+        self.name = name
+        self.fn = fn
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"compete-{name}")
+        self.running = False
+        self.last_error: Optional[str] = None
+        self.callback = PeriodicCallback(self._tick, seconds * 1000)
+
+    def start(self) -> None:
+        self.callback.start()
+
+    def stop(self) -> None:
+        self.callback.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _tick(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.pool, self.fn)
+            self.last_error = None
+        except Exception as exc:  # noqa: BLE001 - a periodic task must survive its own failures
+            text = f"{type(exc).__name__}: {exc}"
+            if text != self.last_error:
+                log.exception("%s tick failed (retrying every %.0f s)", self.name, self.callback.callback_time / 1000)
+            self.last_error = text
+        finally:
+            self.running = False
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("COMPETE_LOG_LEVEL", "INFO"),
+        format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+    )
+    from ..app import Platform
+
+    config = load_config()
+    warning = resolve_executor(config)
+    if warning:
+        log.warning(warning)
+    platform = Platform(config)
+    log.info("platform home %s, database %s, executor %s",
+             config.home, platform.db.engine.url.render_as_string(), config.executor)
+    dispatcher = None
+    try:
+        from ..dispatch import Dispatcher
+
+        dispatcher = Dispatcher(platform)
+    except Exception:  # noqa: BLE001 - pages and the API still work without a queue
+        log.exception("the dispatcher could not start: submissions wait until the service restarts")
+    try:
+        asyncio.run(serve(platform, dispatcher, warning))
+    finally:
+        if dispatcher is not None:
+            try:
+                dispatcher.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the dispatcher failed")
+        platform.close()
+    return 0
+
+
+async def serve(platform, dispatcher, executor_warning: Optional[str]) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    from .. import phase_clock
+    from .app import DEFAULT_PREFIX, make_app
+
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", DEFAULT_PREFIX)
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+    app = make_app(platform, prefix=prefix, dispatcher=dispatcher, executor_warning=executor_warning)
+    server = HTTPServer(app, xheaders=True, max_body_size=platform.config.max_upload_bytes + (1 << 20))
+    server.listen(url.port or 80, url.hostname or "127.0.0.1")
+    log.info("competition service listening at %s (prefix %s)", url.geturl(), prefix)
+
+    tickers = [Ticker("phase-clock", lambda: phase_clock.tick(platform), PHASE_CLOCK_SECONDS)]
+    if dispatcher is not None:
+        tickers.append(Ticker("dispatch", dispatcher.tick, DISPATCH_SECONDS))
+    for ticker in tickers:
+        ticker.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        server.stop()
+        for ticker in tickers:
+            ticker.stop()
+        app.settings["blocking_pool"].shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,521 @@
+"""The REST API of the competition service, under `{prefix}api/v1/`.
+
+Every handler parses the request, calls one `Platform` (or `queues`) function
+with the actor, and writes the JSON it returns; errors are
+`{"error": {"code", "message"}}`.  `openapi.yaml` beside this file documents
+every route, and a test checks that the document and `api_routes` agree.
+
+Uploads (bundles, submissions) are streamed to a temporary file, capped at
+`c.Compete.max_upload_bytes`; send either `multipart/form-data` with a `file`
+field, or the raw bytes with `?filename=NAME`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from tornado import httputil, web
+
+from ..app import PlatformError
+from .app import service_version
+from .base import ApiHandler
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+CHUNK = 256 * 1024
+# Room for multipart headers around the file itself.
+MULTIPART_SLACK = 64 * 1024
+
+SLUG = r"(?P<slug>[a-z0-9][a-z0-9-]*)"
+NUMBER = r"(?P<number>[0-9]+)"
+SUBMISSION = r"(?P<submission_id>[0-9]+)"
+QUEUE = r"(?P<name>[a-z0-9][a-z0-9-]*)"
+
+
+def safe_upload_name(name: str, default: str) -> str:
+    """A file name without folders or odd characters, keeping its suffix."""
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")
+    return base[:120] or default
+
+
+def _flag(value: Optional[str]) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+# -- base classes --------------------------------------------------------------------------------
+class FileResponse:
+    """Mixin: stream a file to the client."""
+
+    async def send_file(self, path: Path, *, filename: Optional[str] = None, content_type: str,
+                        inline: bool = False, sandbox: bool = False) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise web.HTTPError(404, "the file is gone from the store")
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Length", str(path.stat().st_size))
+        if filename:
+            disposition = "inline" if inline else "attachment"
+            self.set_header("Content-Disposition", f'{disposition}; filename="{safe_upload_name(filename, "file")}"')
+        if sandbox:
+            # Participant-made HTML (an executed notebook, detailed results) runs nothing on our origin.
+            self.set_header("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+        with open(path, "rb") as fh:
+            while True:
+                chunk = fh.read(CHUNK)
+                if not chunk:
+                    break
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+@web.stream_request_body
+class UploadHandler(ApiHandler):
+    """A POST whose body is a file, written to disk as it arrives."""
+
+    upload_default_name = "upload.zip"
+    _spool = None
+    _received = 0
+    _too_large = False
+    _refusal: Optional[BaseException] = None
+
+    async def prepare(self) -> None:
+        if self.request.method != "POST":
+            await self.authenticate()
+            return
+        cap = self.platform.config.max_upload_bytes
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > cap + MULTIPART_SLACK:
+            # Answered before the body: a client that waits for "100 Continue" sends none of it.
+            self.set_header("Connection", "close")
+            raise web.HTTPError(413, "the upload is %s bytes; the largest accepted is %s", length, cap)
+        self.request.connection.set_max_body_size(cap + MULTIPART_SLACK)
+        self.workdir = Path(tempfile.mkdtemp(prefix="compete-upload-"))
+        self._spool = open(self.workdir / "body", "wb")
+        try:
+            await self.authenticate()
+            self.require_login()
+        except Exception as exc:  # noqa: BLE001 - answered once the body is read
+            # Refusing before reading the body makes the client see a reset
+            # connection instead of the answer: read (and drop) it first.
+            self._refusal = exc
+            self._spool.close()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._spool is None or self._spool.closed or self._too_large:
+            return
+        self._received += len(chunk)
+        if self._received > self.platform.config.max_upload_bytes + MULTIPART_SLACK:
+            self._too_large = True
+            return
+        self._spool.write(chunk)
+
+    def uploaded_file(self) -> Path:
+        """The uploaded file, saved under its (cleaned) name in a private folder."""
+        if self._refusal is not None:
+            raise self._refusal
+        self._spool.close()
+        cap = self.platform.config.max_upload_bytes
+        if self._too_large:
+            raise web.HTTPError(413, "the upload is larger than %s bytes", cap)
+        body_path = self.workdir / "body"
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            args: dict[str, list[bytes]] = {}
+            files: dict[str, list[httputil.HTTPFile]] = {}
+            httputil.parse_body_arguments(content_type, body_path.read_bytes(), args, files)
+            body_path.unlink()
+            if not files.get("file"):
+                raise PlatformError("send the file in a form field named 'file'")
+            part = files["file"][0]
+            self.form = {k: v[0].decode("utf-8", "replace") for k, v in args.items() if v}
+            if len(part.body) > cap:
+                raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", len(part.body), cap)
+            target = self.workdir / safe_upload_name(part.filename, self.upload_default_name)
+            target.write_bytes(part.body)
+            return target
+        self.form = {}
+        if self._received == 0:
+            raise PlatformError("the request has no file: send multipart/form-data with a 'file' field, "
+                                "or the bytes with ?filename=NAME")
+        if self._received > cap:
+            raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", self._received, cap)
+        target = self.workdir / safe_upload_name(self.get_query_argument("filename", ""), self.upload_default_name)
+        body_path.rename(target)
+        return target
+
+    def field(self, name: str) -> Optional[str]:
+        """A form field (multipart) or query argument."""
+        value = getattr(self, "form", {}).get(name)
+        return value if value is not None else self.get_query_argument(name, None)
+
+    def on_finish(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def on_connection_close(self) -> None:
+        self.on_finish()
+        super().on_connection_close()
+
+
+# -- service -------------------------------------------------------------------------------------
+class HealthHandler(ApiHandler):
+    """No login needed: the hub and load balancers poll it."""
+
+    async def prepare(self) -> None:
+        pass
+
+    def get(self) -> None:
+        self.write_json({"status": "ok", "version": service_version()})
+
+
+class OpenApiHandler(ApiHandler):
+    async def prepare(self) -> None:
+        pass
+
+    def get(self) -> None:
+        doc = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+        doc["info"]["version"] = service_version()
+        doc["servers"] = [{"url": f"{self.prefix}api/v1"}]
+        self.write_json(doc)
+
+
+class WhoAmIHandler(ApiHandler):
+    def get(self) -> None:
+        actor = self.require_login()
+        self.write_json({
+            "name": actor.username,
+            "admin": actor.is_admin,
+            "groups": sorted(actor.groups),
+            "may_create_competitions": actor.is_admin or "organizers" in actor.groups,
+        })
+
+
+# -- competitions --------------------------------------------------------------------------------
+class CompetitionsHandler(UploadHandler):
+    upload_default_name = "bundle.zip"
+
+    def get(self) -> None:
+        offset, limit = self.paging()
+        found = self.platform.list_competitions(
+            search=self.get_query_argument("search", None) or None,
+            status=self.get_query_argument("status", None) or None,
+        )
+        self.write_page(found[offset:offset + limit], len(found), offset, limit)
+
+    async def post(self) -> None:
+        path = self.uploaded_file()
+        slug, warnings = await self.run_blocking(self.platform.create_competition, path, self.actor)
+        self.set_header("Location", f"{self.prefix}api/v1/competitions/{slug}")
+        self.write_json({"slug": slug, "warnings": warnings}, status=201)
+
+
+class CompetitionHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        self.write_json(self.platform.competition_detail(slug, self.actor))
+
+
+class LogoHandler(FileResponse, ApiHandler):
+    async def get(self, slug: str) -> None:
+        path = self.platform.competition_logo(slug)
+        head = Path(path).read_bytes()[:16]
+        kinds = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
+                 (b"RIFF", "image/webp"))
+        content_type = next((t for sig, t in kinds if head.startswith(sig)), "application/octet-stream")
+        self.set_header("Cache-Control", "public, max-age=300")
+        await self.send_file(path, content_type=content_type)
+
+
+class CompetitionYamlHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        self.write_json({"yaml": self.platform.competition_yaml(slug, self.actor)})
+
+    async def put(self, slug: str) -> None:
+        body = self.json_body()
+        text = body.get("yaml")
+        if not isinstance(text, str):
+            raise PlatformError('send {"yaml": "<the new competition.yaml>"}')
+        problems = await self.run_blocking(self.platform.update_competition_yaml, slug, text, self.actor)
+        if problems:
+            self.set_status(400)
+            self.write_error_body(400, "bundle_invalid",
+                                  f"competition.yaml has {len(problems)} problem(s); nothing was saved",
+                                  {"problems": problems})
+            return
+        self.write_json({"saved": True, "competition": self.platform.competition_detail(slug, self.actor)})
+
+
+class ExportHandler(FileResponse, ApiHandler):
+    async def get(self, slug: str) -> None:
+        light = _flag(self.get_query_argument("light", None))
+        tmp = Path(tempfile.mkdtemp(prefix="compete-export-"))
+        try:
+            name = f"{slug}{'-light' if light else ''}.zip"
+            out = await self.run_blocking(self.platform.export_competition, slug, tmp / name,
+                                          light=light, actor=self.actor)
+            await self.send_file(out, filename=name, content_type="application/zip")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- phases --------------------------------------------------------------------------------------
+class PhasesHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        self.write_json({"items": self.platform.phases_view(slug, self.actor)})
+
+
+class PhaseActionHandler(ApiHandler):
+    """POST open / close / migrate on one phase."""
+
+    def post(self, slug: str, number: str, action: str) -> None:
+        n = int(number)
+        if action == "open":
+            self.write_json(self.platform.open_phase_now(slug, n, self.actor))
+        elif action == "close":
+            self.write_json(self.platform.close_phase_now(slug, n, self.actor))
+        else:
+            ids = self.platform.migrate_submissions(slug, n, self.actor)
+            self.write_json({"submissions": ids})
+
+
+class PhaseDatesHandler(ApiHandler):
+    def put(self, slug: str, number: str) -> None:
+        body = self.json_body()
+        if "start" not in body:
+            raise PlatformError('send {"start": "2030-01-31T12:00", "end": "2030-03-01T00:00" or null} (UTC)')
+        self.write_json(self.platform.set_phase_dates(slug, int(number), body.get("start"), body.get("end"),
+                                                      self.actor))
+
+
+class PhaseDownloadHandler(FileResponse, ApiHandler):
+    async def get(self, slug: str, number: str, what: str) -> None:
+        path, filename = self.platform.phase_download(slug, int(number), what, self.actor)
+        await self.send_file(path, filename=filename, content_type="application/zip")
+
+
+# -- registration --------------------------------------------------------------------------------
+class RegistrationHandler(ApiHandler):
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        status = self.platform.register(slug, actor.username, actor)
+        self.write_json({"competition": slug, "username": actor.username, "status": status}, status=201)
+
+
+class ParticipantsHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        offset, limit = self.paging()
+        rows = self.platform.participants(slug, self.actor)
+        self.write_page(rows[offset:offset + limit], len(rows), offset, limit)
+
+
+class ParticipantHandler(ApiHandler):
+    def put(self, slug: str, username: str) -> None:
+        status = self.json_body().get("status")
+        if not isinstance(status, str):
+            raise PlatformError('send {"status": "approved" | "denied" | "removed" | "pending"}')
+        self.platform.set_registration(slug, username, status, self.actor)
+        self.write_json({"competition": slug, "username": username, "status": status})
+
+
+# -- submissions ---------------------------------------------------------------------------------
+class SubmissionsHandler(UploadHandler):
+    upload_default_name = "submission.zip"
+
+    def get(self, slug: str) -> None:
+        offset, limit = self.paging()
+        page = self.platform.submissions_view(
+            slug, self.actor,
+            username=self.get_query_argument("username", None) or None,
+            phase=self.int_argument("phase", None, minimum=1),
+            status=self.get_query_argument("status", None) or None,
+            offset=offset, limit=limit,
+        )
+        self.write_page(page["items"], page["total"], page["offset"], page["limit"])
+
+    async def post(self, slug: str) -> None:
+        path = self.uploaded_file()
+        phase = self.field("phase")
+        if phase is not None and not phase.isdigit():
+            raise PlatformError(f"phase must be a phase number, got {phase!r}")
+        actor = self.actor
+        sid = await self.run_blocking(
+            self.platform.submit, slug, path, username=actor.username, phase=int(phase) if phase else None,
+            actor=actor, description=(self.field("description") or "")[:1000],
+        )
+        self.set_header("Location", f"{self.prefix}api/v1/submissions/{sid}")
+        self.write_json(self.platform.submission_view(sid, actor), status=201)
+
+
+class SubmissionsLeftHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        actor = self.require_login()
+        self.write_json(self.platform.submissions_left(slug, actor.username, self.int_argument("phase", None, minimum=1)))
+
+
+class SubmissionHandler(ApiHandler):
+    def get(self, submission_id: str) -> None:
+        self.write_json(self.platform.submission_view(int(submission_id), self.actor))
+
+
+class SubmissionLogHandler(ApiHandler):
+    def get(self, submission_id: str, task: str, step: str, stream: str) -> None:
+        text = self.platform.submission_log(int(submission_id), self.actor, int(task), step, stream)
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish(text)
+
+
+ARTIFACT_TYPES = {".html": "text/html; charset=UTF-8", ".ipynb": "application/x-ipynb+json",
+                  ".json": "application/json", ".txt": "text/plain; charset=UTF-8"}
+
+
+class SubmissionArtifactHandler(FileResponse, ApiHandler):
+    async def get(self, submission_id: str, name: str) -> None:
+        path = self.platform.submission_artifact(int(submission_id), self.actor, name)
+        content_type = ARTIFACT_TYPES.get(Path(path).suffix, "application/octet-stream")
+        await self.send_file(path, filename=f"{submission_id}-{Path(path).name}", content_type=content_type,
+                             inline=content_type.startswith("text/"), sandbox=True)
+
+
+class SubmissionFileHandler(FileResponse, ApiHandler):
+    async def get(self, submission_id: str) -> None:
+        path, filename = self.platform.submission_file(int(submission_id), self.actor)
+        await self.send_file(path, filename=filename, content_type="application/octet-stream")
+
+
+class SubmissionActionHandler(ApiHandler):
+    """POST rerun / cancel."""
+
+    def post(self, submission_id: str, action: str) -> None:
+        sid = int(submission_id)
+        if action == "rerun":
+            new_id = self.platform.rerun(sid, self.actor)
+            self.write_json(self.platform.submission_view(new_id, self.actor), status=201)
+        else:
+            self.write_json(self.platform.cancel_submission(sid, self.actor, self.dispatcher))
+
+
+class SubmissionFlagHandler(ApiHandler):
+    """PUT hidden / selected: {"hidden": bool} or {"selected": bool}."""
+
+    def put(self, submission_id: str, flag: str) -> None:
+        value = self.json_body().get(flag)
+        if not isinstance(value, bool):
+            raise PlatformError(f'send {{"{flag}": true}} or {{"{flag}": false}}')
+        if flag == "hidden":
+            self.write_json(self.platform.set_hidden(int(submission_id), value, self.actor))
+        else:
+            self.write_json(self.platform.set_selected(int(submission_id), value, self.actor))
+
+
+# -- leaderboards --------------------------------------------------------------------------------
+class LeaderboardHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        self.write_json(self.platform.leaderboard_view(
+            slug, self.int_argument("phase", None, minimum=1), actor=self.actor,
+            board=self.get_query_argument("board", None) or None))
+
+
+class LeaderboardCsvHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        phase = self.int_argument("phase", None, minimum=1)
+        board = self.get_query_argument("board", None) or None
+        text = self.platform.leaderboard_csv(slug, phase, actor=self.actor, board=board)
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        name = f"{slug}-phase{phase or 'current'}{'-' + board if board else ''}-leaderboard.csv"
+        self.set_header("Content-Disposition", f'attachment; filename="{safe_upload_name(name, "leaderboard.csv")}"')
+        self.finish(text)
+
+
+class LeaderboardHistoryHandler(ApiHandler):
+    def get(self, slug: str) -> None:
+        items = self.platform.best_score_history(
+            slug, self.int_argument("phase", None, minimum=1), self.get_query_argument("board", None) or None,
+            self.actor)
+        self.write_json({"items": items})
+
+
+# -- queues --------------------------------------------------------------------------------------
+class QueuesHandler(ApiHandler):
+    def get(self) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        self.write_json({"items": queues.list_queues(self.platform, actor)})
+
+    async def post(self) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        body = self.json_body()
+        name, competition = body.get("name"), body.get("competition")
+        if not isinstance(name, str) or (competition is not None and not isinstance(competition, str)):
+            raise PlatformError('send {"name": "my-gpus", "competition": "<slug>" (optional)}')
+        info = await self.run_blocking(queues.create_queue, self.platform, name, actor, competition=competition)
+        self.write_json(info, status=201)
+
+
+class QueueHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        from .. import queues
+
+        self.write_json(queues.queue_detail(self.platform, name, self.require_login()))
+
+
+class QueueCredentialsHandler(ApiHandler):
+    def get(self, name: str) -> None:
+        from .. import queues
+
+        data = queues.worker_credentials(self.platform, name, self.require_login())
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}-credentials.json"')
+        self.finish(data)
+
+
+# -- administration ------------------------------------------------------------------------------
+class StorageHandler(ApiHandler):
+    async def get(self) -> None:
+        self.write_json(await self.run_blocking(self.platform.storage_use, self.require_login()))
+
+
+def api_routes(prefix: str) -> list[Any]:
+    api = f"{prefix}api/v1"
+    comp = f"{api}/competitions/{SLUG}"
+    sub = f"{api}/submissions/{SUBMISSION}"
+    return [
+        (rf"{api}/health", HealthHandler),
+        (rf"{api}/openapi.json", OpenApiHandler),
+        (rf"{api}/me", WhoAmIHandler),
+        (rf"{api}/competitions", CompetitionsHandler),
+        (rf"{comp}", CompetitionHandler),
+        (rf"{comp}/logo", LogoHandler),
+        (rf"{comp}/yaml", CompetitionYamlHandler),
+        (rf"{comp}/export", ExportHandler),
+        (rf"{comp}/phases", PhasesHandler),
+        (rf"{comp}/phases/{NUMBER}/(?P<action>open|close|migrate)", PhaseActionHandler),
+        (rf"{comp}/phases/{NUMBER}/dates", PhaseDatesHandler),
+        (rf"{comp}/phases/{NUMBER}/(?P<what>starting_kit|public_data)", PhaseDownloadHandler),
+        (rf"{comp}/registration", RegistrationHandler),
+        (rf"{comp}/participants", ParticipantsHandler),
+        (rf"{comp}/participants/(?P<username>[^/]+)", ParticipantHandler),
+        (rf"{comp}/submissions", SubmissionsHandler),
+        (rf"{comp}/submissions_left", SubmissionsLeftHandler),
+        (rf"{comp}/leaderboard", LeaderboardHandler),
+        (rf"{comp}/leaderboard\.csv", LeaderboardCsvHandler),
+        (rf"{comp}/leaderboard/history", LeaderboardHistoryHandler),
+        (rf"{sub}", SubmissionHandler),
+        (rf"{sub}/logs/(?P<task>[0-9]+)/(?P<step>[a-z]+)/(?P<stream>[a-z]+)", SubmissionLogHandler),
+        (rf"{sub}/artifacts/(?P<name>[a-z_]+)", SubmissionArtifactHandler),
+        (rf"{sub}/file", SubmissionFileHandler),
+        (rf"{sub}/(?P<action>rerun|cancel)", SubmissionActionHandler),
+        (rf"{sub}/(?P<flag>hidden|selected)", SubmissionFlagHandler),
+        (rf"{api}/queues", QueuesHandler),
+        (rf"{api}/queues/{QUEUE}", QueueHandler),
+        (rf"{api}/queues/{QUEUE}/credentials", QueueCredentialsHandler),
+        (rf"{api}/admin/storage", StorageHandler),
+    ]

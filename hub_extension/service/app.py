@@ -1,0 +1,132 @@
+"""Builds the tornado application of the competition service.
+
+`make_app` joins the REST API (`api.api_routes`), the pages
+(`pages.page_routes`), the OAuth callback and the static files under one
+prefix (`/services/competitions/` when the hub runs it).  The hub identity
+comes from `hub_auth`: a `HubOAuth` configured from the JUPYTERHUB_* variables
+the hub gives its services, unless the caller passes another.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+import jinja2
+from tornado import web
+
+from .base import NotFoundHandler, OAuthCallbackHandler
+
+SERVICE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SERVICE_DIR.parent.parent
+TEMPLATE_DIR = REPO_ROOT / "templates" / "service"
+STATIC_DIR = SERVICE_DIR / "static"
+DEFAULT_PREFIX = "/services/competitions/"
+
+
+def service_version() -> str:
+    try:
+        return metadata.version("jupyter-compete")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def normalize_prefix(prefix: str) -> str:
+    prefix = "/" + prefix.strip("/") + "/"
+    return "/" if prefix == "//" else prefix
+
+
+def make_jinja_env(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined if os.environ.get("COMPETE_STRICT_TEMPLATES") else jinja2.Undefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def make_hub_auth(prefix: str, cache_max_age: int = 60):
+    """A HubOAuth from the environment the hub gives a managed service."""
+    from jupyterhub.services.auth import HubOAuth
+
+    return HubOAuth(
+        api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+        base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", prefix),
+        cache_max_age=cache_max_age,
+    )
+
+
+def load_cookie_secret(home: Optional[str]) -> bytes:
+    """The key that signs the service's cookies, kept in `home` so logins survive restarts."""
+    if not home:
+        return secrets.token_bytes(32)
+    path = Path(home) / "service_cookie_secret"
+    if path.is_file():
+        data = bytes.fromhex(path.read_text().strip())
+        if len(data) >= 32:
+            return data
+    data = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(data.hex())
+    return data
+
+
+def make_app(
+    platform,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    dispatcher=None,
+    hub_auth=None,
+    executor_warning: Optional[str] = None,
+    cookie_secret: Optional[bytes] = None,
+    hub_prefix: Optional[str] = None,
+    **settings: Any,
+) -> web.Application:
+    """The service application; `platform` is a `hub_extension.app.Platform`."""
+    from . import api
+
+    prefix = normalize_prefix(prefix)
+    if hub_auth is None:
+        hub_auth = make_hub_auth(prefix)
+    if hub_prefix is None:
+        hub_prefix = getattr(hub_auth, "hub_prefix", None) or "/hub/"
+    if cookie_secret is None:
+        cookie_secret = load_cookie_secret(getattr(platform.config, "home", None))
+
+    routes: list[Any] = [(rf"{prefix}oauth_callback", OAuthCallbackHandler)]
+    routes += api.api_routes(prefix)
+    routes += page_routes(prefix)
+    app_settings: dict[str, Any] = dict(
+        platform=platform,
+        dispatcher=dispatcher,
+        hub_auth=hub_auth,
+        service_prefix=prefix,
+        hub_prefix=hub_prefix,
+        jinja_env=make_jinja_env(),
+        executor_warning=executor_warning,
+        xsrf_cookies=True,
+        cookie_secret=cookie_secret,
+        static_path=str(STATIC_DIR),
+        static_url_prefix=f"{prefix}static/",
+        default_handler_class=NotFoundHandler,
+        blocking_pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="compete-blocking"),
+        compete_version=service_version(),
+        login_url=getattr(hub_auth, "login_url", None) or f"{hub_prefix}login",
+    )
+    app_settings.update(settings)
+    return web.Application(routes, **app_settings)
+
+
+def page_routes(prefix: str) -> list[Any]:
+    """The page routes of `pages.py` (none while that module is absent)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__package__}.pages") is None:
+        return []
+    return importlib.import_module(f"{__package__}.pages").page_routes(prefix)

@@ -1,0 +1,781 @@
+"""The server-rendered pages of the competition service.
+
+Each handler reads the request, calls `Platform` methods with the actor and
+renders a template of `templates/service/`; who may see or change what is
+decided by the platform, never here.  Pages read without JavaScript; the only
+script (`static/live_status.js`) refreshes the status of running submissions
+from the JSON API.  Forms post to these handlers (uploads as multipart), carry
+the XSRF token, and answer with a redirect and a one-time notice (a signed
+cookie), or with the form again and the problems when the input is refused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mimetypes
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlencode
+
+from markupsafe import Markup, escape
+from tornado import web
+
+from .. import models as m
+from ..app import ORGANIZERS_GROUP, Forbidden, NotFound, PlatformError
+from ..bundles.model import BundleError
+from .base import BaseHandler
+
+FLASH_COOKIE = "compete-flash"
+CHUNK = 256 * 1024
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Artifacts a browser may show inline; every other file is a download.
+INLINE_TYPES = {"text/html", "text/plain", "text/csv", "application/json", "image/png", "image/jpeg", "image/gif",
+                "image/webp", "image/svg+xml"}
+
+
+# -- helpers ----------------------------------------------------------------------------
+def safe_filename(name: str, default: str = "upload") -> str:
+    """The last component of an uploaded file's name, with only harmless characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = SAFE_NAME.sub("_", base).strip("._")
+    return base[:120] or default
+
+
+def image_type(head: bytes) -> str:
+    """The media type of an image from its first bytes (logos are stored without a name)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if b"<svg" in head.lower():
+        return "image/svg+xml"
+    return "application/octet-stream"
+
+
+def parse_datetime(value: str, field: str) -> Optional[dt.datetime]:
+    """A `datetime-local` form value (UTC, no zone) as a naive UTC datetime; '' is None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PlatformError(f"{field}: not a date and time: {value!r} (use YYYY-MM-DD HH:MM, UTC)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    # Missing values go last in either direction (see `sort_rows`).
+    if value is None or (isinstance(value, float) and value != value):
+        return (1, 0)
+    return (0, value)
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str, order: str) -> list[dict[str, Any]]:
+    """Rows ordered by one field (`scores.<key>` for a column), missing values last."""
+
+    def get(row: dict[str, Any]) -> Any:
+        if key in ("rank", "participant", "average_rank", "submitted_at"):
+            return row.get(key)
+        return (row.get("scores") or {}).get(key)
+
+    present = [r for r in rows if _sort_value(get(r))[0] == 0]
+    missing = [r for r in rows if _sort_value(get(r))[0] == 1]
+    present.sort(key=lambda r: (get(r), r.get("rank") or 0), reverse=(order == "desc"))
+    return present + missing
+
+
+def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 640, height: int = 240) -> Markup:
+    """An inline SVG step chart of the best score over time (server-side, no script)."""
+    pts = []
+    for p in points:
+        value = p.get("value")
+        at = p.get("at")
+        if value is None or at is None:
+            continue
+        when = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(str(at))
+        pts.append((when.replace(tzinfo=None), float(value), str(p.get("username") or "")))
+    if not pts:
+        return Markup("")
+    pts.sort(key=lambda p: p[0])
+    left, right, top, bottom = 64, 16, 16, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    t0, t1 = pts[0][0], pts[-1][0]
+    span = (t1 - t0).total_seconds() or 1.0
+    values = [v for _, v, _ in pts]
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        lo, hi = lo - (abs(lo) * 0.05 or 0.5), hi + (abs(hi) * 0.05 or 0.5)
+
+    def x(t: dt.datetime) -> float:
+        if len(pts) == 1:
+            return left + plot_w / 2
+        return left + (t - t0).total_seconds() / span * plot_w
+
+    def y(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * plot_h
+
+    path = []
+    for i, (t, v, _) in enumerate(pts):
+        if i == 0:
+            path.append(f"M{x(t):.1f},{y(v):.1f}")
+        else:
+            path.append(f"H{x(t):.1f}V{y(v):.1f}")
+    path.append(f"H{left + plot_w:.1f}")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
+        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{hi:.4g}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">{lo:.4g}</text>',
+        f'<text x="{left}" y="{height - 12}">{t0:%Y-%m-%d %H:%M}</text>',
+        f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">{t1:%Y-%m-%d %H:%M}</text>',
+        f'<path class="line" d="{" ".join(path)}"/>',
+    ]
+    for t, v, who in pts:
+        label = f"{v:.6g} by {who} at {t:%Y-%m-%d %H:%M} UTC" if who else f"{v:.6g} at {t:%Y-%m-%d %H:%M} UTC"
+        parts.append(
+            f'<circle class="dot" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.5" data-value="{v!r}">'
+            f"<title>{escape(label)}</title></circle>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# -- base class -------------------------------------------------------------------------
+class PageHandler(BaseHandler):
+    """A page: renders templates, keeps one-time notices, reads uploads."""
+
+    def show(self, template: str, **context: Any) -> None:
+        self.render_page(template, notices=self.take_notices(), **context)
+
+    def render_template(self, template_name: str, **context: Any) -> str:
+        # The live status script sends the token with its API calls (`X-XSRFToken`).
+        token = self.xsrf_token
+        context.setdefault("xsrf_token", token.decode() if isinstance(token, bytes) else token)
+        return super().render_template(template_name, **context)
+
+    # one-time notices, carried over a redirect in a signed cookie
+    def notice(self, text: str, kind: str = "ok") -> None:
+        pending = getattr(self, "_new_notices", [])
+        pending.append({"kind": kind, "text": text[:2000]})
+        self._new_notices = pending
+        self.set_signed_cookie(
+            FLASH_COOKIE, json.dumps(pending), expires_days=None, path=self.prefix, httponly=True, samesite="Lax"
+        )
+
+    def take_notices(self) -> list[dict[str, str]]:
+        raw = self.get_signed_cookie(FLASH_COOKIE, max_age_days=1)
+        if raw is None:
+            return []
+        self.clear_cookie(FLASH_COOKIE, path=self.prefix)
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            return []
+        return [i for i in items if isinstance(i, dict) and {"kind", "text"} <= set(i)]
+
+    def back(self, default: str) -> None:
+        """Redirect to the form's `next` field when it is a page of this service, else `default`."""
+        target = self.get_body_argument("next", "") or ""
+        if not target.startswith(self.prefix) or target.startswith("//") or "\\" in target:
+            target = default
+        self.redirect(target)
+
+    def competition_url(self, slug: str, rest: str = "") -> str:
+        return f"{self.prefix}competitions/{slug}{rest}"
+
+    def upload(self, field: str, directory: Path) -> Path:
+        """The uploaded file of a multipart field, written into `directory`."""
+        files = self.request.files.get(field) or []
+        if not files or not files[0].get("filename"):
+            raise PlatformError(f"choose a file to upload (form field {field!r})")
+        item = files[0]
+        cap = self.platform.config.max_upload_bytes
+        if len(item["body"]) > cap:
+            raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", len(item["body"]), cap)
+        path = directory / safe_filename(item["filename"])
+        path.write_bytes(item["body"])
+        return path
+
+    def query_int(self, name: str) -> Optional[int]:
+        raw = self.get_query_argument(name, "") or ""
+        if not raw:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise PlatformError(f"?{name}= must be a whole number, got {raw!r}") from None
+
+    async def send_file(self, path: Path, *, filename: str, content_type: Optional[str] = None,
+                        inline: bool = False) -> None:
+        """Stream a file; HTML from submissions is sandboxed (no script, its own origin)."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"{filename} is not available")
+        content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        self.set_header("Content-Type", content_type + ("; charset=UTF-8" if content_type.startswith("text/") else ""))
+        if inline and content_type in INLINE_TYPES:
+            self.set_header("Content-Disposition", f'inline; filename="{safe_filename(filename)}"')
+        else:
+            self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(filename)}"')
+        if content_type in ("text/html", "image/svg+xml"):
+            self.set_header("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
+        self.set_header("Content-Length", str(path.stat().st_size))
+        with path.open("rb") as fh:
+            while True:
+                chunk = fh.read(CHUNK)
+                if not chunk:
+                    break
+                self.write(chunk)
+                await self.flush()
+        self.finish()
+
+
+# -- public pages ------------------------------------------------------------------------
+class LoginHandler(PageHandler):
+    """`login`: send the browser through the hub login, then back to the page it came from."""
+
+    def get(self) -> None:
+        self.require_login()
+        target = self.get_query_argument("next", "") or ""
+        if not target.startswith(self.prefix) or target.startswith("//"):
+            target = self.prefix
+        self.redirect(target)
+
+
+class CompetitionListHandler(PageHandler):
+    def get(self) -> None:
+        search = (self.get_query_argument("q", "") or "").strip()
+        status = self.get_query_argument("status", "") or ""
+        competitions = self.platform.list_competitions(search=search or None, status=status or None)
+        self.show("competitions.html", competitions=competitions, search=search, status=status)
+
+
+class CompetitionHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        comp = self.platform.competition_detail(slug, self.actor)
+        self.show("competition.html", comp=comp)
+
+
+class RegisterHandler(PageHandler):
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        status = self.platform.register(slug, actor.username, actor)
+        if status == m.APPROVED:
+            self.notice("You are registered: you can submit now.")
+        else:
+            self.notice("Your registration is recorded; the organizers will approve it.", "info")
+        self.redirect(self.competition_url(slug))
+
+
+class LogoHandler(PageHandler):
+    async def get(self, slug: str) -> None:
+        path = Path(self.platform.competition_logo(slug))
+        with path.open("rb") as fh:
+            content_type = image_type(fh.read(512))
+        self.set_header("Cache-Control", "private, max-age=300")
+        await self.send_file(path, filename="logo", content_type=content_type, inline=True)
+
+
+class PhaseDownloadHandler(PageHandler):
+    """`competitions/<slug>/phases/<n>/(starting-kit|public-data)`: a zip download."""
+
+    async def get(self, slug: str, number: str, what: str) -> None:
+        kind = {"starting-kit": "starting_kit", "public-data": "public_data"}[what]
+        path, filename = await self.run_blocking(
+            self.platform.phase_download, slug, int(number), kind, self.actor
+        )
+        await self.send_file(path, filename=filename, content_type="application/zip")
+
+
+class LeaderboardHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        comp = self.platform.competition_detail(slug, self.actor)
+        phase = self.query_int("phase")
+        board_key = self.get_query_argument("board", "") or None
+        board = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board_key)
+        phase_number = board.get("phase", phase)
+        board_key = board.get("board") or board_key
+        columns = board.get("columns", [])
+        sort = self.get_query_argument("sort", "rank") or "rank"
+        fields = ["rank", "participant", *[c["key"] for c in columns], "average_rank", "submitted_at"]
+        if sort not in fields:
+            sort = "rank"
+        default_orders = {"rank": "asc", "participant": "asc", "average_rank": "asc", "submitted_at": "asc"}
+        for c in columns:
+            default_orders[c["key"]] = "asc" if c.get("sorting") == "asc" else "desc"
+        order = self.get_query_argument("order", "") or default_orders[sort]
+        if order not in ("asc", "desc"):
+            order = default_orders[sort]
+        rows = sort_rows(list(board.get("rows", [])), sort, order)
+
+        def url(**changes: Any) -> str:
+            args = {"phase": phase_number, "board": board_key}
+            args.update(changes)
+            return f"{self.competition_url(slug, '/leaderboard')}?{urlencode({k: v for k, v in args.items() if v is not None})}"
+
+        titles = [("rank", "#", True), ("participant", "Participant", False)]
+        titles += [(c["key"], c["title"], True) for c in columns]
+        titles += [("average_rank", "Avg. rank", True), ("submitted_at", "Submitted", False)]
+        sort_columns = []
+        for key, title, numeric in titles:
+            next_order = ("desc" if order == "asc" else "asc") if key == sort else default_orders[key]
+            sort_columns.append({"key": key, "title": title, "numeric": numeric, "url": url(sort=key, order=next_order)})
+        csv_query = urlencode({k: v for k, v in {"phase": phase_number, "board": board_key}.items() if v is not None})
+        history = self.platform.best_score_history(slug, phase_number, board_key, self.actor)
+        primary = next((c for c in columns if c["key"] == board.get("primary_key")), columns[0] if columns else None)
+        caption = ""
+        if primary is not None:
+            better = "lower" if primary.get("sorting") == "asc" else "higher"
+            caption = f"Best {primary['title']} on the board over time ({better} is better)."
+        chart = best_score_chart(history, title=caption or "best score over time")
+        self.show(
+            "leaderboard.html",
+            comp=comp,
+            board=board,
+            board_key=board_key,
+            phase_number=phase_number,
+            rows=rows,
+            sort=sort,
+            order=order,
+            sort_columns=sort_columns,
+            csv_url=f"{self.competition_url(slug, '/leaderboard.csv')}?{csv_query}",
+            chart=chart,
+            chart_caption=caption,
+        )
+
+
+class LeaderboardCsvHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        phase = self.query_int("phase")
+        board_key = self.get_query_argument("board", "") or None
+        text = self.platform.leaderboard_csv(slug, phase, actor=self.actor, board=board_key)
+        name = safe_filename(f"{slug}-phase{phase or 'current'}{'-' + board_key if board_key else ''}-leaderboard.csv")
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.finish(text)
+
+
+# -- participant pages --------------------------------------------------------------------
+class SubmitHandler(PageHandler):
+    def context(self, slug: str) -> dict[str, Any]:
+        actor = self.require_login()
+        comp = self.platform.competition_detail(slug, actor)
+        phase = next((p for p in comp["phases"] if p["state"] == "current"), None)
+        left = {"today": None, "total": None}
+        if phase is not None:
+            left = self.platform.submissions_left(slug, actor.username, phase["number"])
+        return {"comp": comp, "phase": phase, "left": left}
+
+    def get(self, slug: str) -> None:
+        self.show("submit.html", **self.context(slug))
+
+    async def post(self, slug: str) -> None:
+        actor = self.require_login()
+        raw_phase = self.get_body_argument("phase", "") or ""
+        phase = int(raw_phase) if raw_phase.isdigit() else None
+        description = (self.get_body_argument("description", "") or "").strip()[:500]
+        with tempfile.TemporaryDirectory(prefix="compete-upload-") as tmp:
+            try:
+                path = self.upload("file", Path(tmp))
+                submission_id = await self.run_blocking(
+                    self.platform.submit, slug, path, username=actor.username, phase=phase, actor=actor,
+                    description=description,
+                )
+            except (Forbidden, NotFound):
+                raise
+            except PlatformError as exc:
+                # The form again, with why it was refused (limits, closed phase, wrong file).
+                self.set_status(exc.status)
+                context = self.context(slug)
+                self.render_page("submit.html", notices=[{"kind": "error", "text": str(exc)}], **context)
+                return
+        self.notice(f"Submission {submission_id} received; its status updates below.")
+        self.redirect(self.competition_url(slug, "/submissions"))
+
+
+class SubmissionsHandler(PageHandler):
+    """A participant's own submissions, or every submission for the organizers."""
+
+    def get(self, slug: str) -> None:
+        actor = self.require_login()
+        comp = self.platform.competition_detail(slug, actor)
+        username = (self.get_query_argument("username", "") or "").strip() or None
+        phase = self.query_int("phase")
+        status = self.get_query_argument("status", "") or None
+        offset = max(self.query_int("offset") or 0, 0)
+        limit = min(max(self.query_int("limit") or 50, 1), 200)
+        page = self.platform.submissions_view(
+            slug, actor, username=username, phase=phase, status=status, offset=offset, limit=limit
+        )
+        keys: list[str] = []
+        for item in page["items"]:
+            for key in item.get("scores") or {}:
+                if key not in keys:
+                    keys.append(key)
+        score_columns = [{"key": k, "title": k, "precision": 4} for k in keys]
+
+        def page_url(new_offset: int) -> str:
+            args = {"username": username, "phase": phase, "status": status, "offset": new_offset, "limit": limit}
+            return f"{self.competition_url(slug, '/submissions')}?{urlencode({k: v for k, v in args.items() if v})}"
+
+        self.show(
+            "submissions.html",
+            comp=comp,
+            listing={"subs": page["items"], "total": page["total"], "offset": offset, "limit": limit},
+            filters={"username": username, "phase": phase, "status": status},
+            statuses=m.STATUSES,
+            terminal=m.TERMINAL_STATUSES,
+            score_columns=score_columns,
+            page_url=page_url,
+        )
+
+
+ARTIFACT_TITLES = {
+    "executed_notebook": "Executed notebook (.ipynb)",
+    "executed_notebook_html": "Executed notebook (HTML)",
+    "detailed_results": "Detailed results",
+}
+# How much of each log the submission page shows inline; the raw link has more.
+INLINE_LOG_BYTES = 64 * 1024
+
+
+class SubmissionHandler(PageHandler):
+    def get(self, submission_id: str) -> None:
+        actor = self.require_login()
+        sid = int(submission_id)
+        sub = self.platform.submission_view(sid, actor)
+        comp = self.platform.competition_detail(sub["competition"], actor)
+        logs = []
+        for run in sub.get("runs") or []:
+            for stream in run.get("logs") or []:
+                try:
+                    text = self.platform.submission_log(sid, actor, run["task"], run["step"], stream,
+                                                        max_bytes=INLINE_LOG_BYTES)
+                except (NotFound, Forbidden):
+                    continue
+                logs.append({"task": run["task"], "step": run["step"], "stream": stream, "text": text})
+        artifacts = [{"name": name, "title": ARTIFACT_TITLES.get(name, name.replace("_", " "))}
+                     for name in sub.get("artifacts") or []]
+        notebook = "executed_notebook_html" if "executed_notebook_html" in (sub.get("artifacts") or []) else None
+        phase = next((p for p in comp["phases"] if p["number"] == sub["phase"]), None)
+        self.show("submission.html", comp=comp, sub=sub, phase=phase, logs=logs, artifacts=artifacts,
+                  notebook_html_name=notebook)
+
+
+class SubmissionFileHandler(PageHandler):
+    """A feedback file of a submission (executed notebook, detailed results)."""
+
+    async def get(self, submission_id: str, name: str) -> None:
+        actor = self.require_login()
+        path = Path(self.platform.submission_artifact(int(submission_id), actor, name))
+        await self.send_file(path, filename=path.name, inline=True)
+
+
+class SubmittedFileHandler(PageHandler):
+    """The file a participant submitted, for its owner and the organizers."""
+
+    async def get(self, submission_id: str) -> None:
+        actor = self.require_login()
+        path, filename = self.platform.submission_file(int(submission_id), actor)
+        await self.send_file(Path(path), filename=filename)
+
+
+class SubmissionLogHandler(PageHandler):
+    def get(self, submission_id: str, task: str, step: str, stream: str) -> None:
+        actor = self.require_login()
+        text = self.platform.submission_log(int(submission_id), actor, int(task), step, stream)
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish(text)
+
+
+class SubmissionActionHandler(PageHandler):
+    """`submissions/<id>/(select|unselect|rerun|cancel|hide|unhide)`: one form button each."""
+
+    def post(self, submission_id: str, action: str) -> None:
+        actor = self.require_login()
+        sid = int(submission_id)
+        platform = self.platform
+        if action in ("select", "unselect"):
+            platform.set_selected(sid, action == "select", actor)
+            self.notice(f"Submission {sid} is {'shown on' if action == 'select' else 'taken off'} the leaderboard.")
+        elif action == "rerun":
+            new_id = platform.rerun(sid, actor)
+            self.notice(f"Submission {sid} runs again as submission {new_id}.")
+        elif action == "cancel":
+            platform.cancel_submission(sid, actor, dispatcher=self.dispatcher)
+            self.notice(f"Submission {sid} is being cancelled.")
+        elif action in ("hide", "unhide"):
+            platform.set_hidden(sid, action == "hide", actor)
+            self.notice(f"Submission {sid} is {'hidden from' if action == 'hide' else 'shown on'} the leaderboard.")
+        else:  # the route only lets the actions above through
+            raise NotFound(f"no action {action!r}")
+        self.back(f"{self.prefix}submissions/{sid}")
+
+
+# -- organizer pages -----------------------------------------------------------------------
+class NewCompetitionHandler(PageHandler):
+    def context(self) -> dict[str, Any]:
+        return {"max_upload_mb": self.platform.config.max_upload_bytes // (1024 * 1024)}
+
+    def get(self) -> None:
+        actor = self.require_login()
+        self.platform._require_organizer_role(actor)
+        self.show("create.html", problems=[], error=None, filename="", **self.context())
+
+    async def post(self) -> None:
+        actor = self.require_login()
+        filename = ""
+        with tempfile.TemporaryDirectory(prefix="compete-bundle-") as tmp:
+            try:
+                path = self.upload("bundle", Path(tmp))
+                filename = path.name
+                slug, warnings = await self.run_blocking(self.platform.create_competition, path, actor)
+            except BundleError as exc:
+                self.set_status(400)
+                self.render_page("create.html", problems=[str(p) for p in exc.problems], filename=filename,
+                                 error=None, notices=[], **self.context())
+                return
+            except (Forbidden, NotFound):
+                raise
+            except PlatformError as exc:
+                self.set_status(exc.status)
+                self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
+                                 **self.context())
+                return
+        self.notice(f"Competition {slug!r} created.")
+        for warning in warnings:
+            self.notice(f"warning: {warning}", "info")
+        self.redirect(self.competition_url(slug))
+
+
+class EditYamlHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        actor = self.require_login()
+        text = self.platform.competition_yaml(slug, actor)
+        comp = self.platform.competition_detail(slug, actor)
+        self.show("edit.html", comp=comp, yaml_text=text, problems=[])
+
+    async def post(self, slug: str) -> None:
+        actor = self.require_login()
+        text = self.get_body_argument("yaml", "") or ""
+        problems = await self.run_blocking(self.platform.update_competition_yaml, slug, text, actor)
+        if problems:
+            self.set_status(400)
+            comp = self.platform.competition_detail(slug, actor)
+            self.render_page("edit.html", comp=comp, yaml_text=text, problems=problems, notices=[])
+            return
+        self.notice("competition.yaml saved.")
+        self.redirect(self.competition_url(slug, "/edit"))
+
+
+def _organizer_detail(handler: PageHandler, slug: str) -> dict[str, Any]:
+    """The competition as its organizers see it; 403 for anyone else."""
+    actor = handler.require_login()
+    comp = handler.platform.competition_detail(slug, actor)
+    if not comp.get("is_organizer"):
+        raise Forbidden(f"only the organizers of {slug!r} may see this page")
+    return comp
+
+
+class PhasesHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        self.show("phases.html", comp=_organizer_detail(self, slug))
+
+
+class PhaseActionHandler(PageHandler):
+    """`competitions/<slug>/phases/<n>/(open|close|dates|migrate)`."""
+
+    def post(self, slug: str, number: str, action: str) -> None:
+        actor = self.require_login()
+        n = int(number)
+        platform = self.platform
+        try:
+            if action == "open":
+                platform.open_phase_now(slug, n, actor)
+                self.notice(f"Phase {n} is open.")
+            elif action == "close":
+                platform.close_phase_now(slug, n, actor)
+                self.notice(f"Phase {n} is closed.")
+            elif action == "dates":
+                start = parse_datetime(self.get_body_argument("start", ""), "start")
+                end = parse_datetime(self.get_body_argument("end", ""), "end")
+                platform.set_phase_dates(slug, n, start, end, actor)
+                self.notice(f"Dates of phase {n} saved.")
+            else:
+                ids = platform.migrate_submissions(slug, n, actor)
+                self.notice(f"{len(ids)} submission{'' if len(ids) == 1 else 's'} of phase {n} "
+                            f"re-run in phase {n + 1}.")
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            # The phases again, with why the change was refused.
+            self.set_status(exc.status)
+            self.render_page("phases.html", comp=_organizer_detail(self, slug),
+                             notices=[{"kind": "error", "text": f"phase {n}: {exc}"}])
+            return
+        self.redirect(self.competition_url(slug, "/phases"))
+
+
+class ParticipantsHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        actor = self.require_login()
+        participants = self.platform.participants(slug, actor)
+        comp = self.platform.competition_detail(slug, actor)
+        self.show("participants.html", comp=comp, participants=participants)
+
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        username = self.get_body_argument("username", "") or ""
+        status = self.get_body_argument("status", "") or ""
+        self.platform.set_registration(slug, username, status, actor)
+        self.notice(f"{username}: {status}.")
+        self.redirect(self.competition_url(slug, "/participants"))
+
+
+class ExportPageHandler(PageHandler):
+    def get(self, slug: str) -> None:
+        self.show("export.html", comp=_organizer_detail(self, slug))
+
+
+class ExportDownloadHandler(PageHandler):
+    async def get(self, slug: str) -> None:
+        actor = self.require_login()
+        light = self.get_query_argument("light", "") in ("1", "true", "yes")
+        tmp = Path(tempfile.mkdtemp(prefix="compete-export-"))
+        try:
+            name = f"{slug}{'-light' if light else ''}.zip"
+            out = await self.run_blocking(
+                self.platform.export_competition, slug, tmp / name, light=light, actor=actor
+            )
+            await self.send_file(out, filename=name, content_type="application/zip")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- queues and admin ----------------------------------------------------------------------
+def human_size(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return str(value)
+    size = float(value)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(value)
+
+
+class QueuesHandler(PageHandler):
+    def context(self, actor) -> dict[str, Any]:
+        from .. import queues
+
+        competitions = [c for c in self.platform.list_competitions()
+                        if self.platform.competition_detail(c["slug"], actor).get("is_organizer")]
+        # The form is offered to those who may create a queue; `create_queue` decides.
+        can_create = bool(competitions) or actor.is_admin or ORGANIZERS_GROUP in actor.groups
+        return {"queues": queues.list_queues(self.platform, actor), "competitions": competitions,
+                "can_create": can_create}
+
+    def get(self) -> None:
+        actor = self.require_login()
+        self.show("queues.html", form={"name": "", "competition": None}, error=None, **self.context(actor))
+
+    async def post(self) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        name = (self.get_body_argument("name", "") or "").strip()
+        competition = self.get_body_argument("competition", "") or None
+        try:
+            await self.run_blocking(queues.create_queue, self.platform, name, actor, competition=competition)
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            self.set_status(exc.status)
+            self.render_page("queues.html", error=str(exc), form={"name": name, "competition": competition},
+                             notices=[], **self.context(actor))
+            return
+        self.notice(f"Queue {name!r} created: download its credentials to attach a worker.")
+        self.redirect(f"{self.prefix}queues/{name}")
+
+
+class QueueHandler(PageHandler):
+    def get(self, name: str) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        self.show("queue.html", queue=queues.queue_detail(self.platform, name, actor))
+
+
+class QueueCredentialsHandler(PageHandler):
+    def get(self, name: str) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        data = queues.worker_credentials(self.platform, name, actor)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(name)}-credentials.json"')
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)
+
+
+class AdminHandler(PageHandler):
+    def get(self) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        storage = self.platform.storage_use(actor)  # admins only: refuses anyone else
+        self.show(
+            "admin.html",
+            competitions=self.platform.list_competitions(),
+            queues=queues.list_queues(self.platform, actor),
+            storage=storage,
+            human_size=human_size,
+        )
+
+
+# -- routes -------------------------------------------------------------------------------
+def page_routes(prefix: str) -> list[tuple[str, type]]:
+    """The page routes under `prefix` (which ends with a slash)."""
+    slug = r"([a-z0-9][a-z0-9-]*)"
+    comp = rf"{prefix}competitions/{slug}"
+    return [
+        (rf"{prefix}", CompetitionListHandler),
+        (rf"{prefix}login", LoginHandler),
+        (rf"{prefix}new", NewCompetitionHandler),
+        (rf"{comp}/?", CompetitionHandler),
+        (rf"{comp}/register", RegisterHandler),
+        (rf"{comp}/logo", LogoHandler),
+        (rf"{comp}/phases/([0-9]+)/(starting-kit|public-data)", PhaseDownloadHandler),
+        (rf"{comp}/leaderboard", LeaderboardHandler),
+        (rf"{comp}/leaderboard\.csv", LeaderboardCsvHandler),
+        (rf"{comp}/submit", SubmitHandler),
+        (rf"{comp}/submissions", SubmissionsHandler),
+        (rf"{comp}/edit", EditYamlHandler),
+        (rf"{comp}/phases", PhasesHandler),
+        (rf"{comp}/phases/([0-9]+)/(open|close|dates|migrate)", PhaseActionHandler),
+        (rf"{comp}/participants", ParticipantsHandler),
+        (rf"{comp}/export", ExportPageHandler),
+        (rf"{comp}/export\.zip", ExportDownloadHandler),
+        (rf"{prefix}submissions/([0-9]+)", SubmissionHandler),
+        (rf"{prefix}submissions/([0-9]+)/(select|unselect|rerun|cancel|hide|unhide)", SubmissionActionHandler),
+        (rf"{prefix}submissions/([0-9]+)/files/([A-Za-z0-9._-]+)", SubmissionFileHandler),
+        (rf"{prefix}submissions/([0-9]+)/download", SubmittedFileHandler),
+        (rf"{prefix}submissions/([0-9]+)/logs/([0-9]+)/([a-z_]+)/(stdout|stderr)", SubmissionLogHandler),
+        (rf"{prefix}queues", QueuesHandler),
+        (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)", QueueHandler),
+        (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/credentials", QueueCredentialsHandler),
+        (rf"{prefix}admin", AdminHandler),
+    ]

@@ -1,0 +1,306 @@
+"""The authorization matrix of the REST API, against the real hub.
+
+Seven people, each with a token from the real JupyterHub (or none): anonymous,
+a participant not registered, a registered participant (who owns the
+submission in the routes), another registered participant, the organizer of
+another competition (in the hub group `organizers`), the competition's
+organizer, and a hub admin.  Every API route is called by each of them and
+must answer the status written in the table.  Requests go through the proxy,
+as a browser's or a script's would.
+
+Unsafe requests carried by the service cookie (after the hub's login page and
+OAuth) without the XSRF token must get 403, on every unsafe route.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+import yaml
+
+from hub_extension.demo import DEMO_BUNDLE
+from hub_extension.service.api import api_routes
+from tests.hub_fixtures import SERVICE_PREFIX
+
+pytestmark = pytest.mark.slow
+
+ACTORS = ("anonymous", "unregistered", "participant", "other_participant", "other_organizer", "organizer", "admin")
+# A 1x1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005"
+    "0001ff5a6c2f8d0000000049454e44ae426082"
+)
+
+
+def matrix_bundle(tmp: Path, title: str) -> bytes:
+    """The demo competition plus what the matrix needs: a logo, a hidden column and board,
+    a second phase, and a scoring program that writes detailed results."""
+    root = tmp / f"bundle-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(DEMO_BUNDLE, root)
+    doc = yaml.safe_load((root / "competition.yaml").read_text())
+    doc["title"] = title
+    doc["image"] = "logo.png"
+    (root / "logo.png").write_bytes(PNG)
+    doc["phases"].append({"index": 1, "name": "Final", "start": "1-1-2100", "end": "1-1-2101", "tasks": [0],
+                          "max_submissions": 5, "max_submissions_per_day": 5})
+    doc["leaderboards"][0]["columns"][1]["hidden"] = True
+    doc["leaderboards"].append({"title": "Private", "key": "private", "hidden": True, "submission_rule": "Force_Last",
+                                "columns": [{"title": "Accuracy", "key": "accuracy", "index": 0}]})
+    (root / "competition.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    score = root / "scoring_program" / "score.py"
+    score.write_text(score.read_text().replace(
+        'if __name__ == "__main__":\n    main(sys.argv[1], sys.argv[2])',
+        'if __name__ == "__main__":\n    main(sys.argv[1], sys.argv[2])\n'
+        '    print("scoring done")\n'
+        '    with open(os.path.join(sys.argv[2], "detailed_results.html"), "w") as fh:\n'
+        '        fh.write("<p>detailed results</p>")\n'))
+    return zip_folder(root)
+
+
+def zip_folder(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+def predictions_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(DEMO_BUNDLE / "sample_submissions" / "petal_rule" / "predictions.csv", "predictions.csv")
+    return buf.getvalue()
+
+
+@dataclass
+class Scene:
+    hub: Any
+    names: dict[str, Optional[str]]
+    clients: dict[str, Any]
+    slug: str
+    submission: int  # finished, owned by "participant"
+    queue: str
+    tmp: Path
+    yaml_text: str
+
+
+@pytest.fixture(scope="module")
+def scene(hub, tmp_path_factory) -> Scene:
+    tmp = tmp_path_factory.mktemp("matrix")
+    tag = uuid.uuid4().hex[:6]
+    names = {
+        "anonymous": None,
+        "unregistered": hub.create_user(f"nora-{tag}"),
+        "participant": hub.create_user(f"ann-{tag}"),
+        "other_participant": hub.create_user(f"ben-{tag}"),
+        "other_organizer": hub.create_user(f"oscar-{tag}", groups=["organizers"]),
+        "organizer": hub.create_user(f"olga-{tag}", groups=["organizers"]),
+        # The hub's own admin (the admin service of the tests may not make new admins).
+        "admin": hub.demo_accounts("admin")[0].username,
+    }
+    clients = {actor: hub.client(hub.token_for(name) if name else None) for actor, name in names.items()}
+    resp = clients["organizer"].post("api/v1/competitions",
+                                     files={"file": ("bundle.zip", matrix_bundle(tmp, f"Matrix {tag}"))})
+    assert resp.status_code == 201, resp.text
+    slug = resp.json()["slug"]
+    for actor in ("participant", "other_participant"):
+        resp = clients[actor].post(f"api/v1/competitions/{slug}/registration")
+        assert resp.status_code == 201 and resp.json()["status"] == "approved", resp.text
+    resp = clients["participant"].post(f"api/v1/competitions/{slug}/submissions",
+                                       files={"file": ("predictions.zip", predictions_zip())})
+    assert resp.status_code == 201, resp.text
+    submission = resp.json()["id"]
+    deadline = time.monotonic() + 180
+    while True:
+        state = clients["participant"].get(f"api/v1/submissions/{submission}").json()
+        if state["terminal"]:
+            break
+        assert time.monotonic() < deadline, f"submission {submission} still {state['status']}: {state}"
+        time.sleep(0.5)
+    assert state["status"] == "Finished", (state, hub.log_tail())
+    queue = f"q-{tag}"
+    resp = clients["organizer"].post("api/v1/queues", json={"name": queue, "competition": slug})
+    assert resp.status_code == 201, resp.text
+    yaml_text = clients["organizer"].get(f"api/v1/competitions/{slug}/yaml").json()["yaml"]
+    return Scene(hub=hub, names=names, clients=clients, slug=slug, submission=submission, queue=queue, tmp=tmp,
+                 yaml_text=yaml_text)
+
+
+@dataclass
+class Case:
+    method: str
+    path: str  # with {slug}, {sid}, {queue}, {other_participant}
+    expected: tuple[int, ...]  # one per actor, in the order of ACTORS
+    body: Optional[Callable[[Scene, str], dict[str, Any]]] = None
+    note: str = ""
+
+    def url(self, scene: Scene) -> str:
+        return self.path.format(slug=scene.slug, sid=scene.submission, queue=scene.queue,
+                                other_participant=scene.names["other_participant"])
+
+
+def upload_bundle(scene: Scene, actor: str) -> dict[str, Any]:
+    return {"files": {"file": ("bundle.zip", matrix_bundle(scene.tmp, f"By {actor} {uuid.uuid4().hex[:4]}"))}}
+
+
+def upload_predictions(scene: Scene, actor: str) -> dict[str, Any]:
+    return {"files": {"file": ("predictions.zip", predictions_zip())}}
+
+
+def new_queue(scene: Scene, actor: str) -> dict[str, Any]:
+    return {"json": {"name": f"{actor.replace('_', '-')}-{uuid.uuid4().hex[:6]}"}}
+
+
+PUBLIC = (200,) * 7
+#              anon  unreg part other oorg  org  admin
+ORGANIZERS = (401, 403, 403, 403, 403, 200, 200)
+OWNER = (401, 403, 200, 403, 403, 200, 200)
+APPROVED = (401, 403, 200, 200, 403, 200, 200)
+LOGGED_IN = (401, 200, 200, 200, 200, 200, 200)
+
+CASES = [
+    Case("GET", "api/v1/health", PUBLIC),
+    Case("GET", "api/v1/openapi.json", PUBLIC),
+    Case("GET", "api/v1/me", LOGGED_IN),
+    Case("GET", "api/v1/competitions", PUBLIC),
+    Case("POST", "api/v1/competitions", (401, 403, 403, 403, 201, 201, 201), upload_bundle,
+         "members of the hub group organizers and admins create competitions"),
+    Case("GET", "api/v1/competitions/{slug}", PUBLIC),
+    Case("GET", "api/v1/competitions/{slug}/logo", PUBLIC),
+    Case("GET", "api/v1/competitions/{slug}/yaml", ORGANIZERS),
+    Case("PUT", "api/v1/competitions/{slug}/yaml", ORGANIZERS, lambda s, a: {"json": {"yaml": s.yaml_text}}),
+    Case("GET", "api/v1/competitions/{slug}/export", ORGANIZERS),
+    Case("GET", "api/v1/competitions/{slug}/phases", PUBLIC),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/open", ORGANIZERS, note="phase 1 is open already"),
+    Case("POST", "api/v1/competitions/{slug}/phases/2/close", (401, 403, 403, 403, 403, 400, 400),
+         note="allowed, but phase 2 has not opened: 400 after the permission check"),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/migrate", ORGANIZERS),
+    Case("PUT", "api/v1/competitions/{slug}/phases/2/dates", ORGANIZERS,
+         lambda s, a: {"json": {"start": "2100-01-01T00:00", "end": "2101-01-01T00:00"}}),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/starting_kit", APPROVED),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/public_data", APPROVED),
+    Case("GET", "api/v1/competitions/{slug}/participants", ORGANIZERS),
+    Case("PUT", "api/v1/competitions/{slug}/participants/{other_participant}", ORGANIZERS,
+         lambda s, a: {"json": {"status": "approved"}}),
+    Case("GET", "api/v1/competitions/{slug}/submissions", LOGGED_IN, note="each participant sees their own"),
+    Case("POST", "api/v1/competitions/{slug}/submissions", (401, 403, 201, 201, 403, 403, 403), upload_predictions,
+         "only registered participants submit (organizers are not registered here)"),
+    Case("GET", "api/v1/competitions/{slug}/submissions_left", LOGGED_IN),
+    Case("GET", "api/v1/competitions/{slug}/leaderboard", PUBLIC),
+    Case("GET", "api/v1/competitions/{slug}/leaderboard.csv", PUBLIC),
+    Case("GET", "api/v1/competitions/{slug}/leaderboard/history", PUBLIC),
+    Case("GET", "api/v1/submissions/{sid}", OWNER),
+    Case("GET", "api/v1/submissions/{sid}/logs/0/scoring/stdout", OWNER),
+    Case("GET", "api/v1/submissions/{sid}/artifacts/detailed_results", OWNER),
+    Case("GET", "api/v1/submissions/{sid}/file", OWNER),
+    Case("POST", "api/v1/submissions/{sid}/rerun", (401, 403, 403, 403, 403, 201, 201)),
+    Case("POST", "api/v1/submissions/{sid}/cancel", (401, 403, 400, 403, 403, 400, 400),
+         note="allowed for its owner and organizers, but it has finished: 400 after the permission check"),
+    Case("PUT", "api/v1/submissions/{sid}/hidden", ORGANIZERS, lambda s, a: {"json": {"hidden": False}}),
+    Case("PUT", "api/v1/submissions/{sid}/selected", (401, 403, 400, 403, 403, 400, 400),
+         lambda s, a: {"json": {"selected": True}},
+         "allowed, but the phase's rule (Force_Last) leaves nothing to choose"),
+    Case("GET", "api/v1/queues", LOGGED_IN, note="each sees the queues they manage"),
+    Case("POST", "api/v1/queues", (401, 403, 403, 403, 201, 201, 201), new_queue),
+    Case("GET", "api/v1/queues/{queue}", ORGANIZERS),
+    Case("GET", "api/v1/queues/{queue}/credentials", ORGANIZERS),
+    Case("GET", "api/v1/admin/storage", (401, 403, 403, 403, 403, 403, 200)),
+    # Last: it registers whoever calls it.
+    Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201)),
+]
+
+
+def _template(path: str) -> str:
+    return path.replace("{slug}", "s").replace("{sid}", "1").replace("{queue}", "q").replace(
+        "{other_participant}", "u")
+
+
+def test_the_matrix_covers_every_api_route():
+    import re
+
+    covered: dict[str, set[str]] = {}
+    for case in CASES:
+        covered.setdefault(f"{SERVICE_PREFIX}{_template(case.path)}", set()).add(case.method.lower())
+    for pattern, handler in api_routes(SERVICE_PREFIX):
+        methods = {m for m in ("get", "post", "put", "patch", "delete") if m in vars(handler)}
+        matching = {path: ms for path, ms in covered.items() if re.fullmatch(pattern, path)}
+        assert matching, f"no case for {pattern}"
+        for method in methods:
+            assert any(method in ms for ms in matching.values()), f"no {method.upper()} case for {pattern}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.method} {c.path}" for c in CASES])
+def test_authorization_matrix(scene, case):
+    failures = []
+    for actor, expected in zip(ACTORS, case.expected):
+        kwargs = case.body(scene, actor) if case.body else {}
+        resp = scene.clients[actor].request(case.method, case.url(scene), **kwargs)
+        if resp.status_code != expected:
+            failures.append(f"{actor}: expected {expected}, got {resp.status_code} {resp.text[:200]}")
+            continue
+        if expected >= 400:
+            body = resp.json()
+            assert set(body["error"]) >= {"code", "message"}, body
+    assert not failures, f"{case.method} {case.path} ({case.note}):\n" + "\n".join(failures)
+
+
+def test_participants_see_no_secret_over_the_real_hub(scene):
+    part, other = scene.clients["participant"], scene.clients["other_participant"]
+    board = part.get(f"api/v1/competitions/{scene.slug}/leaderboard").json()
+    assert [c["key"] for c in board["columns"]] == ["accuracy"]  # f1 is hidden
+    assert all(set(r["scores"]) == {"accuracy"} for r in board["rows"]) and board["rows"]
+    assert part.get(f"api/v1/competitions/{scene.slug}/leaderboard?board=private").json()["rows"] == []
+    detail = part.get(f"api/v1/competitions/{scene.slug}").json()
+    assert [b["key"] for b in detail["leaderboards"]] == ["main"]
+    mine = part.get(f"api/v1/submissions/{scene.submission}").json()
+    assert set(mine["scores"]) == {"accuracy"}
+    theirs = other.get(f"api/v1/competitions/{scene.slug}/submissions").json()
+    assert scene.submission not in [s["id"] for s in theirs["items"]]
+    organizer = scene.clients["organizer"].get(f"api/v1/submissions/{scene.submission}").json()
+    assert set(organizer["scores"]) == {"accuracy", "f1"}
+
+
+# -- XSRF with the service cookie ----------------------------------------------------------------------
+UNSAFE = [c for c in CASES if c.method in ("POST", "PUT")]
+
+
+@pytest.fixture(scope="module")
+def cookie_sessions(scene):
+    """The organizer and the participant, logged in through the hub's login page and OAuth."""
+    sessions = {}
+    for actor in ("organizer", "participant"):
+        password = uuid.uuid4().hex
+        scene.hub.set_password(scene.names[actor], password)
+        sessions[actor] = scene.hub.login(scene.names[actor], password)
+        assert sessions[actor].xsrf_token(), "the service set no _xsrf cookie"
+    return sessions
+
+
+@pytest.mark.parametrize("case", UNSAFE, ids=[f"{c.method} {c.path}" for c in UNSAFE])
+def test_cookie_requests_without_the_xsrf_token_get_403(scene, cookie_sessions, case):
+    for actor, session in cookie_sessions.items():
+        kwargs = case.body(scene, actor) if case.body else {}
+        resp = session.request(case.method, case.url(scene), **kwargs)
+        assert resp.status_code == 403, (actor, resp.status_code, resp.text[:300])
+        assert resp.json()["error"]["code"] == "xsrf", resp.text
+
+
+def test_cookie_requests_with_the_xsrf_token_pass(scene, cookie_sessions):
+    organizer = cookie_sessions["organizer"]
+    assert organizer.get("api/v1/me").json()["name"] == scene.names["organizer"]
+    resp = organizer.put(f"api/v1/submissions/{scene.submission}/hidden", json={"hidden": False},
+                         headers=organizer.xsrf_headers())
+    assert resp.status_code == 200, resp.text
+    participant = cookie_sessions["participant"]
+    resp = participant.post(f"api/v1/competitions/{scene.slug}/submissions",
+                            files={"file": ("predictions.zip", predictions_zip())},
+                            headers=participant.xsrf_headers())
+    assert resp.status_code == 201, resp.text
