@@ -25,6 +25,8 @@ from typing import Any, Optional
 
 from sqlalchemy import select
 
+from dask_workers.executors.base import process_alive
+
 from . import models as m
 from . import tls
 from .app import DEFAULT_QUEUE, LOCAL_ADMIN, ORGANIZERS_GROUP, Actor, Forbidden, NotFound, Platform, PlatformError
@@ -193,20 +195,6 @@ def queue_names(platform: Platform) -> list[str]:
 # -- supervision ------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -236,7 +224,7 @@ class SchedulerSupervisor:
             pid = int((queue_dir(self.platform, name) / "scheduler.pid").read_text())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if process_alive(pid) else None
 
     def address(self, name: str) -> str:
         settings = self._settings(name)
@@ -282,10 +270,10 @@ class SchedulerSupervisor:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             self._reap()
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if process_alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

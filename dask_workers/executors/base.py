@@ -9,6 +9,7 @@ step.
 from __future__ import annotations
 
 import abc
+import os
 import re
 from pathlib import Path
 from typing import Callable, Optional
@@ -123,3 +124,20 @@ class Executor(abc.ABC):
     def cleanup_orphans(self) -> int:
         """Remove leftovers of steps whose worker died; returns how many."""
         return 0
+
+
+def process_alive(pid: int) -> bool:
+    """True when `pid` names a live process of this machine (a zombie is not alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

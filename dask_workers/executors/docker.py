@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from ..notebook import CONTAINER_RUNNER_PATH, REPORT_NAME, describe_failure, read_report, runner_argv
 from ..spec import PREDICTION_INPUT, StepResult, StepSpec
-from .base import Executor, LogFn, container_layout, substitute_placeholders, write_metadata
+from .base import Executor, LogFn, container_layout, process_alive, substitute_placeholders, write_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ class DockerExecutor(Executor):
                 pid = -1
             same_host = labels.get(LABEL_HOST) == self.host
             earlier_self = labels.get(LABEL_WORKER) == self.worker_id and not (same_host and pid == self.pid)
-            dead_owner = same_host and pid != self.pid and not _process_alive(pid)
+            dead_owner = same_host and pid != self.pid and not process_alive(pid)
             if not (earlier_self or dead_owner):
                 continue
             try:
@@ -477,18 +477,6 @@ def _state(container) -> dict:
     except docker.errors.NotFound:
         return {}
     return container.attrs.get("State") or {}
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_regular(path: Path) -> bool:
