@@ -1,26 +1,145 @@
-"""JupyterHub configuration of the embedded default.
+"""JupyterHub configuration of the embedded default: `jupyterhub -f jupyterhub_config.py`.
 
-The hub listens on 127.0.0.1:8000, keeps its state next to the platform's in
-$COMPETE_HOME, spawns single-user servers as local processes and uses the
-Python `configurable-http-proxy` from PyPI (no Node.js needed).  Production
-choices (PostgreSQL, DockerSpawner, an OAuth authenticator, the npm proxy with
-TLS) are configuration: override the lines below in your own config file.
+One machine, nothing else to install: the hub listens on 127.0.0.1:8000, keeps
+its SQLite file next to the platform's in $COMPETE_HOME, runs the competitions
+service as a managed service, spawns single-user servers as local processes
+and uses the Python `configurable-http-proxy` from PyPI (no Node.js).  People
+log in with local accounts; the first start creates demo accounts (printed on
+every start, kept in $COMPETE_HOME/demo-accounts.txt) and loads the demo
+competition.
+
+Environment: COMPETE_HOME (state, default ./compete-home), COMPETE_HUB_IP and
+COMPETE_HUB_PORT (the public address), COMPETE_CONFIG (a Python file of
+`c.Compete.*` platform settings; default $COMPETE_HOME/compete_config.py when it
+exists), COMPETE_DB_URL (the platform's database), COMPETE_DEMO=0 (no demo
+accounts, no demo competition).
+
+Production choices (PostgreSQL, DockerSpawner, an OAuth authenticator, the npm
+proxy with TLS) are configuration: see "Production configuration" in the
+README, which overrides lines of this file from a file of your own.
 """
+import importlib.util
 import os
+import sys
 from pathlib import Path
+
+from hub_extension.embedded import (
+    ACCOUNTS_FILE,
+    DEMO_ADMIN,
+    DEMO_ORGANIZER,
+    embedded_home,
+    first_start,
+    format_demo_accounts,
+)
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
-home = Path(os.environ.get("COMPETE_HOME", Path.cwd() / "compete-home")).resolve()
+SERVICE = "competitions"
+home = embedded_home()  # $COMPETE_HOME, else ./compete-home
 home.mkdir(parents=True, exist_ok=True)
+bin_dir = Path(sys.executable).parent
 
-c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+
+def _tool(name):
+    """A console script of this Python environment (the hub may run without it on PATH)."""
+    path = bin_dir / name
+    return str(path) if path.exists() else name
+
+
+# -- network ---------------------------------------------------------------------------------
+hub_ip = os.environ.get("COMPETE_HUB_IP", "127.0.0.1")
+hub_port = int(os.environ.get("COMPETE_HUB_PORT", "8000"))
+c.JupyterHub.bind_url = f"http://{hub_ip}:{hub_port}"
+# Internal addresses; a second hub on the same machine (tests) overrides them.
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = 8081
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
+c.ConfigurableHTTPProxy.command = [_tool("configurable-http-proxy")]
+c.ConfigurableHTTPProxy.pid_file = str(home / "jupyterhub-proxy.pid")
+
+# -- state -------------------------------------------------------------------------------------
 c.JupyterHub.db_url = f"sqlite:///{home / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(home / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(home / "jupyterhub.pid")
-c.ConfigurableHTTPProxy.pid_file = str(home / "jupyterhub-proxy.pid")
-c.JupyterHub.spawner_class = "simple"
 
-# The platform's own settings (see hub_extension/config.py).
-c.Compete.home = str(home)
-c.Compete.executor = os.environ.get("COMPETE_EXECUTOR", "auto")
+# -- the competitions service ----------------------------------------------------------------
+service_env = {"COMPETE_HOME": str(home)}
+compete_config = os.environ.get("COMPETE_CONFIG") or (
+    str(home / "compete_config.py") if (home / "compete_config.py").is_file() else ""
+)
+if compete_config:
+    service_env["COMPETE_CONFIG"] = str(Path(compete_config).resolve())
+    os.environ["COMPETE_CONFIG"] = service_env["COMPETE_CONFIG"]  # the first start reads it too
+for name in ("COMPETE_DB_URL", "DOCKER_HOST"):
+    if os.environ.get(name):
+        service_env[name] = os.environ[name]
+
+c.JupyterHub.services = [
+    {
+        "name": SERVICE,
+        "url": "http://127.0.0.1:10101",
+        "command": [sys.executable, "-m", "hub_extension.service"],
+        "environment": service_env,
+        "display": True,  # listed in the hub's Services menu
+        "oauth_no_confirm": True,  # part of the platform: no "authorize access" page
+        "oauth_client_allowed_scopes": ["custom:competitions:create"],
+        "info": {"description": "Competitions: pages, submissions and leaderboards"},
+        "timeout": 90,
+    }
+]
+
+# -- who may do what ---------------------------------------------------------------------------
+c.JupyterHub.custom_scopes = {
+    "custom:competitions:create": {
+        "description": "Create competitions in the competitions service (members of the group 'organizers').",
+    },
+}
+# Every user may call the service (pages and REST API), and so may the token of
+# their single-user server (the JupyterLab widgets, the `compete` client).
+c.JupyterHub.extra_user_scopes = {f"access:services!service={SERVICE}"}
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    f"access:services!service={SERVICE}",
+    "read:users:name!user",
+    "read:users:groups!user",
+    "custom:competitions:create",  # kept only for users who hold it
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "competition-organizer",
+        "description": "Organizers: create competitions and run the ones they organize.",
+        "scopes": ["custom:competitions:create", f"access:services!service={SERVICE}"],
+        "groups": ["organizers"],
+    },
+]
+
+# -- single-user servers -------------------------------------------------------------------------
+# Set on SimpleLocalProcessSpawner, not Spawner: another spawner class (DockerSpawner)
+# starts from its own defaults.
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
+c.SimpleLocalProcessSpawner.cmd = [_tool("jupyterhub-singleuser")]
+if importlib.util.find_spec("jupyterlab") is not None:
+    c.SimpleLocalProcessSpawner.default_url = "/lab"
+if hasattr(os, "geteuid") and os.geteuid() == 0:
+    # Every user's server runs as root here: the embedded default is for trusted users.
+    c.SimpleLocalProcessSpawner.args = ["--allow-root"]
+
+# -- pages ---------------------------------------------------------------------------------------
+c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates" / "hub")]
+c.JupyterHub.default_url = "/hub/home"
+
+# -- people: local accounts and the demo -------------------------------------------------------
+c.JupyterHub.authenticator_class = "hub_extension.embedded.LocalAccountAuthenticator"
+c.LocalAccountAuthenticator.accounts_file = str(home / ACCOUNTS_FILE)
+if os.environ.get("COMPETE_DEMO", "1") != "0":
+    demo_accounts = first_start(home)
+    c.Authenticator.admin_users = {DEMO_ADMIN}
+    c.JupyterHub.load_groups = {"organizers": {"users": [DEMO_ORGANIZER]}}
+    c.JupyterHub.template_vars = {
+        "announcement_login": f"Demo accounts and their passwords: {home / 'demo-accounts.txt'}",
+    }
+    print(format_demo_accounts(demo_accounts, f"http://{hub_ip}:{hub_port}/"), file=sys.stderr, flush=True)
+else:
+    c.JupyterHub.load_groups = {"organizers": {}}

@@ -2,8 +2,9 @@
 # The whole test suite, on a fresh machine as on a used one:
 #   scripts/test.sh [pytest arguments]
 # Installs and starts what the tests need (the Python environment, PostgreSQL,
-# the Docker engine), then runs pytest.  With CI=true, tests that need a real
-# component fail instead of skipping when it is missing.
+# the Docker engine, Chromium for the browser tests), then runs pytest.  With
+# CI=true, tests that need a real component fail instead of skipping when it is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +16,9 @@ if [ "$(id -u)" = "0" ]; then
     if [ -f scripts/ensure_docker.sh ]; then
         bash scripts/ensure_docker.sh
     fi
+    bash scripts/ensure_chromium.sh
 else
-    echo "not root: PostgreSQL and Docker are used only if already running" >&2
+    echo "not root: PostgreSQL, Docker and Chromium are used only if already there" >&2
 fi
 
 exec python -m pytest -p no:cacheprovider "$@"

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.docker_fixtures import docker_engine, runtime_image  # noqa: F401  (shared session fixtures)
+from tests.hub_fixtures import (  # noqa: F401  (a real hub, a real Chromium)
+    browser_page, browser_pages, chromium, hub, pytest_runtest_makereport,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

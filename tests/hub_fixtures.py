@@ -1,0 +1,495 @@
+"""Fixtures for tests against a real JupyterHub and a real Chromium.
+
+`hub` starts `jupyterhub -f jupyterhub_config.py` once per test session, as a
+subprocess, through a test-only config file that loads the real one and
+changes only what a second hub on the same machine needs: free ports, a
+temporary COMPETE_HOME (hub and platform SQLite files, demo accounts), the
+`process` executor (the Docker executor has its own tests), a stand-in
+single-user server (JupyterLab is not what these tests are about), and an
+admin service whose token the tests use for the hub's REST API.  It waits
+until the hub, the proxy and the competitions service answer, and stops them
+at the end of the session.  `Hub` has the helpers: users, groups, tokens,
+passwords, servers, and clients that go through the proxy.
+
+`chromium` is a headless Chromium (Debian's, driven by Playwright) for one
+test; `browser_page` a fresh page in a fresh context, and `browser_pages()`
+makes more (one per person in a test).  A failing test gets the end of the
+hub's log and screenshots of its pages in its report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Optional
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+HUB_CONFIG = REPO / "jupyterhub_config.py"
+DEMO_BUNDLE = REPO / "templates" / "demo"
+SERVICE = "competitions"
+SERVICE_PREFIX = f"/services/{SERVICE}/"
+CHROMIUM = os.environ.get("COMPETE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+HUB_START_TIMEOUT = float(os.environ.get("COMPETE_TEST_HUB_TIMEOUT", "180"))
+HUB_STOP_TIMEOUT = 45.0
+ADMIN_SERVICE = "test-admin"
+
+
+def demo_bundle_zip(tmp_path: Path, title: str) -> Path:
+    """The demo bundle (templates/demo) under another title, zipped as an organizer uploads it."""
+    from hub_extension.app import zip_folder
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(DEMO_BUNDLE, folder)
+    yaml_path = folder / "competition.yaml"
+    yaml_path.write_text(re.sub(r"^title: .*$", f'title: "{title}"', yaml_path.read_text(), count=1, flags=re.M))
+    archive = tmp_path / "bundle.zip"
+    zip_folder(folder, archive)
+    return archive
+
+
+def sample_predictions_zip(tmp_path: Path, name: str = "petal_rule") -> Path:
+    """One of the demo's sample predictions, zipped as a participant uploads it."""
+    from hub_extension.app import zip_folder
+
+    archive = tmp_path / f"{name}.zip"
+    zip_folder(DEMO_BUNDLE / "sample_submissions" / name, archive)
+    return archive
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class HubError(AssertionError):
+    """The hub did not start (the message ends with its log), or a call to its REST API failed."""
+
+
+class ServiceClient:
+    """HTTP through the proxy to the competitions service, as one hub user (or nobody).
+
+    Paths are relative to the service prefix: `client.get("api/v1/health")`.
+    With a token, requests carry `Authorization: token ...`; `session` may be
+    a logged-in browser-like session (see `Hub.login`) instead.
+    """
+
+    def __init__(self, base_url: str, token: Optional[str] = None, session: Optional[requests.Session] = None):
+        self.base_url = base_url
+        self.session = session or requests.Session()
+        self.token = token
+        if token:
+            self.session.headers["Authorization"] = f"token {token}"
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def xsrf_token(self) -> Optional[str]:
+        """The service's XSRF cookie of a cookie session (the hub sets one of its own too)."""
+        tokens = {cookie.path: cookie.value for cookie in self.session.cookies if cookie.name == "_xsrf"}
+        return tokens.get(SERVICE_PREFIX) or tokens.get(SERVICE_PREFIX.rstrip("/"))
+
+    def xsrf_headers(self) -> dict[str, str]:
+        """The X-XSRFToken header for an unsafe request of a cookie session."""
+        token = self.xsrf_token()
+        return {"X-XSRFToken": token} if token else {}
+
+
+@dataclasses.dataclass
+class Hub:
+    """A running hub: its address, home, log and an admin token for its REST API."""
+
+    url: str  # the public address, through the proxy, ending in /
+    home: Path
+    log_path: Path
+    admin_token: str
+    process: subprocess.Popen
+    start_seconds: float = 0.0
+
+    # -- logs and state ------------------------------------------------------------------
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no hub log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def service_url(self) -> str:
+        return urljoin(self.url, SERVICE_PREFIX.lstrip("/"))
+
+    def demo_accounts(self, role: Optional[str] = None) -> list:
+        """The demo accounts the first start created (`DemoAccount`s), of one role or all."""
+        from hub_extension.embedded import read_demo_accounts
+
+        return [a for a in read_demo_accounts(self.home) if role is None or a.role == role]
+
+    # -- the hub's REST API ------------------------------------------------------------------
+    def api(self, method: str, path: str, *, token: Optional[str] = None, expect: Iterable[int] = (200, 201, 204),
+            **kwargs: Any) -> requests.Response:
+        """Call `/hub/api/<path>` as the admin service (or with `token`); fails on an unexpected status."""
+        kwargs.setdefault("timeout", 30)
+        headers = kwargs.pop("headers", {})
+        headers["Authorization"] = f"token {token or self.admin_token}"
+        resp = requests.request(method, urljoin(self.url, f"hub/api/{path.lstrip('/')}"), headers=headers, **kwargs)
+        if expect and resp.status_code not in set(expect):
+            raise HubError(f"{method} /hub/api/{path}: {resp.status_code} {resp.text[:500]}")
+        return resp
+
+    def create_user(self, name: Optional[str] = None, *, groups: Iterable[str] = (), admin: bool = False,
+                    password: Optional[str] = None) -> str:
+        """A hub user (a fresh unique name unless `name`), in `groups`; with `password`, able to log in."""
+        name = name or f"user-{uuid.uuid4().hex[:8]}"
+        resp = self.api("POST", f"users/{name}", json={"admin": admin} if admin else None, expect=(201, 409))
+        if resp.status_code == 409 and admin:
+            self.api("PATCH", f"users/{name}", json={"admin": True})
+        for group in groups:
+            self.add_to_group(group, [name])
+        if password is not None:
+            self.set_password(name, password)
+        return name
+
+    def add_to_group(self, group: str, users: Iterable[str]) -> None:
+        self.api("POST", f"groups/{group}", expect=(201, 409))
+        self.api("POST", f"groups/{group}/users", json={"users": list(users)})
+
+    def remove_from_group(self, group: str, users: Iterable[str]) -> None:
+        self.api("DELETE", f"groups/{group}/users", json={"users": list(users)})
+
+    def set_password(self, name: str, password: str) -> None:
+        """Let `name` log in through the hub's login page (the embedded default's account file)."""
+        from hub_extension.embedded import ACCOUNTS_FILE, AccountFile
+
+        AccountFile(self.home / ACCOUNTS_FILE).set_password(name, password)
+
+    def token_for(self, name: str, scopes: Optional[list[str]] = None, note: str = "test") -> str:
+        """A new API token of user `name`: their own permissions, or only `scopes`."""
+        body: dict[str, Any] = {"note": note, "expires_in": 3600}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return self.api("POST", f"users/{name}/tokens", json=body).json()["token"]
+
+    def start_server(self, name: str, timeout: float = 60) -> dict:
+        """Start `name`'s single-user server (the stand-in); returns the hub's server model."""
+        self.api("POST", f"users/{name}/server", expect=(201, 202, 400))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"users/{name}").json().get("servers", {}).get("")
+            if server and server.get("ready"):
+                return server
+            time.sleep(0.25)
+        raise HubError(f"the server of {name!r} did not start within {timeout:.0f} s; the hub log ends with:\n"
+                       f"{self.log_tail()}")
+
+    def stop_server(self, name: str) -> None:
+        self.api("DELETE", f"users/{name}/server", expect=(202, 204))
+
+    def server_environment(self, name: str) -> dict[str, str]:
+        """The environment the spawner gave `name`'s running server (its API token included)."""
+        import psutil
+
+        server = self.api("GET", f"users/{name}").json()["servers"][""]
+        return psutil.Process(server["state"]["pid"]).environ()
+
+    # -- clients -----------------------------------------------------------------------------
+    def client(self, token: Optional[str] = None) -> ServiceClient:
+        """A client of the service through the proxy (anonymous without a token)."""
+        return ServiceClient(self.service_url, token=token)
+
+    def user_client(self, name: str, scopes: Optional[list[str]] = None) -> ServiceClient:
+        return self.client(self.token_for(name, scopes))
+
+    def login(self, username: str, password: str) -> ServiceClient:
+        """A cookie session that logged in on the hub's login page and then into the service (OAuth)."""
+        session = self.hub_login(username, password)
+        # The service's login page runs the OAuth dance and sets the service's own cookie.
+        landing = session.get(urljoin(self.service_url, "login"), timeout=60)
+        service_cookies = [c.name for c in session.cookies if c.path.rstrip("/") == SERVICE_PREFIX.rstrip("/")
+                           and c.name != "_xsrf"]
+        if landing.status_code != 200 or not service_cookies:
+            raise HubError(f"{username!r} logged in to the hub but not to the service: "
+                           f"{landing.status_code} at {landing.url}")
+        return ServiceClient(self.service_url, session=session)
+
+    def hub_login(self, username: str, password: str) -> requests.Session:
+        """A cookie session logged in on the hub's login page only."""
+        session = requests.Session()
+        login_url = urljoin(self.url, "hub/login")
+        page = session.get(login_url, timeout=30)
+        page.raise_for_status()
+        found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        xsrf = found.group(1) if found else None
+        resp = session.post(
+            login_url, data={"username": username, "password": password, "_xsrf": xsrf},
+            allow_redirects=False, timeout=30,
+        )
+        if resp.status_code != 302:
+            raise HubError(f"login of {username!r} failed: {resp.status_code} {resp.text[:300]}")
+        return session
+
+
+# A stand-in single-user server: it answers every request with 200 and holds the
+# environment (API token included) the spawner gave it.  The tests about
+# servers are about that token, not about JupyterLab.
+STAND_IN_SERVER = """\
+import os, http.server, urllib.parse
+url = urllib.parse.urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"stand-in single-user server")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((url.hostname, url.port), Handler).serve_forever()
+"""
+
+
+def _test_config(path: Path, *, hub_api_port: int, proxy_api_port: int, service_port: int, admin_token: str,
+                 stand_in_server: Path) -> None:
+    path.write_text(textwrap.dedent(f"""\
+        # A second hub next to any other on this machine: the real configuration,
+        # other ports, a stand-in single-user server, and an admin service whose
+        # token the tests use.
+        c = get_config()  # noqa: F821
+        load_subconfig({str(HUB_CONFIG)!r})  # noqa: F821
+
+        c.SimpleLocalProcessSpawner.cmd = [{sys.executable!r}, {str(stand_in_server)!r}]
+        c.JupyterHub.hub_port = {hub_api_port}
+        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+        services = [dict(s) for s in c.JupyterHub.services]
+        for service in services:
+            if service["name"] == {SERVICE!r}:
+                service["url"] = "http://127.0.0.1:{service_port}"
+        # The hub's admin role: it may create admins and read servers' state (their pid).
+        services.append({{"name": {ADMIN_SERVICE!r}, "api_token": {admin_token!r}, "admin": True,
+                          "display": False}})
+        c.JupyterHub.services = services
+        """))
+
+
+def _wait_until_ready(hub: Hub, deadline: float) -> None:
+    """Until the hub says it runs (after it started the service) and both answer through the proxy."""
+    while True:
+        if hub.process.poll() is not None:
+            raise HubError(f"jupyterhub exited with status {hub.process.returncode}; its log ends with:\n"
+                           f"{hub.log_tail()}")
+        if "JupyterHub is now running" in hub.log_path.read_text(errors="replace"):
+            break
+        if time.monotonic() > deadline:
+            raise HubError(f"the hub did not start within {HUB_START_TIMEOUT:.0f} s; its log ends with:\n"
+                           f"{hub.log_tail()}")
+        time.sleep(0.25)
+    checks = [urljoin(hub.url, "hub/api"), urljoin(hub.service_url, "api/v1/health")]
+    last = ""
+    for _ in range(20):
+        try:
+            statuses = [requests.get(url, timeout=10).status_code for url in checks]
+        except requests.RequestException as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if all(status == 200 for status in statuses):
+                return
+            last = ", ".join(f"{url} -> {status}" for url, status in zip(checks, statuses))
+        time.sleep(0.5)
+    raise HubError(f"the hub runs but does not answer through the proxy ({last}); its log ends with:\n"
+                   f"{hub.log_tail()}")
+
+
+def _stop(process: subprocess.Popen, home: Path) -> None:
+    """SIGTERM (the hub stops the proxy and the service itself), then stop whatever outlived it."""
+    from hub_extension.embedded import leftover_processes, stop_processes
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(HUB_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    # A hub that failed to start, or was killed, leaves its proxy and service running.
+    stop_processes(leftover_processes(home))
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory) -> Hub:
+    """The real hub with the competitions service, started once per session."""
+    root = tmp_path_factory.mktemp("hub")
+    home = root / "home"
+    home.mkdir()
+    # The platform's own settings for this hub (read by the service and the first start).
+    (home / "compete_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        "# Submissions run as local processes: the Docker executor has its own tests.\n"
+        "c.Compete.executor = 'process'\n"
+    )
+    (home / "jupyterhub-proxy.pid").unlink(missing_ok=True)
+    public_port, hub_api_port, proxy_api_port, service_port = free_ports(4)
+    admin_token = secrets.token_hex(32)
+    config = root / "jupyterhub_test_config.py"
+    stand_in_server = root / "stand_in_server.py"
+    stand_in_server.write_text(STAND_IN_SERVER)
+    _test_config(config, hub_api_port=hub_api_port, proxy_api_port=proxy_api_port,
+                 service_port=service_port, admin_token=admin_token, stand_in_server=stand_in_server)
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPETE_", "JUPYTERHUB_"))}
+    env.update({
+        "COMPETE_HOME": str(home),
+        "COMPETE_HUB_IP": "127.0.0.1",
+        "COMPETE_HUB_PORT": str(public_port),
+        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    })
+    jupyterhub = shutil.which("jupyterhub", path=str(bin_dir)) or "jupyterhub"
+    log_path = root / "jupyterhub.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [jupyterhub, "-f", str(config)], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = Hub(url=f"http://127.0.0.1:{public_port}/", home=home, log_path=log_path,
+              admin_token=admin_token, process=process)
+    try:
+        _wait_until_ready(hub, started + HUB_START_TIMEOUT)
+        hub.start_seconds = time.monotonic() - started
+        yield hub
+    finally:
+        _stop(process, home)
+
+
+# -- the browser -------------------------------------------------------------------------------
+@pytest.fixture
+def chromium():
+    """Headless Chromium (Debian's /usr/bin/chromium) through Playwright.
+
+    One per test, not per session: while Playwright's sync API runs, its event
+    loop counts as running in this thread, so a session-long one would break
+    every later test that calls `asyncio.run`.  A start takes about 0.5 s.
+    """
+    from tests.conftest import require
+
+    require(Path(CHROMIUM).exists(),
+            f"{CHROMIUM} is missing: scripts/test.sh installs it (scripts/ensure_chromium.sh)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+    except Exception:
+        playwright.stop()
+        raise
+    try:
+        yield browser
+    finally:
+        browser.close()
+        playwright.stop()
+
+
+_PAGES = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def browser_pages(chromium, request, tmp_path):
+    """Makes pages, each in a browser context of its own (own cookies: one person each).
+
+    On a failing test, a screenshot of every page is kept (paths in the report).
+    """
+    contexts = []
+    pages: list = []
+    request.node.stash[_PAGES] = pages
+
+    def new_page():
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        pages.append((page, tmp_path / f"failure-{len(pages) + 1}.png"))
+        return page
+
+    try:
+        yield new_page
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def browser_page(browser_pages):
+    """One page in a fresh browser context."""
+    return browser_pages()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failing test: the end of the hub's log, and screenshots of the browser's pages."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    hub = getattr(item, "funcargs", {}).get("hub")
+    if isinstance(hub, Hub):
+        report.sections.append(("hub log (end)", hub.log_tail(40)))
+    for page, path in item.stash.get(_PAGES, []):
+        try:
+            page.screenshot(path=str(path), full_page=True)
+            report.sections.append(("browser", f"page {page.url}\nscreenshot {path}"))
+        except Exception as exc:  # noqa: BLE001 - the failure itself is what matters
+            report.sections.append(("browser", f"no screenshot of {page.url}: {exc}"))
+
+
+def browser_login(page, hub: Hub, username: str, password: str) -> None:
+    """Log in on the hub's login page by typing and clicking, as a person would."""
+    page.goto(urljoin(hub.url, "hub/login"))
+    page.fill("#username_input", username)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(lambda url: "/hub/login" not in url)

@@ -1,0 +1,157 @@
+"""The competitions service inside a real JupyterHub (`jupyterhub -f jupyterhub_config.py`).
+
+One hub per test session (the `hub` fixture); every request goes through the
+proxy, as a browser's or a script's would.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+
+import psutil
+
+import pytest
+import requests
+
+from tests.hub_fixtures import SERVICE, SERVICE_PREFIX
+
+pytestmark = pytest.mark.slow
+
+
+def test_hub_runs_the_service_behind_the_proxy(hub):
+    resp = hub.client().get("api/v1/health")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "ok"
+    services = hub.api("GET", "services").json()
+    assert SERVICE in services, services
+    service = services[SERVICE]
+    assert service["command"] == [sys.executable, "-m", "hub_extension.service"]
+    assert service["prefix"] == SERVICE_PREFIX
+    assert service["display"] is True
+    # The hub started it with the platform's home and settings file.
+    env = psutil.Process(service["pid"]).environ()
+    assert env["COMPETE_HOME"] == str(hub.home)
+    assert env["COMPETE_CONFIG"] == str(hub.home / "compete_config.py")
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == SERVICE_PREFIX
+
+
+def test_a_users_token_reaches_the_api_and_a_token_without_the_scope_gets_403(hub):
+    name = hub.create_user()
+    allowed = hub.user_client(name)
+    resp = allowed.get("api/v1/competitions")
+    assert resp.status_code == 200, resp.text
+
+    # A token limited to identifying its owner may not use the service.
+    narrow = hub.user_client(name, scopes=["read:users:name!user"])
+    resp = narrow.get("api/v1/competitions")
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["error"]["code"] == "forbidden"
+
+
+def test_the_service_sees_hub_groups_and_admins(hub):
+    """Organizers are the hub group `organizers`, admins the hub's admins: the service reads both."""
+    people = {
+        "participant": hub.create_user(),
+        "organizer": hub.create_user(groups=["organizers"]),
+        "admin": hub.create_user(admin=True),
+    }
+    seen = {role: hub.user_client(name).get("api/v1/me").json() for role, name in people.items()}
+    assert {role: me["name"] for role, me in seen.items()} == people
+    assert [seen[r]["may_create_competitions"] for r in ("participant", "organizer", "admin")] == [False, True, True]
+    assert [seen[r]["admin"] for r in ("participant", "organizer", "admin")] == [False, False, True]
+    assert "organizers" in seen["organizer"]["groups"]
+
+
+def test_every_user_holds_the_service_scope_and_organizers_the_create_scope(hub):
+    participant = hub.create_user()
+    organizer = hub.create_user(groups=["organizers"])
+    scopes = {
+        name: set(hub.api("GET", "user", token=hub.token_for(name)).json()["scopes"])
+        for name in (participant, organizer)
+    }
+    assert f"access:services!service={SERVICE}" in scopes[participant]
+    assert "custom:competitions:create" not in scopes[participant]
+    assert "custom:competitions:create" in scopes[organizer]
+
+
+def test_a_single_user_servers_token_reaches_the_service(hub):
+    """The token the hub gives a user's server (JupyterLab widgets, scripts) may call the service."""
+    participant = hub.create_user()
+    organizer = hub.create_user(groups=["organizers"])
+    try:
+        for name in (participant, organizer):
+            hub.start_server(name)
+        for name in (participant, organizer):
+            token = hub.server_environment(name)["JUPYTERHUB_API_TOKEN"]
+            resp = hub.client(token).get("api/v1/me")
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["name"] == name
+            scopes = set(hub.api("GET", "user", token=token).json()["scopes"])
+            assert f"access:services!service={SERVICE}" in scopes
+            # The server's token holds the organizer scope only for an organizer.
+            assert ("custom:competitions:create" in scopes) == (name == organizer)
+    finally:
+        for name in (participant, organizer):
+            hub.stop_server(name)
+
+
+def test_an_anonymous_visitor_is_sent_to_the_hub_login(hub):
+    resp = hub.client().get("login", allow_redirects=True)
+    assert resp.status_code == 200, resp.text
+    assert resp.url.startswith(hub.url + "hub/login"), resp.url
+    # An API client gets a JSON 401 instead of a redirect.
+    resp = hub.client().get("api/v1/competitions/demo-flower-species/submissions")
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"]["code"] == "login_required"
+
+
+def test_the_hub_nav_bar_and_home_page_link_to_the_service(hub):
+    account = hub.demo_accounts("participant")[0]
+    session = hub.hub_login(account.username, account.password)
+    home = session.get(hub.url + "hub/home", timeout=30)
+    assert home.status_code == 200
+    assert f'id="competitions-nav-link" href="{SERVICE_PREFIX}login"' in home.text
+    assert f'href="{SERVICE_PREFIX}login">Open the competitions' in home.text
+    token_page = session.get(hub.url + "hub/token", timeout=30)
+    assert f'id="competitions-nav-link" href="{SERVICE_PREFIX}login"' in token_page.text
+    # The Services menu lists it too.
+    assert f'class="dropdown-item" href="{SERVICE_PREFIX}">{SERVICE}</a>' in home.text
+    # Following the link signs the hub user in to the service, with no page to confirm.
+    landing = session.get(hub.url + f"{SERVICE_PREFIX.lstrip('/')}login", timeout=60)
+    assert landing.status_code == 200
+    assert landing.url == hub.service_url
+    assert account.username in landing.text
+
+
+def test_the_demo_accounts_log_in_and_the_organizer_owns_the_demo_competition(hub):
+    accounts = hub.demo_accounts()
+    assert sorted(a.role for a in accounts) == ["admin", "organizer", "participant", "participant"]
+    path = hub.home / "demo-accounts.txt"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for account in accounts:
+        assert account.password in path.read_text()
+    organizer = next(a for a in accounts if a.role == "organizer")
+    model = hub.api("GET", f"users/{organizer.username}").json()
+    assert "organizers" in model["groups"]
+    admin = next(a for a in accounts if a.role == "admin")
+    assert hub.api("GET", f"users/{admin.username}").json()["admin"] is True
+
+    client = hub.login(organizer.username, organizer.password)
+    comps = client.get("api/v1/competitions").json()
+    demo = [c for c in comps["items"] if c["title"] == "Demo: flower species"]
+    assert len(demo) == 1, comps
+    detail = client.get(f"api/v1/competitions/{demo[0]['slug']}").json()
+    assert detail["is_organizer"] is True
+
+
+def test_a_wrong_password_does_not_log_in(hub):
+    account = hub.demo_accounts("participant")[0]
+    session = requests.Session()
+    page = session.get(hub.url + "hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    resp = session.post(hub.url + "hub/login", data={"username": account.username, "password": "not-it-at-all",
+                                                      "_xsrf": xsrf}, allow_redirects=False, timeout=30)
+    assert resp.status_code == 403
+    assert "Invalid username or password" in resp.text
