@@ -414,10 +414,11 @@ class Platform:
         return self.store.put_dataset_file(path)
 
     def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None,
-                   key: Optional[str] = None, worker: Optional[str] = None) -> bool:
+                   key: Optional[str] = None, worker: Optional[str] = None, queue: Optional[str] = None) -> bool:
         """Move a submission to `status`; False (and no write) if it is already terminal.
 
-        With `key` (a worker's report), only the current attempt may move it.
+        With `key` (a worker's report), only the current attempt may move it, and
+        with `queue` only a report coming from the queue it was sent to.
         """
         if status not in m.STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -428,7 +429,7 @@ class Platform:
                 raise NotFound(f"no submission {submission_id}")
             if sub.status in m.TERMINAL_STATUSES:
                 return False
-            if key is not None and sub.dispatch_key != key:
+            if (key is not None and sub.dispatch_key != key) or (queue is not None and sub.queue != queue):
                 return False
             if sub.status == status and worker is not None and sub.worker == worker:
                 return False
@@ -731,7 +732,8 @@ class Platform:
                 },
             }
 
-    def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None) -> bool:
+    def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None,
+                      queue: Optional[str] = None) -> bool:
         """Record a worker's result exactly once; False if the submission was already terminal.
 
         The result is plain data validated here: unknown statuses become a
@@ -754,7 +756,7 @@ class Platform:
                 raise NotFound(f"no submission {submission_id}")
             if sub.status in m.TERMINAL_STATUSES:
                 return False
-            if key is not None and sub.dispatch_key != key:
+            if (key is not None and sub.dispatch_key != key) or (queue is not None and sub.queue != queue):
                 return False
             for rel, data in (result.get("files") or {}).items():
                 target = self.store.root / "files" / rel

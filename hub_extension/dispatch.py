@@ -232,10 +232,8 @@ class Dispatcher:
             return
         if status not in (m.PREPARING, m.RUNNING, m.SCORING) or not isinstance(key, str):
             return
-        if not self._belongs(link, key):
-            return
         try:
-            self.platform.set_status(sid, status, note=worker, key=key, worker=worker)
+            self.platform.set_status(sid, status, note=worker, key=key, worker=worker, queue=link.name)
         except Exception:  # noqa: BLE001 - an event must never kill the event loop
             log.exception("could not record status %s of submission %s", status, sid)
 
@@ -246,18 +244,14 @@ class Dispatcher:
         except (TypeError, ValueError, KeyError):
             log.warning("queue %s: ignoring a malformed result event", link.name)
             return
-        if not isinstance(key, str) or not self._belongs(link, key):
+        if not isinstance(key, str):
             return
-        self._record(sid, result if isinstance(result, dict) else {}, key)
+        # A report counts only for the current attempt, and only from the queue it was sent to.
+        self._record(sid, result if isinstance(result, dict) else {}, key, queue=link.name)
 
-    @staticmethod
-    def _belongs(link: QueueLink, key: str) -> bool:
-        # A worker reports on its own queue only; the key names the submission it ran.
-        return key.startswith("submission-")
-
-    def _record(self, sid: int, result: dict[str, Any], key: str) -> None:
+    def _record(self, sid: int, result: dict[str, Any], key: str, queue: Optional[str] = None) -> None:
         try:
-            self.platform.record_result(sid, result, key=key)
+            self.platform.record_result(sid, result, key=key, queue=queue)
         except NotFound:
             return
         except Exception:  # noqa: BLE001
@@ -317,6 +311,7 @@ class Dispatcher:
         snapshot = link.snapshot([s["key"] for s in sent])
         record_queue_state(self.platform, link.name, connected=True, workers=snapshot["workers"])
         now = time.monotonic()
+        replayed = False
         for sub in sent:
             sid, key = sub["id"], sub["key"]
             task = snapshot["tasks"].get(key)
@@ -325,7 +320,9 @@ class Dispatcher:
                 age = (m.utcnow() - sub["dispatched_at"]).total_seconds() if sub["dispatched_at"] else 1e9
                 if future is not None and future.status == "pending" and age < IN_FLIGHT_GRACE:
                     continue  # still on its way to the scheduler
-                link.replay()
+                if not replayed:
+                    link.replay()
+                    replayed = True
                 if self._terminal(sid):
                     continue
                 self._resend(sid, key, sub["dispatch_count"],
@@ -335,7 +332,9 @@ class Dispatcher:
             elif task["state"] in ("memory", "released", "forgotten"):
                 first_seen = link.finished.setdefault(key, now)
                 if now - first_seen > RESULT_GRACE:
-                    link.replay()
+                    if not replayed:
+                        link.replay()
+                        replayed = True
                     if not self._terminal(sid):
                         self._record(sid, {"status": m.FAILED,
                                            "error": "the run ended without its result reaching the platform"}, key)

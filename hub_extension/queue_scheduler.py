@@ -195,8 +195,9 @@ def scheduler_config() -> dict[str, Any]:
         "distributed.scheduler.allowed-failures": 1,
         # A worker silent for this long is removed and its tasks rescheduled.
         "distributed.scheduler.worker-ttl": "20s",
-        # Results and status arrive as events; keep enough of them for a platform restart.
-        "distributed.admin.low-level-log-length": 20000,
+        # Results and status arrive as events (per topic); the last ones stay for a platform
+        # restart to collect.  Results carry logs and outputs, so this bounds the memory too.
+        "distributed.admin.low-level-log-length": 2000,
         # No web routes: the dashboard would serve the queue's state to anyone.
         "distributed.scheduler.http.routes": [],
         # Waiting tasks are kept on the scheduler, so positions are the platform's to show.
