@@ -12,7 +12,6 @@ import io
 import re
 import zipfile
 
-import pytest
 from markupsafe import escape
 
 from hub_extension import models as m
@@ -21,34 +20,10 @@ from tests.service.test_pages_harness import (
     EXECUTOR_WARNING,
     PREFIX,
     make_platform,
+    ok,
     start_server,
     visible_text,
 )
-
-
-@pytest.fixture
-def world_server(tmp_path):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path)
-    server = start_server(platform)
-    yield server, world
-    server.stop()
-    platform.close()
-
-
-@pytest.fixture
-def blind_server(tmp_path):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path, blind=True)
-    server = start_server(platform)
-    yield server, world
-    server.stop()
-    platform.close()
-
-
-def ok(response, status: int = 200):
-    assert response.status_code == status, (response.status_code, response.url, response.text[:2000])
-    return response
 
 
 def secret_columns(html: str) -> list[str]:

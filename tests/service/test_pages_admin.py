@@ -4,25 +4,9 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 from tests.service import builders
-from tests.service.test_pages_harness import PREFIX, make_platform, start_server
-
-
-@pytest.fixture
-def world_server(tmp_path):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path)
-    server = start_server(platform)
-    yield server, world
-    server.stop()
-    platform.close()
-
-
-def ok(response, status: int = 200):
-    assert response.status_code == status, (response.status_code, response.url, response.text[:2000])
-    return response
+from tests.service.test_pages_harness import PREFIX, ok
 
 
 def test_an_organizer_creates_a_queue_and_gets_the_attach_command_and_credentials(world_server):

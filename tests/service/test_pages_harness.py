@@ -208,3 +208,9 @@ def visible_text(html: str) -> str:
 
 
 __all__ = ["PREFIX", "Browser", "PageServer", "USERS", "builders", "make_platform", "start_server", "visible_text"]
+
+
+def ok(response, status: int = 200):
+    """`response` after checking its status (the page's start in the message when it differs)."""
+    assert response.status_code == status, (response.status_code, response.url, response.text[:2000])
+    return response

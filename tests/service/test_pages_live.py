@@ -5,19 +5,9 @@ import pytest
 
 from hub_extension import models as m
 from tests.service import builders
-from tests.service.test_pages_harness import LOGIN_COOKIE, make_platform, start_server
+from tests.service.test_pages_harness import LOGIN_COOKIE
 
 pytestmark = pytest.mark.chromium
-
-
-@pytest.fixture
-def world_server(tmp_path):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path)
-    server = start_server(platform)
-    yield server, world
-    server.stop()
-    platform.close()
 
 
 def log_in(page, server, user: str) -> None:

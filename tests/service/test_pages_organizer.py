@@ -12,27 +12,11 @@ import re
 import zipfile
 from pathlib import Path
 
-import pytest
 
 from hub_extension import models as m
 from hub_extension.demo import DEMO_BUNDLE
 from tests.service import builders
-from tests.service.test_pages_harness import PREFIX, make_platform, start_server, visible_text
-
-
-@pytest.fixture
-def world_server(tmp_path):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path)
-    server = start_server(platform)
-    yield server, world
-    server.stop()
-    platform.close()
-
-
-def ok(response, status: int = 200):
-    assert response.status_code == status, (response.status_code, response.url, response.text[:2000])
-    return response
+from tests.service.test_pages_harness import PREFIX, make_platform, ok, start_server, visible_text
 
 
 def folder_zip(folder: Path) -> bytes:
