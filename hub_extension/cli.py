@@ -198,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_more_commands(sub: argparse._SubParsersAction) -> None:
     """Subcommands of the execution engine, the queues and the demo."""
-    from . import cli_queue, cli_run
+    from . import cli_kernel, cli_queue, cli_run
 
     cli_run.add_commands(sub)
     cli_queue.add_commands(sub)
+    cli_kernel.add_commands(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,0 +1,304 @@
+"""`compete kernel`: the judge's environment as a Jupyter kernel (install, list, remove).
+
+A judge kernel spec runs `kernels.judge_kernel` with this environment's
+Python: each kernel is an IPython kernel in a container of a runtime image,
+with the judge's limits (kernels/judge_kernel.py says how).  Installing one
+checks what it will need at every start, so that a participant never picks a
+kernel that cannot start: a Docker engine that answers, the image on this
+machine, and ipykernel in that image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from kernels.build import DEFAULT_IMAGE
+
+LAUNCHER_MODULE = "kernels.judge_kernel"
+SPEC_KIND = "judge"
+README_SECTION = "README, \"The judge's environment as a kernel\""
+
+
+class KernelSetupError(RuntimeError):
+    """A judge kernel cannot be installed here; the message says what to do."""
+
+
+def default_kernel_name(image: str) -> str:
+    """`judge` for the default runtime, `judge-<image>` (lowercase, [a-z0-9._-]) for another."""
+    if image == DEFAULT_IMAGE:
+        return "judge"
+    slug = re.sub(r"[^a-z0-9._-]+", "-", image.lower()).strip("-.")
+    return f"judge-{slug}" if slug else "judge"
+
+
+def display_name(image: str) -> str:
+    return f"Judge environment ({image})"
+
+
+def kernel_spec(image: str, *, python: str, memory_mb: int, cpus: float, pids: int,
+                mounts: Sequence[str] = (), name_shown: Optional[str] = None) -> dict[str, Any]:
+    """The `kernel.json` of a judge kernel: the template with this installation's argv."""
+    from kernels.kernelspec import TEMPLATE_DIR
+
+    spec = json.loads((TEMPLATE_DIR / "kernel.json").read_text())
+    argv = [python, "-m", LAUNCHER_MODULE, "--image", image,
+            "--memory-mb", str(int(memory_mb)), "--cpus", f"{float(cpus):g}", "--pids", str(int(pids))]
+    for mount in mounts:
+        argv += ["--mount", str(Path(mount).resolve())]
+    spec["argv"] = argv + ["-f", "{connection_file}"]
+    spec["display_name"] = name_shown or display_name(image)
+    spec["metadata"]["jupyter_compete"] = {
+        "kind": SPEC_KIND, "image": image,
+        "limits": {"memory_mb": int(memory_mb), "cpus": float(cpus), "pids": int(pids)},
+    }
+    return spec
+
+
+# -- what a judge kernel needs ------------------------------------------------------------
+
+
+def check_docker_engine() -> None:
+    """Raise KernelSetupError unless a Docker engine answers."""
+    try:
+        from kernels.images import docker_client
+
+        client = docker_client(timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+        reason = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
+        raise KernelSetupError(
+            f"no Docker engine answers at {where} ({reason[0][:200] if reason else type(exc).__name__}). "
+            "The judge's environment runs each kernel in a container, so it is offered only where "
+            "Docker runs: start an engine (as root: `bash scripts/ensure_docker.sh`) and install again. "
+            f"Without Docker, see {README_SECTION}.") from None
+
+
+def check_image(image: str, python: str = "python3") -> str:
+    """Raise KernelSetupError unless `image` is here with ipykernel; returns its Python version."""
+    import docker
+
+    from kernels.images import docker_client
+
+    client = docker_client(timeout=120)
+    try:
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            how = "`compete image build`" if image == DEFAULT_IMAGE else f"`docker pull {image}` (or build it)"
+            raise KernelSetupError(f"the image {image} is not on this machine: get it with {how}, "
+                                   "then install the kernel again") from None
+        probe = "import sys, ipykernel; print('%d.%d.%d' % sys.version_info[:3])"
+        try:
+            output = client.containers.run(image, [python, "-c", probe], entrypoint=[], remove=True,
+                                           network_mode="none", stderr=True,
+                                           user=f"{os.getuid()}:{os.getgid()}")  # as the kernel will run
+        except docker.errors.ContainerError as exc:
+            detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+            raise KernelSetupError(
+                f"the image {image} cannot run an IPython kernel: `{python} -c 'import ipykernel'` failed "
+                f"({detail[-1] if detail else exc.exit_status}); add ipykernel to the image") from None
+        except docker.errors.APIError as exc:
+            raise KernelSetupError(f"the image {image} could not be started: {exc.explanation or exc}") from None
+        return output.decode().strip().splitlines()[-1]
+    finally:
+        client.close()
+
+
+def _limits_from_config() -> tuple[int, float, int]:
+    """The judge's per-step limits (`c.Compete.step_*`), from COMPETE_CONFIG when set."""
+    from .embedded import compete_config_from_env
+
+    config = compete_config_from_env()
+    return config.step_memory_mb, config.step_cpus, config.step_pids
+
+
+# -- install, list, remove ------------------------------------------------------------------
+
+
+def install(image: str = DEFAULT_IMAGE, name: Optional[str] = None, *, user: bool = False,
+            prefix: Optional[str] = None, memory_mb: Optional[int] = None, cpus: Optional[float] = None,
+            pids: Optional[int] = None, mounts: Sequence[str] = (), name_shown: Optional[str] = None,
+            python: Optional[str] = None) -> tuple[str, str]:
+    """Check, then install a judge kernel spec; returns (its folder, the image's Python version)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from kernels.kernelspec import FILES, TEMPLATE_DIR
+
+    name = name or default_kernel_name(image)
+    if not re.fullmatch(r"[a-z0-9._-]+", name, flags=re.IGNORECASE):
+        raise KernelSetupError(f"kernel name {name!r}: use letters, digits, '.', '_' and '-' only")
+    check_docker_engine()
+    version = check_image(image)
+    if memory_mb is None or cpus is None or pids is None:
+        config_memory, config_cpus, config_pids = _limits_from_config()
+        memory_mb = config_memory if memory_mb is None else memory_mb
+        cpus = config_cpus if cpus is None else cpus
+        pids = config_pids if pids is None else pids
+    spec = kernel_spec(image, python=python or sys.executable, memory_mb=memory_mb, cpus=cpus, pids=pids,
+                       mounts=mounts, name_shown=name_shown)
+    with tempfile.TemporaryDirectory(prefix="judge-kernel-") as tmp:
+        source = Path(tmp) / name
+        source.mkdir()
+        for file in FILES:
+            if file != "kernel.json":
+                shutil.copy(TEMPLATE_DIR / file, source / file)
+        (source / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        try:
+            path = KernelSpecManager().install_kernel_spec(str(source), kernel_name=name, user=user, prefix=prefix)
+        except PermissionError as exc:
+            raise KernelSetupError(f"cannot write the kernel spec ({exc.strerror}: {exc.filename}): "
+                                   "install it for yourself with --user, or into this environment "
+                                   "with --sys-prefix") from None
+    return path, version
+
+
+def judge_kernels() -> list[dict[str, Any]]:
+    """Every installed judge kernel spec, with what would stop it from starting."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    found = []
+    for name, entry in sorted(KernelSpecManager().get_all_specs().items()):
+        spec = entry.get("spec") or {}
+        marker = (spec.get("metadata") or {}).get("jupyter_compete") or {}
+        argv = list(spec.get("argv") or [])
+        if marker.get("kind") != SPEC_KIND and LAUNCHER_MODULE not in argv:
+            continue
+        problem = None
+        python = argv[0] if argv else ""
+        if python and os.path.isabs(python) and not os.access(python, os.X_OK):
+            problem = f"its Python {python} is gone: run `compete kernel install` again"
+        found.append({
+            "name": name,
+            "display_name": spec.get("display_name", name),
+            "image": marker.get("image") or _argv_option(argv, "--image") or DEFAULT_IMAGE,
+            "path": entry.get("resource_dir"),
+            "python": python,
+            "limits": marker.get("limits") or {},
+            "problem": problem,
+        })
+    return found
+
+
+def _argv_option(argv: list[str], option: str) -> Optional[str]:
+    if option in argv and argv.index(option) + 1 < len(argv):
+        return argv[argv.index(option) + 1]
+    return None
+
+
+def remove(name: str) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    names = {k["name"]: k for k in judge_kernels()}
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none is installed"
+        raise KernelSetupError(f"no judge kernel named {name!r} (judge kernels: {known})")
+    try:
+        return KernelSpecManager().remove_kernel_spec(name)
+    except PermissionError as exc:
+        raise KernelSetupError(f"cannot remove {exc.filename}: {exc.strerror}") from None
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def cmd_kernel_install(args: argparse.Namespace) -> int:
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    try:
+        path, version = install(args.image, args.name, user=args.user, prefix=prefix, memory_mb=args.memory_mb,
+                                cpus=args.cpus, pids=args.pids, mounts=args.mount, name_shown=args.display_name)
+    except KernelSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    spec = json.loads((Path(path) / "kernel.json").read_text())
+    limits = spec["metadata"]["jupyter_compete"]["limits"]
+    print(f"installed kernel {Path(path).name!r} in {path}")
+    print(f"  {spec['display_name']}: Python {version}, memory {limits['memory_mb']} MB, "
+          f"{limits['cpus']:g} CPU, {limits['pids']} processes")
+    return 0
+
+
+def cmd_kernel_list(args: argparse.Namespace) -> int:
+    kernels = judge_kernels()
+    if args.json:
+        print(json.dumps(kernels))
+        return 0
+    if not kernels:
+        print("no judge kernel installed: `compete kernel install` installs one")
+        return 0
+    width = max(len(k["name"]) for k in kernels)
+    for k in kernels:
+        note = f"  ({k['problem']})" if k["problem"] else ""
+        print(f"{k['name']:<{width}}  {k['image']}  {k['path']}{note}")
+    return 0
+
+
+def cmd_kernel_remove(args: argparse.Namespace) -> int:
+    try:
+        path = remove(args.name)
+    except KernelSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"removed {path}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Adds `kernel install|list|remove` to the `compete` command."""
+    kernel = sub.add_parser(
+        "kernel", help="the judge's environment as a Jupyter kernel (needs Docker)",
+    ).add_subparsers(dest="kernel_command", metavar="ACTION")
+    kernel.required = True
+
+    p = kernel.add_parser("install", help="install a kernel spec that runs IPython inside a runtime image")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for the current user (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help=f"into this Python environment ({sys.prefix}/share/jupyter)")
+    where.add_argument("--prefix", default=None, help="into PREFIX/share/jupyter (default: system-wide)")
+    p.add_argument("--image", default=DEFAULT_IMAGE, help=f"the competition's runtime image (default {DEFAULT_IMAGE})")
+    p.add_argument("--name", default=None, help="kernel name (default: judge, or judge-<image>)")
+    p.add_argument("--display-name", default=None, help="name shown in JupyterLab (default: Judge environment (IMAGE))")
+    p.add_argument("--memory-mb", type=int, default=None, help="memory limit (default: c.Compete.step_memory_mb)")
+    p.add_argument("--cpus", type=float, default=None, help="CPU limit, 0 for none (default: c.Compete.step_cpus)")
+    p.add_argument("--pids", type=int, default=None, help="process limit (default: c.Compete.step_pids)")
+    p.add_argument("--mount", action="append", default=[],
+                   help="a folder mounted in every kernel, at the same path (repeatable; default: the "
+                        "Jupyter server's root, else the notebook's folder)")
+    p.set_defaults(func=cmd_kernel_install)
+
+    p = kernel.add_parser("list", help="the judge kernels installed, with problems that would stop them")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kernel_list)
+
+    p = kernel.add_parser("remove", help="remove a judge kernel spec")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_kernel_remove)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m hub_extension.cli_kernel kernel ...`, the same as `compete kernel ...`."""
+    parser = argparse.ArgumentParser(prog="compete")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args)
+
+
+__all__ = ["KernelSetupError", "add_commands", "install", "judge_kernels", "kernel_spec", "remove"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
