@@ -23,12 +23,15 @@ from jupyterhub.services.auth import HubOAuthenticated, HubOAuthCallbackHandler,
 from markupsafe import Markup, escape
 from tornado import web
 
-from ..app import Actor, Forbidden, PlatformError
+from ..app import ORGANIZERS_GROUP, Actor, Forbidden, PlatformError
 from ..bundles.model import BundleError
 
 log = logging.getLogger("compete.service")
 
 ANONYMOUS = Actor(None)
+# Declared in jupyterhub_config.py; held through the role of the group `organizers`, or any
+# role a hub admin gives it to.
+CREATE_SCOPE = "custom:competitions:create"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -163,10 +166,14 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
         self.hub_user = model
         self.token_authenticated = bool(getattr(self, "_token_authenticated", False))
         if model and model.get("kind", "user") == "user":
+            groups = set(model.get("groups") or ())
+            # A hub role may grant the custom scope instead of the group membership.
+            if CREATE_SCOPE in (model.get("scopes") or ()):
+                groups.add(ORGANIZERS_GROUP)
             self.actor = Actor(
                 str(model["name"]),
                 is_admin=bool(model.get("admin")),
-                groups=frozenset(model.get("groups") or ()),
+                groups=frozenset(groups),
             )
         else:
             # Services and unknown callers act as nobody.

@@ -29,6 +29,8 @@ USERS: dict[str, dict[str, Any]] = {
     "ben": {},
     "nora": {},
     "root": {"admin": True},
+    # Not in the group, but holds the custom scope through a hub role.
+    "sam": {"scopes": ["custom:competitions:create"]},
 }
 
 
@@ -47,6 +49,7 @@ def make_hub_auth():
                 return None
             fields = USERS[name]
             scopes = [f"read:users:name!user={name}"] + ([ACCESS_SCOPE] if kind == "token" else [])
+            scopes += list(fields.get("scopes", []))
             return {"kind": "user", "name": name, "admin": bool(fields.get("admin")),
                     "groups": list(fields.get("groups", [])), "scopes": scopes}
 

@@ -150,6 +150,9 @@ def test_create_a_competition_from_an_uploaded_bundle(server):
     assert resp.status_code == 403 and "organizers" in error_of(resp)["message"]
     resp = server.client().post("api/v1/competitions", files={"file": ("demo.zip", data)})
     assert resp.status_code == 401
+    # The custom scope of jupyterhub_config.py counts as membership of the group `organizers`.
+    resp = server.client("sam").post("api/v1/competitions", files={"file": ("demo.zip", data)})
+    assert resp.status_code == 201, resp.text
     resp = server.client("olga").post("api/v1/competitions", files={"file": ("demo.zip", data)})
     assert resp.status_code == 201, resp.text
     slug = resp.json()["slug"]
