@@ -14,11 +14,17 @@ COMPETE_HUB_PORT (the public address), COMPETE_CONFIG (a Python file of
 exists), COMPETE_DB_URL (the platform's database), COMPETE_DEMO=0 (no demo
 accounts, no demo competition).
 
+Participants work in JupyterLab: every user's server is `jupyterhub-singleuser`
+of this Python environment (JupyterLab, and `hub_extension` importable in its
+kernels), opening on /lab, with COMPETE_SERVICE_URL telling the participant
+client where the service is.  The service itself may start users' servers and
+write into them (the role `competitions-service`): that is how "Open in
+JupyterLab" delivers a starting kit.
+
 Production choices (PostgreSQL, DockerSpawner, an OAuth authenticator, the npm
 proxy with TLS) are configuration: see "Production configuration" in the
 README, which overrides lines of this file from a file of your own.
 """
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -50,6 +56,9 @@ def _tool(name):
 hub_ip = os.environ.get("COMPETE_HUB_IP", "127.0.0.1")
 hub_port = int(os.environ.get("COMPETE_HUB_PORT", "8000"))
 c.JupyterHub.bind_url = f"http://{hub_ip}:{hub_port}"
+# The proxy as processes on this machine reach it (the service, users' servers).
+local_ip = "127.0.0.1" if hub_ip in ("", "0.0.0.0", "::") else hub_ip
+local_proxy_url = f"http://{local_ip}:{hub_port}/"
 # Internal addresses; a second hub on the same machine (tests) overrides them.
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = 8081
@@ -63,7 +72,9 @@ c.JupyterHub.cookie_secret_file = str(home / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(home / "jupyterhub.pid")
 
 # -- the competitions service ----------------------------------------------------------------
-service_env = {"COMPETE_HOME": str(home)}
+# COMPETE_PUBLIC_URL: where the service reaches users' servers (through the proxy)
+# to put starting kits into them.
+service_env = {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": local_proxy_url}
 compete_config = os.environ.get("COMPETE_CONFIG") or (
     str(home / "compete_config.py") if (home / "compete_config.py").is_file() else ""
 )
@@ -112,6 +123,17 @@ c.JupyterHub.load_roles = [
         "scopes": ["custom:competitions:create", f"access:services!service={SERVICE}"],
         "groups": ["organizers"],
     },
+    {
+        # "Open in JupyterLab": the service starts the participant's server when it
+        # is not running (`servers`, which includes seeing whether it runs) and writes
+        # the starting kit through the server's contents API (`access:servers`).
+        # It does so only for the person who clicked, after checking they are
+        # registered (or organize the competition).
+        "name": "competitions-service",
+        "description": "The competitions service: start users' servers and put starting kits into them.",
+        "scopes": ["servers", "access:servers", "read:users:name"],
+        "services": [SERVICE],
+    },
 ]
 
 # -- single-user servers -------------------------------------------------------------------------
@@ -119,12 +141,22 @@ c.JupyterHub.load_roles = [
 # starts from its own defaults.
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
+# JupyterLab 4 from this environment: its kernels run this Python, so
+# `from hub_extension.widgets import Leaderboard, Submit` works with no set-up.
 c.SimpleLocalProcessSpawner.cmd = [_tool("jupyterhub-singleuser")]
-if importlib.util.find_spec("jupyterlab") is not None:
-    c.SimpleLocalProcessSpawner.default_url = "/lab"
+c.SimpleLocalProcessSpawner.default_url = "/lab"
+# Where the participant client (`hub_extension.client`) finds the service.  A
+# spawner whose servers run elsewhere (DockerSpawner) sets its own: see the README.
+c.SimpleLocalProcessSpawner.environment = {"COMPETE_SERVICE_URL": f"{local_proxy_url}services/{SERVICE}/"}
+# The front end's application object on `window.jupyterapp`: the Submit widget uses
+# it to save the notebook before submitting it (see hub_extension/widgets.py).
+c.SimpleLocalProcessSpawner.args = [
+    "--LabApp.expose_app_in_browser=True",
+    "--JupyterNotebookApp.expose_app_in_browser=True",
+]
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     # Every user's server runs as root here: the embedded default is for trusted users.
-    c.SimpleLocalProcessSpawner.args = ["--allow-root"]
+    c.SimpleLocalProcessSpawner.args.append("--allow-root")
 
 # -- pages ---------------------------------------------------------------------------------------
 c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates" / "hub")]

@@ -4,12 +4,14 @@
 subprocess, through a test-only config file that loads the real one and
 changes only what a second hub on the same machine needs: free ports, a
 temporary COMPETE_HOME (hub and platform SQLite files, demo accounts), the
-`process` executor (the Docker executor has its own tests), a stand-in
-single-user server (JupyterLab is not what these tests are about), and an
-admin service whose token the tests use for the hub's REST API.  It waits
-until the hub, the proxy and the competitions service answer, and stops them
-at the end of the session.  `Hub` has the helpers: users, groups, tokens,
-passwords, servers, and clients that go through the proxy.
+`process` executor (the Docker executor has its own tests), and an admin
+service whose token the tests use for the hub's REST API.  Users' servers are
+the real ones of the embedded default: `jupyterhub-singleuser` with JupyterLab
+(a start takes a few seconds; tests start them only when they need one).  It
+waits until the hub, the proxy and the competitions service answer, and stops
+them at the end of the session.  `Hub` has the helpers: users, groups, tokens,
+passwords, servers (and their contents API), and clients that go through the
+proxy.
 
 `chromium` is a headless Chromium (Debian's, driven by Playwright) for one
 test; `browser_page` a fresh page in a fresh context, and `browser_pages()`
@@ -32,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Optional
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import pytest
 import requests
@@ -215,8 +217,8 @@ class Hub:
             body["scopes"] = scopes
         return self.api("POST", f"users/{name}/tokens", json=body).json()["token"]
 
-    def start_server(self, name: str, timeout: float = 60) -> dict:
-        """Start `name`'s single-user server (the stand-in); returns the hub's server model."""
+    def start_server(self, name: str, timeout: float = 90) -> dict:
+        """Start `name`'s single-user server (JupyterLab); returns the hub's server model once it is ready."""
         self.api("POST", f"users/{name}/server", expect=(201, 202, 400))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -227,8 +229,19 @@ class Hub:
         raise HubError(f"the server of {name!r} did not start within {timeout:.0f} s; the hub log ends with:\n"
                        f"{self.log_tail()}")
 
-    def stop_server(self, name: str) -> None:
-        self.api("DELETE", f"users/{name}/server", expect=(202, 204))
+    def stop_server(self, name: str, timeout: float = 60) -> None:
+        """Stop `name`'s server and wait until the hub has it stopped (a server that never ran is fine)."""
+        self.api("DELETE", f"users/{name}/server", expect=(202, 204, 400))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"users/{name}").json().get("servers", {}).get(""):
+                return
+            time.sleep(0.25)
+        raise HubError(f"the server of {name!r} did not stop within {timeout:.0f} s")
+
+    def server_contents(self, name: str) -> "ContentsClient":
+        """The contents API of `name`'s running server, through the proxy, with the admin token."""
+        return ContentsClient(urljoin(self.url, f"user/{name}/api/contents/"), self.admin_token)
 
     def server_environment(self, name: str) -> dict[str, str]:
         """The environment the spawner gave `name`'s running server (its API token included)."""
@@ -274,34 +287,69 @@ class Hub:
         return session
 
 
-# A stand-in single-user server: it answers every request with 200 and holds the
-# environment (API token included) the spawner gave it.  The tests about
-# servers are about that token, not about JupyterLab.
-STAND_IN_SERVER = """\
-import os, http.server, urllib.parse
-url = urllib.parse.urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.end_headers()
-        self.wfile.write(b"stand-in single-user server")
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer((url.hostname, url.port), Handler).serve_forever()
-"""
+class ContentsClient:
+    """Files of one user's server through its contents API (what JupyterLab itself uses)."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def _url(self, path: str) -> str:
+        return urljoin(self.base_url, quote(path.strip("/")))
+
+    def model(self, path: str, *, content: bool = False) -> Optional[dict]:
+        """The contents model of `path` (None when there is no such file or folder)."""
+        resp = self.session.get(self._url(path), params={"content": int(content)}, timeout=30)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise HubError(f"GET contents {path}: {resp.status_code} {resp.text[:300]}")
+        return resp.json()
+
+    def read_bytes(self, path: str) -> bytes:
+        import base64
+
+        resp = self.session.get(self._url(path), params={"type": "file", "format": "base64", "content": 1},
+                                timeout=30)
+        if resp.status_code != 200:
+            raise HubError(f"GET contents {path}: {resp.status_code} {resp.text[:300]}")
+        return base64.b64decode(resp.json()["content"])
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Save a file as JupyterLab saves a participant's edit."""
+        import base64
+
+        body = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode("ascii")}
+        resp = self.session.put(self._url(path), json=body, timeout=30)
+        if resp.status_code not in (200, 201):
+            raise HubError(f"PUT contents {path}: {resp.status_code} {resp.text[:300]}")
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def delete(self, path: str) -> None:
+        resp = self.session.delete(self._url(path), timeout=30)
+        if resp.status_code not in (204, 404):
+            raise HubError(f"DELETE contents {path}: {resp.status_code} {resp.text[:300]}")
+
+    def listing(self, path: str = "") -> list[str]:
+        """The names in a folder (empty when it does not exist)."""
+        found = self.model(path, content=True)
+        return sorted(item["name"] for item in (found or {}).get("content") or [])
 
 
-def _test_config(path: Path, *, hub_api_port: int, proxy_api_port: int, service_port: int, admin_token: str,
-                 stand_in_server: Path) -> None:
+def _test_config(path: Path, *, hub_api_port: int, proxy_api_port: int, service_port: int,
+                 admin_token: str) -> None:
     path.write_text(textwrap.dedent(f"""\
         # A second hub next to any other on this machine: the real configuration,
-        # other ports, a stand-in single-user server, and an admin service whose
-        # token the tests use.
+        # other ports, and an admin service whose token the tests use.
         c = get_config()  # noqa: F821
         load_subconfig({str(HUB_CONFIG)!r})  # noqa: F821
 
-        c.SimpleLocalProcessSpawner.cmd = [{sys.executable!r}, {str(stand_in_server)!r}]
         c.JupyterHub.hub_port = {hub_api_port}
         c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
         services = [dict(s) for s in c.JupyterHub.services]
@@ -374,10 +422,8 @@ def hub(tmp_path_factory) -> Hub:
     public_port, hub_api_port, proxy_api_port, service_port = free_ports(4)
     admin_token = secrets.token_hex(32)
     config = root / "jupyterhub_test_config.py"
-    stand_in_server = root / "stand_in_server.py"
-    stand_in_server.write_text(STAND_IN_SERVER)
     _test_config(config, hub_api_port=hub_api_port, proxy_api_port=proxy_api_port,
-                 service_port=service_port, admin_token=admin_token, stand_in_server=stand_in_server)
+                 service_port=service_port, admin_token=admin_token)
 
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPETE_", "JUPYTERHUB_"))}

@@ -299,6 +299,19 @@ class PhaseDownloadHandler(FileResponse, ApiHandler):
         await self.send_file(path, filename=filename, content_type="application/zip")
 
 
+class OpenInLabHandler(ApiHandler):
+    """POST: the phase's starting kit and public data into the caller's JupyterLab."""
+
+    async def post(self, slug: str, number: str) -> None:
+        from .. import starting_kit
+
+        actor = self.require_login()
+        # `lab_access` in the settings (tests); else the hub's environment, read after the permission checks.
+        result = await self.run_blocking(starting_kit.open_in_lab, self.platform, slug, int(number), actor,
+                                         self.settings.get("lab_access"), page=f"{self.prefix}competitions/{slug}")
+        self.write_json(result)
+
+
 # -- registration --------------------------------------------------------------------------------
 class RegistrationHandler(ApiHandler):
     def post(self, slug: str) -> None:
@@ -500,6 +513,7 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/phases/{NUMBER}/(?P<action>open|close|migrate)", PhaseActionHandler),
         (rf"{comp}/phases/{NUMBER}/dates", PhaseDatesHandler),
         (rf"{comp}/phases/{NUMBER}/(?P<what>starting_kit|public_data)", PhaseDownloadHandler),
+        (rf"{comp}/phases/{NUMBER}/open_in_lab", OpenInLabHandler),
         (rf"{comp}/registration", RegistrationHandler),
         (rf"{comp}/participants", ParticipantsHandler),
         (rf"{comp}/participants/(?P<username>[^/]+)", ParticipantHandler),

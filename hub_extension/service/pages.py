@@ -300,6 +300,27 @@ class PhaseDownloadHandler(PageHandler):
         await self.send_file(path, filename=filename, content_type="application/zip")
 
 
+class OpenInLabHandler(PageHandler):
+    """`competitions/<slug>/phases/<n>/open-in-lab`: the kit into the user's JupyterLab, then there."""
+
+    async def post(self, slug: str, number: str) -> None:
+        from ..starting_kit import open_in_lab
+
+        actor = self.require_login()
+        try:
+            result = await self.run_blocking(open_in_lab, self.platform, slug, int(number), actor,
+                                             self.settings.get("lab_access"), page=self.competition_url(slug))
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            # Back to the competition, saying why (the hub or the server did not answer).
+            self.notice(f"Could not open the starting kit in JupyterLab: {exc}", "error")
+            self.redirect(self.competition_url(slug))
+            return
+        # A path on the hub: the browser follows it through the proxy to its JupyterLab.
+        self.redirect(result["url"])
+
+
 class LeaderboardHandler(PageHandler):
     def get(self, slug: str) -> None:
         comp = self.platform.competition_detail(slug, self.actor)
@@ -759,6 +780,7 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/register", RegisterHandler),
         (rf"{comp}/logo", LogoHandler),
         (rf"{comp}/phases/([0-9]+)/(starting-kit|public-data)", PhaseDownloadHandler),
+        (rf"{comp}/phases/([0-9]+)/open-in-lab", OpenInLabHandler),
         (rf"{comp}/leaderboard", LeaderboardHandler),
         (rf"{comp}/leaderboard\.csv", LeaderboardCsvHandler),
         (rf"{comp}/submit", SubmitHandler),

@@ -187,6 +187,8 @@ CASES = [
          lambda s, a: {"json": {"start": "2100-01-01T00:00", "end": "2101-01-01T00:00"}}),
     Case("GET", "api/v1/competitions/{slug}/phases/1/starting_kit", APPROVED),
     Case("GET", "api/v1/competitions/{slug}/phases/1/public_data", APPROVED),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/open_in_lab", APPROVED,
+         note="the kit goes into the caller's own JupyterLab server, started for them"),
     Case("GET", "api/v1/competitions/{slug}/participants", ORGANIZERS),
     Case("PUT", "api/v1/competitions/{slug}/participants/{other_participant}", ORGANIZERS,
          lambda s, a: {"json": {"status": "approved"}}),

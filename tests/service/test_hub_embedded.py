@@ -158,14 +158,16 @@ def test_the_config_file_of_the_embedded_default(tmp_path):
     (service,) = cfg["services"]
     assert service["name"] == "competitions"
     assert service["command"] == [sys.executable, "-m", "hub_extension.service"]
-    assert service["environment"] == {"COMPETE_HOME": str(home)}
+    # COMPETE_PUBLIC_URL: the proxy, through which the service reaches users' servers (Open in JupyterLab).
+    assert service["environment"] == {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": "http://127.0.0.1:8000/"}
     assert service["oauth_no_confirm"] is True and service["display"] is True
     assert cfg["extra_user_scopes"] == ["access:services!service=competitions"]
     assert "access:services!service=competitions" in cfg["server_token_scopes"]
     assert cfg["load_groups"] == {"organizers": {"users": ["organizer"]}}
     assert cfg["admin_users"] == ["admin"]
-    if os.geteuid() == 0:
-        assert cfg["spawner_args"] == ["--allow-root"]
+    # The front end's app object, for the Submit widget's save before submitting.
+    expose = ["--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True"]
+    assert cfg["spawner_args"] == expose + (["--allow-root"] if os.geteuid() == 0 else [])
     # Only what any spawner needs is set on Spawner: DockerSpawner must not inherit a local command.
     assert cfg["spawner_keys"] == ["server_token_scopes"]
     # The first start happened while the file loaded.
@@ -181,6 +183,7 @@ def test_the_config_file_reads_address_settings_and_demo_switch_from_the_environ
     assert cfg["bind_url"] == "http://0.0.0.0:8123"
     assert cfg["services"][0]["environment"] == {
         "COMPETE_HOME": str(home),
+        "COMPETE_PUBLIC_URL": "http://127.0.0.1:8123/",  # a hub on all interfaces is reached on 127.0.0.1
         "COMPETE_CONFIG": str(home / "compete_config.py"),
         "COMPETE_DB_URL": "postgresql://u@db/compete",
     }

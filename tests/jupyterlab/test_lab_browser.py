@@ -1,0 +1,134 @@
+"""Headless Chromium takes part in a competition without leaving JupyterLab.
+
+A participant logs in on the hub's login page, follows the nav bar to the
+competitions, opens one, registers and clicks "Open in JupyterLab".  The
+service starts their JupyterLab server (a real `jupyterhub-singleuser`) and
+puts the starting kit there; the browser lands on the notebook, runs all its
+cells from the Run menu (a real kernel: pandas, the baseline, the
+predictions), sees the leaderboard widget render, clicks Submit in the Submit
+widget and watches the submission reach Finished with its score (the
+platform scores it on the local Dask queue with the process executor), then
+finds its own new row in the leaderboard widget after the widget refreshes.
+On a failure the page's screenshot is kept (see tests/hub_fixtures.py).
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+
+from tests.hub_fixtures import browser_login, demo_bundle_zip
+
+pytestmark = [pytest.mark.slow, pytest.mark.chromium]
+
+LAB_TIMEOUT_MS = 120_000
+SCORING_TIMEOUT_MS = 240_000
+
+
+def test_a_participant_takes_part_from_jupyterlab(hub, browser_pages, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    organizer = hub.create_user(f"lorg-{suffix}", groups=["organizers"])
+    participant, password = f"lann-{suffix}", f"pw-{uuid.uuid4().hex}"
+    hub.create_user(participant, password=password)
+    title = f"Flowers in JupyterLab {suffix}"
+    resp = hub.user_client(organizer).post(
+        "api/v1/competitions", files={"file": ("bundle.zip", demo_bundle_zip(tmp_path, title).read_bytes())})
+    assert resp.status_code == 201, resp.text
+    slug = resp.json()["slug"]
+    try:
+        take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, password, tmp_path)
+    finally:
+        hub.stop_server(participant)
+
+
+def take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, password, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+
+    def mark(step: str) -> None:
+        timings[step] = round(time.monotonic() - started, 1)
+
+    # -- the competition page: log in, find it, register, open it in JupyterLab --------------------
+    page = browser_pages()
+    page.set_default_timeout(LAB_TIMEOUT_MS)
+    browser_login(page, hub, participant, password)
+    page.click("#competitions-nav-link")
+    page.click(f"#competition-list a:has-text('{title}')")
+    expect(page.locator(".comp-head h1")).to_have_text(title)
+    terms = page.locator("#register-form input[name=accept_terms]")
+    if terms.count():
+        terms.check()
+    page.click("#register-form button[type=submit]")
+    expect(page.locator("#registration-status")).to_contain_text("You are registered")
+    mark("registered")
+    page.click("#open-in-lab button[type=submit]")
+    page.wait_for_url(re.compile(rf"/user/{re.escape(participant)}/lab/tree/competitions/{slug}/starting_kit\.ipynb"))
+    mark("in JupyterLab")
+
+    # -- JupyterLab: the kit's notebook is open, its kernel ready ---------------------------------
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=LAB_TIMEOUT_MS)
+    expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"Python 3.*\|\s*Idle")).first
+           ).to_be_visible(timeout=LAB_TIMEOUT_MS)
+    # The kit's files are beside it, as JupyterLab's file browser shows them.
+    for name in ("competition.json", "data", "starting_kit.ipynb"):
+        expect(page.get_by_role("listitem", name=re.compile(rf"^Name: {re.escape(name)} "))).to_be_visible()
+    # The front end is reachable for the Submit widget's save (expose_app_in_browser).
+    assert page.evaluate("typeof window.jupyterapp") == "object"
+    mark("kernel ready")
+
+    # Run > Run All Cells, as a person does.
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # Should JupyterLab still ask which kernel to use, a person would take the one it offers.
+    choose = page.locator(".jp-Dialog:has-text('Select Kernel') .jp-Dialog-button.jp-mod-accept")
+    try:
+        choose.wait_for(state="visible", timeout=2_000)
+        choose.click()
+    except PlaywrightTimeout:
+        pass
+    # The baseline ran in the real kernel and wrote its predictions.
+    expect(notebook.locator(".jp-OutputArea-output:has-text('wrote 45 predictions')")).to_be_visible(
+        timeout=LAB_TIMEOUT_MS)
+
+    # -- the widgets render --------------------------------------------------------------------
+    submit_box = notebook.locator(".compete-submit")
+    expect(submit_box.locator(".compete-submit-button")).to_be_enabled(timeout=LAB_TIMEOUT_MS)
+    board = notebook.locator(".compete-leaderboard-widget")
+    expect(board).to_be_visible(timeout=LAB_TIMEOUT_MS)
+    # Nobody has submitted yet: no row of this participant.
+    expect(board.locator(f"tr[data-participant='{participant}']")).to_have_count(0)
+    mark("widgets rendered")
+
+    # -- submit from the widget and watch it end ------------------------------------------------------
+    submit_box.locator(".compete-submit-button").click()
+    status = submit_box.locator(".compete-submit-status")
+    finished = status.locator("[data-status='Finished']")
+    failed = status.locator("[data-status='Failed']")
+    expect(finished.or_(failed)).to_be_visible(timeout=SCORING_TIMEOUT_MS)
+    assert not failed.count(), f"the submission failed: {status.inner_text()}"
+    mark("submission finished")
+    scores = status.locator(".compete-scores")
+    expect(scores).to_be_visible(timeout=10_000)
+
+    # What the service recorded: this participant's finished notebook submission and its score.
+    client = hub.user_client(participant)
+    mine = client.get(f"api/v1/competitions/{slug}/submissions").json()["items"]
+    assert len(mine) == 1 and mine[0]["status"] == "Finished", mine
+    assert mine[0]["filename"].endswith(".ipynb"), mine[0]
+    accuracy = mine[0]["scores"]["accuracy"]
+    assert 0.8 < accuracy <= 1.0
+    expect(scores).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
+
+    # -- the leaderboard widget shows the new row after its refresh ---------------------------------
+    row = board.locator(f"tr.compete-own-row[data-participant='{participant}']")
+    expect(row).to_have_count(1, timeout=60_000)
+    expect(row).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
+    mark("row on the leaderboard")
+    row.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "leaderboard-row.png"))  # kept with the test's files, to look at
+    print("timings (s since the login):", timings)
