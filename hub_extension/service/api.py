@@ -23,10 +23,9 @@ from tornado import httputil, web
 
 from ..app import PlatformError
 from .app import service_version
-from .base import ApiHandler
+from .base import SANDBOX_CSP, ApiHandler
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
-CHUNK = 256 * 1024
 # Room for multipart headers around the file itself.
 MULTIPART_SLACK = 64 * 1024
 
@@ -57,21 +56,12 @@ class FileResponse:
         if not path.is_file():
             raise web.HTTPError(404, "the file is gone from the store")
         self.set_header("Content-Type", content_type)
-        self.set_header("Content-Length", str(path.stat().st_size))
         if filename:
             disposition = "inline" if inline else "attachment"
             self.set_header("Content-Disposition", f'{disposition}; filename="{safe_upload_name(filename, "file")}"')
         if sandbox:
-            # Participant-made HTML (an executed notebook, detailed results) runs nothing on our origin.
-            self.set_header("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'")
-        with open(path, "rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    break
-                self.write(chunk)
-                await self.flush()
-        self.finish()
+            self.set_header("Content-Security-Policy", SANDBOX_CSP)
+        await self.stream_file(path)
 
 
 @web.stream_request_body

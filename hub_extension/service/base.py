@@ -17,6 +17,7 @@ import asyncio
 import functools
 import json
 import logging
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from jupyterhub.services.auth import HubOAuthenticated, HubOAuthCallbackHandler, UserNotAllowed
@@ -32,6 +33,9 @@ ANONYMOUS = Actor(None)
 # Declared in jupyterhub_config.py; held through the role of the group `organizers`, or any
 # role a hub admin gives it to.
 CREATE_SCOPE = "custom:competitions:create"
+FILE_CHUNK = 256 * 1024
+# Participant-made HTML (an executed notebook, detailed results) runs nothing on our origin.
+SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -130,6 +134,18 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
     @property
     def hub_prefix(self) -> str:
         return self.settings["hub_prefix"]
+
+    async def stream_file(self, path: Path) -> None:
+        """Send the file at `path` as the body, in chunks (headers are the caller's)."""
+        self.set_header("Content-Length", str(path.stat().st_size))
+        with path.open("rb") as fh:
+            while True:
+                chunk = fh.read(FILE_CHUNK)
+                if not chunk:
+                    break
+                self.write(chunk)
+                await self.flush()
+        self.finish()
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a slow platform call (bundle import, export, upload) off the event loop."""

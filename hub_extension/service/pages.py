@@ -26,10 +26,9 @@ from tornado import web
 from .. import models as m
 from ..app import ORGANIZERS_GROUP, Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
-from .base import BaseHandler
+from .base import SANDBOX_CSP, BaseHandler
 
 FLASH_COOKIE = "compete-flash"
-CHUNK = 256 * 1024
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # Artifacts a browser may show inline; every other file is a download.
 INLINE_TYPES = {"text/html", "text/plain", "text/csv", "application/json", "image/png", "image/jpeg", "image/gif",
@@ -231,16 +230,8 @@ class PageHandler(BaseHandler):
         else:
             self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(filename)}"')
         if content_type in ("text/html", "image/svg+xml"):
-            self.set_header("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
-        self.set_header("Content-Length", str(path.stat().st_size))
-        with path.open("rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    break
-                self.write(chunk)
-                await self.flush()
-        self.finish()
+            self.set_header("Content-Security-Policy", SANDBOX_CSP)
+        await self.stream_file(path)
 
 
 # -- public pages ------------------------------------------------------------------------
