@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import requests
 
-from hub_extension.app import LOCAL_ADMIN, Platform
+from hub_extension.app import LOCAL_ADMIN
 from hub_extension.client import (
     CompeteClient,
     CompeteError,
@@ -35,71 +35,7 @@ from hub_extension.client import (
 from tests.service.api_harness import ApiServer
 from tests.service.builders import PREDICTION_LOG_TEXT, build_world, finish, results_zip
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "templates" / "demo"
-DEMO_NOTEBOOK = DEMO / "starting_kit" / "starting_kit.ipynb"
-
-
-# -- fixtures shared with the widget tests --------------------------------------------------------
-@pytest.fixture
-def server(platform):
-    srv = ApiServer(platform).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def world(platform, tmp_path):
-    return build_world(platform, tmp_path)
-
-
-def client_for(srv: ApiServer, name: str, **kwargs) -> CompeteClient:
-    return CompeteClient(srv.base, f"token-{name}", **kwargs)
-
-
-class RunningStack:
-    """A platform with the demo competition, a real dispatcher ticking in the background, and the API."""
-
-    def __init__(self, home: Path):
-        from hub_extension.dispatch import Dispatcher
-
-        self.platform = Platform(home=str(home))
-        self.platform.config.executor = "process"
-        self.slug, _ = self.platform.create_competition(DEMO, LOCAL_ADMIN)
-        self.dispatcher = Dispatcher(self.platform)
-        self.server = ApiServer(self.platform, dispatcher=self.dispatcher).start()
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, daemon=True, name="test-dispatch")
-        self._ticker.start()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(0.3):
-            try:
-                self.dispatcher.tick()
-            except Exception:  # noqa: BLE001 - the service logs and retries; so does this loop
-                pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ticker.join(10)
-        self.server.stop()
-        self.dispatcher.close()
-        self.platform.close()
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    stack = RunningStack(tmp_path_factory.mktemp("running-home"))
-    yield stack
-    stack.close()
-
-
-def failing_notebook(tmp_path: Path) -> Path:
-    nb = nbformat.read(str(DEMO_NOTEBOOK), as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell("1 / 0"))
-    path = tmp_path / "failing.ipynb"
-    nbformat.write(nb, str(path))
-    return path
+from .lab_helpers import DEMO_NOTEBOOK, REPO, client_for, failing_notebook
 
 
 def zip_names(content: bytes) -> list[str]:

@@ -18,38 +18,13 @@ from hub_extension.widgets import Leaderboard, LeaderboardState, Refresher
 from tests.service.api_harness import ApiServer
 from tests.service.builders import build_world, finish, results_zip
 
-from .test_client import client_for, server, world  # noqa: F401  (shared fixtures)
+from .lab_helpers import client_for, wait_for
 
-
-@pytest.fixture(autouse=True)
-def widget_comms(monkeypatch):
-    """A comm that records what a widget would send to the front end."""
-    import comm
-    from comm.base_comm import BaseComm, CommManager
-
-    manager = CommManager()
-    sent: list[tuple[str, str, dict]] = []
-
-    class RecordingComm(BaseComm):
-        def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-            sent.append((msg_type, self.comm_id, data or {}))
-
-    monkeypatch.setattr(comm, "create_comm", lambda *args, **kwargs: RecordingComm(*args, **kwargs))
-    monkeypatch.setattr(comm, "get_comm_manager", lambda: manager)
-    return sent
+pytestmark = pytest.mark.usefixtures("widget_comms")
 
 
 def leaderboard_gets(client: CompeteClient, slug: str) -> list[tuple]:
     return [e for e in list(client.request_log) if e[1] == f"competitions/{slug}/leaderboard"]
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def table_rows(html: str) -> list[str]:

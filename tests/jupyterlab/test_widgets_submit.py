@@ -22,8 +22,9 @@ import pytest
 from hub_extension.widgets import Leaderboard, Submit
 from tests.service.builders import finish, results_zip
 
-from .test_client import DEMO_NOTEBOOK, client_for, failing_notebook, running, server, world  # noqa: F401
-from .test_widgets import wait_for, widget_comms  # noqa: F401
+from .lab_helpers import DEMO_NOTEBOOK, client_for, failing_notebook, wait_for
+
+pytestmark = pytest.mark.usefixtures("widget_comms")
 
 
 @pytest.fixture(autouse=True)
