@@ -49,6 +49,16 @@ RECONNECT_AFTER = 5.0
 CONNECT_TIMEOUT = 10.0
 
 
+class _QuietSnapshots(logging.Filter):
+    """Drops Dask's note of every `queue_snapshot` the dispatcher runs (one per queue every tick)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "queue_snapshot" not in record.getMessage()
+
+
+logging.getLogger("distributed.worker").addFilter(_QuietSnapshots())
+
+
 class QueueLink:
     """The platform's Dask client of one queue."""
 
