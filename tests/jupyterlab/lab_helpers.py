@@ -1,9 +1,12 @@
-"""Helpers of the participant-side tests: the API in-process, a platform that really runs submissions."""
+"""Helpers of the participant-side tests: the API in-process, a platform that really runs submissions,
+and the steps the browser tests share (JupyterLab 4 and Notebook 7 run the same starting kit)."""
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import nbformat
 import pytest
@@ -66,3 +69,94 @@ def failing_notebook(tmp_path: Path) -> Path:
     path = tmp_path / "failing.ipynb"
     nbformat.write(nb, str(path))
     return path
+
+
+# -- the browser tests: a participant runs the starting kit and submits from its widgets --------------
+FRONT_END_TIMEOUT_MS = 120_000
+SCORING_TIMEOUT_MS = 240_000
+
+
+def upload_demo_competition(hub, tmp_path: Path, organizer: str, title: str) -> str:
+    """The demo bundle under `title`, uploaded by `organizer` to the hub's service; its slug."""
+    from tests.hub_fixtures import demo_bundle_zip
+
+    resp = hub.user_client(organizer).post(
+        "api/v1/competitions", files={"file": ("bundle.zip", demo_bundle_zip(tmp_path, title).read_bytes())})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["slug"]
+
+
+def run_all_cells(page, notebook) -> None:
+    """Run > Run All Cells, as a person does; waits until the baseline wrote its predictions."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
+
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # Should the front end still ask which kernel to use, a person would take the one it offers.
+    choose = page.locator(".jp-Dialog:has-text('Select Kernel') .jp-Dialog-button.jp-mod-accept")
+    try:
+        choose.wait_for(state="visible", timeout=2_000)
+        choose.click()
+    except PlaywrightTimeout:
+        pass
+    # The baseline ran in the real kernel and wrote its predictions.
+    expect(notebook.locator(".jp-OutputArea-output:has-text('wrote 45 predictions')")).to_be_visible(
+        timeout=FRONT_END_TIMEOUT_MS)
+
+
+@dataclass
+class WidgetSubmission:
+    """What `submit_from_widgets` saw: the new row of the leaderboard widget and the submission."""
+
+    row: Any  # the participant's row in the leaderboard widget (a Playwright locator)
+    accuracy: float
+    submission: dict[str, Any]  # as the service lists it
+
+
+def submit_from_widgets(page, notebook, hub, slug: str, participant: str, mark,
+                        before_submit: Optional[Callable[[], None]] = None) -> WidgetSubmission:
+    """After the kit's cells ran: the widgets render, Submit scores the notebook, the leaderboard gets the row.
+
+    `notebook` is the locator of the open notebook; `mark(step)` records the
+    time of each step; `before_submit()`, if given, runs once the widgets are
+    there, just before the click on Submit.
+    """
+    from playwright.sync_api import expect
+
+    # -- the widgets render --------------------------------------------------------------------
+    submit_box = notebook.locator(".compete-submit")
+    expect(submit_box.locator(".compete-submit-button")).to_be_enabled(timeout=FRONT_END_TIMEOUT_MS)
+    board = notebook.locator(".compete-leaderboard-widget")
+    expect(board.locator("table.compete-leaderboard")).to_be_visible(timeout=FRONT_END_TIMEOUT_MS)
+    # Nobody has submitted yet: no row of this participant.
+    expect(board.locator(f"tr[data-participant='{participant}']")).to_have_count(0)
+    mark("widgets rendered")
+
+    # -- submit from the widget and watch it end ------------------------------------------------------
+    if before_submit is not None:
+        before_submit()
+    submit_box.locator(".compete-submit-button").click()
+    status = submit_box.locator(".compete-submit-status")
+    finished = status.locator("[data-status='Finished']")
+    failed = status.locator("[data-status='Failed']")
+    expect(finished.or_(failed)).to_be_visible(timeout=SCORING_TIMEOUT_MS)
+    assert not failed.count(), f"the submission failed: {status.inner_text()}"
+    mark("submission finished")
+    scores = status.locator(".compete-scores")
+    expect(scores).to_be_visible(timeout=10_000)
+
+    # What the service recorded: this participant's finished notebook submission and its score.
+    client = hub.user_client(participant)
+    mine = client.get(f"api/v1/competitions/{slug}/submissions").json()["items"]
+    assert len(mine) == 1 and mine[0]["status"] == "Finished", mine
+    assert mine[0]["filename"].endswith(".ipynb"), mine[0]
+    accuracy = mine[0]["scores"]["accuracy"]
+    assert 0.8 < accuracy <= 1.0
+    expect(scores).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
+
+    # -- the leaderboard widget shows the new row after its refresh ---------------------------------
+    row = board.locator(f"tr.compete-own-row[data-participant='{participant}']")
+    expect(row).to_have_count(1, timeout=60_000)
+    expect(row).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
+    mark("row on the leaderboard")
+    return WidgetSubmission(row=row, accuracy=accuracy, submission=mine[0])

@@ -19,12 +19,16 @@ import uuid
 
 import pytest
 
-from tests.hub_fixtures import browser_login, demo_bundle_zip
+from tests.hub_fixtures import browser_login
+
+from .lab_helpers import (
+    FRONT_END_TIMEOUT_MS as LAB_TIMEOUT_MS,
+    run_all_cells,
+    submit_from_widgets,
+    upload_demo_competition,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
-
-LAB_TIMEOUT_MS = 120_000
-SCORING_TIMEOUT_MS = 240_000
 
 
 def test_a_participant_takes_part_from_jupyterlab(hub, browser_pages, tmp_path):
@@ -33,10 +37,7 @@ def test_a_participant_takes_part_from_jupyterlab(hub, browser_pages, tmp_path):
     participant, password = f"lann-{suffix}", f"pw-{uuid.uuid4().hex}"
     hub.create_user(participant, password=password)
     title = f"Flowers in JupyterLab {suffix}"
-    resp = hub.user_client(organizer).post(
-        "api/v1/competitions", files={"file": ("bundle.zip", demo_bundle_zip(tmp_path, title).read_bytes())})
-    assert resp.status_code == 201, resp.text
-    slug = resp.json()["slug"]
+    slug = upload_demo_competition(hub, tmp_path, organizer, title)
     try:
         take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, password, tmp_path)
     finally:
@@ -44,7 +45,7 @@ def test_a_participant_takes_part_from_jupyterlab(hub, browser_pages, tmp_path):
 
 
 def take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, password, tmp_path):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
+    from playwright.sync_api import expect
 
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -81,54 +82,9 @@ def take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, passwo
     assert page.evaluate("typeof window.jupyterapp") == "object"
     mark("kernel ready")
 
-    # Run > Run All Cells, as a person does.
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-    # Should JupyterLab still ask which kernel to use, a person would take the one it offers.
-    choose = page.locator(".jp-Dialog:has-text('Select Kernel') .jp-Dialog-button.jp-mod-accept")
-    try:
-        choose.wait_for(state="visible", timeout=2_000)
-        choose.click()
-    except PlaywrightTimeout:
-        pass
-    # The baseline ran in the real kernel and wrote its predictions.
-    expect(notebook.locator(".jp-OutputArea-output:has-text('wrote 45 predictions')")).to_be_visible(
-        timeout=LAB_TIMEOUT_MS)
-
-    # -- the widgets render --------------------------------------------------------------------
-    submit_box = notebook.locator(".compete-submit")
-    expect(submit_box.locator(".compete-submit-button")).to_be_enabled(timeout=LAB_TIMEOUT_MS)
-    board = notebook.locator(".compete-leaderboard-widget")
-    expect(board).to_be_visible(timeout=LAB_TIMEOUT_MS)
-    # Nobody has submitted yet: no row of this participant.
-    expect(board.locator(f"tr[data-participant='{participant}']")).to_have_count(0)
-    mark("widgets rendered")
-
-    # -- submit from the widget and watch it end ------------------------------------------------------
-    submit_box.locator(".compete-submit-button").click()
-    status = submit_box.locator(".compete-submit-status")
-    finished = status.locator("[data-status='Finished']")
-    failed = status.locator("[data-status='Failed']")
-    expect(finished.or_(failed)).to_be_visible(timeout=SCORING_TIMEOUT_MS)
-    assert not failed.count(), f"the submission failed: {status.inner_text()}"
-    mark("submission finished")
-    scores = status.locator(".compete-scores")
-    expect(scores).to_be_visible(timeout=10_000)
-
-    # What the service recorded: this participant's finished notebook submission and its score.
-    client = hub.user_client(participant)
-    mine = client.get(f"api/v1/competitions/{slug}/submissions").json()["items"]
-    assert len(mine) == 1 and mine[0]["status"] == "Finished", mine
-    assert mine[0]["filename"].endswith(".ipynb"), mine[0]
-    accuracy = mine[0]["scores"]["accuracy"]
-    assert 0.8 < accuracy <= 1.0
-    expect(scores).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
-
-    # -- the leaderboard widget shows the new row after its refresh ---------------------------------
-    row = board.locator(f"tr.compete-own-row[data-participant='{participant}']")
-    expect(row).to_have_count(1, timeout=60_000)
-    expect(row).to_contain_text(f"{accuracy:.3f}", timeout=10_000)
-    mark("row on the leaderboard")
+    # Run > Run All Cells, as a person does; then the widgets, the submission and the new row.
+    run_all_cells(page, notebook)
+    row = submit_from_widgets(page, notebook, hub, slug, participant, mark).row
     row.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "leaderboard-row.png"))  # kept with the test's files, to look at
     print("timings (s since the login):", timings)
