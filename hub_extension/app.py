@@ -250,11 +250,12 @@ class Platform:
             raise Forbidden("only members of the hub group 'organizers' may create competitions")
 
     # -- participants ------------------------------------------------------------------
-    def register(self, slug: str, username: str, actor: Optional[Actor] = None) -> str:
+    def register(self, slug: str, username: str, actor: Optional[Actor] = None, *, accept_terms: bool = False) -> str:
         """Register `username`; returns the registration status (approved or pending).
 
-        A user registers themselves; an organizer or admin may register anyone,
-        which approves them at once.
+        A user registers themselves, accepting the competition's terms when it
+        has any; an organizer or admin may register anyone, which approves them
+        at once.
         """
         actor = actor or Actor(username)
         with self.db.session() as s:
@@ -264,6 +265,8 @@ class Platform:
                 raise Forbidden("you can register only yourself")
             part = _participant(s, comp, username)
             approve = by_organizer or comp.registration_auto_approve
+            if part is None and (comp.terms or "").strip() and not by_organizer and not accept_terms:
+                raise PlatformError(f"accept the terms and conditions of {slug!r} to register (accept_terms)")
             if part is None:
                 part = m.Participant(
                     competition_id=comp.id, username=username, status=m.APPROVED if approve else m.PENDING

@@ -6,7 +6,7 @@ the server's own hub token::
 
     from hub_extension.client import CompeteClient
     compete = CompeteClient()
-    compete.register("demo-flower-species")
+    compete.register("demo-flower-species", accept_terms=True)
     sub = compete.submit("demo-flower-species")        # this notebook, as saved on disk
     compete.follow(sub["id"], on_change=lambda s: print(s["status"]))
     compete.leaderboard("demo-flower-species")          # a pandas DataFrame
@@ -381,9 +381,13 @@ class CompeteClient:
         """The phases in order, numbered from 1; `state` is past, current or future."""
         return self._json("GET", f"competitions/{_seg(slug)}/phases")["items"]
 
-    def register(self, slug: str) -> dict[str, Any]:
-        """Register yourself: `{"competition", "username", "status"}` (approved, or pending approval)."""
-        return self._json("POST", f"competitions/{_seg(slug)}/registration", ok=(200, 201))
+    def register(self, slug: str, *, accept_terms: bool = False) -> dict[str, Any]:
+        """Register yourself: `{"competition", "username", "status"}` (approved, or pending approval).
+
+        A competition with terms (`competition(slug)["terms"]`) needs `accept_terms=True`.
+        """
+        return self._json("POST", f"competitions/{_seg(slug)}/registration", ok=(200, 201),
+                          json={"accept_terms": bool(accept_terms)})
 
     def submissions_left(self, slug: str, phase: Optional[int] = None) -> dict[str, Optional[int]]:
         """`{"today": n, "total": n}` in the phase (default: the one open now); None means no limit."""

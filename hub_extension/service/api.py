@@ -306,7 +306,8 @@ class OpenInLabHandler(ApiHandler):
 class RegistrationHandler(ApiHandler):
     def post(self, slug: str) -> None:
         actor = self.require_login()
-        status = self.platform.register(slug, actor.username, actor)
+        accept = bool(self.json_body().get("accept_terms")) or _flag(self.get_query_argument("accept_terms", None))
+        status = self.platform.register(slug, actor.username, actor, accept_terms=accept)
         self.write_json({"competition": slug, "username": actor.username, "status": status}, status=201)
 
 

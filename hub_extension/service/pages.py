@@ -263,7 +263,8 @@ class CompetitionHandler(PageHandler):
 class RegisterHandler(PageHandler):
     def post(self, slug: str) -> None:
         actor = self.require_login()
-        status = self.platform.register(slug, actor.username, actor)
+        accept = self.get_body_argument("accept_terms", "") == "yes"
+        status = self.platform.register(slug, actor.username, actor, accept_terms=accept)
         if status == m.APPROVED:
             self.notice("You are registered: you can submit now.")
         else:

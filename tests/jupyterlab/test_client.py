@@ -84,7 +84,7 @@ def test_lists_competitions_phases_and_registers(server, world):
     phases = nora.phases(world.slug)
     assert [(p["number"], p["name"], p["state"]) for p in phases] == [(1, "Development", "current"),
                                                                       (2, "Final", "future")]
-    assert nora.register(world.slug) == {"competition": world.slug, "username": "nora", "status": "approved"}
+    assert nora.register(world.slug, accept_terms=True) == {"competition": world.slug, "username": "nora", "status": "approved"}
     assert nora.competition(world.slug)["registration"] == "approved"
     assert nora.submissions_left(world.slug) == {"today": 5, "total": 10}
 
@@ -345,7 +345,7 @@ def test_blind_phase_leaderboard_has_no_scores(platform, tmp_path):
 # -- really run: follow, logs, the executed notebook ------------------------------------------------
 def test_notebook_submission_runs_and_its_outputs_come_back(running, tmp_path):
     ann = client_for(running.server, "ann")
-    assert ann.register(running.slug)["status"] == "approved"
+    assert ann.register(running.slug, accept_terms=True)["status"] == "approved"
     sub = ann.submit(running.slug, DEMO_NOTEBOOK, description="baseline")
     seen = []
     final = ann.follow(sub["id"], timeout=240, interval=0.2, on_change=lambda info: seen.append(info["status"]))
@@ -366,7 +366,7 @@ def test_notebook_submission_runs_and_its_outputs_come_back(running, tmp_path):
 
 def test_failing_notebook_reports_the_cell_and_traceback(running, tmp_path, monkeypatch):
     ben = client_for(running.server, "ben")
-    ben.register(running.slug)
+    ben.register(running.slug, accept_terms=True)
     sub = ben.submit(running.slug, failing_notebook(tmp_path))
     final = ben.follow(sub["id"], timeout=240, interval=0.2)
     assert final["status"] == "Failed"

@@ -80,7 +80,7 @@ def take_part_in_notebook7(hub, browser_pages, slug, participant, password, tmp_
 
     # -- registered, with the starting kit in the participant's server ---------------------------
     client = hub.user_client(participant)
-    resp = client.post(f"api/v1/competitions/{slug}/registration")
+    resp = client.post(f"api/v1/competitions/{slug}/registration", json={"accept_terms": True})
     assert resp.status_code == 201, resp.text
     resp = client.post(f"api/v1/competitions/{slug}/phases/1/open_in_lab", timeout=180)
     assert resp.status_code == 200, resp.text

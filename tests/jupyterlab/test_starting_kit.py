@@ -74,7 +74,7 @@ def scene(hub, tmp_path_factory) -> Scene:
         tmp, f"Kit {tag}", {"starting_kit.ipynb": KIT_NOTEBOOK, "helpers.py": HELPERS_V1}))})
     assert resp.status_code == 201, resp.text
     slug = resp.json()["slug"]
-    resp = clients[participant].post(f"api/v1/competitions/{slug}/registration")
+    resp = clients[participant].post(f"api/v1/competitions/{slug}/registration", json={"accept_terms": True})
     assert resp.status_code == 201 and resp.json()["status"] == "approved", resp.text
     yield Scene(hub=hub, tmp=tmp, slug=slug, organizer=organizer, participant=participant, clients=clients)
     for name in (organizer, participant):

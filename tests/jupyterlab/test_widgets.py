@@ -292,7 +292,7 @@ def test_closing_while_a_refresh_runs_waits_for_it(server, world, monkeypatch):
 def test_new_submission_appears_after_the_next_refresh(server, world, platform, tmp_path):
     board = Leaderboard(world.slug, client=client_for(server, "nora"), refresh=0)
     assert "compete-own-row" not in board._table.value
-    platform.register(world.slug, "nora")
+    platform.register(world.slug, "nora", accept_terms=True)
     sid = platform.submit(world.slug, results_zip(tmp_path), username="nora")
     finish(platform, sid, {"accuracy": 0.99, "secret": 0.5, "private_score": 0.5})
     assert board.refresh_now() is True

@@ -299,7 +299,7 @@ def test_a_late_answer_after_close_does_nothing(server, world, notebook):
 # -- real runs: a failing cell, a finished notebook ------------------------------------------------------------
 def test_a_failing_notebook_shows_the_cell_and_the_traceback(running, cwd):
     client = client_for(running.server, "ben")
-    client.register(running.slug)
+    client.register(running.slug, accept_terms=True)
     failing_notebook(cwd)
     box = Submit(running.slug, client=client, path="failing.ipynb")
     assert box._what.value == "path:failing.ipynb"
@@ -319,7 +319,7 @@ def test_a_failing_notebook_shows_the_cell_and_the_traceback(running, cwd):
 
 def test_a_notebook_runs_to_finished_with_its_scores(running, cwd):
     client = client_for(running.server, "nora")
-    client.register(running.slug)
+    client.register(running.slug, accept_terms=True)
     (cwd / "kit.ipynb").write_bytes(DEMO_NOTEBOOK.read_bytes())
     box = Submit(running.slug, client=client, path="kit.ipynb")
     box._button.click()

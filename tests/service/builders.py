@@ -138,7 +138,7 @@ def build_world(platform, tmp_path: Path, *, blind: bool = False, hide_score_out
     world = World(slug=slug, other_slug=other_slug)
     upload = results_zip(tmp_path)
     for actor, acc in ((ANN, 0.7), (BEN, 0.8)):
-        assert platform.register(slug, actor.username, actor) == m.APPROVED
+        assert platform.register(slug, actor.username, actor, accept_terms=True) == m.APPROVED
         sid = platform.submit(slug, upload, username=actor.username, actor=actor)
         finish(platform, sid, {"accuracy": acc, "secret": 1 - acc, "private_score": acc / 2})
         world.subs[actor.username] = sid

@@ -19,7 +19,7 @@ from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.service.api import OPENAPI_FILE, api_routes
 
 from .api_harness import PREFIX, ApiServer
-from .builders import ORGANIZER, PREDICTION_LOG_TEXT, build_world, zip_bytes
+from .builders import NORA, ORGANIZER, PREDICTION_LOG_TEXT, build_world, zip_bytes
 
 
 @pytest.fixture
@@ -241,7 +241,11 @@ def test_register_submit_and_follow(server, world):
     files = {"file": ("predictions.zip", zip_bytes({"predictions.txt": "1\n"}))}
     resp = nora.post(f"api/v1/competitions/{world.slug}/submissions", files=files)
     assert resp.status_code == 403 and "register" in error_of(resp)["message"]
+    # The competition has terms: registering without accepting them is refused, and records nothing.
     resp = nora.post(f"api/v1/competitions/{world.slug}/registration")
+    assert resp.status_code == 400 and "accept the terms" in error_of(resp)["message"]
+    assert server.platform.competition_detail(world.slug, NORA)["registration"] == "none"
+    resp = nora.post(f"api/v1/competitions/{world.slug}/registration", json={"accept_terms": True})
     assert resp.status_code == 201 and resp.json()["status"] == "approved"
     assert nora.get(f"api/v1/competitions/{world.slug}/submissions_left").json() == {"total": 10, "today": 5}
     resp = nora.post(f"api/v1/competitions/{world.slug}/submissions?description=first", files=files)

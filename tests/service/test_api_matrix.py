@@ -112,7 +112,7 @@ def scene(hub, tmp_path_factory) -> Scene:
     assert resp.status_code == 201, resp.text
     slug = resp.json()["slug"]
     for actor in ("participant", "other_participant"):
-        resp = clients[actor].post(f"api/v1/competitions/{slug}/registration")
+        resp = clients[actor].post(f"api/v1/competitions/{slug}/registration", json={"accept_terms": True})
         assert resp.status_code == 201 and resp.json()["status"] == "approved", resp.text
     resp = clients["participant"].post(f"api/v1/competitions/{slug}/submissions",
                                        files={"file": ("predictions.zip", predictions_zip())})
@@ -216,7 +216,8 @@ CASES = [
     Case("GET", "api/v1/queues/{queue}/credentials", ORGANIZERS),
     Case("GET", "api/v1/admin/storage", (401, 403, 403, 403, 403, 403, 200)),
     # Last: it registers whoever calls it.
-    Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201)),
+    Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201),
+         lambda s, a: {"json": {"accept_terms": True}}),
 ]
 
 

@@ -58,7 +58,7 @@ def test_organizer_creates_participant_submits_leaderboard_shows_the_score(hub, 
     assert resp.status_code == 403, resp.text
 
     # The participant registers (the bundle approves at once) and submits predictions.
-    resp = as_participant.post(f"api/v1/competitions/{slug}/registration")
+    resp = as_participant.post(f"api/v1/competitions/{slug}/registration", json={"accept_terms": True})
     assert resp.status_code == 201, resp.text
     assert resp.json()["status"] == "approved"
     with open(sample_predictions_zip(tmp_path), "rb") as fh:

@@ -113,6 +113,11 @@ def test_registering_through_the_form_and_the_xsrf_token_it_needs(world_server):
     assert refused.status_code == 403 and "XSRF" in refused.text
     assert server.platform.competition_detail(world.slug, builders.NORA)["registration"] == "none"
 
+    # Without the box ticked (a form sent by hand; browsers enforce `required`), nothing is recorded.
+    unticked = nora.post(f"competitions/{world.slug}/register", {})
+    assert unticked.status_code == 400 and "accept the terms" in unticked.text
+    assert server.platform.competition_detail(world.slug, builders.NORA)["registration"] == "none"
+
     done = nora.post(f"competitions/{world.slug}/register", {"accept_terms": "yes"})
     assert done.status_code == 302
     page = ok(nora.follow(done)).text

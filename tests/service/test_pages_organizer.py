@@ -311,7 +311,7 @@ def test_every_page_answers_each_kind_of_visitor(tmp_path):
     slug, _ = platform.create_competition(DEMO_BUNDLE, builders.ORGANIZER)
     platform._insert_competition(builders.secrets_spec(platform.store), builders.OTHER_ORGANIZER)
     for actor in (builders.ANN, builders.BEN):
-        platform.register(slug, actor.username, actor)
+        platform.register(slug, actor.username, actor, accept_terms=True)
     sid = platform.submit(slug, builders.results_zip(tmp_path), username="ann", actor=builders.ANN)
     builders.finish(platform, sid, {"accuracy": 0.9, "f1": 0.8})
     server = start_server(platform)
