@@ -23,20 +23,12 @@ import requests
 
 from hub_extension.app import Platform
 from tests.service import builders
+from tests.service.api_harness import USERS  # name -> hub user model fields, as the API tests have them
 
 PREFIX = "/services/competitions/"
 LOGIN_COOKIE = "compete-test-login"
 EXECUTOR_WARNING = "Submissions run with the 'process' executor, which does not isolate them."
 
-# name -> hub user model fields; the people of tests/service/builders.py.
-USERS: dict[str, dict[str, Any]] = {
-    "olga": {"groups": ["organizers"]},
-    "oscar": {"groups": ["organizers"]},
-    "ann": {},
-    "ben": {},
-    "nora": {},
-    "root": {"admin": True},
-}
 
 
 def make_hub_auth(users: dict[str, dict[str, Any]]):
