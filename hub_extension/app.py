@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from . import models as m
@@ -426,44 +426,56 @@ class Platform:
         if status not in m.STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = m.utcnow()
+        values: dict[str, Any] = {"status": status, "status_changed_at": now}
+        if status == m.RUNNING:
+            values["started_at"] = func.coalesce(m.Submission.started_at, now)
+        if status in m.TERMINAL_STATUSES:
+            values["finished_at"] = now
+        if error is not None:
+            values["error"] = error
+        extra = []
+        if worker is not None:
+            values["worker"] = worker[:300]
+            # The same report twice (a worker's event seen again) changes nothing.
+            extra.append(or_(m.Submission.status != status, m.Submission.worker.is_(None),
+                             m.Submission.worker != values["worker"]))
         with self.db.session() as s:
-            sub = s.get(m.Submission, submission_id, with_for_update=True)
-            if sub is None:
-                raise NotFound(f"no submission {submission_id}")
-            if sub.status in m.TERMINAL_STATUSES:
+            if not self._transition(s, submission_id, values, key=key, queue=queue, extra=extra):
                 return False
-            if (key is not None and sub.dispatch_key != key) or (queue is not None and sub.queue != queue):
-                return False
-            if sub.status == status and worker is not None and sub.worker == worker:
-                return False
-            if worker is not None:
-                sub.worker = worker[:300]
-            sub.status = status
-            sub.status_changed_at = now
-            if status == m.RUNNING and sub.started_at is None:
-                sub.started_at = now
-            if status in m.TERMINAL_STATUSES:
-                sub.finished_at = now
-            if error is not None:
-                sub.error = error
-            s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=note))
+            s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=note))
             return True
+
+    @staticmethod
+    def _transition(s: Session, submission_id: int, values: dict[str, Any], *, key: Optional[str] = None,
+                    queue: Optional[str] = None, extra: Iterable[Any] = ()) -> bool:
+        """Move a non-terminal submission in one conditional UPDATE; False if it was not movable.
+
+        Deciding and writing in one statement is what keeps concurrent reports
+        (a worker's event, a scheduler's failure, a cancel) from both winning:
+        the database serializes the UPDATEs and only the first finds the
+        submission still open.  Raises NotFound for an unknown submission.
+        """
+        conditions = [m.Submission.id == submission_id, m.Submission.status.not_in(m.TERMINAL_STATUSES), *extra]
+        if key is not None:
+            conditions.append(m.Submission.dispatch_key == key)
+        if queue is not None:
+            conditions.append(m.Submission.queue == queue)
+        moved = s.execute(update(m.Submission).where(*conditions).values(**values)).rowcount
+        if not moved and s.get(m.Submission, submission_id) is None:
+            raise NotFound(f"no submission {submission_id}")
+        return bool(moved)
 
     def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
         """Store a finished submission's scores (replacing any earlier ones) and finish it."""
         now = m.utcnow()
         with self.db.session() as s:
-            sub = s.get(m.Submission, submission_id, with_for_update=True)
-            if sub is None:
-                raise NotFound(f"no submission {submission_id}")
-            if sub.status in m.TERMINAL_STATUSES:
+            if not self._transition(s, submission_id, {"status": m.FINISHED, "status_changed_at": now,
+                                                       "finished_at": now}):
                 return
+            sub = s.get(m.Submission, submission_id)
             sub.scores = [
                 m.Score(key=k, value=None if v != v else float(v)) for k, v in sorted(scores.items())
             ]
-            sub.status = m.FINISHED
-            sub.status_changed_at = now
-            sub.finished_at = now
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
 
     def select_for_leaderboard(self, submission_id: int, actor: Actor) -> None:
@@ -753,14 +765,14 @@ class Platform:
                 break
             scores[str(name)[:200]] = None if value != value else float(value)
         now = m.utcnow()
+        values: dict[str, Any] = {"status": status, "status_changed_at": now, "finished_at": now,
+                                  "error": result.get("error") if status != m.FINISHED else None}
+        if result.get("worker"):
+            values["worker"] = result["worker"]
         with self.db.session() as s:
-            sub = s.get(m.Submission, submission_id, with_for_update=True)
-            if sub is None:
-                raise NotFound(f"no submission {submission_id}")
-            if sub.status in m.TERMINAL_STATUSES:
+            if not self._transition(s, submission_id, values, key=key, queue=queue):
                 return False
-            if (key is not None and sub.dispatch_key != key) or (queue is not None and sub.queue != queue):
-                return False
+            sub = s.get(m.Submission, submission_id)
             for rel, data in (result.get("files") or {}).items():
                 target = self.store.root / "files" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -788,12 +800,6 @@ class Platform:
             artifacts = result.get("artifacts") or {}
             if isinstance(artifacts, dict):
                 sub.artifacts = {str(k): str(v) for k, v in artifacts.items() if isinstance(v, str) and ".." not in v}
-            sub.status = status
-            sub.error = result.get("error") if status != m.FINISHED else None
-            sub.status_changed_at = now
-            sub.finished_at = now
-            if result.get("worker"):
-                sub.worker = result["worker"]
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
             return True
 

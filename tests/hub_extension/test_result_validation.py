@@ -65,3 +65,56 @@ def test_scores_that_are_not_numbers_fail_the_submission(tmp_path):
     info = platform.submission(sid)
     assert info["status"] == m.FAILED and "not a number" in info["error"]
     platform.close()
+
+
+def test_concurrent_reports_record_one_end_only(any_platform, tmp_path):
+    """A result event, a scheduler's failure and late status events racing: one terminal status."""
+    import threading
+
+    platform = any_platform
+    slug = platform._insert_competition(simple_spec(), LOCAL_ADMIN)
+    sids = []
+    for n in range(6):
+        platform.register(slug, f"user{n}", LOCAL_ADMIN)
+        sid = platform.submit(slug, results_zip(tmp_path, f"p{n}.zip"), username=f"user{n}", actor=LOCAL_ADMIN)
+        assert platform.claim(sid, "default", f"submission-{sid}-k")
+        sids.append(sid)
+
+    def reports(sid):
+        key = f"submission-{sid}-k"
+        return [
+            lambda: platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.5}}, key=key),
+            lambda: platform.record_result(sid, {"status": "Failed", "error": "the worker died"}, key=key),
+            lambda: platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.9}}, key=key),
+            lambda: platform.set_status(sid, m.RUNNING, key=key, worker="w"),
+            lambda: platform.set_status(sid, m.CANCELLED, note="cancelled"),
+            lambda: platform.record_scores(sid, {"accuracy": 0.1}),
+        ]
+
+    calls = [call for sid in sids for call in reports(sid)] * 2
+    barrier = threading.Barrier(len(calls))
+    errors = []
+
+    def run(call):
+        barrier.wait()
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with platform.db.session() as s:
+        for sid in sids:
+            sub = s.get(m.Submission, sid)
+            ends = [h.status for h in sub.history if h.status in m.TERMINAL_STATUSES]
+            assert len(ends) == 1 and sub.status == ends[0], (sid, [h.status for h in sub.history])
+            assert sub.status in m.TERMINAL_STATUSES
+            if sub.status == m.FINISHED:
+                assert len(sub.scores) == 1
+            else:
+                assert sub.scores == []
