@@ -36,6 +36,19 @@ def cmd_queue_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_queue_rotate(args: argparse.Namespace) -> int:
+    from .queues import attach_command, rotate_credentials
+
+    info = rotate_credentials(_platform(args), args.name, LOCAL_ADMIN)
+    out = Path(args.credentials_out or f"{args.name}-credentials.json")
+    shutil.copyfile(info["credentials_file"], out)
+    out.chmod(0o600)
+    print(f"queue {info['name']}: new CA {info['ca_fingerprint']}; earlier credentials no longer attach")
+    print(f"worker credentials: {out}")
+    print(f"attach each machine again: {attach_command(info['name'])}")
+    return 0
+
+
 def cmd_queue_list(args: argparse.Namespace) -> int:
     from .queues import list_queues
 
@@ -126,6 +139,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--credentials-out", default=None, help="where to write the credentials (default NAME-credentials.json)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue_create)
+    p = q.add_parser("rotate", help="new CA and credentials for a queue: the old credentials stop working")
+    p.add_argument("name")
+    p.add_argument("--credentials-out", default=None, help="where to write the credentials (default NAME-credentials.json)")
+    p.set_defaults(func=cmd_queue_rotate)
     p = q.add_parser("list", help="queues with their workers and submissions waiting and running")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue_list)

@@ -103,33 +103,14 @@ def create_queue(
         raise PlatformError(f"{folder} already exists; remove it or choose another queue name")
     folder.mkdir(parents=True, mode=0o700)
     try:
-        ca = tls.make_ca(name)
-        hosts = tuple(dict.fromkeys(h for h in (host, listen_host, "127.0.0.1", "localhost") if h and h != "0.0.0.0"))
-        scheduler = tls.issue(ca, name, "scheduler", hosts)
-        client = tls.issue(ca, name, "client")
-        worker = tls.issue(ca, name, "worker")
-        (folder / "ca.pem").write_text(ca.cert_pem)
-        _write_private(folder / "ca.key", ca.key_pem)
-        (folder / "scheduler.pem").write_text(scheduler.cert_pem)
-        _write_private(folder / "scheduler.key", scheduler.key_pem)
-        (folder / "client.pem").write_text(client.cert_pem)
-        _write_private(folder / "client.key", client.key_pem)
         (folder / "scheduler.json").write_text(
             json.dumps({"queue": name, "listen_host": listen_host, "host": host, "port": port}, indent=2)
         )
-        credentials = {
-            "format": CREDENTIALS_FORMAT,
-            "queue": name,
-            "scheduler": f"tls://{host}:{port}",
-            "ca": ca.cert_pem,
-            "cert": worker.cert_pem,
-            "key": worker.key_pem,
-        }
-        _write_private(folder / "worker-credentials.json", json.dumps(credentials, indent=2))
+        fingerprint = _write_key_material(folder, name, host, listen_host, port)
         with platform.db.session() as s:
             comp = s.scalar(select(m.Competition).where(m.Competition.slug == competition)) if competition else None
             s.add(m.Queue(name=name, competition_id=comp.id if comp else None, owner=actor.username, host=host,
-                          port=port, ca_fingerprint=tls.fingerprint(ca.cert_pem)))
+                          port=port, ca_fingerprint=fingerprint))
             if comp is not None:
                 comp.queue = name
     except BaseException:
@@ -137,6 +118,55 @@ def create_queue(
             child.unlink()
         folder.rmdir()
         raise
+    return queue_info(platform, name, actor)
+
+
+def _write_key_material(folder: Path, name: str, host: str, listen_host: str, port: int) -> str:
+    """A new CA for the queue, its certificates and the workers' credentials; returns the CA fingerprint.
+
+    Each file is replaced whole (written aside, then renamed), so a reader never
+    sees half a key.
+    """
+    ca = tls.make_ca(name)
+    hosts = tuple(dict.fromkeys(h for h in (host, listen_host, "127.0.0.1", "localhost") if h and h != "0.0.0.0"))
+    scheduler = tls.issue(ca, name, "scheduler", hosts)
+    client = tls.issue(ca, name, "client")
+    worker = tls.issue(ca, name, "worker")
+    credentials = {
+        "format": CREDENTIALS_FORMAT,
+        "queue": name,
+        "scheduler": f"tls://{host}:{port}",
+        "ca": ca.cert_pem,
+        "cert": worker.cert_pem,
+        "key": worker.key_pem,
+    }
+    files = {
+        "ca.pem": ca.cert_pem, "ca.key": ca.key_pem,
+        "scheduler.pem": scheduler.cert_pem, "scheduler.key": scheduler.key_pem,
+        "client.pem": client.cert_pem, "client.key": client.key_pem,
+        "worker-credentials.json": json.dumps(credentials, indent=2),
+    }
+    for filename, text in files.items():
+        partial = folder / f".{filename}.new"
+        _write_private(partial, text)
+        os.replace(partial, folder / filename)
+    return tls.fingerprint(ca.cert_pem)
+
+
+def rotate_credentials(platform: Platform, name: str, actor: Actor = LOCAL_ADMIN) -> dict[str, Any]:
+    """Replace queue `name`'s CA and every certificate: credentials given out before stop working.
+
+    The scheduler is stopped; the dispatcher starts it again with the new
+    certificates, and runs it had are sent again.  Workers attach again with
+    the new credentials file.
+    """
+    queue_info(platform, name, actor)  # exists, and the actor may manage it
+    folder = queue_dir(platform, name)
+    settings = json.loads((folder / "scheduler.json").read_text())
+    fingerprint = _write_key_material(folder, name, settings["host"], settings["listen_host"], int(settings["port"]))
+    with platform.db.session() as s:
+        _queue_row(s, name).ca_fingerprint = fingerprint
+    SchedulerSupervisor(platform).stop(name)
     return queue_info(platform, name, actor)
 
 

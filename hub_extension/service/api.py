@@ -481,6 +481,14 @@ class QueueCredentialsHandler(ApiHandler):
         self.finish(data)
 
 
+class QueueRotateHandler(ApiHandler):
+    async def post(self, name: str) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        self.write_json(await self.run_blocking(queues.rotate_credentials, self.platform, name, actor))
+
+
 # -- administration ------------------------------------------------------------------------------
 class StorageHandler(ApiHandler):
     async def get(self) -> None:
@@ -522,5 +530,6 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{api}/queues", QueuesHandler),
         (rf"{api}/queues/{QUEUE}", QueueHandler),
         (rf"{api}/queues/{QUEUE}/credentials", QueueCredentialsHandler),
+        (rf"{api}/queues/{QUEUE}/rotate", QueueRotateHandler),
         (rf"{api}/admin/storage", StorageHandler),
     ]

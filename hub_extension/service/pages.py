@@ -732,6 +732,17 @@ class QueueHandler(PageHandler):
         self.show("queue.html", queue=queues.queue_detail(self.platform, name, actor))
 
 
+class QueueRotateHandler(PageHandler):
+    async def post(self, name: str) -> None:
+        from .. import queues
+
+        actor = self.require_login()
+        await self.run_blocking(queues.rotate_credentials, self.platform, name, actor)
+        self.notice(f"Queue {name!r} has new credentials: the old ones no longer attach. "
+                    "Download these and attach each machine again.")
+        self.redirect(f"{self.prefix}queues/{name}")
+
+
 class QueueCredentialsHandler(PageHandler):
     def get(self, name: str) -> None:
         from .. import queues
@@ -791,5 +802,6 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}queues", QueuesHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)", QueueHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/credentials", QueueCredentialsHandler),
+        (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/rotate", QueueRotateHandler),
         (rf"{prefix}admin", AdminHandler),
     ]

@@ -202,3 +202,52 @@ def test_a_worker_event_carrying_a_pickle_reaches_the_platform_as_plain_data(two
         assert not marker.exists()
     finally:
         client.close()
+
+
+def test_rotated_credentials_shut_out_the_old_ones(tmp_path):
+    from hub_extension.queues import rotate_credentials
+
+    home = tmp_path / "home"
+    platform = Platform(home=str(home))
+    supervisor = SchedulerSupervisor(platform)
+    try:
+        create_queue(platform, "gamma", LOCAL_ADMIN)
+        supervisor.ensure("gamma")
+        creds_file = home / "queues" / "gamma" / "worker-credentials.json"
+        old = tmp_path / "old.json"
+        old.write_text(creds_file.read_text())
+        before = json.loads(old.read_text())
+        info = rotate_credentials(platform, "gamma", LOCAL_ADMIN)
+        after = json.loads(creds_file.read_text())
+        assert after["ca"] != before["ca"] and after["scheduler"] == before["scheduler"]
+        assert info["ca_fingerprint"].startswith("sha256:")
+        supervisor.ensure("gamma")  # what the dispatcher does on its next check
+
+        log = tmp_path / "old-worker.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(compete_cmd(home, "worker", "--credentials", str(old), "--name", "stale",
+                                                "--worker-executor", "process"), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "cannot attach" not in log.read_text(errors="replace"):
+                time.sleep(0.3)
+            assert "cannot attach" in log.read_text(errors="replace")
+            assert "stale" not in _workers_on(platform, "gamma")
+        finally:
+            proc.kill()
+            proc.wait()
+        with open(tmp_path / "new-worker.log", "wb") as out:
+            proc = subprocess.Popen(compete_cmd(home, "worker", "--credentials", str(creds_file), "--name", "fresh",
+                                                "--worker-executor", "process"), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "fresh" not in _workers_on(platform, "gamma"):
+                time.sleep(0.3)
+            assert "fresh" in _workers_on(platform, "gamma")
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        supervisor.stop("gamma")
+        platform.close()
+

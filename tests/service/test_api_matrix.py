@@ -214,6 +214,7 @@ CASES = [
     Case("POST", "api/v1/queues", (401, 403, 403, 403, 201, 201, 201), new_queue),
     Case("GET", "api/v1/queues/{queue}", ORGANIZERS),
     Case("GET", "api/v1/queues/{queue}/credentials", ORGANIZERS),
+    Case("POST", "api/v1/queues/{queue}/rotate", ORGANIZERS),
     Case("GET", "api/v1/admin/storage", (401, 403, 403, 403, 403, 403, 200)),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201),

@@ -28,6 +28,14 @@ def test_an_organizer_creates_a_queue_and_gets_the_attach_command_and_credential
     credentials = ok(olga.get("queues/olga-gpus/credentials"))
     assert 'filename="olga-gpus-credentials.json"' in credentials.headers["Content-Disposition"]
     data = json.loads(credentials.content)
+    # Replacing the credentials (a leaked file): a new CA, so the file given out before no longer attaches.
+    assert 'id="rotate-form"' in page
+    rotated = olga.post("queues/olga-gpus/rotate", {})
+    assert rotated.status_code == 302 and rotated.headers["Location"] == f"{PREFIX}queues/olga-gpus"
+    assert "new credentials" in ok(olga.follow(rotated)).text
+    fresh = json.loads(ok(olga.get("queues/olga-gpus/credentials")).content)
+    assert fresh["ca"] != data["ca"] and fresh["scheduler"] == data["scheduler"]
+    assert server.browser("ann").post("queues/olga-gpus/rotate", {}).status_code == 403
     assert data["queue"] == "olga-gpus" and data["scheduler"].startswith("tls://")
     assert "BEGIN CERTIFICATE" in data["cert"] and "PRIVATE KEY" in data["key"]
 
