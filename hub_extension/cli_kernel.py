@@ -117,9 +117,9 @@ def check_image(image: str, python: str = "python3") -> str:
 
 def _limits_from_config() -> tuple[int, float, int]:
     """The judge's per-step limits (`c.Compete.step_*`), from COMPETE_CONFIG when set."""
-    from .embedded import compete_config_from_env
+    from .config import config_from_env
 
-    config = compete_config_from_env()
+    config = config_from_env()
     return config.step_memory_mb, config.step_cpus, config.step_pids
 
 

@@ -109,3 +109,24 @@ class Compete(LoggingConfigurable):
 
     def resolved_storage(self) -> Path:
         return Path(self.storage_url) if self.storage_url else Path(self.home) / "artifacts"
+
+
+def config_from_env() -> Compete:
+    """The configuration of a platform process: $COMPETE_CONFIG (a Python config file setting
+    `c.Compete.*`), then $COMPETE_HOME and $COMPETE_DB_URL on top."""
+    from traitlets.config import Config, PyFileConfigLoader
+
+    loaded = Config()
+    config_file = os.environ.get("COMPETE_CONFIG")
+    if config_file:
+        path = Path(config_file).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"COMPETE_CONFIG={config_file}: no such file")
+        loaded = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    config = Compete(config=loaded)
+    if os.environ.get("COMPETE_HOME"):
+        config.home = os.environ["COMPETE_HOME"]
+    if os.environ.get("COMPETE_DB_URL"):
+        config.db_url = os.environ["COMPETE_DB_URL"]
+    return config
+

@@ -226,31 +226,13 @@ def format_demo_accounts(accounts: Sequence[DemoAccount], url: str = "") -> str:
 
 
 # -- the platform side of the first start -------------------------------------------------
-def compete_config_from_env():
-    """The `Compete` configuration the service uses: $COMPETE_HOME, $COMPETE_CONFIG, $COMPETE_DB_URL."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    from .config import Compete
-
-    config_file = os.environ.get("COMPETE_CONFIG")
-    if config_file:
-        path = Path(config_file).resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"COMPETE_CONFIG={config_file}: no such file")
-        compete = Compete(config=PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
-    else:
-        compete = Compete()
-    if os.environ.get("COMPETE_DB_URL"):
-        compete.db_url = os.environ["COMPETE_DB_URL"]
-    return compete
-
-
 def ensure_demo_competition(home: str | Path) -> str:
     """Load the demo competition unless a competition of that title exists; return its slug."""
     from .app import Actor, Platform
+    from .config import config_from_env
     from .demo import DEMO_BUNDLE, DEMO_SLUG_TITLE
 
-    config = compete_config_from_env()
+    config = config_from_env()
     config.home = str(home)
     platform = Platform(config)
     try:

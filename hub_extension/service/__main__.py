@@ -35,25 +35,6 @@ PROCESS_WARNING = (
 )
 
 
-def load_config():
-    """The `Compete` configuration from COMPETE_CONFIG, COMPETE_HOME and COMPETE_DB_URL."""
-    from traitlets.config import Config, PyFileConfigLoader
-
-    from ..config import Compete
-
-    cfg = Config()
-    path = os.environ.get("COMPETE_CONFIG")
-    if path:
-        directory, name = os.path.split(os.path.abspath(path))
-        cfg = PyFileConfigLoader(name, path=directory).load_config()
-    config = Compete(config=cfg)
-    if os.environ.get("COMPETE_HOME"):
-        config.home = os.environ["COMPETE_HOME"]
-    if os.environ.get("COMPETE_DB_URL"):
-        config.db_url = os.environ["COMPETE_DB_URL"]
-    return config
-
-
 def resolve_executor(config) -> Optional[str]:
     """Pin `auto` to what this machine has; the warning organizers see when it is `process`."""
     from dask_workers.executors import docker_available
@@ -113,7 +94,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     from ..app import Platform
 
-    config = load_config()
+    from ..config import config_from_env
+
+    config = config_from_env()
     warning = resolve_executor(config)
     if warning:
         log.warning(warning)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from hub_extension.config import config_from_env
 from hub_extension.service import __main__ as service_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_config_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPETE_CONFIG", str(config_file))
     monkeypatch.setenv("COMPETE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COMPETE_DB_URL", f"sqlite:///{tmp_path / 'other.sqlite'}")
-    config = service_main.load_config()
+    config = config_from_env()
     assert config.max_upload_bytes == 1234 and config.executor == "process"
     assert config.home == str(tmp_path / "home")
     assert config.resolved_db_url() == f"sqlite:///{tmp_path / 'other.sqlite'}"
