@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from . import models as m
-from .bundles.model import BundleError, CompetitionSpec, Problem
+from .bundles.model import TASK_DATA_KINDS, BundleError, CompetitionSpec, Problem
 from .config import Compete
 from .convert import competition_from_spec, dataset_keys, spec_from_competition
 from .db import Database
@@ -126,7 +126,7 @@ class Platform:
         """
         from .bundles import load_bundle, store_bundle_data
 
-        self._require_organizer_role(actor)
+        self.require_organizer_role(actor)
         with load_bundle(path, limits=self.unpack_limits(), dataset_exists=self._dataset_exists) as bundle:
             stored = store_bundle_data(bundle, self.store)
             warnings = list(bundle.warnings)
@@ -245,9 +245,21 @@ class Platform:
             raise Forbidden(f"only the organizers of {comp.slug!r} may do this")
 
     @staticmethod
-    def _require_organizer_role(actor: Actor) -> None:
-        if not (actor.is_admin or ORGANIZERS_GROUP in actor.groups):
+    def may_create_competitions(actor: Actor) -> bool:
+        """Hub admins and the hub group `organizers` create competitions (and queues)."""
+        return actor.is_admin or ORGANIZERS_GROUP in actor.groups
+
+    def require_organizer_role(self, actor: Actor) -> None:
+        if not self.may_create_competitions(actor):
             raise Forbidden("only members of the hub group 'organizers' may create competitions")
+
+    def organized_competitions(self, actor: Actor) -> list[dict[str, str]]:
+        """`{"slug", "title"}` of the competitions the actor organizes, by title."""
+        if actor.is_anonymous:
+            return []
+        with self.db.session() as s:
+            comps = s.scalars(select(m.Competition).order_by(m.Competition.title))
+            return [{"slug": c.slug, "title": c.title} for c in comps if self.is_organizer(actor, c)]
 
     # -- participants ------------------------------------------------------------------
     def register(self, slug: str, username: str, actor: Optional[Actor] = None, *, accept_terms: bool = False) -> str:
@@ -518,6 +530,7 @@ class Platform:
             elapsed = None
             if sub.finished_at is not None:
                 elapsed = (sub.finished_at - sub.submitted_at).total_seconds()
+            queue = sub.queue or self.queue_of(comp, ph)
             return {
                 "id": sub.id,
                 "competition": comp.slug,
@@ -534,9 +547,9 @@ class Platform:
                 "scores": {sc.key: sc.value for sc in sub.scores},
                 "artifacts": dict(sub.artifacts or {}),
                 "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
-                "queue": sub.queue or self.queue_of(comp, ph),
+                "queue": queue,
                 "worker": sub.worker,
-                "waiting": self._waiting(s, sub, sub.queue or self.queue_of(comp, ph)),
+                "waiting": self._waiting(s, sub, queue),
             }
 
     def _waiting(self, s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, Any]]:
@@ -668,7 +681,7 @@ class Platform:
         keys = [job["submission"]]
         for task in job["tasks"]:
             on_worker = task.get("worker_data") or {}
-            for kind in ("scoring_program", "ingestion_program", "reference_data", "input_data"):
+            for kind in TASK_DATA_KINDS:
                 if task.get(kind) and kind not in on_worker:
                     keys.append(task[kind])
         data: dict[str, bytes] = {}

@@ -29,7 +29,7 @@ from dask_workers.executors.base import process_alive
 
 from . import models as m
 from . import tls
-from .app import DEFAULT_QUEUE, LOCAL_ADMIN, ORGANIZERS_GROUP, Actor, Forbidden, NotFound, Platform, PlatformError
+from .app import DEFAULT_QUEUE, LOCAL_ADMIN, Actor, Forbidden, NotFound, Platform, PlatformError
 
 CREDENTIALS_FORMAT = "jupyter-compete-worker-credentials/1"
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -89,7 +89,7 @@ def create_queue(
             comp = s.scalar(select(m.Competition).where(m.Competition.slug == competition))
             if comp is None:
                 raise NotFound(f"no competition {competition!r}")
-        if not (actor.is_admin or ORGANIZERS_GROUP in actor.groups or (comp and platform.is_organizer(actor, comp))):
+        if not (platform.may_create_competitions(actor) or (comp and platform.is_organizer(actor, comp))):
             raise Forbidden("only organizers and admins may create queues")
         if comp is not None and not platform.is_organizer(actor, comp):
             raise Forbidden(f"you are not an organizer of {competition!r}")

@@ -226,7 +226,7 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
         """The executor fallback warning, shown to organizers and admins only."""
         warning = self.settings.get("executor_warning")
         actor = self.actor
-        if warning and (actor.is_admin or "organizers" in actor.groups):
+        if warning and self.platform.may_create_competitions(actor):
             return warning
         return None
 

@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 from tornado import web
 
 from .. import models as m
-from ..app import ORGANIZERS_GROUP, Forbidden, NotFound, PlatformError
+from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
 from .base import SANDBOX_CSP, BaseHandler
 
@@ -545,7 +545,7 @@ class NewCompetitionHandler(PageHandler):
 
     def get(self) -> None:
         actor = self.require_login()
-        self.platform._require_organizer_role(actor)
+        self.platform.require_organizer_role(actor)
         self.show("create.html", problems=[], error=None, filename="", **self.context())
 
     async def post(self) -> None:
@@ -694,10 +694,9 @@ class QueuesHandler(PageHandler):
     def context(self, actor) -> dict[str, Any]:
         from .. import queues
 
-        competitions = [c for c in self.platform.list_competitions()
-                        if self.platform.competition_detail(c["slug"], actor).get("is_organizer")]
+        competitions = self.platform.organized_competitions(actor)
         # The form is offered to those who may create a queue; `create_queue` decides.
-        can_create = bool(competitions) or actor.is_admin or ORGANIZERS_GROUP in actor.groups
+        can_create = bool(competitions) or self.platform.may_create_competitions(actor)
         return {"queues": queues.list_queues(self.platform, actor), "competitions": competitions,
                 "can_create": can_create}
 
