@@ -7,10 +7,12 @@ competition back into a spec (for export, and for the round-trip check
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from . import models as m
 from .bundles.model import (
+    PHASE_DATA_KINDS,
+    TASK_DATA_KINDS,
     ColumnSpec,
     CompetitionSpec,
     DataRef,
@@ -19,6 +21,21 @@ from .bundles.model import (
     PhaseSpec,
     TaskSpec,
 )
+
+
+# Fields with the same name and value in the spec and the row; the others are converted below.
+COMPETITION_FIELDS = ("title", "dialect", "description", "docker_image", "queue", "registration_auto_approve",
+                      "enable_detailed_results", "terms", "contact_email")
+TASK_FIELDS = ("index", "name", "description", "ingestion_only_during_scoring", "scoring_docker_image",
+               "ingestion_docker_image")
+TASK_DATA = TASK_DATA_KINDS  # row: <name>_key
+PHASE_FIELDS = ("index", "name", "description", "start", "end", "max_submissions", "max_submissions_per_day",
+                "execution_time_limit", "auto_migrate", "hide_results", "hide_output", "hide_prediction_output",
+                "hide_score_output", "results_only", "submission_rule", "color", "gpus", "allow_network", "queue")
+PHASE_DATA = PHASE_DATA_KINDS  # row: <name>_key
+BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_key")
+COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")
+PAGE_FIELDS = ("name", "title", "content", "format", "source")
 
 
 def _key(ref: Optional[DataRef]) -> Optional[str]:
@@ -39,102 +56,59 @@ def dataset_keys(spec: CompetitionSpec) -> dict[str, str]:
     if spec.logo:
         keys[_key(spec.logo)] = "logo"
     for t in spec.tasks:
-        for kind in ("scoring_program", "ingestion_program", "reference_data", "input_data"):
+        for kind in TASK_DATA:
             ref = getattr(t, kind)
             if ref:
                 keys.setdefault(_key(ref), kind)
     for p in spec.phases:
-        for kind in ("starting_kit", "public_data"):
+        for kind in PHASE_DATA:
             ref = getattr(p, kind)
             if ref:
                 keys.setdefault(_key(ref), kind)
     return keys
 
 
+def _fields(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names}
+
+
+def _keys(obj: object, names: tuple[str, ...]) -> dict[str, Optional[str]]:
+    """A spec's data references as the row's `<name>_key` columns."""
+    return {f"{name}_key": _key(getattr(obj, name)) for name in names}
+
+
+def _refs(row: object, names: tuple[str, ...]) -> dict[str, Optional[DataRef]]:
+    """A row's `<name>_key` columns as the spec's data references."""
+    return {name: _ref(getattr(row, f"{name}_key")) for name in names}
+
+
+def _weights(value: Optional[list]) -> Optional[list]:
+    return list(value) if value is not None else None
+
+
 def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional[str]) -> m.Competition:
     comp = m.Competition(
         slug=slug,
-        title=spec.title,
-        dialect=spec.dialect,
-        description=spec.description,
+        **_fields(spec, COMPETITION_FIELDS),
         logo_key=_key(spec.logo),
-        docker_image=spec.docker_image,
-        queue=spec.queue,
-        registration_auto_approve=spec.registration_auto_approve,
-        enable_detailed_results=spec.enable_detailed_results,
-        terms=spec.terms,
-        contact_email=spec.contact_email,
         admin_names=list(spec.admin_names),
         extra=dict(spec.extra),
         created_by=created_by,
     )
-    comp.pages = [
-        m.Page(position=i, name=p.name, title=p.title, content=p.content, format=p.format, source=p.source)
-        for i, p in enumerate(spec.pages)
-    ]
+    comp.pages = [m.Page(position=i, **_fields(p, PAGE_FIELDS)) for i, p in enumerate(spec.pages)]
     comp.tasks = [
-        m.Task(
-            index=t.index,
-            name=t.name,
-            description=t.description,
-            scoring_program_key=_key(t.scoring_program),
-            ingestion_program_key=_key(t.ingestion_program),
-            reference_data_key=_key(t.reference_data),
-            input_data_key=_key(t.input_data),
-            ingestion_only_during_scoring=t.ingestion_only_during_scoring,
-            scoring_docker_image=t.scoring_docker_image,
-            ingestion_docker_image=t.ingestion_docker_image,
-            worker_data=dict(t.worker_data),
-        )
+        m.Task(**_fields(t, TASK_FIELDS), **_keys(t, TASK_DATA), worker_data=dict(t.worker_data))
         for t in spec.tasks
     ]
     comp.phases = [
-        m.Phase(
-            index=p.index,
-            name=p.name,
-            description=p.description,
-            start=p.start,
-            end=p.end,
-            task_indexes=list(p.task_indexes),
-            max_submissions=p.max_submissions,
-            max_submissions_per_day=p.max_submissions_per_day,
-            execution_time_limit=p.execution_time_limit,
-            auto_migrate=p.auto_migrate,
-            hide_results=p.hide_results,
-            hide_output=p.hide_output,
-            hide_prediction_output=p.hide_prediction_output,
-            hide_score_output=p.hide_score_output,
-            results_only=p.results_only,
-            submission_rule=p.submission_rule,
-            starting_kit_key=_key(p.starting_kit),
-            public_data_key=_key(p.public_data),
-            color=p.color,
-            gpus=p.gpus,
-            allow_network=p.allow_network,
-            queue=p.queue,
-        )
+        m.Phase(**_fields(p, PHASE_FIELDS), **_keys(p, PHASE_DATA), task_indexes=list(p.task_indexes))
         for p in spec.phases
     ]
     comp.leaderboards = [
         m.Leaderboard(
-            index=b.index,
-            key=b.key,
-            title=b.title,
-            hidden=b.hidden,
-            submission_rule=b.submission_rule,
-            primary_key=b.primary_key,
+            **_fields(b, BOARD_FIELDS),
             columns=[
-                m.Column(
-                    index=c.index,
-                    key=c.key,
-                    title=c.title,
-                    sorting=c.sorting,
-                    precision=c.precision,
-                    hidden=c.hidden,
-                    computation=c.computation,
-                    source_keys=list(c.source_keys),
-                    weights=list(c.weights) if c.weights is not None else None,
-                )
+                m.Column(**_fields(c, COLUMN_FIELDS), source_keys=list(c.source_keys), weights=_weights(c.weights))
                 for c in b.columns
             ],
         )
@@ -145,84 +119,24 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
 
 def spec_from_competition(comp: m.Competition) -> CompetitionSpec:
     return CompetitionSpec(
-        title=comp.title,
-        dialect=comp.dialect,  # type: ignore[arg-type]
-        description=comp.description,
+        **_fields(comp, COMPETITION_FIELDS),
         logo=_ref(comp.logo_key),
-        docker_image=comp.docker_image,
-        queue=comp.queue,
-        registration_auto_approve=comp.registration_auto_approve,
-        enable_detailed_results=comp.enable_detailed_results,
-        terms=comp.terms,
-        contact_email=comp.contact_email,
         admin_names=list(comp.admin_names or []),
-        pages=[
-            PageSpec(name=p.name, title=p.title, content=p.content, format=p.format, source=p.source)  # type: ignore[arg-type]
-            for p in comp.pages
-        ],
+        pages=[PageSpec(**_fields(p, PAGE_FIELDS)) for p in comp.pages],
         tasks=[
-            TaskSpec(
-                index=t.index,
-                name=t.name,
-                description=t.description,
-                scoring_program=_ref(t.scoring_program_key),
-                ingestion_program=_ref(t.ingestion_program_key),
-                reference_data=_ref(t.reference_data_key),
-                input_data=_ref(t.input_data_key),
-                ingestion_only_during_scoring=t.ingestion_only_during_scoring,
-                scoring_docker_image=t.scoring_docker_image,
-                ingestion_docker_image=t.ingestion_docker_image,
-                worker_data=dict(t.worker_data or {}),
-            )
+            TaskSpec(**_fields(t, TASK_FIELDS), **_refs(t, TASK_DATA), worker_data=dict(t.worker_data or {}))
             for t in comp.tasks
         ],
         phases=[
-            PhaseSpec(
-                index=p.index,
-                name=p.name,
-                description=p.description,
-                start=p.start,
-                end=p.end,
-                task_indexes=list(p.task_indexes or []),
-                max_submissions=p.max_submissions,
-                max_submissions_per_day=p.max_submissions_per_day,
-                execution_time_limit=p.execution_time_limit,
-                auto_migrate=p.auto_migrate,
-                hide_results=p.hide_results,
-                hide_output=p.hide_output,
-                hide_prediction_output=p.hide_prediction_output,
-                hide_score_output=p.hide_score_output,
-                results_only=p.results_only,
-                submission_rule=p.submission_rule,
-                starting_kit=_ref(p.starting_kit_key),
-                public_data=_ref(p.public_data_key),
-                color=p.color,
-                gpus=p.gpus,
-                allow_network=p.allow_network,
-                queue=p.queue,
-            )
+            PhaseSpec(**_fields(p, PHASE_FIELDS), **_refs(p, PHASE_DATA), task_indexes=list(p.task_indexes or []))
             for p in comp.phases
         ],
         leaderboards=[
             LeaderboardSpec(
-                key=b.key,
-                title=b.title,
-                index=b.index,
-                hidden=b.hidden,
-                submission_rule=b.submission_rule,
-                primary_key=b.primary_key,
+                **_fields(b, BOARD_FIELDS),
                 columns=[
-                    ColumnSpec(
-                        key=c.key,
-                        title=c.title,
-                        index=c.index,
-                        sorting=c.sorting,  # type: ignore[arg-type]
-                        precision=c.precision,
-                        hidden=c.hidden,
-                        computation=c.computation,
-                        source_keys=list(c.source_keys or []),
-                        weights=list(c.weights) if c.weights is not None else None,
-                    )
+                    ColumnSpec(**_fields(c, COLUMN_FIELDS), source_keys=list(c.source_keys or []),
+                               weights=_weights(c.weights))
                     for c in b.columns
                 ],
             )

@@ -19,6 +19,7 @@ from typing import Optional
 
 from .fields import Issues, Section, describe, stash as _stash
 from .model import (
+    TASK_DATA_KINDS,
     SUBMISSION_RULES,
     VALUE_COMPUTATIONS,
     ColumnSpec,
@@ -40,7 +41,7 @@ TOP_KEPT = {
     "show_detailed_results_in_submission_panel", "show_detailed_results_in_leaderboard",
     "allow_robot_submissions", "competition_type", "report", "whitelist_emails",
 }
-TASK_DATA = ("scoring_program", "ingestion_program", "reference_data", "input_data")
+TASK_DATA = TASK_DATA_KINDS
 TASK_USED = {"index", "name", "description", "ingestion_only_during_scoring", "key", "worker_data", *TASK_DATA}
 WORKER_DATA = ("reference_data", "input_data")
 TASK_KEPT = {"is_public"}

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from .fields import Issues, Section, describe, stash as _stash
 from .model import (
+    TASK_DATA_KINDS,
     ColumnSpec,
     CompetitionSpec,
     LeaderboardSpec,
@@ -49,7 +50,7 @@ TOP_KEPT = {
     "enable_medical_image_viewer", "enable_per_submission_metadata", "published", "is_migrating",
     "queue",
 }
-PHASE_DATA = ("scoring_program", "ingestion_program", "reference_data", "input_data")
+PHASE_DATA = TASK_DATA_KINDS
 PHASE_USED = {
     "phasenumber", "label", "description", "start_date", "max_submissions", "max_submissions_per_day",
     "is_scoring_only", "execution_time_limit", "color", "auto_migration", "leaderboard_management_mode",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Iterable, Optional
 
 from ..storage import LocalStore
-from .model import BundleError, CompetitionSpec, DataRef
+from .model import TASK_DATA_KINDS, BundleError, CompetitionSpec, DataRef
 from .reader import LoadedBundle
 from .unpack import UnpackError, UnpackLimits, check_zip, copy_member, folder_files, open_zip, zip_members
 
@@ -101,7 +101,7 @@ def _refs(spec: CompetitionSpec) -> Iterable[tuple[object, str, DataRef]]:
     if spec.logo is not None:
         yield spec, "logo", spec.logo
     for task in spec.tasks:
-        for kind in ("scoring_program", "ingestion_program", "reference_data", "input_data"):
+        for kind in TASK_DATA_KINDS:
             if getattr(task, kind) is not None:
                 yield task, kind, getattr(task, kind)
     for phase in spec.phases:

@@ -39,15 +39,11 @@ VALUE_COMPUTATIONS = ("sum", "avg", "min", "max")
 RANK_COMPUTATIONS = ("rank_avg", "rank_weighted", "mrr")
 COMPUTATIONS = VALUE_COMPUTATIONS + RANK_COMPUTATIONS
 
-DATASET_KINDS = (
-    "scoring_program",
-    "ingestion_program",
-    "reference_data",
-    "input_data",
-    "public_data",
-    "starting_kit",
-    "logo",
-)
+# The data of a task (a CodaLab phase carries the same four).
+TASK_DATA_KINDS = ("scoring_program", "ingestion_program", "reference_data", "input_data")
+# The data a phase gives participants.
+PHASE_DATA_KINDS = ("starting_kit", "public_data")
+DATASET_KINDS = (*TASK_DATA_KINDS, "public_data", "starting_kit", "logo")
 
 
 @dataclass(frozen=True)
