@@ -76,6 +76,9 @@ class Compete(LoggingConfigurable):
     step_memory_mb = Integer(2048, help="Memory limit of one step, in MB.").tag(config=True)
     step_cpus = Float(1.0, help="CPU limit of one step, in cores.").tag(config=True)
     step_pids = Integer(256, help="Most processes one step may run.").tag(config=True)
+    step_output_mb = Integer(
+        1024, help="Most megabytes a step may write to its output folders; over it the step is stopped and fails."
+    ).tag(config=True)
 
     queue_host = Unicode(
         "127.0.0.1",
