@@ -57,6 +57,7 @@ __all__ = [
     "Row",
     "build_leaderboard",
     "format_score",
+    "hidden_column_disclosures",
     "select_entries",
 ]
 
@@ -309,6 +310,54 @@ def _without_hidden_sources(column: Column, hidden_keys: set[str]) -> Column:
         source_keys=(),
         weights=None,
     )
+
+
+def hidden_column_disclosures(
+    columns: Iterable[Any], primary_key: str | None = None
+) -> list[tuple[str, str]]:
+    """What a board shows participants about its hidden columns: (column key, sentence).
+
+    Participants never get a hidden column's key or values, but a board can
+    still let them work something out from what it shows:
+
+    - the rows are ordered by the primary column, so a hidden primary column
+      shows the order of its values (allowed: it is how a board with a secret
+      score is meant to work);
+    - a visible value computation (sum, avg, min, max) over a hidden column
+      lets a participant solve for the hidden values from the visible ones;
+    - a visible rank computation over a hidden column shows each row's rank
+      on it.
+
+    ``columns`` are any objects with ``key``, ``hidden``, ``computation`` and
+    ``source_keys`` (a bundle's column specs or :class:`Column`). The import of
+    a bundle says these sentences to the organizer, so the choice is theirs
+    and never silent.
+    """
+    columns = list(columns)
+    hidden = {column.key for column in columns if column.hidden}
+    if not hidden:
+        return []
+    found: list[tuple[str, str]] = []
+    primary = primary_key or (min(columns, key=lambda column: column.index).key if columns else None)
+    if primary in hidden:
+        found.append((primary, "is hidden and orders the board: participants see the order of its "
+                               "values (never the values themselves)"))
+    for column in columns:
+        if column.hidden or not column.computation:
+            continue
+        sources = [key for key in column.source_keys if key in hidden]
+        if not sources:
+            continue
+        named = ", ".join(repr(key) for key in sources)
+        if column.computation in RANK_COMPUTATIONS:
+            found.append((column.key, f"is shown to participants and computed ({column.computation}) from the "
+                                      f"ranks of the hidden column(s) {named}: participants can work out each "
+                                      f"row's rank on them; hide this column too to keep those ranks secret"))
+        else:
+            found.append((column.key, f"is shown to participants and computed ({column.computation}) from the "
+                                      f"hidden column(s) {named}: with the visible columns, participants can "
+                                      f"work out their values; hide this column too to keep them secret"))
+    return found
 
 
 def _as_value(raw: object) -> float | None:

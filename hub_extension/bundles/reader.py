@@ -162,4 +162,17 @@ def _read(base: Path, issues: Issues, limits: UnpackLimits,
         issues.error(name, "(file)", f"could not be read ({type(exc).__name__}: {exc}); "
                                      "please report this bundle to the platform admins")
         return None, None
+    if spec is not None:
+        _say_what_boards_reveal(spec, name, issues)
     return spec, root
+
+
+def _say_what_boards_reveal(spec: CompetitionSpec, name: str, issues: Issues) -> None:
+    """Warn the organizer of what a board lets participants work out about its hidden columns."""
+    from scoring.leaderboard import hidden_column_disclosures
+
+    for board in spec.leaderboards:
+        if board.hidden:
+            continue  # participants see nothing of it
+        for key, sentence in hidden_column_disclosures(board.columns, board.primary_key):
+            issues.warn(name, f"leaderboard {board.key!r}: column {key!r}", sentence)

@@ -24,8 +24,29 @@ def test_good_fixture_loads_without_problems(name, as_source, store):
             assert ref is not None
             if ref.kind == "path":
                 assert (bundle.root / ref.value).exists()
-        unexpected = [w for w in bundle.warnings if "wrapping folder" not in w]
+        unexpected = [w for w in bundle.warnings if "wrapping folder" not in w and w not in DISCLOSED.get(name, [])]
         assert unexpected == []
+
+
+# What the good fixtures' boards let participants work out about hidden columns:
+# said to the organizer at import (tests/scoring/test_hidden_information.py).
+DISCLOSED = {
+    "codabench_boards": [
+        "competition.yaml: leaderboard 'public': column 'mean': is shown to participants and computed (avg) "
+        "from the hidden column(s) 'errors': with the visible columns, participants can work out their values; "
+        "hide this column too to keep them secret",
+    ],
+    "codalab_results": [
+        "competition.yaml: leaderboard 'DETAILS': column 'accuracy_detail': is hidden and orders the board: "
+        "participants see the order of its values (never the values themselves)",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISCLOSED))
+def test_import_says_what_boards_reveal_of_hidden_columns(name, as_source, store):
+    with load(name, as_source, store) as bundle:
+        assert [w for w in bundle.warnings if w in DISCLOSED[name]] == DISCLOSED[name]
 
 
 def test_zip_bundle_temp_dir_is_removed_on_close(tmp_path, store):

@@ -51,3 +51,30 @@ def test_only_this_competitions_organizers_see_hidden_columns(platform, tmp_path
     other = Actor("oscar", groups=frozenset({"organizers"}))
     assert [c["key"] for c in platform.leaderboard(slug, actor=olga)["columns"]] == ["accuracy", "secret"]
     assert [c["key"] for c in platform.leaderboard(slug, actor=other)["columns"]] == ["accuracy"]
+
+
+def test_no_view_of_a_participant_holds_hidden_values(platform, tmp_path):
+    """Leaderboard, CSV, score history and their own submissions: the hidden score is nowhere."""
+    import json
+
+    spec = simple_spec()
+    spec.leaderboards[0].columns.append(ColumnSpec(key="secret", title="Secret", index=1, hidden=True))
+    slug = platform._insert_competition(spec, LOCAL_ADMIN)
+    secrets = {"ann": 1234.5678, "ben": 8765.4321}
+    for user, secret in secrets.items():
+        platform.register(slug, user, LOCAL_ADMIN)
+        sid = platform.submit(slug, results_zip(tmp_path), username=user)
+        platform.record_scores(sid, {"accuracy": 0.5, "secret": secret})
+    ann = Actor("ann")
+    seen = json.dumps([
+        platform.leaderboard(slug, actor=ann),
+        platform.leaderboard_view(slug, actor=ann),
+        platform.best_score_history(slug, None, None, ann),
+        platform.submissions_view(slug, ann),
+    ], default=str) + platform.leaderboard_csv(slug, actor=ann)
+    for secret in secrets.values():
+        assert str(secret) not in seen
+    assert "secret" not in seen.lower()
+    # The organizer's CSV has them, so the check above can fail.
+    organizer_csv = platform.leaderboard_csv(slug, actor=LOCAL_ADMIN)
+    assert all(repr(secret) in organizer_csv for secret in secrets.values())
