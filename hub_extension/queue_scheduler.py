@@ -17,6 +17,12 @@ accepts from a *worker* certificate only what a worker needs:
   heartbeat, ...); stream operations reserved to clients (`update-graph`,
   ...) are refused on a worker's stream.
 
+- every request a worker may send acts on the sending worker only: a worker
+  certificate is shared by all the machines of a queue, so who is asking is
+  read from the connection itself (`WorkerOrigins`), never from the worker
+  address written in the request.  `identity` answers without the list of
+  workers.
+
 Only the platform's client certificate (role `client`) gets the full
 protocol.  The role is the organizational unit of the peer's certificate
 (`hub_extension.tls`).
@@ -32,8 +38,9 @@ import logging
 import os
 import signal
 import sys
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .tls import role_of_peercert
 
@@ -41,11 +48,16 @@ log = logging.getLogger("compete.queue_scheduler")
 
 REFUSED = "<refused: serialized data from a worker>"
 
-# Request operations a worker-role connection may call on the scheduler.
+# Request operations a worker-role connection may call on the scheduler.  Those
+# naming a worker (`SELF_OPS`) are answered only for the calling worker; the
+# others are answered without anything about other workers.  `compete worker`
+# runs no nanny, so `register_nanny` is not among them.
 WORKER_OPS = frozenset(
     {"identity", "echo", "register-worker", "heartbeat_worker", "who_has", "set_resources",
-     "unregister", "retire_workers", "register_nanny", "close"}
+     "unregister", "retire_workers", "close"}
 )
+# The argument naming the worker acted on, per operation.
+SELF_OPS = {"heartbeat_worker": "address", "set_resources": "worker", "unregister": "address"}
 # Keyword arguments a worker may pass to retire_workers (closing itself gracefully);
 # `key` in particular is a pickled function there.
 RETIRE_ARGS = frozenset({"workers", "close_workers", "remove", "stimulus_id", "names"})
@@ -118,8 +130,205 @@ def _call(handler, comm, kwargs):
     return handler(**kwargs)
 
 
-def guard_handlers(scheduler: Any) -> None:
-    """Limit worker-role connections to the operations of a worker."""
+# -- who is calling ------------------------------------------------------------------------
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    from distributed.comm.addressing import get_address_host_port
+
+    host, port = get_address_host_port(address)
+    return _ip(host), int(port)
+
+
+def _ip(host: str) -> str:
+    """One spelling per address: IPv4-mapped IPv6 addresses as IPv4."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _proc_ip(hexaddr: str) -> str:
+    import ipaddress
+
+    raw = bytes.fromhex(hexaddr)
+    # The kernel prints each 32-bit word in host order (little-endian here).
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return _ip(str(ipaddress.ip_address(words)))
+
+
+def socket_inode(local: tuple[str, int], remote: tuple[str, int]) -> Optional[int]:
+    """The inode of the TCP socket of this machine whose ends are `local` and `remote`, if any."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10:
+                continue
+            try:
+                (lip, lport), (rip, rport) = (f.split(":") for f in fields[1:3])
+                if int(lport, 16) != local[1] or int(rport, 16) != remote[1]:
+                    continue
+                if _proc_ip(lip) == local[0] and _proc_ip(rip) == remote[0]:
+                    return int(fields[9])
+            except ValueError:
+                continue
+    return None
+
+
+def process_owns_socket(pid: int, inode: int) -> Optional[bool]:
+    """Whether process `pid` holds socket `inode`; None when this process may not look."""
+    target = f"socket:[{inode}]"
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+class WorkerOrigins:
+    """Tells whether a connection comes from the worker a request names.
+
+    All the machines of a queue share one worker certificate, so the
+    certificate cannot tell them apart.  A worker is known by the connection it
+    registered on (its stream): a request from another connection acts for it
+    only if it comes from the same host, and, when that host is this machine
+    (the socket is in this machine's tables), from the very process that holds
+    the worker's stream.  A worker whose stream is not held by the pid it
+    reported is acted for by no one.  Two workers of one remote machine are
+    told apart by host only: the scheduler cannot see into that machine.
+    """
+
+    def __init__(self, scheduler: Any):
+        self.scheduler = scheduler
+        # worker address -> (stream comm id, host, pid or None, trusted)
+        self._origins: dict[str, tuple[int, str, Optional[int], bool]] = {}
+        self._allowed: "weakref.WeakKeyDictionary[Any, dict[str, bool]]" = weakref.WeakKeyDictionary()
+
+    def _stream(self, address: str) -> Any:
+        batched = self.scheduler.stream_comms.get(address)
+        return getattr(batched, "comm", None)
+
+    def origin(self, address: str) -> Optional[tuple[str, Optional[int], bool]]:
+        stream = self._stream(address)
+        ws = self.scheduler.workers.get(address)
+        if stream is None or ws is None:
+            return None
+        known = self._origins.get(address)
+        if known is not None and known[0] == id(stream):
+            return known[1:]
+        host, port = _host_port(stream.peer_address)
+        pid, trusted = None, True
+        inode = socket_inode((host, port), _host_port(stream.local_address))
+        if inode is not None:  # the worker runs on this machine: find its process
+            owns = process_owns_socket(int(ws.pid or 0), inode) if ws.pid else False
+            if owns:
+                pid = int(ws.pid)
+            elif owns is False:
+                trusted = False
+                log.warning("worker %s reported pid %s, which does not hold its connection", address, ws.pid)
+        for gone in [a for a in self._origins if a not in self.scheduler.workers]:
+            del self._origins[gone]
+        self._origins[address] = (id(stream), host, pid, trusted)
+        return host, pid, trusted
+
+    def may_act_for(self, comm: Any, address: str) -> bool:
+        """True when `comm` comes from the worker registered at `address`."""
+        origin = self.origin(address)
+        if origin is None:
+            return False
+        cache = self._allowed.setdefault(comm, {})
+        key = f"{address}|{id(self._stream(address))}"
+        if key not in cache:
+            cache[key] = self._check(comm, origin)
+        return cache[key]
+
+    def _check(self, comm: Any, origin: tuple[str, Optional[int], bool]) -> bool:
+        host, pid, trusted = origin
+        if not trusted:
+            return False
+        peer = _host_port(comm.peer_address)
+        if peer[0] != host:
+            return False
+        if pid is None:
+            return True
+        inode = socket_inode(peer, _host_port(comm.local_address))
+        return inode is not None and process_owns_socket(pid, inode) is True
+
+    def own_workers(self, comm: Any) -> list[str]:
+        return [address for address in list(self.scheduler.workers) if self.may_act_for(comm, address)]
+
+
+def _address_of(scheduler: Any, value: Any) -> Optional[str]:
+    """The registered worker a request names (by address or name), or None."""
+    try:
+        address = scheduler.coerce_address(value, resolve=False)
+    except Exception:  # noqa: BLE001 - not an address at all
+        return None
+    return address if address in scheduler.workers else None
+
+
+def _scope(scheduler: Any, origins: WorkerOrigins, comm: Any, op: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a worker's request that would act on, or tell about, another worker."""
+    def refuse(why: str) -> None:
+        log.warning("refused %s from worker connection %s: %s", op, comm.peer_address, why)
+        raise PermissionError(f"{op}: a worker certificate acts on its own worker only ({why})")
+
+    if op in SELF_OPS:
+        named = kwargs.get(SELF_OPS[op])
+        address = _address_of(scheduler, named)
+        # An address no worker holds is left to the handler (a heartbeat then answers
+        # "missing", and the worker registers again).
+        if address is not None and not origins.may_act_for(comm, address):
+            refuse(f"{named!r} is another worker")
+    elif op == "retire_workers":
+        if set(kwargs) - RETIRE_ARGS:
+            refuse("unexpected arguments")
+        targets = kwargs.get("workers")
+        names = kwargs.get("names")
+        if targets is None and names is None:
+            refuse("the workers to retire must be named")
+        if names is not None:
+            targets = [scheduler.aliases.get(n, scheduler.aliases.get(str(n))) for n in names]
+        for target in targets or ():
+            address = _address_of(scheduler, target)
+            if address is None or not origins.may_act_for(comm, address):
+                refuse(f"{target!r} is not this worker")
+
+
+def _who_has_for(scheduler: Any, origins: WorkerOrigins, comm: Any, keys: Any) -> dict:
+    """`who_has` for a worker: only the dependencies of tasks given to that worker."""
+    wanted = set()
+    for address in origins.own_workers(comm):
+        for ts in scheduler.workers[address].processing:
+            wanted.update(dep.key for dep in ts.dependencies)
+    answer = scheduler.get_who_has(keys=[k for k in (keys or ()) if k in wanted])
+    return {**{k: [] for k in (keys or ())}, **answer}
+
+
+def _identity_for_worker(scheduler: Any) -> dict[str, Any]:
+    return {"type": type(scheduler).__name__, "id": str(scheduler.id), "address": scheduler.address}
+
+
+def guard_handlers(scheduler: Any) -> WorkerOrigins:
+    """Limit worker-role connections to the operations of a worker, on themselves."""
+    origins = WorkerOrigins(scheduler)
     for op, handler in list(scheduler.handlers.items()):
 
         async def guarded(comm, __op=op, __handler=handler, **kwargs):
@@ -128,8 +337,11 @@ def guard_handlers(scheduler: Any) -> None:
                 if __op not in WORKER_OPS:
                     log.warning("refused operation %r from a %s connection %s", __op, role, comm.peer_address)
                     raise PermissionError(f"operation {__op!r} is not allowed for a {role} certificate")
-                if __op == "retire_workers" and set(kwargs) - RETIRE_ARGS:
-                    raise PermissionError("retire_workers: unexpected arguments from a worker")
+                if __op == "identity":
+                    return _identity_for_worker(scheduler)
+                if __op == "who_has":
+                    return _who_has_for(scheduler, origins, comm, kwargs.get("keys"))
+                _scope(scheduler, origins, comm, __op, kwargs)
             result = _call(__handler, comm, kwargs)
             if inspect.isawaitable(result):
                 result = await result
@@ -155,6 +367,7 @@ def guard_handlers(scheduler: Any) -> None:
             return result
 
         scheduler.stream_handlers[op] = guarded_stream
+    return origins
 
 
 def queue_snapshot(dask_scheduler: Any = None, keys: tuple = ()) -> dict[str, Any]:

@@ -251,3 +251,78 @@ def test_rotated_credentials_shut_out_the_old_ones(tmp_path):
         supervisor.stop("gamma")
         platform.close()
 
+
+
+def _worker_states(platform, name) -> dict[str, dict]:
+    from distributed import Client
+
+    from hub_extension.queue_scheduler import queue_snapshot
+
+    with Client(SchedulerSupervisor(platform).address(name), security=client_security(platform, name),
+                timeout=10, set_as_default=False) as client:
+        return {w["name"]: w for w in client.run_on_scheduler(queue_snapshot)["workers"]}
+
+
+def test_a_worker_certificate_acts_on_its_own_worker_only(two_queues, tmp_path):
+    """Two machines of one queue: the holder of the credentials cannot list, retire or alter the other."""
+    from distributed import Worker
+
+    platform, queues, home = two_queues
+    creds, address = queues["beta"]["credentials"], queues["beta"]["address"]
+    path = tmp_path / "beta.json"
+    path.write_text(json.dumps(creds))
+    with open(tmp_path / "victim.log", "wb") as out:
+        victim = subprocess.Popen(compete_cmd(home, "worker", "--credentials", str(path), "--name", "victim",
+                                              "--worker-executor", "process"), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "victim" not in _worker_states(platform, "beta"):
+            time.sleep(0.3)
+        victim_address = _worker_states(platform, "beta")["victim"]["address"]
+        refusals = []
+
+        async def attack():
+            async with Worker(address, security=_worker_security(creds), nthreads=1, name="holder",
+                              dashboard=False) as worker:
+                sched = worker.scheduler
+                identity = await sched.identity()
+                metrics = await worker.get_metrics()
+                attempts = {
+                    "retire by address": sched.retire_workers(workers=[victim_address], close_workers=True,
+                                                              remove=True, stimulus_id="attack-1"),
+                    "retire by name": sched.retire_workers(names=["victim"], close_workers=True, stimulus_id="attack-2"),
+                    "retire, the scheduler choosing": sched.retire_workers(stimulus_id="attack-3"),
+                    "unregister": sched.unregister(address=victim_address, stimulus_id="attack-4"),
+                    "unregister by name": sched.unregister(address="victim", stimulus_id="attack-5"),
+                    "set_resources": sched.set_resources(worker=victim_address, resources={"GPU": 8}),
+                    "heartbeat": sched.heartbeat_worker(address=victim_address, now=time.time(), metrics=metrics),
+                    "register_nanny": sched.register_nanny(address=victim_address),
+                }
+                for what, call in attempts.items():
+                    try:
+                        await call
+                    except Exception as exc:  # noqa: BLE001 - the refusal is what is tested
+                        refusals.append((what, str(exc)))
+                # Its own worker: the heartbeat is answered, and it may retire itself.
+                own = await sched.heartbeat_worker(address=worker.contact_address, now=time.time(), metrics=metrics)
+                states = _worker_states(platform, "beta")
+                assert "victim" in states, "the holder removed the other worker"
+                assert states["victim"]["resources"] == {}, states["victim"]
+                await worker.close_gracefully(reason="test: retiring itself")
+                return identity, own
+
+        identity, own = asyncio.run(attack())
+        assert "workers" not in identity and victim_address not in json.dumps(identity, default=str), identity
+        assert own.get("status") == "OK", own
+        refused = {what for what, _ in refusals}
+        assert refused == {"retire by address", "retire by name", "retire, the scheduler choosing", "unregister",
+                           "unregister by name", "set_resources", "heartbeat", "register_nanny"}, refusals
+        assert all("own worker only" in text or "not allowed" in text for _, text in refusals), refusals
+        states = _worker_states(platform, "beta")
+        assert "victim" in states and "holder" not in states, states
+        assert victim.poll() is None, "the victim's process stopped"
+        log = (home / "queues" / "beta" / "scheduler.log").read_text()
+        assert "refused retire_workers from worker connection" in log
+    finally:
+        victim.kill()
+        victim.wait()
