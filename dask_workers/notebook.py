@@ -63,10 +63,21 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+REPORT_MAX_BYTES = 4 << 20
+
+
 def read_report(path: str | Path) -> Optional[dict]:
-    """The runner's report, or None when it is missing or unreadable."""
+    """The runner's report, or None when it is missing, unreadable, a link or a special file.
+
+    The report lies in a folder the notebook could write: it is read only as
+    a regular file reached without a link, and at most `REPORT_MAX_BYTES`.
+    """
+    from .safe_files import read_file
+
+    if not path:
+        return None
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(read_file(path, max_bytes=REPORT_MAX_BYTES))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -89,16 +100,20 @@ def describe_failure(report: dict) -> str:
     return "\n".join([head, *lines]) if lines else head
 
 
-def render_notebook_html(executed: str | Path) -> str:
-    """The executed notebook as a stand-alone HTML page.
+def render_notebook_html(executed: str | Path | bytes) -> str:
+    """The executed notebook (a path, or its bytes) as a stand-alone HTML page.
 
     Outputs are participant-controlled, so scripts and unsafe markup in
     them are removed; the platform should still serve the page sandboxed.
+    A path is read only as a regular file reached without a link.
     """
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(executed), as_version=4)
+    from .safe_files import read_file
+
+    data = executed if isinstance(executed, bytes) else read_file(executed)
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     exporter = HTMLExporter(template_name="lab", sanitize_html=True)
     body, _ = exporter.from_notebook_node(nb)
     return body

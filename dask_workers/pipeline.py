@@ -17,8 +17,17 @@ Rules, whatever the executor:
   (predictions, with the `metadata` the prediction step wrote); the
   reference data is put in place only after the prediction step ended;
 - with `ingestion_only_during_scoring` (Codabench), ingestion and scoring run
-  at the same time, sharing `shared/` and the predictions folder; the scoring
-  program waits for what ingestion writes.
+  at the same time; the scoring program waits for what ingestion writes.
+  Each step has folders of its own, and a worker thread passes the regular
+  files of the ingestion's output into `input/res` and of the two `shared`
+  folders both ways (`mirror.FolderMirror`), so that a link left by the
+  participant never resolves inside the scoring container;
+- what a step wrote is data, never a path: after every step its writable
+  folders lose every link and special file (each removal is a line of the
+  run log), and the worker reads outputs only as regular files reached
+  without a link (`safe_files`);
+- messages never show the worker's own paths: folders of the run are named
+  `<run>`, `<submission>`, `<scoring program>`, ...
 
 Layout of `TaskRun.work_dir`:
 
@@ -27,12 +36,14 @@ Layout of `TaskRun.work_dir`:
     output/     the scoring program's output (scores, detailed results)
     shared/     shared by ingestion and scoring
     logs/       stdout/stderr of each step, the executed notebook and its report
+    ingestion/  with ingestion_only_during_scoring: the ingestion's own output/ and shared/
 """
 from __future__ import annotations
 
 import concurrent.futures
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -41,8 +52,10 @@ from typing import Callable, Literal, Optional
 
 from scoring.scores import ScoreFileError, read_scores
 
-from .executors.base import Executor
+from .executors.base import Executor, remove_unsafe_entries
+from .mirror import FolderMirror, Route
 from .notebook import EXECUTED_NAME, REPORT_NAME, describe_failure, read_report
+from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files, sanitize_tree
 from .spec import Limits, StepResult, StepSpec
 from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
 
@@ -158,7 +171,11 @@ class _Runner:
         self.output = work / "output"
         self.shared = work / "shared"
         self.logs = work / "logs"
+        # Codabench's concurrent mode: the ingestion's own folders (see `concurrent`).
+        self.ingestion_output = work / "ingestion" / "output"
+        self.ingestion_shared = work / "ingestion" / "shared"
         self.messages: list[str] = []
+        self.removed: list[str] = []
         self.result: dict = {
             "submission_id": run.submission_id,
             "task_index": run.task_index,
@@ -174,17 +191,35 @@ class _Runner:
             },
             "detailed_results": None,
             "executed_notebook": None,
+            "removed": self.removed,
+        }
+        self.neutral_names = {
+            str(work): "<run>",
+            run.submission_dir: "<submission>",
+            run.scoring_program_dir: "<scoring program>",
+            run.reference_data_dir or "": "<reference data>",
+            run.ingestion_program_dir or "": "<ingestion program>",
+            run.input_data_dir or "": "<input data>",
+            run.data_dir or "": "<data>",
         }
 
     # -- helpers --------------------------------------------------------------
 
     def note(self, message: str) -> None:
+        message = neutral_paths(message, self.neutral_names) or ""
+        if message.endswith(REMOVED_SUFFIX) and message not in self.removed:
+            # Links and special files taken out of a step's folders: also told in the result.
+            self.removed.append(message)
         self.messages.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}")
         log.info("submission %s task %s: %s", self.run.submission_id, self.run.task_index, message)
 
+    def sanitize(self, spec: StepSpec) -> None:
+        """Remove links and special files from the step's writable folders, noting each in the run log."""
+        remove_unsafe_entries(spec, self.note)
+
     def prepare_folders(self) -> None:
         # A re-run in the same work dir starts clean: old predictions must not be scored.
-        for folder in (self.input, self.output, self.shared, self.logs):
+        for folder in (self.input, self.output, self.shared, self.logs, self.work / "ingestion"):
             if folder.exists():
                 shutil.rmtree(folder)
         for folder in (self.res, self.output, self.shared, self.logs):
@@ -252,16 +287,31 @@ class _Runner:
             populate(self.run.reference_data_dir, self.ref)
 
     def keep_notebook_files(self) -> None:
-        """Move the executed notebook and the report out of the predictions, into the logs."""
-        executed, report = self.res / EXECUTED_NAME, self.res / REPORT_NAME
-        if executed.is_file():
-            target = self.logs / "executed_notebook.ipynb"
-            shutil.move(str(executed), target)
-            self.result["executed_notebook"] = str(target)
-        if report.is_file():
-            target = self.logs / "notebook_report.json"
-            shutil.move(str(report), target)
-            self.result["outputs"]["notebook_report"] = str(target)
+        """Copy the executed notebook and the report out of the predictions into the logs, then drop them there.
+
+        Both are read as regular files reached without a link; a link or
+        anything else in their place is never followed (and was removed
+        after the step already).
+        """
+        for name, kept, where in ((EXECUTED_NAME, "executed_notebook.ipynb", "executed_notebook"),
+                                  (REPORT_NAME, "notebook_report.json", "notebook_report")):
+            target = self.logs / kept
+            try:
+                copy_beneath(self.res, name, target)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                self.note(f"{name} in the prediction output was not kept: {error.strerror or error}")
+            else:
+                if where == "executed_notebook":
+                    self.result["executed_notebook"] = str(target)
+                else:
+                    self.result["outputs"]["notebook_report"] = str(target)
+            try:
+                if not (self.res / name).is_dir():
+                    os.unlink(self.res / name)
+            except FileNotFoundError:
+                pass
 
     def prediction_failure(self, step: StepResult, name: str) -> _RunFailed:
         if step.cancelled:
@@ -282,19 +332,25 @@ class _Runner:
             raise _RunFailed(_with_tail(f"the scoring program wrote no usable scores: {error}", step)) from None
 
     def find_detailed_results(self) -> None:
-        preferred = self.output / "detailed_results.html"
-        if preferred.is_file():
-            self.result["detailed_results"] = str(preferred)
+        """The scoring output's HTML page: detailed_results.html, else the first .html on top, else below.
+
+        Only regular files reached without a link count.
+        """
+        pages = [rel for rel in regular_files(self.output) if rel.lower().endswith(".html")]
+        if not pages:
             return
-        found = sorted(self.output.glob("*.html")) or sorted(self.output.rglob("*.html"))
-        if found:
-            self.result["detailed_results"] = str(found[0])
+        top = [rel for rel in pages if "/" not in rel]
+        chosen = "detailed_results.html" if "detailed_results.html" in top else (top or pages)[0]
+        self.result["detailed_results"] = str(self.output / chosen)
 
     # -- the two flows --------------------------------------------------------
 
     def step(self, spec: StepSpec, name: str) -> StepResult:
         self.note(f"{name} step starts")
         result = self.executor.run_step(spec, log=self.note)
+        # The executors clean up after their steps too; this pass makes it a
+        # rule of the pipeline, whatever the executor.
+        self.sanitize(spec)
         self.note(f"{name} step ended: exit code {result.exit_code}, {result.elapsed:.2f} s"
                   + (f" ({result.error})" if result.error else ""))
         self.record(name, result)
@@ -302,6 +358,10 @@ class _Runner:
 
     def score(self) -> None:
         spec = self.scoring_spec()
+        # Nothing but regular files and folders among the predictions once the
+        # reference data sits next to them.
+        for removed in sanitize_tree(self.res):
+            self.note(removed.describe("the predictions"))
         self.place_reference()
         self.on_status("Scoring")
         step = self.step(spec, "scoring")
@@ -334,22 +394,53 @@ class _Runner:
         self.score()
 
     def concurrent(self) -> None:
-        """Codabench's ingestion_only_during_scoring: ingestion and scoring side by side."""
+        """Codabench's ingestion_only_during_scoring: ingestion and scoring side by side.
+
+        The ingestion writes into folders of its own; a `FolderMirror` passes
+        their regular files on to the scoring step (`input/res`, `shared/`)
+        while both run, and once more when the ingestion has ended (after
+        its links were removed).  The scoring program's writes to `shared/`
+        go back to the ingestion the same way.
+        """
         ingestion = self.prediction_spec(step="ingestion")
+        ingestion.output_dir = str(self.ingestion_output)
+        ingestion.shared_dir = str(self.ingestion_shared)
+        self.ingestion_output.mkdir(parents=True)
+        self.ingestion_shared.mkdir(parents=True)
         scoring = self.scoring_spec()
         self.place_reference()
+        mirror = FolderMirror(
+            outputs=[Route(self.ingestion_output, self.res, "the ingestion output")],
+            shared=[Route(self.ingestion_shared, self.shared, "the ingestion's shared folder"),
+                    Route(self.shared, self.ingestion_shared, "the scoring program's shared folder",
+                          wins_ties=False)],
+            log=self.note,
+        )
         # No separate prediction phase: both statuses are passed at once.
         self.on_status("Running")
         self.on_status("Scoring")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="step") as pool:
-            self.note("ingestion and scoring start together")
-            ingest_future = pool.submit(self.executor.run_step, ingestion, self.note)
-            score_future = pool.submit(self.executor.run_step, scoring, self.note)
-            ingest = ingest_future.result()
-            if not ingest.ok:
-                # The scoring program would wait for predictions that never come.
-                self.executor.cancel(self.run.submission_id)
-            score = score_future.result()
+        mirror.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="step") as pool:
+                self.note("ingestion and scoring start together")
+                ingest_future = pool.submit(self.executor.run_step, ingestion, self.note)
+                score_future = pool.submit(self.executor.run_step, scoring, self.note)
+                ingest = ingest_future.result()
+                try:
+                    # The ingestion's links are gone (the executor and this
+                    # pass removed them): pass on its final files.
+                    self.sanitize(ingestion)
+                    mirror.stop()
+                except BaseException:
+                    self.executor.cancel(self.run.submission_id)
+                    raise
+                if not ingest.ok:
+                    # The scoring program would wait for predictions that never come.
+                    self.executor.cancel(self.run.submission_id)
+                score = score_future.result()
+        finally:
+            mirror.stop()
+        self.sanitize(scoring)
         self.record("ingestion", ingest)
         self.record("scoring", score)
         if not ingest.ok:
@@ -368,6 +459,9 @@ class _Runner:
             self.result.update(status=failure.status, error=failure.reason, scores={})
         except (DatasetError, OSError) as error:
             self.result.update(status="Failed", error=f"the worker could not prepare the run: {error}", scores={})
+        self.result["error"] = neutral_paths(self.result["error"], self.neutral_names)
+        for entry in self.result["steps"]:
+            entry["error"] = neutral_paths(entry.get("error"), self.neutral_names)
         if self.result["error"]:
             self.note(f"{self.result['status']}: {self.result['error']}")
         if self.logs.is_dir():
@@ -399,6 +493,7 @@ def combine_task_results(results: list[dict]) -> dict:
       clash is listed in `warnings`: keys are leaderboard column names, so
       they are kept as written rather than prefixed;
     - steps: every step, each with its `task_index`;
+    - warnings: also every link or special file removed from a step's folders;
     - outputs, detailed_results, executed_notebook: per task under `tasks`,
       and at the top the first task (by index) that has one.
     """
@@ -419,6 +514,8 @@ def combine_task_results(results: list[dict]) -> dict:
             scores[key] = value
             origin[key] = index
         steps += [{**step, "task_index": index} for step in result.get("steps", [])]
+        prefix = f"task {index}: " if len(ordered) > 1 else ""
+        warnings += [prefix + line for line in result.get("removed") or []]
     failed = [r for r in ordered if r.get("status") == "Failed"]
     cancelled = [r for r in ordered if r.get("status") == "Cancelled"]
     if failed:

@@ -46,6 +46,11 @@ class Limits:
     gpus: int = 0
     output_bytes: int = 1 << 20  # cap on captured stdout and on stderr, each
     cell_timeout: Optional[float] = None  # notebooks: per-cell limit
+    # Cap on what the step writes into its writable folders (output, shared),
+    # watched while it runs: over it, the step is stopped ("output over N MB").
+    # The platform sets it from `c.Compete.step_output_mb` (job key `step_output_mb`).
+    output_mb: int = 1024
+    output_files: int = 100_000  # and on the number of entries in those folders
 
 
 @dataclass
@@ -94,6 +99,7 @@ class StepResult:
     timed_out: bool = False
     oom_killed: bool = False
     cancelled: bool = False
+    output_over: bool = False  # stopped for writing more than its output cap
     stdout: str = ""
     stderr: str = ""
     stdout_truncated: bool = False
@@ -104,7 +110,7 @@ class StepResult:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not (self.timed_out or self.oom_killed or self.cancelled)
+        return self.exit_code == 0 and not (self.timed_out or self.oom_killed or self.cancelled or self.output_over)
 
     def to_dict(self) -> dict:
         return asdict(self)

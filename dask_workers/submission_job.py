@@ -3,7 +3,19 @@
 `run_submission_job(job)` runs on a worker.  `job` is the plain dict built by
 `Platform.job_for` (datasets by content key, the artifact store's root,
 limits, images); the return value is a plain dict validated by
-`Platform.record_result`.  Status changes (Preparing, Running, Scoring) go to
+`Platform.record_result`.
+
+Optional job keys read here, with their defaults when absent:
+- `unpack_limits`: {"max_members": 20000, "max_total_bytes": 4 GiB,
+  "max_file_bytes": 2 GiB, "max_ratio": 100.0}, applied to the submission
+  and every dataset unpacked on the worker (the platform's `unpack_max_*`);
+- `step_output_mb`: 1024, the cap on what one step writes (also read from
+  `limits.step_output_mb`);
+- `dataset_cache_mb`: 10240, the size cap of the worker's dataset cache.
+
+Outputs carried inline in the result (no shared store) are capped at
+`INLINE_FILES_MAX_BYTES`; the result lists what was left out in `dropped`
+and says so in `warnings`.  Status changes (Preparing, Running, Scoring) go to
 the platform as Dask events on the topic `compete-status` as they happen.
 
 The executor is made once per worker process and kept, so that imports and
@@ -19,16 +31,27 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from .executors import make_executor
 from .executors.base import Executor
 from .pipeline import TaskRun, combine_task_results, run_task
+from .safe_files import FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath
 from .spec import Limits
-from .workdir import DatasetError, unpack_dataset
+from .workdir import CacheUse, DatasetError, UnpackLimits, evict_cache, unpack_dataset
 
 log = logging.getLogger(__name__)
+
+# Outputs carried inside a result (organizer queues have no shared store) hold at
+# most this many bytes together; the platform may import it to agree on the cap.
+INLINE_FILES_MAX_BYTES = 64 * 1024 * 1024
+# The worker's dataset cache (<work_root>/datasets) is kept under this size
+# unless the job says otherwise (`dataset_cache_mb`).
+DATASET_CACHE_MAX_BYTES = 10 * 1024**3
+# An executed notebook larger than this is kept but not rendered to HTML.
+RENDER_MAX_BYTES = 256 * 1024 * 1024
 
 STATUS_TOPIC = "compete-status"
 RESULT_TOPIC = "compete-result"
@@ -120,36 +143,98 @@ def cancel_on_worker(submission_id: int) -> bool:
 
 
 class _Datasets:
-    """Where a job's datasets come from: the shared store, or bytes sent with the job."""
+    """Where a job's datasets come from: the shared store, or bytes sent with the job.
 
-    def __init__(self, store_root: Optional[Path], data: Optional[dict[str, bytes]], cache: Path):
+    Every archive is unpacked with the job's unpack limits into the
+    worker's dataset cache and held in use (`CacheUse`) until the job ends;
+    after each new unpack the cache is brought back under its size cap by
+    evicting the least recently used entries no run holds.
+    """
+
+    def __init__(self, store_root: Optional[Path], data: Optional[dict[str, bytes]], cache: Path,
+                 limits: Optional[UnpackLimits] = None, cache_max_bytes: int = DATASET_CACHE_MAX_BYTES):
         self.store_root, self.data, self.cache = store_root, data or {}, cache
+        self.limits = limits or UnpackLimits()
+        self.cache_max_bytes = cache_max_bytes
+        self.use = CacheUse()
+
+    def close(self) -> None:
+        self.use.close()
 
     def archive(self, key: str) -> Path:
         if self.store_root is not None:
             return self.store_root / "datasets" / key[:2] / key
         blob = self.cache / "blobs" / key
+        self.cache.mkdir(parents=True, exist_ok=True)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        self.use.hold(blob)
         if not blob.is_file():
             payload = self.data.get(key)
             if payload is None:
                 raise DatasetError(f"dataset {key[:12]} was not sent with the job")
             if hashlib.sha256(payload).hexdigest() != key:
                 raise DatasetError(f"dataset {key[:12]} arrived damaged (checksum mismatch)")
-            blob.parent.mkdir(parents=True, exist_ok=True)
             partial = blob.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.part")
             partial.write_bytes(payload)
             os.replace(partial, blob)
+            self.evict()
         return blob
 
-    def folder(self, key: Optional[str], worker_path: Optional[str] = None) -> Optional[str]:
+    def unpack(self, key: str, what: str) -> Path:
+        """The unpacked folder of the archive `key`; `what` names it in messages ("the submission")."""
+        folder = unpack_dataset(self.archive(key), self.cache, limits=self.limits, label=what, use=self.use)
+        self.evict()
+        return folder
+
+    def evict(self) -> None:
+        try:
+            evicted = evict_cache(self.cache, self.cache_max_bytes)
+        except OSError as exc:
+            log.warning("could not bring the dataset cache under its cap: %s", exc)
+            return
+        if evicted:
+            log.info("evicted %d dataset cache entries (cap %d bytes)", len(evicted), self.cache_max_bytes)
+
+    def folder(self, key: Optional[str], worker_path: Optional[str] = None, what: str = "a dataset") -> Optional[str]:
         if worker_path:
             path = Path(worker_path)
             if not path.is_dir():
-                raise DatasetError(f"the data this task expects on the worker is missing: {worker_path}")
+                raise DatasetError(
+                    f"{what} this task expects on the worker is not there; the organizers must place it "
+                    "on every worker of the queue"
+                )
             return str(path)
         if not key:
             return None
-        return str(unpack_dataset(self.archive(key), self.cache))
+        return str(self.unpack(key, what))
+
+
+def _work_paths(job: dict[str, Any]) -> tuple[Path, Path, Optional[Path]]:
+    """(worker folder, dataset cache, artifact store) of a job, as paths of this machine."""
+    base = Path(job.get("work_root") or Path(tempfile.gettempdir()) / "jupyter-compete")
+    store_root = Path(job["store_root"]) if job.get("store_root") else None
+    return base, base / "datasets", store_root
+
+
+def _neutral_names(job: dict[str, Any], work: Optional[Path] = None) -> dict[str, str]:
+    base, cache, store_root = _work_paths(job)
+    names = {str(base / "work"): "<work>", str(cache): "<dataset cache>", str(base): "<worker folder>"}
+    if store_root is not None:
+        names[str(store_root)] = "<artifact store>"
+    if work is not None:
+        names[str(work)] = "<run>"
+    return names
+
+
+def _limits_of(job: dict[str, Any]) -> Limits:
+    """The step limits of a job: `limits`, with `step_output_mb` (top level or in `limits`) as `output_mb`."""
+    values = dict(job.get("limits") or {})
+    output_mb = values.pop("step_output_mb", None)
+    if job.get("step_output_mb") is not None:
+        output_mb = job["step_output_mb"]
+    if output_mb is not None:
+        values["output_mb"] = int(output_mb)
+    return Limits(**values)
 
 
 def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = None) -> bool:
@@ -167,6 +252,11 @@ def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = N
     finally:
         with _executors_lock:
             _running.discard(sid)
+    # No message a participant reads shows where the worker keeps its files.
+    names = _neutral_names(job)
+    result["error"] = neutral_paths(result.get("error"), names)
+    if result.get("warnings"):
+        result["warnings"] = [neutral_paths(w, names) for w in result["warnings"]]
     emit_result(sid, key, result)
     return True
 
@@ -176,23 +266,23 @@ def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any
     key = job.get("key")
     started = time.monotonic()
     emit_status(sid, "Preparing", key)
-    store_root = Path(job["store_root"]) if job.get("store_root") else None
-    base = Path(job.get("work_root") or Path(tempfile.gettempdir()) / "jupyter-compete")
-    cache = base / "datasets"
+    base, cache, store_root = _work_paths(job)
     (base / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"submission-{sid}-", dir=base / "work"))
     name = worker_name()
-    datasets = _Datasets(store_root, data, cache)
+    cache_mb = job.get("dataset_cache_mb")
+    datasets = _Datasets(store_root, data, cache, UnpackLimits.from_job(job.get("unpack_limits")),
+                         int(cache_mb) << 20 if cache_mb else DATASET_CACHE_MAX_BYTES)
     try:
         executor = executor_for(job)
-        submission_zip = datasets.archive(job["submission"])
         if job["kind"] == "notebook":
+            submission_zip = datasets.archive(job["submission"])
             submission_dir = work / "submission"
             submission_dir.mkdir()
             shutil.copyfile(submission_zip, submission_dir / Path(job["filename"]).name)
         else:
-            submission_dir = Path(unpack_dataset(submission_zip, cache))
-        limits = Limits(**job.get("limits", {}))
+            submission_dir = datasets.unpack(job["submission"], "the submission")
+        limits = _limits_of(job)
         results = []
         for task in job["tasks"]:
             on_worker = task.get("worker_data") or {}
@@ -201,11 +291,13 @@ def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any
                 task_index=int(task["index"]),
                 kind=job["kind"],
                 submission_dir=str(submission_dir),
-                scoring_program_dir=datasets.folder(task["scoring_program"]) or "",
+                scoring_program_dir=datasets.folder(task["scoring_program"], what="the scoring program") or "",
                 work_dir=str(work / f"task-{task['index']}"),
-                reference_data_dir=datasets.folder(task.get("reference_data"), on_worker.get("reference_data")),
-                ingestion_program_dir=datasets.folder(task.get("ingestion_program")),
-                input_data_dir=datasets.folder(task.get("input_data"), on_worker.get("input_data")),
+                reference_data_dir=datasets.folder(task.get("reference_data"), on_worker.get("reference_data"),
+                                                   what="the reference data"),
+                ingestion_program_dir=datasets.folder(task.get("ingestion_program"), what="the ingestion program"),
+                input_data_dir=datasets.folder(task.get("input_data"), on_worker.get("input_data"),
+                                               what="the input data"),
                 image=task.get("ingestion_image") or job.get("default_image"),
                 scoring_image=task.get("scoring_image") or job.get("default_image"),
                 limits=limits,
@@ -219,38 +311,133 @@ def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any
         combined = combine_task_results(results)
         return _report(combined, store_root, sid, name, started)
     except DatasetError as exc:
-        return {"status": "Failed", "error": f"the data of the run could not be prepared: {exc}", "worker": name}
+        message = neutral_paths(str(exc), _neutral_names(job, work))
+        return {"status": "Failed", "error": f"the data of the run could not be prepared: {message}", "worker": name}
     finally:
+        datasets.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
+@dataclass
+class _Item:
+    """One file of a run's outputs on its way to the platform."""
+
+    rel: str  # path in the store, below files/
+    what: str  # for people: "the executed notebook"
+    priority: int  # lower goes first when the inline budget is short
+    size: int
+    artifact: Optional[str] = None
+    source: Optional[tuple[Path, str]] = None  # (worker-made folder, relative path below it)
+    data: Optional[bytes] = None
+
+
+def _source_of(path: str | Path, roots: list[Path]) -> tuple[Path, str]:
+    """(root, relative path) of a worker path: below the deepest known root, else its own folder."""
+    path = Path(path)
+    for root in sorted(roots, key=lambda r: len(str(r)), reverse=True):
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            continue
+        if rel.parts:
+            return root, rel.as_posix()
+    return path.parent, path.name
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
+
+
 class _Outbox:
-    """Logs and outputs of a run: written to the shared store, or carried in the result."""
+    """Logs and outputs of a run: written to the shared store, or carried in the result.
 
-    def __init__(self, store_root: Optional[Path]):
+    Every file is read as a regular file reached without a link below the
+    worker-made folder it lies in (`safe_files`).  Carried in the result
+    (organizer queues, no shared store), the files together hold at most
+    `inline_max` bytes: what fits is kept in order of priority (logs, then
+    the executed notebook and its HTML, then detailed results) and every
+    output left out is listed in `dropped`, with a sentence in `warnings`.
+    """
+
+    def __init__(self, store_root: Optional[Path], inline_max: int = INLINE_FILES_MAX_BYTES):
         self.root = store_root / "files" if store_root is not None else None
+        self.inline_max = inline_max
+        self.items: list[_Item] = []
         self.inline: dict[str, bytes] = {}
+        self.dropped: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self.kept: set[str] = set()
 
-    def copy(self, source: str | Path, rel: str) -> None:
-        if self.root is None:
-            self.inline[rel] = Path(source).read_bytes()
-        else:
-            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, self.root / rel)
+    def add_file(self, source: tuple[Path, str], rel: str, what: str, priority: int,
+                 artifact: Optional[str] = None) -> None:
+        """Queue the file `source` (folder, relative path) as `rel`; unreadable or unsafe files are skipped."""
+        try:
+            size = file_size_beneath(*source)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("%s was not kept: %s", what, exc)
+            self.warnings.append(f"{what} was not kept: it is not a regular file")
+            return
+        self.items.append(_Item(rel, what, priority, size, artifact, source=source))
 
-    def write_text(self, rel: str, text: str) -> None:
-        if self.root is None:
-            self.inline[rel] = text.encode()
-        else:
-            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.root / rel).write_text(text)
+    def add_bytes(self, data: bytes, rel: str, what: str, priority: int, artifact: Optional[str] = None) -> None:
+        self.items.append(_Item(rel, what, priority, len(data), artifact, data=data))
+
+    def _drop(self, item: _Item, reason: str) -> None:
+        self.dropped.append({"name": item.what, "bytes": item.size, "reason": reason})
+        self.warnings.append(f"{item.what} ({_megabytes(item.size)}) was not kept: {reason}")
+
+    def finish(self) -> dict[str, str]:
+        """Write or carry the queued files; returns the artifacts kept (name -> store path)."""
+        artifacts: dict[str, str] = {}
+        budget = self.inline_max
+        over = f"a run on an organizer queue carries back at most {self.inline_max / (1 << 20):g} MB of outputs"
+        for item in sorted(self.items, key=lambda i: i.priority):
+            try:
+                if self.root is not None:
+                    target = self.root / item.rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if item.data is not None:
+                        target.write_bytes(item.data)
+                    else:
+                        copy_beneath(item.source[0], item.source[1], target)  # type: ignore[index]
+                else:
+                    if item.size > budget:
+                        self._drop(item, over)
+                        continue
+                    data = item.data if item.data is not None else read_beneath(
+                        item.source[0], item.source[1], max_bytes=budget)  # type: ignore[index]
+                    budget -= len(data)
+                    self.inline[item.rel] = data
+            except FileTooLargeError:
+                self._drop(item, over)
+                continue
+            except OSError as exc:
+                log.warning("%s was not kept: %s", item.what, exc)
+                self._drop(item, "it could not be read as a regular file")
+                continue
+            self.kept.add(item.rel)
+            if item.artifact:
+                artifacts[item.artifact] = item.rel
+        return artifacts
 
 
 def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, worker: str,
-            started: float) -> dict[str, Any]:
-    """Put logs and outputs where the platform reads them; return the plain result."""
+            started: float, inline_max: int = INLINE_FILES_MAX_BYTES) -> dict[str, Any]:
+    """Put logs and outputs where the platform reads them; return the plain result.
+
+    Result keys besides status/scores/error: `tasks` (steps with their log
+    folder, and `run_log` when kept), `artifacts` (only files that were
+    kept), `warnings`, `dropped` (outputs left out: name, bytes, reason),
+    `files` (inline files, without a shared store).
+    """
     attempt = f"submissions/{sid}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    files = _Outbox(store_root)
+    files = _Outbox(store_root, inline_max)
+    roots: list[Path] = []
+    for task in combined.get("tasks", []):
+        outputs = task.get("outputs") or {}
+        roots += [Path(outputs[k]) for k in ("logs", "scoring_output") if outputs.get(k)]
     tasks = []
     for task in combined.get("tasks", []):
         index = task.get("task_index", 0)
@@ -259,8 +446,9 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
             log_rel = f"{attempt}/task-{index}/{step.get('name', 'step')}"
             for stream in ("stdout", "stderr"):
                 source = step.get(f"{stream}_path")
-                if source and Path(source).is_file():
-                    files.copy(source, f"{log_rel}/{stream}.txt")
+                if source:
+                    files.add_file(_source_of(source, roots), f"{log_rel}/{stream}.txt",
+                                   f"the {stream} of the {step.get('name', 'step')} step of task {index}", 0)
             steps.append(
                 {
                     "step": step.get("name"),
@@ -272,26 +460,35 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
                     "log_path": log_rel,
                 }
             )
-        tasks.append({"task_index": index, "status": task.get("status"), "error": task.get("error"), "steps": steps})
-    artifacts: dict[str, str] = {}
+        entry = {"task_index": index, "status": task.get("status"), "error": task.get("error"), "steps": steps}
+        run_log = (task.get("outputs") or {}).get("run_log")
+        if run_log:
+            entry["run_log"] = f"{attempt}/task-{index}/run.log"
+            files.add_file(_source_of(run_log, roots), entry["run_log"], f"the run log of task {index}", 0)
+        tasks.append(entry)
     notebook = combined.get("executed_notebook")
-    if notebook and Path(notebook).is_file():
-        rel = f"{attempt}/executed_notebook.ipynb"
-        files.copy(notebook, rel)
-        artifacts["executed_notebook"] = rel
+    if notebook:
+        source = _source_of(notebook, roots)
+        files.add_file(source, f"{attempt}/executed_notebook.ipynb", "the executed notebook", 1,
+                       artifact="executed_notebook")
         try:
             from .notebook import render_notebook_html
 
-            html_rel = f"{attempt}/executed_notebook.html"
-            files.write_text(html_rel, render_notebook_html(notebook))
-            artifacts["executed_notebook_html"] = html_rel
+            html = render_notebook_html(read_beneath(*source, max_bytes=RENDER_MAX_BYTES)).encode()
+            files.add_bytes(html, f"{attempt}/executed_notebook.html", "the executed notebook as HTML", 1,
+                            artifact="executed_notebook_html")
+        except FileNotFoundError:
+            pass
         except Exception as exc:  # noqa: BLE001 - feedback only: the scores still count
             log.warning("could not render the executed notebook of %s: %s", sid, exc)
     detailed = combined.get("detailed_results")
-    if detailed and Path(detailed).is_file():
-        rel = f"{attempt}/detailed_results.html"
-        files.copy(detailed, rel)
-        artifacts["detailed_results"] = rel
+    if detailed:
+        files.add_file(_source_of(detailed, roots), f"{attempt}/detailed_results.html", "the detailed results", 2,
+                       artifact="detailed_results")
+    artifacts = files.finish()
+    for entry in tasks:
+        if entry.get("run_log") and entry["run_log"] not in files.kept:
+            entry.pop("run_log")
     return {
         "status": combined["status"],
         "scores": combined.get("scores", {}),
@@ -299,7 +496,8 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
         "worker": worker,
         "tasks": tasks,
         "artifacts": artifacts,
-        "warnings": combined.get("warnings", []),
+        "warnings": list(combined.get("warnings", [])) + files.warnings,
+        "dropped": files.dropped,
         "worker_elapsed": round(time.monotonic() - started, 3),
         "files": files.inline,
     }

@@ -27,10 +27,11 @@ scoring program.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
-from pathlib import Path
+import stat
 
 __all__ = [
     "MAX_SCORES_FILE_BYTES",
@@ -156,19 +157,52 @@ def parse_scores_json(text: str | bytes, source: str = "scores.json") -> dict[st
     }
 
 
-def _read_text(path: Path) -> str:
-    size = path.stat().st_size
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_regular(folder_fd: int, name: str) -> int | None:
+    """An fd of `name` in the folder, None when it is missing; never through a link.
+
+    The output folder is written by untrusted code: a link could make the
+    worker read (and echo in an error) a file of its own machine, and a FIFO
+    would block the reader forever (hence O_NONBLOCK on the open).
+    """
+    try:
+        fd = os.open(name, _OPEN_FLAGS, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENXIO):
+            raise ScoreFileError(
+                f"{name} is a symbolic link or special file; the scoring program must write a regular file"
+            ) from None
+        raise ScoreFileError(f"{name}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ScoreFileError(f"{name} is not a regular file; the scoring program must write a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _read_text(fd: int, name: str) -> str:
+    size = os.fstat(fd).st_size
     if size > MAX_SCORES_FILE_BYTES:
         raise ScoreFileError(
-            f"{path.name}: file is {size} bytes, more than the "
+            f"{name}: file is {size} bytes, more than the "
             f"{MAX_SCORES_FILE_BYTES} allowed; a scores file holds only key/value pairs"
         )
-    data = path.read_bytes()
+    with os.fdopen(os.dup(fd), "rb") as handle:
+        data = handle.read(MAX_SCORES_FILE_BYTES + 1)
+    if len(data) > MAX_SCORES_FILE_BYTES:
+        raise ScoreFileError(
+            f"{name}: file grew past the {MAX_SCORES_FILE_BYTES} bytes allowed; "
+            "a scores file holds only key/value pairs"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ScoreFileError(
-            f"{path.name}: not UTF-8 text (byte {error.start}); write the file as UTF-8"
+            f"{name}: not UTF-8 text (byte {error.start}); write the file as UTF-8"
         ) from None
 
 
@@ -177,20 +211,28 @@ def read_scores(output_dir: str | os.PathLike[str]) -> dict[str, float]:
 
     ``scores.json`` is preferred when both files exist (it is the Codabench
     format and the less ambiguous one); otherwise ``scores.txt`` is read.
+    Either is read only as a regular file, opened without following a link
+    (``O_NOFOLLOW``) below the folder the worker made.
     """
-    folder = Path(output_dir)
-    json_path = folder / "scores.json"
-    txt_path = folder / "scores.txt"
-    for path in (json_path, txt_path):
-        # The output folder is written by untrusted code: a link could make the
-        # worker read (and echo in an error) a file of its own machine.
-        if path.is_symlink():
-            raise ScoreFileError(f"{path.name} is a symbolic link; the scoring program must write a regular file")
-    if json_path.is_file():
-        return parse_scores_json(_read_text(json_path), source=json_path.name)
-    if txt_path.is_file():
-        return parse_scores_txt(_read_text(txt_path), source=txt_path.name)
-    raise ScoreFileError(
+    neither = ScoreFileError(
         "the scoring program wrote neither scores.json nor scores.txt in its "
         "output; make it write one of them into its output folder"
     )
+    try:
+        folder_fd = os.open(os.fspath(output_dir), os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise neither from None
+    except OSError as error:
+        raise ScoreFileError(f"the scoring output cannot be read ({error.strerror})") from None
+    try:
+        for name, parse in (("scores.json", parse_scores_json), ("scores.txt", parse_scores_txt)):
+            fd = _open_regular(folder_fd, name)
+            if fd is None:
+                continue
+            try:
+                return parse(_read_text(fd, name), source=name)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(folder_fd)
+    raise neither

@@ -3,19 +3,23 @@
 Executors are peers behind this class, chosen by configuration (`docker` for
 production, `process` for development on trusted code).  Shared pieces live
 here: the placeholder table of CodaLab/Codabench commands, the container path
-layout of a step, and the `metadata` file written into the output after each
-step.
+layout of a step, the `metadata` file written into the output after each
+step, the removal of links and special files a step leaves in its writable
+folders (`remove_unsafe_entries`), and the watch on the size of those
+folders while the step runs (`OutputWatch`).
 """
 from __future__ import annotations
 
 import abc
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
 
+from ..safe_files import read_beneath, sanitize_tree, tree_usage, write_beneath
 from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, SCORING_INPUT, StepResult, StepSpec
 
 LogFn = Callable[[str], None]
@@ -77,19 +81,20 @@ def substitute_placeholders(command: str, step: str, paths: Optional[dict[str, s
 
 
 def write_metadata(output_dir: str | Path, step: str, result: StepResult) -> None:
-    """Write CodaLab's `output/metadata` (YAML) after a step, merged with what is there."""
-    path = Path(output_dir) / "metadata"
+    """Write CodaLab's `output/metadata` (YAML) after a step, merged with what is there.
+
+    The folder was writable by the step: what it left at `metadata` is read
+    only when it is a regular file reached without a link (at most 1 MB),
+    and anything else there is replaced, never written through.
+    """
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     data: dict = {}
-    if path.is_symlink():
-        # Planted by the step: never follow it (the worker would write where it points).
-        path.unlink()
-    if path.is_file():
-        try:
-            loaded = yaml.safe_load(path.read_text())
-            if isinstance(loaded, dict):
-                data = loaded
-        except (yaml.YAMLError, UnicodeDecodeError, OSError):
-            data = {}
+    try:
+        loaded = yaml.safe_load(read_beneath(output_dir, "metadata", max_bytes=1 << 20).decode())
+        if isinstance(loaded, dict):
+            data = loaded
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        data = {}
     prefix = "ingestion" if step in ("prediction", "ingestion") else ""
     exit_key = f"{prefix}ExitCode" if prefix else "exitCode"
     time_key = f"{prefix}ElapsedTime" if prefix else "elapsedTime"
@@ -99,8 +104,98 @@ def write_metadata(output_dir: str | Path, step: str, result: StepResult) -> Non
         # CodaLab scoring programs read exitCode/elapsedTime of the prediction step too.
         data.setdefault("exitCode", result.exit_code)
         data.setdefault("elapsedTime", round(result.elapsed, 3))
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    write_beneath(output_dir, "metadata", yaml.safe_dump(data, sort_keys=True).encode())
+
+
+def writable_folders(spec: StepSpec) -> list[tuple[str, str]]:
+    """(name for people, host path) of the folders the step can write."""
+    folders = [("output", spec.output_dir)]
+    if spec.shared_dir:
+        folders.append(("shared folder", spec.shared_dir))
+    return folders
+
+
+def remove_unsafe_entries(spec: StepSpec, log: Optional[LogFn] = None) -> list[str]:
+    """After a step: remove every link and special file from its writable folders.
+
+    Each removal is logged ("removed a symbolic link answer.txt -> /app/input/ref/answer.txt
+    from the prediction output: outputs must be regular files") and returned.
+    """
+    lines: list[str] = []
+    for name, folder in writable_folders(spec):
+        if not folder or not os.path.lexists(folder):
+            continue
+        for removed in sanitize_tree(folder):
+            line = removed.describe(f"the {spec.step} {name}")
+            lines.append(line)
+            if log is not None:
+                log(line)
+    return lines
+
+
+class OutputWatch:
+    """Measures a running step's writable folders and stops the step once they pass its cap.
+
+    Every `interval` seconds the folders are walked without following links
+    (sizes by `lstat`); past `limits.output_mb` MB or `limits.output_files`
+    entries, `stop` is called once (the executor kills the container or the
+    process group) and `reason` says why ("output over 20 MB").  `check`
+    measures once more after the step, for a step that wrote fast and
+    exited between two looks.
+    """
+
+    def __init__(self, spec: StepSpec, stop: Callable[[], None], interval: float = 0.5):
+        self.folders = [folder for _, folder in writable_folders(spec) if folder]
+        self.max_mb = int(spec.limits.output_mb)
+        self.max_bytes = self.max_mb << 20
+        self.max_entries = int(spec.limits.output_files)
+        self.interval = interval
+        self.reason: Optional[str] = None
+        self._stop = stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name=f"output-watch-{spec.submission_id}-{spec.step}")
+
+    def __enter__(self) -> "OutputWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.reason is not None
+
+    def check(self) -> bool:
+        """Measure now; True (and `reason` set) when the folders are over the cap."""
+        if self.reason is not None:
+            return True
+        total = entries = 0
+        for folder in self.folders:
+            used, count = tree_usage(folder, stop_bytes=self.max_bytes - total,
+                                     stop_entries=self.max_entries - entries)
+            total += used
+            entries += count
+        if total > self.max_bytes:
+            self.reason = f"output over {self.max_mb} MB"
+        elif entries > self.max_entries:
+            self.reason = f"output over {self.max_entries} files"
+        return self.reason is not None
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                over = self.check()
+            except OSError:
+                continue  # the folder changed under the walk: look again next time
+            if over:
+                try:
+                    self._stop()
+                except Exception:  # noqa: BLE001 - the step may have ended meanwhile
+                    pass
+                return
 
 
 class Executor(abc.ABC):
@@ -113,7 +208,9 @@ class Executor(abc.ABC):
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
         """Run the step to its end (or its limit) and return what happened.
 
-        Writes `output/metadata` after the step.  Never raises for anything the
+        Watches the step's output against `limits.output_mb` while it runs,
+        removes links and special files from its writable folders after it
+        (logging each), then writes `output/metadata`.  Never raises for anything the
         participant's code did; raises only for a broken platform set-up.
         """
 

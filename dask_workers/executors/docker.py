@@ -29,7 +29,8 @@ from typing import Any, Optional
 
 from ..notebook import CONTAINER_RUNNER_PATH, REPORT_NAME, describe_failure, read_report, runner_argv
 from ..spec import PREDICTION_INPUT, StepResult, StepSpec
-from .base import Executor, LogFn, container_layout, process_alive, substitute_placeholders, write_metadata
+from .base import (Executor, LogFn, OutputWatch, container_layout, process_alive, remove_unsafe_entries,
+                   substitute_placeholders, write_metadata)
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +252,11 @@ class DockerExecutor(Executor):
             return self._finish(spec, StepResult(
                 exit_code=None, elapsed=0.0, image=image,
                 error=f"the image {image} is not available on this worker; build it "
-                      f"(`compete image build`) or map it to one that is"))
+                      f"(`compete image build`) or map it to one that is"), say)
         except docker.errors.APIError as exc:
             return self._finish(spec, StepResult(
                 exit_code=None, elapsed=0.0, image=image,
-                error=f"the step's container could not be created: {_explain(exc)}"))
+                error=f"the step's container could not be created: {_explain(exc)}"), say)
 
         stdout = _CappedBuffer(limits.output_bytes)
         stderr = _CappedBuffer(limits.output_bytes)
@@ -276,15 +277,26 @@ class DockerExecutor(Executor):
                 stream.close()
                 if self._was_cancelled(container.id):
                     return self._finish(spec, StepResult(exit_code=None, elapsed=0.0, cancelled=True, image=image,
-                                                         error="the step was cancelled"))
+                                                         error="the step was cancelled"), say)
                 return self._finish(spec, StepResult(
                     exit_code=None, elapsed=0.0, image=image,
-                    error=f"the step's container could not start: {_explain(exc)}"))
+                    error=f"the step's container could not start: {_explain(exc)}"), say)
             say(f"{spec.step} of submission {spec.submission_id} started in {image} ({container.short_id})")
 
-            status = self._wait(container.id, started + float(limits.time_limit))
-            timed_out = status is None
+            # The output folders are bind mounts, outside the container's
+            # size-capped /tmp: their size is watched from here.
+            watch = OutputWatch(spec, stop=lambda: _kill(container))
+            with watch:
+                status = self._wait(container.id, started + float(limits.time_limit))
+            timed_out = status is None and not watch.exceeded
             elapsed = time.monotonic() - started
+            try:
+                watch.check()
+            except OSError:
+                pass
+            if watch.exceeded:
+                say(f"{watch.reason}: {spec.step} step stopped ({container.short_id})")
+                _kill(container)
             if timed_out:
                 say(f"time limit of {_format_seconds(limits.time_limit)} s reached: stopping {container.short_id}")
                 _kill(container)
@@ -302,14 +314,14 @@ class DockerExecutor(Executor):
             exit_code = state.get("ExitCode") if state else (status or {}).get("StatusCode")
             result = StepResult(
                 exit_code=exit_code, elapsed=elapsed, timed_out=timed_out,
-                oom_killed=bool(state.get("OOMKilled")) and not timed_out,
-                cancelled=self._was_cancelled(container.id),
+                oom_killed=bool(state.get("OOMKilled")) and not timed_out and not watch.exceeded,
+                cancelled=self._was_cancelled(container.id), output_over=watch.exceeded,
                 stdout=stdout.text(), stderr=stderr.text(),
                 stdout_truncated=stdout.truncated, stderr_truncated=stderr.truncated,
                 image=image,
             )
-            result.error = self._explain_result(result, spec)
-            return self._finish(spec, result)
+            result.error = self._explain_result(result, spec, watch.reason)
+            return self._finish(spec, result, say)
         finally:
             if reader is not None and reader.is_alive() and stream is not None:
                 stream.close()
@@ -341,7 +353,7 @@ class DockerExecutor(Executor):
                 if deadline - time.monotonic() > 0.5:
                     self.client.ping()
 
-    def _finish(self, spec: StepSpec, result: StepResult) -> StepResult:
+    def _finish(self, spec: StepSpec, result: StepResult, log: Optional[LogFn] = None) -> StepResult:
         if result.image and result.image_digest is None:
             from kernels.images import image_digest
 
@@ -349,9 +361,10 @@ class DockerExecutor(Executor):
                 result.image_digest = image_digest(result.image, self.client)
             except Exception as exc:  # the digest is a record, not a reason to fail a step
                 logger.warning("no digest for image %s: %s", result.image, exc)
-        # The output folder was writable by the step: whatever it left at
-        # `metadata` (a symlink to a file of the worker, say) must not make the
-        # worker write outside the folder.
+        # The output folders were writable by the step: links and special files
+        # it left there go (each is logged), so that nothing downstream reads
+        # through them; `metadata` is then written as a regular file.
+        remove_unsafe_entries(spec, log)
         _drop_unless_regular(Path(spec.output_dir) / "metadata")
         write_metadata(spec.output_dir, spec.step, result)
         return result
@@ -360,17 +373,22 @@ class DockerExecutor(Executor):
         with self._lock:
             return container_id in self._cancelled
 
-    def _explain_result(self, result: StepResult, spec: StepSpec) -> Optional[str]:
+    def _explain_result(self, result: StepResult, spec: StepSpec,
+                        output_reason: Optional[str] = None) -> Optional[str]:
         limits = spec.limits
         if result.cancelled:
             return "the step was cancelled"
+        if result.output_over:
+            return (f"the step was stopped: {output_reason} (what a step may write into its output "
+                    f"folders is capped at {int(limits.output_mb)} MB)")
         if result.timed_out:
             return f"the step exceeded its time limit of {_format_seconds(limits.time_limit)} s and was stopped"
         if result.oom_killed:
             return f"the step ran out of memory (limit {int(limits.memory_mb)} MB)"
         if result.exit_code == 137:
-            return (f"the step was killed (SIGKILL), most likely for going over its memory limit "
-                    f"of {int(limits.memory_mb)} MB")
+            # Only the engine's OOMKilled (above) says memory; this kill came from elsewhere.
+            return ("the step was killed (SIGKILL) from outside its program, for example by `docker kill` "
+                    "or the machine's operator; the engine does not report it out of memory")
         if result.exit_code == 0:
             return None
         if result.exit_code is None:

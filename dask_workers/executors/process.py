@@ -50,7 +50,8 @@ from typing import IO, Any, Optional
 from .. import limited_exec
 from ..notebook import EXECUTED_NAME, REPORT_NAME, describe_failure
 from ..spec import Limits, StepResult, StepSpec
-from .base import Executor, LogFn, substitute_placeholders, write_metadata
+from ..safe_files import read_file
+from .base import Executor, LogFn, OutputWatch, remove_unsafe_entries, substitute_placeholders, write_metadata
 
 LAUNCHER = str(Path(limited_exec.__file__).resolve())
 NO_ISOLATION = (
@@ -178,12 +179,16 @@ class _Running:
     pgid: int
     cancelled: bool = False
     timed_out: bool = False
+    output_over: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def kill(self, reason: str) -> None:
+        """Kill the step's process group for `reason`: "cancel", "timeout" or "output"."""
         with self.lock:
             if reason == "cancel":
                 self.cancelled = True
+            elif reason == "output":
+                self.output_over = True
             else:
                 self.timed_out = True
             _kill_group(self.pgid)
@@ -394,6 +399,7 @@ class ProcessExecutor(Executor):
         else:
             raise ValueError("a step needs a command or a notebook")
         result.image = None
+        remove_unsafe_entries(spec, log)
         write_metadata(spec.output_dir, spec.step, result)
         return result
 
@@ -413,8 +419,10 @@ class ProcessExecutor(Executor):
                  threading.Thread(target=_pump, args=(process.stderr, err), daemon=True)]
         for pump in pumps:
             pump.start()
+        watch = OutputWatch(spec, stop=lambda: entry.kill("output"))
         try:
-            process.wait(timeout=limits.time_limit)
+            with watch:
+                process.wait(timeout=limits.time_limit)
         except subprocess.TimeoutExpired:
             entry.kill("timeout")
             process.wait()
@@ -431,14 +439,16 @@ class ProcessExecutor(Executor):
         code = process.returncode
         if code is not None and code < 0:
             code = 128 - code  # shell convention for "killed by signal N"
+        _final_output_check(watch, entry)
         result = StepResult(
             exit_code=code, elapsed=elapsed, timed_out=entry.timed_out, cancelled=entry.cancelled,
+            output_over=entry.output_over,
             stdout=out.text(), stderr=err.text(),
             stdout_truncated=out.truncated, stderr_truncated=err.truncated,
         )
-        if code not in (0, None) and not (entry.timed_out or entry.cancelled):
+        if code not in (0, None) and not (entry.timed_out or entry.cancelled or entry.output_over):
             result.oom_killed = bool(_OOM_HINTS.search(err.tail_bytes(4096)))
-        result.error = _explain(result, limits, self.max_file_bytes)
+        result.error = _explain(result, limits, self.max_file_bytes, output_reason=watch.reason)
         if code not in (0, None) and not result.oom_killed and _FSIZE_HINTS.search(err.tail_bytes(4096)):
             result.error = f"was stopped for writing a file larger than {self.max_file_bytes} bytes"
         return result
@@ -492,12 +502,14 @@ class ProcessExecutor(Executor):
                                    entry.kill, args=("timeout",))
         watchdog.daemon = True
         watchdog.start()
+        watch = OutputWatch(spec, stop=lambda: entry.kill("output"))
         try:
             kernel.prepare(limits, str(Path(spec.program_dir).resolve()), dict(spec.env), self.max_file_bytes)
-            report = run_notebook.execute(
-                notebook, input_dir, str(output), output / EXECUTED_NAME, output / REPORT_NAME,
-                cell_timeout=limits.cell_timeout, kernel_name=self.kernel_name, km=kernel.km,
-            )
+            with watch:
+                report = run_notebook.execute(
+                    notebook, input_dir, str(output), output / EXECUTED_NAME, output / REPORT_NAME,
+                    cell_timeout=limits.cell_timeout, kernel_name=self.kernel_name, km=kernel.km,
+                )
         except Exception as error:  # noqa: BLE001 - the kernel was killed under us (limit or cancel)
             report = {"ok": False, "cell_index": None, "execution_count": None, "ename": type(error).__name__,
                       "evalue": str(error), "traceback": [], "timeout": False}
@@ -506,30 +518,47 @@ class ProcessExecutor(Executor):
             kernel.close()
             self._untrack(entry)
         elapsed = time.monotonic() - started
+        _final_output_check(watch, entry)
         out = _read_capped(kernel.stdout_path, limits.output_bytes)
         err = _read_capped(kernel.stderr_path, limits.output_bytes)
         kernel.discard()
         # What the cells printed is the log a participant looks for first.
         for name, text in _cell_streams(output / EXECUTED_NAME):
             (out if name == "stdout" else err).write(text.encode("utf-8", "replace"))
-        if not report.get("ok") and not (entry.timed_out or entry.cancelled):
+        stopped = entry.timed_out or entry.cancelled or entry.output_over
+        if not report.get("ok") and not stopped:
             err.write(("\n" + describe_failure(report) + "\n").encode())
         result = StepResult(
-            exit_code=0 if report.get("ok") and not (entry.timed_out or entry.cancelled) else 1,
-            elapsed=elapsed, timed_out=entry.timed_out, cancelled=entry.cancelled,
-            oom_killed=report.get("ename") == "MemoryError",
+            exit_code=0 if report.get("ok") and not stopped else 1,
+            elapsed=elapsed, timed_out=entry.timed_out, cancelled=entry.cancelled, output_over=entry.output_over,
+            oom_killed=report.get("ename") == "MemoryError" and not stopped,
             stdout=out.text(), stderr=err.text(),
             stdout_truncated=out.truncated, stderr_truncated=err.truncated,
         )
-        result.error = _explain(result, limits, self.max_file_bytes, report)
+        result.error = _explain(result, limits, self.max_file_bytes, report, output_reason=watch.reason)
         return result
 
 
-def _cell_streams(executed: Path) -> list[tuple[str, str]]:
-    """(stream name, text) of every stdout/stderr output of the executed notebook, in order."""
+def _final_output_check(watch: OutputWatch, entry: _Running) -> None:
+    """Measure the output once more after the step: a fast writer may have ended between two looks."""
     try:
-        nb = json.loads(executed.read_text())
+        if watch.check():
+            entry.output_over = True
+    except OSError:
+        pass
+
+
+def _cell_streams(executed: Path, max_bytes: int = 64 << 20) -> list[tuple[str, str]]:
+    """(stream name, text) of every stdout/stderr output of the executed notebook, in order.
+
+    The notebook is in the step's output folder: it is read only as a
+    regular file reached without a link, and not at all past `max_bytes`.
+    """
+    try:
+        nb = json.loads(read_file(executed, max_bytes=max_bytes))
     except (OSError, ValueError):
+        return []
+    if not isinstance(nb, dict):
         return []
     streams = []
     for cell in nb.get("cells", []):
@@ -540,12 +569,16 @@ def _cell_streams(executed: Path) -> list[tuple[str, str]]:
     return streams
 
 
-def _explain(result: StepResult, limits: Limits, max_file_bytes: int, report: Optional[dict] = None) -> Optional[str]:
+def _explain(result: StepResult, limits: Limits, max_file_bytes: int, report: Optional[dict] = None,
+             output_reason: Optional[str] = None) -> Optional[str]:
     """Why the step failed, in words for the person who submitted it."""
     if result.ok:
         return None
     if result.cancelled:
         return "cancelled"
+    if result.output_over:
+        return (f"was stopped: {output_reason or f'output over {limits.output_mb} MB'} (what a step may "
+                f"write into its output folders is capped at {limits.output_mb} MB)")
     if result.timed_out:
         return f"stopped after the time limit of {limits.time_limit:g} s"
     if result.oom_killed:
