@@ -22,14 +22,26 @@ what its scheduler knows:
 
 Organizer queues run on schedulers of their own (`hub_extension.queues`),
 started by this dispatcher when they are down.  The default queue is a
-`LocalCluster` started here, or any scheduler given by address.
+scheduler started here with worker processes of its own (`DefaultWorkers`),
+or any scheduler given by address.
+
+Processes that run submissions hold no platform secret: the default queue's
+workers are executed (not forked) with `process_environment()`, an allow-list
+of the service's variables, so neither their `os.environ` nor
+`/proc/<pid>/environ` holds the hub token, the OAuth secrets or the database
+URL.
 """
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Optional
 
 from . import models as m
@@ -47,6 +59,85 @@ IN_FLIGHT_GRACE = 30.0
 RESULT_GRACE = 15.0
 RECONNECT_AFTER = 5.0
 CONNECT_TIMEOUT = 10.0
+
+
+# What a process running submissions may inherit from the platform: these names,
+# and names with these prefixes, unless the name looks like a secret.
+PASSED_ENV = frozenset({
+    "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM", "SHELL", "VIRTUAL_ENV",
+    # the docker executor finds its engine with these
+    "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG", "DOCKER_CONTEXT", "XDG_RUNTIME_DIR",
+})
+PASSED_ENV_PREFIXES = ("LC_", "DASK_", "PYTHON", "MALLOC_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_", "NVIDIA_")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|API_?KEY|DB_URL|DATABASE|JUPYTERHUB|OAUTH|COMPETE_",
+                         re.I)
+
+
+def process_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The environment of a process the platform starts to run submissions (or a queue's scheduler).
+
+    An allow-list of the service's own variables: the hub token
+    (`JUPYTERHUB_API_TOKEN`), the OAuth client secret, `COMPETE_DB_URL` and
+    anything else named like a secret never reach it.
+    """
+    env = {
+        name: value for name, value in os.environ.items()
+        if (name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES)) and not SECRET_NAME.search(name)
+    }
+    env.update(extra or {})
+    return env
+
+
+class DefaultWorkers:
+    """The worker processes of the default queue: `dask worker` executed with a clean environment.
+
+    Each is a nanny process (which restarts its worker when it dies) started
+    with `process_environment()`; the worker it spawns inherits that
+    environment.  They stop with the dispatcher, or on their own when the
+    scheduler has been gone for `death_timeout` seconds (the service was
+    killed).
+    """
+
+    def __init__(self, scheduler_address: str, count: int, threads: int, folder: Path,
+                 death_timeout: float = 60.0):
+        from distributed.system import MEMORY_LIMIT
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.processes: list[subprocess.Popen] = []
+        for index in range(count):
+            log_file = open(folder / f"worker-{index}.log", "ab")
+            try:
+                self.processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "distributed.cli.dask_worker", scheduler_address,
+                     "--name", f"default-{index}", "--nworkers", "1", "--nthreads", str(threads),
+                     "--memory-limit", str(int(MEMORY_LIMIT / max(1, count))),
+                     "--local-directory", str(folder / f"worker-{index}"), "--no-dashboard",
+                     "--death-timeout", str(death_timeout)],
+                    env=process_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
+                    stderr=subprocess.STDOUT, cwd=str(folder),
+                ))
+            finally:
+                log_file.close()
+
+    def check(self) -> None:
+        """Fail loudly when a nanny process exited (its log tells why)."""
+        for index, proc in enumerate(self.processes):
+            if proc.poll() is not None:
+                tail = (self.folder / f"worker-{index}.log").read_text(errors="replace")[-2000:]
+                raise PlatformError(f"worker process {index} of the default queue exited ({proc.returncode}):\n{tail}")
+
+    def close(self, grace: float = 15.0) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 class _QuietSnapshots(logging.Filter):
@@ -135,17 +226,22 @@ class Dispatcher:
 
         self.platform = platform
         self.cluster = None
+        self.default_workers: Optional[DefaultWorkers] = None
         if scheduler_address is None:
             config = platform.config
+            count = n_workers or config.default_queue_workers
+            # The scheduler only, in this process; the workers are processes of their own
+            # that inherit nothing secret from it.
             with dask.config.set(scheduler_config()):
                 self.cluster = LocalCluster(
-                    n_workers=n_workers or config.default_queue_workers,
-                    threads_per_worker=threads_per_worker or config.default_queue_threads,
-                    processes=True,
-                    dashboard_address=":0",
+                    n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
             scheduler_address = self.cluster.scheduler_address
+            self.default_workers = DefaultWorkers(
+                scheduler_address, count, threads_per_worker or config.default_queue_threads,
+                Path(config.home) / "default-queue",
+            )
         self.default_address = scheduler_address
         self.supervisor = SchedulerSupervisor(platform) if supervise else None
         self.links: dict[str, QueueLink] = {}
@@ -154,7 +250,18 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._last_tick = 0.0
-        self.link(DEFAULT_QUEUE)
+        link = self.link(DEFAULT_QUEUE)
+        if self.default_workers is not None and link is not None:
+            self._wait_for_default_workers(link, len(self.default_workers.processes))
+
+    def _wait_for_default_workers(self, link: "QueueLink", count: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(link.client.scheduler_info(n_workers=-1)["workers"]) < count:
+            self.default_workers.check()
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the default queue's {count} worker process(es) did not start within "
+                                    f"{timeout:.0f} s; see {self.default_workers.folder}")
+            time.sleep(0.1)
 
     # -- links ---------------------------------------------------------------------------------
     def link(self, name: str) -> Optional[QueueLink]:
@@ -407,6 +514,8 @@ class Dispatcher:
             self.links.clear()
         for link in links:
             link.close()
+        if self.default_workers is not None:
+            self.default_workers.close()
         if self.cluster is not None:
             self.cluster.close()
 

@@ -275,11 +275,16 @@ class SchedulerSupervisor:
             self._kill(stale)
         (folder / "scheduler.pid").unlink(missing_ok=True)
         log_file = open(folder / "scheduler.log", "ab")
+        from .dispatch import process_environment
+
         try:
+            # No platform secret in the scheduler's environment either; freed result
+            # payloads go back to the system at once.
             child = subprocess.Popen(
                 [sys.executable, "-m", "hub_extension.queue_scheduler", str(folder)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=str(folder),
+                env=process_environment({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"}),
             )
         finally:
             log_file.close()
