@@ -41,6 +41,14 @@ from hub_extension.embedded import (
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 SERVICE = "competitions"
+# The scopes the service reads a request's role from (hub_extension/service/base.py).
+# Admin powers: `admin-ui`, which only the hub's `admin` role holds (JupyterHub lets
+# nobody add scopes to that role) and which opens nothing of the hub's REST API by
+# itself, or ADMIN_SCOPE, for a role of your own.
+HUB_ADMIN_SCOPE = "admin-ui"
+ADMIN_SCOPE = "custom:competitions:admin"
+CREATE_SCOPE = "custom:competitions:create"
+ORGANIZE_SCOPE = "custom:competitions:organize"
 home = embedded_home()  # $COMPETE_HOME, else ./compete-home
 home.mkdir(parents=True, exist_ok=True)
 bin_dir = Path(sys.executable).parent
@@ -93,34 +101,51 @@ c.JupyterHub.services = [
         "environment": service_env,
         "display": True,  # listed in the hub's Services menu
         "oauth_no_confirm": True,  # part of the platform: no "authorize access" page
-        "oauth_client_allowed_scopes": ["custom:competitions:create"],
+        # A browser login (the service's OAuth token) carries the role scopes its
+        # user holds, and only those: the service reads roles from the token's scopes.
+        "oauth_client_allowed_scopes": [HUB_ADMIN_SCOPE, ADMIN_SCOPE, CREATE_SCOPE, ORGANIZE_SCOPE],
         "info": {"description": "Competitions: pages, submissions and leaderboards"},
         "timeout": 90,
     }
 ]
 
 # -- who may do what ---------------------------------------------------------------------------
+# The service decides a request's role from the scopes of the token that made it,
+# never from who its owner is: a token without these scopes acts as a participant,
+# a hub admin's and an organizer's included.
 c.JupyterHub.custom_scopes = {
-    "custom:competitions:create": {
-        "description": "Create competitions in the competitions service (members of the group 'organizers').",
+    ADMIN_SCOPE: {
+        "description": "Administer the competitions service: every competition, queue and submission "
+                       "(hub admins have these powers through admin-ui; give this to a role of your own "
+                       "for platform admins who are not hub admins).",
+    },
+    CREATE_SCOPE: {
+        "description": "Create competitions and queues in the competitions service, and run the ones you "
+                       "organize (members of the group 'organizers').",
+    },
+    ORGANIZE_SCOPE: {
+        "description": "Run the competitions that name you as an organizer (every user).",
     },
 }
-# Every user may call the service (pages and REST API), and so may the token of
-# their single-user server (the JupyterLab widgets, the `compete` client).
-c.JupyterHub.extra_user_scopes = {f"access:services!service={SERVICE}"}
+# Every user may call the service (pages and REST API), and may run the competitions
+# that name them.  The token of their single-user server (the JupyterLab widgets, the
+# `compete` client) may call the service as a participant only: code running in a
+# server (a notebook someone shared, a starting kit) never holds organizer or admin
+# powers.  To let organizers' servers create competitions, add CREATE_SCOPE (kept
+# only for users who hold it) to c.Spawner.server_token_scopes.
+c.JupyterHub.extra_user_scopes = {f"access:services!service={SERVICE}", ORGANIZE_SCOPE}
 c.Spawner.server_token_scopes = [
     "users:activity!user",
     "access:servers!server",
     f"access:services!service={SERVICE}",
     "read:users:name!user",
     "read:users:groups!user",
-    "custom:competitions:create",  # kept only for users who hold it
 ]
 c.JupyterHub.load_roles = [
     {
         "name": "competition-organizer",
         "description": "Organizers: create competitions and run the ones they organize.",
-        "scopes": ["custom:competitions:create", f"access:services!service={SERVICE}"],
+        "scopes": [CREATE_SCOPE, f"access:services!service={SERVICE}"],
         "groups": ["organizers"],
     },
     {

@@ -57,6 +57,10 @@ class Actor:
     username: Optional[str]
     is_admin: bool = False
     groups: frozenset[str] = frozenset()
+    # False when the request's token lacks the scopes of organizer powers (a
+    # down-scoped token): the person then acts as a participant everywhere,
+    # even in the competitions they created or that name them.
+    organizer_powers: bool = True
 
     @property
     def is_anonymous(self) -> bool:
@@ -234,7 +238,7 @@ class Platform:
     def is_organizer(self, actor: Actor, comp: m.Competition) -> bool:
         if actor.is_admin:
             return True
-        if actor.username is None:
+        if actor.username is None or not actor.organizer_powers:
             return False
         # The hub group `organizers` may create competitions; each competition is
         # then run by its creator and the organizers its bundle or owner names.
@@ -247,7 +251,7 @@ class Platform:
     @staticmethod
     def may_create_competitions(actor: Actor) -> bool:
         """Hub admins and the hub group `organizers` create competitions (and queues)."""
-        return actor.is_admin or ORGANIZERS_GROUP in actor.groups
+        return actor.is_admin or (actor.organizer_powers and ORGANIZERS_GROUP in actor.groups)
 
     def require_organizer_role(self, actor: Actor) -> None:
         if not self.may_create_competitions(actor):

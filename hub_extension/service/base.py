@@ -7,6 +7,9 @@ platform errors into HTTP answers.  `ApiHandler` speaks JSON.  Handlers hold no
 rules: they parse a request, call one `Platform` method with the actor, and
 write what it returns.
 
+Roles come from the scopes of the token that made the request (`actor_from_hub_model`):
+a hub admin's token limited to `access:services!service=competitions` is a participant.
+
 XSRF: a request authenticated by the hub cookie must carry the XSRF token when
 it changes something (form field `_xsrf`, header `X-XSRFToken`, or `?_xsrf=`);
 a request authenticated by a token header is exempt, as in JupyterHub itself.
@@ -30,9 +33,21 @@ from ..bundles.model import BundleError
 log = logging.getLogger("compete.service")
 
 ANONYMOUS = Actor(None)
-# Declared in jupyterhub_config.py; held through the role of the group `organizers`, or any
-# role a hub admin gives it to.
+# The custom scopes that decide a request's role (declared in jupyterhub_config.py).  Only
+# the scopes of the token that made the request count, never who its owner is:
+# - ADMIN_SCOPES: the platform's admin powers: `admin-ui`, held by the hub's `admin`
+#   role only (JupyterHub allows no custom scope in that role, and `admin-ui` opens
+#   nothing of the hub's REST API by itself), or the custom admin scope, for a role
+#   an operator makes;
+# - CREATE_SCOPE: create competitions and queues, and run the ones you organize (the
+#   role of the group `organizers`, or any role a hub admin gives it to);
+# - ORGANIZE_SCOPE: run the competitions that name you as an organizer (every user holds it).
+# A token with none of them (e.g. only `access:services!service=competitions`, or a
+# single-user server's token by default) acts as a participant, even for a hub admin.
+ADMIN_SCOPE = "custom:competitions:admin"
+ADMIN_SCOPES = frozenset({"admin-ui", ADMIN_SCOPE})
 CREATE_SCOPE = "custom:competitions:create"
+ORGANIZE_SCOPE = "custom:competitions:organize"
 FILE_CHUNK = 256 * 1024
 # Participant-made HTML (an executed notebook, detailed results) runs nothing on our origin.
 SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -72,6 +87,32 @@ def describe_error(exc: Optional[BaseException], status: int, actor: Actor) -> t
     if status >= 500:
         return status, "internal_error", "an unexpected error; the service log has the details", {}
     return status, _HTTP_CODES.get(status, "error"), "", {}
+
+
+def actor_from_hub_model(model: dict[str, Any]) -> Actor:
+    """The actor of a hub user model (`/hub/api/user`), whose `scopes` are the request token's.
+
+    The hub's `admin` flag and the group `organizers` give nothing by themselves:
+    admin powers need one of ADMIN_SCOPES in the token, creating competitions
+    needs CREATE_SCOPE (or an admin scope), and running the competitions that name the
+    user needs one of those or ORGANIZE_SCOPE.  A token without them acts as
+    a participant.
+    """
+    scopes = set(model.get("scopes") or ())
+    is_admin = bool(ADMIN_SCOPES & scopes)
+    may_create = is_admin or CREATE_SCOPE in scopes
+    groups = set(model.get("groups") or ())
+    if may_create:
+        # A hub role may grant the custom scope instead of the group membership.
+        groups.add(ORGANIZERS_GROUP)
+    else:
+        groups.discard(ORGANIZERS_GROUP)
+    return Actor(
+        str(model["name"]),
+        is_admin=is_admin,
+        groups=frozenset(groups),
+        organizer_powers=may_create or ORGANIZE_SCOPE in scopes,
+    )
 
 
 class XsrfError(web.HTTPError):
@@ -182,15 +223,7 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
         self.hub_user = model
         self.token_authenticated = bool(getattr(self, "_token_authenticated", False))
         if model and model.get("kind", "user") == "user":
-            groups = set(model.get("groups") or ())
-            # A hub role may grant the custom scope instead of the group membership.
-            if CREATE_SCOPE in (model.get("scopes") or ()):
-                groups.add(ORGANIZERS_GROUP)
-            self.actor = Actor(
-                str(model["name"]),
-                is_admin=bool(model.get("admin")),
-                groups=frozenset(groups),
-            )
+            self.actor = actor_from_hub_model(model)
         else:
             # Services and unknown callers act as nobody.
             self.actor = ANONYMOUS

@@ -20,6 +20,9 @@ from tornado import web
 
 PREFIX = "/services/competitions/"
 ACCESS_SCOPE = "access:services!service=competitions"
+ADMIN_SCOPE = "admin-ui"  # what the hub's admin role holds
+CREATE_SCOPE = "custom:competitions:create"
+ORGANIZE_SCOPE = "custom:competitions:organize"
 SESSION_ID = "test-session"
 
 USERS: dict[str, dict[str, Any]] = {
@@ -34,22 +37,41 @@ USERS: dict[str, dict[str, Any]] = {
 }
 
 
+def role_scopes(name: str) -> list[str]:
+    """The role scopes the hub gives `name` (see jupyterhub_config.py)."""
+    fields = USERS[name]
+    scopes = [ORGANIZE_SCOPE] + list(fields.get("scopes", []))
+    if "organizers" in fields.get("groups", []):
+        scopes.append(CREATE_SCOPE)
+    if fields.get("admin"):
+        scopes.append(ADMIN_SCOPE)
+    return scopes
+
+
 def make_hub_auth():
     from jupyterhub.services.auth import HubOAuth
 
     class StandInHubAuth(HubOAuth):
-        """HubOAuth that knows the tokens `token-<name>` (and `narrow-<name>`, without the access scope)."""
+        """HubOAuth that knows three tokens of each person, as the hub's roles would scope them.
+
+        `token-<name>`: every scope the person holds (as jupyterhub_config.py
+        grants them: the organize scope to everyone, the create scope to the
+        group `organizers`, the admin scope to hub admins); `scoped-<name>`:
+        only the scope to call the service (a down-scoped token);
+        `narrow-<name>`: not even that.
+        """
 
         def user_for_token(self, token, use_cache=True, session_id="", *, sync=True):
             return self._call_coroutine(sync, self._model_for, token)
 
         async def _model_for(self, token):
             kind, _, name = (token or "").partition("-")
-            if kind not in ("token", "narrow") or name not in USERS:
+            if kind not in ("token", "scoped", "narrow") or name not in USERS:
                 return None
             fields = USERS[name]
-            scopes = [f"read:users:name!user={name}"] + ([ACCESS_SCOPE] if kind == "token" else [])
-            scopes += list(fields.get("scopes", []))
+            scopes = [f"read:users:name!user={name}"] + ([ACCESS_SCOPE] if kind != "narrow" else [])
+            if kind == "token":
+                scopes += role_scopes(name)
             return {"kind": "user", "name": name, "admin": bool(fields.get("admin")),
                     "groups": list(fields.get("groups", [])), "scopes": scopes}
 
@@ -108,11 +130,12 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}{PREFIX}"
 
     # -- clients ------------------------------------------------------------------------
-    def client(self, name: Optional[str] = None, *, narrow: bool = False) -> "Client":
-        """Anonymous, or `name` with a token header."""
+    def client(self, name: Optional[str] = None, *, narrow: bool = False, scoped: bool = False) -> "Client":
+        """Anonymous, or `name` with a token header (`scoped`: only the scope to call the service)."""
         session = requests.Session()
         if name:
-            session.headers["Authorization"] = f"token {'narrow' if narrow else 'token'}-{name}"
+            kind = "narrow" if narrow else "scoped" if scoped else "token"
+            session.headers["Authorization"] = f"token {kind}-{name}"
         return Client(self.base, session)
 
     def cookie_client(self, name: str) -> "Client":

@@ -117,6 +117,25 @@ def test_token_without_the_service_scope_is_refused(server, world):
     assert server.client("olga").get("api/v1/me").json()["may_create_competitions"] is True
 
 
+def test_down_scoped_tokens_of_organizers_and_admins_act_as_participants(server, world):
+    """Roles come from the token's scopes: the hub's admin flag and groups alone give nothing."""
+    olga, root = server.client("olga", scoped=True), server.client("root", scoped=True)
+    for client in (olga, root):
+        me = client.get("api/v1/me").json()
+        assert me["admin"] is False and me["may_create_competitions"] is False and "organizers" not in me["groups"]
+        assert client.get(f"api/v1/competitions/{world.slug}/participants").status_code == 403
+        assert client.get(f"api/v1/submissions/{world.subs['ben']}").status_code == 403
+        assert client.get("api/v1/admin/storage").status_code == 403
+        assert client.post("api/v1/queues", json={"name": "scoped-q"}).status_code == 403
+    # Olga created `secrets`: with a scoped token she is no organizer of it, and sees only her own submissions.
+    assert olga.get(f"api/v1/competitions/{world.slug}").json()["is_organizer"] is False
+    assert olga.get(f"api/v1/competitions/{world.slug}/submissions").json()["total"] == 0
+    # The same people with their full tokens.
+    assert server.client("olga").get(f"api/v1/competitions/{world.slug}/participants").status_code == 200
+    assert server.client("root").get("api/v1/admin/storage").status_code == 200
+    assert server.client("root").get("api/v1/me").json()["admin"] is True
+
+
 # -- XSRF ----------------------------------------------------------------------------------------
 def test_cookie_requests_need_the_xsrf_token_to_change_anything(server, world):
     olga = server.cookie_client("olga")

@@ -10,6 +10,11 @@ as a browser's or a script's would.
 
 Unsafe requests carried by the service cookie (after the hub's login page and
 OAuth) without the XSRF token must get 403, on every unsafe route.
+
+Scopes decide roles: two more callers hold tokens of the organizer and of the
+hub admin that the hub itself down-scoped to `access:services!service=competitions`
+(POST /hub/api/users/{name}/tokens with `scopes`).  On every route they must
+get exactly what the unregistered person gets: a participant's rights.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ from tests.hub_fixtures import SERVICE_PREFIX
 pytestmark = pytest.mark.slow
 
 ACTORS = ("anonymous", "unregistered", "participant", "other_participant", "other_organizer", "organizer", "admin")
+# Tokens of the organizer and of the admin holding only the scope to call the service.
+SCOPED_ACTORS = {"scoped_organizer": "organizer", "scoped_admin": "admin"}
+ACCESS_ONLY = ["access:services!service=competitions"]
 # A 1x1 PNG.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005"
@@ -107,6 +115,8 @@ def scene(hub, tmp_path_factory) -> Scene:
         "admin": hub.demo_accounts("admin")[0].username,
     }
     clients = {actor: hub.client(hub.token_for(name) if name else None) for actor, name in names.items()}
+    for actor, owner in SCOPED_ACTORS.items():
+        clients[actor] = hub.client(hub.token_for(names[owner], ACCESS_ONLY, note="down-scoped"))
     resp = clients["organizer"].post("api/v1/competitions",
                                      files={"file": ("bundle.zip", matrix_bundle(tmp, f"Matrix {tag}"))})
     assert resp.status_code == 201, resp.text
@@ -244,7 +254,10 @@ def test_the_matrix_covers_every_api_route():
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.method} {c.path}" for c in CASES])
 def test_authorization_matrix(scene, case):
     failures = []
-    for actor, expected in zip(ACTORS, case.expected):
+    # A down-scoped token of the organizer or the admin acts as a participant who is not registered.
+    as_unregistered = case.expected[ACTORS.index("unregistered")]
+    callers = list(zip(ACTORS, case.expected)) + [(actor, as_unregistered) for actor in SCOPED_ACTORS]
+    for actor, expected in callers:
         kwargs = case.body(scene, actor) if case.body else {}
         resp = scene.clients[actor].request(case.method, case.url(scene), **kwargs)
         if resp.status_code != expected:

@@ -128,6 +128,8 @@ print(json.dumps({
     "proxy_command": c.ConfigurableHTTPProxy.command,
     "template_paths": hub.template_paths,
     "load_groups": hub.load_groups,
+    "load_roles": hub.load_roles,
+    "custom_scopes": sorted(hub.custom_scopes),
     "admin_users": sorted(c.Authenticator.admin_users) if "admin_users" in c.Authenticator else [],
     "authenticator_class": hub.authenticator_class,
     "spawner_args": c.SimpleLocalProcessSpawner.args if "args" in c.SimpleLocalProcessSpawner else [],
@@ -161,8 +163,19 @@ def test_the_config_file_of_the_embedded_default(tmp_path):
     # COMPETE_PUBLIC_URL: the proxy, through which the service reaches users' servers (Open in JupyterLab).
     assert service["environment"] == {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": "http://127.0.0.1:8000/"}
     assert service["oauth_no_confirm"] is True and service["display"] is True
-    assert cfg["extra_user_scopes"] == ["access:services!service=competitions"]
+    # Roles come from the scopes of a request's token: every user may run the competitions
+    # that name them, the hub's admin role holds the admin scope, organizers the create scope.
+    assert cfg["custom_scopes"] == [f"custom:competitions:{s}" for s in ("admin", "create", "organize")]
+    assert cfg["extra_user_scopes"] == ["access:services!service=competitions", "custom:competitions:organize"]
+    roles = {role["name"]: role for role in cfg["load_roles"]}
+    assert roles["competition-organizer"]["groups"] == ["organizers"]
+    assert "custom:competitions:create" in roles["competition-organizer"]["scopes"]
+    # A browser login (the service's OAuth token) carries the role scopes its user holds:
+    # admin-ui is how a hub admin's token says so.
+    assert sorted(service["oauth_client_allowed_scopes"]) == ["admin-ui"] + cfg["custom_scopes"]
+    # Single-user servers' tokens call the service as participants only.
     assert "access:services!service=competitions" in cfg["server_token_scopes"]
+    assert not [s for s in cfg["server_token_scopes"] if s.startswith("custom:")]
     assert cfg["load_groups"] == {"organizers": {"users": ["organizer"]}}
     assert cfg["admin_users"] == ["admin"]
     # The front end's app object, for the Submit widget's save before submitting.

@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import sys
+import uuid
 
 import psutil
 
@@ -90,8 +91,13 @@ def test_a_single_user_servers_token_reaches_the_service(hub):
             assert resp.json()["name"] == name
             scopes = set(hub.api("GET", "user", token=token).json()["scopes"])
             assert f"access:services!service={SERVICE}" in scopes
-            # The server's token holds the organizer scope only for an organizer.
-            assert ("custom:competitions:create" in scopes) == (name == organizer)
+            # Code in a server holds no organizer power, even an organizer's: participant only.
+            assert not [s for s in scopes if s.startswith("custom:competitions:")], scopes
+            me = hub.client(token).get("api/v1/me").json()
+            assert me["may_create_competitions"] is False and me["admin"] is False, me
+            assert "organizers" not in me["groups"]
+            resp = hub.client(token).post("api/v1/queues", json={"name": f"srv-{name[-8:]}"})
+            assert resp.status_code == 403, resp.text
     finally:
         for name in (participant, organizer):
             hub.stop_server(name)
@@ -155,3 +161,40 @@ def test_a_wrong_password_does_not_log_in(hub):
                                                       "_xsrf": xsrf}, allow_redirects=False, timeout=30)
     assert resp.status_code == 403
     assert "Invalid username or password" in resp.text
+
+
+def test_scopes_of_the_token_decide_the_role_not_who_owns_it(hub):
+    """A hub admin's or an organizer's token down-scoped to calling the service is a participant's."""
+    organizer = hub.create_user(groups=["organizers"])
+    admin = hub.demo_accounts("admin")[0].username
+    access_only = [f"access:services!service={SERVICE}"]
+    for name, role in ((organizer, "organizer"), (admin, "admin")):
+        full = hub.user_client(name)
+        scoped = hub.user_client(name, scopes=access_only)
+        assert full.get("api/v1/me").json()["may_create_competitions"] is True
+        me = scoped.get("api/v1/me").json()
+        assert me["name"] == name and me["admin"] is False and me["may_create_competitions"] is False, me
+        resp = scoped.post("api/v1/queues", json={"name": f"scoped-{uuid.uuid4().hex[:6]}"})
+        assert resp.status_code == 403, resp.text
+        resp = scoped.get("api/v1/admin/storage")
+        assert resp.status_code == 403, resp.text
+        assert full.get("api/v1/admin/storage").status_code == (200 if role == "admin" else 403)
+    # The demo organizer runs the demo competition with a full token, but not with a scoped one.
+    demo_organizer = hub.demo_accounts("organizer")[0].username
+    slug = next(c["slug"] for c in hub.client().get("api/v1/competitions").json()["items"]
+                if c["title"] == "Demo: flower species")
+    assert hub.user_client(demo_organizer).get(f"api/v1/competitions/{slug}/yaml").status_code == 200
+    resp = hub.user_client(demo_organizer, scopes=access_only).get(f"api/v1/competitions/{slug}/yaml")
+    assert resp.status_code == 403, resp.text
+    assert hub.user_client(demo_organizer, scopes=access_only).get(
+        f"api/v1/competitions/{slug}").json()["is_organizer"] is False
+
+
+def test_browser_logins_of_organizers_and_admins_keep_their_powers(hub):
+    """The service's OAuth token carries the role scopes its user holds (oauth_client_allowed_scopes)."""
+    seen = {}
+    for role in ("admin", "organizer", "participant"):
+        account = hub.demo_accounts(role)[0]
+        seen[role] = hub.login(account.username, account.password).get("api/v1/me").json()
+    assert [seen[r]["admin"] for r in ("admin", "organizer", "participant")] == [True, False, False], seen
+    assert [seen[r]["may_create_competitions"] for r in ("admin", "organizer", "participant")] == [True, True, False]

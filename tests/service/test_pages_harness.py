@@ -23,7 +23,7 @@ import requests
 
 from hub_extension.app import Platform
 from tests.service import builders
-from tests.service.api_harness import USERS  # name -> hub user model fields, as the API tests have them
+from tests.service.api_harness import USERS, role_scopes  # name -> hub user model fields, as the API tests have them
 
 PREFIX = "/services/competitions/"
 LOGIN_COOKIE = "compete-test-login"
@@ -52,7 +52,8 @@ def make_hub_auth(users: dict[str, dict[str, Any]]):
                 "name": token,
                 "admin": bool(fields.get("admin")),
                 "groups": list(fields.get("groups", [])),
-                "scopes": ["access:services!service=competitions"],
+                # What the service's OAuth token of a browser login carries.
+                "scopes": ["access:services!service=competitions"] + role_scopes(token),
             }
 
     return NameTokenHubAuth(
