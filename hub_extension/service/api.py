@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from tornado import httputil, web
+from tornado import web
 
 from ..app import PlatformError
 from .app import service_version
 from .base import SANDBOX_CSP, ApiHandler
+from .uploads import MultipartStream, UploadRefused, multipart_boundary
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 # Room for multipart headers around the file itself.
@@ -66,13 +67,23 @@ class FileResponse:
 
 @web.stream_request_body
 class UploadHandler(ApiHandler):
-    """A POST whose body is a file, written to disk as it arrives."""
+    """A POST whose body is a file, written to disk as it arrives.
+
+    A `multipart/form-data` body is parsed while it arrives (`uploads.MultipartStream`):
+    the `file` part goes straight to disk, small text fields stay in memory.  A raw
+    body (`?filename=NAME`) is written as it is.  Either way the service holds one
+    chunk of the body at a time, never the whole of it, and parses nothing after
+    the body has arrived.
+    """
 
     upload_default_name = "upload.zip"
-    _spool = None
     _received = 0
     _too_large = False
     _refusal: Optional[BaseException] = None
+    _sink = None  # the open file of a raw body
+    _multipart: Optional[MultipartStream] = None
+    _target: Optional[Path] = None
+    workdir: Optional[Path] = None
 
     async def prepare(self) -> None:
         if self.request.method != "POST":
@@ -86,7 +97,6 @@ class UploadHandler(ApiHandler):
             raise web.HTTPError(413, "the upload is %s bytes; the largest accepted is %s", length, cap)
         self.request.connection.set_max_body_size(cap + MULTIPART_SLACK)
         self.workdir = Path(tempfile.mkdtemp(prefix="compete-upload-"))
-        self._spool = open(self.workdir / "body", "wb")
         try:
             await self.authenticate()
             self.require_login()
@@ -94,50 +104,70 @@ class UploadHandler(ApiHandler):
             # Refusing before reading the body makes the client see a reset
             # connection instead of the answer: read (and drop) it first.
             self._refusal = exc
-            self._spool.close()
+            return
+        try:
+            self._start_body()
+        except (UploadRefused, web.HTTPError) as exc:
+            self._refusal = exc
+
+    def _start_body(self) -> None:
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            self._multipart = MultipartStream(
+                multipart_boundary(content_type), self._open_target, max_file_bytes=self.platform.config.max_upload_bytes)
+        else:
+            self._target = self.workdir / safe_upload_name(self.get_query_argument("filename", ""),
+                                                           self.upload_default_name)
+            self._sink = open(self._target, "wb")
+
+    def _open_target(self, filename: str):
+        self._target = self.workdir / safe_upload_name(filename, self.upload_default_name)
+        return open(self._target, "wb")
 
     def data_received(self, chunk: bytes) -> None:
-        if self._spool is None or self._spool.closed or self._too_large:
-            return
+        if self._refusal is not None or self._too_large:
+            return  # read and dropped: the answer goes out once the body is in
         self._received += len(chunk)
         if self._received > self.platform.config.max_upload_bytes + MULTIPART_SLACK:
             self._too_large = True
+            self._close_files()
             return
-        self._spool.write(chunk)
+        try:
+            if self._multipart is not None:
+                self._multipart.feed(chunk)
+            elif self._sink is not None:
+                self._sink.write(chunk)
+        except UploadRefused as exc:
+            self._refusal = exc
+            self._close_files()
+
+    def _close_files(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._multipart is not None:
+            self._multipart.close()
 
     def uploaded_file(self) -> Path:
         """The uploaded file, saved under its (cleaned) name in a private folder."""
+        self._close_files()
         if self._refusal is not None:
             raise self._refusal
-        self._spool.close()
         cap = self.platform.config.max_upload_bytes
         if self._too_large:
             raise web.HTTPError(413, "the upload is larger than %s bytes", cap)
-        body_path = self.workdir / "body"
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.startswith("multipart/form-data"):
-            args: dict[str, list[bytes]] = {}
-            files: dict[str, list[httputil.HTTPFile]] = {}
-            httputil.parse_body_arguments(content_type, body_path.read_bytes(), args, files)
-            body_path.unlink()
-            if not files.get("file"):
+        if self._multipart is not None:
+            self._multipart.finish()
+            if self._multipart.filename is None:
                 raise PlatformError("send the file in a form field named 'file'")
-            part = files["file"][0]
-            self.form = {k: v[0].decode("utf-8", "replace") for k, v in args.items() if v}
-            if len(part.body) > cap:
-                raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", len(part.body), cap)
-            target = self.workdir / safe_upload_name(part.filename, self.upload_default_name)
-            target.write_bytes(part.body)
-            return target
+            self.form = dict(self._multipart.fields)
+            return self._target
         self.form = {}
         if self._received == 0:
             raise PlatformError("the request has no file: send multipart/form-data with a 'file' field, "
                                 "or the bytes with ?filename=NAME")
         if self._received > cap:
             raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", self._received, cap)
-        target = self.workdir / safe_upload_name(self.get_query_argument("filename", ""), self.upload_default_name)
-        body_path.rename(target)
-        return target
+        return self._target
 
     def field(self, name: str) -> Optional[str]:
         """A form field (multipart) or query argument."""
@@ -145,8 +175,8 @@ class UploadHandler(ApiHandler):
         return value if value is not None else self.get_query_argument(name, None)
 
     def on_finish(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
+        self._close_files()
+        if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def on_connection_close(self) -> None:

@@ -29,6 +29,7 @@ from tornado import web
 
 from ..app import ORGANIZERS_GROUP, Actor, Forbidden, PlatformError
 from ..bundles.model import BundleError
+from .uploads import UploadRefused
 
 log = logging.getLogger("compete.service")
 
@@ -78,7 +79,7 @@ def describe_error(exc: Optional[BaseException], status: int, actor: Actor) -> t
         return 400, "bundle_invalid", message, {"problems": problems}
     if isinstance(exc, Forbidden) and actor.is_anonymous:
         return 401, "login_required", f"log in first: {exc}", {}
-    if isinstance(exc, PlatformError):
+    if isinstance(exc, (PlatformError, UploadRefused)):
         return exc.status, exc.code, str(exc), {}
     if isinstance(exc, web.HTTPError):
         message = exc.log_message % exc.args if exc.log_message and exc.args else (exc.log_message or "")
@@ -289,7 +290,7 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
 
     # -- errors ----------------------------------------------------------------------
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, (PlatformError, BundleError)):
+        if isinstance(value, (PlatformError, BundleError, UploadRefused)):
             log.info("%s %s refused for %s: %s", self.request.method, self.request.path,
                      self.actor.username or "anonymous", str(value).splitlines()[0] if str(value) else typ.__name__)
             return

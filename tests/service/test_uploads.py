@@ -1,0 +1,184 @@
+"""Uploads stream to disk: the multipart parser, and the API's uploads over real HTTP.
+
+The parser is fed bodies cut at every byte (boundaries split across chunks);
+the API gets large bodies while the test measures what the service allocates
+(tracemalloc: the old handler read the whole body into memory to parse it),
+malformed and non-UTF-8 bodies (JSON errors), and files over the cap.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tracemalloc
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hub_extension.service.uploads import MultipartStream, UploadRefused, multipart_boundary
+
+from .api_harness import ApiServer
+from .builders import ANN, build_world, zip_bytes
+
+
+def multipart(fields: dict[str, str], file_name: bytes | str, data: bytes, boundary: str = "b0undary",
+              file_field: str = "file") -> bytes:
+    name = file_name.encode() if isinstance(file_name, str) else file_name
+    out = io.BytesIO()
+    for key, value in fields.items():
+        out.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n{value}\r\n".encode())
+    out.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"".encode()
+              + name + b"\"\r\nContent-Type: application/zip\r\n\r\n" + data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue()
+
+
+class Collect:
+    def __init__(self):
+        self.files: dict[str, io.BytesIO] = {}
+
+    def open(self, name: str):
+        buf = self.files[name] = io.BytesIO()
+        buf.close = lambda: None  # keep the bytes readable after the parser closes it
+        return buf
+
+
+# -- the parser ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 13, 64, 4096])
+def test_the_parser_finds_boundaries_split_across_chunks(step):
+    # The file holds near-boundaries: CRLF and dashes that are not the delimiter.
+    data = b"PK\x03\x04" + b"\r\n--b0undar" + os.urandom(3000) + b"\r\n-" + b"--b0undary" + b"\r\n--b0undarX"
+    body = multipart({"phase": "2", "description": "héllo"}, "my file.zip", data)
+    sink = Collect()
+    parser = MultipartStream(multipart_boundary("multipart/form-data; boundary=b0undary"), sink.open,
+                             max_file_bytes=1 << 20)
+    for at in range(0, len(body), step):
+        parser.feed(body[at:at + step])
+    parser.finish()
+    assert parser.filename == "my file.zip"
+    assert sink.files["my file.zip"].getvalue() == data
+    assert parser.fields == {"phase": "2", "description": "héllo"}
+
+
+def test_the_parser_caps_the_file_and_the_fields():
+    sink = Collect()
+    parser = MultipartStream(b"b0undary", sink.open, max_file_bytes=1000)
+    with pytest.raises(UploadRefused) as caught:
+        parser.feed(multipart({}, "a.zip", b"x" * 5000))
+    assert caught.value.status == 413
+    parser = MultipartStream(b"b0undary", sink.open, max_file_bytes=1000)
+    with pytest.raises(UploadRefused) as caught:
+        parser.feed(multipart({"description": "y" * 70_000}, "a.zip", b"x"))
+    assert caught.value.status == 400 and "description" in str(caught.value)
+
+
+def test_the_parser_refuses_incomplete_and_non_utf8_bodies():
+    parser = MultipartStream(b"b0undary", Collect().open, max_file_bytes=1000)
+    parser.feed(multipart({}, "a.zip", b"abc")[:-20])
+    with pytest.raises(UploadRefused, match="closing boundary"):
+        parser.finish()
+    parser = MultipartStream(b"b0undary", Collect().open, max_file_bytes=1000)
+    with pytest.raises(UploadRefused, match="UTF-8"):
+        parser.feed(multipart({}, b"\xff\xfe\xfd.zip", b"abc"))
+
+
+# -- the API -----------------------------------------------------------------------------------------
+@pytest.fixture
+def world_api(platform, tmp_path):
+    world = build_world(platform, tmp_path)
+    server = ApiServer(platform).start()
+    yield server, world
+    server.stop()
+
+
+def json_error(resp) -> dict:
+    assert resp.headers["Content-Type"].startswith("application/json"), (resp.status_code, resp.text[:300])
+    return resp.json()["error"]
+
+
+def test_a_non_utf8_file_name_gets_the_json_error_shape(world_api):
+    server, world = world_api
+    url = f"api/v1/competitions/{world.slug}/submissions"
+    body = multipart({}, b"pr\xe9dictions-\xff.zip", zip_bytes({"predictions.txt": "1\n"}))
+    resp = server.client("ann").post(url, data=body, headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert resp.status_code == 400 and "UTF-8" in json_error(resp)["message"]
+    # The same name in the query string of a raw upload.
+    resp = server.client("ann").post(url + "?filename=pr%E9dictions.zip", data=zip_bytes({"p.txt": "1\n"}),
+                                     headers={"Content-Type": "application/octet-stream"})
+    assert resp.status_code == 400 and json_error(resp)["code"] == "bad_request"
+    # A multipart body whose Content-Type has no boundary, and one cut short.
+    resp = server.client("ann").post(url, data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"})
+    assert resp.status_code == 400 and "boundary" in json_error(resp)["message"]
+    resp = server.client("ann").post(url, data=body[:-30],
+                                     headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert resp.status_code == 400 and json_error(resp)["code"] == "bad_request"
+
+
+def test_a_multipart_submission_keeps_its_fields(world_api):
+    server, world = world_api
+    body = multipart({"description": "streamed in pieces"}, "predictions.zip",
+                     zip_bytes({"predictions.txt": "1\n0\n1\n"}))
+
+    def pieces():
+        for at in range(0, len(body), 7):
+            yield body[at:at + 7]
+
+    # A body sent in small chunked pieces (straight to the service, no proxy in between).
+    resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions", data=pieces(),
+                                     headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["description"] == "streamed in pieces" and resp.json()["filename"] == "predictions.zip"
+
+
+def test_a_file_over_the_cap_gets_413_in_json(world_api):
+    server, world = world_api
+    server.platform.config.max_upload_bytes = 200_000
+    body = multipart({}, "big.zip", b"x" * 150_000 + b"y" * 100_000)
+
+    def pieces():  # chunked: no Content-Length to refuse it by
+        for at in range(0, len(body), 32_768):
+            yield body[at:at + 32_768]
+
+    resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions", data=pieces(),
+                                     headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert resp.status_code == 413 and json_error(resp)["code"] == "too_large"
+
+
+def test_a_large_multipart_upload_is_never_held_in_memory(world_api, tmp_path):
+    """64 MB through the API: the service allocates a few chunks' worth, not the body (the old
+    handler read the spooled body back and parsed it in memory: twice the file at least)."""
+    server, world = world_api
+    size = 64 * 1024 * 1024
+    # A stored zip (no compression) whose one member is the big file: valid for `submit`.
+    payload = tmp_path / "payload.zip"
+    with zipfile.ZipFile(payload, "w", zipfile.ZIP_STORED) as zf:
+        with zf.open("predictions.txt", "w", force_zip64=True) as member:
+            block = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                member.write(block)
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nbig\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.zip\"\r\n"
+            "Content-Type: application/zip\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    body_path = tmp_path / "body"
+    with open(body_path, "wb") as out, open(payload, "rb") as src:
+        out.write(head)
+        while block := src.read(1 << 20):
+            out.write(block)
+        out.write(tail)
+    tracemalloc.start()
+    try:
+        with open(body_path, "rb") as fh:
+            resp = server.client("ann").post(
+                f"api/v1/competitions/{world.slug}/submissions", data=fh,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["description"] == "big"
+    assert peak < 16 * 1024 * 1024, f"the service allocated {peak / 2**20:.0f} MB for a {size >> 20} MB upload"
+    stored = Path(server.platform.submission_file(resp.json()["id"], ANN)[0])
+    assert stored.stat().st_size == payload.stat().st_size
