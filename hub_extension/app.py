@@ -326,8 +326,9 @@ class Platform:
         now = now or m.utcnow()
         path = Path(path)
         if not path.exists():
-            raise PlatformError(f"{path}: no such file or folder")
+            raise PlatformError(f"{path.name}: no such file or folder")
         kind = submission_kind(path)
+        self._check_submission_zip(path)
         file_key = self._store_submission_file(path)
         with self.db.session() as s:
             comp = self._competition(s, slug)
@@ -419,6 +420,30 @@ class Platform:
             if total is not None and today is not None:
                 today = min(today, total)
             return {"total": total, "today": today}
+
+    def _check_submission_zip(self, path: Path) -> None:
+        """Refuse a submission zip that breaks the unpack caps of bundles, before anything is stored.
+
+        Reads the zip's central directory only (member count, sizes, ratios,
+        paths, links): a small zip that would expand to gigabytes is refused at
+        once.  The sizes it declares may lie, so the worker checks again while
+        it unpacks.
+        """
+        from .bundles.unpack import check_zip_file
+
+        if path.is_dir() or not zipfile.is_zipfile(path):
+            return
+        problems = check_zip_file(path, path.name, self.unpack_limits())
+        if problems:
+            lines = "; ".join(f"{p.key} {p.message}" if p.key != "(archive)" else f"it {p.message}"
+                              for p in problems[:5])
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise PlatformError(
+                f"the submission zip cannot be accepted: {lines}{more}. Nothing was stored; rebuild the zip "
+                f"within the limits (at most {self.config.unpack_max_members} files, "
+                f"{self.config.unpack_max_total_bytes} bytes unpacked in all, {self.config.unpack_max_file_bytes} "
+                f"bytes per file, compression ratio up to {self.config.unpack_max_ratio:.0f}:1)"
+            )
 
     def _store_submission_file(self, path: Path) -> str:
         if path.is_dir():

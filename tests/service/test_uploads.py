@@ -182,3 +182,79 @@ def test_a_large_multipart_upload_is_never_held_in_memory(world_api, tmp_path):
     assert peak < 16 * 1024 * 1024, f"the service allocated {peak / 2**20:.0f} MB for a {size >> 20} MB upload"
     stored = Path(server.platform.submission_file(resp.json()["id"], ANN)[0])
     assert stored.stat().st_size == payload.stat().st_size
+
+
+# -- submission zips get the unpack caps of bundles -----------------------------------------------------
+def zip_bomb(path: Path, name: str = "predictions.txt", gib: int = 5) -> Path:
+    """A real zip (readable by any unzip) whose one member inflates to `gib` GiB of zeros.
+
+    Its deflate stream repeats one fully flushed block of 1 MiB of zeros, so it
+    is built in seconds and is about 1 KB per MiB on disk.
+    """
+    import struct
+    import zlib
+
+    mib = 1 << 20
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = co.compress(bytes(mib)) + co.flush(zlib.Z_FULL_FLUSH)
+    final = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    count = gib * 1024
+    size = count * mib
+    zeros, crc = bytes(64 * mib), 0
+    for _ in range(size // len(zeros)):
+        crc = zlib.crc32(zeros, crc)
+    compressed = len(block) * count + len(final)
+    fname = name.encode()
+    extra = struct.pack("<HHQQ", 1, 16, size, compressed)  # zip64: the real sizes
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 8, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                        len(fname), len(extra)) + fname + extra
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 8, 0, 0x21, crc, 0xFFFFFFFF,
+                          0xFFFFFFFF, len(fname), len(extra), 0, 0, 0, 0, 0) + fname + extra
+    with open(path, "wb") as out:
+        out.write(local)
+        for _ in range(count):
+            out.write(block)
+        out.write(final)
+        cd_offset = out.tell()
+        out.write(central)
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), cd_offset, 0))
+    return path
+
+
+def stored_files(platform) -> set[str]:
+    root = Path(platform.config.home)
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "compete.sqlite" not in p.name}
+
+
+def test_a_zip_bomb_submission_is_refused_before_anything_is_stored(world_api, tmp_path):
+    server, world = world_api
+    bomb = zip_bomb(tmp_path / "predictions.zip")
+    assert bomb.stat().st_size < 6 * 1024 * 1024
+    with zipfile.ZipFile(bomb) as zf:
+        assert zf.infolist()[0].file_size == 5 * 1024**3
+    before_files = stored_files(server.platform)
+    before = server.client("ann").get(f"api/v1/competitions/{world.slug}/submissions").json()["total"]
+    with open(bomb, "rb") as fh:
+        resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions",
+                                         files={"file": ("predictions.zip", fh)})
+    assert resp.status_code == 400, resp.text
+    message = json_error(resp)["message"]
+    assert "predictions.txt" in message and "Nothing was stored" in message, message
+    assert "compression ratio" in message and "rebuild the zip" in message, message
+    assert server.client("ann").get(f"api/v1/competitions/{world.slug}/submissions").json()["total"] == before
+    assert stored_files(server.platform) == before_files
+    # The message names no folder of the service's machine.
+    assert str(tmp_path) not in message and "/tmp" not in message
+
+
+def test_a_submission_zip_over_the_member_cap_is_refused(world_api):
+    server, world = world_api
+    server.platform.config.unpack_max_members = 50
+    data = zip_bytes({f"p{i}.txt": "1\n" for i in range(60)})
+    resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions",
+                                     files={"file": ("predictions.zip", data)})
+    assert resp.status_code == 400 and "60 members" in json_error(resp)["message"]
+    data = zip_bytes({f"p{i}.txt": "1\n" for i in range(10)})
+    resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions",
+                                     files={"file": ("predictions.zip", data)})
+    assert resp.status_code == 201, resp.text
