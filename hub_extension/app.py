@@ -68,6 +68,8 @@ class Actor:
 
 
 LOCAL_ADMIN = Actor("admin", is_admin=True)
+# The largest offset of a page of rows (a database integer holds it on every backend).
+MAX_OFFSET = 2**31 - 1
 ORGANIZERS_GROUP = "organizers"
 
 
@@ -1238,7 +1240,10 @@ class Platform:
             raise Forbidden("log in to see submissions")
         if status is not None and status not in m.STATUSES:
             raise PlatformError(f"unknown status {status!r}; one of {', '.join(m.STATUSES)}")
-        offset, limit = max(0, int(offset)), max(1, min(int(limit), 200))
+        offset, limit = int(offset), int(limit)
+        if not 0 <= offset <= MAX_OFFSET:
+            raise PlatformError(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
+        limit = max(1, min(limit, 200))
         with self.db.session() as s:
             comp = self._competition(s, slug, full=True)
             organizer = self.is_organizer(actor, comp)

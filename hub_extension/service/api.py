@@ -11,6 +11,7 @@ field, or the raw bytes with `?filename=NAME`.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -26,13 +27,15 @@ from .app import service_version
 from .base import SANDBOX_CSP, ApiHandler
 from .uploads import MultipartStream, UploadRefused, multipart_boundary
 
+log = logging.getLogger("compete.service")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 # Room for multipart headers around the file itself.
 MULTIPART_SLACK = 64 * 1024
 
 SLUG = r"(?P<slug>[a-z0-9][a-z0-9-]*)"
-NUMBER = r"(?P<number>[0-9]+)"
-SUBMISSION = r"(?P<submission_id>[0-9]+)"
+# Ids in paths fit a database integer (longer ones are no route: 404).
+NUMBER = r"(?P<number>[0-9]{1,9})"
+SUBMISSION = r"(?P<submission_id>[0-9]{1,18})"
 QUEUE = r"(?P<name>[a-z0-9][a-z0-9-]*)"
 
 
@@ -185,13 +188,41 @@ class UploadHandler(ApiHandler):
 
 
 # -- service -------------------------------------------------------------------------------------
+def database_problem(engine) -> Optional[str]:
+    """What is wrong with the database (None when it answers correctly).
+
+    SQLite: `PRAGMA quick_check` reads every page of the file (a corrupted
+    `compete.sqlite` fails it); other databases: a trivial query.
+    """
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = [row[0] for row in conn.execute(text("PRAGMA quick_check"))]
+                if rows != ["ok"]:
+                    return "; ".join(str(r) for r in rows[:5])
+            else:
+                conn.execute(text("SELECT 1")).scalar()
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
 class HealthHandler(ApiHandler):
-    """No login needed: the hub and load balancers poll it."""
+    """No login needed: the hub and load balancers poll it.  503 when the database fails its check."""
 
     async def prepare(self) -> None:
         pass
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        problem = await self.run_blocking(database_problem, self.platform.db.engine)
+        if problem:
+            # The detail goes to the log only: it may name files of the service's machine.
+            log.error("health check: the database fails: %s", problem)
+            self.write_json({"status": "unavailable", "version": service_version(),
+                             "message": "the database does not answer correctly; see the service log"}, status=503)
+            return
         self.write_json({"status": "ok", "version": service_version()})
 
 

@@ -55,6 +55,8 @@ SANDBOX_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inl
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# Whole numbers in a query string (offsets, phase numbers) stay far inside a database integer.
+MAX_QUERY_INT = 2**31 - 1
 
 # Short codes of HTTP errors raised by tornado or by the hub glue.
 _HTTP_CODES = {
@@ -368,6 +370,8 @@ class ApiHandler(BaseHandler):
             raise PlatformError(f"?{name}= must be a whole number, got {raw!r}") from None
         if minimum is not None and value < minimum:
             raise PlatformError(f"?{name}= must be at least {minimum}, got {value}")
+        if abs(value) > MAX_QUERY_INT:
+            raise PlatformError(f"?{name}= must be at most {MAX_QUERY_INT}, got {raw[:40]!r}")
         return value
 
     def paging(self) -> tuple[int, int]:

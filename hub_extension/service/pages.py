@@ -26,7 +26,7 @@ from tornado import web
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
-from .base import SANDBOX_CSP, BaseHandler
+from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 
 FLASH_COOKIE = "compete-flash"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -213,9 +213,12 @@ class PageHandler(BaseHandler):
         if not raw:
             return None
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
-            raise PlatformError(f"?{name}= must be a whole number, got {raw!r}") from None
+            raise PlatformError(f"?{name}= must be a whole number, got {raw[:40]!r}") from None
+        if abs(value) > MAX_QUERY_INT:
+            raise PlatformError(f"?{name}= must be at most {MAX_QUERY_INT}, got {raw[:40]!r}")
+        return value
 
     async def send_file(self, path: Path, *, filename: str, content_type: Optional[str] = None,
                         inline: bool = False) -> None:
@@ -781,23 +784,23 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/?", CompetitionHandler),
         (rf"{comp}/register", RegisterHandler),
         (rf"{comp}/logo", LogoHandler),
-        (rf"{comp}/phases/([0-9]+)/(starting-kit|public-data)", PhaseDownloadHandler),
-        (rf"{comp}/phases/([0-9]+)/open-in-lab", OpenInLabHandler),
+        (rf"{comp}/phases/([0-9]{{1,9}})/(starting-kit|public-data)", PhaseDownloadHandler),
+        (rf"{comp}/phases/([0-9]{{1,9}})/open-in-lab", OpenInLabHandler),
         (rf"{comp}/leaderboard", LeaderboardHandler),
         (rf"{comp}/leaderboard\.csv", LeaderboardCsvHandler),
         (rf"{comp}/submit", SubmitHandler),
         (rf"{comp}/submissions", SubmissionsHandler),
         (rf"{comp}/edit", EditYamlHandler),
         (rf"{comp}/phases", PhasesHandler),
-        (rf"{comp}/phases/([0-9]+)/(open|close|dates|migrate)", PhaseActionHandler),
+        (rf"{comp}/phases/([0-9]{{1,9}})/(open|close|dates|migrate)", PhaseActionHandler),
         (rf"{comp}/participants", ParticipantsHandler),
         (rf"{comp}/export", ExportPageHandler),
         (rf"{comp}/export\.zip", ExportDownloadHandler),
-        (rf"{prefix}submissions/([0-9]+)", SubmissionHandler),
-        (rf"{prefix}submissions/([0-9]+)/(select|unselect|rerun|cancel|hide|unhide)", SubmissionActionHandler),
-        (rf"{prefix}submissions/([0-9]+)/files/([A-Za-z0-9._-]+)", SubmissionFileHandler),
-        (rf"{prefix}submissions/([0-9]+)/download", SubmittedFileHandler),
-        (rf"{prefix}submissions/([0-9]+)/logs/([0-9]+)/([a-z_]+)/(stdout|stderr)", SubmissionLogHandler),
+        (rf"{prefix}submissions/([0-9]{{1,9}})", SubmissionHandler),
+        (rf"{prefix}submissions/([0-9]{{1,9}})/(select|unselect|rerun|cancel|hide|unhide)", SubmissionActionHandler),
+        (rf"{prefix}submissions/([0-9]{{1,9}})/files/([A-Za-z0-9._-]+)", SubmissionFileHandler),
+        (rf"{prefix}submissions/([0-9]{{1,9}})/download", SubmittedFileHandler),
+        (rf"{prefix}submissions/([0-9]{{1,9}})/logs/([0-9]{{1,9}})/([a-z_]+)/(stdout|stderr)", SubmissionLogHandler),
         (rf"{prefix}queues", QueuesHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)", QueueHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/credentials", QueueCredentialsHandler),

@@ -258,3 +258,52 @@ def test_a_submission_zip_over_the_member_cap_is_refused(world_api):
     resp = server.client("ann").post(f"api/v1/competitions/{world.slug}/submissions",
                                      files={"file": ("predictions.zip", data)})
     assert resp.status_code == 201, resp.text
+
+
+# -- smaller ones: bounded numbers, the health check ----------------------------------------------------
+def test_offsets_and_ids_past_a_database_integer_get_a_json_400_or_404(world_api):
+    server, world = world_api
+    ann = server.client("ann")
+    for query in ("offset=9223372036854775808", "offset=99999999999999999999999", "limit=99999999999999999999",
+                  "phase=18446744073709551617"):
+        resp = ann.get(f"api/v1/competitions/{world.slug}/submissions?{query}")
+        assert resp.status_code == 400, (query, resp.status_code, resp.text[:200])
+        assert "must be at most" in json_error(resp)["message"]
+    resp = ann.get("api/v1/submissions/99999999999999999999999999")
+    assert resp.status_code == 404 and json_error(resp)["code"] == "not_found"
+    assert ann.get(f"api/v1/competitions/{world.slug}/submissions?offset=5").status_code == 200
+
+
+def test_health_answers_503_when_the_database_is_corrupted(tmp_path):
+    from hub_extension.app import Platform
+
+    home = tmp_path / "home"
+    platform = Platform(home=str(home))
+    build_world(platform, tmp_path)
+    platform.close()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "compete.sqlite").write_bytes((home / "compete.sqlite").read_bytes())
+    broken = Platform(home=str(copy))
+    server = ApiServer(broken).start()
+    try:
+        assert server.client().get("api/v1/health").json()["status"] == "ok"
+        # The file gets corrupted under the running service (a disk fault, a bad copy).
+        with open(copy / "compete.sqlite", "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(size // 2)
+            fh.write(os.urandom(8192))
+        broken.db.engine.dispose()
+        resp = server.client().get("api/v1/health")
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["status"] == "unavailable" and str(copy) not in resp.text
+    finally:
+        server.stop()
+        broken.close()
+    healthy = Platform(home=str(home))
+    server = ApiServer(healthy).start()
+    try:
+        assert server.client().get("api/v1/health").json()["status"] == "ok"
+    finally:
+        server.stop()
+        healthy.close()
