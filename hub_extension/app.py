@@ -577,6 +577,8 @@ class Platform:
                 "selected": sub.selected,
                 "scores": {sc.key: sc.value for sc in sub.scores},
                 "artifacts": dict(sub.artifacts or {}),
+                "warnings": list(sub.warnings or []),
+                "dropped": list(sub.dropped or []),
                 "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
                 "queue": queue,
                 "worker": sub.worker,
@@ -798,7 +800,8 @@ class Platform:
         The result is plain data validated here: unknown statuses become a
         failure, scores must be numbers.
         """
-        result = _clean_result(submission_id, result)
+        result = _clean_result(submission_id, result,
+                               host_roots=(self.store.root.resolve(), self.store.root, self.config.home))
         status = result.get("status")
         if status not in (m.FINISHED, m.FAILED, m.CANCELLED):
             status, result = m.FAILED, {**result, "error": f"the worker returned an unknown status {status!r}"}
@@ -817,6 +820,7 @@ class Platform:
             if not self._transition(s, submission_id, values, key=key, queue=queue):
                 return False
             sub = s.get(m.Submission, submission_id)
+            warnings, dropped = list(result["warnings"]), list(result["dropped"])
             for rel, data in (result.get("files") or {}).items():
                 target = self.store.root / "files" / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -841,9 +845,16 @@ class Platform:
                     )
             if status == m.FINISHED:
                 sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
-            artifacts = result.get("artifacts") or {}
-            if isinstance(artifacts, dict):
-                sub.artifacts = {str(k): str(v) for k, v in artifacts.items() if isinstance(v, str) and ".." not in v}
+            # An artifact is listed only when its file is there to be served.
+            artifacts = {}
+            for name, rel in result["artifacts"].items():
+                if self.store.file_path(rel).is_file():
+                    artifacts[name] = rel
+                else:
+                    warnings.append(f"{name.replace('_', ' ')} is not available: its file did not reach the platform")
+            sub.artifacts = artifacts
+            sub.warnings = warnings[:RESULT_WARNINGS_MAX]
+            sub.dropped = dropped[:RESULT_WARNINGS_MAX]
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
             return True
 
@@ -1296,6 +1307,9 @@ class Platform:
                 view["queue"] = sub.queue or self.queue_of(comp, ph)
                 view["worker"] = sub.worker
                 view["dispatch_count"] = sub.dispatch_count
+                # Outputs the run did not keep, and why (sentences, and name/bytes/reason rows).
+                view["warnings"] = list(sub.warnings or [])
+                view["dropped"] = list(sub.dropped or [])
         waiting = None
         if sub.status == m.SUBMITTED:
             waiting = self.submission(submission_id).get("waiting")
@@ -1883,6 +1897,37 @@ __all__ = [
 
 
 RESULT_FILES_MAX_BYTES = 64 * 1024 * 1024
+RESULT_WARNINGS_MAX = 100
+_TEMP_WORK = re.compile(r"(?:/[\w.@+-]+)*/jupyter-compete[\w.-]*(?:/[^\s'\"`<>|;,)\]]*)?")
+
+
+def _no_host_paths(text: Optional[str], roots: Iterable[Any] = ()) -> Optional[str]:
+    """`text` with the host paths it names reduced to their last component.
+
+    Paths under the platform's home and store, and work folders of workers
+    (`.../jupyter-compete*/...`, on the platform's machine or an organizer's),
+    say where things live on a host: a participant sees `…/predictions.csv`.
+    """
+    if not text:
+        return text
+
+    def short(match: re.Match) -> str:
+        tail = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{tail}" if tail else "…"
+
+    for root in sorted({str(r).rstrip("/") for r in roots if r and str(r).strip("/")}, key=len, reverse=True):
+        text = re.sub(re.escape(root) + r"(?![\w.-])(?:/[^\s'\"`<>|;,)\]]*)?", short, text)
+    return _TEMP_WORK.sub(short, text)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _file_label(submission_id: int, rel: str) -> str:
+    """The name an organizer knows a result file by: its path inside the run's attempt."""
+    parts = rel.split("/")
+    return "/".join(parts[3:]) if len(parts) > 3 and parts[:2] == ["submissions", str(submission_id)] else parts[-1]
 
 
 def _text(value: Any, limit: int) -> Optional[str]:
@@ -1906,21 +1951,42 @@ def _own_path(submission_id: int, value: Any) -> Optional[str]:
     return value
 
 
-def _clean_result(submission_id: int, result: Any) -> dict[str, Any]:
+def _clean_result(submission_id: int, result: Any, host_roots: Iterable[Any] = ()) -> dict[str, Any]:
     """Reduce a worker's result to the plain, bounded shape the platform records.
 
     A result comes from a machine the platform does not control: every field is
     checked for its type, strings are bounded, paths must stay inside the
-    submission's own files, and inline files are capped.
+    submission's own files, and inline files are capped (what fits is kept,
+    each file left out is listed in `dropped` and said in `warnings`).  Host
+    paths (under `host_roots`, or a worker's work folders) are taken out of
+    every message a participant or organizer reads.
     """
     if not isinstance(result, dict):
-        return {"status": m.FAILED, "error": "the worker returned no result"}
+        return {"status": m.FAILED, "error": "the worker returned no result", "warnings": [], "dropped": [],
+                "artifacts": {}, "files": {}, "tasks": []}
+    roots = tuple(host_roots)
+
+    def message(value: Any, limit: int) -> Optional[str]:
+        return _no_host_paths(_text(value, limit), roots)
+
     clean: dict[str, Any] = {
         "status": result.get("status") if isinstance(result.get("status"), str) else None,
         "scores": result.get("scores") if isinstance(result.get("scores"), dict) else {},
-        "error": _text(result.get("error"), 20000),
+        "error": message(result.get("error"), 20000),
         "worker": _text(result.get("worker"), 300),
     }
+    raw_warnings = result.get("warnings")
+    clean["warnings"] = [
+        message(w, 1000) for w in (raw_warnings if isinstance(raw_warnings, list) else [])[:RESULT_WARNINGS_MAX]
+        if isinstance(w, str) and w.strip()
+    ]
+    raw_dropped = result.get("dropped")
+    clean["dropped"] = [
+        {"name": message(d.get("name"), 300) or "?",
+         "bytes": d["bytes"] if isinstance(d.get("bytes"), int) and not isinstance(d.get("bytes"), bool) else None,
+         "reason": message(d.get("reason"), 500) or ""}
+        for d in (raw_dropped if isinstance(raw_dropped, list) else [])[:RESULT_WARNINGS_MAX] if isinstance(d, dict)
+    ]
     tasks = []
     for task in result.get("tasks") or []:
         if not isinstance(task, dict):
@@ -1936,7 +2002,7 @@ def _clean_result(submission_id: int, result: Any) -> dict[str, Any]:
                 "elapsed": _number(step.get("elapsed")),
                 "image": _text(step.get("image"), 300),
                 "image_digest": _text(step.get("image_digest"), 300),
-                "error": _text(step.get("error"), 20000),
+                "error": message(step.get("error"), 20000),
                 "log_path": _own_path(submission_id, step.get("log_path")),
             })
         index = task.get("task_index")
@@ -1954,10 +2020,14 @@ def _clean_result(submission_id: int, result: Any) -> dict[str, Any]:
         path = _own_path(submission_id, rel)
         if path is None or not isinstance(data, (bytes, bytearray)):
             continue
+        if total + len(data) > RESULT_FILES_MAX_BYTES:
+            # Keep what fits: a later, smaller file may still.
+            name = _file_label(submission_id, path)
+            reason = f"the files of one result are kept up to {_megabytes(RESULT_FILES_MAX_BYTES)} in all"
+            clean["dropped"].append({"name": name, "bytes": len(data), "reason": reason})
+            clean["warnings"].append(f"{name} ({_megabytes(len(data))}) was not kept: {reason}")
+            continue
         total += len(data)
-        if total > RESULT_FILES_MAX_BYTES:
-            clean.setdefault("warnings", []).append("some logs and outputs were too large to keep")
-            break
         files[path] = bytes(data)
     clean["files"] = files
     return clean

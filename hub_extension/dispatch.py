@@ -46,7 +46,7 @@ from typing import Any, Optional
 
 from . import models as m
 from .app import DEFAULT_QUEUE, NotFound, Platform, PlatformError
-from .queue_scheduler import queue_snapshot, scheduler_config
+from .queue_scheduler import install_result_log, queue_snapshot, scheduler_config
 
 log = logging.getLogger("compete.dispatch")
 
@@ -177,6 +177,21 @@ class QueueLink:
         for event in self.client.get_events(RESULT_TOPIC):
             self.dispatcher._on_result(self, event)
 
+    def collected(self, key: str) -> None:
+        """Tell the scheduler this result is recorded: it drops the files it kept for it.
+
+        Safe from any thread; a scheduler without the request (a default queue
+        given by address) keeps its log as Dask does.
+        """
+        async def send() -> None:
+            try:
+                await self.client.scheduler.compete_collected(keys=[key])
+            except Exception as exc:  # noqa: BLE001 - the bound on the scheduler still holds
+                log.debug("queue %s: could not drop the payload of %s: %s", self.name, key, exc)
+
+        if self.alive:
+            self.client.loop.add_callback(send)
+
     def snapshot(self, keys: list[str]) -> dict[str, Any]:
         return self.client.run_on_scheduler(queue_snapshot, keys=tuple(keys))
 
@@ -237,6 +252,7 @@ class Dispatcher:
                     n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
+            install_result_log(self.cluster.scheduler)
             scheduler_address = self.cluster.scheduler_address
             self.default_workers = DefaultWorkers(
                 scheduler_address, count, threads_per_worker or config.default_queue_threads,
@@ -364,13 +380,18 @@ class Dispatcher:
         if not isinstance(key, str):
             return
         # A report counts only for the current attempt, and only from the queue it was sent to.
-        self._record(sid, result if isinstance(result, dict) else {}, key, queue=link.name)
+        if self._record(sid, result if isinstance(result, dict) else {}, key, queue=link.name):
+            # In the database now (or of no use: another attempt, or a submission gone):
+            # the scheduler need not keep its files any longer.
+            link.collected(key)
 
-    def _record(self, sid: int, result: dict[str, Any], key: str, queue: Optional[str] = None) -> None:
+    def _record(self, sid: int, result: dict[str, Any], key: str, queue: Optional[str] = None) -> bool:
+        """Record a result; False only when the database could not take it (keep it for a replay)."""
+        handled = True
         try:
             self.platform.record_result(sid, result, key=key, queue=queue)
         except NotFound:
-            return
+            return True
         except Exception:  # noqa: BLE001
             log.exception("could not record the result of submission %s", sid)
             try:
@@ -378,7 +399,9 @@ class Dispatcher:
                                             key=key)
             except Exception:  # noqa: BLE001
                 log.exception("submission %s left unrecorded", sid)
+                handled = False
         self._wake(sid)
+        return handled
 
     def _on_done(self, link: QueueLink, sid: int, key: str, future: Any) -> None:
         status = future.status

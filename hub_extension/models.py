@@ -257,6 +257,11 @@ class Submission(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # Store paths of feedback files: executed_notebook(_html), detailed_results.
     artifacts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the run's result said went wrong without failing it, as sentences for
+    # the organizer (outputs over the inline cap, files a worker could not keep),
+    # and the outputs left out: [{"name", "bytes", "reason"}].
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    dropped: Mapped[list[Any]] = mapped_column(default=list)
     # Dispatch: the queue it was sent to and the Dask key of the current attempt.
     # A submission is claimed by setting dispatch_key while it is still Submitted
     # and has none; it keeps the status Submitted (waiting, with a position in

@@ -42,6 +42,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional
 
+from distributed.diagnostics.plugin import SchedulerPlugin
+
 from .tls import role_of_peercert
 
 log = logging.getLogger("compete.queue_scheduler")
@@ -401,6 +403,103 @@ def queue_snapshot(dask_scheduler: Any = None, keys: tuple = ()) -> dict[str, An
     return {"workers": workers, "tasks": tasks}
 
 
+RESULT_TOPIC = "compete-result"
+# Bytes of result files the scheduler keeps for results the platform has not
+# collected yet (a platform restart collects them from here).
+PAYLOAD_MAX_BYTES = 256 * 1024 * 1024
+PAYLOAD_DROPPED = ("the queue's scheduler dropped the logs and outputs of this run: the platform did not "
+                   "collect them before newer results filled its buffer")
+
+
+def payload_bytes(event: Any) -> int:
+    """Bytes of files carried inline by one logged result event."""
+    try:
+        files = event[1]["result"]["files"]
+    except (TypeError, KeyError, IndexError):
+        return 0
+    if not isinstance(files, dict):
+        return 0
+    return sum(len(v) for v in files.values() if isinstance(v, (bytes, bytearray, memoryview)))
+
+
+def without_payload(event: Any, warning: Optional[str] = None) -> Any:
+    """A copy of a result event without its files (the original may still be on its way to a client)."""
+    ts, msg = event
+    result = dict(msg["result"])
+    result["files"] = {}
+    if warning:
+        result["warnings"] = [*(result.get("warnings") or []), warning]
+    return ts, {**msg, "result": result}
+
+
+class ResultLog(SchedulerPlugin):
+    """Keeps the scheduler's log of result events free of file payloads the platform holds.
+
+    Results of organizer queues come back as events carrying their files,
+    and the scheduler keeps its last events for a platform that restarts.
+    This keeps that log small: the platform says which results it has
+    recorded (`compete_collected`, a client-only request) and their files are
+    dropped from the log; files of results nobody collected are kept up to
+    `max_bytes`, newest first, and older ones lose their files (the result
+    itself, scores and status, stays for the platform to collect, with a
+    warning that says so).
+    """
+
+    name = "compete-result-log"
+
+    def __init__(self, scheduler: Any, max_bytes: int = PAYLOAD_MAX_BYTES):
+        self.scheduler = scheduler
+        self.max_bytes = max_bytes
+
+    def _events(self) -> Any:
+        topics = self.scheduler._broker._topics
+        return topics[RESULT_TOPIC].events if RESULT_TOPIC in topics else None
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        if topic == RESULT_TOPIC:
+            self.bound()
+
+    def bound(self) -> int:
+        """Drop the files of the oldest uncollected results past `max_bytes`; returns bytes kept."""
+        events = self._events()
+        if not events:
+            return 0
+        kept = 0
+        for index in range(len(events) - 1, -1, -1):
+            size = payload_bytes(events[index])
+            if not size:
+                continue
+            if kept + size > self.max_bytes and kept:
+                events[index] = without_payload(events[index], PAYLOAD_DROPPED)
+            else:
+                kept += size
+        return kept
+
+    def collected(self, keys: Any = ()) -> int:
+        """The platform recorded the results of these task keys: drop their files; returns events changed."""
+        wanted = {k for k in (keys or ()) if isinstance(k, str)}
+        events = self._events()
+        changed = 0
+        for index in range(len(events or ())):
+            event = events[index]
+            try:
+                key = event[1].get("key")
+            except (AttributeError, IndexError, TypeError):
+                continue
+            if key in wanted and payload_bytes(event):
+                events[index] = without_payload(event)
+                changed += 1
+        return changed
+
+
+def install_result_log(scheduler: Any, max_bytes: int = PAYLOAD_MAX_BYTES) -> ResultLog:
+    """Add the result log's bound and its `compete_collected` request to a scheduler."""
+    plugin = ResultLog(scheduler, max_bytes)
+    scheduler.add_plugin(plugin, name=ResultLog.name, idempotent=True)
+    scheduler.handlers["compete_collected"] = plugin.collected
+    return plugin
+
+
 def scheduler_config() -> dict[str, Any]:
     """Dask settings of every queue scheduler."""
     return {
@@ -409,7 +508,7 @@ def scheduler_config() -> dict[str, Any]:
         # A worker silent for this long is removed and its tasks rescheduled.
         "distributed.scheduler.worker-ttl": "20s",
         # Results and status arrive as events (per topic); the last ones stay for a platform
-        # restart to collect.  Results carry logs and outputs, so this bounds the memory too.
+        # restart to collect.  Their files are bounded apart (`ResultLog`).
         "distributed.admin.low-level-log-length": 2000,
         # No web routes: the dashboard would serve the queue's state to anyone.
         "distributed.scheduler.http.routes": [],
@@ -441,6 +540,7 @@ async def serve(queue_dir: Path) -> None:
             dashboard_address="127.0.0.1:0",
             validate=False,
         )
+        install_result_log(scheduler, int(settings.get("payload_max_bytes") or PAYLOAD_MAX_BYTES))
         guard_handlers(scheduler)
         await scheduler
         (queue_dir / "scheduler.pid").write_text(str(os.getpid()))

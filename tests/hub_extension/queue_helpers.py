@@ -45,6 +45,27 @@ def slow_bundle(target: Path, title: str) -> Path:
     return target
 
 
+BIG_OUTPUT = '''
+import atexit
+def _big_output():
+    # Leaves {size} bytes of detailed results in the scoring output.
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "detailed_results.html"), "wb") as fh:
+        fh.write(os.urandom({size}))
+atexit.register(_big_output)
+'''
+
+
+def big_output_bundle(target: Path, title: str, size: int) -> Path:
+    """`slow_bundle`, whose scorer also writes `size` bytes of detailed results."""
+    slow_bundle(target, title)
+    score = target / "scoring_program" / "score.py"
+    text = score.read_text()
+    score.write_text(text.replace("import csv\n", "import csv\n" + BIG_OUTPUT.format(size=int(size)), 1))
+    return target
+
+
 def predictions_zip(folder: Path, name: str, sleep: float = 0.0) -> Path:
     path = folder / name
     with zipfile.ZipFile(path, "w") as zf:
@@ -122,8 +143,11 @@ class QueueLab:
         self.platform.close()
 
     # -- platform ------------------------------------------------------------------------
-    def competition(self, title: str, tmp: Path) -> str:
-        slug, _ = self.platform.create_competition(slow_bundle(tmp / title.replace(" ", "-"), title), LOCAL_ADMIN)
+    def competition(self, title: str, tmp: Path, output_bytes: int = 0) -> str:
+        """A competition whose scorer sleeps on request, and writes `output_bytes` of detailed results."""
+        folder = tmp / title.replace(" ", "-")
+        bundle = big_output_bundle(folder, title, output_bytes) if output_bytes else slow_bundle(folder, title)
+        slug, _ = self.platform.create_competition(bundle, LOCAL_ADMIN)
         return slug
 
     def submit(self, slug: str, tmp: Path, sleep: float = 0.0) -> int:
