@@ -85,8 +85,14 @@ def _kind(mode: int) -> str:
 
 
 def _open_root(root: str | os.PathLike) -> int:
-    """A directory fd of `root`, which the worker made; its own last component must not be a link."""
-    return os.open(os.fspath(root), _DIR_FLAGS)
+    """A directory fd of `root`, a folder the worker made or was configured with.
+
+    The root path itself is trusted (it may legitimately pass through links
+    of the machine, such as a configured data folder); every component
+    below it is opened with O_NOFOLLOW.  `sanitize_tree` replaces a root
+    that a step turned into a link before anything else looks into it.
+    """
+    return os.open(os.fspath(root), _DIR_FLAGS & ~os.O_NOFOLLOW)
 
 
 def _remove_subtree(parent_fd: int, name: str) -> None:

@@ -17,6 +17,7 @@ holds (`CacheUse`).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -369,6 +370,8 @@ def populate(source: str | Path, destination: str | Path) -> list[str]:
     skipped (and returned), folders are made.  The result holds no link.
     """
     source, destination = Path(source), Path(destination)
+    if not source.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(source))
     destination.mkdir(parents=True, exist_ok=True)
     skipped: list[str] = []
     for rel, st in walk_entries(source):
