@@ -11,11 +11,13 @@ field, or the raw bytes with `?filename=NAME`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -188,6 +190,33 @@ class UploadHandler(ApiHandler):
 
 
 # -- service -------------------------------------------------------------------------------------
+class HealthCheck:
+    """The database check of /health, in a thread of its own (never queued behind uploads or
+    imports in the blocking pool), shared by concurrent polls and reused for `max_age` seconds."""
+
+    def __init__(self, max_age: float = 2.0):
+        self.max_age = max_age
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compete-health")
+        self.checked_at = float("-inf")
+        self.last: Optional[str] = None
+        self.running: Optional[asyncio.Future] = None
+
+    async def problem(self, engine) -> Optional[str]:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self.checked_at < self.max_age:
+            return self.last
+        if self.running is None:
+            self.running = asyncio.ensure_future(loop.run_in_executor(self.pool, database_problem, engine))
+        running = self.running
+        try:
+            self.last = await asyncio.shield(running)
+            self.checked_at = loop.time()
+        finally:
+            if self.running is running and running.done():
+                self.running = None
+        return self.last
+
+
 def database_problem(engine) -> Optional[str]:
     """What is wrong with the database (None when it answers correctly).
 
@@ -216,7 +245,8 @@ class HealthHandler(ApiHandler):
         pass
 
     async def get(self) -> None:
-        problem = await self.run_blocking(database_problem, self.platform.db.engine)
+        problem = await self.settings.setdefault(
+            "health_check", HealthCheck(self.settings.get("health_max_age", 2.0))).problem(self.platform.db.engine)
         if problem:
             # The detail goes to the log only: it may name files of the service's machine.
             log.error("health check: the database fails: %s", problem)

@@ -285,7 +285,7 @@ def test_health_answers_503_when_the_database_is_corrupted(tmp_path):
     copy.mkdir()
     (copy / "compete.sqlite").write_bytes((home / "compete.sqlite").read_bytes())
     broken = Platform(home=str(copy))
-    server = ApiServer(broken).start()
+    server = ApiServer(broken, health_max_age=0).start()
     try:
         assert server.client().get("api/v1/health").json()["status"] == "ok"
         # The file gets corrupted under the running service (a disk fault, a bad copy).
