@@ -257,6 +257,10 @@ def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = N
     result["error"] = neutral_paths(result.get("error"), names)
     if result.get("warnings"):
         result["warnings"] = [neutral_paths(w, names) for w in result["warnings"]]
+    for task in result.get("tasks") or []:
+        task["error"] = neutral_paths(task.get("error"), names)
+        for step in task.get("steps") or []:
+            step["error"] = neutral_paths(step.get("error"), names)
     emit_result(sid, key, result)
     return True
 
