@@ -791,6 +791,15 @@ class Platform:
                     "network": ph.allow_network,
                     "gpus": ph.gpus,
                 },
+                "step_output_mb": c.step_output_mb,
+                "dataset_cache_mb": c.dataset_cache_mb,
+                # Header sizes in a zip can lie: the worker checks again while it unpacks.
+                "unpack_limits": {
+                    "max_members": c.unpack_max_members,
+                    "max_total_bytes": c.unpack_max_total_bytes,
+                    "max_file_bytes": c.unpack_max_file_bytes,
+                    "max_ratio": c.unpack_max_ratio,
+                },
             }
 
     def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None,

@@ -79,6 +79,10 @@ class Compete(LoggingConfigurable):
     step_output_mb = Integer(
         1024, help="Most megabytes a step may write to its output folders; over it the step is stopped and fails."
     ).tag(config=True)
+    dataset_cache_mb = Integer(
+        10240, help="Most megabytes of unpacked datasets and submissions a worker keeps in its cache; the least "
+                    "recently used are removed first (never one a running job uses)."
+    ).tag(config=True)
 
     queue_host = Unicode(
         "127.0.0.1",

@@ -129,6 +129,24 @@ def test_failed_prediction_is_never_scored(stack, tmp_path):
     assert "scoring" not in steps and steps, steps
 
 
+def test_the_platforms_output_cap_stops_a_step_that_writes_too_much(stack, tmp_path):
+    """c.Compete.step_output_mb travels with the job and the worker enforces it."""
+    code = tmp_path / "flood"
+    code.mkdir()
+    (code / "metadata").write_text(
+        "command: python3 -c \"import sys, time; open(sys.argv[1] + '/big.bin', 'wb').write(b'0' * 8000000); "
+        "time.sleep(3)\" $output\n")
+    before = stack.platform.config.step_output_mb
+    stack.platform.config.step_output_mb = 3
+    try:
+        info = stack.run(zip_of(code, tmp_path / "flood.zip"))
+    finally:
+        stack.platform.config.step_output_mb = before
+    assert info["status"] == m.FAILED
+    assert "output over 3 MB" in info["error"], info["error"]
+    assert info["scores"] == {}
+
+
 def test_docker_runs_record_the_image_and_its_digest(docker_stack, tmp_path):
     info = docker_stack.run(zip_of(DEMO / "sample_submissions" / "constant", tmp_path / "c.zip"))
     assert info["status"] == m.FINISHED
