@@ -27,25 +27,16 @@ from tornado import web
 from ..app import PlatformError
 from .app import service_version
 from .base import SANDBOX_CSP, ApiHandler
-from .uploads import MultipartStream, UploadRefused, multipart_boundary
+from .uploads import MULTIPART_SLACK, StreamedUpload, safe_upload_name
 
 log = logging.getLogger("compete.service")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
-# Room for multipart headers around the file itself.
-MULTIPART_SLACK = 64 * 1024
 
 SLUG = r"(?P<slug>[a-z0-9][a-z0-9-]*)"
 # Ids in paths fit a database integer (longer ones are no route: 404).
 NUMBER = r"(?P<number>[0-9]{1,9})"
 SUBMISSION = r"(?P<submission_id>[0-9]{1,18})"
 QUEUE = r"(?P<name>[a-z0-9][a-z0-9-]*)"
-
-
-def safe_upload_name(name: str, default: str) -> str:
-    """A file name without folders or odd characters, keeping its suffix."""
-    base = os.path.basename((name or "").replace("\\", "/")).strip()
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")
-    return base[:120] or default
 
 
 def _flag(value: Optional[str]) -> bool:
@@ -71,122 +62,8 @@ class FileResponse:
 
 
 @web.stream_request_body
-class UploadHandler(ApiHandler):
-    """A POST whose body is a file, written to disk as it arrives.
-
-    A `multipart/form-data` body is parsed while it arrives (`uploads.MultipartStream`):
-    the `file` part goes straight to disk, small text fields stay in memory.  A raw
-    body (`?filename=NAME`) is written as it is.  Either way the service holds one
-    chunk of the body at a time, never the whole of it, and parses nothing after
-    the body has arrived.
-    """
-
-    upload_default_name = "upload.zip"
-    _received = 0
-    _too_large = False
-    _refusal: Optional[BaseException] = None
-    _sink = None  # the open file of a raw body
-    _multipart: Optional[MultipartStream] = None
-    _target: Optional[Path] = None
-    workdir: Optional[Path] = None
-
-    async def prepare(self) -> None:
-        if self.request.method != "POST":
-            await self.authenticate()
-            return
-        cap = self.platform.config.max_upload_bytes
-        length = self.request.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > cap + MULTIPART_SLACK:
-            # Answered before the body: a client that waits for "100 Continue" sends none of it.
-            self.set_header("Connection", "close")
-            raise web.HTTPError(413, "the upload is %s bytes; the largest accepted is %s", length, cap)
-        self.request.connection.set_max_body_size(cap + MULTIPART_SLACK)
-        self.workdir = Path(tempfile.mkdtemp(prefix="compete-upload-"))
-        try:
-            await self.authenticate()
-            self.require_login()
-        except Exception as exc:  # noqa: BLE001 - answered once the body is read
-            # Refusing before reading the body makes the client see a reset
-            # connection instead of the answer: read (and drop) it first.
-            self._refusal = exc
-            return
-        try:
-            self._start_body()
-        except (UploadRefused, web.HTTPError) as exc:
-            self._refusal = exc
-
-    def _start_body(self) -> None:
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.startswith("multipart/form-data"):
-            self._multipart = MultipartStream(
-                multipart_boundary(content_type), self._open_target, max_file_bytes=self.platform.config.max_upload_bytes)
-        else:
-            self._target = self.workdir / safe_upload_name(self.get_query_argument("filename", ""),
-                                                           self.upload_default_name)
-            self._sink = open(self._target, "wb")
-
-    def _open_target(self, filename: str):
-        self._target = self.workdir / safe_upload_name(filename, self.upload_default_name)
-        return open(self._target, "wb")
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._refusal is not None or self._too_large:
-            return  # read and dropped: the answer goes out once the body is in
-        self._received += len(chunk)
-        if self._received > self.platform.config.max_upload_bytes + MULTIPART_SLACK:
-            self._too_large = True
-            self._close_files()
-            return
-        try:
-            if self._multipart is not None:
-                self._multipart.feed(chunk)
-            elif self._sink is not None:
-                self._sink.write(chunk)
-        except UploadRefused as exc:
-            self._refusal = exc
-            self._close_files()
-
-    def _close_files(self) -> None:
-        if self._sink is not None:
-            self._sink.close()
-        if self._multipart is not None:
-            self._multipart.close()
-
-    def uploaded_file(self) -> Path:
-        """The uploaded file, saved under its (cleaned) name in a private folder."""
-        self._close_files()
-        if self._refusal is not None:
-            raise self._refusal
-        cap = self.platform.config.max_upload_bytes
-        if self._too_large:
-            raise web.HTTPError(413, "the upload is larger than %s bytes", cap)
-        if self._multipart is not None:
-            self._multipart.finish()
-            if self._multipart.filename is None:
-                raise PlatformError("send the file in a form field named 'file'")
-            self.form = dict(self._multipart.fields)
-            return self._target
-        self.form = {}
-        if self._received == 0:
-            raise PlatformError("the request has no file: send multipart/form-data with a 'file' field, "
-                                "or the bytes with ?filename=NAME")
-        if self._received > cap:
-            raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", self._received, cap)
-        return self._target
-
-    def field(self, name: str) -> Optional[str]:
-        """A form field (multipart) or query argument."""
-        value = getattr(self, "form", {}).get(name)
-        return value if value is not None else self.get_query_argument(name, None)
-
-    def on_finish(self) -> None:
-        self._close_files()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def on_connection_close(self) -> None:
-        self.on_finish()
-        super().on_connection_close()
+class UploadHandler(StreamedUpload, ApiHandler):
+    """An API request whose body is a file (see `uploads.StreamedUpload`)."""
 
 
 # -- service -------------------------------------------------------------------------------------

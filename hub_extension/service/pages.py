@@ -27,6 +27,7 @@ from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
+from .uploads import StreamedUpload, UploadRefused
 
 FLASH_COOKIE = "compete-flash"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -194,19 +195,6 @@ class PageHandler(BaseHandler):
 
     def competition_url(self, slug: str, rest: str = "") -> str:
         return f"{self.prefix}competitions/{slug}{rest}"
-
-    def upload(self, field: str, directory: Path) -> Path:
-        """The uploaded file of a multipart field, written into `directory`."""
-        files = self.request.files.get(field) or []
-        if not files or not files[0].get("filename"):
-            raise PlatformError(f"choose a file to upload (form field {field!r})")
-        item = files[0]
-        cap = self.platform.config.max_upload_bytes
-        if len(item["body"]) > cap:
-            raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", len(item["body"]), cap)
-        path = directory / safe_filename(item["filename"])
-        path.write_bytes(item["body"])
-        return path
 
     def query_int(self, name: str) -> Optional[int]:
         raw = self.get_query_argument(name, "") or ""
@@ -385,7 +373,12 @@ class LeaderboardCsvHandler(PageHandler):
 
 
 # -- participant pages --------------------------------------------------------------------
-class SubmitHandler(PageHandler):
+@web.stream_request_body
+class SubmitHandler(StreamedUpload, PageHandler):
+    """The submit form; its file streams to disk as it arrives (`uploads.StreamedUpload`)."""
+
+    upload_field = "file"
+
     def context(self, slug: str) -> dict[str, Any]:
         actor = self.require_login()
         comp = self.platform.competition_detail(slug, actor)
@@ -399,25 +392,24 @@ class SubmitHandler(PageHandler):
         self.show("submit.html", **self.context(slug))
 
     async def post(self, slug: str) -> None:
-        actor = self.require_login()
-        raw_phase = self.get_body_argument("phase", "") or ""
-        phase = int(raw_phase) if raw_phase.isdigit() else None
-        description = (self.get_body_argument("description", "") or "").strip()[:500]
-        with tempfile.TemporaryDirectory(prefix="compete-upload-") as tmp:
-            try:
-                path = self.upload("file", Path(tmp))
-                submission_id = await self.run_blocking(
-                    self.platform.submit, slug, path, username=actor.username, phase=phase, actor=actor,
-                    description=description,
-                )
-            except (Forbidden, NotFound):
-                raise
-            except PlatformError as exc:
-                # The form again, with why it was refused (limits, closed phase, wrong file).
-                self.set_status(exc.status)
-                context = self.context(slug)
-                self.render_page("submit.html", notices=[{"kind": "error", "text": str(exc)}], **context)
-                return
+        try:
+            path = self.uploaded_file()  # first: it raises what prepare refused (login, XSRF)
+            actor = self.require_login()
+            raw_phase = self.field("phase") or ""
+            phase = int(raw_phase) if raw_phase.isdigit() and len(raw_phase) < 10 else None
+            description = (self.field("description") or "").strip()[:500]
+            submission_id = await self.run_blocking(
+                self.platform.submit, slug, path, username=actor.username, phase=phase, actor=actor,
+                description=description,
+            )
+        except (Forbidden, NotFound):
+            raise
+        except (PlatformError, UploadRefused) as exc:
+            # The form again, with why it was refused (limits, closed phase, wrong file).
+            self.set_status(exc.status)
+            context = self.context(slug)
+            self.render_page("submit.html", notices=[{"kind": "error", "text": str(exc)}], **context)
+            return
         self.notice(f"Submission {submission_id} received; its status updates below.")
         self.redirect(self.competition_url(slug, "/submissions"))
 
@@ -542,7 +534,12 @@ class SubmissionActionHandler(PageHandler):
 
 
 # -- organizer pages -----------------------------------------------------------------------
-class NewCompetitionHandler(PageHandler):
+@web.stream_request_body
+class NewCompetitionHandler(StreamedUpload, PageHandler):
+    """The create form; the bundle streams to disk as it arrives (`uploads.StreamedUpload`)."""
+
+    upload_field = "bundle"
+
     def context(self) -> dict[str, Any]:
         return {"max_upload_mb": self.platform.config.max_upload_bytes // (1024 * 1024)}
 
@@ -552,25 +549,24 @@ class NewCompetitionHandler(PageHandler):
         self.show("create.html", problems=[], error=None, filename="", **self.context())
 
     async def post(self) -> None:
-        actor = self.require_login()
         filename = ""
-        with tempfile.TemporaryDirectory(prefix="compete-bundle-") as tmp:
-            try:
-                path = self.upload("bundle", Path(tmp))
-                filename = path.name
-                slug, warnings = await self.run_blocking(self.platform.create_competition, path, actor)
-            except BundleError as exc:
-                self.set_status(400)
-                self.render_page("create.html", problems=[str(p) for p in exc.problems], filename=filename,
-                                 error=None, notices=[], **self.context())
-                return
-            except (Forbidden, NotFound):
-                raise
-            except PlatformError as exc:
-                self.set_status(exc.status)
-                self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
-                                 **self.context())
-                return
+        try:
+            path = self.uploaded_file()  # first: it raises what prepare refused (login, XSRF)
+            actor = self.require_login()
+            filename = path.name
+            slug, warnings = await self.run_blocking(self.platform.create_competition, path, actor)
+        except BundleError as exc:
+            self.set_status(400)
+            self.render_page("create.html", problems=[str(p) for p in exc.problems], filename=filename,
+                             error=None, notices=[], **self.context())
+            return
+        except (Forbidden, NotFound):
+            raise
+        except (PlatformError, UploadRefused) as exc:
+            self.set_status(exc.status)
+            self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
+                             **self.context())
+            return
         self.notice(f"Competition {slug!r} created.")
         for warning in warnings:
             self.notice(f"warning: {warning}", "info")

@@ -12,10 +12,19 @@ status and a message that says what to fix.
 """
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 from typing import IO, Callable, Optional
 
-from tornado import httputil
+from tornado import httputil, web
 
+from ..app import PlatformError
+
+# Room for multipart headers around the file itself.
+MULTIPART_SLACK = 64 * 1024
 FIELD_MAX_BYTES = 64 * 1024
 FIELDS_MAX = 32
 HEADERS_MAX_BYTES = 16 * 1024
@@ -158,8 +167,8 @@ class MultipartStream:
             self.file_bytes += len(data)
             if self.file_bytes > self.max_file_bytes:
                 self.close()
-                raise UploadRefused(413, f"the file is larger than {self.max_file_bytes} bytes, the largest "
-                                         "accepted upload")
+                raise UploadRefused(413, f"the file is larger than {self.max_file_bytes} bytes; "
+                                         f"the largest accepted is {self.max_file_bytes}")
             self._file.write(data)
         elif self._part == "field":
             if len(self._value) + len(data) > FIELD_MAX_BYTES:
@@ -172,3 +181,136 @@ class MultipartStream:
         elif self._part == "field":
             self.fields.setdefault(self._name, self._value.decode("utf-8", "replace"))
         self._part = None
+
+
+# -- the handler side ------------------------------------------------------------------------
+def safe_upload_name(name: str, default: str) -> str:
+    """A file name without folders or odd characters, keeping its suffix."""
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")
+    return base[:120] or default
+
+
+class StreamedUpload:
+    """Mixin of handlers whose POST body is a file, written to disk as it arrives.
+
+    A `multipart/form-data` body is parsed while it arrives (`MultipartStream`):
+    the `upload_field` part goes straight to disk, small text fields stay in
+    memory (`field(name)`).  A raw body (`?filename=NAME`) is written as it is.
+    Either way the service holds one chunk of the body at a time, never the
+    whole of it, and parses nothing after the body has arrived.
+
+    The handler class must be decorated with `tornado.web.stream_request_body`.
+    Identity and XSRF are checked in `prepare`, before the body: a form that a
+    cookie authenticates sends its `_xsrf` in the query string of its action
+    (or the `X-XSRFToken` header), not as a form field.
+    """
+
+    upload_default_name = "upload.zip"
+    upload_field = "file"  # the form field that carries the file
+    _received = 0
+    _too_large = False
+    _refusal: Optional[BaseException] = None
+    _sink = None  # the open file of a raw body
+    _multipart: Optional[MultipartStream] = None
+    _target: Optional[Path] = None
+    workdir: Optional[Path] = None
+
+    async def prepare(self) -> None:
+        if self.request.method != "POST":
+            await self.authenticate()
+            return
+        cap = self.platform.config.max_upload_bytes
+        length = self.request.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > cap + MULTIPART_SLACK:
+            # Answered before the body: a client that waits for "100 Continue" sends none of it.
+            self.set_header("Connection", "close")
+            raise web.HTTPError(413, "the upload is %s bytes; the largest accepted is %s", length, cap)
+        self.request.connection.set_max_body_size(cap + MULTIPART_SLACK)
+        self.workdir = Path(tempfile.mkdtemp(prefix="compete-upload-"))
+        try:
+            await self.authenticate()
+            self.require_login()
+        except Exception as exc:  # noqa: BLE001 - answered once the body is read
+            # Refusing before reading the body makes the client see a reset
+            # connection instead of the answer: read (and drop) it first.
+            self._refusal = exc
+            return
+        try:
+            self._start_body()
+        except (UploadRefused, web.HTTPError) as exc:
+            self._refusal = exc
+
+    def _start_body(self) -> None:
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            self._multipart = MultipartStream(
+                multipart_boundary(content_type), self._open_target, max_file_bytes=self.platform.config.max_upload_bytes,
+                file_field=self.upload_field)
+        else:
+            self._target = self.workdir / safe_upload_name(self.get_query_argument("filename", ""),
+                                                           self.upload_default_name)
+            self._sink = open(self._target, "wb")
+
+    def _open_target(self, filename: str):
+        self._target = self.workdir / safe_upload_name(filename, self.upload_default_name)
+        return open(self._target, "wb")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._refusal is not None or self._too_large:
+            return  # read and dropped: the answer goes out once the body is in
+        self._received += len(chunk)
+        if self._received > self.platform.config.max_upload_bytes + MULTIPART_SLACK:
+            self._too_large = True
+            self._close_files()
+            return
+        try:
+            if self._multipart is not None:
+                self._multipart.feed(chunk)
+            elif self._sink is not None:
+                self._sink.write(chunk)
+        except UploadRefused as exc:
+            self._refusal = exc
+            self._close_files()
+
+    def _close_files(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._multipart is not None:
+            self._multipart.close()
+
+    def uploaded_file(self) -> Path:
+        """The uploaded file, saved under its (cleaned) name in a private folder."""
+        self._close_files()
+        if self._refusal is not None:
+            raise self._refusal
+        cap = self.platform.config.max_upload_bytes
+        if self._too_large:
+            raise web.HTTPError(413, "the upload is larger than %s bytes", cap)
+        if self._multipart is not None:
+            self._multipart.finish()
+            if not self._multipart.filename:  # a browser sends an empty name when no file was chosen
+                raise PlatformError(f"choose a file to upload (form field {self.upload_field!r})")
+            self.form = dict(self._multipart.fields)
+            return self._target
+        self.form = {}
+        if self._received == 0:
+            raise PlatformError("the request has no file: send multipart/form-data with a 'file' field, "
+                                "or the bytes with ?filename=NAME")
+        if self._received > cap:
+            raise web.HTTPError(413, "the file is %s bytes; the largest accepted is %s", self._received, cap)
+        return self._target
+
+    def field(self, name: str) -> Optional[str]:
+        """A form field (multipart) or query argument."""
+        value = getattr(self, "form", {}).get(name)
+        return value if value is not None else self.get_query_argument(name, None)
+
+    def on_finish(self) -> None:
+        self._close_files()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def on_connection_close(self) -> None:
+        self.on_finish()
+        super().on_connection_close()

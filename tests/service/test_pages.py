@@ -180,7 +180,8 @@ def test_a_refused_submission_shows_the_form_again_with_the_reason(world_server,
     assert "notice error" in refused.text and "submissions of today" in refused.text
     assert 'id="submit-form"' in refused.text
 
-    missing = ann.post(f"competitions/{world.slug}/submit", {"phase": "1"})
+    # A browser sends an empty file part when no file was chosen.
+    missing = ann.post(f"competitions/{world.slug}/submit", {"phase": "1"}, files={"file": ("", b"")})
     assert missing.status_code == 400 and "choose a file" in missing.text
 
 

@@ -168,6 +168,9 @@ class Browser(requests.Session):
         data = dict(data or {})
         if xsrf:
             data.setdefault("_xsrf", self.xsrf())
+            if "files" in kwargs:
+                # Upload forms stream their body: their action carries the token, as the pages write it.
+                kwargs.setdefault("params", {"_xsrf": data["_xsrf"]})
         kwargs.setdefault("allow_redirects", False)
         kwargs.setdefault("timeout", 120)
         return super().post(self.url(path), data=data, **kwargs)

@@ -78,7 +78,7 @@ def test_a_bad_bundle_lists_every_problem_inline_and_creates_nothing(world_serve
 
     not_a_zip = olga.post("new", files={"bundle": ("notes.txt", b"hello", "text/plain")})
     assert not_a_zip.status_code == 400 and 'id="create-form"' in not_a_zip.text
-    nothing = olga.post("new")
+    nothing = olga.post("new", files={"bundle": ("", b"")})
     assert nothing.status_code == 400 and "choose a file" in nothing.text
     assert server.platform.list_competitions() == before
 
