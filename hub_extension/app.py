@@ -1316,7 +1316,10 @@ class Platform:
                 view["queue"] = sub.queue or self.queue_of(comp, ph)
                 view["worker"] = sub.worker
                 view["dispatch_count"] = sub.dispatch_count
-                # Outputs the run did not keep, and why (sentences, and name/bytes/reason rows).
+            # What the run did not keep, and why (sentences, and name/bytes/reason rows): the
+            # organizers always; the participant when the phase shows them both sides of the run,
+            # since a warning can name a file of the scoring output.
+            if organizer or (sides["prediction"] and sides["scoring"]):
                 view["warnings"] = list(sub.warnings or [])
                 view["dropped"] = list(sub.dropped or [])
         waiting = None

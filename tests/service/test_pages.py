@@ -243,6 +243,29 @@ def test_the_submission_page_shows_scores_logs_and_the_notebook(world_server):
         assert ann.get(path).status_code == 403, path
 
 
+def _set_run_warnings(platform, sid: int, warnings: list[str]) -> None:
+    from hub_extension import models as m
+
+    with platform.db.session() as s:
+        s.get(m.Submission, sid).warnings = warnings
+
+
+def test_the_submission_page_says_what_the_run_did_not_keep(world_server, blind_server):
+    """Dropped outputs and removed links are said to the organizers, and to the participant
+    when the phase shows them both sides of the run."""
+    note = "the executed notebook (70.2 MB) was not kept: a run on an organizer queue carries back at most 64 MB"
+    for (server, world), participant_sees in ((world_server, True), (blind_server, False)):
+        sid = world.subs["ann"]
+        _set_run_warnings(server.platform, sid, [note])
+        try:
+            mine = ok(server.browser("ann").get(f"submissions/{sid}")).text
+            assert ('id="submission-warnings"' in mine and note in mine) is participant_sees
+            theirs = ok(server.browser("olga").get(f"submissions/{sid}")).text
+            assert 'id="submission-warnings"' in theirs and note in theirs
+        finally:
+            _set_run_warnings(server.platform, sid, [])
+
+
 def test_blind_phase_pages_show_no_scores_logs_or_board_to_participants(blind_server):
     server, world = blind_server
     ann = server.browser("ann")
