@@ -176,6 +176,44 @@ def test_a_server_that_is_not_the_service_or_is_down(tmp_path):
     assert f"cannot reach the competition service at http://127.0.0.1:{port}/" in err.value.message
 
 
+def test_uploads_are_never_sent_chunked(tmp_path):
+    """The embedded default's Python proxy cannot pass chunked bodies on (README, "Uploads"):
+    the client sends every file, and every folder it zips, with its length."""
+    seen: list[dict] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            seen.append({"headers": dict(self.headers), "bytes": len(body)})
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"id": 1, "status": "Submitted"}')
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    folder = tmp_path / "code"
+    folder.mkdir()
+    (folder / "model.py").write_text("x = 1\n" * 50000)
+    notebook = tmp_path / "solution.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")]), str(notebook))
+    try:
+        client = CompeteClient(f"http://127.0.0.1:{httpd.server_port}/services/competitions/", "token-ann")
+        for path in (notebook, folder):
+            assert client.submit("demo", path)["id"] == 1
+    finally:
+        httpd.shutdown()
+    assert len(seen) == 2
+    for request in seen:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert "transfer-encoding" not in headers
+        assert int(headers["content-length"]) == request["bytes"] > 0
+
+
 def test_an_upload_over_the_cap_gets_the_servers_answer(server, world, platform, tmp_path):
     platform.config.max_upload_bytes = 2 * 1024 * 1024
     big = tmp_path / "big.zip"
