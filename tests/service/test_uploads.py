@@ -4,11 +4,17 @@ The parser is fed bodies cut at every byte (boundaries split across chunks);
 the API gets large bodies while the test measures what the service allocates
 (tracemalloc: the old handler read the whole body into memory to parse it),
 malformed and non-UTF-8 bodies (JSON errors), and files over the cap.
+The file of an upload is written by a thread (`OffLoopFile`): its bytes keep
+their order, at most two batches are held, a failed write is reported, and
+the event loop's thread never writes.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import tracemalloc
 import uuid
 import zipfile
@@ -16,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_extension.service.uploads import MultipartStream, UploadRefused, multipart_boundary
+from hub_extension.service.uploads import MultipartStream, OffLoopFile, UploadRefused, multipart_boundary
 
 from .api_harness import ApiServer
 from .builders import ANN, build_world, zip_bytes
@@ -81,6 +87,98 @@ def test_the_parser_refuses_incomplete_and_non_utf8_bodies():
     parser = MultipartStream(b"b0undary", Collect().open, max_file_bytes=1000)
     with pytest.raises(UploadRefused, match="UTF-8"):
         parser.feed(multipart({}, b"\xff\xfe\xfd.zip", b"abc"))
+
+
+# -- the off-loop file ---------------------------------------------------------------------------------
+class RecordingExecutor(ThreadPoolExecutor):
+    """One worker; remembers which threads ran the work and how many bytes each write held."""
+
+    def __init__(self):
+        super().__init__(max_workers=1)
+        self.threads: set[int] = set()
+
+    def submit(self, fn, *args, **kwargs):
+        def run():
+            self.threads.add(threading.get_ident())
+            return fn(*args, **kwargs)
+        return super().submit(run)
+
+
+def test_the_off_loop_file_writes_in_order_from_its_thread_with_two_batches_at_most(tmp_path):
+    executor = RecordingExecutor()
+    target = tmp_path / "upload.bin"
+    data = os.urandom(5 * 4096 + 123)
+    held: list[int] = []
+
+    async def scenario():
+        out = OffLoopFile(target, executor, batch_bytes=4096)
+        for at in range(0, len(data), 1000):
+            out.write(data[at:at + 1000])
+            await out.flush()
+            # Gathering plus the batch on its way: never more than two batches and a chunk.
+            in_flight = 0 if out._writing is None else 4096 + 1000
+            held.append(len(out._pending) + in_flight)
+        assert not out.complete
+        out.close()
+        with pytest.raises(ValueError):
+            out.write(b"late")
+        await out.flush()
+        assert out.complete and out.bytes_written == len(data)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    executor.shutdown(wait=True)
+    assert target.read_bytes() == data
+    assert max(held) <= 2 * 4096 + 1000
+    assert executor.threads and loop_thread not in executor.threads
+
+
+def test_the_off_loop_file_can_be_finished_from_a_sync_caller_and_discarded(tmp_path):
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    async def scenario():
+        done = OffLoopFile(tmp_path / "a.bin", executor, batch_bytes=10)
+        for piece in (b"0123456789", b"abcdefghij", b"xyz"):
+            done.write(piece)
+            await done.flush()
+        done.finish_blocking()  # a raw body sent chunked: its end shows in the sync handler
+        assert done.complete
+        dropped = OffLoopFile(tmp_path / "b.bin", executor, batch_bytes=10)
+        dropped.write(b"0123456789" * 3)
+        await dropped.flush()
+        dropped.write(b"never written")
+        dropped.discard()
+        await dropped.flush()  # nothing left to do
+        assert not dropped.complete
+
+    asyncio.run(scenario())
+    executor.shutdown(wait=True)
+    assert (tmp_path / "a.bin").read_bytes() == b"0123456789abcdefghijxyz"
+    assert b"never written" not in (tmp_path / "b.bin").read_bytes()
+
+
+def test_a_failed_write_is_raised_by_the_next_flush(tmp_path):
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    class Full(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    async def scenario():
+        out = OffLoopFile(tmp_path / "c.bin", executor, batch_bytes=4)
+        out._fh.close()
+        out._fh = Full()
+        out.write(b"12345")
+        await out.flush()  # handed over; the failure shows at the next flush
+        out.write(b"67890")
+        with pytest.raises(OSError, match="No space"):
+            await out.flush()
+
+    asyncio.run(scenario())
+    executor.shutdown(wait=True)
 
 
 # -- the API -----------------------------------------------------------------------------------------
@@ -182,6 +280,22 @@ def test_a_large_multipart_upload_is_never_held_in_memory(world_api, tmp_path):
     assert peak < 16 * 1024 * 1024, f"the service allocated {peak / 2**20:.0f} MB for a {size >> 20} MB upload"
     stored = Path(server.platform.submission_file(resp.json()["id"], ANN)[0])
     assert stored.stat().st_size == payload.stat().st_size
+
+
+def test_raw_uploads_with_and_without_a_length_are_stored_whole(world_api):
+    server, world = world_api
+    payload = zip_bytes({"predictions.txt": "1\n0\n" * 400_000, "pad.bin": os.urandom(3 << 20)})
+    url = f"api/v1/competitions/{world.slug}/submissions?filename=raw.zip"
+
+    def pieces():  # chunked: the end of the body shows only once it is all in
+        for at in range(0, len(payload), 100_000):
+            yield payload[at:at + 100_000]
+
+    for body in (payload, pieces()):
+        resp = server.client("ann").post(url, data=body, headers={"Content-Type": "application/zip"})
+        assert resp.status_code == 201, resp.text
+        stored = Path(server.platform.submission_file(resp.json()["id"], ANN)[0])
+        assert stored.read_bytes() == payload
 
 
 # -- submission zips get the unpack caps of bundles -----------------------------------------------------
