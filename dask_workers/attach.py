@@ -6,15 +6,35 @@ runs the platform's plugin, which removes containers left behind by a worker
 of this machine that died, and kills this worker's runs when it stops.  When
 the scheduler goes away (restarted by the platform), the worker comes back as
 soon as it answers again; it stops only on SIGINT or SIGTERM.
+
+The worker serves its queue's scheduler only.  Every machine of a queue holds
+the same worker certificate, so a TLS handshake with the queue's CA says
+nothing about who is calling: the role in the peer's certificate
+(`hub_extension.tls`) does.  Requests and stream messages from any peer other
+than the scheduler are refused (`guard_worker`), whatever the operation --
+`run`, `get_data`, `terminate`, `plugin-add`, ... -- and what such a peer
+sends is decoded as plain data, never unpickled (`install_decode_guard`).
+Worker-to-worker transfers are refused with the rest: a submission job
+carries its data with it and has no dependencies, so the scheduler never
+sends a worker to fetch from a peer.
+
+The worker holds nothing of the environment of whoever starts it: when
+that environment has names that look like secrets (a hub token, a database
+URL, ...), `compete worker` executes itself again, same arguments, with the
+allow-listed environment of the platform's processes
+(`hub_extension.dispatch.process_environment`).
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import json
 import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -29,6 +49,11 @@ CREDENTIALS_FORMAT = "jupyter-compete-worker-credentials/1"
 RETRY_SECONDS = 2.0
 # How long one attempt waits for the scheduler before saying so and trying again.
 ATTACH_TIMEOUT = 20.0
+# The only role, in a peer's certificate, that a worker serves.
+TRUSTED_ROLE = "scheduler"
+# Set in the environment of a `compete worker` executed again with a clean
+# environment, which never executes itself again.
+REEXEC_MARKER = "COMPETE_WORKER_CLEAN_ENVIRONMENT"
 
 
 class CredentialsError(ValueError):
@@ -80,6 +105,205 @@ def _security(credentials: dict[str, str]):
     )
 
 
+# -- the scheduler only ------------------------------------------------------------------
+
+
+def peer_role(comm: Any) -> Optional[str]:
+    """The role in the certificate of the peer of `comm` (None without one)."""
+    from hub_extension.tls import role_of_peercert
+
+    try:
+        return role_of_peercert(comm.extra_info.get("peercert"))
+    except Exception:  # noqa: BLE001 - no certificate, no role
+        return None
+
+
+_untrusted_read = contextvars.ContextVar("compete_worker_untrusted_read", default=False)
+_stream_role: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("compete_worker_stream_role",
+                                                                             default=None)
+_decode_guard_installed = False
+
+
+def install_decode_guard() -> None:
+    """Read what any peer but the scheduler sends to this process as plain data, never unpickled.
+
+    Dask unpickles parts of a message as it reads it, before any handler
+    sees it (the connection handshake included), so refusing the operation
+    afterwards would come too late.
+    """
+    global _decode_guard_installed
+    if _decode_guard_installed:
+        return
+    import distributed.comm.tcp as tcp
+
+    from hub_extension.queue_scheduler import plain_loads
+
+    original_from_frames = tcp.from_frames
+    original_read = tcp.TLS.read
+
+    async def guarded_from_frames(frames, deserialize=True, deserializers=None, allow_offload=True):
+        if _untrusted_read.get():
+            return plain_loads(frames)
+        return await original_from_frames(
+            frames, deserialize=deserialize, deserializers=deserializers, allow_offload=allow_offload
+        )
+
+    async def guarded_read(self, deserializers=None):
+        if peer_role(self) == TRUSTED_ROLE:
+            return await original_read(self, deserializers)
+        token = _untrusted_read.set(True)
+        try:
+            return await original_read(self, deserializers)
+        finally:
+            _untrusted_read.reset(token)
+
+    tcp.from_frames = guarded_from_frames
+    tcp.TLS.read = guarded_read
+    _decode_guard_installed = True
+
+
+def _refusal(op: str, role: Optional[str], peer: str) -> PermissionError:
+    log.warning("refused %r from a %s connection %s: a worker serves its queue's scheduler only", op,
+                role or "certificate-less", peer)
+    return PermissionError(f"operation {op!r} is refused: this worker serves its queue's scheduler only, "
+                           f"not a {role or 'certificate-less'} connection")
+
+
+def _guarded_handler(op: str, handler: Any) -> Any:
+    """`handler`, answering requests that come from the scheduler's certificate only."""
+    params = list(inspect.signature(handler).parameters)
+    wants_comm = bool(params) and params[0] == "comm"
+
+    async def guarded(comm, **kwargs):
+        role = peer_role(comm)
+        if role != TRUSTED_ROLE:
+            raise _refusal(op, role, getattr(comm, "peer_address", "?"))
+        result = handler(comm, **kwargs) if wants_comm else handler(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    if "serializers" in params:
+        # Dask passes `serializers` only to handlers that name it (`get_data`).
+        async def guarded_with_serializers(comm, serializers=None, **kwargs):
+            return await guarded(comm, serializers=serializers, **kwargs)
+
+        return guarded_with_serializers
+    return guarded
+
+
+def _guarded_stream_handler(op: str, handler: Any) -> Any:
+    """`handler`, run for messages of the scheduler's stream only."""
+    def allowed() -> bool:
+        role = _stream_role.get()
+        if role == TRUSTED_ROLE:
+            return True
+        _refusal(op, role, "(stream)")
+        return False
+
+    if inspect.iscoroutinefunction(handler):
+        async def guarded_async(**kwargs):
+            if allowed():
+                return await handler(**kwargs)
+            return None
+
+        return guarded_async
+
+    def guarded(**kwargs):
+        if allowed():
+            return handler(**kwargs)
+        return None
+
+    return guarded
+
+
+class SchedulerOnlyHandlers(dict):
+    """A worker's request handlers, each answering the scheduler only.
+
+    Guarded when looked up, so handlers that extensions add after the
+    worker has started are guarded too.
+    """
+
+    def __getitem__(self, op: str) -> Any:
+        return _guarded_handler(op, dict.__getitem__(self, op))
+
+
+class SchedulerOnlyStreamHandlers(dict):
+    """A worker's stream handlers, each run for the scheduler's stream only."""
+
+    def __getitem__(self, op: str) -> Any:
+        return _guarded_stream_handler(op, dict.__getitem__(self, op))
+
+
+def guard_worker(worker: Any) -> Any:
+    """Make `worker` serve its queue's scheduler only; call before the worker starts.
+
+    Requests (`run`, `run_coroutine`, `get_data`, `update_data`, `terminate`,
+    `plugin-add`, `connection_stream`, ... and any added later) are answered
+    only on connections presenting the scheduler's certificate; stream
+    messages (`compute-task`, `free-keys`, `steal-request`, ...) are handled
+    only on a stream whose peer presents it -- the worker's own stream to its
+    scheduler.  Everything else gets a `PermissionError`.
+    """
+    install_decode_guard()
+    original_handle_stream = worker.handle_stream
+
+    async def handle_stream(comm, extra=None):
+        token = _stream_role.set(peer_role(comm))
+        try:
+            return await original_handle_stream(comm, extra)
+        finally:
+            _stream_role.reset(token)
+
+    # The worker's stream to its scheduler goes through `self.handle_stream`, a stream
+    # another peer opens through the `connection_stream` request.
+    worker.handle_stream = handle_stream
+    handlers = dict(worker.handlers)
+    handlers["connection_stream"] = handle_stream
+    worker.handlers = SchedulerOnlyHandlers(handlers)
+    worker.stream_handlers = SchedulerOnlyStreamHandlers(worker.stream_handlers)
+    return worker
+
+
+# -- a clean environment -------------------------------------------------------------------
+
+
+def secret_names(environ: Optional[dict[str, str]] = None) -> list[str]:
+    """Names of `environ` (default: this process's) that look like secrets."""
+    from hub_extension.dispatch import SECRET_NAME
+
+    environ = os.environ if environ is None else environ
+    return sorted(name for name in environ if SECRET_NAME.search(name) and name != REEXEC_MARKER)
+
+
+def reexec_clean() -> None:
+    """Execute this `compete worker` again, same arguments, without its starter's secrets.
+
+    Returns when the environment holds no name that looks like a secret.
+    Executed once at most: the new process carries `REEXEC_MARKER`, and a
+    process that has it and still sees secret names refuses to start rather
+    than run with them or execute itself again.
+    """
+    names = secret_names()
+    if not names:
+        return
+    if os.environ.get(REEXEC_MARKER):
+        raise RuntimeError(
+            f"the environment still holds {', '.join(names)} after restarting with a clean one; "
+            "start `compete worker` without them")
+    from hub_extension.dispatch import process_environment
+
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    if not sys.executable or not argv:
+        raise RuntimeError("cannot restart `compete worker` with a clean environment: unknown interpreter; "
+                               f"start it without {', '.join(names)}")
+    env = process_environment({REEXEC_MARKER: "1"})
+    print(f"compete worker: restarting without the starter's {', '.join(names)}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+
+
+
 async def attach(
     credentials: dict[str, str],
     *,
@@ -119,6 +343,7 @@ async def attach(
                 validate=False,
                 death_timeout=ATTACH_TIMEOUT,
             )
+            guard_worker(worker)
             await worker
             print(f"worker {name}: attached to queue {credentials['queue']} at {credentials['scheduler']} "
                   f"({nthreads} thread(s), {gpus} GPU(s))", flush=True)
@@ -152,6 +377,7 @@ async def attach(
 
 
 def main(credentials_path: str, **options: Any) -> int:
+    reexec_clean()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("distributed").setLevel(logging.WARNING)
     credentials = load_credentials(credentials_path)

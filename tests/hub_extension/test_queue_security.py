@@ -326,3 +326,174 @@ def test_a_worker_certificate_acts_on_its_own_worker_only(two_queues, tmp_path):
     finally:
         victim.kill()
         victim.wait()
+
+
+# -- a worker serves its queue's scheduler only ------------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path):
+    from .queue_helpers import QueueLab
+
+    lab = QueueLab(tmp_path / "home")
+    yield lab
+    lab.close()
+
+
+def _attached(platform, queue: str, name: str) -> bool:
+    """Whether worker `name` is attached to `queue`; False while its scheduler is not up yet."""
+    try:
+        return name in _worker_states(platform, queue)
+    except OSError:
+        return False
+
+
+async def _call_worker(address, creds, calls):
+    """Each call of `calls` (name -> (op, kwargs)) made with the worker certificate: name -> outcome."""
+    from distributed.core import rpc
+
+    outcomes = {}
+    security = _worker_security(creds, as_client=True)
+    async with rpc(address, connection_args=security.get_connection_args("client"), timeout=10) as worker:
+        for what, (op, kwargs) in calls.items():
+            try:
+                outcomes[what] = ("answered", await getattr(worker, op)(**kwargs))
+            except Exception as exc:  # noqa: BLE001 - the refusal is what is tested
+                outcomes[what] = (type(exc).__name__, str(exc))
+    return outcomes
+
+
+@pytest.mark.timeout(600)
+def test_worker_credentials_cannot_call_another_worker(lab, tmp_path):
+    """Another machine's worker certificate reaches a `compete worker`: nothing is served; the scheduler still is."""
+    from functools import partial
+
+    from distributed import Client
+    from distributed.protocol import ToPickle
+
+    from dask_workers.submission_job import cancel_on_worker
+    from hub_extension import models as m
+    from hub_extension.queues import create_queue
+
+    slug = lab.competition("Guarded Worker", tmp_path)
+    create_queue(lab.platform, "guarded", competition=slug)
+    creds_path = lab.home / "queues" / "guarded" / "worker-credentials.json"
+    creds = json.loads(creds_path.read_text())
+    lab.start_dispatcher()
+    victim = lab.start_worker(creds_path, "victim")
+    lab.wait_for(lambda: _attached(lab.platform, "guarded", "victim"), 120, "the worker to attach")
+    victim_address = _worker_states(lab.platform, "guarded")["victim"]["address"]
+
+    ran = tmp_path / "ran-on-the-worker"
+    coroutine_ran = tmp_path / "coroutine-ran-on-the-worker"
+    unpickled = tmp_path / "unpickled-by-the-worker"
+    plugin_ran = tmp_path / "plugin-unpickled-by-the-worker"
+    outcomes = asyncio.run(_call_worker(victim_address, creds, {
+        "run": ("run", {"function": pickle.dumps(partial(Path.touch, ran))}),
+        "run_coroutine": ("run_coroutine", {"function": pickle.dumps(partial(Path.touch, coroutine_ran))}),
+        "get_data": ("get_data", {"keys": ["anything"]}),
+        "update_data": ("update_data", {"data": {"planted": 1}}),
+        "plugin-add": ("plugin-add", {"plugin": pickle.dumps(Touch(str(plugin_ran)))}),
+        "identity": ("identity", {}),
+        "terminate": ("terminate", {"reason": "attack"}),
+    }))
+    for what, (outcome, text) in outcomes.items():
+        assert outcome == "PermissionError" and "scheduler only" in text, (what, outcome, text)
+
+    async def raw(msg):
+        return await _request(victim_address, _worker_security(creds, as_client=True), "client", msg)
+
+    # A stream to the worker (where the scheduler sends `compute-task`) is refused too.
+    stream_reply = asyncio.run(raw({"op": "connection_stream"}))
+    assert stream_reply.get("status") == "uncaught-error" and "scheduler only" in stream_reply["exception_text"]
+    # A pickle in a request is never loaded, refused operation or not.
+    asyncio.run(raw({"op": "identity", "data": ToPickle(Touch(str(unpickled)))}))
+    time.sleep(1.0)
+    for marker in (ran, coroutine_ran, unpickled, plugin_ran):
+        assert not marker.exists(), f"{marker.name}: code of the caller ran on the worker"
+    assert victim.poll() is None, "the worker process stopped"
+    assert "victim" in _worker_states(lab.platform, "guarded"), "the worker left its queue"
+    assert "refused 'run' from a worker connection" in (lab.logs / "worker-victim.log").read_text()
+
+    # The scheduler's own traffic is served: a submission runs to the end on this worker.
+    sid = lab.submit(slug, tmp_path)
+    lab.wait_terminal([sid], 180)
+    info = lab.platform.submission(sid)
+    assert info["status"] == m.FINISHED, (info["error"], lab.diagnostics())
+    assert info["worker"] == "victim"
+
+    # ... and the platform's broadcasts through the scheduler: `client.run`, as the dispatcher cancels.
+    sid = lab.submit(slug, tmp_path, sleep=120)
+    lab.wait_for(lambda: lab.status(sid) == m.SCORING, 120, "the slow run to start")
+    with Client(SchedulerSupervisor(lab.platform).address("guarded"),
+                security=client_security(lab.platform, "guarded"), timeout=10, set_as_default=False) as client:
+        from_scheduler = tmp_path / "run-from-the-scheduler"
+        client.run(partial(Path.touch, from_scheduler))
+        assert from_scheduler.exists()
+        lab.platform.set_status(sid, m.CANCELLED, note="cancelled")
+        # (What a worker returns reaches the platform as plain data only: the answer itself is not used.)
+        assert set(client.run(cancel_on_worker, sid)) == {victim_address}
+    lab.wait_for(lambda: _worker_states(lab.platform, "guarded")["victim"]["running"] == [], 60,
+                 "the cancelled run to stop")
+    assert lab.status(sid) == m.CANCELLED
+    assert victim.poll() is None
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+# Set by `compete worker` in the environment it executes itself again with (`dask_workers.attach`).
+REEXEC_MARKER = "COMPETE_WORKER_CLEAN_ENVIRONMENT"
+
+
+def test_a_worker_keeps_no_secret_of_its_starter(two_queues, tmp_path):
+    """`compete worker` started with a hub token in its environment executes itself again without it."""
+    import os
+
+    platform, queues, home = two_queues
+    path = tmp_path / "alpha.json"
+    path.write_text(json.dumps(queues["alpha"]["credentials"]))
+    secrets = {"JUPYTERHUB_API_TOKEN": "hub-token-of-the-starter", "COMPETE_DB_URL": "postgresql://u:pw@db/compete",
+               "MY_SERVICE_SECRET": "starter-secret"}
+    env = {**os.environ, **secrets}
+    env.pop(REEXEC_MARKER, None)
+    log = tmp_path / "clean.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(compete_cmd(home, "worker", "--credentials", str(path), "--name", "clean",
+                                            "--worker-executor", "process"),
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "clean" not in _workers_on(platform, "alpha"):
+            time.sleep(0.3)
+        assert "clean" in _workers_on(platform, "alpha"), log.read_text(errors="replace")
+        assert proc.poll() is None
+        environ = _environ_of(proc.pid)  # the same process, executed again
+        assert not set(secrets) & set(environ), sorted(set(secrets) & set(environ))
+        raw = Path(f"/proc/{proc.pid}/environ").read_text(errors="replace")
+        assert not [value for value in secrets.values() if value in raw]
+        assert environ.get(REEXEC_MARKER) == "1" and environ.get("PATH") == os.environ["PATH"]
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert [b"--credentials", str(path).encode(), b"--name", b"clean"] == cmdline[
+            cmdline.index(b"--credentials"):cmdline.index(b"--name") + 2]
+        assert log.read_text(errors="replace").count("restarting without") == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+    # A process that was executed again and still sees a secret stops instead of looping or keeping it.
+    with open(tmp_path / "looping.log", "wb") as out:
+        proc = subprocess.Popen(compete_cmd(home, "worker", "--credentials", str(path), "--name", "looping",
+                                            "--worker-executor", "process"),
+                                env={**env, REEXEC_MARKER: "1"}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = (tmp_path / "looping.log").read_text(errors="replace")
+    assert "still holds" in text and "restarting without" not in text, text
+    assert "looping" not in _workers_on(platform, "alpha")
