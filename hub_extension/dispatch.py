@@ -25,6 +25,14 @@ started by this dispatcher when they are down.  The default queue is a
 scheduler started here with worker processes of its own (`DefaultWorkers`),
 or any scheduler given by address.
 
+The default queue's scheduler runs inside this process, which holds the hub
+token, so it is guarded like an organizer queue's (`DefaultQueueTLS`): TLS
+only, with a CA made when the dispatcher starts whose key is never kept, a
+certificate per role in a private folder removed at close, and the queue
+schedulers' guard (`GuardedScheduler`): only the dispatcher's client
+certificate gets the full protocol; the workers' certificate gets the
+operations of a worker on itself, and what it sends is read as plain data.
+
 Processes that run submissions hold no platform secret: the default queue's
 workers are executed (not forked) with `process_environment()`, an allow-list
 of the service's variables, so neither their `os.environ` nor
@@ -36,6 +44,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -45,8 +55,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import models as m
+from . import tls
 from .app import DEFAULT_QUEUE, NotFound, Platform, PlatformError
-from .queue_scheduler import install_result_log, queue_snapshot, scheduler_config
+from .queue_scheduler import WORKER_OPS, GuardedScheduler, queue_snapshot, scheduler_config
 
 log = logging.getLogger("compete.dispatch")
 
@@ -88,6 +99,66 @@ def process_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str
     return env
 
 
+# The default queue's workers run under a nanny, which registers with the scheduler.
+DEFAULT_WORKER_OPS = WORKER_OPS | {"register_nanny"}
+TLS_FOLDER_PREFIX = "tls-"
+
+
+class DefaultQueueTLS:
+    """The TLS material of the default queue: a CA of its own, made when the dispatcher starts.
+
+    The CA signs one certificate per role (the scheduler in this process, the
+    dispatcher's client, the worker processes) and its key is dropped at
+    once.  The files live in a folder of their own, 0700, under the platform
+    home, removed at close; the folder of a dispatcher that was killed is
+    removed by the next one.  The workers get their files as arguments, never
+    in their environment.
+    """
+
+    def __init__(self, parent: Path):
+        parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale(parent)
+        self.folder = parent / f"{TLS_FOLDER_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        self.files = tls.write_ephemeral(self.folder, DEFAULT_QUEUE, hosts=("127.0.0.1", "localhost"))
+
+    @staticmethod
+    def _remove_stale(parent: Path) -> None:
+        for folder in parent.glob(f"{TLS_FOLDER_PREFIX}*-*"):
+            try:
+                pid = int(folder.name[len(TLS_FOLDER_PREFIX):].split("-", 1)[0])
+            except ValueError:
+                continue
+            if pid == os.getpid() or not folder.is_dir() or folder.is_symlink():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # its dispatcher still runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def security(self, role: str) -> Any:
+        """Dask security of `role` (`scheduler` or `client`) of the default queue."""
+        from distributed.security import Security
+
+        files = self.files[role]
+        return Security(
+            tls_ca_file=str(files.ca),
+            **{f"tls_{role}_cert": str(files.cert), f"tls_{role}_key": str(files.key)},
+            require_encryption=True,
+        )
+
+    def worker_arguments(self) -> list[str]:
+        """`dask worker` options giving a worker process its certificate."""
+        files = self.files["worker"]
+        return ["--tls-ca-file", str(files.ca), "--tls-cert", str(files.cert), "--tls-key", str(files.key)]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class DefaultWorkers:
     """The worker processes of the default queue: `dask worker` executed with a clean environment.
 
@@ -99,7 +170,7 @@ class DefaultWorkers:
     """
 
     def __init__(self, scheduler_address: str, count: int, threads: int, folder: Path,
-                 death_timeout: float = 60.0):
+                 death_timeout: float = 60.0, tls_arguments: Optional[list[str]] = None):
         from distributed.system import MEMORY_LIMIT
 
         self.folder = folder
@@ -113,7 +184,7 @@ class DefaultWorkers:
                      "--name", f"default-{index}", "--nworkers", "1", "--nthreads", str(threads),
                      "--memory-limit", str(int(MEMORY_LIMIT / max(1, count))),
                      "--local-directory", str(folder / f"worker-{index}"), "--no-dashboard",
-                     "--death-timeout", str(death_timeout)],
+                     "--death-timeout", str(death_timeout), *(tls_arguments or [])],
                     env=process_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
                     stderr=subprocess.STDOUT, cwd=str(folder),
                 ))
@@ -235,29 +306,43 @@ class Dispatcher:
         supervise: bool = True,
     ):
         import dask
-        from distributed import LocalCluster
+        from distributed import SpecCluster
 
         from .queues import SchedulerSupervisor
 
         self.platform = platform
         self.cluster = None
         self.default_workers: Optional[DefaultWorkers] = None
+        self.default_tls: Optional[DefaultQueueTLS] = None
+        self.default_security: Any = None
         if scheduler_address is None:
             config = platform.config
             count = n_workers or config.default_queue_workers
-            # The scheduler only, in this process; the workers are processes of their own
-            # that inherit nothing secret from it.
-            with dask.config.set(scheduler_config()):
-                self.cluster = LocalCluster(
-                    n_workers=0, processes=True, host="127.0.0.1", dashboard_address=":0",
-                    silence_logs=logging.ERROR,
+            folder = Path(config.home) / "default-queue"
+            self.default_tls = DefaultQueueTLS(folder)
+            self.default_security = self.default_tls.security("client")
+            try:
+                # The scheduler only, in this process, guarded before it listens; the workers
+                # are processes of their own that inherit nothing secret from it.
+                with dask.config.set(scheduler_config()):
+                    self.cluster = SpecCluster(
+                        workers={},
+                        scheduler={"cls": GuardedScheduler, "options": {
+                            "host": "127.0.0.1", "port": 0, "protocol": "tls",
+                            "security": self.default_tls.security("scheduler"),
+                            "dashboard": False, "dashboard_address": "127.0.0.1:0", "validate": False,
+                            "worker_ops": DEFAULT_WORKER_OPS,
+                        }},
+                        security=self.default_security, silence_logs=logging.ERROR, name="default queue",
+                    )
+                scheduler_address = self.cluster.scheduler_address
+                self.default_workers = DefaultWorkers(
+                    scheduler_address, count, threads_per_worker or config.default_queue_threads, folder,
+                    tls_arguments=self.default_tls.worker_arguments(),
                 )
-            install_result_log(self.cluster.scheduler)
-            scheduler_address = self.cluster.scheduler_address
-            self.default_workers = DefaultWorkers(
-                scheduler_address, count, threads_per_worker or config.default_queue_threads,
-                Path(config.home) / "default-queue",
-            )
+            except BaseException:
+                self._close_default_queue()
+                raise
         self.default_address = scheduler_address
         self.supervisor = SchedulerSupervisor(platform) if supervise else None
         self.links: dict[str, QueueLink] = {}
@@ -268,7 +353,11 @@ class Dispatcher:
         self._last_tick = 0.0
         link = self.link(DEFAULT_QUEUE)
         if self.default_workers is not None and link is not None:
-            self._wait_for_default_workers(link, len(self.default_workers.processes))
+            try:
+                self._wait_for_default_workers(link, len(self.default_workers.processes))
+            except BaseException:
+                self.close()
+                raise
 
     def _wait_for_default_workers(self, link: "QueueLink", count: int, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -296,7 +385,7 @@ class Dispatcher:
             return None
         try:
             if name == DEFAULT_QUEUE:
-                link = QueueLink(self, name, self.default_address)
+                link = QueueLink(self, name, self.default_address, self.default_security)
             else:
                 if name not in queue_names(self.platform):
                     raise PlatformError(
@@ -537,10 +626,15 @@ class Dispatcher:
             self.links.clear()
         for link in links:
             link.close()
+        self._close_default_queue()
+
+    def _close_default_queue(self) -> None:
         if self.default_workers is not None:
             self.default_workers.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.default_tls is not None:
+            self.default_tls.remove()
 
 
 def _failure_reason(future: Any) -> str:

@@ -26,6 +26,12 @@ accepts from a *worker* certificate only what a worker needs:
 Only the platform's client certificate (role `client`) gets the full
 protocol.  The role is the organizational unit of the peer's certificate
 (`hub_extension.tls`).
+
+The same guard serves the default queue, whose scheduler runs inside the
+service process (`hub_extension.dispatch`): `GuardedScheduler` is a Dask
+scheduler with the guard built in before it listens, and the decoding guard
+can be limited to the TLS contexts of guarded schedulers, so the service's own
+clients of other queues keep reading their schedulers' answers as Dask does.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional
 
+from distributed import Scheduler
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .tls import role_of_peercert
@@ -66,6 +73,10 @@ RETIRE_ARGS = frozenset({"workers", "close_workers", "remove", "stimulus_id", "n
 
 _untrusted = contextvars.ContextVar("compete_untrusted_peer", default=False)
 _installed = False
+# Whether every TLS connection of this process is guarded (a queue scheduler's own
+# process), or only those made with the TLS contexts of guarded schedulers.
+_guard_every_connection = False
+_guarded_contexts: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def _peer_role(comm: Any) -> str | None:
@@ -94,9 +105,39 @@ def plain_loads(frames: list) -> Any:
     return msgpack.loads(frames[0], object_hook=hook, use_list=False, **msgpack_opts)
 
 
-def install_decode_guard() -> None:
-    """Read every non-client TLS connection of this process as plain data."""
-    global _installed
+def guard_context(ssl_context: Any) -> None:
+    """Guard the connections made with this TLS context (a guarded scheduler's listener)."""
+    if ssl_context is None:
+        raise ValueError("a guarded scheduler needs TLS: it has no TLS context to guard")
+    _guarded_contexts.add(ssl_context)
+
+
+def _untrusted_comm(comm: Any) -> bool:
+    """Whether what `comm` reads must be decoded as plain data."""
+    if _peer_role(comm) == "client":
+        return False
+    if _guard_every_connection:
+        return True
+    socket = getattr(getattr(comm, "stream", None), "socket", None)
+    context = getattr(socket, "context", None)
+    # A connection whose context cannot be told (already closed) is read as untrusted.
+    return context is None or context in _guarded_contexts
+
+
+def install_decode_guard(every_connection: bool = True) -> None:
+    """Read non-client TLS connections as plain data, never unpickled.
+
+    With `every_connection` (a queue scheduler's own process), every TLS
+    connection of the process whose peer is not the platform's client is
+    guarded.  Without it (the service process, which holds clients of other
+    queues too), only the connections made with the TLS contexts registered
+    by `guard_context` are.  Dask unpickles parts of a message as it reads
+    it, the connection handshake included, so this acts on reading, before
+    any handler sees the message.
+    """
+    global _installed, _guard_every_connection
+    if every_connection:
+        _guard_every_connection = True
     if _installed:
         return
     import distributed.comm.tcp as tcp
@@ -112,7 +153,7 @@ def install_decode_guard() -> None:
         )
 
     async def guarded_read(self, deserializers=None):
-        if _peer_role(self) == "client":
+        if not _untrusted_comm(self):
             return await original_read(self, deserializers)
         token = _untrusted.set(True)
         try:
@@ -328,15 +369,15 @@ def _identity_for_worker(scheduler: Any) -> dict[str, Any]:
     return {"type": type(scheduler).__name__, "id": str(scheduler.id), "address": scheduler.address}
 
 
-def guard_handlers(scheduler: Any) -> WorkerOrigins:
-    """Limit worker-role connections to the operations of a worker, on themselves."""
+def guard_handlers(scheduler: Any, worker_ops: frozenset = WORKER_OPS) -> WorkerOrigins:
+    """Limit worker-role connections to the operations of a worker (`worker_ops`), on themselves."""
     origins = WorkerOrigins(scheduler)
     for op, handler in list(scheduler.handlers.items()):
 
         async def guarded(comm, __op=op, __handler=handler, **kwargs):
             role = _peer_role(comm)
             if role != "client":
-                if __op not in WORKER_OPS:
+                if __op not in worker_ops:
                     log.warning("refused operation %r from a %s connection %s", __op, role, comm.peer_address)
                     raise PermissionError(f"operation {__op!r} is not allowed for a {role} certificate")
                 if __op == "identity":
@@ -517,9 +558,34 @@ def scheduler_config() -> dict[str, Any]:
     }
 
 
+class GuardedScheduler(Scheduler):
+    """A Dask scheduler on TLS with the guard of queue schedulers in place before it listens.
+
+    A connection whose certificate is not the platform's client certificate
+    gets `worker_ops` only, each acting on its own worker (`guard_handlers`),
+    and what it sends is read as plain data (`install_decode_guard`); the log
+    of result events is bounded (`ResultLog`).  Each organizer queue's
+    scheduler process runs one; so does the default queue, inside the service
+    process, where the decoding guard covers the connections made to this
+    scheduler's listener.  It refuses to listen on anything but TLS.
+    """
+
+    def __init__(self, *args: Any, worker_ops: frozenset = WORKER_OPS,
+                 payload_max_bytes: int = PAYLOAD_MAX_BYTES, **kwargs: Any):
+        install_decode_guard(every_connection=False)
+        super().__init__(*args, **kwargs)
+        install_result_log(self, payload_max_bytes)
+        self.compete_origins = guard_handlers(self, worker_ops)
+
+    async def listen(self, port_or_addr: Any = None, allow_offload: bool = True, **kwargs: Any) -> None:
+        if not (isinstance(port_or_addr, str) and port_or_addr.startswith("tls://")):
+            raise ValueError(f"a guarded scheduler listens on TLS only, not on {port_or_addr!r}")
+        guard_context(kwargs.get("ssl_context"))
+        await super().listen(port_or_addr, allow_offload=allow_offload, **kwargs)
+
+
 async def serve(queue_dir: Path) -> None:
     import dask
-    from distributed import Scheduler
     from distributed.security import Security
 
     settings = json.loads((queue_dir / "scheduler.json").read_text())
@@ -529,9 +595,10 @@ async def serve(queue_dir: Path) -> None:
         tls_scheduler_key=str(queue_dir / "scheduler.key"),
         require_encryption=True,
     )
-    install_decode_guard()
+    # This process is the queue's scheduler only: every connection it reads is guarded.
+    install_decode_guard(every_connection=True)
     with dask.config.set(scheduler_config()):
-        scheduler = Scheduler(
+        scheduler = GuardedScheduler(
             host=settings["listen_host"],
             port=int(settings["port"]),
             protocol="tls",
@@ -539,9 +606,8 @@ async def serve(queue_dir: Path) -> None:
             dashboard=False,
             dashboard_address="127.0.0.1:0",
             validate=False,
+            payload_max_bytes=int(settings.get("payload_max_bytes") or PAYLOAD_MAX_BYTES),
         )
-        install_result_log(scheduler, int(settings.get("payload_max_bytes") or PAYLOAD_MAX_BYTES))
-        guard_handlers(scheduler)
         await scheduler
         (queue_dir / "scheduler.pid").write_text(str(os.getpid()))
         log.info("queue %s: scheduler at %s", settings.get("queue"), scheduler.address)

@@ -1,17 +1,22 @@
-"""TLS material of an organizer queue: its own CA and the certificates it signs.
+"""TLS material of a queue: its own CA and the certificates it signs.
 
 Every queue has a CA of its own, so a certificate of one queue is worthless
-on another.  The role of a certificate (scheduler, client, worker) is written
-in its organizational unit; the queue's scheduler reads it on every
-connection and gives worker certificates only the operations a worker needs
-(see `hub_extension.queue_scheduler`).
+on another.  Organizer queues keep theirs (`hub_extension.queues`); the
+default queue gets a new one each time the dispatcher starts
+(`write_ephemeral`), whose key is never written anywhere.  The role of a
+certificate (scheduler, client, worker) is written in its organizational
+unit; the queue's scheduler reads it on every connection and gives worker
+certificates only the operations a worker needs (see
+`hub_extension.queue_scheduler`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -128,3 +133,38 @@ def role_of_peercert(peercert: object) -> str | None:
         if key == "organizationalUnitName"
     ]
     return units[0] if len(units) == 1 and units[0] in ROLES else None
+
+
+@dataclass(frozen=True)
+class RoleFiles:
+    """Where the certificate of one role, its key and the CA that signed it are."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (created 0600, never through a link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def write_ephemeral(folder: Path, queue: str, hosts: tuple[str, ...] = ()) -> dict[str, RoleFiles]:
+    """A new CA and one certificate per role, written to `folder` (made 0700 here, it must not exist).
+
+    The CA's key signs the three certificates and is then dropped: no other
+    certificate of this CA can ever be made.  Returns the files of each role.
+    """
+    folder.mkdir(mode=0o700)
+    os.chmod(folder, 0o700)  # whatever the umask
+    ca = make_ca(queue)
+    write_private(folder / "ca.pem", ca.cert_pem)
+    files = {}
+    for role in ROLES:
+        pair = issue(ca, queue, role, hosts if role == "scheduler" else ())
+        write_private(folder / f"{role}.pem", pair.cert_pem)
+        write_private(folder / f"{role}.key", pair.key_pem)
+        files[role] = RoleFiles(folder / "ca.pem", folder / f"{role}.pem", folder / f"{role}.key")
+    return files
