@@ -321,7 +321,7 @@ class SubmissionsHandler(UploadHandler):
             actor=actor, description=(self.field("description") or "")[:1000],
         )
         self.set_header("Location", f"{self.prefix}api/v1/submissions/{sid}")
-        self.write_json(self.platform.submission_view(sid, actor), status=201)
+        self.write_json(await self.run_blocking(self.platform.submission_view, sid, actor), status=201)
 
 
 class SubmissionsLeftHandler(ApiHandler):

@@ -8,6 +8,8 @@ the hub gives its services, unless the caller passes another.
 """
 from __future__ import annotations
 
+import functools
+
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +29,9 @@ STATIC_DIR = SERVICE_DIR / "static"
 DEFAULT_PREFIX = "/services/competitions/"
 
 
+@functools.lru_cache(maxsize=1)
 def service_version() -> str:
+    """The installed version (read from the package metadata once: /health asks often)."""
     try:
         return metadata.version("jupyter-compete")
     except metadata.PackageNotFoundError:
