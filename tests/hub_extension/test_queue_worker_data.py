@@ -71,7 +71,9 @@ def test_reference_data_on_the_workers_is_used_there_and_never_uploaded(tmp_path
         lab.close()
 
 
-def test_a_worker_without_the_data_fails_the_run_with_the_path(tmp_path):
+def test_a_worker_without_the_data_fails_the_run_and_says_what_is_missing(tmp_path):
+    """The participant reads the error too: it names the data, not the worker's path (the organizer
+    has the path in their bundle's worker_data)."""
     lab = QueueLab(tmp_path / "home")
     try:
         slug, _ = lab.platform.create_competition(_private_bundle(tmp_path, "/nonexistent/truth"), LOCAL_ADMIN)
@@ -82,7 +84,8 @@ def test_a_worker_without_the_data_fails_the_run_with_the_path(tmp_path):
         lab.wait_terminal([sid], 120)
         info = lab.platform.submission(sid)
         assert info["status"] == m.FAILED
-        assert "/nonexistent/truth" in info["error"]
+        assert "reference data" in info["error"] and "not there" in info["error"], info["error"]
+        assert "/nonexistent" not in info["error"]
     finally:
         lab.close()
 
