@@ -78,6 +78,8 @@ PASSED_ENV = frozenset({
     "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM", "SHELL", "VIRTUAL_ENV",
     # the docker executor finds its engine with these
     "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG", "DOCKER_CONTEXT", "XDG_RUNTIME_DIR",
+    # GPU machines and private CAs of organizers' workers
+    "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
 })
 PASSED_ENV_PREFIXES = ("LC_", "DASK_", "PYTHON", "MALLOC_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_", "NVIDIA_")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|API_?KEY|DB_URL|DATABASE|JUPYTERHUB|OAUTH|COMPETE_",
