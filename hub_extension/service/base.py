@@ -29,7 +29,6 @@ from tornado import web
 
 from ..app import ORGANIZERS_GROUP, Actor, Forbidden, PlatformError
 from ..bundles.model import BundleError
-from .uploads import UploadRefused
 
 log = logging.getLogger("compete.service")
 
@@ -81,7 +80,7 @@ def describe_error(exc: Optional[BaseException], status: int, actor: Actor) -> t
         return 400, "bundle_invalid", message, {"problems": problems}
     if isinstance(exc, Forbidden) and actor.is_anonymous:
         return 401, "login_required", f"log in first: {exc}", {}
-    if isinstance(exc, (PlatformError, UploadRefused)):
+    if isinstance(exc, PlatformError):
         return exc.status, exc.code, str(exc), {}
     if isinstance(exc, web.HTTPError):
         message = exc.log_message % exc.args if exc.log_message and exc.args else (exc.log_message or "")
@@ -292,7 +291,7 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
 
     # -- errors ----------------------------------------------------------------------
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, (PlatformError, BundleError, UploadRefused)):
+        if isinstance(value, (PlatformError, BundleError)):
             log.info("%s %s refused for %s: %s", self.request.method, self.request.path,
                      self.actor.username or "anonymous", str(value).splitlines()[0] if str(value) else typ.__name__)
             return

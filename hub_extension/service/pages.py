@@ -27,7 +27,7 @@ from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
-from .uploads import StreamedUpload, UploadRefused
+from .uploads import StreamedUpload
 
 FLASH_COOKIE = "compete-flash"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -404,7 +404,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
             )
         except (Forbidden, NotFound):
             raise
-        except (PlatformError, UploadRefused) as exc:
+        except PlatformError as exc:
             # The form again, with why it was refused (limits, closed phase, wrong file).
             self.set_status(exc.status)
             context = self.context(slug)
@@ -562,7 +562,7 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             return
         except (Forbidden, NotFound):
             raise
-        except (PlatformError, UploadRefused) as exc:
+        except PlatformError as exc:
             self.set_status(exc.status)
             self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
                              **self.context())

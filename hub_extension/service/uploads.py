@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 _PREAMBLE, _HEADERS, _BODY, _AFTER_BOUNDARY, _DONE = range(5)
 
 
-class UploadRefused(Exception):
-    """Why an upload is refused: `status` (400 or 413), `code` and a message for the client."""
+class UploadRefused(PlatformError):
+    """Why an upload is refused: `status` (400, 413 or 507), `code` and a message for the client."""
 
     def __init__(self, status: int, message: str, code: Optional[str] = None):
         super().__init__(message)
