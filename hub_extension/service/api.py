@@ -69,12 +69,19 @@ class UploadHandler(StreamedUpload, ApiHandler):
 # -- service -------------------------------------------------------------------------------------
 class HealthCheck:
     """The database check of /health, in a thread of its own (never queued behind uploads or
-    imports in the blocking pool), shared by concurrent polls and reused for `max_age` seconds."""
+    imports in the blocking pool), shared by concurrent polls and reused for `max_age` seconds.
 
-    def __init__(self, max_age: float = 2.0):
+    A full integrity check reads the whole SQLite file, so it runs at the first
+    poll and then at most every `full_every` seconds; polls in between run a
+    query that costs the same whatever the database holds.
+    """
+
+    def __init__(self, max_age: float = 2.0, full_every: float = 300.0):
         self.max_age = max_age
+        self.full_every = full_every
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compete-health")
         self.checked_at = float("-inf")
+        self.full_checked_at = float("-inf")
         self.last: Optional[str] = None
         self.running: Optional[asyncio.Future] = None
 
@@ -83,7 +90,10 @@ class HealthCheck:
         if loop.time() - self.checked_at < self.max_age:
             return self.last
         if self.running is None:
-            self.running = asyncio.ensure_future(loop.run_in_executor(self.pool, database_problem, engine))
+            full = loop.time() - self.full_checked_at >= self.full_every
+            if full:
+                self.full_checked_at = loop.time()
+            self.running = asyncio.ensure_future(loop.run_in_executor(self.pool, database_problem, engine, full))
         running = self.running
         try:
             self.last = await asyncio.shield(running)
@@ -94,20 +104,23 @@ class HealthCheck:
         return self.last
 
 
-def database_problem(engine) -> Optional[str]:
+def database_problem(engine, full: bool = True) -> Optional[str]:
     """What is wrong with the database (None when it answers correctly).
 
-    SQLite: `PRAGMA quick_check` reads every page of the file (a corrupted
-    `compete.sqlite` fails it); other databases: a trivial query.
+    SQLite, `full`: `PRAGMA quick_check` reads every page of the file (a
+    corrupted `compete.sqlite` fails it); else a read of the schema.  Other
+    databases: a trivial query.
     """
     from sqlalchemy import text
 
     try:
         with engine.connect() as conn:
-            if engine.dialect.name == "sqlite":
+            if engine.dialect.name == "sqlite" and full:
                 rows = [row[0] for row in conn.execute(text("PRAGMA quick_check"))]
                 if rows != ["ok"]:
                     return "; ".join(str(r) for r in rows[:5])
+            elif engine.dialect.name == "sqlite":
+                conn.execute(text("SELECT count(*) FROM sqlite_master")).scalar()
             else:
                 conn.execute(text("SELECT 1")).scalar()
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
