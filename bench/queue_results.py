@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,37 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from hub_extension import models as m  # noqa: E402
 from hub_extension.app import LOCAL_ADMIN, Platform  # noqa: E402
+from tests.hub_extension.queue_helpers import big_output_bundle, predictions_zip  # noqa: E402
 
-TEMPLATE = ROOT / "templates" / "bundles" / "results"
 QUEUE = "bench-results"
-BIG_OUTPUT = '''
-import atexit
-def _big_output():
-    out = sys.argv[2]
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "detailed_results.html"), "wb") as fh:
-        fh.write(os.urandom({size}))
-atexit.register(_big_output)
-'''
-
-
-def make_bundle(tmp: Path, size: int) -> Path:
-    target = tmp / "bundle"
-    shutil.copytree(TEMPLATE, target)
-    yaml = target / "competition.yaml"
-    yaml.write_text(yaml.read_text().replace("title: Animals (results)", "title: Large Outputs")
-                    .replace("max_submissions: 100", "max_submissions: 100000")
-                    .replace("max_submissions_per_day: 5", "max_submissions_per_day: 100000"))
-    score = target / "scoring_program" / "score.py"
-    score.write_text(score.read_text().replace("import os\n", "import os\n" + BIG_OUTPUT.format(size=size), 1))
-    return target
-
-
-def predictions(tmp: Path) -> Path:
-    path = tmp / "predictions.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.write(TEMPLATE / "sample_submission" / "predictions.csv", "predictions.csv")
-    return path
 
 
 def rss_mb(pid: int) -> float:
@@ -76,7 +47,6 @@ def log_payload_bytes(link) -> int:
 
     return sum(payload_bytes(e) for e in link.client.get_events(RESULT_TOPIC))
 
-
 def run(n: int, mb: float, tmp: Path) -> dict:
     from hub_extension.dispatch import Dispatcher
     from hub_extension.queues import SchedulerSupervisor, create_queue
@@ -85,7 +55,7 @@ def run(n: int, mb: float, tmp: Path) -> dict:
     platform = Platform(home=str(home))
     platform.config.executor = "process"
     size = int(mb * 1024 * 1024)
-    slug, _ = platform.create_competition(make_bundle(tmp, size), LOCAL_ADMIN)
+    slug, _ = platform.create_competition(big_output_bundle(tmp / "bundle", "Large Outputs", size), LOCAL_ADMIN)
     create_queue(platform, QUEUE, LOCAL_ADMIN, competition=slug)
     dispatcher = Dispatcher(platform, n_workers=1, threads_per_worker=1)
     worker_log = open(tmp / "worker.log", "ab")
@@ -95,7 +65,7 @@ def run(n: int, mb: float, tmp: Path) -> dict:
          "--nthreads", "1", "--worker-executor", "process", "--local-directory", str(tmp / "scratch")],
         stdout=worker_log, stderr=subprocess.STDOUT,
     )
-    zip_path = predictions(tmp)
+    zip_path = predictions_zip(tmp, "predictions.zip")
     samples: list[dict] = []
     try:
         link = dispatcher.link(QUEUE)
