@@ -41,6 +41,8 @@ from typing import Any, Optional
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from hub_extension.queue_scheduler import peer_role, plain_reads_when
+
 from . import submission_job
 
 log = logging.getLogger("compete.worker")
@@ -108,20 +110,12 @@ def _security(credentials: dict[str, str]):
 # -- the scheduler only ------------------------------------------------------------------
 
 
-def peer_role(comm: Any) -> Optional[str]:
-    """The role in the certificate of the peer of `comm` (None without one)."""
-    from hub_extension.tls import role_of_peercert
-
-    try:
-        return role_of_peercert(comm.extra_info.get("peercert"))
-    except Exception:  # noqa: BLE001 - no certificate, no role
-        return None
-
-
-_untrusted_read = contextvars.ContextVar("compete_worker_untrusted_read", default=False)
 _stream_role: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("compete_worker_stream_role",
                                                                              default=None)
-_decode_guard_installed = False
+
+
+def _not_the_scheduler(comm: Any) -> bool:
+    return peer_role(comm) != TRUSTED_ROLE
 
 
 def install_decode_guard() -> None:
@@ -131,35 +125,7 @@ def install_decode_guard() -> None:
     sees it (the connection handshake included), so refusing the operation
     afterwards would come too late.
     """
-    global _decode_guard_installed
-    if _decode_guard_installed:
-        return
-    import distributed.comm.tcp as tcp
-
-    from hub_extension.queue_scheduler import plain_loads
-
-    original_from_frames = tcp.from_frames
-    original_read = tcp.TLS.read
-
-    async def guarded_from_frames(frames, deserialize=True, deserializers=None, allow_offload=True):
-        if _untrusted_read.get():
-            return plain_loads(frames)
-        return await original_from_frames(
-            frames, deserialize=deserialize, deserializers=deserializers, allow_offload=allow_offload
-        )
-
-    async def guarded_read(self, deserializers=None):
-        if peer_role(self) == TRUSTED_ROLE:
-            return await original_read(self, deserializers)
-        token = _untrusted_read.set(True)
-        try:
-            return await original_read(self, deserializers)
-        finally:
-            _untrusted_read.reset(token)
-
-    tcp.from_frames = guarded_from_frames
-    tcp.TLS.read = guarded_read
-    _decode_guard_installed = True
+    plain_reads_when(_not_the_scheduler)
 
 
 def _refusal(op: str, role: Optional[str], peer: str) -> PermissionError:

@@ -46,7 +46,7 @@ import signal
 import sys
 import weakref
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from distributed import Scheduler
 from distributed.diagnostics.plugin import SchedulerPlugin
@@ -73,13 +73,15 @@ RETIRE_ARGS = frozenset({"workers", "close_workers", "remove", "stimulus_id", "n
 
 _untrusted = contextvars.ContextVar("compete_untrusted_peer", default=False)
 _installed = False
+_plain_rules: list = []  # see plain_reads_when
 # Whether every TLS connection of this process is guarded (a queue scheduler's own
 # process), or only those made with the TLS contexts of guarded schedulers.
 _guard_every_connection = False
 _guarded_contexts: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def _peer_role(comm: Any) -> str | None:
+def peer_role(comm: Any) -> str | None:
+    """The role in the certificate of the peer of `comm` (None without one)."""
     try:
         return role_of_peercert(comm.extra_info.get("peercert"))
     except Exception:  # noqa: BLE001 - no certificate, no role
@@ -114,7 +116,7 @@ def guard_context(ssl_context: Any) -> None:
 
 def _untrusted_comm(comm: Any) -> bool:
     """Whether what `comm` reads must be decoded as plain data."""
-    if _peer_role(comm) == "client":
+    if peer_role(comm) == "client":
         return False
     if _guard_every_connection:
         return True
@@ -124,20 +126,18 @@ def _untrusted_comm(comm: Any) -> bool:
     return context is None or context in _guarded_contexts
 
 
-def install_decode_guard(every_connection: bool = True) -> None:
-    """Read non-client TLS connections as plain data, never unpickled.
+def plain_reads_when(is_untrusted: Callable[[Any], bool]) -> None:
+    """Decode what a TLS connection reads as plain data whenever `is_untrusted(comm)` says so.
 
-    With `every_connection` (a queue scheduler's own process), every TLS
-    connection of the process whose peer is not the platform's client is
-    guarded.  Without it (the service process, which holds clients of other
-    queues too), only the connections made with the TLS contexts registered
-    by `guard_context` are.  Dask unpickles parts of a message as it reads
-    it, the connection handshake included, so this acts on reading, before
-    any handler sees the message.
+    Dask unpickles parts of a message as it reads it, the connection
+    handshake included, so the decision is taken on reading, before any
+    handler sees the message.  Distributed's TLS reads are patched once per
+    process; each caller adds its own rule, and a read is plain when any rule
+    holds (a process can be a queue scheduler and hold other clients, or a
+    worker in tests beside a scheduler).
     """
-    global _installed, _guard_every_connection
-    if every_connection:
-        _guard_every_connection = True
+    global _installed
+    _plain_rules.append(is_untrusted)
     if _installed:
         return
     import distributed.comm.tcp as tcp
@@ -153,7 +153,7 @@ def install_decode_guard(every_connection: bool = True) -> None:
         )
 
     async def guarded_read(self, deserializers=None):
-        if not _untrusted_comm(self):
+        if not any(rule(self) for rule in _plain_rules):
             return await original_read(self, deserializers)
         token = _untrusted.set(True)
         try:
@@ -164,6 +164,22 @@ def install_decode_guard(every_connection: bool = True) -> None:
     tcp.from_frames = guarded_from_frames
     tcp.TLS.read = guarded_read
     _installed = True
+
+
+def install_decode_guard(every_connection: bool = True) -> None:
+    """Read non-client TLS connections as plain data, never unpickled (`plain_reads_when`).
+
+    With `every_connection` (a queue scheduler's own process), every TLS
+    connection of the process whose peer is not the platform's client is
+    guarded.  Without it (the service process, which holds clients of other
+    queues too), only the connections made with the TLS contexts registered
+    by `guard_context` are.
+    """
+    global _guard_every_connection
+    if every_connection:
+        _guard_every_connection = True
+    if _untrusted_comm not in _plain_rules:
+        plain_reads_when(_untrusted_comm)
 
 
 def _call(handler, comm, kwargs):
@@ -375,7 +391,7 @@ def guard_handlers(scheduler: Any, worker_ops: frozenset = WORKER_OPS) -> Worker
     for op, handler in list(scheduler.handlers.items()):
 
         async def guarded(comm, __op=op, __handler=handler, **kwargs):
-            role = _peer_role(comm)
+            role = peer_role(comm)
             if role != "client":
                 if __op not in worker_ops:
                     log.warning("refused operation %r from a %s connection %s", __op, role, comm.peer_address)
