@@ -52,10 +52,10 @@ from typing import Callable, Literal, Optional
 
 from scoring.scores import ScoreFileError, read_scores
 
-from .executors.base import Executor, remove_unsafe_entries
+from .executors.base import Executor
 from .mirror import FolderMirror, Route
 from .notebook import EXECUTED_NAME, REPORT_NAME, describe_failure, read_report
-from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files, sanitize_tree
+from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files
 from .spec import Limits, StepResult, StepSpec
 from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
 
@@ -213,10 +213,6 @@ class _Runner:
         self.messages.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}")
         log.info("submission %s task %s: %s", self.run.submission_id, self.run.task_index, message)
 
-    def sanitize(self, spec: StepSpec) -> None:
-        """Remove links and special files from the step's writable folders, noting each in the run log."""
-        remove_unsafe_entries(spec, self.note)
-
     def prepare_folders(self) -> None:
         # A re-run in the same work dir starts clean: old predictions must not be scored.
         for folder in (self.input, self.output, self.shared, self.logs, self.work / "ingestion"):
@@ -347,10 +343,9 @@ class _Runner:
 
     def step(self, spec: StepSpec, name: str) -> StepResult:
         self.note(f"{name} step starts")
+        # Every executor removes links and special files from the step's
+        # writable folders before it returns, noting each (`Executor.run_step`).
         result = self.executor.run_step(spec, log=self.note)
-        # The executors clean up after their steps too; this pass makes it a
-        # rule of the pipeline, whatever the executor.
-        self.sanitize(spec)
         self.note(f"{name} step ended: exit code {result.exit_code}, {result.elapsed:.2f} s"
                   + (f" ({result.error})" if result.error else ""))
         self.record(name, result)
@@ -358,10 +353,8 @@ class _Runner:
 
     def score(self) -> None:
         spec = self.scoring_spec()
-        # Nothing but regular files and folders among the predictions once the
-        # reference data sits next to them.
-        for removed in sanitize_tree(self.res):
-            self.note(removed.describe("the predictions"))
+        # The predictions hold regular files and folders only: the prediction
+        # step's executor cleaned them, `populate` copies nothing else.
         self.place_reference()
         self.on_status("Scoring")
         step = self.step(spec, "scoring")
@@ -427,9 +420,8 @@ class _Runner:
                 score_future = pool.submit(self.executor.run_step, scoring, self.note)
                 ingest = ingest_future.result()
                 try:
-                    # The ingestion's links are gone (the executor and this
-                    # pass removed them): pass on its final files.
-                    self.sanitize(ingestion)
+                    # The ingestion's links are gone (its executor removed them):
+                    # pass on its final files.
                     mirror.stop()
                 except BaseException:
                     self.executor.cancel(self.run.submission_id)
@@ -440,7 +432,6 @@ class _Runner:
                 score = score_future.result()
         finally:
             mirror.stop()
-        self.sanitize(scoring)
         self.record("ingestion", ingest)
         self.record("scoring", score)
         if not ingest.ok:
