@@ -81,8 +81,17 @@ def start_kernel(jupyter_path, participant_files, monkeypatch, docker_engine):
 
 
 def containers_of(engine, manager) -> list:
+    """The kernel's containers, inspected; one removed between listing and inspecting is gone."""
+    import docker
+
     label = f"{LABEL_CONNECTION}={Path(manager.connection_file).resolve()}"
-    return engine.containers.list(all=True, filters={"label": label})
+    found = []
+    for sparse in engine.containers.list(all=True, filters={"label": label}, sparse=True):
+        try:
+            found.append(engine.containers.get(sparse.id))
+        except docker.errors.NotFound:
+            continue  # an auto-removed container that ended meanwhile
+    return found
 
 
 def wait_until(condition, timeout: float, message: str) -> None:
