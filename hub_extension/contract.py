@@ -123,6 +123,8 @@ class Job:
     limits: StepLimits = StepLimits()
     unpack_limits: UnpackCaps = UnpackCaps()
     executor: str = "auto"
+    # The platform's settings of executor classes, by class name: {"DockerExecutor": {"user": "1000:1000"}}
+    executor_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_image: Optional[str] = None
     image_aliases: dict[str, str] = field(default_factory=dict)
     store_root: Optional[str] = None  # the shared store's root, when the workers see it
@@ -151,6 +153,8 @@ class Job:
         values["limits"] = StepLimits(**_from_fields(StepLimits, data.get("limits") or {}))
         values["unpack_limits"] = UnpackCaps(**_from_fields(UnpackCaps, data.get("unpack_limits") or {}))
         values["image_aliases"] = dict(data.get("image_aliases") or {})
+        values["executor_config"] = {str(k): dict(v) for k, v in (data.get("executor_config") or {}).items()
+                                     if isinstance(v, Mapping)}
         return cls(**values)
 
 

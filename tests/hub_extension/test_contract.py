@@ -15,7 +15,7 @@ def make_job() -> Job:
                        worker_data={"reference_data": "/data/ref"}),
                TaskJob(index=1, scoring_program=KEY_B)),
         limits=StepLimits(time_limit=60, memory_mb=512, network=True), unpack_limits=UnpackCaps(max_members=10),
-        image_aliases={"x": "y"},
+        image_aliases={"x": "y"}, executor_config={"DockerExecutor": {"user": "1000:1000"}},
     )
 
 
