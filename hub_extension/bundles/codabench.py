@@ -2,7 +2,7 @@
 
 `read_codabench` turns the parsed YAML (`version: 2`) into a
 `CompetitionSpec`; `codabench_document` writes a spec back.  Readings chosen
-for this dialect (see CODALAB_COMPAT.md):
+for this dialect (facts in docs/bundle-formats.md):
 - dates are month-day-year (`1-31-2026`) or ISO; phases must not overlap and
   only the last one may leave out its `end`;
 - `max_submissions_per_day: 0` means unlimited (model None); defaults are

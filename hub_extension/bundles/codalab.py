@@ -5,7 +5,7 @@
 writes.  The two are kept side by side so that every key read is a key
 written, which is what makes the round trip hold.
 
-Readings chosen for this dialect (see CODALAB_COMPAT.md):
+Readings chosen for this dialect (facts in docs/bundle-formats.md):
 - phases are a mapping; a phase ends when the next one starts, the last one
   at the competition's `end_date`;
 - `max_submissions_per_day: 0` means no submissions at all (model value 0);
