@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Literal, Optional
 
+from hub_extension.contract import Status
 from scoring.scores import ScoreFileError, read_scores
 
 from .executors.base import Executor
@@ -122,7 +123,7 @@ class TaskRun:
 class _RunFailed(Exception):
     """Ends a run early with a status and a reason for people."""
 
-    def __init__(self, reason: str, status: str = "Failed"):
+    def __init__(self, reason: str, status: str = Status.FAILED):
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -179,7 +180,7 @@ class _Runner:
         self.result: dict = {
             "submission_id": run.submission_id,
             "task_index": run.task_index,
-            "status": "Failed",
+            "status": Status.FAILED,
             "scores": {},
             "error": None,
             "steps": [],
@@ -311,7 +312,7 @@ class _Runner:
 
     def prediction_failure(self, step: StepResult, name: str) -> _RunFailed:
         if step.cancelled:
-            return _RunFailed("cancelled", status="Cancelled")
+            return _RunFailed("cancelled", status=Status.CANCELLED)
         if self.run.kind == "notebook":
             report = read_report(self.result["outputs"].get("notebook_report", ""))
             if step.timed_out:
@@ -356,19 +357,19 @@ class _Runner:
         # The predictions hold regular files and folders only: the prediction
         # step's executor cleaned them, `populate` copies nothing else.
         self.place_reference()
-        self.on_status("Scoring")
+        self.on_status(Status.SCORING)
         step = self.step(spec, "scoring")
         self.finish_scoring(step)
 
     def finish_scoring(self, step: StepResult) -> None:
         if step.cancelled:
-            raise _RunFailed("cancelled", status="Cancelled")
+            raise _RunFailed("cancelled", status=Status.CANCELLED)
         if not step.ok:
             reason = step.error or f"exited with code {step.exit_code}"
             raise _RunFailed(_with_tail(f"the scoring program {reason}", step))
         self.result["scores"] = self.read_scores(step)
         self.find_detailed_results()
-        self.result["status"] = "Finished"
+        self.result["status"] = Status.FINISHED
 
     def sequential(self) -> None:
         run = self.run
@@ -378,7 +379,7 @@ class _Runner:
             if run.kind == "notebook" and run.ingestion_program_dir:
                 self.note("the ingestion program is not used for notebook submissions")
             spec = self.prediction_spec()
-            self.on_status("Running")
+            self.on_status(Status.RUNNING)
             step = self.step(spec, "prediction")
             if run.kind == "notebook":
                 self.keep_notebook_files()
@@ -410,8 +411,8 @@ class _Runner:
             log=self.note,
         )
         # No separate prediction phase: both statuses are passed at once.
-        self.on_status("Running")
-        self.on_status("Scoring")
+        self.on_status(Status.RUNNING)
+        self.on_status(Status.SCORING)
         mirror.start()
         try:
             with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="step") as pool:
@@ -449,7 +450,7 @@ class _Runner:
         except _RunFailed as failure:
             self.result.update(status=failure.status, error=failure.reason, scores={})
         except (DatasetError, OSError) as error:
-            self.result.update(status="Failed", error=f"the worker could not prepare the run: {error}", scores={})
+            self.result.update(status=Status.FAILED, error=f"the worker could not prepare the run: {error}", scores={})
         self.result["error"] = neutral_paths(self.result["error"], self.neutral_names)
         for entry in self.result["steps"]:
             entry["error"] = neutral_paths(entry.get("error"), self.neutral_names)
@@ -507,15 +508,15 @@ def combine_task_results(results: list[dict]) -> dict:
         steps += [{**step, "task_index": index} for step in result.get("steps", [])]
         prefix = f"task {index}: " if len(ordered) > 1 else ""
         warnings += [prefix + line for line in result.get("removed") or []]
-    failed = [r for r in ordered if r.get("status") == "Failed"]
-    cancelled = [r for r in ordered if r.get("status") == "Cancelled"]
+    failed = [r for r in ordered if r.get("status") == Status.FAILED]
+    cancelled = [r for r in ordered if r.get("status") == Status.CANCELLED]
     if failed:
-        status = "Failed"
+        status = Status.FAILED
         error = "; ".join(f"task {r.get('task_index', 0)}: {r.get('error') or 'failed'}" for r in failed)
     elif cancelled:
-        status, error = "Cancelled", "cancelled"
+        status, error = Status.CANCELLED, "cancelled"
     else:
-        status, error = "Finished", None
+        status, error = Status.FINISHED, None
 
     def first(name: str) -> Optional[str]:
         return next((r[name] for r in ordered if r.get(name)), None)
@@ -523,7 +524,7 @@ def combine_task_results(results: list[dict]) -> dict:
     return {
         "submission_id": ordered[0].get("submission_id"),
         "status": status,
-        "scores": scores if status == "Finished" else {},
+        "scores": scores if status == Status.FINISHED else {},
         "error": error,
         "warnings": warnings,
         "steps": steps,

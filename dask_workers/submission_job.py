@@ -1,29 +1,31 @@
 """The Dask task of one submission: prepare, run every task of the phase, upload, report.
 
-`run_submission_job(job)` runs on a worker.  `job` is the plain dict built by
-`Platform.job_for` (datasets by content key, the artifact store's root,
-limits, images); the return value is a plain dict validated by
-`Platform.record_result`.
-
-Optional job keys read here, with their defaults when absent:
-- `unpack_limits`: {"max_members": 20000, "max_total_bytes": 4 GiB,
-  "max_file_bytes": 2 GiB, "max_ratio": 100.0}, applied to the submission
-  and every dataset unpacked on the worker (the platform's `unpack_max_*`);
-- `step_output_mb`: 1024, the cap on what one step writes (also read from
-  `limits.step_output_mb`);
-- `dataset_cache_mb`: 10240, the size cap of the worker's dataset cache.
+`run_submission_job(job)` runs on a worker.  `job` is a `contract.Job`, or
+its wire form (`Job.to_wire()`, read with `Job.from_wire`): datasets by
+content key, the artifact store's root, limits, images, unpack caps
+(applied to the submission and every dataset unpacked on the worker), the
+cap on what one step writes (`step_output_mb`) and the size cap of the
+worker's dataset cache (`dataset_cache_mb`).  The result is a
+`contract.JobResult`, sent as plain data (`to_wire()`) on the event topic
+`RESULT_TOPIC`; the platform checks it again (`JobResult.from_untrusted`).
+Logs and outputs are put at the paths `contract.StoreLayout` gives.
 
 Outputs carried inline in the result (no shared store) are capped at
 `INLINE_FILES_MAX_BYTES`; the result lists what was left out in `dropped`
 and says so in `warnings`.  Status changes (Preparing, Running, Scoring) go to
-the platform as Dask events on the topic `compete-status` as they happen.
+the platform as Dask events on the topic `STATUS_TOPIC` as they happen.
 
 The executor is made once per worker process and kept, so that imports and
-the notebook runner stay warm between submissions.
+the notebook runner stay warm between submissions.  It is built from the
+job's `executor` (a short name or an import string; `compete worker
+--executor` overrides it) and configured with the job's `executor_config`
+(the platform's settings of executor classes, by class name).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -33,10 +35,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union
 
-from .executors import make_executor
+from hub_extension.contract import (RESULT_TOPIC, STATUS_TOPIC, DroppedFile, Job, JobResult, Status, StepReport,
+                                    StoreLayout, TaskReport)
+
+from .executors import executor_class, executor_config, make_executor, resolve_name
 from .executors.base import Executor
+from .notebook import render_notebook_html
 from .pipeline import TaskRun, combine_task_results, run_task
 from .safe_files import FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath
 from .spec import Limits
@@ -53,9 +59,7 @@ DATASET_CACHE_MAX_BYTES = 10 * 1024**3
 # An executed notebook larger than this is kept but not rendered to HTML.
 RENDER_MAX_BYTES = 256 * 1024 * 1024
 
-STATUS_TOPIC = "compete-status"
-RESULT_TOPIC = "compete-result"
-_executors: dict[str, Executor] = {}
+_executors: dict[tuple[str, str], Executor] = {}
 _executors_lock = threading.Lock()
 # Set by `compete worker --executor`: the machine's owner decides how steps run on it.
 executor_override: Optional[str] = None
@@ -63,6 +67,7 @@ executor_override: Optional[str] = None
 
 def _worker():
     try:
+        # Imported here: the task runs under Dask, but the module is also used without it (tests, `compete run`).
         from distributed import get_worker
 
         return get_worker()
@@ -96,25 +101,29 @@ def emit_result(submission_id: int, key: Optional[str], result: dict[str, Any]) 
     _event(RESULT_TOPIC, {"submission": submission_id, "key": key, "result": result})
 
 
-def executor_for(job: dict[str, Any]) -> Executor:
-    name = executor_override or job.get("executor") or "auto"
+def executor_for(job: Job) -> Executor:
+    """The executor of this worker process for `job`, made on first use with the job's settings and kept."""
+    name = executor_override or job.executor or "auto"
+    settings = job.executor_config or {}
+    cache_key = (name, json.dumps(settings, sort_keys=True, default=str))
     with _executors_lock:
-        executor = _executors.get(name)
+        executor = _executors.get(cache_key)
         if executor is None:
+            resolved = resolve_name(name)
+            traits = set(executor_class(resolved).class_trait_names())
+            # The platform's images: how a step's image this worker lacks is replaced.
+            # No worker_id: the default (host and pid) is unique, so a worker of
+            # another cluster on this engine never takes our containers for orphans.
             options: dict[str, Any] = {}
-            if name in ("docker", "auto"):
-                # No worker_id: the default (host and pid) is unique, so a worker of
-                # another cluster on this engine never takes our containers for orphans.
-                options = {
-                    "default_image": job.get("default_image"),
-                    "image_aliases": job.get("image_aliases") or {},
-                }
-            executor = make_executor(name, **options)
-            if executor.name == "docker":
-                removed = executor.cleanup_orphans()
-                if removed:
-                    log.warning("removed %d orphaned containers", removed)
-            _executors[name] = executor
+            if "default_image" in traits:
+                options["default_image"] = job.default_image
+            if "image_aliases" in traits:
+                options["image_aliases"] = dict(job.image_aliases or {})
+            executor = make_executor(resolved, executor_config(settings), **options)
+            removed = executor.cleanup_orphans()
+            if removed:
+                log.warning("removed %d orphaned containers", removed)
+            _executors[cache_key] = executor
         return executor
 
 
@@ -128,6 +137,7 @@ def running_submissions() -> list[int]:
 
 def cleanup_orphans() -> int:
     """Remove step containers of this machine whose worker died; 0 without Docker."""
+    # Read from the package at call time, so that a test can stand in for the engine check.
     from .executors import docker_available
 
     if executor_override == "process" or not docker_available():
@@ -163,7 +173,7 @@ class _Datasets:
 
     def archive(self, key: str) -> Path:
         if self.store_root is not None:
-            return self.store_root / "datasets" / key[:2] / key
+            return self.store_root / StoreLayout.dataset(key)
         blob = self.cache / "blobs" / key
         self.cache.mkdir(parents=True, exist_ok=True)
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -209,14 +219,19 @@ class _Datasets:
         return str(self.unpack(key, what))
 
 
-def _work_paths(job: dict[str, Any]) -> tuple[Path, Path, Optional[Path]]:
+def as_job(job: Union[Job, Mapping[str, Any]]) -> Job:
+    """`job` as a `Job`: the typed job itself, or read from its wire form."""
+    return job if isinstance(job, Job) else Job.from_wire(job)
+
+
+def _work_paths(job: Job) -> tuple[Path, Path, Optional[Path]]:
     """(worker folder, dataset cache, artifact store) of a job, as paths of this machine."""
-    base = Path(job.get("work_root") or Path(tempfile.gettempdir()) / "jupyter-compete")
-    store_root = Path(job["store_root"]) if job.get("store_root") else None
+    base = Path(job.work_root or Path(tempfile.gettempdir()) / "jupyter-compete")
+    store_root = Path(job.store_root) if job.store_root else None
     return base, base / "datasets", store_root
 
 
-def _neutral_names(job: dict[str, Any], work: Optional[Path] = None) -> dict[str, str]:
+def _neutral_names(job: Job, work: Optional[Path] = None) -> dict[str, str]:
     base, cache, store_root = _work_paths(job)
     names = {str(base / "work"): "<work>", str(cache): "<dataset cache>", str(base): "<worker folder>"}
     if store_root is not None:
@@ -226,89 +241,84 @@ def _neutral_names(job: dict[str, Any], work: Optional[Path] = None) -> dict[str
     return names
 
 
-def _limits_of(job: dict[str, Any]) -> Limits:
-    """The step limits of a job: `limits`, with `step_output_mb` (top level or in `limits`) as `output_mb`."""
-    values = dict(job.get("limits") or {})
-    output_mb = values.pop("step_output_mb", None)
-    if job.get("step_output_mb") is not None:
-        output_mb = job["step_output_mb"]
-    if output_mb is not None:
-        values["output_mb"] = int(output_mb)
+def _limits_of(job: Job) -> Limits:
+    """The step limits of a job: its `limits`, with `step_output_mb` as `output_mb`."""
+    values = {name: value for name, value in dataclasses.asdict(job.limits).items() if value is not None}
+    if job.step_output_mb is not None:
+        values["output_mb"] = int(job.step_output_mb)
     return Limits(**values)
 
 
-def run_submission_job(job: dict[str, Any], data: Optional[dict[str, bytes]] = None) -> bool:
+def run_submission_job(job: Union[Job, Mapping[str, Any]], data: Optional[dict[str, bytes]] = None) -> bool:
     """Run one submission and send its result as an event; True when a result was sent."""
-    sid = int(job["submission_id"])
-    key = job.get("key")
+    job = as_job(job)
+    sid, key = int(job.submission_id), job.key
     with _executors_lock:
         _running.add(sid)
     try:
         result = _run(job, data)
     except Exception as exc:  # noqa: BLE001 - every failure must come back as a result
         log.exception("submission %s failed on this worker", sid)
-        result = {"status": "Failed", "error": f"the worker could not run it: {type(exc).__name__}: {exc}",
-                  "worker": worker_name()}
+        result = JobResult(status=Status.FAILED, worker=worker_name(),
+                           error=f"the worker could not run it: {type(exc).__name__}: {exc}")
     finally:
         with _executors_lock:
             _running.discard(sid)
     # No message a participant reads shows where the worker keeps its files.
     names = _neutral_names(job)
-    result["error"] = neutral_paths(result.get("error"), names)
-    if result.get("warnings"):
-        result["warnings"] = [neutral_paths(w, names) for w in result["warnings"]]
-    for task in result.get("tasks") or []:
-        task["error"] = neutral_paths(task.get("error"), names)
-        for step in task.get("steps") or []:
-            step["error"] = neutral_paths(step.get("error"), names)
-    emit_result(sid, key, result)
+    result.error = neutral_paths(result.error, names)
+    result.warnings = [neutral_paths(w, names) for w in result.warnings]
+    for task in result.tasks:
+        task.error = neutral_paths(task.error, names)
+        for step in task.steps:
+            step.error = neutral_paths(step.error, names)
+    emit_result(sid, key, result.to_wire())
     return True
 
 
-def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any]:
-    sid = int(job["submission_id"])
-    key = job.get("key")
+def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
+    sid, key = int(job.submission_id), job.key
     started = time.monotonic()
-    emit_status(sid, "Preparing", key)
+    emit_status(sid, Status.PREPARING, key)
     base, cache, store_root = _work_paths(job)
     (base / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"submission-{sid}-", dir=base / "work"))
     name = worker_name()
-    cache_mb = job.get("dataset_cache_mb")
-    datasets = _Datasets(store_root, data, cache, UnpackLimits.from_job(job.get("unpack_limits")),
+    cache_mb = job.dataset_cache_mb
+    datasets = _Datasets(store_root, data, cache, UnpackLimits.from_job(dataclasses.asdict(job.unpack_limits)),
                          int(cache_mb) << 20 if cache_mb else DATASET_CACHE_MAX_BYTES)
     try:
         executor = executor_for(job)
-        if job["kind"] == "notebook":
-            submission_zip = datasets.archive(job["submission"])
+        if job.kind == "notebook":
+            submission_zip = datasets.archive(job.submission)
             submission_dir = work / "submission"
             submission_dir.mkdir()
-            shutil.copyfile(submission_zip, submission_dir / Path(job["filename"]).name)
+            shutil.copyfile(submission_zip, submission_dir / Path(job.filename).name)
         else:
-            submission_dir = datasets.unpack(job["submission"], "the submission")
+            submission_dir = datasets.unpack(job.submission, "the submission")
         limits = _limits_of(job)
         results = []
-        for task in job["tasks"]:
-            on_worker = task.get("worker_data") or {}
+        for task in job.tasks:
+            on_worker = task.worker_data or {}
             run = TaskRun(
                 submission_id=sid,
-                task_index=int(task["index"]),
-                kind=job["kind"],
+                task_index=int(task.index),
+                kind=job.kind,
                 submission_dir=str(submission_dir),
-                scoring_program_dir=datasets.folder(task["scoring_program"], what="the scoring program") or "",
-                work_dir=str(work / f"task-{task['index']}"),
-                reference_data_dir=datasets.folder(task.get("reference_data"), on_worker.get("reference_data"),
+                scoring_program_dir=datasets.folder(task.scoring_program, what="the scoring program") or "",
+                work_dir=str(work / f"task-{task.index}"),
+                reference_data_dir=datasets.folder(task.reference_data, on_worker.get("reference_data"),
                                                    what="the reference data"),
-                ingestion_program_dir=datasets.folder(task.get("ingestion_program"), what="the ingestion program"),
-                input_data_dir=datasets.folder(task.get("input_data"), on_worker.get("input_data"),
+                ingestion_program_dir=datasets.folder(task.ingestion_program, what="the ingestion program"),
+                input_data_dir=datasets.folder(task.input_data, on_worker.get("input_data"),
                                                what="the input data"),
-                image=task.get("ingestion_image") or job.get("default_image"),
-                scoring_image=task.get("scoring_image") or job.get("default_image"),
+                image=task.ingestion_image or job.default_image,
+                scoring_image=task.scoring_image or job.default_image,
                 limits=limits,
-                ingestion_only_during_scoring=bool(task.get("ingestion_only_during_scoring")),
+                ingestion_only_during_scoring=bool(task.ingestion_only_during_scoring),
             )
             if not run.scoring_program_dir:
-                results.append({"task_index": run.task_index, "status": "Failed", "scores": {}, "steps": [],
+                results.append({"task_index": run.task_index, "status": Status.FAILED, "scores": {}, "steps": [],
                                 "error": "the task has no scoring program"})
                 continue
             results.append(run_task(run, executor, on_status=lambda status: emit_status(sid, status, key)))
@@ -316,7 +326,8 @@ def _run(job: dict[str, Any], data: Optional[dict[str, bytes]]) -> dict[str, Any
         return _report(combined, store_root, sid, name, started)
     except DatasetError as exc:
         message = neutral_paths(str(exc), _neutral_names(job, work))
-        return {"status": "Failed", "error": f"the data of the run could not be prepared: {message}", "worker": name}
+        return JobResult(status=Status.FAILED, error=f"the data of the run could not be prepared: {message}",
+                         worker=name)
     finally:
         datasets.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -364,7 +375,7 @@ class _Outbox:
     """
 
     def __init__(self, store_root: Optional[Path], inline_max: int = INLINE_FILES_MAX_BYTES):
-        self.root = store_root / "files" if store_root is not None else None
+        self.root = store_root / StoreLayout.FILES if store_root is not None else None
         self.inline_max = inline_max
         self.items: list[_Item] = []
         self.inline: dict[str, bytes] = {}
@@ -428,80 +439,75 @@ class _Outbox:
 
 
 def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, worker: str,
-            started: float, inline_max: int = INLINE_FILES_MAX_BYTES) -> dict[str, Any]:
-    """Put logs and outputs where the platform reads them; return the plain result.
+            started: float, inline_max: int = INLINE_FILES_MAX_BYTES) -> JobResult:
+    """Put logs and outputs where the platform reads them; return the result.
 
-    Result keys besides status/scores/error: `tasks` (steps with their log
-    folder, and `run_log` when kept), `artifacts` (only files that were
-    kept), `warnings`, `dropped` (outputs left out: name, bytes, reason),
-    `files` (inline files, without a shared store).
+    Besides status, scores and error, the result names each task's steps
+    with their log folder (and the task's `run_log` when kept), the
+    `artifacts` (only files that were kept), `warnings`, `dropped` (outputs
+    left out: name, bytes, reason) and `files` (inline files, without a
+    shared store).
     """
-    attempt = f"submissions/{sid}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    attempt = StoreLayout.attempt(sid, stamp)
     files = _Outbox(store_root, inline_max)
     roots: list[Path] = []
     for task in combined.get("tasks", []):
         outputs = task.get("outputs") or {}
         roots += [Path(outputs[k]) for k in ("logs", "scoring_output") if outputs.get(k)]
-    tasks = []
+    tasks: list[TaskReport] = []
     for task in combined.get("tasks", []):
         index = task.get("task_index", 0)
         steps = []
         for step in task.get("steps", []):
-            log_rel = f"{attempt}/task-{index}/{step.get('name', 'step')}"
+            step_name = step.get("name", "step")
+            log_rel = StoreLayout.step_logs(attempt, index, step_name)
             for stream in ("stdout", "stderr"):
                 source = step.get(f"{stream}_path")
                 if source:
                     files.add_file(_source_of(source, roots), f"{log_rel}/{stream}.txt",
-                                   f"the {stream} of the {step.get('name', 'step')} step of task {index}", 0)
-            steps.append(
-                {
-                    "step": step.get("name"),
-                    "exit_code": step.get("exit_code"),
-                    "elapsed": step.get("elapsed"),
-                    "image": step.get("image"),
-                    "image_digest": step.get("image_digest"),
-                    "error": step.get("error"),
-                    "log_path": log_rel,
-                }
-            )
-        entry = {"task_index": index, "status": task.get("status"), "error": task.get("error"), "steps": steps}
+                                   f"the {stream} of the {step_name} step of task {index}", 0)
+            steps.append(StepReport(
+                step=step.get("name"), exit_code=step.get("exit_code"), elapsed=step.get("elapsed"),
+                image=step.get("image"), image_digest=step.get("image_digest"), error=step.get("error"),
+                log_path=log_rel,
+            ))
+        entry = TaskReport(task_index=index, status=task.get("status"), error=task.get("error"), steps=steps)
         run_log = (task.get("outputs") or {}).get("run_log")
         if run_log:
-            entry["run_log"] = f"{attempt}/task-{index}/run.log"
-            files.add_file(_source_of(run_log, roots), entry["run_log"], f"the run log of task {index}", 0)
+            entry.run_log = StoreLayout.task_run_log(attempt, index)
+            files.add_file(_source_of(run_log, roots), entry.run_log, f"the run log of task {index}", 0)
         tasks.append(entry)
     notebook = combined.get("executed_notebook")
     if notebook:
         source = _source_of(notebook, roots)
-        files.add_file(source, f"{attempt}/executed_notebook.ipynb", "the executed notebook", 1,
+        files.add_file(source, f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK}", "the executed notebook", 1,
                        artifact="executed_notebook")
         try:
-            from .notebook import render_notebook_html
-
             html = render_notebook_html(read_beneath(*source, max_bytes=RENDER_MAX_BYTES)).encode()
-            files.add_bytes(html, f"{attempt}/executed_notebook.html", "the executed notebook as HTML", 1,
-                            artifact="executed_notebook_html")
+            files.add_bytes(html, f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK_HTML}", "the executed notebook as HTML",
+                            1, artifact="executed_notebook_html")
         except FileNotFoundError:
             pass
         except Exception as exc:  # noqa: BLE001 - feedback only: the scores still count
             log.warning("could not render the executed notebook of %s: %s", sid, exc)
     detailed = combined.get("detailed_results")
     if detailed:
-        files.add_file(_source_of(detailed, roots), f"{attempt}/detailed_results.html", "the detailed results", 2,
-                       artifact="detailed_results")
+        files.add_file(_source_of(detailed, roots), f"{attempt}/{StoreLayout.DETAILED_RESULTS}",
+                       "the detailed results", 2, artifact="detailed_results")
     artifacts = files.finish()
     for entry in tasks:
-        if entry.get("run_log") and entry["run_log"] not in files.kept:
-            entry.pop("run_log")
-    return {
-        "status": combined["status"],
-        "scores": combined.get("scores", {}),
-        "error": combined.get("error"),
-        "worker": worker,
-        "tasks": tasks,
-        "artifacts": artifacts,
-        "warnings": list(combined.get("warnings", [])) + files.warnings,
-        "dropped": files.dropped,
-        "worker_elapsed": round(time.monotonic() - started, 3),
-        "files": files.inline,
-    }
+        if entry.run_log and entry.run_log not in files.kept:
+            entry.run_log = None
+    return JobResult(
+        status=combined["status"],
+        scores=combined.get("scores", {}),
+        error=combined.get("error"),
+        worker=worker,
+        tasks=tasks,
+        artifacts=artifacts,
+        warnings=list(combined.get("warnings", [])) + files.warnings,
+        dropped=[DroppedFile(**d) for d in files.dropped],
+        worker_elapsed=round(time.monotonic() - started, 3),
+        files=files.inline,
+    )

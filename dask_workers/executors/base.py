@@ -1,8 +1,14 @@
 """The executor interface: run one step of a run spec, isolated as far as the executor can.
 
-Executors are peers behind this class, chosen by configuration (`docker` for
-production, `process` for development on trusted code).  Shared pieces live
-here: the placeholder table of CodaLab/Codabench commands, the container path
+Executors are peers behind the `Executor` base, a traitlets
+`LoggingConfigurable` chosen by configuration (`docker` for production,
+`process` for development on trusted code, or the import string of any
+subclass).  Their options are traits an operator sets in the platform's
+configuration as `c.DockerExecutor.user = "1000:1000"`; the executor runs on
+a worker, so those sections of the configuration travel to it with each job
+(`Job.executor_config`) and the worker builds its executor with them.
+
+Shared pieces live here: the placeholder table of CodaLab/Codabench commands, the container path
 layout of a step, the `metadata` file written into the output after each
 step, the removal of links and special files a step leaves in its writable
 folders (`remove_unsafe_entries`), and the watch on the size of those
@@ -10,7 +16,6 @@ folders while the step runs (`OutputWatch`).
 """
 from __future__ import annotations
 
-import abc
 import os
 import re
 import threading
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
+from traitlets.config import LoggingConfigurable
 
 from ..safe_files import read_beneath, sanitize_tree, tree_usage, write_beneath
 from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, SCORING_INPUT, StepResult, StepSpec
@@ -198,13 +204,21 @@ class OutputWatch:
                 return
 
 
-class Executor(abc.ABC):
-    """Runs steps.  One instance per worker process; must be thread-safe."""
+class Executor(LoggingConfigurable):
+    """Runs steps.  One instance per worker process; must be thread-safe.
+
+    A subclass implements `run_step` and `cancel`, and may implement
+    `cleanup_orphans` and `close`.  Its options are traits tagged
+    `config=True`: set as `c.<ClassName>.<trait>` in the platform's
+    configuration (or `c.Executor.<trait>` for every executor), they reach
+    the worker in the job and the executor is built with them.  `name` is
+    the short name the executor is known by (`docker`, `process`);
+    `isolates` says whether participants' code is kept from the machine.
+    """
 
     name: str = "base"
     isolates: bool = False  # False: participant code can see and touch the machine
 
-    @abc.abstractmethod
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
         """Run the step to its end (or its limit) and return what happened.
 
@@ -213,14 +227,18 @@ class Executor(abc.ABC):
         (logging each), then writes `output/metadata`.  Never raises for anything the
         participant's code did; raises only for a broken platform set-up.
         """
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def cancel(self, submission_id: int) -> bool:
         """Kill every running step of the submission; True if something was killed."""
+        raise NotImplementedError
 
     def cleanup_orphans(self) -> int:
         """Remove leftovers of steps whose worker died; returns how many."""
         return 0
+
+    def close(self) -> None:
+        """Release what the executor keeps between steps (it may still be used afterwards)."""
 
 
 def process_alive(pid: int) -> bool:

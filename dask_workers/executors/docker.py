@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from traitlets import Bool, Dict, Integer, Unicode, validate
+
 from ..notebook import CONTAINER_RUNNER_PATH, REPORT_NAME, describe_failure, read_report, runner_argv
 from ..spec import PREDICTION_INPUT, StepResult, StepSpec
 from .base import (Executor, LogFn, OutputWatch, container_layout, process_alive, remove_unsafe_entries,
@@ -77,43 +79,63 @@ class DockerExecutor(Executor):
     name = "docker"
     isolates = True
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        worker_id: Optional[str] = None,
-        user: str = "1000:1000",
-        read_only_root: bool = True,
-        tmp_size_mb: Optional[int] = None,
-        default_image: Optional[str] = None,
-        image_aliases: Optional[dict[str, str]] = None,
-        runner_path: Optional[str] = None,
-    ) -> None:
-        """
-        worker_id: a stable name of the worker (its Dask name, say); containers
-            of an earlier process with the same name are orphans at start.
-        user: uid:gid the steps run as; never root.
-        default_image / image_aliases: how a step's image that this worker
-            does not have is replaced (see kernels.images.resolve_image); with
-            no default_image the step's image is used as it is.
-        runner_path: host path of the notebook runner script; defaults to
-            dask_workers.notebook.RUNNER_PATH.
-        """
-        if user.partition(":")[0] in ("0", "root"):
-            raise ValueError("the Docker executor runs steps as a non-root user: set `user` to a uid:gid other than 0")
+    user = Unicode(
+        "1000:1000",
+        help="uid:gid the steps run as; never root (0 or `root` is refused).",
+    ).tag(config=True)
+
+    read_only_root = Bool(
+        True, help="Run each step's container with a read-only root filesystem (a small writable /tmp beside it).",
+    ).tag(config=True)
+
+    tmp_size_mb = Integer(
+        None, allow_none=True,
+        help="Size of the writable /tmp of a step's container, in MB. None: the step's memory limit, at least 64.",
+    ).tag(config=True)
+
+    default_image = Unicode(
+        None, allow_none=True,
+        help="Image run instead of a step's image that this worker does not have (see "
+             "kernels.images.resolve_image). None: the step's image is used as it is. The worker sets it "
+             "from the job (the platform's `c.Compete.default_image`).",
+    ).tag(config=True)
+
+    image_aliases = Dict(
+        help="Image name -> local image to run instead when the named image cannot be had. The worker sets "
+             "it from the job (the platform's `c.Compete.image_aliases`).",
+    ).tag(config=True)
+
+    runner_script = Unicode(
+        None, allow_none=True,
+        help="Host path of the notebook runner script mounted into notebook steps. "
+             "None: dask_workers.notebook.RUNNER_PATH.",
+    ).tag(config=True)
+
+    worker_id = Unicode(
+        None, allow_none=True,
+        help="A stable name of the worker (its Dask name, say); containers of an earlier process with the "
+             "same name are orphans at start. None: this host's name and process id.",
+    )
+
+    def __init__(self, client: Any = None, *, runner_path: Optional[str] = None, **kwargs: Any) -> None:
+        """`client`: a docker SDK client (made on first use when None); traits as keyword arguments."""
+        if runner_path is not None:
+            kwargs.setdefault("runner_script", runner_path)
+        super().__init__(**kwargs)
         self._client = client
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self.worker_id = worker_id or f"{self.host}-{self.pid}"
-        self.user = user
-        self.read_only_root = read_only_root
-        self.tmp_size_mb = tmp_size_mb
-        self.default_image = default_image
-        self.image_aliases = dict(image_aliases or {})
-        self._runner_path = runner_path
+        if not self.worker_id:
+            self.worker_id = f"{self.host}-{self.pid}"
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}  # container id -> submission id
         self._cancelled: set[str] = set()  # container ids killed by cancel()
+
+    @validate("user")
+    def _refuse_root(self, proposal: Any) -> str:
+        if str(proposal["value"]).partition(":")[0] in ("0", "root"):
+            raise ValueError("the Docker executor runs steps as a non-root user: set `user` to a uid:gid other than 0")
+        return proposal["value"]
 
     # -- engine ---------------------------------------------------------------
 
@@ -132,8 +154,9 @@ class DockerExecutor(Executor):
         return int(uid), int(gid or uid)
 
     def runner_path(self) -> str:
-        if self._runner_path:
-            return self._runner_path
+        if self.runner_script:
+            return self.runner_script
+        # Read at call time, so that a repointed runner path is seen.
         from ..notebook import RUNNER_PATH
 
         return str(RUNNER_PATH)

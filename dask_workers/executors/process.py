@@ -1,4 +1,7 @@
-"""The process executor: runs steps as plain processes on the worker, for development.
+"""The unsafe process executor: runs steps as plain processes on the worker, for development.
+
+`UnsafeProcessExecutor` (short name `process`; `ProcessExecutor` is the
+same class under its former name).
 
 THIS EXECUTOR ISOLATES NOTHING.  The program runs as the worker's user, sees
 the worker's whole file system (other submissions, the dataset cache, the
@@ -46,6 +49,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
+
+from traitlets import Bool, Integer, Unicode
 
 from .. import limited_exec
 from ..notebook import EXECUTED_NAME, REPORT_NAME, describe_failure
@@ -310,7 +315,7 @@ class _Kernel:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-class ProcessExecutor(Executor):
+class UnsafeProcessExecutor(Executor):
     """Runs steps as local processes with rlimits.  Isolates nothing: trusted code only.
 
     `max_file_bytes` bounds every file a step writes (RLIMIT_FSIZE);
@@ -321,18 +326,29 @@ class ProcessExecutor(Executor):
     name = "process"
     isolates = False
 
-    def __init__(self, max_file_bytes: int = 2 << 30, warm_kernel: bool = True, kernel_name: str = "python3",
-                 python: str = sys.executable):
-        self.max_file_bytes = max_file_bytes
-        self.kernel_name = kernel_name
-        self.python = python
-        self.warm_kernel = warm_kernel
+    max_file_bytes = Integer(
+        2 << 30, help="Largest file a step may write, in bytes (RLIMIT_FSIZE); a larger write fails the step.",
+    ).tag(config=True)
+
+    warm_kernel = Bool(
+        True, help="Keep one Jupyter kernel started ahead of time for the next notebook step, and import "
+                   "papermill in the background at start.",
+    ).tag(config=True)
+
+    kernel_name = Unicode("python3", help="Jupyter kernel that runs notebook steps.").tag(config=True)
+
+    python = Unicode(
+        sys.executable, help="Python interpreter that launches each step under its rlimits.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self._running: dict[int, list[_Running]] = {}
         self._lock = threading.Lock()
         self._starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-kernel")
         self._next_kernel: Optional[concurrent.futures.Future] = None
         self._closed = False
-        if warm_kernel:
+        if self.warm_kernel:
             self._starter.submit(self._import_papermill)
             self._next_kernel = self._starter.submit(self._start_kernel)
             # The warm kernel would outlive a worker that never calls close().
@@ -590,3 +606,7 @@ def _explain(result: StepResult, limits: Limits, max_file_bytes: int, report: Op
     if result.exit_code == 128 + signal.SIGXCPU:
         return f"was stopped for using more than {_cpu_seconds(limits)} s of CPU time"
     return f"exited with code {result.exit_code}"
+
+
+# The former name of the class, kept for code that imports it.
+ProcessExecutor = UnsafeProcessExecutor

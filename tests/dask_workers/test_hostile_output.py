@@ -104,7 +104,7 @@ class Worker:
             "ingestion_image": self.image,
         }
         job = {
-            "submission_id": sid, "kind": kind, "filename": filename, "submission": self.put(submission),
+            "submission_id": sid, "queue": "default", "kind": kind, "filename": filename, "submission": self.put(submission),
             "store_root": str(self.store) if self.store else None, "work_root": str(self.work_root),
             "tasks": [task], "executor": "docker", "limits": {"time_limit": 60},
             **extra,
