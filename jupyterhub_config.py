@@ -12,7 +12,10 @@ Environment: COMPETE_HOME (state, default ./compete-home), COMPETE_HUB_IP and
 COMPETE_HUB_PORT (the public address), COMPETE_CONFIG (a Python file of
 `c.Compete.*` platform settings; default $COMPETE_HOME/compete_config.py when it
 exists), COMPETE_DB_URL (the platform's database), COMPETE_DEMO=0 (no demo
-accounts, no demo competition).
+accounts, no demo competition).  The platform's settings are read as every
+platform process reads them (`hub_extension.config.load_config`), and the
+service gets the same file and home; the first start upgrades the platform's
+database (`compete db upgrade`) before it loads the demo.
 
 Participants work in JupyterLab: every user's server is `jupyterhub-singleuser`
 of this Python environment (JupyterLab, and `hub_extension` importable in its
@@ -29,11 +32,12 @@ import os
 import sys
 from pathlib import Path
 
+from hub_extension.config import load_config
+from hub_extension.db import upgrade_database
 from hub_extension.embedded import (
     ACCOUNTS_FILE,
     DEMO_ADMIN,
     DEMO_ORGANIZER,
-    embedded_home,
     first_start,
     format_demo_accounts,
 )
@@ -49,7 +53,10 @@ HUB_ADMIN_SCOPE = "admin-ui"
 ADMIN_SCOPE = "custom:competitions:admin"
 CREATE_SCOPE = "custom:competitions:create"
 ORGANIZE_SCOPE = "custom:competitions:organize"
-home = embedded_home()  # $COMPETE_HOME, else ./compete-home
+# The platform's settings: c.Compete.home, else $COMPETE_HOME, else ./compete-home.
+settings = load_config(home_fallback=Path.cwd() / "compete-home")
+home = Path(settings.compete.home).resolve()
+settings.compete.home = str(home)
 home.mkdir(parents=True, exist_ok=True)
 bin_dir = Path(sys.executable).parent
 
@@ -83,12 +90,8 @@ c.JupyterHub.pid_file = str(home / "jupyterhub.pid")
 # COMPETE_PUBLIC_URL: where the service reaches users' servers (through the proxy)
 # to put starting kits into them.
 service_env = {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": local_proxy_url}
-compete_config = os.environ.get("COMPETE_CONFIG") or (
-    str(home / "compete_config.py") if (home / "compete_config.py").is_file() else ""
-)
-if compete_config:
-    service_env["COMPETE_CONFIG"] = str(Path(compete_config).resolve())
-    os.environ["COMPETE_CONFIG"] = service_env["COMPETE_CONFIG"]  # the first start reads it too
+if settings.file is not None:
+    service_env["COMPETE_CONFIG"] = str(settings.file)
 for name in ("COMPETE_DB_URL", "DOCKER_HOST"):
     if os.environ.get(name):
         service_env[name] = os.environ[name]
@@ -191,7 +194,9 @@ c.JupyterHub.default_url = "/hub/home"
 c.JupyterHub.authenticator_class = "hub_extension.embedded.LocalAccountAuthenticator"
 c.LocalAccountAuthenticator.accounts_file = str(home / ACCOUNTS_FILE)
 if os.environ.get("COMPETE_DEMO", "1") != "0":
-    demo_accounts = first_start(home)
+    # The explicit upgrade step of the platform's database (as `compete db upgrade`), then the demo.
+    print(upgrade_database(settings.compete.resolved_db_url()), file=sys.stderr, flush=True)
+    demo_accounts = first_start(home, settings.compete)
     c.Authenticator.admin_users = {DEMO_ADMIN}
     c.JupyterHub.load_groups = {"organizers": {"users": [DEMO_ORGANIZER]}}
     c.JupyterHub.template_vars = {

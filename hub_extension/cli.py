@@ -1,5 +1,16 @@
 """`compete`: the command line over the application layer.
 
+This module is the command tree (global options, every subcommand's
+arguments) and the dispatch.  A command that runs the platform lives in a
+module of its own (`cli_platform`, `cli_run`, `cli_queue`, `cli_db`), imported
+when that command runs: the platform needs SQLAlchemy, Alembic and JupyterHub's
+libraries, which a worker-only install does not have, and `compete worker`
+(`cli_worker`) and `compete kernel` (`cli_kernel`) run without them.
+
+Every command reads its configuration through `config.load_config`: the file
+`$COMPETE_CONFIG`, else `<home>/compete_config.py`; `--home`, `--db` and
+`--executor` beat the file, which beats the environment.
+
 Output shapes of these subcommands are a contract (see README): scripts and
 outside checks parse them.  Errors are one line per problem on stderr (bundle
 problems as `file: key: message`), never a traceback; `--debug` shows one.
@@ -7,177 +18,72 @@ problems as `file: key: message`), never a traceback; `--debug` shows one.
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import sys
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from .app import LOCAL_ADMIN, Actor, Platform, PlatformError
-from .bundles.model import BundleError
-from .config import Compete
+from . import cli_kernel, cli_worker
 
-
-def _platform(args: argparse.Namespace) -> Platform:
-    config = Compete()
-    if args.home:
-        config.home = args.home
-    if args.db:
-        config.db_url = args.db
-    if getattr(args, "executor", None):
-        config.executor = args.executor
-    return Platform(config)
+Command = Callable[[argparse.Namespace], Optional[int]]
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, sort_keys=False, default=str))
+def server_command(target: str) -> Command:
+    """The command `module:function` of the platform's server side, imported when it runs."""
+    module_name, _, function = target.partition(":")
+
+    def run(args: argparse.Namespace) -> Optional[int]:
+        try:
+            # Optional dependency: the platform's modules need SQLAlchemy, Alembic and JupyterHub's
+            # libraries, which a worker-only install lacks; only the command that runs is imported.
+            from .cli_common import REPORTED_ERRORS, report
+
+            command = getattr(importlib.import_module(f"{__package__}.{module_name}"), function)
+        except ModuleNotFoundError as exc:
+            if args.debug or (exc.name or "").split(".")[0] in ("hub_extension", "dask_workers", "kernels", "scoring"):
+                raise
+            print(f"error: `compete {args.command}` runs the platform, which needs {exc.name} "
+                  "(not installed here: a worker-only install runs `compete worker` and `compete image build`)",
+                  file=sys.stderr)
+            return 2
+        try:
+            return command(args)
+        except REPORTED_ERRORS as exc:
+            return report(exc)
+
+    run.__name__ = function
+    return run
 
 
-def _fmt(value: Optional[float], precision: int = 4) -> str:
-    if value is None or value != value:
-        return "-"
-    return f"{value:.{precision}f}"
+def _actions(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    actions = sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", metavar="ACTION")
+    actions.required = True
+    return actions
 
 
-# -- bundle ---------------------------------------------------------------------------
-def cmd_bundle_validate(args: argparse.Namespace) -> int:
-    from .bundles import summarize
-
-    platform = _platform(args)
-    try:
-        spec, warnings = platform.validate_bundle(args.path)
-    except BundleError as exc:
-        for problem in exc.problems:
-            print(problem)
-        return 1
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(summarize(spec))
-    return 0
-
-
-def cmd_bundle_export(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    out = platform.export_competition(args.slug, args.output, light=args.light)
-    print(out)
-    return 0
-
-
-# -- competition ------------------------------------------------------------------------
-def cmd_competition_create(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    slug, warnings = platform.create_competition(args.path)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(slug)
-    return 0
-
-
-def cmd_competition_list(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    comps = platform.list_competitions()
-    if args.json:
-        _print_json(comps)
-        return 0
-    if not comps:
-        print("no competitions yet: `compete competition create BUNDLE` creates one")
-        return 0
-    width = max(len(c["slug"]) for c in comps)
-    for c in comps:
-        print(f"{c['slug']:<{width}}  {c['status']:<9} {c['dialect']:<9} {c['title']}")
-    return 0
-
-
-# -- participants ----------------------------------------------------------------------
-def cmd_register(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    status = platform.register(args.slug, args.user, LOCAL_ADMIN)
-    print(f"{args.user}: {status}")
-    return 0
-
-
-# -- leaderboard ----------------------------------------------------------------------
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    platform = _platform(args)
-    actor = Actor(args.as_user) if args.as_user else LOCAL_ADMIN
-    board = platform.leaderboard(args.slug, args.phase, actor=actor, board=args.board)
-    if args.json:
-        _print_json(board)
-        return 0
-    print_leaderboard(board)
-    return 0
-
-
-def print_leaderboard(board: dict[str, Any]) -> None:
-    cols = board["columns"]
-    header = ["#", "participant", "submission"] + [c["title"] for c in cols]
-    lines = [header]
-    for row in board["rows"]:
-        lines.append(
-            [str(row["rank"]), row["participant"], str(row["submission"])]
-            + [_fmt(row["scores"].get(c["key"])) for c in cols]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    print(f"{board['competition']} — phase {board['phase']}")
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    if not board["rows"]:
-        print("(no submissions on the leaderboard yet)")
-
-
-# -- init -------------------------------------------------------------------------------
-def cmd_init(args: argparse.Namespace) -> int:
-    from .bundles import init_bundle
-
-    init_bundle(Path(args.dir), args.template)
-    print(f"wrote a {args.template} bundle in {args.dir}; check it with `compete bundle validate {args.dir}`")
-    return 0
-
-
-# -- parser -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="compete",
-        description="Jupyter Compete: run CodaLab and Codabench competitions on JupyterHub.",
-    )
-    parser.add_argument("--home", default=os.environ.get("COMPETE_HOME"),
-                        help="directory holding the SQLite file and the artifacts (default: $COMPETE_HOME)")
-    parser.add_argument("--db", default=os.environ.get("COMPETE_DB_URL"),
-                        help="database URL, overrides the SQLite file in --home")
-    parser.add_argument("--executor", choices=["docker", "process", "auto"], default=None,
-                        help="how submissions run (default: docker when an engine answers, else process)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    bundle = sub.add_parser("bundle", help="check and export competition bundles").add_subparsers(
-        dest="bundle_command", metavar="ACTION")
-    bundle.required = True
+def add_platform_commands(sub: argparse._SubParsersAction) -> None:
+    """bundle, competition, register, leaderboard, init (cli_platform) and db (cli_db)."""
+    bundle = _actions(sub, "bundle", "check and export competition bundles")
     p = bundle.add_parser("validate", help="check a bundle (zip or folder) and summarize it")
     p.add_argument("path")
-    p.set_defaults(func=cmd_bundle_validate)
+    p.set_defaults(func=server_command("cli_platform:cmd_bundle_validate"))
     p = bundle.add_parser("export", help="write a competition back to a bundle zip")
     p.add_argument("slug")
     p.add_argument("-o", "--output", required=True, help="the zip file to write")
     p.add_argument("--light", action="store_true", help="refer to stored datasets by key instead of including them")
-    p.set_defaults(func=cmd_bundle_export)
+    p.set_defaults(func=server_command("cli_platform:cmd_bundle_export"))
 
-    comp = sub.add_parser("competition", help="create and list competitions").add_subparsers(
-        dest="competition_command", metavar="ACTION")
-    comp.required = True
+    comp = _actions(sub, "competition", "create and list competitions")
     p = comp.add_parser("create", help="create a competition from a bundle; prints its slug last")
     p.add_argument("path")
-    p.set_defaults(func=cmd_competition_create)
+    p.set_defaults(func=server_command("cli_platform:cmd_competition_create"))
     p = comp.add_parser("list", help="list competitions")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_competition_list)
+    p.set_defaults(func=server_command("cli_platform:cmd_competition_list"))
 
     p = sub.add_parser("register", help="register a user in a competition (approved at once)")
     p.add_argument("slug")
     p.add_argument("user")
-    p.set_defaults(func=cmd_register)
+    p.set_defaults(func=server_command("cli_platform:cmd_register"))
 
     p = sub.add_parser("leaderboard", help="show a phase's leaderboard")
     p.add_argument("slug")
@@ -185,24 +91,117 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default=None, help="leaderboard key (default: the first)")
     p.add_argument("--as-user", default=None, help="show what this participant sees")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_leaderboard)
+    p.set_defaults(func=server_command("cli_platform:cmd_leaderboard"))
 
     p = sub.add_parser("init", help="write a bundle skeleton to start a competition from")
     p.add_argument("dir")
     p.add_argument("--template", choices=["results", "code", "notebook"], default="results")
-    p.set_defaults(func=cmd_init)
+    p.set_defaults(func=server_command("cli_platform:cmd_init"))
 
-    _add_more_commands(sub)
-    return parser
+    db = _actions(sub, "db", "the platform's database")
+    p = db.add_parser("upgrade", help="bring the database's schema to this version (creates it when empty)")
+    p.set_defaults(func=server_command("cli_db:cmd_db_upgrade"))
 
 
-def _add_more_commands(sub: argparse._SubParsersAction) -> None:
-    """Subcommands of the execution engine, the queues and the demo."""
-    from . import cli_kernel, cli_queue, cli_run
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """submit, run-pending, submission, rerun, cancel, demo (cli_run) and image (cli_worker)."""
+    p = sub.add_parser("submit", help="submit a predictions zip, a code zip, a folder or a notebook")
+    p.add_argument("slug")
+    p.add_argument("file")
+    p.add_argument("--phase", type=int, default=None, help="phase number, 1 for the first (default: the current phase)")
+    p.add_argument("--user", default=None, help="submit as this participant, registering them if needed")
+    p.add_argument("--wait", action="store_true", help="run it now and wait for the final status")
+    p.add_argument("--json", action="store_true", help='last line: {"id", "status", "scores", "error", "elapsed"}')
+    p.set_defaults(func=server_command("cli_run:cmd_submit"))
 
-    cli_run.add_commands(sub)
-    cli_queue.add_commands(sub)
+    p = sub.add_parser("run-pending", help="run every waiting submission, then exit")
+    p.set_defaults(func=server_command("cli_run:cmd_run_pending"))
+
+    sm = _actions(sub, "submission", "look at a submission")
+    p = sm.add_parser("show", help="status, scores, history (and logs)")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--logs", action="store_true")
+    p.set_defaults(func=server_command("cli_run:cmd_submission_show"))
+
+    p = sub.add_parser("rerun", help="run a submission again (a new submission with the same file)")
+    p.add_argument("id", type=int)
+    p.add_argument("--wait", action="store_true")
+    p.set_defaults(func=server_command("cli_run:cmd_rerun"))
+
+    p = sub.add_parser("cancel", help="cancel a submission and kill its containers")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=server_command("cli_run:cmd_cancel"))
+
+    img = _actions(sub, "image", "runtime images")
+    p = img.add_parser("build", help="build the default runtime image (offline when no registry answers)")
+    p.add_argument("--tag", default=None)
+    p.set_defaults(func=cli_worker.cmd_image_build)
+
+    p = sub.add_parser("demo", help="load the demo competition, run its sample submissions, print the leaderboard")
+    p.set_defaults(func=server_command("cli_run:cmd_demo"))
+
+
+def add_queue_commands(sub: argparse._SubParsersAction) -> None:
+    """queue, dispatcher (cli_queue) and worker (cli_worker)."""
+    q = _actions(sub, "queue", "organizer queues: Dask clusters of their own")
+    p = q.add_parser("create", help="create a queue with its own CA; writes the worker credentials file")
+    p.add_argument("name")
+    p.add_argument("--competition", default=None, help="slug of a competition that runs on this queue")
+    p.add_argument("--port", type=int, default=None, help="scheduler port (default: a free port)")
+    p.add_argument("--credentials-out", default=None, help="where to write the credentials (default NAME-credentials.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=server_command("cli_queue:cmd_queue_create"))
+    p = q.add_parser("rotate", help="new CA and credentials for a queue: the old credentials stop working")
+    p.add_argument("name")
+    p.add_argument("--credentials-out", default=None, help="where to write the credentials (default NAME-credentials.json)")
+    p.set_defaults(func=server_command("cli_queue:cmd_queue_rotate"))
+    p = q.add_parser("list", help="queues with their workers and submissions waiting and running")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=server_command("cli_queue:cmd_queue_list"))
+    p = q.add_parser("show", help="workers attached and submissions with their positions")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=server_command("cli_queue:cmd_queue_show"))
+
+    p = sub.add_parser("worker", help="attach this machine to a queue (runs until interrupted)")
+    p.add_argument("--credentials", required=True, help="the queue's worker credentials file")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs this machine offers (a Dask resource GPU=N)")
+    p.add_argument("--nthreads", type=int, default=1, help="submissions run at a time")
+    p.add_argument("--name", default=None, help="worker name shown to the organizer (default HOST-PID)")
+    p.add_argument("--worker-executor", choices=("docker", "process", "auto"), default=None,
+                   help="how steps run on this machine (default: what the platform asks)")
+    p.add_argument("--local-directory", default=None, help="scratch space for runs and the dataset cache")
+    p.add_argument("--listen-host", default=None, help="interface to listen on for the scheduler")
+    p.set_defaults(func=cli_worker.cmd_worker)
+
+    p = sub.add_parser("dispatcher", help="send waiting submissions to their queues and follow them (runs until interrupted)")
+    p.add_argument("--interval", type=float, default=1.0)
+    p.set_defaults(func=server_command("cli_queue:cmd_dispatcher"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compete",
+        description="Jupyter Compete: run CodaLab and Codabench competitions on JupyterHub.",
+    )
+    parser.add_argument("--home", default=None,
+                        help="directory holding the SQLite file, the artifacts and compete_config.py "
+                             "(default: c.Compete.home, else $COMPETE_HOME)")
+    parser.add_argument("--db", default=None,
+                        help="database URL, overrides the SQLite file in --home (default: c.Compete.db_url, "
+                             "else $COMPETE_DB_URL)")
+    parser.add_argument("--executor", choices=["docker", "process", "auto"], default=None,
+                        help="how submissions run (default: c.Compete.executor; auto is docker when an engine "
+                             "answers, else process)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_platform_commands(sub)
+    add_run_commands(sub)
+    add_queue_commands(sub)
     cli_kernel.add_commands(sub)
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -210,13 +209,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
-    except BundleError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except PlatformError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a CLI

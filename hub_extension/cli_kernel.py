@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from kernels.build import DEFAULT_IMAGE
+from kernels.images import docker_client
+from kernels.kernelspec import FILES, TEMPLATE_DIR
+
+from .config import load_config
 
 LAUNCHER_MODULE = "kernels.judge_kernel"
 SPEC_KIND = "judge"
@@ -45,8 +49,6 @@ def display_name(image: str) -> str:
 def kernel_spec(image: str, *, python: str, memory_mb: int, cpus: float, pids: int,
                 mounts: Sequence[str] = (), name_shown: Optional[str] = None) -> dict[str, Any]:
     """The `kernel.json` of a judge kernel: the template with this installation's argv."""
-    from kernels.kernelspec import TEMPLATE_DIR
-
     spec = json.loads((TEMPLATE_DIR / "kernel.json").read_text())
     argv = [python, "-m", LAUNCHER_MODULE, "--image", image,
             "--memory-mb", str(int(memory_mb)), "--cpus", f"{float(cpus):g}", "--pids", str(int(pids))]
@@ -67,8 +69,6 @@ def kernel_spec(image: str, *, python: str, memory_mb: int, cpus: float, pids: i
 def check_docker_engine() -> None:
     """Raise KernelSetupError unless a Docker engine answers."""
     try:
-        from kernels.images import docker_client
-
         client = docker_client(timeout=5)
         try:
             client.ping()
@@ -86,9 +86,8 @@ def check_docker_engine() -> None:
 
 def check_image(image: str, python: str = "python3") -> str:
     """Raise KernelSetupError unless `image` is here with ipykernel; returns its Python version."""
+    # Start-up cost: the Docker client library loads only when an image is checked.
     import docker
-
-    from kernels.images import docker_client
 
     client = docker_client(timeout=120)
     try:
@@ -115,11 +114,9 @@ def check_image(image: str, python: str = "python3") -> str:
         client.close()
 
 
-def _limits_from_config() -> tuple[int, float, int]:
-    """The judge's per-step limits (`c.Compete.step_*`), from COMPETE_CONFIG when set."""
-    from .config import config_from_env
-
-    config = config_from_env()
+def _limits_from_config(home: Optional[str] = None) -> tuple[int, float, int]:
+    """The judge's per-step limits (`c.Compete.step_*`) from the platform's configuration file."""
+    config = load_config(home=home).compete
     return config.step_memory_mb, config.step_cpus, config.step_pids
 
 
@@ -129,11 +126,13 @@ def _limits_from_config() -> tuple[int, float, int]:
 def install(image: str = DEFAULT_IMAGE, name: Optional[str] = None, *, user: bool = False,
             prefix: Optional[str] = None, memory_mb: Optional[int] = None, cpus: Optional[float] = None,
             pids: Optional[int] = None, mounts: Sequence[str] = (), name_shown: Optional[str] = None,
-            python: Optional[str] = None) -> tuple[str, str]:
-    """Check, then install a judge kernel spec; returns (its folder, the image's Python version)."""
-    from jupyter_client.kernelspec import KernelSpecManager
+            python: Optional[str] = None, home: Optional[str] = None) -> tuple[str, str]:
+    """Check, then install a judge kernel spec; returns (its folder, the image's Python version).
 
-    from kernels.kernelspec import FILES, TEMPLATE_DIR
+    Limits not given come from the configuration file of the platform's `home` (default: as `compete` finds it).
+    """
+    # Start-up cost: jupyter_client takes over half a second to import; only kernel commands need it.
+    from jupyter_client.kernelspec import KernelSpecManager
 
     name = name or default_kernel_name(image)
     if not re.fullmatch(r"[a-z0-9._-]+", name, flags=re.IGNORECASE):
@@ -141,7 +140,7 @@ def install(image: str = DEFAULT_IMAGE, name: Optional[str] = None, *, user: boo
     check_docker_engine()
     version = check_image(image)
     if memory_mb is None or cpus is None or pids is None:
-        config_memory, config_cpus, config_pids = _limits_from_config()
+        config_memory, config_cpus, config_pids = _limits_from_config(home)
         memory_mb = config_memory if memory_mb is None else memory_mb
         cpus = config_cpus if cpus is None else cpus
         pids = config_pids if pids is None else pids
@@ -165,6 +164,7 @@ def install(image: str = DEFAULT_IMAGE, name: Optional[str] = None, *, user: boo
 
 def judge_kernels() -> list[dict[str, Any]]:
     """Every installed judge kernel spec, with what would stop it from starting."""
+    # Start-up cost: jupyter_client takes over half a second to import; only kernel commands need it.
     from jupyter_client.kernelspec import KernelSpecManager
 
     found = []
@@ -197,6 +197,7 @@ def _argv_option(argv: list[str], option: str) -> Optional[str]:
 
 
 def remove(name: str) -> str:
+    # Start-up cost: jupyter_client takes over half a second to import; only kernel commands need it.
     from jupyter_client.kernelspec import KernelSpecManager
 
     names = {k["name"]: k for k in judge_kernels()}
@@ -216,7 +217,8 @@ def cmd_kernel_install(args: argparse.Namespace) -> int:
     prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
         path, version = install(args.image, args.name, user=args.user, prefix=prefix, memory_mb=args.memory_mb,
-                                cpus=args.cpus, pids=args.pids, mounts=args.mount, name_shown=args.display_name)
+                                cpus=args.cpus, pids=args.pids, mounts=args.mount, name_shown=args.display_name,
+                                home=getattr(args, "home", None))
     except KernelSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,22 +1,38 @@
-"""Configuration of the platform: the `Compete` traitlets class.
+"""Configuration of the platform: the `Compete` traitlets class and the one loader every process uses.
 
-Set in `jupyterhub_config.py` or a `compete_config.py` as `c.Compete.<name>`;
-`compete --home DIR` and `COMPETE_HOME` pick the directory that holds the
-SQLite file and the artifact store of the embedded default.
+`load_config()` is how the service, every `compete` command (the dispatcher and
+the worker included), the judge kernel's install and the embedded default's
+`jupyterhub_config.py` read their configuration.  It loads a traitlets Python
+config file (`c.Compete.*`, and the sections of other configurables such as
+`c.DockerExecutor.*` or `c.Dispatcher.*`): the file `$COMPETE_CONFIG` names,
+else `<home>/compete_config.py` when it exists, where home is `--home`, else
+`$COMPETE_HOME`, else the default.  It returns the `Compete` instance and the
+whole traitlets `Config`, to give to the other configurables.
+
+Precedence, strongest first: a command-line option (`--home`, `--db`,
+`--executor`), the config file, the environment (`COMPETE_HOME`,
+`COMPETE_DB_URL`, `COMPETE_LOG_LEVEL`: trait defaults only), the built-in
+default.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple, Optional
 
-from traitlets import Dict, Float, Integer, Unicode, default
-from traitlets.config import LoggingConfigurable
+from traitlets import Bool, Dict, Float, Integer, Type, Unicode, default
+from traitlets.config import Config, LoggingConfigurable, PyFileConfigLoader
+
+CONFIG_FILE_NAME = "compete_config.py"
 
 
-def default_home() -> Path:
+def default_home(fallback: Optional[str | Path] = None) -> Path:
+    """$COMPETE_HOME, else `fallback`, else ~/.local/share/jupyter-compete (under $XDG_DATA_HOME)."""
     env = os.environ.get("COMPETE_HOME")
     if env:
         return Path(env).expanduser()
+    if fallback:
+        return Path(fallback).expanduser()
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "jupyter-compete"
 
 
@@ -26,20 +42,55 @@ class Compete(LoggingConfigurable):
         "Defaults to $COMPETE_HOME, else ~/.local/share/jupyter-compete.",
     ).tag(config=True)
 
+    home_fallback = Unicode(
+        "", help="The home when neither the configuration nor $COMPETE_HOME names one (not configurable: "
+        "the embedded default's ./compete-home).",
+    )
+
     @default("home")
     def _home_default(self) -> str:
-        return str(default_home())
+        return str(default_home(self.home_fallback or None))
 
     db_url = Unicode(
-        "",
         help="SQLAlchemy URL of the database (sqlite:///... or postgresql://user@host/db). "
-        "Empty: a SQLite file in `home`.",
+        "Defaults to $COMPETE_DB_URL; empty: a SQLite file in `home`.",
     ).tag(config=True)
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        return os.environ.get("COMPETE_DB_URL", "")
+
+    upgrade_db = Bool(
+        False,
+        help="Upgrade a database whose schema is behind this version's when the platform opens it. "
+        "Off: the platform refuses such a database and says to run `compete db upgrade` "
+        "(the service and scripts/run.sh run it when they start).",
+    ).tag(config=True)
+
+    log_level = Unicode(
+        help="Log level of the platform's processes (DEBUG, INFO, WARNING, ...). Defaults to "
+        "$COMPETE_LOG_LEVEL, else INFO.",
+    ).tag(config=True)
+
+    @default("log_level")
+    def _log_level_default(self) -> str:
+        return os.environ.get("COMPETE_LOG_LEVEL") or "INFO"
 
     storage_url = Unicode(
         "",
         help="Where artifacts (datasets, programs, submissions, logs) live: a local directory. "
         "Empty: `home`/artifacts.",
+    ).tag(config=True)
+
+    store_class = Type(
+        "hub_extension.storage.LocalStore", klass="hub_extension.storage.Store",
+        help="The artifact store: a subclass of hub_extension.storage.Store, built at `storage_url` "
+        "(its own options as c.<StoreClass>.<trait>).",
+    ).tag(config=True)
+
+    result_files_max_mb = Float(
+        64.0, help="Most megabytes of files one result carries inline (organizer queues) that the platform "
+        "keeps; each file past it is left out, and the run says so.",
     ).tag(config=True)
 
     executor = Unicode(
@@ -118,22 +169,47 @@ class Compete(LoggingConfigurable):
         return Path(self.storage_url) if self.storage_url else Path(self.home) / "artifacts"
 
 
-def config_from_env() -> Compete:
-    """The configuration of a platform process: $COMPETE_CONFIG (a Python config file setting
-    `c.Compete.*`), then $COMPETE_HOME and $COMPETE_DB_URL on top."""
-    from traitlets.config import Config, PyFileConfigLoader
+class LoadedConfig(NamedTuple):
+    """What `load_config` read: the platform's settings, the whole traitlets Config, the file (None: none)."""
 
-    loaded = Config()
-    config_file = os.environ.get("COMPETE_CONFIG")
-    if config_file:
-        path = Path(config_file).resolve()
+    compete: Compete
+    config: Config
+    file: Optional[Path]
+
+
+def find_config_file(home: Optional[str | Path] = None, home_fallback: Optional[str | Path] = None) -> Optional[Path]:
+    """$COMPETE_CONFIG (which must exist), else `<home>/compete_config.py` when it exists, else None."""
+    named = os.environ.get("COMPETE_CONFIG")
+    if named:
+        path = Path(named).expanduser().resolve()
         if not path.is_file():
-            raise FileNotFoundError(f"COMPETE_CONFIG={config_file}: no such file")
-        loaded = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
-    config = Compete(config=loaded)
-    if os.environ.get("COMPETE_HOME"):
-        config.home = os.environ["COMPETE_HOME"]
-    if os.environ.get("COMPETE_DB_URL"):
-        config.db_url = os.environ["COMPETE_DB_URL"]
-    return config
+            raise FileNotFoundError(f"COMPETE_CONFIG={named}: no such file")
+        return path
+    where = Path(home).expanduser() if home else default_home(home_fallback)
+    candidate = where / CONFIG_FILE_NAME
+    return candidate.resolve() if candidate.is_file() else None
 
+
+def load_config(*, home: Optional[str | Path] = None, db_url: Optional[str] = None,
+                executor: Optional[str] = None, home_fallback: Optional[str | Path] = None) -> LoadedConfig:
+    """The configuration of a platform process.
+
+    `home`, `db_url` and `executor` are command-line options: when given they
+    beat the file.  `home_fallback` is the home when nothing names one (the
+    embedded default's ./compete-home).
+    """
+    path = find_config_file(home, home_fallback)
+    config = Config()
+    if path is not None:
+        config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    overrides = {"home": str(home) if home else None, "db_url": db_url, "executor": executor}
+    for name, value in overrides.items():
+        if value:
+            config.Compete[name] = value
+    compete = Compete(config=config, home_fallback=str(home_fallback or ""))
+    return LoadedConfig(compete, config, path)
+
+
+def config_from_env() -> Compete:
+    """The platform's settings with no command-line option: `load_config().compete`."""
+    return load_config().compete

@@ -11,8 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kernels.build import build_image
+
 from . import models as m
 from .app import LOCAL_ADMIN, Platform, zip_folder
+from .cli_common import print_leaderboard
 
 DEMO_BUNDLE = Path(__file__).resolve().parent.parent / "templates" / "demo"
 DEMO_SLUG_TITLE = "Demo: flower species"
@@ -34,12 +37,11 @@ def ensure_demo_competition(platform: Platform) -> str:
 
 def ensure_runtime(platform: Platform) -> str:
     """Resolve the executor; build the runtime image first when Docker will run the steps."""
+    # Start-up cost: the executors (and the Docker client) load only when the demo runs.
     from dask_workers.executors import make_executor
 
     executor = make_executor(platform.config.executor)
     if executor.name == "docker":
-        from kernels.build import build_image
-
         print("checking the runtime image (built once per machine, a few minutes the first time)", flush=True)
         build_image(platform.config.default_image)
     else:
@@ -49,7 +51,7 @@ def ensure_runtime(platform: Platform) -> str:
 
 
 def run_demo(platform: Platform) -> int:
-    from .cli import print_leaderboard
+    # Start-up cost: the dispatcher brings distributed (seconds to import); only the runs need it.
     from .dispatch import Dispatcher
 
     slug = ensure_demo_competition(platform)

@@ -31,8 +31,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import psutil
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
+
+from .config import Compete, default_home, load_config
 
 ACCOUNTS_FILE = "hub-accounts.json"
 DEMO_ACCOUNTS_FILE = "demo-accounts.txt"
@@ -53,7 +56,7 @@ _MIN_PASSWORD_LENGTH = 8
 
 def embedded_home() -> Path:
     """The home of the embedded default: $COMPETE_HOME, else ./compete-home."""
-    return Path(os.environ.get("COMPETE_HOME") or Path.cwd() / "compete-home").resolve()
+    return default_home(fallback=Path.cwd() / "compete-home").resolve()
 
 
 class AccountError(ValueError):
@@ -226,15 +229,17 @@ def format_demo_accounts(accounts: Sequence[DemoAccount], url: str = "") -> str:
 
 
 # -- the platform side of the first start -------------------------------------------------
-def ensure_demo_competition(home: str | Path) -> str:
-    """Load the demo competition unless a competition of that title exists; return its slug."""
-    from .app import Actor, Platform
-    from .config import config_from_env
-    from .demo import DEMO_BUNDLE, DEMO_SLUG_TITLE
+def ensure_demo_competition(home: str | Path, config: Optional[Compete] = None) -> str:
+    """Load the demo competition unless a competition of that title exists; return its slug.
 
-    config = config_from_env()
-    config.home = str(home)
-    platform = Platform(config)
+    `config`: the platform's settings (default: the configuration file of `home`).
+    """
+    # Start-up cost: the hub imports this module for its authenticator; the platform (the
+    # database layer, the bundle readers) loads only at the first start.
+    from .app import Actor, Platform
+    from .demo import DEMO_BUNDLE, DEMO_SLUG_TITLE  # (the same start-up cost)
+
+    platform = Platform(config if config is not None else load_config(home=home).compete)
     try:
         for comp in platform.list_competitions():
             if comp["title"] == DEMO_SLUG_TITLE:
@@ -246,12 +251,12 @@ def ensure_demo_competition(home: str | Path) -> str:
         platform.close()
 
 
-def first_start(home: str | Path) -> list[DemoAccount]:
+def first_start(home: str | Path, config: Optional[Compete] = None) -> list[DemoAccount]:
     """Demo accounts and the demo competition, created once; returns the demo accounts."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     accounts = ensure_demo_accounts(home)
-    ensure_demo_competition(home)
+    ensure_demo_competition(home, config)
     return accounts
 
 
@@ -263,8 +268,6 @@ def leftover_processes(home: str | Path) -> list:
     cleaning up (killed, or a failed start), they keep its ports.  They are
     recognized by the COMPETE_HOME the hub passed down to them.
     """
-    import psutil
-
     home = str(Path(home).resolve())
     me = psutil.Process()
     ours = {me.pid} | {p.pid for p in me.parents()}
@@ -286,8 +289,6 @@ def leftover_processes(home: str | Path) -> list:
 
 def stop_processes(procs: list, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL for those still running after `timeout` seconds."""
-    import psutil
-
     for proc in procs:
         try:
             proc.terminate()

@@ -33,6 +33,12 @@ if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     echo "a hub already runs for $COMPETE_HOME (pid $(cat "$pid_file")); stop it first, or set COMPETE_HOME" >&2
     exit 1
 fi
+# The platform's database at this version's schema (the platform refuses an older one).
+if ! compete db upgrade; then
+    echo "error: the platform's database could not be upgraded (see above)" >&2
+    exit 1
+fi
+
 # A hub that was killed leaves its proxy and service running (holding their
 # ports), and a proxy pid file that would make the next start stop a stranger.
 python -m hub_extension.embedded --home "$COMPETE_HOME" stop-leftovers

@@ -1,11 +1,13 @@
 """`python -m hub_extension.service`: the process JupyterHub starts as the service `competitions`.
 
-It reads what the hub gives a managed service (JUPYTERHUB_SERVICE_URL to
-listen on, JUPYTERHUB_SERVICE_PREFIX, the API token and OAuth client), builds
-the platform from COMPETE_HOME, COMPETE_CONFIG (a traitlets file setting
-`c.Compete.*`) and COMPETE_DB_URL, then serves the pages and the API while two
-periodic tasks run: the dispatcher (every 2 s) and the phase clock (every
-30 s).  A failing tick is logged and retried, never fatal.
+It reads its configuration as every platform process does
+(`config.load_config`: $COMPETE_CONFIG or `$COMPETE_HOME/compete_config.py`,
+over COMPETE_HOME and COMPETE_DB_URL), upgrades the database's schema (the
+explicit step `compete db upgrade`), and listens where the hub tells a managed
+service to (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX: the defaults of
+`c.ServiceProcess.*`).  It serves the pages and the API while two periodic
+tasks run: the dispatcher (every 2 s) and the phase clock (every 30 s).  A
+failing tick is logged and retried, never fatal.
 """
 from __future__ import annotations
 
@@ -20,6 +22,16 @@ from urllib.parse import urlparse
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
+from traitlets import Unicode, default
+from traitlets.config import Configurable
+
+from dask_workers import executors
+
+from .. import phase_clock
+from ..app import Platform
+from ..config import load_config
+from ..db import upgrade_database
+from .app import DEFAULT_PREFIX, make_app
 
 log = logging.getLogger("compete.service")
 
@@ -35,12 +47,27 @@ PROCESS_WARNING = (
 )
 
 
+class ServiceProcess(Configurable):
+    """Where the service listens: what the hub gives a managed service, unless the config file says otherwise."""
+
+    url = Unicode(help="URL the service listens on. Defaults to $JUPYTERHUB_SERVICE_URL, "
+                       "else http://127.0.0.1:10101.").tag(config=True)
+    prefix = Unicode(help="URL prefix of the service's pages and API. Defaults to "
+                          f"$JUPYTERHUB_SERVICE_PREFIX, else {DEFAULT_PREFIX}.").tag(config=True)
+
+    @default("url")
+    def _url_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL") or "http://127.0.0.1:10101"
+
+    @default("prefix")
+    def _prefix_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or DEFAULT_PREFIX
+
+
 def resolve_executor(config) -> Optional[str]:
     """Pin `auto` to what this machine has; the warning organizers see when it is `process`."""
-    from dask_workers.executors import docker_available
-
     if config.executor == "auto":
-        if docker_available():
+        if executors.docker_available():
             config.executor = "docker"
             return None
         config.executor = "process"
@@ -88,15 +115,17 @@ class Ticker:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    loaded = load_config()
+    config = loaded.compete
     logging.basicConfig(
-        level=os.environ.get("COMPETE_LOG_LEVEL", "INFO"),
+        level=config.log_level,
         format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
     )
-    from ..app import Platform
-
-    from ..config import config_from_env
-
-    config = config_from_env()
+    if loaded.file is not None:
+        log.info("configuration file %s", loaded.file)
+    if not config.db_url:
+        os.makedirs(config.home, exist_ok=True)  # the SQLite file's folder
+    log.info("%s", upgrade_database(config.resolved_db_url()))
     warning = resolve_executor(config)
     if warning:
         log.warning(warning)
@@ -105,13 +134,15 @@ def main(argv: Optional[list[str]] = None) -> int:
              config.home, platform.db.engine.url.render_as_string(), config.executor)
     dispatcher = None
     try:
+        # A failure contained: a dispatcher that cannot be imported (distributed) or started
+        # leaves the pages and the API serving.
         from ..dispatch import Dispatcher
 
         dispatcher = Dispatcher(platform)
     except Exception:  # noqa: BLE001 - pages and the API still work without a queue
         log.exception("the dispatcher could not start: submissions wait until the service restarts")
     try:
-        asyncio.run(serve(platform, dispatcher, warning))
+        asyncio.run(serve(platform, dispatcher, warning, ServiceProcess(config=loaded.config)))
     finally:
         if dispatcher is not None:
             try:
@@ -122,13 +153,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-async def serve(platform, dispatcher, executor_warning: Optional[str]) -> None:
+async def serve(platform, dispatcher, executor_warning: Optional[str],
+                where: Optional[ServiceProcess] = None) -> None:
     """Serve until SIGTERM or SIGINT."""
-    from .. import phase_clock
-    from .app import DEFAULT_PREFIX, make_app
-
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", DEFAULT_PREFIX)
-    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+    where = where or ServiceProcess()
+    prefix = where.prefix
+    url = urlparse(where.url)
     app = make_app(platform, prefix=prefix, dispatcher=dispatcher, executor_warning=executor_warning)
     server = HTTPServer(app, xheaders=True, max_body_size=platform.config.max_upload_bytes + (1 << 20))
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
@@ -136,7 +166,7 @@ async def serve(platform, dispatcher, executor_warning: Optional[str]) -> None:
 
     tickers = [Ticker("phase-clock", lambda: phase_clock.tick(platform), PHASE_CLOCK_SECONDS)]
     if dispatcher is not None:
-        tickers.append(Ticker("dispatch", dispatcher.tick, DISPATCH_SECONDS))
+        tickers.append(Ticker("dispatch", dispatcher.tick, dispatcher.dispatch_seconds))
     for ticker in tickers:
         ticker.start()
 

@@ -1,0 +1,78 @@
+"""`compete bundle`, `competition`, `register`, `leaderboard` and `init`: competitions from the shell.
+
+Output shapes are a contract (README, "The `compete` command"); the parsers
+are in hub_extension/cli.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .app import LOCAL_ADMIN, Actor
+from .bundles import init_bundle, summarize
+from .bundles.model import BundleError
+from .cli_common import platform, print_json, print_leaderboard
+
+
+def cmd_bundle_validate(args: argparse.Namespace) -> int:
+    try:
+        spec, warnings = platform(args).validate_bundle(args.path)
+    except BundleError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(summarize(spec))
+    return 0
+
+
+def cmd_bundle_export(args: argparse.Namespace) -> int:
+    out = platform(args).export_competition(args.slug, args.output, light=args.light)
+    print(out)
+    return 0
+
+
+def cmd_competition_create(args: argparse.Namespace) -> int:
+    slug, warnings = platform(args).create_competition(args.path)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(slug)
+    return 0
+
+
+def cmd_competition_list(args: argparse.Namespace) -> int:
+    comps = platform(args).list_competitions()
+    if args.json:
+        print_json(comps)
+        return 0
+    if not comps:
+        print("no competitions yet: `compete competition create BUNDLE` creates one")
+        return 0
+    width = max(len(c["slug"]) for c in comps)
+    for c in comps:
+        print(f"{c['slug']:<{width}}  {c['status']:<9} {c['dialect']:<9} {c['title']}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    status = platform(args).register(args.slug, args.user, LOCAL_ADMIN)
+    print(f"{args.user}: {status}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    actor = Actor(args.as_user) if args.as_user else LOCAL_ADMIN
+    board = platform(args).leaderboard(args.slug, args.phase, actor=actor, board=args.board)
+    if args.json:
+        print_json(board)
+        return 0
+    print_leaderboard(board)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    init_bundle(Path(args.dir), args.template)
+    print(f"wrote a {args.template} bundle in {args.dir}; check it with `compete bundle validate {args.dir}`")
+    return 0

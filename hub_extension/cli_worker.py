@@ -1,0 +1,31 @@
+"""`compete worker` and `compete image build`: the commands of a machine that runs submissions.
+
+They import nothing of the platform's server side (no database, no hub), so
+that they run on a worker-only install (distributed, docker, papermill,
+nbformat, cryptography, pyyaml, traitlets).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kernels.build import DEFAULT_IMAGE, build_image
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    # Start-up cost: distributed (and the executors) load only when the worker starts, not for `--help`.
+    from dask_workers.attach import CredentialsError, main
+
+    try:
+        return main(args.credentials, name=args.name, nthreads=args.nthreads, gpus=args.gpus,
+                    executor=args.worker_executor, local_directory=args.local_directory,
+                    listen_host=args.listen_host)
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    image_id = build_image(args.tag or DEFAULT_IMAGE)
+    print(image_id)
+    return 0
