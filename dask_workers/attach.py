@@ -10,7 +10,7 @@ soon as it answers again; it stops only on SIGINT or SIGTERM.
 The worker serves its queue's scheduler only.  Every machine of a queue holds
 the same worker certificate, so a TLS handshake with the queue's CA says
 nothing about who is calling: the role in the peer's certificate
-(`hub_extension.tls`) does.  Requests and stream messages from any peer other
+(`dask_workers.queue_guard`) does.  Requests and stream messages from any peer other
 than the scheduler are refused (`guard_worker`), whatever the operation --
 `run`, `get_data`, `terminate`, `plugin-add`, ... -- and what such a peer
 sends is decoded as plain data, never unpickled (`install_decode_guard`).
@@ -22,7 +22,10 @@ The worker holds nothing of the environment of whoever starts it: when
 that environment has names that look like secrets (a hub token, a database
 URL, ...), `compete worker` executes itself again, same arguments, with the
 allow-listed environment of the platform's processes
-(`hub_extension.dispatch.process_environment`).
+(`dask_workers.environment.process_environment`).
+
+Worker side: this module imports the worker's own modules, distributed and
+the standard library, never a module of the platform's server.
 """
 from __future__ import annotations
 
@@ -39,11 +42,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from distributed import Worker
 from distributed.diagnostics.plugin import WorkerPlugin
-
-from hub_extension.queue_scheduler import peer_role, plain_reads_when
+from distributed.security import Security
 
 from . import submission_job
+from .environment import SECRET_NAME, process_environment
+from .queue_guard import peer_role, plain_reads_when
 
 log = logging.getLogger("compete.worker")
 
@@ -96,9 +101,7 @@ class CompetePlugin(WorkerPlugin):
             submission_job.cancel_on_worker(sid)
 
 
-def _security(credentials: dict[str, str]):
-    from distributed.security import Security
-
+def _security(credentials: dict[str, str]) -> Security:
     return Security(
         tls_ca_file=credentials["ca"],
         tls_worker_cert=credentials["cert"],
@@ -236,8 +239,6 @@ def guard_worker(worker: Any) -> Any:
 
 def secret_names(environ: Optional[dict[str, str]] = None) -> list[str]:
     """Names of `environ` (default: this process's) that look like secrets."""
-    from hub_extension.dispatch import SECRET_NAME
-
     environ = os.environ if environ is None else environ
     return sorted(name for name in environ if SECRET_NAME.search(name) and name != REEXEC_MARKER)
 
@@ -257,8 +258,6 @@ def reexec_clean() -> None:
         raise RuntimeError(
             f"the environment still holds {', '.join(names)} after restarting with a clean one; "
             "start `compete worker` without them")
-    from hub_extension.dispatch import process_environment
-
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     if not sys.executable or not argv:
         raise RuntimeError("cannot restart `compete worker` with a clean environment: unknown interpreter; "
@@ -281,8 +280,6 @@ async def attach(
     listen_host: Optional[str] = None,
     once: bool = False,
 ) -> int:
-    from distributed import Worker
-
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     resources = {"GPU": float(gpus)} if gpus else None
     local_directory = local_directory or str(Path(tempfile.gettempdir()) / "jupyter-compete-worker")

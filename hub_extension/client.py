@@ -198,6 +198,7 @@ def _jupyter_servers(env: Mapping[str, str]) -> Iterable[tuple[str, str, Optiona
         seen.add(own.rstrip("/"))
         yield own.rstrip("/") + "/", env.get("JUPYTERHUB_API_TOKEN", ""), env.get("JUPYTERHUB_ROOT_DIR") or None
     try:
+        # Optional: jupyter_server is there inside a Jupyter server's kernels only.
         from jupyter_server.serverapp import list_running_servers
 
         servers = list(list_running_servers())
@@ -536,7 +537,7 @@ class CompeteClient:
 
 def leaderboard_frame(data: dict[str, Any]):
     """A DataFrame of a leaderboard answer (see `CompeteClient.leaderboard`)."""
-    import pandas as pd
+    import pandas as pd  # start-up cost: loaded only when a DataFrame is asked for
 
     columns = list(data.get("columns") or [])
     fixed = {"rank", "participant", "submission", "submitted_at"}

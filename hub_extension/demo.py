@@ -16,8 +16,9 @@ from kernels.build import build_image
 from . import models as m
 from .app import LOCAL_ADMIN, Platform, zip_folder
 from .cli_common import print_leaderboard
+from .resources import templates
 
-DEMO_BUNDLE = Path(__file__).resolve().parent.parent / "templates" / "demo"
+DEMO_BUNDLE = templates("demo")
 DEMO_SLUG_TITLE = "Demo: flower species"
 # participant -> what they submit (a folder of predictions, or the notebook)
 DEMO_SUBMISSIONS = {

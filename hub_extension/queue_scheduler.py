@@ -25,7 +25,8 @@ accepts from a *worker* certificate only what a worker needs:
 
 Only the platform's client certificate (role `client`) gets the full
 protocol.  The role is the organizational unit of the peer's certificate
-(`hub_extension.tls`).
+(`dask_workers.queue_guard`, which also decodes untrusted reads as plain data
+for `compete worker`).
 
 The same guard serves the default queue, whose scheduler runs inside the
 service process (`hub_extension.dispatch`): `GuardedScheduler` is a Dask
@@ -37,25 +38,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import inspect
+import ipaddress
 import json
 import logging
 import os
 import signal
 import sys
+import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
+import dask
 from distributed import Scheduler
+from distributed.comm.addressing import get_address_host_port
 from distributed.diagnostics.plugin import SchedulerPlugin
+from distributed.security import Security
 
-from .tls import role_of_peercert
+from dask_workers.queue_guard import REFUSED, peer_role, plain_loads, plain_reads_when
+
+# REFUSED, peer_role, plain_loads and plain_reads_when are worker-side
+# (`dask_workers.queue_guard`), importable from here as before.
+__all__ = ["REFUSED", "GuardedScheduler", "ResultLog", "WORKER_OPS", "guard_handlers", "install_decode_guard",
+           "peer_role", "plain_loads", "plain_reads_when", "queue_snapshot", "scheduler_config"]
 
 log = logging.getLogger("compete.queue_scheduler")
-
-REFUSED = "<refused: serialized data from a worker>"
 
 # Request operations a worker-role connection may call on the scheduler.  Those
 # naming a worker (`SELF_OPS`) are answered only for the calling worker; the
@@ -71,40 +79,10 @@ SELF_OPS = {"heartbeat_worker": "address", "set_resources": "worker", "unregiste
 # `key` in particular is a pickled function there.
 RETIRE_ARGS = frozenset({"workers", "close_workers", "remove", "stimulus_id", "names"})
 
-_untrusted = contextvars.ContextVar("compete_untrusted_peer", default=False)
-_installed = False
-_plain_rules: list = []  # see plain_reads_when
 # Whether every TLS connection of this process is guarded (a queue scheduler's own
 # process), or only those made with the TLS contexts of guarded schedulers.
 _guard_every_connection = False
 _guarded_contexts: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-
-def peer_role(comm: Any) -> str | None:
-    """The role in the certificate of the peer of `comm` (None without one)."""
-    try:
-        return role_of_peercert(comm.extra_info.get("peercert"))
-    except Exception:  # noqa: BLE001 - no certificate, no role
-        return None
-
-
-def plain_loads(frames: list) -> Any:
-    """Decode a message without ever unpickling: serialized parts are refused."""
-    import msgpack
-    from distributed.protocol.core import msgpack_opts
-
-    def hook(obj: dict) -> Any:
-        if "__Pickled__" in obj or "__Serialized__" in obj:
-            return REFUSED
-        if "__Enum__" in obj:
-            return REFUSED
-        if "__Set__" in obj:
-            return set(obj.get("as-list", ()))
-        return obj
-
-    if not frames:
-        return {}
-    return msgpack.loads(frames[0], object_hook=hook, use_list=False, **msgpack_opts)
 
 
 def guard_context(ssl_context: Any) -> None:
@@ -126,46 +104,6 @@ def _untrusted_comm(comm: Any) -> bool:
     return context is None or context in _guarded_contexts
 
 
-def plain_reads_when(is_untrusted: Callable[[Any], bool]) -> None:
-    """Decode what a TLS connection reads as plain data whenever `is_untrusted(comm)` says so.
-
-    Dask unpickles parts of a message as it reads it, the connection
-    handshake included, so the decision is taken on reading, before any
-    handler sees the message.  Distributed's TLS reads are patched once per
-    process; each caller adds its own rule, and a read is plain when any rule
-    holds (a process can be a queue scheduler and hold other clients, or a
-    worker in tests beside a scheduler).
-    """
-    global _installed
-    _plain_rules.append(is_untrusted)
-    if _installed:
-        return
-    import distributed.comm.tcp as tcp
-
-    original_from_frames = tcp.from_frames
-    original_read = tcp.TLS.read
-
-    async def guarded_from_frames(frames, deserialize=True, deserializers=None, allow_offload=True):
-        if _untrusted.get():
-            return plain_loads(frames)
-        return await original_from_frames(
-            frames, deserialize=deserialize, deserializers=deserializers, allow_offload=allow_offload
-        )
-
-    async def guarded_read(self, deserializers=None):
-        if not any(rule(self) for rule in _plain_rules):
-            return await original_read(self, deserializers)
-        token = _untrusted.set(True)
-        try:
-            return await original_read(self, deserializers)
-        finally:
-            _untrusted.reset(token)
-
-    tcp.from_frames = guarded_from_frames
-    tcp.TLS.read = guarded_read
-    _installed = True
-
-
 def install_decode_guard(every_connection: bool = True) -> None:
     """Read non-client TLS connections as plain data, never unpickled (`plain_reads_when`).
 
@@ -178,8 +116,7 @@ def install_decode_guard(every_connection: bool = True) -> None:
     global _guard_every_connection
     if every_connection:
         _guard_every_connection = True
-    if _untrusted_comm not in _plain_rules:
-        plain_reads_when(_untrusted_comm)
+    plain_reads_when(_untrusted_comm)
 
 
 def _call(handler, comm, kwargs):
@@ -193,16 +130,12 @@ def _call(handler, comm, kwargs):
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    from distributed.comm.addressing import get_address_host_port
-
     host, port = get_address_host_port(address)
     return _ip(host), int(port)
 
 
 def _ip(host: str) -> str:
     """One spelling per address: IPv4-mapped IPv6 addresses as IPv4."""
-    import ipaddress
-
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -213,8 +146,6 @@ def _ip(host: str) -> str:
 
 
 def _proc_ip(hexaddr: str) -> str:
-    import ipaddress
-
     raw = bytes.fromhex(hexaddr)
     # The kernel prints each 32-bit word in host order (little-endian here).
     words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
@@ -431,8 +362,6 @@ def guard_handlers(scheduler: Any, worker_ops: frozenset = WORKER_OPS) -> Worker
 
 def queue_snapshot(dask_scheduler: Any = None, keys: tuple = ()) -> dict[str, Any]:
     """Run on a scheduler by the platform: its workers and the state of the given task keys."""
-    import time
-
     now = time.time()
     workers = []
     for ws in dask_scheduler.workers.values():
@@ -601,9 +530,6 @@ class GuardedScheduler(Scheduler):
 
 
 async def serve(queue_dir: Path) -> None:
-    import dask
-    from distributed.security import Security
-
     settings = json.loads((queue_dir / "scheduler.json").read_text())
     security = Security(
         tls_ca_file=str(queue_dir / "ca.pem"),

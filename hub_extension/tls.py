@@ -7,7 +7,8 @@ default queue gets a new one each time the dispatcher starts
 certificate (scheduler, client, worker) is written in its organizational
 unit; the queue's scheduler reads it on every connection and gives worker
 certificates only the operations a worker needs (see
-`hub_extension.queue_scheduler`).
+`hub_extension.queue_scheduler`), and `compete worker` serves the scheduler's
+certificate only (`dask_workers.queue_guard` reads the role).
 """
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROLES = ("scheduler", "client", "worker")
+# The roles, and reading one from a peer's certificate, are worker-side
+# (`compete worker` reads them without cryptography); importable from here as before.
+from dask_workers.queue_guard import ROLES, role_of_peercert
+
 VALID_DAYS = 3650
 
 
@@ -122,19 +126,6 @@ def fingerprint(cert_pem: str) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
-def role_of_peercert(peercert: object) -> str | None:
-    """The role in a peer certificate as returned by `ssl.SSLSocket.getpeercert()`."""
-    if not isinstance(peercert, dict):
-        return None
-    units = [
-        value
-        for rdn in peercert.get("subject", ())
-        for key, value in rdn
-        if key == "organizationalUnitName"
-    ]
-    return units[0] if len(units) == 1 and units[0] in ROLES else None
-
-
 @dataclass(frozen=True)
 class RoleFiles:
     """Where the certificate of one role, its key and the CA that signed it are."""
@@ -168,3 +159,7 @@ def write_ephemeral(folder: Path, queue: str, hosts: tuple[str, ...] = ()) -> di
         write_private(folder / f"{role}.key", pair.key_pem)
         files[role] = RoleFiles(folder / "ca.pem", folder / f"{role}.pem", folder / f"{role}.key")
     return files
+
+
+__all__ = ["KeyPair", "ROLES", "RoleFiles", "fingerprint", "issue", "make_ca", "role_of_peercert",
+           "write_ephemeral", "write_private"]

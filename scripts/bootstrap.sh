@@ -28,15 +28,20 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.deps-ready" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel 2>&1 | grep -v "^WARNING: Location" >&2 || true
     # Dependencies first (from pyproject), the project itself below.
     "$VENV/bin/python" - "$REPO/pyproject.toml" > "$VENV/requirements.txt" <<'PY'
-import sys, tomllib
+import re, sys, tomllib
 data = tomllib.load(open(sys.argv[1], "rb"))["project"]
+# The base and every extra; an extra naming the project itself
+# ("jupyter-compete[lab,worker]") only repeats others, and is skipped.
+own = data["name"].lower().replace("_", "-")
 reqs = list(data["dependencies"])
 for extra in data.get("optional-dependencies", {}).values():
     reqs += extra
-print("\n".join(reqs))
+def name(req):
+    return re.split(r"[\s\[<>=!~;@]", req, maxsplit=1)[0].lower().replace("_", "-")
+print("\n".join(dict.fromkeys(r for r in reqs if name(r) != own)))
 PY
     "$VENV/bin/python" -m pip install -q -r "$VENV/requirements.txt" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-    "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis" 
+    "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis, uv"
     touch "$VENV/.deps-ready"
 fi
 

@@ -1,18 +1,20 @@
 """Starting a new competition from a bundle template (`compete init DIR --template NAME`).
 
 Templates are working Codabench v2 bundles under `templates/bundles/<name>/`
-of the project: `results` (participants upload predictions), `code`
-(participants upload a `model.py` run by an ingestion program) and
-`notebook` (participants develop in a starting-kit notebook).
+of the project (found by `hub_extension.resources`): `results` (participants
+upload predictions), `code` (participants upload a `model.py` run by an
+ingestion program) and `notebook` (participants develop in a starting-kit
+notebook).
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from ..resources import templates
 from .model import BundleError, Problem
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "bundles"
+TEMPLATES_DIR = templates("bundles")
 
 
 def template_names() -> list[str]:

@@ -20,11 +20,11 @@ from typing import Any, Optional
 import jinja2
 from tornado import web
 
+from ..resources import templates
 from .base import NotFoundHandler, OAuthCallbackHandler
 
 SERVICE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = SERVICE_DIR.parent.parent
-TEMPLATE_DIR = REPO_ROOT / "templates" / "service"
+TEMPLATE_DIR = templates("service")
 STATIC_DIR = SERVICE_DIR / "static"
 DEFAULT_PREFIX = "/services/competitions/"
 

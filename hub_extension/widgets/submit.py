@@ -1,0 +1,598 @@
+"""The submit box: `SubmitState` (no front end) and `Submit` (ipywidgets).
+
+"This notebook, saved first" asks the front end to save the notebook with
+the script `save_notebook.js` (shipped beside this module; see the package's
+docstring for how it works), and submits once it answers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import ipywidgets as widgets
+from IPython.display import Javascript
+
+from ..client import SKIPPED_FOLDERS, CompeteClient, CompeteError, current_notebook_path
+from .common import (
+    STEPS,
+    TERMINAL,
+    _describe,
+    _esc,
+    _fmt_score,
+    _fmt_time,
+    _make_client,
+    _widget_bundle,
+    log,
+    refresh_open_boards,
+)
+
+# A function expression `(element, token, issued)`; `save_script` adds the call.
+SAVE_SCRIPT = (Path(__file__).with_name("save_notebook.js")).read_text()
+
+
+def save_script(token: str, issued_ms: int) -> str:
+    """The script that saves the notebook holding `element` and answers with `token` (issued at `issued_ms`)."""
+    return (f"var token = {json.dumps(token)}, issued = {int(issued_ms)};\n"
+            f"{SAVE_SCRIPT.rstrip()}(element, token, issued);\n")
+
+
+# -- submitting -----------------------------------------------------------------------------------
+class SubmitState:
+    """A submission from the widget, with no front end: a tested, plain object.
+
+    `stage` is `ready`, `saving`, `uploading`, then the submission's status
+    (Submitted, Preparing, Running, Scoring, and Finished, Failed or
+    Cancelled), or `error` when the client refused or could not reach the
+    service.  `stages` lists every stage seen, in order.  `listeners` are
+    called after each change.
+    """
+
+    def __init__(self, client: Optional[CompeteClient], competition: str, phase: Optional[int] = None):
+        self.client = client
+        self.competition = competition
+        self.phase = phase
+        self.title = competition
+        self.phase_name: Optional[str] = None
+        self.registration: Optional[str] = None
+        self.columns: dict[str, dict[str, Any]] = {}
+        self.stage = "ready"
+        self.stages: list[str] = []
+        self.info: Optional[dict[str, Any]] = None
+        self.error: Optional[str] = None
+        self.note: Optional[str] = None
+        self.target: Optional[str] = None
+        self.left: Optional[dict[str, Any]] = None
+        self.closed_phase: Optional[str] = None
+        self.last_submission: Optional[dict[str, Any]] = None
+        self.interval = 1.0
+        self.stop_event = threading.Event()
+        self.listeners: list[Callable[["SubmitState"], None]] = []
+        self._lock = threading.RLock()
+
+    @property
+    def busy(self) -> bool:
+        return self.stage in ("saving", "uploading", *STEPS)
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self)
+            except Exception:  # noqa: BLE001 - drawing must not break the submission
+                log.exception("a submit listener failed")
+
+    def set_stage(self, stage: str, *, note: Optional[str] = None) -> None:
+        with self._lock:
+            self.stage = stage
+            self.note = note
+            if stage != "error":
+                self.error = None
+            if not self.stages or self.stages[-1] != stage:
+                self.stages.append(stage)
+        self._changed()
+
+    def fail(self, problem: Any) -> None:
+        with self._lock:
+            self.error = _describe(problem) if isinstance(problem, BaseException) else str(problem)
+            self.stage = "error"
+            self.stages.append("error")
+        self._changed()
+
+    def load(self) -> None:
+        """The competition's title, the phase, your registration and the submissions you have left."""
+        if self.client is None:
+            return
+        try:
+            detail = self.client.competition(self.competition)
+        except CompeteError as exc:
+            self.fail(exc)
+            return
+        self.title = detail.get("title") or self.competition
+        self.registration = detail.get("registration")
+        number = self.phase or detail.get("current_phase")
+        phase = next((p for p in detail.get("phases") or [] if p.get("number") == number), None)
+        self.phase_name = phase.get("name") if phase else None
+        self.closed_phase = None
+        if phase is None:
+            upcoming = [p for p in detail.get("phases") or [] if p.get("state") == "future"]
+            self.closed_phase = "no phase is open for submissions now"
+            if upcoming:
+                self.closed_phase += (f"; phase {upcoming[0]['number']} ({upcoming[0]['name']}) opens "
+                                      f"{_fmt_time(upcoming[0].get('start'))} UTC")
+        elif not phase.get("open"):
+            name = f"phase {number} ({phase.get('name')})"
+            if phase.get("state") == "future":
+                self.closed_phase = f"{name} opens {_fmt_time(phase.get('start'))} UTC"
+            else:
+                self.closed_phase = f"{name} is closed" + (f" since {_fmt_time(phase['end'])} UTC"
+                                                           if phase.get("end") else "")
+        try:
+            board = self.client.leaderboard_json(self.competition, self.phase)
+            self.columns = {c["key"]: c for c in board.get("columns") or []}
+        except CompeteError:
+            self.columns = {}
+        self.refresh_left()
+
+    def refresh_left(self) -> None:
+        if self.client is None or self.registration not in ("approved", None):
+            self.left = None
+        else:
+            try:
+                self.left = self.client.submissions_left(self.competition, self.phase)
+            except CompeteError:
+                self.left = None
+        self._changed()
+
+    def update(self, info: dict[str, Any]) -> None:
+        """A fresh answer about the submission (from `CompeteClient.follow`)."""
+        with self._lock:
+            self.info = info
+            status = str(info.get("status") or "Submitted")
+            self.stage = status
+            if not self.stages or self.stages[-1] != status:
+                self.stages.append(status)
+            if status in TERMINAL:
+                self.last_submission = info
+        self._changed()
+
+    def run(self, path: Path, description: str = "") -> Optional[dict[str, Any]]:
+        """Upload `path`, then follow the submission to its end; returns the final answer (or None)."""
+        if self.client is None:
+            self.fail("no competition service to submit to")
+            return None
+        self.stop_event.clear()
+        with self._lock:
+            self.info = None
+            self.target = Path(path).name
+        self.set_stage("uploading")
+        try:
+            info = self.client.submit(self.competition, path, phase=self.phase, description=description)
+            self.update(info)
+            self.refresh_left()  # one fewer left, shown while it runs
+            if info.get("status") in TERMINAL:
+                return info
+            final = self.client.follow(info["id"], interval=self.interval, on_change=self.update,
+                                       stop=self.stop_event)
+            self.update(final)
+            return final
+        except CompeteError as exc:
+            self.fail(exc)
+            return None
+        finally:
+            self.refresh_left()
+
+    # -- what is shown ----------------------------------------------------------------------
+    def left_text(self) -> str:
+        if self.closed_phase:
+            return self.closed_phase[0].upper() + self.closed_phase[1:] + "."
+        if self.registration == "none":
+            return f"You are not registered to {self.title} yet: register on the competition page first."
+        if self.registration in ("pending", "denied", "removed"):
+            return f"Your registration to {self.title} is {self.registration}."
+        if self.left is None:
+            return ""
+        today, total = self.left.get("today"), self.left.get("total")
+        if today is None and total is None:
+            return "No limit on submissions in this phase."
+        parts = []
+        if today is not None:
+            parts.append(f"{today} today")
+        if total is not None:
+            parts.append(f"{total} in total")
+        return "Submissions left: " + ", ".join(parts) + "."
+
+    def _failed_step(self) -> Optional[str]:
+        for status in reversed([h.get("status") for h in (self.info or {}).get("history") or []]):
+            if status in STEPS:
+                return status
+        for stage in reversed(self.stages):
+            if stage in STEPS:
+                return stage
+        return None
+
+    def _detail(self) -> str:
+        info = self.info or {}
+        status = self.stage
+        if status == "Submitted":
+            waiting = info.get("waiting") or {}
+            if waiting.get("position"):
+                note = f" \u2014 {waiting['note']}" if waiting.get("note") else ""
+                return f"Waiting in the queue: position {waiting['position']}{note}."
+            return "Waiting to be sent to a worker."
+        if status == "Preparing":
+            return "A worker is preparing the run."
+        if status == "Running":
+            running = info.get("running_time")
+            return f"Running ({running:.0f} s so far)." if isinstance(running, (int, float)) else "Running."
+        if status == "Scoring":
+            return "Computing the scores."
+        return ""
+
+    def to_html(self, prefix: str = "") -> str:
+        """The status box as an HTML fragment: progress, then scores or the failure."""
+        stage = self.stage
+        out = [f'<div class="compete-submit-progress" data-status="{_esc(stage)}">']
+        if stage == "ready":
+            out.append("<p>Choose what to submit, then click <b>Submit</b>.</p>")
+        elif stage == "saving":
+            out.append("<p>Saving the notebook\u2026</p>")
+        elif stage == "uploading":
+            out.append(f"<p>Uploading {_esc(self.target)}\u2026</p>")
+        elif stage == "error":
+            out.append(f'<p class="compete-submit-error" style="color: #b00020;">{_esc(self.error)}</p>')
+        else:
+            out.append(self._steps_html())
+            detail = self._detail()
+            if detail:
+                out.append(f'<p class="compete-submit-detail">{_esc(detail)}</p>')
+            if stage == "Finished":
+                out.append(self._scores_html())
+            elif stage in ("Failed", "Cancelled"):
+                out.append(self._failure_html())
+        if self.note:
+            out.append(f'<p class="compete-submit-note"><i>{_esc(self.note)}</i></p>')
+        info = self.info or {}
+        if info.get("id") is not None and prefix:
+            out.append(f'<p><a href="{_esc(prefix)}submissions/{int(info["id"])}" target="_blank" '
+                       f'rel="noopener">Submission {int(info["id"])}: details, logs and the executed notebook</a></p>')
+        out.append("</div>")
+        return "".join(out)
+
+    def _steps_html(self) -> str:
+        stage = self.stage
+        failed_at = self._failed_step() if stage in ("Failed", "Cancelled") else None
+        reached = set(self.stages) | {h.get("status") for h in (self.info or {}).get("history") or []}
+        cells = []
+        for step in (*STEPS, "Finished" if stage not in ("Failed", "Cancelled") else stage):
+            if step == stage and stage in TERMINAL:
+                mark, style = ("\u2713", "color: #1b7f3b; font-weight: bold;") if stage == "Finished" else \
+                    ("\u2717", "color: #b00020; font-weight: bold;")
+            elif step == stage:
+                mark, style = "\u25cf", "font-weight: bold;"
+            elif step == failed_at:
+                mark, style = "\u2717", "color: #b00020;"
+            elif step in reached or stage in TERMINAL and stage == "Finished":
+                mark, style = "\u2713", "opacity: 0.8;"
+            else:
+                mark, style = "\u25cb", "opacity: 0.5;"
+            if step == "Submitted" and stage == "Submitted":
+                position = ((self.info or {}).get("waiting") or {}).get("position")
+                label = f"Submitted (#{position} in queue)" if position else "Submitted"
+            else:
+                label = step
+            cells.append(f'<span class="compete-step" data-step="{_esc(step)}" style="{style}">{mark} {_esc(label)}</span>')
+        return '<p class="compete-steps">' + " \u2192 ".join(cells) + "</p>"
+
+    def _scores_html(self) -> str:
+        info = self.info or {}
+        if info.get("results_hidden"):
+            return ('<p class="compete-scores-hidden">Finished. The scores of this phase are hidden: the organizers '
+                    'publish them later.</p>')
+        scores = info.get("scores") or {}
+        if not scores:
+            return '<p class="compete-scores-hidden">Finished, with no score you may see.</p>'
+        elapsed = info.get("elapsed")
+        head = f"<p>Finished in {elapsed:.1f} s.</p>" if isinstance(elapsed, (int, float)) else ""
+        rows = []
+        ordered = [k for k in self.columns if k in scores] + sorted(k for k in scores if k not in self.columns)
+        for key in ordered:
+            column = self.columns.get(key, {})
+            rows.append(f'<tr data-score="{_esc(key)}"><td style="padding: 2px 8px;">{_esc(column.get("title") or key)}'
+                        f'</td><td style="padding: 2px 8px;"><b>{_esc(_fmt_score(scores[key], column.get("precision")))}'
+                        f"</b></td></tr>")
+        return head + '<table class="compete-scores">' + "".join(rows) + "</table>"
+
+    def _failure_html(self) -> str:
+        error = str((self.info or {}).get("error") or ("cancelled" if self.stage == "Cancelled" else "no reason given"))
+        first, _, rest = error.partition("\n")
+        out = [f'<p class="compete-submit-error" style="color: #b00020;"><b>{_esc(self.stage)}</b>: {_esc(first)}</p>']
+        if rest.strip():
+            out.append(f'<pre class="compete-traceback" style="white-space: pre-wrap; max-height: 24em; '
+                       f'overflow: auto;">{_esc(rest.strip())}</pre>')
+        return "".join(out)
+
+    def to_text(self) -> str:
+        lines = [f"Submit to {self.title}" + (f", phase {self.phase_name}" if self.phase_name else "")]
+        if self.left_text():
+            lines.append(self.left_text())
+        info = self.info or {}
+        if self.stage == "error":
+            lines.append(f"error: {self.error}")
+        elif self.stage in TERMINAL:
+            lines.append(f"submission {info.get('id')}: {self.stage}")
+            if self.stage == "Finished":
+                for key, value in (info.get("scores") or {}).items():
+                    column = self.columns.get(key, {})
+                    lines.append(f"  {column.get('title') or key}: {_fmt_score(value, column.get('precision'))}")
+                if info.get("results_hidden"):
+                    lines.append("  (the scores of this phase are hidden)")
+            else:
+                lines.append(str(info.get("error") or ""))
+        elif self.stage != "ready":
+            lines.append(f"{self.stage}: {self._detail()}".rstrip(": "))
+        return "\n".join(lines)
+
+
+def _mtime(path: Path) -> Optional[int]:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+class Submit(widgets.VBox):
+    """Submit to a competition from a notebook and watch the submission to its end.
+
+    What to submit: this notebook (saved first, the default), this notebook as
+    last saved, or a zip, notebook or folder next to it; `path` preselects
+    one.  Shows the submissions left, then the progress (queue position,
+    Preparing, Running, Scoring) and the scores or the failing cell with its
+    traceback.  `last_submission` is the final answer of the last submission.
+    """
+
+    save_timeout = 20.0   # seconds for the front end to answer the save request
+    save_settle = 10.0    # seconds for a save by shortcut to reach the disk
+    follow_interval = 1.0
+
+    def __init__(self, competition: str, *, phase: Optional[int] = None, client: Optional[CompeteClient] = None,
+                 path: Optional[str | os.PathLike] = None, description: str = "", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.add_class("compete-submit")
+        self.client, problem = _make_client(client)
+        self.state = SubmitState(self.client, competition, phase)
+        self.state.interval = self.follow_interval
+        self._closed = False
+        self._pending: Optional[dict[str, Any]] = None
+        self._timer: Optional[threading.Timer] = None
+        self._worker: Optional[threading.Thread] = None
+        try:
+            self.notebook: Optional[Path] = current_notebook_path()
+        except CompeteError:
+            self.notebook = None
+        self._title = widgets.HTML()
+        self._left = widgets.HTML()
+        self._left.add_class("compete-submissions-left")
+        options = self._choices(path)
+        self._what = widgets.Dropdown(description="What", options=options,
+                                      layout=widgets.Layout(width="auto"), style={"description_width": "initial"})
+        listed = path is not None and f"path:{Path(path)}" in [value for _, value in options]
+        self._path = widgets.Text(placeholder="or a path: predictions.zip, my_code/, other.ipynb",
+                                  value=str(path) if path is not None and not listed else "",
+                                  layout=widgets.Layout(width="32em"))
+        self._description = widgets.Text(placeholder="a note for yourself (optional)", value=description,
+                                         layout=widgets.Layout(width="32em"))
+        self._button = widgets.Button(description="Submit", button_style="primary", icon="upload",
+                                      tooltip="Submit to the competition")
+        self._button.add_class("compete-submit-button")
+        self._status = widgets.HTML()
+        self._status.add_class("compete-submit-status")
+        # Hidden: the front end's answer to a save request, and where the save script runs.
+        self._reply = widgets.Text(layout=widgets.Layout(display="none"))
+        self._reply.add_class("compete-save-reply")
+        self._script = widgets.Output(layout=widgets.Layout(display="none"))
+        self._script.add_class("compete-save-script")
+        self.children = [self._title, self._left, self._what, self._path, self._description, self._button,
+                         self._status, self._reply, self._script]
+        self.state.listeners.append(lambda _state: self._render())
+        if problem:
+            self.state.fail(problem)
+        else:
+            self.state.load()
+        self._button.on_click(self._on_click)
+        self._reply.observe(self._on_reply, names="value")
+        self._render()
+
+    # -- what to submit ------------------------------------------------------------------------
+    def _choices(self, preselect: Any = None) -> list[tuple[str, str]]:
+        options: list[tuple[str, str]] = []
+        if self.notebook is not None:
+            options.append((f"This notebook ({self.notebook.name}), saved first", "notebook"))
+            options.append((f"This notebook ({self.notebook.name}), as last saved", "notebook-disk"))
+        folder = self.notebook.parent if self.notebook is not None else Path.cwd()
+        found: list[tuple[str, str]] = []
+        try:
+            entries = sorted(folder.iterdir(), key=lambda p: p.name.lower())
+        except OSError:
+            entries = []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name in SKIPPED_FOLDERS:
+                continue
+            if self.notebook is not None and entry.resolve() == self.notebook:
+                continue
+            if entry.is_dir():
+                found.append((f"{entry.name}/ (folder, zipped)", f"path:{entry.name}"))
+            elif entry.suffix in (".zip", ".ipynb"):
+                found.append((entry.name, f"path:{entry.name}"))
+        options += found[:50]
+        if preselect is not None:
+            wanted = f"path:{Path(preselect)}"
+            listed = [o for o in options if o[1] == wanted]
+            if listed:
+                options.remove(listed[0])
+                options.insert(0, listed[0])
+        if not options:
+            options.append(("(type a path below)", "none"))
+        return options
+
+    def _choice(self) -> tuple[str, Any]:
+        typed = self._path.value.strip()
+        base = self.notebook.parent if self.notebook is not None else Path.cwd()
+        if typed:
+            path = Path(typed).expanduser()
+            return "path", path if path.is_absolute() else base / path
+        value = self._what.value
+        if value in ("notebook", "notebook-disk"):
+            if self.notebook is None:
+                return "error", "cannot tell which notebook this is: type its path"
+            return ("save", self.notebook) if value == "notebook" else ("path", self.notebook)
+        if value and value.startswith("path:"):
+            return "path", base / value[len("path:"):]
+        return "error", "choose what to submit, or type a path"
+
+    # -- clicking ------------------------------------------------------------------------------
+    def _on_click(self, _button: Any = None) -> None:
+        if self.state.busy or self._closed:
+            return
+        kind, target = self._choice()
+        if self.client is None:
+            self.state.fail(self.state.error or "no competition service to submit to")
+        elif kind == "error":
+            self.state.fail(target)
+        elif kind == "save":
+            self._request_save(target)
+        else:
+            self._start(target)
+
+    def _request_save(self, notebook: Path) -> None:
+        token = uuid.uuid4().hex
+        self._pending = {"token": token, "path": notebook, "mtime": _mtime(notebook)}
+        self.state.set_stage("saving")
+        script = save_script(token, int(time.time() * 1000))
+        self._script.outputs = ()
+        self._script.append_display_data(Javascript(script))
+        self._timer = threading.Timer(self.save_timeout, self._save_timed_out, args=(token,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_reply(self, change: dict[str, Any]) -> None:
+        try:
+            answer = json.loads(change["new"] or "{}")
+        except ValueError:
+            return
+        pending = self._pending
+        if not isinstance(answer, dict) or pending is None or answer.get("token") != pending["token"]:
+            return
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._script.outputs = ()
+        status = answer.get("status")
+        if status == "saved":
+            self._start(pending["path"])
+        elif status == "requested":
+            self._start(pending["path"], settle=pending["mtime"])
+        else:
+            self.state.fail(f"the notebook could not be saved ({answer.get('detail') or 'no reason given'}): "
+                            "save it (Ctrl+S), choose \"as last saved\" and click Submit again")
+
+    def _save_timed_out(self, token: str) -> None:
+        if self._pending is None or self._pending["token"] != token:
+            return
+        self._pending = None
+        self._script.outputs = ()
+        self.state.fail("the notebook was not saved: this front end did not run the save request. Save the "
+                        "notebook (Ctrl+S or File > Save), choose \"as last saved\" and click Submit again")
+
+    def _start(self, path: Path, *, settle: Optional[int] = -1) -> None:
+        """Submit `path` on a thread; with `settle`, first wait for the file's mtime to move past it."""
+        self._button.disabled = True
+        self.state.set_stage("saving" if settle != -1 else "uploading")
+        self._worker = threading.Thread(target=self._run, args=(Path(path), settle), daemon=True,
+                                        name="compete-submit")
+        self._worker.start()
+
+    def _run(self, path: Path, settle: Optional[int]) -> None:
+        try:
+            if settle != -1:
+                deadline = time.monotonic() + self.save_settle
+                while _mtime(path) == settle and time.monotonic() < deadline and not self._closed:
+                    time.sleep(0.1)
+                if self._closed:
+                    return
+                if _mtime(path) == settle:
+                    self.state.fail("the notebook was not saved (its file did not change): save it (Ctrl+S), "
+                                    "choose \"as last saved\" and click Submit again")
+                    return
+            final = self.state.run(path, self._description.value.strip())
+            if final is not None and final.get("status") == "Finished":
+                refresh_open_boards(self.state.competition)
+        finally:
+            self._button.disabled = self._closed
+            if not self._closed:
+                self._refresh_choices()
+
+    def _refresh_choices(self) -> None:
+        current = self._what.value
+        options = self._choices()
+        if list(self._what.options) != options:
+            self._what.options = options
+            if current in [v for _, v in options]:
+                self._what.value = current
+
+    # -- life -------------------------------------------------------------------------------
+    @property
+    def last_submission(self) -> Optional[dict[str, Any]]:
+        """The final answer about the last submission made here (None before one ends)."""
+        return self.state.last_submission
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[dict[str, Any]]:
+        """Block until the running submission (if any) ends; returns `last_submission`."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self.last_submission
+
+    def close(self) -> None:
+        """Stop following (the submission itself goes on), then close the widget."""
+        self._closed = True
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self.state.stop_event.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(10)
+        super().close()
+
+    # -- drawing -----------------------------------------------------------------------------
+    def _render(self) -> None:
+        state = self.state
+        phase = f" \u2014 phase {state.phase_name}" if state.phase_name else ""
+        self._title.value = f"<b>Submit to {_esc(state.title)}</b>{_esc(phase)}"
+        left = state.left_text()
+        if state.registration == "none" and self.client is not None:
+            link = f"{self.client.prefix}competitions/{state.competition}"
+            self._left.value = (f'<span>{_esc(left)} <a href="{_esc(link)}" target="_blank" rel="noopener">'
+                                "Open the competition page</a></span>")
+        else:
+            self._left.value = f"<span>{_esc(left)}</span>" if left else ""
+        self._button.disabled = state.busy or self._closed
+        prefix = self.client.prefix if self.client is not None else ""
+        self._status.value = state.to_html(prefix)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = _widget_bundle(self, **kwargs)
+        prefix = self.client.prefix if self.client is not None else ""
+        left = self.state.left_text()
+        bundle["text/html"] = (f"<div><b>Submit to {_esc(self.state.title)}</b>"
+                               + (f"<p>{_esc(left)}</p>" if left else "")
+                               + self.state.to_html(prefix) + "</div>")
+        bundle["text/plain"] = self.state.to_text()
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<Submit {self.state.competition}: {self.state.stage}>"

@@ -1,0 +1,1 @@
+"""Tests of the project as installed from its wheel."""
