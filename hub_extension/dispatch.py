@@ -4,34 +4,27 @@ The database is the record; a Dask future is only the means.  A submission is
 claimed with an atomic update that gives it a Dask key while it is still
 Submitted, so two dispatchers never send it twice; it keeps waiting, with a
 position in its queue, until a worker reports Preparing.  Workers report
-status and results as Dask events of plain data (topics `compete-status` and
-`compete-result`); the platform never gathers or unpickles what a worker
-computed, and `Platform.record_result` validates and records each result
-exactly once, for the current key only.
+status and results as Dask events of plain data (topics `STATUS_TOPIC` and
+`RESULT_TOPIC` of `hub_extension.contract`); the platform never gathers or
+unpickles what a worker computed, and `Platform.record_result` validates and
+records each result exactly once, for the current key only.
 
-Nothing stays stuck: `tick()` (called every few seconds by the service, and
-while waiting from the CLI) reconciles every sent, unfinished submission with
-what its scheduler knows:
+Nothing stays stuck: `tick()` (called every `dispatch_seconds` by the
+service, and while waiting from the CLI) reconciles every sent, unfinished
+submission with what its scheduler knows:
 
 - still waiting or running: followed (after a platform restart, adopted again);
 - failed on the scheduler (its worker died, it was retried once elsewhere and
   that worker died too): failed with the reason;
 - unknown to the scheduler (the scheduler or the platform restarted): sent
-  again, at most `MAX_DISPATCHES` times, then failed with the reason;
+  again, at most `max_dispatches` times, then failed with the reason;
 - finished without a result reaching the platform: failed with the reason.
 
-Organizer queues run on schedulers of their own (`hub_extension.queues`),
-started by this dispatcher when they are down.  The default queue is a
-scheduler started here with worker processes of its own (`DefaultWorkers`),
-or any scheduler given by address.
-
-The default queue's scheduler runs inside this process, which holds the hub
-token, so it is guarded like an organizer queue's (`DefaultQueueTLS`): TLS
-only, with a CA made when the dispatcher starts whose key is never kept, a
-certificate per role in a private folder removed at close, and the queue
-schedulers' guard (`GuardedScheduler`): only the dispatcher's client
-certificate gets the full protocol; the workers' certificate gets the
-operations of a worker on itself, and what it sends is read as plain data.
+The loop speaks to queues only through `QueueBackend`
+(`hub_extension.queue_backends`): the default queue (`DefaultQueue`, or the
+class `c.Dispatcher.default_queue_class` names) and organizer queues
+(`OrganizerQueue`, schedulers of their own started by this dispatcher when
+they are down).  The dispatcher's timings are traits (`c.Dispatcher.*`).
 
 Processes that run submissions hold no platform secret: the default queue's
 workers are executed (not forked) with `process_environment()`, an allow-list
@@ -41,236 +34,99 @@ URL.
 """
 from __future__ import annotations
 
+import json
 import logging
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union
+
+from traitlets import Float, Integer, Type
+from traitlets.config import LoggingConfigurable
 
 # The environment allow-list is worker-side (`compete worker` uses it too); importable from here as before.
 from dask_workers.environment import PASSED_ENV, PASSED_ENV_PREFIXES, SECRET_NAME, process_environment  # noqa: F401
 
 from . import models as m
-from . import tls
-from .app import DEFAULT_QUEUE, NotFound, Platform, PlatformError
-from .queue_scheduler import WORKER_OPS, GuardedScheduler, queue_snapshot, scheduler_config
+from .app import NotFound, Platform
+from .contract import DEFAULT_QUEUE, Job, JobResult, Status
+from .queue_backends import (DefaultQueue, DefaultQueueTLS, DefaultWorkers, OrganizerQueue,  # noqa: F401
+                             QueueBackend)
+from .queues import SILENT_AFTER, SchedulerSupervisor, queue_names, record_queue_state
 
 log = logging.getLogger("compete.dispatch")
 
-STATUS_TOPIC = "compete-status"
-RESULT_TOPIC = "compete-result"
-MAX_DISPATCHES = 3
-# A key the scheduler does not know yet may still be on its way there.
-IN_FLIGHT_GRACE = 30.0
-# A task finished on the scheduler whose result event has not arrived after this long.
-RESULT_GRACE = 15.0
-RECONNECT_AFTER = 5.0
-CONNECT_TIMEOUT = 10.0
+
+def as_job(job: Union[Job, Mapping[str, Any]]) -> Job:
+    """`job` as a `Job`: the typed job itself, or read from its wire form."""
+    return job if isinstance(job, Job) else Job.from_wire(job)
 
 
-# The default queue's workers run under a nanny, which registers with the scheduler.
-DEFAULT_WORKER_OPS = WORKER_OPS | {"register_nanny"}
-TLS_FOLDER_PREFIX = "tls-"
+def executor_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sections of a traitlets configuration for executor classes (`c.DockerExecutor.*`, `c.Executor.*`).
 
-
-class DefaultQueueTLS:
-    """The TLS material of the default queue: a CA of its own, made when the dispatcher starts.
-
-    The CA signs one certificate per role (the scheduler in this process, the
-    dispatcher's client, the worker processes) and its key is dropped at
-    once.  The files live in a folder of their own, 0700, under the platform
-    home, removed at close; the folder of a dispatcher that was killed is
-    removed by the next one.  The workers get their files as arguments, never
-    in their environment.
+    They travel with each job (`Job.executor_config`) to the worker, which
+    builds its executor with them; only plain, JSON-able values are sent.
     """
-
-    def __init__(self, parent: Path):
-        parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale(parent)
-        self.folder = parent / f"{TLS_FOLDER_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-        self.files = tls.write_ephemeral(self.folder, DEFAULT_QUEUE, hosts=("127.0.0.1", "localhost"))
-
-    @staticmethod
-    def _remove_stale(parent: Path) -> None:
-        for folder in parent.glob(f"{TLS_FOLDER_PREFIX}*-*"):
+    settings: dict[str, dict[str, Any]] = {}
+    for section, values in config.items():
+        if not (isinstance(section, str) and section.endswith("Executor") and isinstance(values, Mapping)):
+            continue
+        plain = {}
+        for name, value in values.items():
             try:
-                pid = int(folder.name[len(TLS_FOLDER_PREFIX):].split("-", 1)[0])
-            except ValueError:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                log.warning("c.%s.%s is not plain data: not sent to the workers", section, name)
                 continue
-            if pid == os.getpid() or not folder.is_dir() or folder.is_symlink():
-                continue
-            try:
-                os.kill(pid, 0)
-                continue  # its dispatcher still runs
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def security(self, role: str) -> Any:
-        """Dask security of `role` (`scheduler` or `client`) of the default queue."""
-        from distributed.security import Security
-
-        files = self.files[role]
-        return Security(
-            tls_ca_file=str(files.ca),
-            **{f"tls_{role}_cert": str(files.cert), f"tls_{role}_key": str(files.key)},
-            require_encryption=True,
-        )
-
-    def worker_arguments(self) -> list[str]:
-        """`dask worker` options giving a worker process its certificate."""
-        files = self.files["worker"]
-        return ["--tls-ca-file", str(files.ca), "--tls-cert", str(files.cert), "--tls-key", str(files.key)]
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+            plain[str(name)] = value
+        if plain:
+            settings[section] = plain
+    return settings
 
 
-class DefaultWorkers:
-    """The worker processes of the default queue: `dask worker` executed with a clean environment.
+class Dispatcher(LoggingConfigurable):
+    """Sends waiting submissions to their queues and reconciles what was sent with what the queues know."""
 
-    Each is a nanny process (which restarts its worker when it dies) started
-    with `process_environment()`; the worker it spawns inherits that
-    environment.  They stop with the dispatcher, or on their own when the
-    scheduler has been gone for `death_timeout` seconds (the service was
-    killed).
-    """
+    dispatch_seconds = Float(
+        2.0, help="Seconds between two rounds of the service's dispatcher (send what waits, reconcile what runs).",
+    ).tag(config=True)
 
-    def __init__(self, scheduler_address: str, count: int, threads: int, folder: Path,
-                 death_timeout: float = 60.0, tls_arguments: Optional[list[str]] = None):
-        from distributed.system import MEMORY_LIMIT
+    max_dispatches = Integer(
+        3, help="Times a run is sent to its queue at most; a run its queue lost (a scheduler or platform restart) "
+                "after that many sends fails with the reason.",
+    ).tag(config=True)
 
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.processes: list[subprocess.Popen] = []
-        for index in range(count):
-            log_file = open(folder / f"worker-{index}.log", "ab")
-            try:
-                self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "distributed.cli.dask_worker", scheduler_address,
-                     "--name", f"default-{index}", "--nworkers", "1", "--nthreads", str(threads),
-                     "--memory-limit", str(int(MEMORY_LIMIT / max(1, count))),
-                     "--local-directory", str(folder / f"worker-{index}"), "--no-dashboard",
-                     "--death-timeout", str(death_timeout), *(tls_arguments or [])],
-                    env=process_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, cwd=str(folder),
-                ))
-            finally:
-                log_file.close()
+    in_flight_grace = Float(
+        30.0, help="Seconds a sent run may be unknown to its scheduler while it is still on its way there.",
+    ).tag(config=True)
 
-    def check(self) -> None:
-        """Fail loudly when a nanny process exited (its log tells why)."""
-        for index, proc in enumerate(self.processes):
-            if proc.poll() is not None:
-                tail = (self.folder / f"worker-{index}.log").read_text(errors="replace")[-2000:]
-                raise PlatformError(f"worker process {index} of the default queue exited ({proc.returncode}):\n{tail}")
+    result_grace = Float(
+        15.0, help="Seconds a run finished on its scheduler may wait for its result to reach the platform "
+                   "before it fails.",
+    ).tag(config=True)
 
-    def close(self, grace: float = 15.0) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + grace
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    reconnect_after = Float(
+        5.0, help="Seconds before the dispatcher tries again to reach a queue it could not reach.",
+    ).tag(config=True)
 
+    connect_timeout = Float(10.0, help="Seconds to connect to a queue's scheduler.").tag(config=True)
 
-class _QuietSnapshots(logging.Filter):
-    """Drops Dask's note of every `queue_snapshot` the dispatcher runs (one per queue every tick)."""
+    silent_after = Float(
+        SILENT_AFTER, help="Seconds since its last heartbeat after which a worker is shown as silent on the "
+                           "queue pages.",
+    ).tag(config=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "queue_snapshot" not in record.getMessage()
+    default_queue_class = Type(
+        DefaultQueue, klass=QueueBackend,
+        help="The backend of the default queue (a QueueBackend subclass).",
+    ).tag(config=True)
 
+    organizer_queue_class = Type(
+        OrganizerQueue, klass=QueueBackend,
+        help="The backend of the queues organizers create (a QueueBackend subclass).",
+    ).tag(config=True)
 
-logging.getLogger("distributed.worker").addFilter(_QuietSnapshots())
-
-
-class QueueLink:
-    """The platform's Dask client of one queue."""
-
-    def __init__(self, dispatcher: "Dispatcher", name: str, address: str, security: Any = None):
-        from distributed import Client
-
-        self.dispatcher = dispatcher
-        self.name = name
-        self.client = Client(
-            address, security=security, timeout=CONNECT_TIMEOUT, set_as_default=False,
-            direct_to_workers=False,
-        )
-        self.futures: dict[str, Any] = {}
-        self.finished: dict[str, float] = {}
-        self.client.subscribe_topic(STATUS_TOPIC, lambda event: dispatcher._on_status(self, event))
-        self.client.subscribe_topic(RESULT_TOPIC, lambda event: dispatcher._on_result(self, event))
-        self.replay()
-
-    @property
-    def alive(self) -> bool:
-        return self.client.status == "running"
-
-    def replay(self) -> None:
-        """Collect results reported while this platform was not listening (kept by the scheduler)."""
-        for event in self.client.get_events(RESULT_TOPIC):
-            self.dispatcher._on_result(self, event)
-
-    def collected(self, key: str) -> None:
-        """Tell the scheduler this result is recorded: it drops the files it kept for it.
-
-        Safe from any thread; a scheduler without the request (a default queue
-        given by address) keeps its log as Dask does.
-        """
-        async def send() -> None:
-            try:
-                await self.client.scheduler.compete_collected(keys=[key])
-            except Exception as exc:  # noqa: BLE001 - the bound on the scheduler still holds
-                log.debug("queue %s: could not drop the payload of %s: %s", self.name, key, exc)
-
-        if self.alive:
-            self.client.loop.add_callback(send)
-
-    def snapshot(self, keys: list[str]) -> dict[str, Any]:
-        return self.client.run_on_scheduler(queue_snapshot, keys=tuple(keys))
-
-    def submit(self, sid: int, key: str, job: dict[str, Any], data: Optional[dict[str, bytes]],
-               resources: Optional[dict[str, float]]) -> None:
-        from distributed import fire_and_forget
-
-        from dask_workers.submission_job import run_submission_job
-
-        future = self.client.submit(
-            run_submission_job, job, data, key=key, pure=False, resources=resources or None,
-        )
-        # The run goes on even if this platform goes away; its result waits on the scheduler.
-        fire_and_forget(future)
-        self.follow(sid, key, future)
-
-    def adopt(self, sid: int, key: str) -> None:
-        from distributed import Future
-
-        self.follow(sid, key, Future(key, client=self.client))
-
-    def follow(self, sid: int, key: str, future: Any) -> None:
-        self.futures[key] = future
-        future.add_done_callback(lambda fut: self.dispatcher._on_done(self, sid, key, fut))
-
-    def close(self) -> None:
-        try:
-            self.client.close(timeout=5)
-        except Exception:  # noqa: BLE001 - closing a dead link must not fail
-            log.debug("closing the link of queue %s", self.name, exc_info=True)
-
-
-class Dispatcher:
     def __init__(
         self,
         platform: Platform,
@@ -279,109 +135,73 @@ class Dispatcher:
         n_workers: Optional[int] = None,
         threads_per_worker: Optional[int] = None,
         supervise: bool = True,
+        **kwargs: Any,
     ):
-        import dask
-        from distributed import SpecCluster
-
-        from .queues import SchedulerSupervisor
-
+        kwargs.setdefault("config", getattr(platform.config, "config", None))
+        super().__init__(**kwargs)
         self.platform = platform
-        self.cluster = None
-        self.default_workers: Optional[DefaultWorkers] = None
-        self.default_tls: Optional[DefaultQueueTLS] = None
-        self.default_security: Any = None
-        if scheduler_address is None:
-            config = platform.config
-            count = n_workers or config.default_queue_workers
-            folder = Path(config.home) / "default-queue"
-            self.default_tls = DefaultQueueTLS(folder)
-            self.default_security = self.default_tls.security("client")
-            try:
-                # The scheduler only, in this process, guarded before it listens; the workers
-                # are processes of their own that inherit nothing secret from it.
-                with dask.config.set(scheduler_config()):
-                    self.cluster = SpecCluster(
-                        workers={},
-                        scheduler={"cls": GuardedScheduler, "options": {
-                            "host": "127.0.0.1", "port": 0, "protocol": "tls",
-                            "security": self.default_tls.security("scheduler"),
-                            "dashboard": False, "dashboard_address": "127.0.0.1:0", "validate": False,
-                            "worker_ops": DEFAULT_WORKER_OPS,
-                        }},
-                        security=self.default_security, silence_logs=logging.ERROR, name="default queue",
-                    )
-                scheduler_address = self.cluster.scheduler_address
-                self.default_workers = DefaultWorkers(
-                    scheduler_address, count, threads_per_worker or config.default_queue_threads, folder,
-                    tls_arguments=self.default_tls.worker_arguments(),
-                )
-            except BaseException:
-                self._close_default_queue()
-                raise
-        self.default_address = scheduler_address
         self.supervisor = SchedulerSupervisor(platform) if supervise else None
-        self.links: dict[str, QueueLink] = {}
         self._next_attempt: dict[str, float] = {}
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._last_tick = 0.0
-        link = self.link(DEFAULT_QUEUE)
-        if self.default_workers is not None and link is not None:
-            try:
-                self._wait_for_default_workers(link, len(self.default_workers.processes))
-            except BaseException:
-                self.close()
-                raise
+        options = {name: value for name, value in (("scheduler_address", scheduler_address),
+                                                    ("n_workers", n_workers),
+                                                    ("threads_per_worker", threads_per_worker))
+                   if value is not None}
+        self.default_queue = self.default_queue_class(self, DEFAULT_QUEUE, **options)
+        self.queues: dict[str, QueueBackend] = {DEFAULT_QUEUE: self.default_queue}
+        try:
+            self.default_queue.start()
+            if self.link(DEFAULT_QUEUE) is not None:
+                self.default_queue.ready()
+        except BaseException:
+            self.close()
+            raise
 
-    def _wait_for_default_workers(self, link: "QueueLink", count: int, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(link.client.scheduler_info(n_workers=-1)["workers"]) < count:
-            self.default_workers.check()
-            if time.monotonic() > deadline:
-                raise PlatformError(f"the default queue's {count} worker process(es) did not start within "
-                                    f"{timeout:.0f} s; see {self.default_workers.folder}")
-            time.sleep(0.1)
+    # The default queue's parts, as the tests and tools reach them.
+    @property
+    def default_address(self) -> Optional[str]:
+        return getattr(self.default_queue, "_address", None)
+
+    @property
+    def default_tls(self) -> Optional[DefaultQueueTLS]:
+        return getattr(self.default_queue, "tls", None)
+
+    @property
+    def default_workers(self) -> Optional[DefaultWorkers]:
+        return getattr(self.default_queue, "workers", None)
+
+    @property
+    def cluster(self) -> Any:
+        return getattr(self.default_queue, "cluster", None)
+
+    def executor_config(self) -> dict[str, dict[str, Any]]:
+        return executor_settings(self.config)
 
     # -- links ---------------------------------------------------------------------------------
-    def link(self, name: str) -> Optional[QueueLink]:
-        """The live client of queue `name`, connecting (and starting its scheduler) when needed."""
-        from .queues import client_security, queue_names, record_queue_state
-
+    def link(self, name: str) -> Optional[QueueBackend]:
+        """The connected backend of queue `name`, connecting (and starting its scheduler) when needed."""
         with self._lock:
-            current = self.links.get(name)
-        if current is not None and current.alive:
-            return current
-        if current is not None:
-            current.close()
-            with self._lock:
-                self.links.pop(name, None)
+            backend = self.queues.get(name)
+            if backend is None:
+                backend = self.queues[name] = self.organizer_queue_class(self, name)
+        if backend.alive:
+            return backend
+        backend.disconnect()
         if time.monotonic() < self._next_attempt.get(name, 0.0):
             return None
         try:
-            if name == DEFAULT_QUEUE:
-                link = QueueLink(self, name, self.default_address, self.default_security)
-            else:
-                if name not in queue_names(self.platform):
-                    raise PlatformError(
-                        f"queue {name!r} does not exist: an organizer must create it (compete queue create {name})"
-                    )
-                if self.supervisor is not None:
-                    address = self.supervisor.ensure(name)
-                else:
-                    from .queues import SchedulerSupervisor
-
-                    address = SchedulerSupervisor(self.platform).address(name)
-                link = QueueLink(self, name, address, client_security(self.platform, name))
+            backend.connect()
         except Exception as exc:  # noqa: BLE001 - a queue that is down waits visibly, it stops nothing
-            self._next_attempt[name] = time.monotonic() + RECONNECT_AFTER
+            backend.disconnect()
+            self._next_attempt[name] = time.monotonic() + self.reconnect_after
             note = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             log.warning("queue %s is not reachable: %s", name, note)
             record_queue_state(self.platform, name, connected=False, workers=[], note=note)
             return None
-        with self._lock:
-            self.links[name] = link
-        return link
+        return backend
 
     # -- sending ---------------------------------------------------------------------------------
     def dispatch(self, submission_id: int) -> bool:
@@ -390,8 +210,8 @@ class Dispatcher:
             queue = self.platform.job_queue(submission_id)
         except NotFound:
             return False
-        link = self.link(queue)
-        if link is None:
+        backend = self.link(queue)
+        if backend is None:
             return False
         key = f"submission-{submission_id}-{uuid.uuid4().hex[:12]}"
         if not self.platform.claim(submission_id, queue, key):
@@ -399,25 +219,21 @@ class Dispatcher:
         with self._lock:
             self._done.setdefault(submission_id, threading.Event())
         try:
-            job = self.platform.job_for(submission_id)
-            job["key"] = key
-            data = None
-            if queue != DEFAULT_QUEUE:
-                # Another machine: datasets travel with the job, results come back inline.
-                job["store_root"] = None
-                data = self.platform.job_datasets(job)
-            gpus = int(job["limits"].get("gpus") or 0)
-            link.submit(submission_id, key, job, data, {"GPU": gpus} if gpus else None)
+            job = as_job(self.platform.job_for(submission_id))
+            job = job.with_changes(key=key, executor_config=job.executor_config or self.executor_config())
+            job, data = backend.prepare(job)
+            gpus = int(job.limits.gpus or 0)
+            backend.submit(submission_id, key, job.to_wire(), data, {"GPU": gpus} if gpus else None)
         except Exception as exc:  # noqa: BLE001 - a run that cannot be sent fails with the reason, never stalls
             log.exception("could not send submission %s", submission_id)
-            self._record(submission_id, {"status": m.FAILED, "error": f"cannot prepare the run: {exc}"}, key)
+            self._record(submission_id, _failure(f"cannot prepare the run: {exc}"), key)
         return True
 
     def dispatch_pending(self) -> list[int]:
         return [sid for sid in self.platform.pending_submissions() if self.dispatch(sid)]
 
     # -- receiving ------------------------------------------------------------------------------
-    def _on_status(self, link: QueueLink, event: Any) -> None:
+    def _on_status(self, link: QueueBackend, event: Any) -> None:
         try:
             _, msg = event
             sid, status = int(msg["submission"]), str(msg["status"])
@@ -427,14 +243,14 @@ class Dispatcher:
         except (TypeError, ValueError, KeyError):
             log.warning("queue %s: ignoring a malformed status event", link.name)
             return
-        if status not in (m.PREPARING, m.RUNNING, m.SCORING) or not isinstance(key, str):
+        if status not in Status.REPORTED or not isinstance(key, str):
             return
         try:
             self.platform.set_status(sid, status, note=worker, key=key, worker=worker, queue=link.name)
         except Exception:  # noqa: BLE001 - an event must never kill the event loop
             log.exception("could not record status %s of submission %s", status, sid)
 
-    def _on_result(self, link: QueueLink, event: Any) -> None:
+    def _on_result(self, link: QueueBackend, event: Any) -> None:
         try:
             _, msg = event
             sid, key, result = int(msg["submission"]), msg["key"], msg["result"]
@@ -459,18 +275,17 @@ class Dispatcher:
         except Exception:  # noqa: BLE001
             log.exception("could not record the result of submission %s", sid)
             try:
-                self.platform.record_result(sid, {"status": m.FAILED, "error": "the result could not be recorded"},
-                                            key=key)
+                self.platform.record_result(sid, _failure("the result could not be recorded"), key=key)
             except Exception:  # noqa: BLE001
                 log.exception("submission %s left unrecorded", sid)
                 handled = False
         self._wake(sid)
         return handled
 
-    def _on_done(self, link: QueueLink, sid: int, key: str, future: Any) -> None:
+    def _on_done(self, link: QueueBackend, sid: int, key: str, future: Any) -> None:
         status = future.status
         if status == "error":
-            self._record(sid, {"status": m.FAILED, "error": _failure_reason(future)}, key)
+            self._record(sid, _failure(_failure_reason(future)), key)
         elif status == "finished":
             link.finished.setdefault(key, time.monotonic())
         # cancelled or lost: the reconciliation decides (the platform may have cancelled it,
@@ -490,8 +305,6 @@ class Dispatcher:
         if not self._tick_lock.acquire(blocking=False):
             return
         try:
-            from .queues import queue_names
-
             names = {DEFAULT_QUEUE, *queue_names(self.platform), *self.platform.queues_in_use()}
             for name in sorted(names):
                 link = self.link(name)
@@ -508,9 +321,7 @@ class Dispatcher:
         finally:
             self._tick_lock.release()
 
-    def reconcile(self, link: QueueLink) -> None:
-        from .queues import record_queue_state
-
+    def reconcile(self, link: QueueBackend) -> None:
         sent = self.platform.dispatched_submissions(link.name)
         snapshot = link.snapshot([s["key"] for s in sent])
         record_queue_state(self.platform, link.name, connected=True, workers=snapshot["workers"])
@@ -522,7 +333,7 @@ class Dispatcher:
             if task is None:
                 future = link.futures.get(key)
                 age = (m.utcnow() - sub["dispatched_at"]).total_seconds() if sub["dispatched_at"] else 1e9
-                if future is not None and future.status == "pending" and age < IN_FLIGHT_GRACE:
+                if future is not None and future.status == "pending" and age < self.in_flight_grace:
                     continue  # still on its way to the scheduler
                 if not replayed:
                     link.replay()
@@ -532,26 +343,24 @@ class Dispatcher:
                 self._resend(sid, key, sub["dispatch_count"],
                              "the queue lost the run (its scheduler or the platform restarted)")
             elif task["state"] == "erred":
-                self._record(sid, {"status": m.FAILED, "error": _death_text(task)}, key)
+                self._record(sid, _failure(_death_text(task)), key)
             elif task["state"] in ("memory", "released", "forgotten"):
                 first_seen = link.finished.setdefault(key, now)
-                if now - first_seen > RESULT_GRACE:
+                if now - first_seen > self.result_grace:
                     if not replayed:
                         link.replay()
                         replayed = True
                     if not self._terminal(sid):
-                        self._record(sid, {"status": m.FAILED,
-                                           "error": "the run ended without its result reaching the platform"}, key)
+                        self._record(sid, _failure("the run ended without its result reaching the platform"), key)
             elif key not in link.futures:
                 link.adopt(sid, key)
 
     def _terminal(self, sid: int) -> bool:
-        return self.platform.submission_status(sid) in m.TERMINAL_STATUSES
+        return self.platform.submission_status(sid) in Status.TERMINAL
 
     def _resend(self, sid: int, key: str, count: int, why: str) -> None:
-        if count >= MAX_DISPATCHES:
-            self._record(sid, {"status": m.FAILED, "error": f"{why}; it was sent {count} times and is not sent again"},
-                         key)
+        if count >= self.max_dispatches:
+            self._record(sid, _failure(f"{why}; it was sent {count} times and is not sent again"), key)
         elif self.platform.release(sid, key, note=f"{why}; sent again"):
             self.dispatch(sid)
 
@@ -563,7 +372,7 @@ class Dispatcher:
             event = self._done.setdefault(submission_id, threading.Event())
         while True:
             info = self.platform.submission(submission_id)
-            if info["status"] in m.TERMINAL_STATUSES:
+            if info["status"] in Status.TERMINAL:
                 return info
             if deadline is not None and time.monotonic() >= deadline:
                 return info
@@ -574,42 +383,30 @@ class Dispatcher:
 
     def cancel(self, submission_id: int) -> bool:
         """Cancel a submission: marked Cancelled, and its containers or processes killed on its queue."""
-        from dask_workers.submission_job import cancel_on_worker
-
         try:
             info = self.platform.submission(submission_id)
         except NotFound:
             return False
-        changed = self.platform.set_status(submission_id, m.CANCELLED, note="cancelled")
+        changed = self.platform.set_status(submission_id, Status.CANCELLED, note="cancelled")
         key = self.platform.dispatch_key(submission_id)
         with self._lock:
-            link = self.links.get(info.get("queue") or DEFAULT_QUEUE)
-        if link is not None and link.alive and key:
-            try:
-                link.client.run(cancel_on_worker, submission_id)
-            except Exception:  # noqa: BLE001
-                log.exception("could not reach the workers to cancel %s", submission_id)
-            future = link.futures.get(key)
-            if future is not None:
-                future.cancel(force=True)
+            backend = self.queues.get(info.get("queue") or DEFAULT_QUEUE)
+        if backend is not None:
+            backend.cancel(submission_id, key)
         self._wake(submission_id)
         return changed
 
     def close(self) -> None:
         with self._lock:
-            links = list(self.links.values())
-            self.links.clear()
-        for link in links:
-            link.close()
-        self._close_default_queue()
+            backends = list(self.queues.values())
+            self.queues.clear()
+        for backend in backends:
+            backend.close()
 
-    def _close_default_queue(self) -> None:
-        if self.default_workers is not None:
-            self.default_workers.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        if self.default_tls is not None:
-            self.default_tls.remove()
+
+def _failure(error: str) -> dict[str, Any]:
+    """A failed result, in the form a worker sends it."""
+    return JobResult.failure(error).to_wire()
 
 
 def _failure_reason(future: Any) -> str:

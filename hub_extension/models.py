@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .contract import Status
+
 
 def utcnow() -> dt.datetime:
     """Naive UTC: every timestamp in the database is UTC without tzinfo."""
@@ -34,16 +36,16 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-# Submission statuses, in the order a submission goes through them.
-SUBMITTED = "Submitted"
-PREPARING = "Preparing"
-RUNNING = "Running"
-SCORING = "Scoring"
-FINISHED = "Finished"
-FAILED = "Failed"
-CANCELLED = "Cancelled"
-STATUSES = (SUBMITTED, PREPARING, RUNNING, SCORING, FINISHED, FAILED, CANCELLED)
-TERMINAL_STATUSES = (FINISHED, FAILED, CANCELLED)
+# Submission statuses, in the order a submission goes through them: the contract's.
+SUBMITTED = Status.SUBMITTED
+PREPARING = Status.PREPARING
+RUNNING = Status.RUNNING
+SCORING = Status.SCORING
+FINISHED = Status.FINISHED
+FAILED = Status.FAILED
+CANCELLED = Status.CANCELLED
+STATUSES = Status.ALL
+TERMINAL_STATUSES = Status.TERMINAL
 
 # Registration statuses of a participant in a competition.
 PENDING = "pending"

@@ -3,8 +3,14 @@
 Datasets and programs are content-addressed: `put_*` returns the SHA-256 of the
 stored bytes as the key, so the same data uploaded twice is stored once and a
 bundle can refer to it by key.  Other artifacts (submission files, logs, output
-folders) live under plain paths.  The default backend is a local directory;
-the interface is small so that an fsspec-backed store can stand beside it.
+folders) live under plain paths below `files/`.  Where each lives below the
+store's root is `contract.StoreLayout`, which workers share.
+
+`Store` is the interface the platform and its workers use; `LocalStore` (a
+local directory) is the default implementation.  The platform builds its store
+with `make_store(config)`, from `c.Compete.store_class` (a `Store` subclass)
+and `c.Compete.resolved_storage()`; a store class is a traitlets
+`LoggingConfigurable`, so its own options are `c.<StoreClass>.<trait>`.
 """
 from __future__ import annotations
 
@@ -13,28 +19,83 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Optional
+
+from traitlets.config import LoggingConfigurable
+
+from .contract import StoreLayout
 
 _CHUNK = 1 << 20
 
 
 def is_dataset_key(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return StoreLayout.is_dataset_key(value)
 
 
-class LocalStore:
-    """Artifacts in a local directory: `datasets/ab/abcdef…` and `files/…`."""
+class Store(LoggingConfigurable):
+    """Where artifacts live: the methods the platform and the default queue's workers rely on.
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        (self.root / "datasets").mkdir(parents=True, exist_ok=True)
-        (self.root / "files").mkdir(parents=True, exist_ok=True)
+    Datasets are named by key (the SHA-256 of their bytes), other files by a
+    path below `files/` (`StoreLayout`).  Paths returned are paths of this
+    machine that the platform reads and serves; `root` is the store's
+    folder, which workers of the platform's own machine read and write
+    (`Job.store_root`), or None when the store has no such folder (then
+    every queue gets datasets with the job and sends files back inline).
+    """
+
+    root: Optional[Path] = None
 
     # -- content-addressed datasets ------------------------------------------
     def dataset_path(self, key: str) -> Path:
-        if not is_dataset_key(key):
-            raise KeyError(f"not a dataset key: {key!r}")
-        return self.root / "datasets" / key[:2] / key
+        """The local file of dataset `key` (KeyError for a value that is not a key)."""
+        raise NotImplementedError
+
+    def has_dataset(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def put_dataset_bytes(self, data: bytes) -> str:
+        """Store `data`; returns its key."""
+        raise NotImplementedError
+
+    def put_dataset_file(self, path: str | os.PathLike) -> str:
+        """Store the file at `path` (copied, streamed); returns its key."""
+        raise NotImplementedError
+
+    def open_dataset(self, key: str) -> BinaryIO:
+        return open(self.dataset_path(key), "rb")
+
+    def dataset_size(self, key: str) -> int:
+        return self.dataset_path(key).stat().st_size
+
+    # -- plain files -----------------------------------------------------------
+    def file_path(self, relpath: str) -> Path:
+        """The local path of the file `relpath` (below `files/`); ValueError for a path leaving it."""
+        raise NotImplementedError
+
+    def put_file_bytes(self, relpath: str, data: bytes) -> Path:
+        raise NotImplementedError
+
+    def delete_file(self, relpath: str) -> None:
+        """Remove the file or folder `relpath`; nothing when it is not there."""
+        raise NotImplementedError
+
+    def usage_bytes(self) -> int:
+        """Bytes the store holds in all."""
+        raise NotImplementedError
+
+
+class LocalStore(Store):
+    """Artifacts in a local directory: `datasets/ab/abcdef…` and `files/…` (`StoreLayout`)."""
+
+    def __init__(self, root: str | os.PathLike, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        (self.root / StoreLayout.DATASETS).mkdir(parents=True, exist_ok=True)
+        (self.root / StoreLayout.FILES).mkdir(parents=True, exist_ok=True)
+
+    # -- content-addressed datasets ------------------------------------------
+    def dataset_path(self, key: str) -> Path:
+        return self.root / StoreLayout.dataset(key)
 
     def has_dataset(self, key: str) -> bool:
         return is_dataset_key(key) and self.dataset_path(key).is_file()
@@ -62,18 +123,12 @@ class LocalStore:
             os.replace(tmp, target)
         return key
 
-    def open_dataset(self, key: str) -> BinaryIO:
-        return open(self.dataset_path(key), "rb")
-
-    def dataset_size(self, key: str) -> int:
-        return self.dataset_path(key).stat().st_size
-
     # -- plain files -----------------------------------------------------------
     def file_path(self, relpath: str) -> Path:
         parts = Path(relpath).parts
         if not parts or relpath.startswith("/") or ".." in parts:
             raise ValueError(f"bad artifact path {relpath!r}")
-        return self.root / "files" / relpath
+        return self.root / StoreLayout.file(relpath)
 
     def put_file_bytes(self, relpath: str, data: bytes) -> Path:
         target = self.file_path(relpath)
@@ -97,3 +152,13 @@ class LocalStore:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
+
+
+def make_store(config: Any) -> Store:
+    """The platform's store: `config.store_class` (default `LocalStore`) at `config.resolved_storage()`.
+
+    `config` is the platform's `Compete`; the store gets the whole traitlets
+    configuration, so that `c.<StoreClass>.<trait>` reaches it.
+    """
+    cls = getattr(config, "store_class", None) or LocalStore
+    return cls(config.resolved_storage(), config=config.config)
