@@ -143,7 +143,7 @@ class DockerExecutor(Executor):
     def client(self):
         with self._lock:
             if self._client is None:
-                import docker
+                import docker  # the docker SDK: loaded only where steps run in containers
 
                 # Generous pool: each running step holds two connections (wait, attach).
                 self._client = docker.from_env(timeout=120, max_pool_size=32)
@@ -187,7 +187,7 @@ class DockerExecutor(Executor):
 
     def create_kwargs(self, spec: StepSpec, image: str) -> dict[str, Any]:
         """Everything `containers.create` gets for a step (pure: no engine call)."""
-        import docker
+        import docker  # the docker SDK: loaded only where steps run in containers
 
         limits = spec.limits
         volumes = {host: {"bind": target, "mode": mode} for host, (target, mode) in container_layout(spec).items()}
@@ -253,15 +253,15 @@ class DockerExecutor(Executor):
     def resolve(self, spec: StepSpec, log: LogFn) -> str:
         if not self.default_image:
             return spec.image
-        from kernels.images import resolve_image
+        from kernels.images import resolve_image  # the images module needs the docker SDK only when called
 
         return resolve_image(spec.image, self.image_aliases, self.default_image, log=log)
 
     # -- running ----------------------------------------------------------------
 
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
-        import docker
-        import requests
+        import docker  # the docker SDK: loaded only where steps run in containers
+        import requests  # comes with the docker SDK
 
         say: LogFn = log or logger.info
         limits = spec.limits
@@ -361,7 +361,7 @@ class DockerExecutor(Executor):
 
     def _wait(self, container_id: str, deadline: float) -> Optional[dict]:
         """The container's exit status, or None when the deadline passed first."""
-        import requests
+        import requests  # comes with the docker SDK
 
         while True:
             remaining = deadline - time.monotonic()
@@ -378,7 +378,7 @@ class DockerExecutor(Executor):
 
     def _finish(self, spec: StepSpec, result: StepResult, log: Optional[LogFn] = None) -> StepResult:
         if result.image and result.image_digest is None:
-            from kernels.images import image_digest
+            from kernels.images import image_digest  # the images module needs the docker SDK only when called
 
             try:
                 result.image_digest = image_digest(result.image, self.client)
@@ -430,7 +430,7 @@ class DockerExecutor(Executor):
     # -- control ------------------------------------------------------------------
 
     def cancel(self, submission_id: int) -> bool:
-        import docker
+        import docker  # the docker SDK: loaded only where steps run in containers
 
         killed = False
         containers = self.client.containers.list(
@@ -459,7 +459,7 @@ class DockerExecutor(Executor):
         that no longer exists, or by an earlier process with this worker's
         (stable) name.  Containers of live workers sharing the engine stay.
         """
-        import docker
+        import docker  # the docker SDK: loaded only where steps run in containers
 
         removed = 0
         for container in self.client.containers.list(all=True, filters={"label": LABEL_WORKER}):
@@ -502,7 +502,7 @@ def _drain(stream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> None:
 
 
 def _kill(container) -> None:
-    import docker
+    import docker  # the docker SDK: loaded only where steps run in containers
 
     try:
         container.kill()
@@ -511,7 +511,7 @@ def _kill(container) -> None:
 
 
 def _state(container) -> dict:
-    import docker
+    import docker  # the docker SDK: loaded only where steps run in containers
 
     try:
         container.reload()

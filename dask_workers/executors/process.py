@@ -209,9 +209,9 @@ def _quick_ready_client_class() -> type:
     shell channel works and its `idle` status proves IOPub is subscribed.
     The code is idempotent, so it is simply sent again until both arrive.
     """
-    from queue import Empty
+    from queue import Empty  # with the kernel client below: loaded only for notebook steps
 
-    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.asynchronous import AsyncKernelClient  # slow to import; notebook steps only
 
     class QuickReadyClient(AsyncKernelClient):
         prepare_code = "pass"
@@ -244,7 +244,7 @@ class _Kernel:
     """A started Jupyter kernel for one notebook step, with its own scratch folder."""
 
     def __init__(self, kernel_name: str, launcher: list[str]):
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import KernelManager  # slow to import; notebook steps only
 
         self.scratch = Path(tempfile.mkdtemp(prefix="compete-kernel-"))
         self.clients: list[Any] = []
@@ -504,7 +504,7 @@ class UnsafeProcessExecutor(Executor):
         return kernel
 
     def _run_notebook(self, spec: StepSpec, log: LogFn) -> StepResult:
-        from .. import run_notebook
+        from .. import run_notebook  # papermill's runner: slow to import, only notebook steps need it
 
         limits = spec.limits
         notebook = Path(spec.program_dir) / (spec.notebook or "")
