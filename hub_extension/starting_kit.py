@@ -21,7 +21,8 @@ files (`competition.json`) keeps the hash of each file as it was delivered:
   version.
 
 `plan_delivery` makes these decisions from hashes alone; `deliver` carries
-them out on a `LabServer`; `open_in_lab` is the use case the service calls.
+them out on a `LabServer`.  The use case the service calls (who may have which
+files, then the delivery) is `Platform.open_in_lab` (`hub_extension.app.lab`).
 The manifest also tells notebooks which competition their folder belongs to.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import quote, urljoin
 
-from .app import Actor, Forbidden, NotFound, Platform, PlatformError
+from .errors import PlatformError
 
 log = logging.getLogger("compete.starting_kit")
 
@@ -121,33 +122,6 @@ def files_of_zip(archive: str | os.PathLike, *, prefix: str = "", source: str) -
                     digest.update(block)
             found.append(KitFile(path=path, source=source, sha256=digest.hexdigest(), read=reader(info.filename)))
     return sorted(found, key=lambda f: f.path)
-
-
-def phase_files(platform: Platform, slug: str, number: int, actor: Actor) -> tuple[dict[str, Any], list[KitFile]]:
-    """(the competition as `actor` sees it, the files to deliver) for phase `number`.
-
-    Organizers and approved participants only, as for the downloads.
-    """
-    detail = platform.competition_detail(slug, actor)
-    phase = next((p for p in detail["phases"] if p["number"] == number), None)
-    if phase is None:
-        raise NotFound(f"competition {slug!r} has phases 1 to {len(detail['phases'])}, not {number}")
-    files: list[KitFile] = []
-    wanted = [("starting_kit", "", phase["has_starting_kit"]), ("public_data", DATA_FOLDER, phase["has_public_data"])]
-    for what, prefix, present in wanted:
-        if not present:
-            continue
-        archive, _ = platform.phase_download(slug, number, what, actor)  # checks who may have it
-        files += files_of_zip(archive, prefix=prefix, source=what)
-    if not (phase["has_starting_kit"] or phase["has_public_data"]):
-        # Who may not download is told so first, as for the downloads themselves.
-        try:
-            platform.phase_download(slug, number, "starting_kit", actor)
-        except NotFound:
-            pass
-    if not files:
-        raise NotFound(f"phase {number} of {slug!r} has no starting kit and no public data to open")
-    return detail, files
 
 
 def main_notebook(files: Iterable[KitFile]) -> Optional[str]:
@@ -298,6 +272,7 @@ class LabServer:
     """One user's default server: started through the hub, its files through the contents API."""
 
     def __init__(self, access: LabAccess, username: str, session=None):
+        # requests loads only when a kit is delivered: the façade, and so every CLI command, imports this module.
         import requests
 
         self.access = access
@@ -308,7 +283,7 @@ class LabServer:
 
     # -- the hub ----------------------------------------------------------------------
     def _hub(self, method: str, path: str, **kwargs: Any):
-        import requests
+        import requests  # loaded by __init__ already: the name only (see there)
 
         url = urljoin(self.access.hub_api_url, path)
         try:
@@ -364,7 +339,7 @@ class LabServer:
         return urljoin(self.access.public_url, f"{self.server_url.lstrip('/')}api/contents/{quote(path)}")
 
     def _contents(self, method: str, path: str, **kwargs: Any):
-        import requests
+        import requests  # loaded by __init__ already: the name only (see there)
 
         try:
             return self.session.request(method, self._contents_url(path), timeout=HTTP_TIMEOUT,
@@ -480,29 +455,6 @@ def deliver(server: LabServer, folder: str, files: list[KitFile], *, slug: str, 
     }
 
 
-def open_in_lab(platform: Platform, slug: str, number: int, actor: Actor, access: Optional[LabAccess] = None,
-                *, page: str = "") -> dict[str, Any]:
-    """Put phase `number`'s starting kit and public data into `actor`'s server; where to open it.
-
-    Returns `{"url", "folder", "notebook", "written", "kept", "updated", "update_copies", "note"}`;
-    `url` opens the kit's notebook (or the folder) in JupyterLab; `page` (the
-    competition page's address) is kept in the manifest for the participant.
-    """
-    if actor.is_anonymous:
-        raise Forbidden("log in first")
-    detail, files = phase_files(platform, slug, number, actor)
-    access = access or LabAccess.from_environment()
-    server = LabServer(access, actor.username)
-    server_url = server.ensure_running()
-    folder = f"{COMPETITIONS_FOLDER}/{slug}"
-    result = deliver(server, folder, files, slug=slug, title=detail["title"], phase=number, page=page)
-    notebook = main_notebook(files)
-    target = f"{folder}/{notebook}" if notebook else folder
-    log.info("%s opened phase %s of %s in JupyterLab: %d written, %d kept, %d updates offered",
-             actor.username, number, slug, len(result["written"]), len(result["kept"]), len(result["updated"]))
-    return {"url": f"{server_url}lab/tree/{quote(target)}", "folder": folder, "notebook": notebook, **result}
-
-
 __all__ = [
     "KitFile",
     "LabAccess",
@@ -513,8 +465,6 @@ __all__ = [
     "deliver",
     "files_of_zip",
     "main_notebook",
-    "open_in_lab",
-    "phase_files",
     "plan_delivery",
     "update_copy_name",
     "updates_note",

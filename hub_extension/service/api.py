@@ -1,6 +1,6 @@
 """The REST API of the competition service, under `{prefix}api/v1/`.
 
-Every handler parses the request, calls one `Platform` (or `queues`) function
+Every handler parses the request, calls one `Platform` method
 with the actor, and writes the JSON it returns; errors are
 `{"error": {"code", "message"}}`.  `openapi.yaml` beside this file documents
 every route, and a test checks that the document and `api_routes` agree.
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from sqlalchemy import text
 from tornado import web
 
 from ..app import PlatformError
-from .app import service_version
-from .base import SANDBOX_CSP, ApiHandler
+from .base import SANDBOX_CSP, ApiHandler, service_version
 from .uploads import MULTIPART_SLACK, StreamedUpload, safe_upload_name
 
 log = logging.getLogger("compete.service")
@@ -111,8 +111,6 @@ def database_problem(engine, full: bool = True) -> Optional[str]:
     corrupted `compete.sqlite` fails it); else a read of the schema.  Other
     databases: a trivial query.
     """
-    from sqlalchemy import text
-
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite" and full:
@@ -274,11 +272,9 @@ class OpenInLabHandler(ApiHandler):
     """POST: the phase's starting kit and public data into the caller's JupyterLab."""
 
     async def post(self, slug: str, number: str) -> None:
-        from .. import starting_kit
-
         actor = self.require_login()
         # `lab_access` in the settings (tests); else the hub's environment, read after the permission checks.
-        result = await self.run_blocking(starting_kit.open_in_lab, self.platform, slug, int(number), actor,
+        result = await self.run_blocking(self.platform.open_in_lab, slug, int(number), actor,
                                          self.settings.get("lab_access"), page=f"{self.prefix}competitions/{slug}")
         self.write_json(result)
 
@@ -428,35 +424,27 @@ class LeaderboardHistoryHandler(ApiHandler):
 # -- queues --------------------------------------------------------------------------------------
 class QueuesHandler(ApiHandler):
     def get(self) -> None:
-        from .. import queues
-
         actor = self.require_login()
-        self.write_json({"items": queues.list_queues(self.platform, actor)})
+        self.write_json({"items": self.platform.list_queues(actor)})
 
     async def post(self) -> None:
-        from .. import queues
-
         actor = self.require_login()
         body = self.json_body()
         name, competition = body.get("name"), body.get("competition")
         if not isinstance(name, str) or (competition is not None and not isinstance(competition, str)):
             raise PlatformError('send {"name": "my-gpus", "competition": "<slug>" (optional)}')
-        info = await self.run_blocking(queues.create_queue, self.platform, name, actor, competition=competition)
+        info = await self.run_blocking(self.platform.create_queue, name, actor, competition=competition)
         self.write_json(info, status=201)
 
 
 class QueueHandler(ApiHandler):
     def get(self, name: str) -> None:
-        from .. import queues
-
-        self.write_json(queues.queue_detail(self.platform, name, self.require_login()))
+        self.write_json(self.platform.queue_detail(name, self.require_login()))
 
 
 class QueueCredentialsHandler(ApiHandler):
     def get(self, name: str) -> None:
-        from .. import queues
-
-        data = queues.worker_credentials(self.platform, name, self.require_login())
+        data = self.platform.worker_credentials(name, self.require_login())
         self.set_header("Content-Type", "application/json")
         self.set_header("Content-Disposition", f'attachment; filename="{name}-credentials.json"')
         self.finish(data)
@@ -464,10 +452,8 @@ class QueueCredentialsHandler(ApiHandler):
 
 class QueueRotateHandler(ApiHandler):
     async def post(self, name: str) -> None:
-        from .. import queues
-
         actor = self.require_login()
-        self.write_json(await self.run_blocking(queues.rotate_credentials, self.platform, name, actor))
+        self.write_json(await self.run_blocking(self.platform.rotate_credentials, name, actor))
 
 
 # -- administration ------------------------------------------------------------------------------

@@ -17,10 +17,12 @@ a request authenticated by a token header is exempt, as in JupyterHub itself.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import json
 import logging
-from pathlib import Path
+from importlib import metadata
+from pathlib import Path, PurePath
 from typing import Any, Callable, Optional
 
 from jupyterhub.services.auth import HubOAuthenticated, HubOAuthCallbackHandler, UserNotAllowed
@@ -70,6 +72,15 @@ _HTTP_CODES = {
     500: "internal_error",
     502: "hub_unavailable",
 }
+
+
+@functools.lru_cache(maxsize=1)
+def service_version() -> str:
+    """The installed version (read from the package metadata once: /health asks often)."""
+    try:
+        return metadata.version("jupyter-compete")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def describe_error(exc: Optional[BaseException], status: int, actor: Actor) -> tuple[int, str, str, dict[str, Any]]:
@@ -410,9 +421,6 @@ class NotFoundHandler(BaseHandler):
 
 
 def _json_default(value: Any) -> Any:
-    import datetime as dt
-    from pathlib import PurePath
-
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, (set, frozenset, tuple)):

@@ -287,11 +287,9 @@ class OpenInLabHandler(PageHandler):
     """`competitions/<slug>/phases/<n>/open-in-lab`: the kit into the user's JupyterLab, then there."""
 
     async def post(self, slug: str, number: str) -> None:
-        from ..starting_kit import open_in_lab
-
         actor = self.require_login()
         try:
-            result = await self.run_blocking(open_in_lab, self.platform, slug, int(number), actor,
+            result = await self.run_blocking(self.platform.open_in_lab, slug, int(number), actor,
                                              self.settings.get("lab_access"), page=self.competition_url(slug))
         except (Forbidden, NotFound):
             raise
@@ -691,12 +689,10 @@ def human_size(value: Any) -> str:
 
 class QueuesHandler(PageHandler):
     def context(self, actor) -> dict[str, Any]:
-        from .. import queues
-
         competitions = self.platform.organized_competitions(actor)
         # The form is offered to those who may create a queue; `create_queue` decides.
         can_create = bool(competitions) or self.platform.may_create_competitions(actor)
-        return {"queues": queues.list_queues(self.platform, actor), "competitions": competitions,
+        return {"queues": self.platform.list_queues(actor), "competitions": competitions,
                 "can_create": can_create}
 
     def get(self) -> None:
@@ -704,13 +700,11 @@ class QueuesHandler(PageHandler):
         self.show("queues.html", form={"name": "", "competition": None}, error=None, **self.context(actor))
 
     async def post(self) -> None:
-        from .. import queues
-
         actor = self.require_login()
         name = (self.get_body_argument("name", "") or "").strip()
         competition = self.get_body_argument("competition", "") or None
         try:
-            await self.run_blocking(queues.create_queue, self.platform, name, actor, competition=competition)
+            await self.run_blocking(self.platform.create_queue, name, actor, competition=competition)
         except (Forbidden, NotFound):
             raise
         except PlatformError as exc:
@@ -724,18 +718,14 @@ class QueuesHandler(PageHandler):
 
 class QueueHandler(PageHandler):
     def get(self, name: str) -> None:
-        from .. import queues
-
         actor = self.require_login()
-        self.show("queue.html", queue=queues.queue_detail(self.platform, name, actor))
+        self.show("queue.html", queue=self.platform.queue_detail(name, actor))
 
 
 class QueueRotateHandler(PageHandler):
     async def post(self, name: str) -> None:
-        from .. import queues
-
         actor = self.require_login()
-        await self.run_blocking(queues.rotate_credentials, self.platform, name, actor)
+        await self.run_blocking(self.platform.rotate_credentials, name, actor)
         self.notice(f"Queue {name!r} has new credentials: the old ones no longer attach. "
                     "Download these and attach each machine again.")
         self.redirect(f"{self.prefix}queues/{name}")
@@ -743,10 +733,8 @@ class QueueRotateHandler(PageHandler):
 
 class QueueCredentialsHandler(PageHandler):
     def get(self, name: str) -> None:
-        from .. import queues
-
         actor = self.require_login()
-        data = queues.worker_credentials(self.platform, name, actor)
+        data = self.platform.worker_credentials(name, actor)
         self.set_header("Content-Type", "application/json")
         self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(name)}-credentials.json"')
         self.set_header("Cache-Control", "no-store")
@@ -755,14 +743,12 @@ class QueueCredentialsHandler(PageHandler):
 
 class AdminHandler(PageHandler):
     def get(self) -> None:
-        from .. import queues
-
         actor = self.require_login()
         storage = self.platform.storage_use(actor)  # admins only: refuses anyone else
         self.show(
             "admin.html",
             competitions=self.platform.list_competitions(),
-            queues=queues.list_queues(self.platform, actor),
+            queues=self.platform.list_queues(actor),
             storage=storage,
             human_size=human_size,
         )

@@ -10,7 +10,7 @@ from .helpers import results_zip, simple_spec
 def _competition(platform, tmp_path, **phase):
     spec = simple_spec(**phase)
     spec.leaderboards[0].columns.append(ColumnSpec(key="secret", title="Secret", index=1, hidden=True))
-    slug = platform._insert_competition(spec, LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(spec, LOCAL_ADMIN)
     sub = results_zip(tmp_path)
     ids = {}
     for user, acc in (("ann", 0.7), ("ben", 0.8), ("cat", None)):
@@ -59,7 +59,7 @@ def test_no_view_of_a_participant_holds_hidden_values(platform, tmp_path):
 
     spec = simple_spec()
     spec.leaderboards[0].columns.append(ColumnSpec(key="secret", title="Secret", index=1, hidden=True))
-    slug = platform._insert_competition(spec, LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(spec, LOCAL_ADMIN)
     secrets = {"ann": 1234.5678, "ben": 8765.4321}
     for user, secret in secrets.items():
         platform.register(slug, user, LOCAL_ADMIN)

@@ -7,6 +7,7 @@ import threading
 from hub_extension import models as m
 from hub_extension import phase_clock
 from hub_extension.app import Platform
+from hub_extension.app.phases import Phases
 
 from tests.service.builders import ORGANIZER, build_world
 
@@ -95,18 +96,18 @@ def test_late_registrations_and_hidden_submissions_are_not_migrated(platform, tm
 
 def test_one_broken_competition_does_not_stop_the_others(platform, tmp_path, monkeypatch):
     world = build_world(platform, tmp_path)
-    real = Platform._migrate
+    real = Phases.migrate
 
     def broken(self, s, comp, source, target, now):
         if comp.slug == world.slug:
             raise RuntimeError("boom")
         return real(self, s, comp, source, target, now)
 
-    monkeypatch.setattr(Platform, "_migrate", broken)
+    monkeypatch.setattr(Phases, "migrate", broken)
     done = phase_clock.tick(platform, now=FINAL_OPEN)
     assert f"{world.other_slug}/1" in done["opened"]
     # The failed migration rolled back with its claim: the next tick tries again.
-    monkeypatch.setattr(Platform, "_migrate", real)
+    monkeypatch.setattr(Phases, "migrate", real)
     again = phase_clock.tick(platform, now=FINAL_OPEN)
     assert len(again["migrated"][f"{world.slug}/2"]) == 2
 

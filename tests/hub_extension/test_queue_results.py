@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hub_extension import app as app_module
+from hub_extension.app import results as results_module
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.queue_scheduler import PAYLOAD_DROPPED, RESULT_TOPIC, payload_bytes
@@ -33,11 +33,11 @@ def _scheduler_client(platform, name):
 
 def test_files_over_the_cap_are_dropped_said_and_never_listed(tmp_path, monkeypatch):
     platform = Platform(home=str(tmp_path / "home"))
-    slug = platform._insert_competition(simple_spec(), LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
     assert platform.claim(sid, "org", "submission-key-1")
-    monkeypatch.setattr(app_module, "RESULT_FILES_MAX_BYTES", 1000)
+    monkeypatch.setattr(results_module, "RESULT_FILES_MAX_BYTES", 1000)
     attempt = f"submissions/{sid}/20261203T000000-1-1"
     home = str(platform.config.home)
     result = {
@@ -83,7 +83,7 @@ def test_files_over_the_cap_are_dropped_said_and_never_listed(tmp_path, monkeypa
 
 def test_an_error_with_host_paths_reaches_the_participant_without_them(tmp_path):
     platform = Platform(home=str(tmp_path / "home"))
-    slug = platform._insert_competition(simple_spec(), LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
     assert platform.claim(sid, "default", "k")

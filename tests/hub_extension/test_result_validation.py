@@ -8,7 +8,7 @@ from .helpers import results_zip, simple_spec
 
 
 def _sent_submission(platform: Platform, tmp_path) -> tuple[int, str]:
-    slug = platform._insert_competition(simple_spec(), LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
     assert platform.claim(sid, "default", "submission-key-1")
@@ -72,7 +72,7 @@ def test_concurrent_reports_record_one_end_only(any_platform, tmp_path):
     import threading
 
     platform = any_platform
-    slug = platform._insert_competition(simple_spec(), LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     sids = []
     for n in range(6):
         platform.register(slug, f"user{n}", LOCAL_ADMIN)

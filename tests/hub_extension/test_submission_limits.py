@@ -13,7 +13,7 @@ from .helpers import results_zip, simple_spec
 
 
 def _setup(platform: Platform, tmp_path, dialect="codabench", **phase):
-    slug = platform._insert_competition(simple_spec(dialect, **phase), LOCAL_ADMIN)
+    slug = platform.competitions.insert_competition(simple_spec(dialect, **phase), LOCAL_ADMIN)
     platform.register(slug, "alice", LOCAL_ADMIN)
     return slug, results_zip(tmp_path)
 

@@ -224,30 +224,30 @@ def world(tmp_path):
 def test_phase_files_are_the_kit_and_the_data_for_those_who_may_download_them(world):
     platform, w = world
     for actor in (builders.ANN, builders.ORGANIZER, builders.ADMIN):
-        detail, files = sk.phase_files(platform, w.slug, 1, actor)
+        detail, files = platform.phase_files(w.slug, 1, actor)
         assert [(f.path, f.source) for f in files] == [("README.md", "starting_kit"),
                                                        ("data/public.csv", "public_data")]
         assert detail["slug"] == w.slug
     for actor in (builders.NORA, builders.OTHER_ORGANIZER, builders.ANONYMOUS):
         with pytest.raises(Forbidden):
-            sk.phase_files(platform, w.slug, 1, actor)
+            platform.phase_files(w.slug, 1, actor)
     with pytest.raises(NotFound, match="no starting kit and no public data"):
-        sk.phase_files(platform, w.slug, 2, builders.ORGANIZER)
+        platform.phase_files(w.slug, 2, builders.ORGANIZER)
     with pytest.raises(Forbidden):  # phase 2 has nothing, but a stranger is not told more than "no"
-        sk.phase_files(platform, w.slug, 2, builders.NORA)
+        platform.phase_files(w.slug, 2, builders.NORA)
     with pytest.raises(NotFound, match="phases 1 to 2"):
-        sk.phase_files(platform, w.slug, 3, builders.ORGANIZER)
+        platform.phase_files(w.slug, 3, builders.ORGANIZER)
 
 
 def test_open_in_lab_checks_who_asks_before_it_reaches_for_the_hub(world):
     platform, w = world
     with pytest.raises(Forbidden):
-        sk.open_in_lab(platform, w.slug, 1, builders.ANONYMOUS)
+        platform.open_in_lab(w.slug, 1, builders.ANONYMOUS)
     with pytest.raises(Forbidden):
-        sk.open_in_lab(platform, w.slug, 1, builders.NORA)
+        platform.open_in_lab(w.slug, 1, builders.NORA)
     # Allowed, but this process has no hub to reach: a clear 502.
     with pytest.raises(sk.LabUnavailable, match="JUPYTERHUB_API_URL") as caught:
-        sk.open_in_lab(platform, w.slug, 1, builders.ANN, sk.LabAccess.from_environment({}))
+        platform.open_in_lab(w.slug, 1, builders.ANN, sk.LabAccess.from_environment({}))
     assert caught.value.status == 502
 
 
@@ -320,7 +320,7 @@ def test_the_demo_kit_is_a_notebook_and_its_data_goes_to_data(tmp_path):
     platform = Platform(home=str(tmp_path / "home"))
     try:
         slug, _ = platform.create_competition(DEMO_BUNDLE, LOCAL_ADMIN)
-        _, files = sk.phase_files(platform, slug, 1, LOCAL_ADMIN)
+        _, files = platform.phase_files(slug, 1, LOCAL_ADMIN)
     finally:
         platform.close()
     assert [f.path for f in files] == ["starting_kit.ipynb", "data/test.csv", "data/train.csv"]

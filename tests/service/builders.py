@@ -126,7 +126,7 @@ class World:
 
 
 def build_world(platform, tmp_path: Path, *, blind: bool = False, hide_score_output: bool = False) -> World:
-    slug = platform._insert_competition(secrets_spec(platform.store, blind=blind,
+    slug = platform.competitions.insert_competition(secrets_spec(platform.store, blind=blind,
                                                      hide_score_output=hide_score_output), ORGANIZER)
     other = CompetitionSpec(
         title="Other", dialect="codabench", tasks=[TaskSpec(index=0, name="t")],
@@ -134,7 +134,7 @@ def build_world(platform, tmp_path: Path, *, blind: bool = False, hide_score_out
         leaderboards=[LeaderboardSpec(key="main", title="Main", primary_key="accuracy",
                                       columns=[ColumnSpec(key="accuracy", title="Accuracy", index=0)])],
     )
-    other_slug = platform._insert_competition(other, OTHER_ORGANIZER)
+    other_slug = platform.competitions.insert_competition(other, OTHER_ORGANIZER)
     world = World(slug=slug, other_slug=other_slug)
     upload = results_zip(tmp_path)
     for actor, acc in ((ANN, 0.7), (BEN, 0.8)):

@@ -309,7 +309,7 @@ def test_every_page_answers_each_kind_of_visitor(tmp_path):
     """The demo competition, every page, as each visitor: the status of the platform's rules."""
     platform = make_platform(tmp_path)
     slug, _ = platform.create_competition(DEMO_BUNDLE, builders.ORGANIZER)
-    platform._insert_competition(builders.secrets_spec(platform.store), builders.OTHER_ORGANIZER)
+    platform.competitions.insert_competition(builders.secrets_spec(platform.store), builders.OTHER_ORGANIZER)
     for actor in (builders.ANN, builders.BEN):
         platform.register(slug, actor.username, actor, accept_terms=True)
     sid = platform.submit(slug, builders.results_zip(tmp_path), username="ann", actor=builders.ANN)

@@ -1,0 +1,260 @@
+"""The application layer: every use case of the platform, behind one façade.
+
+Web handlers, the `compete` CLI and the JupyterLab widgets are thin adapters
+over `Platform`.  Business rules (registration, submission limits, which
+phase is open, who sees what on a leaderboard) live in this package and
+nowhere else, one module per reason to change:
+
+- `actors`: who is asking, and the role rules (who organizes, who creates);
+- `records`: finding competitions, phases and participants; the phase calendar;
+- `routing`: which queue a submission runs on;
+- `visibility`: what a viewer may see of a submission;
+- `competitions`: bundles in and out, the list, the yaml editor, the files given out;
+- `registrations`: registering and approving participants;
+- `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
+- `outputs`: a submission's file, logs and feedback files;
+- `leaderboards`: boards as data and CSV, the best-score history;
+- `views`: competitions and submissions cut to what the actor may see;
+- `phases`: opening, closing, re-dating and migrating phases; the phase clock;
+- `runs` and `results`: the ledger the dispatcher keeps, and a worker's result checked;
+- `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
+- `lab`: a phase's kit and data into the user's JupyterLab.
+
+Each part works on the shared `Context` (database, store, configuration);
+`Platform` builds it, composes the parts and answers each use case by the
+part that holds it, under the name adapters have always called.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import models as m
+from ..bundles.model import BundleError, Problem
+from ..config import Compete
+from ..db import Database
+from ..errors import Forbidden, LimitReached, NotFound, PlatformError
+from ..storage import make_store
+from .actors import (
+    LOCAL_ADMIN,
+    ORGANIZERS_GROUP,
+    Actor,
+    is_organizer,
+    may_create_competitions,
+    require_organizer_role,
+)
+from .competitions import Competitions, slugify
+from .context import Context
+from .lab import Lab
+from .leaderboards import Leaderboards, board_from_row
+from .outputs import Outputs
+from .phases import Phases
+from .queues import Queues
+from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
+from .registrations import Registrations
+from .routing import DEFAULT_QUEUE
+from .runs import Runs
+from .submissions import Submissions, submission_kind, zip_folder
+from .views import MAX_OFFSET, Views
+
+
+class _By:
+    """A façade method answered by one of the platform's parts (the part's method of the same name)."""
+
+    def __init__(self, part: str):
+        self.part = part
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, platform: Any, owner: Optional[type] = None) -> Any:
+        if platform is None:
+            return self
+        return getattr(getattr(platform, self.part), self.name)
+
+
+class Platform:
+    """One platform instance: a database, an artifact store and the configuration."""
+
+    def __init__(self, config: Optional[Compete] = None, *, home: Optional[str] = None, db_url: Optional[str] = None):
+        config = config or Compete()
+        if home:
+            config.home = str(home)
+        if db_url:
+            config.db_url = db_url
+        Path(config.home).mkdir(parents=True, exist_ok=True)
+        self.context = Context(config=config, db=Database(config.resolved_db_url()), store=make_store(config))
+        self._compose(self.context)
+
+    def _compose(self, ctx: Context) -> None:
+        self.runs = Runs(ctx)
+        self.competitions = Competitions(ctx)
+        self.registrations = Registrations(ctx)
+        self.submissions = Submissions(ctx, self.runs)
+        self.outputs = Outputs(ctx)
+        self.leaderboards = Leaderboards(ctx)
+        self.views = Views(ctx)
+        self.phases = Phases(ctx, self.views)
+        self.queues = Queues(ctx)
+        self.lab = Lab(self.views, self.competitions)
+
+    @property
+    def config(self) -> Compete:
+        return self.context.config
+
+    @property
+    def db(self) -> Database:
+        return self.context.db
+
+    @property
+    def store(self):
+        return self.context.store
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def unpack_limits(self):
+        return self.context.unpack_limits()
+
+    # -- roles --------------------------------------------------------------------------------------
+    @staticmethod
+    def is_organizer(actor: Actor, comp: m.Competition) -> bool:
+        return is_organizer(actor, comp)
+
+    @staticmethod
+    def may_create_competitions(actor: Actor) -> bool:
+        return may_create_competitions(actor)
+
+    @staticmethod
+    def require_organizer_role(actor: Actor) -> None:
+        require_organizer_role(actor)
+
+    @staticmethod
+    def phase_number(comp: m.Competition, phase: m.Phase) -> int:
+        return phase_number(comp, phase)
+
+    # -- competitions -------------------------------------------------------------------------------
+    validate_bundle = _By("competitions")
+    create_competition = _By("competitions")
+    competition_spec = _By("competitions")
+    export_competition = _By("competitions")
+    list_competitions = _By("competitions")
+    organized_competitions = _By("competitions")
+    competition_logo = _By("competitions")
+    phase_download = _By("competitions")
+    competition_yaml = _By("competitions")
+    update_competition_yaml = _By("competitions")
+
+    # -- participants -------------------------------------------------------------------------------
+    register = _By("registrations")
+    set_registration = _By("registrations")
+    participants = _By("registrations")
+
+    # -- submissions --------------------------------------------------------------------------------
+    submit = _By("submissions")
+    submissions_left = _By("submissions")
+    select_for_leaderboard = _By("submissions")
+    rerun = _By("submissions")
+
+    def set_hidden(self, submission_id: int, hidden: bool, actor: Actor) -> dict[str, Any]:
+        """Hide a submission from the leaderboard, or show it again (organizers); the submission after."""
+        self.submissions.set_hidden(submission_id, hidden, actor)
+        return self.views.submission_view(submission_id, actor)
+
+    def set_selected(self, submission_id: int, selected: bool, actor: Actor) -> dict[str, Any]:
+        """The participant's choice of what the leaderboard shows; the submission after."""
+        self.submissions.set_selected(submission_id, selected, actor)
+        return self.views.submission_view(submission_id, actor)
+
+    def cancel_submission(self, submission_id: int, actor: Actor, dispatcher: Any = None) -> dict[str, Any]:
+        """Cancel a submission that has not finished (its owner or the organizers); the submission after."""
+        self.submissions.cancel_submission(submission_id, actor, dispatcher)
+        return self.views.submission_view(submission_id, actor)
+
+    submission_logs = _By("outputs")
+    artifact_path = _By("outputs")
+    submission_log = _By("outputs")
+    submission_artifact = _By("outputs")
+    submission_file = _By("outputs")
+
+    # -- views --------------------------------------------------------------------------------------
+    competition_detail = _By("views")
+    phases_view = _By("views")
+    submission = _By("views")
+    submissions_of = _By("views")
+    submissions_view = _By("views")
+    submission_view = _By("views")
+    storage_use = _By("views")
+
+    # -- leaderboards -------------------------------------------------------------------------------
+    leaderboard = _By("leaderboards")
+    leaderboard_view = _By("leaderboards")
+    leaderboard_csv = _By("leaderboards")
+    best_score_history = _By("leaderboards")
+
+    # -- phases -------------------------------------------------------------------------------------
+    open_phase_now = _By("phases")
+    close_phase_now = _By("phases")
+    set_phase_dates = _By("phases")
+    migrate_submissions = _By("phases")
+
+    def tick_phases(self, now: Optional[Any] = None, *, slug: Optional[str] = None) -> dict[str, Any]:
+        """One pass of the phase clock (see `phases`): openings marked, auto-migrations run."""
+        return self.phases.tick(now, slug=slug)
+
+    # -- runs (the dispatcher's ledger; `platform.runs` is the ledger itself) ------------------------
+    claim = _By("runs")
+    release = _By("runs")
+    queue_of = _By("runs")
+    pending_submissions = _By("runs")
+    dispatched_submissions = _By("runs")
+    job_queue = _By("runs")
+    queues_in_use = _By("runs")
+    queue_positions = _By("runs")
+    submission_status = _By("runs")
+    dispatch_key = _By("runs")
+    job_for = _By("runs")
+    job_datasets = _By("runs")
+    set_status = _By("runs")
+    record_scores = _By("runs")
+    record_result = _By("runs")
+
+    # -- queues -------------------------------------------------------------------------------------
+    create_queue = _By("queues")
+    rotate_credentials = _By("queues")
+    queue_info = _By("queues")
+    worker_credentials = _By("queues")
+    list_queues = _By("queues")
+    queue_detail = _By("queues")
+    queue_names = _By("queues")
+    record_queue_state = _By("queues")
+    wait_for_workers = _By("queues")
+
+    # -- JupyterLab ---------------------------------------------------------------------------------
+    open_in_lab = _By("lab")
+    phase_files = _By("lab")
+
+
+__all__ = [
+    "Actor",
+    "BundleError",
+    "CHOOSING_RULES",
+    "COMPETITION_STATUSES",
+    "DEFAULT_QUEUE",
+    "Forbidden",
+    "LimitReached",
+    "LOCAL_ADMIN",
+    "MAX_OFFSET",
+    "NotFound",
+    "ORGANIZERS_GROUP",
+    "Platform",
+    "PlatformError",
+    "Problem",
+    "board_from_row",
+    "competition_status",
+    "current_phase",
+    "slugify",
+    "submission_kind",
+    "zip_folder",
+]

@@ -1,0 +1,322 @@
+"""The runs ledger: what the dispatcher reads and writes about submissions on their way through a queue.
+
+Which submissions wait and on which queue, the claim of one for a run and its
+release when the run is lost, the self-contained job a worker needs, and the
+reports that come back (status moves, a worker's result).  Every move of a
+submission's status is one conditional UPDATE (`transition`), so concurrent
+reports never both win.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from .. import models as m
+from ..bundles.model import TASK_DATA_KINDS
+from ..errors import NotFound, PlatformError
+from .context import Context
+from .results import RESULT_WARNINGS_MAX, _clean_result
+from .routing import queue_of, queue_positions, submission_queues
+
+
+def transition(s: Session, submission_id: int, values: dict[str, Any], *, key: Optional[str] = None,
+               queue: Optional[str] = None, extra: Iterable[Any] = ()) -> bool:
+    """Move a non-terminal submission in one conditional UPDATE; False if it was not movable.
+
+    Deciding and writing in one statement is what keeps concurrent reports
+    (a worker's event, a scheduler's failure, a cancel) from both winning:
+    the database serializes the UPDATEs and only the first finds the
+    submission still open.  Raises NotFound for an unknown submission.
+    """
+    conditions = [m.Submission.id == submission_id, m.Submission.status.not_in(m.TERMINAL_STATUSES), *extra]
+    if key is not None:
+        conditions.append(m.Submission.dispatch_key == key)
+    if queue is not None:
+        conditions.append(m.Submission.queue == queue)
+    moved = s.execute(update(m.Submission).where(*conditions).values(**values)).rowcount
+    if not moved and s.get(m.Submission, submission_id) is None:
+        raise NotFound(f"no submission {submission_id}")
+    return bool(moved)
+
+
+class Runs:
+    """The ledger of runs, over the shared context."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    # -- waiting and sent ----------------------------------------------------------------------
+    def claim(self, submission_id: int, queue: str, key: str) -> bool:
+        """Atomically mark a waiting submission as sent to `queue` under Dask key `key`.
+
+        It stays Submitted (waiting, with a position in the queue) until a
+        worker reports Preparing; False if it is not waiting or already sent.
+        """
+        now = m.utcnow()
+        with self.ctx.db.session() as s:
+            claimed = s.execute(
+                update(m.Submission)
+                .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED,
+                       m.Submission.dispatch_key.is_(None))
+                .values(dispatch_key=key, queue=queue, dispatched_at=now,
+                        dispatch_count=m.Submission.dispatch_count + 1)
+            ).rowcount
+            return bool(claimed)
+
+    def release(self, submission_id: int, key: str, note: str) -> bool:
+        """Put a sent submission back to waiting (its run was lost); False if `key` is not current."""
+        now = m.utcnow()
+        with self.ctx.db.session() as s:
+            released = s.execute(
+                update(m.Submission)
+                .where(m.Submission.id == submission_id, m.Submission.dispatch_key == key,
+                       m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                .values(dispatch_key=None, status=m.SUBMITTED, status_changed_at=now, worker=None)
+            ).rowcount
+            if released:
+                s.add(m.StatusChange(submission_id=submission_id, status=m.SUBMITTED, at=now, note=note[:500]))
+            return bool(released)
+
+    def queue_of(self, comp: m.Competition, phase: m.Phase) -> str:
+        """The queue a phase runs on (see `routing`)."""
+        with self.ctx.db.session() as s:
+            return queue_of(s, comp, phase)
+
+    def pending_submissions(self, queue: Optional[str] = None) -> list[int]:
+        """Waiting submissions not yet sent, oldest first (of one queue when given)."""
+        with self.ctx.db.session() as s:
+            rows = submission_queues(s, m.Submission.status == m.SUBMITTED,
+                                             m.Submission.dispatch_key.is_(None))
+        return [sid for sid, _, resolved in rows if queue is None or resolved == queue]
+
+    def dispatched_submissions(self, queue: str) -> list[dict[str, Any]]:
+        """Non-terminal submissions sent to `queue`: what the dispatcher must follow."""
+        with self.ctx.db.session() as s:
+            rows = s.execute(
+                select(m.Submission.id, m.Submission.dispatch_key, m.Submission.status,
+                       m.Submission.dispatched_at, m.Submission.dispatch_count)
+                .where(m.Submission.queue == queue, m.Submission.dispatch_key.is_not(None),
+                       m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                .order_by(m.Submission.id)
+            ).all()
+        return [{"id": r[0], "key": r[1], "status": r[2], "dispatched_at": r[3], "dispatch_count": r[4]}
+                for r in rows]
+
+    def job_queue(self, submission_id: int) -> str:
+        """The queue a submission's phase runs on now."""
+        with self.ctx.db.session() as s:
+            rows = submission_queues(s, m.Submission.id == submission_id)
+        if not rows:
+            raise NotFound(f"no submission {submission_id}")
+        return rows[0][2]
+
+    def queues_in_use(self) -> set[str]:
+        """Queues that unfinished submissions wait on or run on."""
+        with self.ctx.db.session() as s:
+            rows = submission_queues(s, m.Submission.status.not_in(m.TERMINAL_STATUSES))
+        return {sent or resolved for _, sent, resolved in rows}
+
+    def queue_positions(self, queue: str) -> dict[int, int]:
+        """Position (1 = next) of every submission of `queue` that waits for a worker."""
+        with self.ctx.db.session() as s:
+            return queue_positions(s, queue)
+
+    def submission_status(self, submission_id: int) -> Optional[str]:
+        with self.ctx.db.session() as s:
+            return s.scalar(select(m.Submission.status).where(m.Submission.id == submission_id))
+
+    def dispatch_key(self, submission_id: int) -> Optional[str]:
+        with self.ctx.db.session() as s:
+            return s.scalar(select(m.Submission.dispatch_key).where(m.Submission.id == submission_id))
+
+    # -- the job ---------------------------------------------------------------------------------
+    def job_for(self, submission_id: int) -> dict[str, Any]:
+        """The self-contained, JSON-able job a worker needs to run a submission."""
+        c = self.ctx.config
+        with self.ctx.db.session() as s:
+            sub = s.get(m.Submission, submission_id)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            ph = s.get(m.Phase, sub.phase_id)
+            comp = s.get(m.Competition, ph.competition_id)
+            tasks = {t.index: t for t in comp.tasks}
+            job_tasks = []
+            for index in ph.task_indexes or sorted(tasks):
+                t = tasks[index]
+                job_tasks.append(
+                    {
+                        "index": t.index,
+                        "name": t.name,
+                        "scoring_program": t.scoring_program_key,
+                        "ingestion_program": t.ingestion_program_key,
+                        "reference_data": t.reference_data_key,
+                        "input_data": t.input_data_key,
+                        "ingestion_only_during_scoring": t.ingestion_only_during_scoring,
+                        "scoring_image": t.scoring_docker_image or comp.docker_image,
+                        "ingestion_image": t.ingestion_docker_image or comp.docker_image,
+                        "worker_data": dict(t.worker_data or {}),
+                    }
+                )
+            return {
+                "submission_id": sub.id,
+                "queue": queue_of(s, comp, ph),
+                "kind": sub.kind,
+                "filename": sub.filename,
+                "submission": sub.file_key,
+                "store_root": str(self.ctx.store.root.resolve()),
+                "tasks": job_tasks,
+                "executor": c.executor,
+                "default_image": c.default_image,
+                "image_aliases": dict(c.image_aliases),
+                "limits": {
+                    "time_limit": ph.execution_time_limit,
+                    "memory_mb": c.step_memory_mb,
+                    "cpus": c.step_cpus,
+                    "pids": c.step_pids,
+                    "network": ph.allow_network,
+                    "gpus": ph.gpus,
+                },
+                "step_output_mb": c.step_output_mb,
+                "dataset_cache_mb": c.dataset_cache_mb,
+                # Header sizes in a zip can lie: the worker checks again while it unpacks.
+                "unpack_limits": {
+                    "max_members": c.unpack_max_members,
+                    "max_total_bytes": c.unpack_max_total_bytes,
+                    "max_file_bytes": c.unpack_max_file_bytes,
+                    "max_ratio": c.unpack_max_ratio,
+                },
+            }
+
+    def job_datasets(self, job: dict[str, Any]) -> dict[str, bytes]:
+        """The stored archives a job needs, as bytes, for a queue that does not share the store."""
+        keys = [job["submission"]]
+        for task in job["tasks"]:
+            on_worker = task.get("worker_data") or {}
+            for kind in TASK_DATA_KINDS:
+                if task.get(kind) and kind not in on_worker:
+                    keys.append(task[kind])
+        data: dict[str, bytes] = {}
+        total = 0
+        cap = self.ctx.config.queue_inline_data_max_bytes
+        for key in dict.fromkeys(keys):
+            path = self.ctx.store.dataset_path(key)
+            total += path.stat().st_size
+            if total > cap:
+                raise PlatformError(
+                    f"the data of this run is over {cap} bytes, too much to send "
+                    "with each run: keep large data on the queue's workers (a task's worker_data) or raise "
+                    "c.Compete.queue_inline_data_max_bytes"
+                )
+            data[key] = path.read_bytes()
+        return data
+
+    # -- reports ---------------------------------------------------------------------------------
+    def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None,
+                   key: Optional[str] = None, worker: Optional[str] = None, queue: Optional[str] = None) -> bool:
+        """Move a submission to `status`; False (and no write) if it is already terminal.
+
+        With `key` (a worker's report), only the current attempt may move it, and
+        with `queue` only a report coming from the queue it was sent to.
+        """
+        if status not in m.STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = m.utcnow()
+        values: dict[str, Any] = {"status": status, "status_changed_at": now}
+        if status == m.RUNNING:
+            values["started_at"] = func.coalesce(m.Submission.started_at, now)
+        if status in m.TERMINAL_STATUSES:
+            values["finished_at"] = now
+        if error is not None:
+            values["error"] = error
+        extra = []
+        if worker is not None:
+            values["worker"] = worker[:300]
+            # The same report twice (a worker's event seen again) changes nothing.
+            extra.append(or_(m.Submission.status != status, m.Submission.worker.is_(None),
+                             m.Submission.worker != values["worker"]))
+        with self.ctx.db.session() as s:
+            if not transition(s, submission_id, values, key=key, queue=queue, extra=extra):
+                return False
+            s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=note))
+            return True
+
+    def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
+        """Store a finished submission's scores (replacing any earlier ones) and finish it."""
+        now = m.utcnow()
+        with self.ctx.db.session() as s:
+            if not transition(s, submission_id, {"status": m.FINISHED, "status_changed_at": now,
+                                                 "finished_at": now}):
+                return
+            sub = s.get(m.Submission, submission_id)
+            sub.scores = [
+                m.Score(key=k, value=None if v != v else float(v)) for k, v in sorted(scores.items())
+            ]
+            s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
+
+    def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None,
+                      queue: Optional[str] = None) -> bool:
+        """Record a worker's result exactly once; False if the submission was already terminal.
+
+        The result is plain data validated here: unknown statuses become a
+        failure, scores must be numbers.
+        """
+        store = self.ctx.store
+        result = _clean_result(submission_id, result,
+                               host_roots=(store.root.resolve(), store.root, self.ctx.config.home))
+        status = result.get("status")
+        if status not in (m.FINISHED, m.FAILED, m.CANCELLED):
+            status, result = m.FAILED, {**result, "error": f"the worker returned an unknown status {status!r}"}
+        scores: dict[str, Optional[float]] = {}
+        for name, value in (result.get("scores") or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                status, result = m.FAILED, {**result, "error": f"score {name!r} is not a number: {value!r}"}
+                break
+            scores[str(name)[:200]] = None if value != value else float(value)
+        now = m.utcnow()
+        values: dict[str, Any] = {"status": status, "status_changed_at": now, "finished_at": now,
+                                  "error": result.get("error") if status != m.FINISHED else None}
+        if result.get("worker"):
+            values["worker"] = result["worker"]
+        with self.ctx.db.session() as s:
+            if not transition(s, submission_id, values, key=key, queue=queue):
+                return False
+            sub = s.get(m.Submission, submission_id)
+            warnings, dropped = list(result["warnings"]), list(result["dropped"])
+            for rel, data in (result.get("files") or {}).items():
+                target = store.root / "files" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            attempt = 1 + max((r.attempt for r in sub.runs), default=0)
+            for task in result.get("tasks") or []:
+                for step in task.get("steps") or []:
+                    sub.runs.append(
+                        m.Run(
+                            task_index=int(task.get("task_index", 0)),
+                            step=str(step.get("step", "?"))[:20],
+                            attempt=attempt,
+                            status=m.FINISHED if step.get("exit_code") == 0 and not step.get("error") else m.FAILED,
+                            worker=result.get("worker") or sub.worker,
+                            exit_code=step.get("exit_code"),
+                            elapsed=step.get("elapsed"),
+                            image=step.get("image"),
+                            image_digest=step.get("image_digest"),
+                            error=step.get("error"),
+                            log_path=step.get("log_path"),
+                        )
+                    )
+            if status == m.FINISHED:
+                sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
+            # An artifact is listed only when its file is there to be served.
+            artifacts = {}
+            for name, rel in result["artifacts"].items():
+                if store.file_path(rel).is_file():
+                    artifacts[name] = rel
+                else:
+                    warnings.append(f"{name.replace('_', ' ')} is not available: its file did not reach the platform")
+            sub.artifacts = artifacts
+            sub.warnings = warnings[:RESULT_WARNINGS_MAX]
+            sub.dropped = dropped[:RESULT_WARNINGS_MAX]
+            s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
+            return True

@@ -1,0 +1,310 @@
+"""Submissions: the participant submits within the phase's dates and limits, and chooses what the board shows.
+
+`submit` checks the phase is open, the participant approved and the limits,
+then inserts, in one transaction that holds the participant's row lock, so
+concurrent submissions of one participant never pass a limit together.  Also
+here: what a participant has left, the organizers' rerun and hide, the
+participant's choice for the leaderboard, and cancelling.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from .. import models as m
+from ..bundles.unpack import check_zip_file
+from ..errors import Forbidden, LimitReached, NotFound, PlatformError
+from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
+from .context import Context
+from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_has_ingestion, phase_rule
+from .registrations import require_approved
+from .runs import Runs
+from .visibility import submission_context
+
+
+def submission_kind(path: Path) -> str:
+    """`notebook` for an .ipynb, `code` for a zip/folder with a metadata command, else `results`."""
+    if path.suffix == ".ipynb":
+        return "notebook"
+    if path.is_dir():
+        return "code" if (path / "metadata").is_file() or (path / "metadata.yaml").is_file() else "results"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name for n in zf.namelist() if n.count("/") <= 1}
+        return "code" if names & {"metadata", "metadata.yaml"} else "results"
+    raise PlatformError(f"{path.name}: submit a .zip, a folder or a .ipynb notebook")
+
+
+def zip_folder(folder: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_symlink():
+                raise PlatformError(f"{p}: symbolic links cannot be submitted")
+            if p.is_file():
+                info = zipfile.ZipInfo(p.relative_to(folder).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, p.read_bytes())
+
+
+def _utc_day_start(now: dt.datetime) -> dt.datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _counted_statuses(comp: m.Competition) -> tuple[str, ...]:
+    """Statuses that do not use up a submission (failed never do; cancelled do in Codabench)."""
+    return (m.FAILED,) if comp.dialect == "codabench" else (m.FAILED, m.CANCELLED)
+
+
+def _used_query(comp: m.Competition, ph: m.Phase, participant_id: int):
+    """Count of the submissions that use up the participant's allowance in the phase."""
+    return select(func.count(m.Submission.id)).where(
+        m.Submission.phase_id == ph.id,
+        m.Submission.participant_id == participant_id,
+        m.Submission.status.not_in(_counted_statuses(comp)),
+        m.Submission.parent_id.is_(None),
+    )
+
+
+def _check_limits(s: Session, comp: m.Competition, ph: m.Phase, part: m.Participant, now: dt.datetime) -> None:
+    base = _used_query(comp, ph, part.id)
+    if ph.max_submissions is not None:
+        total = s.scalar(base)
+        if total >= ph.max_submissions:
+            raise LimitReached(
+                f"you have used all {ph.max_submissions} submissions of phase {ph.name!r}"
+            )
+    if ph.max_submissions_per_day is not None:
+        if ph.max_submissions_per_day == 0:
+            raise LimitReached(f"phase {ph.name!r} accepts no submissions (0 per day)")
+        today = s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
+        if today >= ph.max_submissions_per_day:
+            raise LimitReached(
+                f"you have used all {ph.max_submissions_per_day} submissions of today (UTC) in phase "
+                f"{ph.name!r}; try again after 00:00 UTC"
+            )
+
+
+def allowance(s: Session, comp: m.Competition, ph: m.Phase, part: Optional[m.Participant],
+              now: dt.datetime) -> dict[str, Optional[int]]:
+    """`{"total", "today"}`: the submissions a participant has left in a phase (None: no limit)."""
+    used_total = used_today = 0
+    if part is not None:
+        base = _used_query(comp, ph, part.id)
+        used_total = s.scalar(base)
+        used_today = s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
+    total = None if ph.max_submissions is None else max(ph.max_submissions - used_total, 0)
+    today = None if ph.max_submissions_per_day is None else max(ph.max_submissions_per_day - used_today, 0)
+    if total is not None and today is not None:
+        today = min(today, total)
+    return {"total": total, "today": today}
+
+
+class Submissions:
+    """Submitting and the choices about a submission, over the shared context and the runs ledger."""
+
+    def __init__(self, ctx: Context, runs: Runs):
+        self.ctx = ctx
+        self.runs = runs
+
+    def submit(
+        self,
+        slug: str,
+        path: str | Path,
+        *,
+        username: str,
+        phase: Optional[int] = None,
+        actor: Optional[Actor] = None,
+        now: Optional[dt.datetime] = None,
+        description: str = "",
+    ) -> int:
+        """Record a submission of `path` (zip, folder or .ipynb); returns its id.
+
+        Checks the phase is open, the participant approved and the limits, then
+        inserts, in one transaction that holds the participant's row lock.
+        """
+        actor = actor or Actor(username)
+        now = now or m.utcnow()
+        path = Path(path)
+        if not path.exists():
+            raise PlatformError(f"{path.name}: no such file or folder")
+        kind = submission_kind(path)
+        self._check_submission_zip(path)
+        file_key = self._store_submission_file(path)
+        with self.ctx.db.session() as s:
+            comp = get_competition(s, slug)
+            if actor.username != username and not is_organizer(actor, comp):
+                raise Forbidden("you can submit only as yourself")
+            ph = get_phase(comp, phase, now)
+            part = find_participant(s, comp, username)
+            if part is None:
+                raise Forbidden(f"{username!r} is not registered in {slug!r}; register first")
+            if part.status != m.APPROVED:
+                raise Forbidden(f"{username!r} cannot submit to {slug!r}: registration is {part.status}")
+            if ph.start and now < ph.start:
+                raise PlatformError(f"phase {ph.name!r} opens at {ph.start:%Y-%m-%d %H:%M} UTC")
+            if ph.end and now >= ph.end:
+                raise PlatformError(f"phase {ph.name!r} closed at {ph.end:%Y-%m-%d %H:%M} UTC")
+            if kind == "results" and not ph.results_only and phase_has_ingestion(comp, ph):
+                # With an ingestion program, a zip is the participant's code, as
+                # on CodaLab and Codabench (no `metadata` needed).
+                kind = "code"
+            if ph.results_only and kind != "results":
+                raise PlatformError(f"phase {ph.name!r} accepts predictions only, not {kind} submissions")
+            # The row lock: concurrent submissions of one participant queue up here.
+            s.execute(
+                update(m.Participant)
+                .where(m.Participant.id == part.id)
+                .values(submission_seq=m.Participant.submission_seq + 1)
+            )
+            _check_limits(s, comp, ph, part, now)
+            sub = m.Submission(
+                phase_id=ph.id,
+                participant_id=part.id,
+                kind=kind,
+                filename=path.name,
+                file_key=file_key,
+                status=m.SUBMITTED,
+                submitted_at=now,
+                status_changed_at=now,
+                description=description,
+            )
+            s.add(sub)
+            s.flush()
+            s.add(m.StatusChange(submission_id=sub.id, status=m.SUBMITTED, at=now))
+            return sub.id
+
+    def submissions_left(self, slug: str, username: str, phase: Optional[int] = None,
+                         now: Optional[dt.datetime] = None) -> dict[str, Optional[int]]:
+        now = now or m.utcnow()
+        with self.ctx.db.session() as s:
+            comp = get_competition(s, slug)
+            ph = get_phase(comp, phase, now)
+            return allowance(s, comp, ph, find_participant(s, comp, username), now)
+
+    def _check_submission_zip(self, path: Path) -> None:
+        """Refuse a submission zip that breaks the unpack caps of bundles, before anything is stored.
+
+        Reads the zip's central directory only (member count, sizes, ratios,
+        paths, links): a small zip that would expand to gigabytes is refused at
+        once.  The sizes it declares may lie, so the worker checks again while
+        it unpacks.
+        """
+        if path.is_dir() or not zipfile.is_zipfile(path):
+            return
+        problems = check_zip_file(path, path.name, self.ctx.unpack_limits())
+        if problems:
+            c = self.ctx.config
+            lines = "; ".join(f"{p.key} {p.message}" if p.key != "(archive)" else f"it {p.message}"
+                              for p in problems[:5])
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise PlatformError(
+                f"the submission zip cannot be accepted: {lines}{more}. Nothing was stored; rebuild the zip "
+                f"within the limits (at most {c.unpack_max_members} files, "
+                f"{c.unpack_max_total_bytes} bytes unpacked in all, {c.unpack_max_file_bytes} "
+                f"bytes per file, compression ratio up to {c.unpack_max_ratio:.0f}:1)"
+            )
+
+    def _store_submission_file(self, path: Path) -> str:
+        if path.is_dir():
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = Path(tmp) / "submission.zip"
+                zip_folder(path, archive)
+                return self.ctx.store.put_dataset_file(archive)
+        cap = self.ctx.config.max_upload_bytes
+        if path.stat().st_size > cap:
+            raise PlatformError(f"{path.name} is {path.stat().st_size} bytes; the largest accepted is {cap}")
+        return self.ctx.store.put_dataset_file(path)
+
+    # -- what the leaderboard shows -----------------------------------------------------------
+    def select_for_leaderboard(self, submission_id: int, actor: Actor) -> None:
+        """The participant's manual choice (rule Add): show this submission on the board."""
+        with self.ctx.db.session() as s:
+            sub = s.get(m.Submission, submission_id)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            part = s.get(m.Participant, sub.participant_id)
+            comp = s.get(m.Competition, part.competition_id)
+            if actor.username != part.username and not is_organizer(actor, comp):
+                raise Forbidden("you can choose only your own submissions")
+            for other in s.scalars(
+                select(m.Submission).where(
+                    m.Submission.participant_id == part.id, m.Submission.phase_id == sub.phase_id
+                )
+            ):
+                other.selected = other.id == sub.id
+
+    def set_selected(self, submission_id: int, selected: bool, actor: Actor) -> None:
+        """The participant's choice of what the leaderboard shows, where the phase's rule lets them."""
+        with self.ctx.db.session() as s:
+            sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
+            if not organizer:
+                require_approved(s, comp, actor)
+            rule = phase_rule(comp, ph)
+            if rule not in CHOOSING_RULES:
+                raise PlatformError(f"in phase {ph.name!r} the leaderboard shows submissions by the rule {rule}; "
+                                    "there is nothing to choose")
+            if selected and sub.status != m.FINISHED:
+                raise PlatformError(f"submission {submission_id} is {sub.status}; only finished ones can be shown")
+            if not selected and rule == "Add" and not organizer:
+                raise PlatformError("in this phase a submission shown on the leaderboard cannot be taken off")
+            if selected and rule != "Add_And_Delete_Multiple":
+                for other in s.scalars(select(m.Submission).where(
+                        m.Submission.participant_id == part.id, m.Submission.phase_id == ph.id,
+                        m.Submission.id != sub.id)):
+                    other.selected = False
+            sub.selected = bool(selected)
+
+    def set_hidden(self, submission_id: int, hidden: bool, actor: Actor) -> None:
+        """Hide a submission from the leaderboard, or show it again (organizers)."""
+        with self.ctx.db.session() as s:
+            sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
+            if not organizer:
+                raise Forbidden(f"only the organizers of {comp.slug!r} may hide submissions")
+            sub.hidden = bool(hidden)
+            s.add(m.StatusChange(submission_id=sub.id, status=sub.status, at=m.utcnow(),
+                                 note=f"{'hidden' if hidden else 'shown'} by {actor.username}"))
+
+    # -- running again, and stopping ------------------------------------------------------------
+    def rerun(self, submission_id: int, actor: Actor = LOCAL_ADMIN) -> int:
+        """Run a submission again as a new submission (not counted against the limits)."""
+        now = m.utcnow()
+        with self.ctx.db.session() as s:
+            old = s.get(m.Submission, submission_id)
+            if old is None:
+                raise NotFound(f"no submission {submission_id}")
+            comp = s.get(m.Competition, s.get(m.Phase, old.phase_id).competition_id)
+            require_organizer(actor, comp)
+            new = m.Submission(
+                phase_id=old.phase_id,
+                participant_id=old.participant_id,
+                kind=old.kind,
+                filename=old.filename,
+                file_key=old.file_key,
+                status=m.SUBMITTED,
+                submitted_at=now,
+                status_changed_at=now,
+                parent_id=old.id,
+                description=f"rerun of {old.id}",
+            )
+            s.add(new)
+            s.flush()
+            s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now, note=f"rerun of {old.id}"))
+            return new.id
+
+    def cancel_submission(self, submission_id: int, actor: Actor, dispatcher: Any = None) -> None:
+        """Cancel a submission that has not finished (its owner or the organizers)."""
+        with self.ctx.db.session() as s:
+            sub, *_ = submission_context(s, submission_id, actor)
+            if sub.status in m.TERMINAL_STATUSES:
+                raise PlatformError(f"submission {submission_id} is already {sub.status}")
+        if dispatcher is not None:
+            dispatcher.cancel(submission_id)
+        else:
+            self.runs.set_status(submission_id, m.CANCELLED, note=f"cancelled by {actor.username}")

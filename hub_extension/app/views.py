@@ -1,0 +1,393 @@
+"""Views for the adapters: plain data already cut to what the actor may see.
+
+Pages, the REST API, the CLI and the widgets print these and hold no rule of
+their own.  Each view reads in one session.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from .. import models as m
+from ..bundles.model import PageSpec
+from ..bundles.refs import page_format
+from ..bundles.sanitize import render_page, sanitize_html
+from ..convert import dataset_keys, spec_from_competition
+from ..errors import Forbidden, NotFound, PlatformError
+from .actors import Actor, is_organizer
+from .context import Context
+from .records import (
+    CHOOSING_RULES,
+    competition_status,
+    current_phase,
+    find_participant,
+    get_competition,
+    get_phase,
+    is_open,
+    phase_number,
+    phase_rule,
+    phases_in_order,
+)
+from .routing import queue_of, queue_positions
+from .submissions import allowance
+from .visibility import (
+    ARTIFACT_SIDES,
+    LOG_STREAMS,
+    latest_runs,
+    output_visibility,
+    run_log,
+    step_side,
+    submission_context,
+    visible_score_keys,
+)
+
+# The largest offset of a page of rows (a database integer holds it on every backend).
+MAX_OFFSET = 2**31 - 1
+
+
+def _waiting(s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, Any]]:
+    """Where a Submitted submission stands: its position and whether any worker can take it."""
+    if sub.status != m.SUBMITTED:
+        return None
+    position = queue_positions(s, queue).get(sub.id)
+    state = s.get(m.QueueState, queue)
+    workers = list(state.workers or []) if state is not None else []
+    if state is None:
+        note = f"waiting on queue {queue!r} for the dispatcher"
+    elif not state.connected:
+        note = f"queue {queue!r} is not reachable: {state.note or 'its scheduler is down'}"
+    elif not workers:
+        note = f"no worker is attached to queue {queue!r}"
+    else:
+        note = f"waiting for a free worker of queue {queue!r} ({len(workers)} attached)"
+    return {"position": position, "queue": queue, "workers": len(workers), "note": note}
+
+
+def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: dt.datetime,
+                current: Optional[m.Phase], organizer: bool) -> dict[str, Any]:
+    open_now = is_open(ph, now)
+    if ph is current and open_now:
+        state = "current"
+    elif ph.start is not None and now < ph.start:
+        state = "future"
+    else:
+        state = "past"
+    rule = phase_rule(comp, ph)
+    view = {
+        "number": number,
+        "name": ph.name,
+        "description": ph.description,
+        "start": ph.start.isoformat() if ph.start else None,
+        "end": ph.end.isoformat() if ph.end else None,
+        "state": state,
+        "open": open_now,
+        "max_submissions": ph.max_submissions,
+        "max_submissions_per_day": ph.max_submissions_per_day,
+        "execution_time_limit": ph.execution_time_limit,
+        "has_starting_kit": ph.starting_kit_key is not None,
+        "has_public_data": ph.public_data_key is not None,
+        "gpus": ph.gpus,
+        "queue": queue_of(s, comp, ph),
+        "results_only": ph.results_only,
+        "hide_results": ph.hide_results,
+        "auto_migrate": ph.auto_migrate,
+        "submission_rule": rule,
+        "participant_chooses": rule in CHOOSING_RULES,
+        "color": ph.color,
+    }
+    if organizer:
+        view["opened_at"] = ph.opened_at.isoformat() if ph.opened_at else None
+        view["migrated_at"] = ph.migrated_at.isoformat() if ph.migrated_at else None
+    return view
+
+
+def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, comp: m.Competition,
+                        organizer: bool, now: dt.datetime) -> dict[str, Any]:
+    sides = output_visibility(ph, organizer)
+    results_hidden = not organizer and ph.hide_results
+    if results_hidden:
+        scores: dict[str, Optional[float]] = {}
+    elif organizer:
+        scores = {sc.key: sc.value for sc in sub.scores}
+    else:
+        visible = visible_score_keys(comp)
+        scores = {sc.key: sc.value for sc in sub.scores if sc.key in visible}
+    running = None
+    if sub.started_at is not None:
+        running = ((sub.finished_at or now) - sub.started_at).total_seconds()
+    elapsed = (sub.finished_at - sub.submitted_at).total_seconds() if sub.finished_at else None
+    rule = phase_rule(comp, ph)
+    summary = {
+        "id": sub.id,
+        "competition": comp.slug,
+        "phase": phase_number(comp, ph),
+        "phase_name": ph.name,
+        "participant": part.username,
+        "kind": sub.kind,
+        "filename": sub.filename,
+        "description": sub.description,
+        "status": sub.status,
+        "submitted_at": sub.submitted_at.isoformat(),
+        "started_at": sub.started_at.isoformat() if sub.started_at else None,
+        "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
+        "elapsed": elapsed,
+        "running_time": running,
+        "error": sub.error,
+        "selected": sub.selected,
+        "hidden": sub.hidden,
+        "parent": sub.parent_id,
+        "scores": scores,
+        "results_hidden": results_hidden,
+        "outputs_hidden": not (sides["prediction"] and sides["scoring"]),
+        "participant_chooses": rule in CHOOSING_RULES,
+        "terminal": sub.status in m.TERMINAL_STATUSES,
+    }
+    if results_hidden:
+        # A scoring error can quote scores or reference values.
+        summary["error"] = "the results of this phase are hidden" if sub.status == m.FAILED else None
+    return summary
+
+
+class Views:
+    """The actor-cut views of competitions and submissions, over the shared context."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    # -- competitions -----------------------------------------------------------------------------
+    def competition_detail(self, slug: str, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """A competition as its page shows it (public: anyone may read it)."""
+        now = now or m.utcnow()
+        with self.ctx.db.session() as s:
+            comp = get_competition(s, slug, full=True)
+            organizer = is_organizer(actor, comp)
+            phases = phases_in_order(comp)
+            current = current_phase(phases, now) if phases else None
+            part = find_participant(s, comp, actor.username) if actor.username else None
+            terms = None
+            if comp.terms is not None:
+                source = (comp.extra or {}).get("files", {}).get("terms") or "terms.html"
+                terms = render_page(PageSpec(name="terms", title="Terms", content=comp.terms,
+                                             format=page_format(str(source))))  # type: ignore[arg-type]
+            boards = [b for b in comp.leaderboards if organizer or not b.hidden]
+            detail = {
+                "slug": comp.slug,
+                "title": comp.title,
+                "dialect": comp.dialect,
+                "description": sanitize_html(comp.description or ""),
+                "status": competition_status(phases, now),
+                "logo": comp.logo_key is not None,
+                "contact_email": comp.contact_email,
+                "pages": [
+                    {"name": p.name, "title": p.title,
+                     "html": render_page(PageSpec(name=p.name, title=p.title, content=p.content,
+                                                  format=p.format))}  # type: ignore[arg-type]
+                    for p in comp.pages
+                ],
+                "phases": [_phase_view(s, comp, ph, n, now, current, organizer)
+                           for n, ph in enumerate(phases, start=1)],
+                "current_phase": phase_number(comp, current) if current is not None else None,
+                "registration": part.status if part is not None else "none",
+                "registration_auto_approve": comp.registration_auto_approve,
+                "terms": terms,
+                "is_organizer": organizer,
+                "leaderboards": [{"key": b.key, "title": b.title, "hidden": b.hidden} for b in boards],
+                "enable_detailed_results": comp.enable_detailed_results,
+                "submissions_left": None,
+            }
+            if organizer:
+                detail["organizers"] = sorted({n for n in [comp.created_by, *(comp.admin_names or [])] if n})
+                detail["created_at"] = comp.created_at.isoformat()
+            if part is not None and part.status == m.APPROVED and current is not None:
+                detail["submissions_left"] = allowance(s, comp, current, part, now)
+        return detail
+
+    def phases_view(self, slug: str, actor: Actor, *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
+        return self.competition_detail(slug, actor, now=now)["phases"]
+
+    # -- submissions ------------------------------------------------------------------------------
+    def _submission(self, s: Session, sub: m.Submission) -> dict[str, Any]:
+        part = s.get(m.Participant, sub.participant_id)
+        ph = s.get(m.Phase, sub.phase_id)
+        comp = s.get(m.Competition, part.competition_id)
+        elapsed = None
+        if sub.finished_at is not None:
+            elapsed = (sub.finished_at - sub.submitted_at).total_seconds()
+        queue = sub.queue or queue_of(s, comp, ph)
+        return {
+            "id": sub.id,
+            "competition": comp.slug,
+            "phase": phase_number(comp, ph),
+            "participant": part.username,
+            "kind": sub.kind,
+            "filename": sub.filename,
+            "status": sub.status,
+            "submitted_at": sub.submitted_at.isoformat(),
+            "finished_at": sub.finished_at.isoformat() if sub.finished_at else None,
+            "elapsed": elapsed,
+            "error": sub.error,
+            "selected": sub.selected,
+            "scores": {sc.key: sc.value for sc in sub.scores},
+            "artifacts": dict(sub.artifacts or {}),
+            "warnings": list(sub.warnings or []),
+            "dropped": list(sub.dropped or []),
+            "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
+            "queue": queue,
+            "worker": sub.worker,
+            "waiting": _waiting(s, sub, queue),
+        }
+
+    def submission(self, submission_id: int) -> dict[str, Any]:
+        """A submission in full (no cut: the CLI's local admin view)."""
+        with self.ctx.db.session() as s:
+            sub = s.get(m.Submission, submission_id)
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            return self._submission(s, sub)
+
+    def submissions_of(self, slug: str, username: str) -> list[dict[str, Any]]:
+        """A participant's submissions in a competition, oldest first."""
+        with self.ctx.db.session() as s:
+            comp = get_competition(s, slug)
+            subs = s.scalars(
+                select(m.Submission)
+                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                .where(m.Participant.competition_id == comp.id, m.Participant.username == username)
+                .order_by(m.Submission.id)
+            ).all()
+            return [self._submission(s, sub) for sub in subs]
+
+    def submissions_view(
+        self,
+        slug: str,
+        actor: Actor,
+        *,
+        username: Optional[str] = None,
+        phase: Optional[int] = None,
+        status: Optional[str] = None,
+        offset: int = 0,
+        limit: int = 50,
+        now: Optional[dt.datetime] = None,
+    ) -> dict[str, Any]:
+        """A page of submissions, newest first: a participant's own, or everyone's for organizers."""
+        now = now or m.utcnow()
+        if actor.username is None:
+            raise Forbidden("log in to see submissions")
+        if status is not None and status not in m.STATUSES:
+            raise PlatformError(f"unknown status {status!r}; one of {', '.join(m.STATUSES)}")
+        offset, limit = int(offset), int(limit)
+        if not 0 <= offset <= MAX_OFFSET:
+            raise PlatformError(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
+        limit = max(1, min(limit, 200))
+        with self.ctx.db.session() as s:
+            comp = get_competition(s, slug, full=True)
+            organizer = is_organizer(actor, comp)
+            if not organizer:
+                username = actor.username
+            q = (
+                select(m.Submission, m.Participant)
+                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                .where(m.Participant.competition_id == comp.id)
+            )
+            if username is not None:
+                q = q.where(m.Participant.username == username)
+            if phase is not None:
+                q = q.where(m.Submission.phase_id == get_phase(comp, phase).id)
+            if status is not None:
+                q = q.where(m.Submission.status == status)
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = s.execute(
+                q.order_by(m.Submission.id.desc()).offset(offset).limit(limit)
+                .options(selectinload(m.Submission.scores))
+            ).all()
+            phases = {p.id: p for p in comp.phases}
+            items = [_submission_summary(sub, part, phases[sub.phase_id], comp, organizer, now)
+                     for sub, part in rows]
+            return {"items": items, "total": total, "offset": offset, "limit": limit}
+
+    def submission_view(self, submission_id: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+        """One submission with its history, logs and files, as the actor may see it."""
+        now = now or m.utcnow()
+        with self.ctx.db.session() as s:
+            sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
+            view = _submission_summary(sub, part, ph, comp, organizer, now)
+            sides = output_visibility(ph, organizer)
+            view["history"] = [{"status": h.status, "at": h.at.isoformat(),
+                                "note": h.note if organizer else None} for h in sub.history]
+            view["runs"] = [
+                {"task": r.task_index, "step": r.step, "status": r.status, "exit_code": r.exit_code,
+                 "elapsed": r.elapsed, "attempt": r.attempt,
+                 "logs": [stream for stream in LOG_STREAMS
+                          if run_log(self.ctx.store, r, stream) is not None]
+                 if sides[step_side(r.step)] else [],
+                 **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error}
+                    if organizer else {})}
+                for r in latest_runs(sub)
+            ]
+            view["artifacts"] = sorted(
+                name for name in (sub.artifacts or {}) if sides[ARTIFACT_SIDES.get(name, "scoring")]
+            )
+            queue = sub.queue or queue_of(s, comp, ph)
+            if organizer:
+                view["queue"] = queue
+                view["worker"] = sub.worker
+                view["dispatch_count"] = sub.dispatch_count
+            # What the run did not keep, and why (sentences, and name/bytes/reason rows): the
+            # organizers always; the participant when the phase shows them both sides of the run,
+            # since a warning can name a file of the scoring output.
+            if organizer or (sides["prediction"] and sides["scoring"]):
+                view["warnings"] = list(sub.warnings or [])
+                view["dropped"] = list(sub.dropped or [])
+            view["waiting"] = _waiting(s, sub, queue)
+        return view
+
+    # -- administration ---------------------------------------------------------------------------
+    def storage_use(self, actor: Actor) -> dict[str, Any]:
+        """Bytes used by datasets, submissions and outputs, and per competition (admins)."""
+        if not actor.is_admin:
+            raise Forbidden("only hub admins may see the storage use")
+
+        def tree_bytes(path: Path) -> tuple[int, int]:
+            files = [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+            return len(files), sum(p.stat().st_size for p in files)
+
+        store, db = self.ctx.store, self.ctx.db
+        root = store.root
+        datasets = tree_bytes(root / "datasets")
+        outputs = tree_bytes(root / "files")
+        db_bytes = None
+        if db.dialect == "sqlite":
+            db_file = Path(db.engine.url.database or "")
+            db_bytes = sum(p.stat().st_size for p in db_file.parent.glob(db_file.name + "*") if p.is_file())
+        with db.session() as s:
+            submission_bytes = dict(s.execute(
+                select(m.Participant.competition_id, func.coalesce(func.sum(m.Dataset.size), 0))
+                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
+                .join(m.Dataset, m.Dataset.key == m.Submission.file_key, isouter=True)
+                .group_by(m.Participant.competition_id)
+            ).all())
+            counts = dict(s.execute(
+                select(m.Participant.competition_id, func.count(m.Submission.id))
+                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
+                .group_by(m.Participant.competition_id)
+            ).all())
+            competitions = []
+            for comp in s.scalars(select(m.Competition).order_by(m.Competition.id)).all():
+                full = get_competition(s, comp.slug, full=True)
+                keys = set(dataset_keys(spec_from_competition(full)))
+                size = sum(store.dataset_size(k) for k in keys if store.has_dataset(k))
+                competitions.append({"slug": comp.slug, "title": comp.title, "data_bytes": size,
+                                     "submissions": counts.get(comp.id, 0),
+                                     "submission_bytes": int(submission_bytes.get(comp.id, 0) or 0)})
+        return {
+            "store": str(root),
+            "total_bytes": datasets[1] + outputs[1],
+            "datasets": {"files": datasets[0], "bytes": datasets[1]},
+            "outputs": {"files": outputs[0], "bytes": outputs[1]},
+            "database_bytes": db_bytes,
+            "competitions": competitions,
+        }

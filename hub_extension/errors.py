@@ -1,0 +1,28 @@
+"""The refusals of the platform: each says what to do instead, and carries its HTTP status.
+
+Adapters turn them into answers (`{"error": {"code", "message"}}` in the REST
+API, a page, a CLI message); the use cases raise them and nothing else.
+"""
+from __future__ import annotations
+
+
+class PlatformError(Exception):
+    """A request the platform refuses; the message says what to do instead."""
+
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(PlatformError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(PlatformError):
+    status = 403
+    code = "forbidden"
+
+
+class LimitReached(PlatformError):
+    status = 429
+    code = "submission_limit"
