@@ -8,34 +8,24 @@ the hub gives its services, unless the caller passes another.
 """
 from __future__ import annotations
 
-import functools
-
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
 import jinja2
+from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from .base import NotFoundHandler, OAuthCallbackHandler
+from . import api, pages
+from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
 SERVICE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = templates("service")
 STATIC_DIR = SERVICE_DIR / "static"
 DEFAULT_PREFIX = "/services/competitions/"
-
-
-@functools.lru_cache(maxsize=1)
-def service_version() -> str:
-    """The installed version (read from the package metadata once: /health asks often)."""
-    try:
-        return metadata.version("jupyter-compete")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -55,8 +45,6 @@ def make_jinja_env(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
 
 def make_hub_auth(prefix: str, cache_max_age: int = 60):
     """A HubOAuth from the environment the hub gives a managed service."""
-    from jupyterhub.services.auth import HubOAuth
-
     return HubOAuth(
         api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
         base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", prefix),
@@ -92,8 +80,6 @@ def make_app(
     **settings: Any,
 ) -> web.Application:
     """The service application; `platform` is a `hub_extension.app.Platform`."""
-    from . import api
-
     prefix = normalize_prefix(prefix)
     if hub_auth is None:
         hub_auth = make_hub_auth(prefix)
@@ -104,7 +90,7 @@ def make_app(
 
     routes: list[Any] = [(rf"{prefix}oauth_callback", OAuthCallbackHandler)]
     routes += api.api_routes(prefix)
-    routes += page_routes(prefix)
+    routes += pages.page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,
@@ -124,13 +110,3 @@ def make_app(
     )
     app_settings.update(settings)
     return web.Application(routes, **app_settings)
-
-
-def page_routes(prefix: str) -> list[Any]:
-    """The page routes of `pages.py` (none while that module is absent)."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec(f"{__package__}.pages") is None:
-        return []
-    return importlib.import_module(f"{__package__}.pages").page_routes(prefix)
