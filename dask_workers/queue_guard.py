@@ -56,7 +56,7 @@ def plain_loads(frames: list) -> Any:
     # distributed and its msgpack are loaded by the processes that read untrusted peers
     # only (start-up cost: tls.py reads roles from here without them).
     import msgpack
-    from distributed.protocol.core import msgpack_opts
+    from distributed.protocol.core import msgpack_opts  # start-up cost, as above
 
     def hook(obj: dict) -> Any:
         if "__Pickled__" in obj or "__Serialized__" in obj:
