@@ -84,7 +84,8 @@ class Platform:
         if db_url:
             config.db_url = db_url
         Path(config.home).mkdir(parents=True, exist_ok=True)
-        self.context = Context(config=config, db=Database(config.resolved_db_url()), store=make_store(config))
+        database = Database(config.resolved_db_url(), upgrade=config.upgrade_db)
+        self.context = Context(config=config, db=database, store=make_store(config))
         self._compose(self.context)
 
     def _compose(self, ctx: Context) -> None:
