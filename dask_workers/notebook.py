@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from .safe_files import read_file
+
 RUNNER_PATH = Path(__file__).with_name("run_notebook.py")
 CONTAINER_RUNNER_PATH = "/app/.runner/run_notebook.py"
 
@@ -72,8 +74,6 @@ def read_report(path: str | Path) -> Optional[dict]:
     The report lies in a folder the notebook could write: it is read only as
     a regular file reached without a link, and at most `REPORT_MAX_BYTES`.
     """
-    from .safe_files import read_file
-
     if not path:
         return None
     try:
@@ -107,10 +107,9 @@ def render_notebook_html(executed: str | Path | bytes) -> str:
     them are removed; the platform should still serve the page sandboxed.
     A path is read only as a regular file reached without a link.
     """
+    # Start-up cost: nbconvert loads its templates and exporters, only when a page is rendered.
     import nbformat
     from nbconvert import HTMLExporter
-
-    from .safe_files import read_file
 
     data = executed if isinstance(executed, bytes) else read_file(executed)
     nb = nbformat.reads(data.decode("utf-8"), as_version=4)

@@ -53,6 +53,7 @@ def _locate_failure(executed: Path, timeout: bool) -> tuple[Optional[int], Optio
     by a time-out or a dying kernel is not marked, so it is the last cell
     that was started.
     """
+    # Start-up cost: the runner's --help and argument errors answer before the notebook libraries load.
     import nbformat
 
     try:
@@ -73,6 +74,7 @@ def _ensure_executed_exists(notebook: Path, executed: Path, reason: str) -> None
     """Leave a notebook at `executed` even when papermill never wrote one."""
     if executed.exists():
         return
+    # Start-up cost: the runner's --help and argument errors answer before the notebook libraries load.
     import nbformat
 
     try:
@@ -100,6 +102,7 @@ def execute(
     `engine_kwargs` go to papermill's engine and from there to nbclient
     (for example `km=` to run on a kernel that is already started).
     """
+    # Start-up cost: papermill takes seconds to import; loaded only to execute.
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError

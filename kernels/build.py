@@ -108,6 +108,7 @@ def build_inputs_hash() -> str:
 
 def registry_reachable(timeout: float = 3.0) -> bool:
     """True when Docker Hub answers at all (a 401 is an answer)."""
+    # Loaded only for this probe: the CLI imports this module for every command.
     import requests
 
     try:
@@ -146,6 +147,7 @@ def build_image(tag: str = DEFAULT_IMAGE, *, offline: Optional[bool] = None, log
 
 
 def _current_image(client, tag: str, inputs: str) -> Optional[str]:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     try:
@@ -168,6 +170,7 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def _build_online(client, tag: str, inputs: str, log: LogFn) -> str:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     try:
@@ -219,6 +222,7 @@ def _run(argv: list[str], what: str) -> None:
 
 
 def _base_image(client, log: LogFn) -> str:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     tarball = _rootfs_tarball(log)
@@ -236,6 +240,7 @@ def _base_image(client, log: LogFn) -> str:
 
 
 def _build_offline(client, tag: str, inputs: str, log: LogFn) -> str:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     from docker.types import Mount
 
     base = _base_image(client, log)
@@ -297,6 +302,7 @@ def _build_offline(client, tag: str, inputs: str, log: LogFn) -> str:
 
 
 def _image_id(client, name: str) -> Optional[str]:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     try:
@@ -310,6 +316,7 @@ def _prune(client, *, keep_image: str, superseded: Optional[str], keep_base: str
 
     Best effort: an image still used by a container stays.
     """
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     stale = [superseded] if superseded and superseded != keep_image else []

@@ -20,6 +20,7 @@ PULL_TIMEOUT = 30.0
 
 def docker_client(timeout: float = 60.0):
     """A docker SDK client for the engine of this machine (DOCKER_HOST is honoured)."""
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     return docker.from_env(timeout=timeout)
@@ -38,6 +39,7 @@ def docker_available(timeout: float = PING_TIMEOUT) -> bool:
 
 
 def image_exists(name: str, client=None) -> bool:
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     own = client is None
@@ -58,6 +60,7 @@ def image_digest(name: str, client=None) -> Optional[str]:
     Locally built images have no registry digest; their id (`sha256:...`) is
     already a hash of their content, which is what a result needs to record.
     """
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     own = client is None
@@ -90,6 +93,7 @@ def resolve_image(
     say = log or log_.info
     if not requested:
         return default
+    # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     client = docker_client(timeout=PULL_TIMEOUT)

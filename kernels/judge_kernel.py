@@ -225,6 +225,7 @@ class Launcher:
             raise LaunchError(f"no connection file at {self.connection_file}: this program is started by "
                               "Jupyter with the kernel spec's {connection_file} argument")
         try:
+            # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
             import docker
         except ImportError:
             raise LaunchError("the Python package `docker` is missing from the environment of the "
@@ -246,6 +247,7 @@ class Launcher:
 
     def _remove_leftovers(self) -> None:
         """Remove an earlier container of this kernel (a restart) and those of dead launchers of this host."""
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         import docker
 
         mine = []
@@ -281,6 +283,7 @@ class Launcher:
 
     def create_kwargs(self) -> dict:
         """Everything `containers.create` gets (pure: no engine call)."""
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         from docker.types import Mount
 
         uid, gid = os.getuid(), os.getgid()
@@ -333,6 +336,7 @@ class Launcher:
         return kwargs
 
     def _create_and_attach(self):
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         import docker
 
         try:
@@ -352,6 +356,7 @@ class Launcher:
         return sock
 
     def _wait_removed(self) -> None:
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         import docker
         import requests
 
@@ -375,6 +380,7 @@ class Launcher:
 
     @staticmethod
     def _relay_output(sock) -> None:
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         from docker.utils.socket import frames_iter
 
         outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
@@ -407,6 +413,7 @@ class Launcher:
                 kill_at = float("inf")
 
     def _signal_container(self, signum: int) -> None:
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         import docker
 
         if self.container_id is None:
@@ -430,6 +437,7 @@ class Launcher:
     def _remove_container(self) -> None:
         if self.container_id is None or self.client is None:
             return
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
         import docker
 
         try:

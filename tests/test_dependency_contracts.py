@@ -245,8 +245,16 @@ def test_imports_inside_functions_say_why():
         for name, line, in_function in imports_of(module):
             if not in_function:
                 continue
-            here = lines[line - 1]
-            above = lines[line - 2].strip() if line >= 2 else ""
-            if "#" not in here and not above.startswith("#"):
+            if not _said_why(lines, line):
                 silent.append(f"{path.relative_to(ROOT)}:{line}: {name}")
     assert not sorted(set(silent))
+
+
+def _said_why(lines: list[str], line: int) -> bool:
+    """A comment on the import's line, or above the block of imports it belongs to."""
+    if "#" in lines[line - 1]:
+        return True
+    i = line - 2
+    while i >= 0 and lines[i].strip().startswith(("import ", "from ")):
+        i -= 1
+    return i >= 0 and lines[i].strip().startswith("#")

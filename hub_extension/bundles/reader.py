@@ -18,6 +18,8 @@ from typing import Callable, Optional
 
 import yaml
 
+from scoring.leaderboard import hidden_column_disclosures
+
 from .codabench import read_codabench
 from .codalab import read_codalab
 from .fields import Issues
@@ -169,8 +171,6 @@ def _read(base: Path, issues: Issues, limits: UnpackLimits,
 
 def _say_what_boards_reveal(spec: CompetitionSpec, name: str, issues: Issues) -> None:
     """Warn the organizer of what a board lets participants work out about its hidden columns."""
-    from scoring.leaderboard import hidden_column_disclosures
-
     for board in spec.leaderboards:
         if board.hidden:
             continue  # participants see nothing of it
