@@ -43,20 +43,21 @@ def rss_mb(pid: int) -> float:
 
 
 def log_payload_bytes(link) -> int:
-    from hub_extension.queue_scheduler import RESULT_TOPIC, payload_bytes
+    from hub_extension.contract import RESULT_TOPIC
+    from hub_extension.queue_scheduler import payload_bytes
 
     return sum(payload_bytes(e) for e in link.client.get_events(RESULT_TOPIC))
 
 def run(n: int, mb: float, tmp: Path) -> dict:
     from hub_extension.dispatch import Dispatcher
-    from hub_extension.queues import SchedulerSupervisor, create_queue
+    from hub_extension.queues import SchedulerSupervisor
 
     home = tmp / "home"
     platform = Platform(home=str(home))
     platform.config.executor = "process"
     size = int(mb * 1024 * 1024)
     slug, _ = platform.create_competition(big_output_bundle(tmp / "bundle", "Large Outputs", size), LOCAL_ADMIN)
-    create_queue(platform, QUEUE, LOCAL_ADMIN, competition=slug)
+    platform.create_queue(QUEUE, LOCAL_ADMIN, competition=slug)
     dispatcher = Dispatcher(platform, n_workers=1, threads_per_worker=1)
     worker_log = open(tmp / "worker.log", "ab")
     worker = subprocess.Popen(

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from hub_extension.dispatch import Dispatcher
-    from hub_extension.queues import SchedulerSupervisor, create_queue, wait_for_workers
+    from hub_extension.queues import SchedulerSupervisor
 
     tmp = Path(tempfile.mkdtemp(prefix="compete-bench-queues-"))
     bench = Bench(tmp / "home")
@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         default_slug, _ = bench.platform.create_competition(make_bundle(tmp, "On Default"), LOCAL_ADMIN)
         lab_slug, _ = bench.platform.create_competition(make_bundle(tmp, "On Lab"), LOCAL_ADMIN)
         slow_slug, _ = bench.platform.create_competition(make_bundle(tmp, "Slow On Lab", True), LOCAL_ADMIN)
-        create_queue(bench.platform, "lab", competition=lab_slug)
+        bench.platform.create_queue("lab", competition=lab_slug)
         with bench.platform.db.session() as s:
             s.query(m.Competition).filter(m.Competition.slug == slow_slug).one().queue = "lab"
         workers["lab-1"] = bench.worker("lab", "lab-1")
-        while not wait_for_workers(bench.platform, "lab", 1, timeout=1):
+        while not bench.platform.wait_for_workers("lab", 1, timeout=1):
             dispatcher.tick()
         # Warm both queues once (imports on the workers).
         latency(bench, dispatcher, default_slug, path, 2)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         res["throughput_lab_per_s"] = throughput(bench, dispatcher, lab_slug, path, args.throughput)
         res["throughput_ratio"] = res["throughput_lab_per_s"] / res["throughput_default_per_s"]
         workers["lab-2"] = bench.worker("lab", "lab-2")
-        while len(wait_for_workers(bench.platform, "lab", 2, timeout=1)) < 2:
+        while len(bench.platform.wait_for_workers("lab", 2, timeout=1)) < 2:
             dispatcher.tick()
         res["retry_after_kill_s"] = retry_after_kill(bench, dispatcher, slow_slug, path, workers)
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from .app import LOCAL_ADMIN, Platform
 from .cli_common import platform as _platform
-from .queues import attach_command, create_queue, list_queues, queue_detail, rotate_credentials
+from .queues import attach_command
 
 
 def cmd_queue_create(args: argparse.Namespace) -> int:
     platform = _platform(args)
-    info = create_queue(platform, args.name, LOCAL_ADMIN, competition=args.competition, port=args.port)
+    info = platform.create_queue(args.name, LOCAL_ADMIN, competition=args.competition, port=args.port)
     out = Path(args.credentials_out or f"{args.name}-credentials.json")
     shutil.copyfile(info["credentials_file"], out)
     out.chmod(0o600)
@@ -34,7 +34,7 @@ def cmd_queue_create(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_rotate(args: argparse.Namespace) -> int:
-    info = rotate_credentials(_platform(args), args.name, LOCAL_ADMIN)
+    info = _platform(args).rotate_credentials(args.name, LOCAL_ADMIN)
     out = Path(args.credentials_out or f"{args.name}-credentials.json")
     shutil.copyfile(info["credentials_file"], out)
     out.chmod(0o600)
@@ -45,7 +45,7 @@ def cmd_queue_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_list(args: argparse.Namespace) -> int:
-    rows = list_queues(_platform(args), LOCAL_ADMIN)
+    rows = _platform(args).list_queues(LOCAL_ADMIN)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -57,7 +57,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_show(args: argparse.Namespace) -> int:
-    info = queue_detail(_platform(args), args.name, LOCAL_ADMIN)
+    info = _platform(args).queue_detail(args.name, LOCAL_ADMIN)
     if args.json:
         print(json.dumps(info))
         return 0
@@ -94,7 +94,7 @@ def run_dispatcher(platform: Platform, *, until_idle: bool, interval: float = 1.
     try:
         while not stop.is_set():
             dispatcher.tick()
-            if until_idle and not platform.queues_in_use():
+            if until_idle and not platform.runs.queues_in_use():
                 break
             stop.wait(interval)
     finally:

@@ -123,7 +123,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     platform = _platform(args)
-    changed = platform.set_status(args.id, m.CANCELLED, note="cancelled from the command line")
+    changed = platform.runs.set_status(args.id, m.CANCELLED, note="cancelled from the command line")
     try:
         # Start-up cost: the executors (and the Docker client) load only for a cancel.
         from dask_workers.executors import make_executor

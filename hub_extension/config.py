@@ -16,9 +16,11 @@ default.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 from traitlets import Bool, Dict, Float, Integer, Type, Unicode, default
 from traitlets.config import Config, LoggingConfigurable, PyFileConfigLoader
@@ -213,3 +215,27 @@ def load_config(*, home: Optional[str | Path] = None, db_url: Optional[str] = No
 def config_from_env() -> Compete:
     """The platform's settings with no command-line option: `load_config().compete`."""
     return load_config().compete
+
+
+def executor_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sections of a traitlets configuration for executor classes (`c.DockerExecutor.*`, `c.Executor.*`).
+
+    They travel with each job (`Job.executor_config`) to the worker, which
+    builds its executor with them; only plain, JSON-able values are sent.
+    """
+    settings: dict[str, dict[str, Any]] = {}
+    for section, values in config.items():
+        if not (isinstance(section, str) and section.endswith("Executor") and isinstance(values, Mapping)):
+            continue
+        plain = {}
+        for name, value in values.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                logging.getLogger("compete.config").warning(
+                    "c.%s.%s is not plain data: not sent to the workers", section, name)
+                continue
+            plain[str(name)] = value
+        if plain:
+            settings[section] = plain
+    return settings

@@ -263,6 +263,11 @@ def _number(value: Any) -> Optional[float]:
     return float(value)
 
 
+def _items(value: Any) -> list:
+    """The items of a list, or of a tuple (what a list becomes on Dask's event wire), else none."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
@@ -361,18 +366,18 @@ class JobResult:
         )
         raw_warnings = raw.get("warnings")
         result.warnings = [
-            message(w, 1000) for w in (raw_warnings if isinstance(raw_warnings, list) else [])[:RESULT_WARNINGS_MAX]
+            message(w, 1000) for w in _items(raw_warnings)[:RESULT_WARNINGS_MAX]
             if isinstance(w, str) and w.strip()
         ]
         raw_dropped = raw.get("dropped")
         result.dropped = [
             DroppedFile(name=message(d.get("name"), 300) or "?", bytes=_int(d.get("bytes")),
                         reason=message(d.get("reason"), 500) or "")
-            for d in (raw_dropped if isinstance(raw_dropped, list) else [])[:RESULT_WARNINGS_MAX]
+            for d in _items(raw_dropped)[:RESULT_WARNINGS_MAX]
             if isinstance(d, dict)
         ]
         raw_tasks = raw.get("tasks")
-        for task in raw_tasks if isinstance(raw_tasks, list) else []:
+        for task in _items(raw_tasks):
             if not isinstance(task, dict):
                 continue
             raw_steps = task.get("steps")
@@ -386,7 +391,7 @@ class JobResult:
                     error=message(step.get("error"), 20000),
                     log_path=own(step.get("log_path")),
                 )
-                for step in (raw_steps if isinstance(raw_steps, list) else []) if isinstance(step, dict)
+                for step in _items(raw_steps) if isinstance(step, dict)
             ]
             result.tasks.append(TaskReport(
                 task_index=_int(task.get("task_index")) or 0, steps=steps,

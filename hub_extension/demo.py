@@ -72,7 +72,7 @@ def run_demo(platform: Platform) -> int:
                 zip_folder(source, archive)
                 source = archive
             todo.append(platform.submit(slug, source, username=user, actor=LOCAL_ADMIN))
-        if todo or platform.pending_submissions():
+        if todo or platform.runs.pending_submissions():
             print(f"running {len(todo)} sample submissions on the local Dask queue ...", flush=True)
             dispatcher = Dispatcher(platform)
             try:

@@ -34,55 +34,22 @@ URL.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional
 
 from traitlets import Float, Integer, Type
 from traitlets.config import LoggingConfigurable
 
-# The environment allow-list is worker-side (`compete worker` uses it too); importable from here as before.
-from dask_workers.environment import PASSED_ENV, PASSED_ENV_PREFIXES, SECRET_NAME, process_environment  # noqa: F401
-
 from . import models as m
 from .app import NotFound, Platform
-from .contract import DEFAULT_QUEUE, Job, JobResult, Status
-from .queue_backends import (DefaultQueue, DefaultQueueTLS, DefaultWorkers, OrganizerQueue,  # noqa: F401
-                             QueueBackend)
-from .queues import SILENT_AFTER, SchedulerSupervisor, queue_names, record_queue_state
+from .contract import DEFAULT_QUEUE, JobResult, Status
+from .queue_backends import DefaultQueue, DefaultQueueTLS, DefaultWorkers, OrganizerQueue, QueueBackend
+from .queues import SILENT_AFTER, SchedulerSupervisor
 
 log = logging.getLogger("compete.dispatch")
-
-
-def as_job(job: Union[Job, Mapping[str, Any]]) -> Job:
-    """`job` as a `Job`: the typed job itself, or read from its wire form."""
-    return job if isinstance(job, Job) else Job.from_wire(job)
-
-
-def executor_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The sections of a traitlets configuration for executor classes (`c.DockerExecutor.*`, `c.Executor.*`).
-
-    They travel with each job (`Job.executor_config`) to the worker, which
-    builds its executor with them; only plain, JSON-able values are sent.
-    """
-    settings: dict[str, dict[str, Any]] = {}
-    for section, values in config.items():
-        if not (isinstance(section, str) and section.endswith("Executor") and isinstance(values, Mapping)):
-            continue
-        plain = {}
-        for name, value in values.items():
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                log.warning("c.%s.%s is not plain data: not sent to the workers", section, name)
-                continue
-            plain[str(name)] = value
-        if plain:
-            settings[section] = plain
-    return settings
 
 
 class Dispatcher(LoggingConfigurable):
@@ -140,6 +107,7 @@ class Dispatcher(LoggingConfigurable):
         kwargs.setdefault("config", getattr(platform.config, "config", None))
         super().__init__(**kwargs)
         self.platform = platform
+        self.runs = platform.runs  # the runs ledger: where the loop reads and records runs
         self.supervisor = SchedulerSupervisor(platform) if supervise else None
         self._next_attempt: dict[str, float] = {}
         self._done: dict[int, threading.Event] = {}
@@ -177,9 +145,6 @@ class Dispatcher(LoggingConfigurable):
     def cluster(self) -> Any:
         return getattr(self.default_queue, "cluster", None)
 
-    def executor_config(self) -> dict[str, dict[str, Any]]:
-        return executor_settings(self.config)
-
     # -- links ---------------------------------------------------------------------------------
     def link(self, name: str) -> Optional[QueueBackend]:
         """The connected backend of queue `name`, connecting (and starting its scheduler) when needed."""
@@ -199,7 +164,7 @@ class Dispatcher(LoggingConfigurable):
             self._next_attempt[name] = time.monotonic() + self.reconnect_after
             note = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             log.warning("queue %s is not reachable: %s", name, note)
-            record_queue_state(self.platform, name, connected=False, workers=[], note=note)
+            self.platform.record_queue_state(name, connected=False, workers=[], note=note)
             return None
         return backend
 
@@ -207,20 +172,19 @@ class Dispatcher(LoggingConfigurable):
     def dispatch(self, submission_id: int) -> bool:
         """Claim and send one waiting submission; False if it is not waiting or its queue is down."""
         try:
-            queue = self.platform.job_queue(submission_id)
+            queue = self.runs.job_queue(submission_id)
         except NotFound:
             return False
         backend = self.link(queue)
         if backend is None:
             return False
         key = f"submission-{submission_id}-{uuid.uuid4().hex[:12]}"
-        if not self.platform.claim(submission_id, queue, key):
+        if not self.runs.claim(submission_id, queue, key):
             return False
         with self._lock:
             self._done.setdefault(submission_id, threading.Event())
         try:
-            job = as_job(self.platform.job_for(submission_id))
-            job = job.with_changes(key=key, executor_config=job.executor_config or self.executor_config())
+            job = self.runs.job_for(submission_id).with_changes(key=key)
             job, data = backend.prepare(job)
             gpus = int(job.limits.gpus or 0)
             backend.submit(submission_id, key, job.to_wire(), data, {"GPU": gpus} if gpus else None)
@@ -230,7 +194,7 @@ class Dispatcher(LoggingConfigurable):
         return True
 
     def dispatch_pending(self) -> list[int]:
-        return [sid for sid in self.platform.pending_submissions() if self.dispatch(sid)]
+        return [sid for sid in self.runs.pending_submissions() if self.dispatch(sid)]
 
     # -- receiving ------------------------------------------------------------------------------
     def _on_status(self, link: QueueBackend, event: Any) -> None:
@@ -246,7 +210,7 @@ class Dispatcher(LoggingConfigurable):
         if status not in Status.REPORTED or not isinstance(key, str):
             return
         try:
-            self.platform.set_status(sid, status, note=worker, key=key, worker=worker, queue=link.name)
+            self.runs.set_status(sid, status, note=worker, key=key, worker=worker, queue=link.name)
         except Exception:  # noqa: BLE001 - an event must never kill the event loop
             log.exception("could not record status %s of submission %s", status, sid)
 
@@ -269,13 +233,13 @@ class Dispatcher(LoggingConfigurable):
         """Record a result; False only when the database could not take it (keep it for a replay)."""
         handled = True
         try:
-            self.platform.record_result(sid, result, key=key, queue=queue)
+            self.runs.record_result(sid, result, key=key, queue=queue)
         except NotFound:
             return True
         except Exception:  # noqa: BLE001
             log.exception("could not record the result of submission %s", sid)
             try:
-                self.platform.record_result(sid, _failure("the result could not be recorded"), key=key)
+                self.runs.record_result(sid, _failure("the result could not be recorded"), key=key)
             except Exception:  # noqa: BLE001
                 log.exception("submission %s left unrecorded", sid)
                 handled = False
@@ -305,7 +269,7 @@ class Dispatcher(LoggingConfigurable):
         if not self._tick_lock.acquire(blocking=False):
             return
         try:
-            names = {DEFAULT_QUEUE, *queue_names(self.platform), *self.platform.queues_in_use()}
+            names = {DEFAULT_QUEUE, *self.platform.queue_names(), *self.runs.queues_in_use()}
             for name in sorted(names):
                 link = self.link(name)
                 if link is None:
@@ -315,16 +279,16 @@ class Dispatcher(LoggingConfigurable):
                 except Exception as exc:  # noqa: BLE001 - one queue's trouble must not stop the others
                     log.warning("queue %s: reconciliation failed: %s", name, exc)
                     continue
-                for sid in self.platform.pending_submissions(name):
+                for sid in self.runs.pending_submissions(name):
                     self.dispatch(sid)
             self._last_tick = time.monotonic()
         finally:
             self._tick_lock.release()
 
     def reconcile(self, link: QueueBackend) -> None:
-        sent = self.platform.dispatched_submissions(link.name)
+        sent = self.runs.dispatched_submissions(link.name)
         snapshot = link.snapshot([s["key"] for s in sent])
-        record_queue_state(self.platform, link.name, connected=True, workers=snapshot["workers"])
+        self.platform.record_queue_state(link.name, connected=True, workers=snapshot["workers"])
         now = time.monotonic()
         replayed = False
         for sub in sent:
@@ -356,12 +320,12 @@ class Dispatcher(LoggingConfigurable):
                 link.adopt(sid, key)
 
     def _terminal(self, sid: int) -> bool:
-        return self.platform.submission_status(sid) in Status.TERMINAL
+        return self.runs.submission_status(sid) in Status.TERMINAL
 
     def _resend(self, sid: int, key: str, count: int, why: str) -> None:
         if count >= self.max_dispatches:
             self._record(sid, _failure(f"{why}; it was sent {count} times and is not sent again"), key)
-        elif self.platform.release(sid, key, note=f"{why}; sent again"):
+        elif self.runs.release(sid, key, note=f"{why}; sent again"):
             self.dispatch(sid)
 
     # -- control ----------------------------------------------------------------------------------
@@ -387,8 +351,8 @@ class Dispatcher(LoggingConfigurable):
             info = self.platform.submission(submission_id)
         except NotFound:
             return False
-        changed = self.platform.set_status(submission_id, Status.CANCELLED, note="cancelled")
-        key = self.platform.dispatch_key(submission_id)
+        changed = self.runs.set_status(submission_id, Status.CANCELLED, note="cancelled")
+        key = self.runs.dispatch_key(submission_id)
         with self._lock:
             backend = self.queues.get(info.get("queue") or DEFAULT_QUEUE)
         if backend is not None:

@@ -50,7 +50,7 @@ from . import tls
 from .app import PlatformError
 from .contract import DEFAULT_QUEUE, RESULT_TOPIC, STATUS_TOPIC, Job
 from .queue_scheduler import WORKER_OPS, GuardedScheduler, queue_snapshot, scheduler_config
-from .queues import SchedulerSupervisor, client_security, queue_names
+from .queues import SchedulerSupervisor, client_security
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -442,7 +442,7 @@ class OrganizerQueue(QueueBackend):
     """
 
     def address(self) -> str:
-        if self.name not in queue_names(self.platform):
+        if self.name not in self.platform.queue_names():
             raise PlatformError(
                 f"queue {self.name!r} does not exist: an organizer must create it (compete queue create {self.name})"
             )

@@ -56,12 +56,9 @@ from distributed.comm.addressing import get_address_host_port
 from distributed.diagnostics.plugin import SchedulerPlugin
 from distributed.security import Security
 
-from dask_workers.queue_guard import REFUSED, peer_role, plain_loads, plain_reads_when
+from dask_workers.queue_guard import peer_role, plain_reads_when
 
-# REFUSED, peer_role, plain_loads and plain_reads_when are worker-side
-# (`dask_workers.queue_guard`), importable from here as before.
-__all__ = ["REFUSED", "GuardedScheduler", "ResultLog", "WORKER_OPS", "guard_handlers", "install_decode_guard",
-           "peer_role", "plain_loads", "plain_reads_when", "queue_snapshot", "scheduler_config"]
+from .contract import RESULT_TOPIC
 
 log = logging.getLogger("compete.queue_scheduler")
 
@@ -389,7 +386,6 @@ def queue_snapshot(dask_scheduler: Any = None, keys: tuple = ()) -> dict[str, An
     return {"workers": workers, "tasks": tasks}
 
 
-RESULT_TOPIC = "compete-result"
 # Bytes of result files the scheduler keeps for results the platform has not
 # collected yet (a platform restart collects them from here).
 PAYLOAD_MAX_BYTES = 256 * 1024 * 1024

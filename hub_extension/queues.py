@@ -220,35 +220,3 @@ class SchedulerSupervisor:
         self._kill(pid)
         (queue_dir(self.platform, name) / "scheduler.pid").unlink(missing_ok=True)
         return True
-
-
-# -- the use cases under their old module-level names --------------------------------------
-# `compete queue` and the dispatcher call these; each is `Platform`'s use case of the same name.
-
-
-def create_queue(platform: Any, name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return platform.create_queue(name, *args, **kwargs)
-
-
-def rotate_credentials(platform: Any, name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return platform.rotate_credentials(name, *args, **kwargs)
-
-
-def list_queues(platform: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    return platform.list_queues(*args, **kwargs)
-
-
-def queue_detail(platform: Any, name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return platform.queue_detail(name, *args, **kwargs)
-
-
-def queue_names(platform: Any) -> list[str]:
-    return platform.queue_names()
-
-
-def record_queue_state(platform: Any, name: str, **kwargs: Any) -> None:
-    platform.record_queue_state(name, **kwargs)
-
-
-def wait_for_workers(platform: Any, name: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    return platform.wait_for_workers(name, *args, **kwargs)

@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # The roles, and reading one from a peer's certificate, are worker-side
 # (`compete worker` reads them without cryptography); importable from here as before.
-from dask_workers.queue_guard import ROLES, role_of_peercert
+from dask_workers.queue_guard import ROLES
 
 VALID_DAYS = 3650
 
@@ -159,7 +159,3 @@ def write_ephemeral(folder: Path, queue: str, hosts: tuple[str, ...] = ()) -> di
         write_private(folder / f"{role}.key", pair.key_pem)
         files[role] = RoleFiles(folder / "ca.pem", folder / f"{role}.pem", folder / f"{role}.key")
     return files
-
-
-__all__ = ["KeyPair", "ROLES", "RoleFiles", "fingerprint", "issue", "make_ca", "role_of_peercert",
-           "write_ephemeral", "write_private"]

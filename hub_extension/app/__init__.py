@@ -204,23 +204,6 @@ class Platform:
         """One pass of the phase clock (see `phases`): openings marked, auto-migrations run."""
         return self.phases.tick(now, slug=slug)
 
-    # -- runs (the dispatcher's ledger; `platform.runs` is the ledger itself) ------------------------
-    claim = _By("runs")
-    release = _By("runs")
-    queue_of = _By("runs")
-    pending_submissions = _By("runs")
-    dispatched_submissions = _By("runs")
-    job_queue = _By("runs")
-    queues_in_use = _By("runs")
-    queue_positions = _By("runs")
-    submission_status = _By("runs")
-    dispatch_key = _By("runs")
-    job_for = _By("runs")
-    job_datasets = _By("runs")
-    set_status = _By("runs")
-    record_scores = _By("runs")
-    record_result = _By("runs")
-
     # -- queues -------------------------------------------------------------------------------------
     create_queue = _By("queues")
     rotate_credentials = _By("queues")

@@ -8,16 +8,17 @@ reports never both win.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import models as m
-from ..bundles.model import TASK_DATA_KINDS
-from ..errors import NotFound, PlatformError
+from ..config import executor_settings
+from ..contract import RESULT_WARNINGS_MAX, Job, JobResult, Status, StepLimits, TaskJob, UnpackCaps
+from ..errors import NotFound
 from .context import Context
-from .results import RESULT_WARNINGS_MAX, _clean_result
 from .routing import queue_of, queue_positions, submission_queues
 
 
@@ -132,8 +133,8 @@ class Runs:
             return s.scalar(select(m.Submission.dispatch_key).where(m.Submission.id == submission_id))
 
     # -- the job ---------------------------------------------------------------------------------
-    def job_for(self, submission_id: int) -> dict[str, Any]:
-        """The self-contained, JSON-able job a worker needs to run a submission."""
+    def job_for(self, submission_id: int) -> Job:
+        """The self-contained job a worker needs to run a submission."""
         c = self.ctx.config
         with self.ctx.db.session() as s:
             sub = s.get(m.Submission, submission_id)
@@ -142,77 +143,52 @@ class Runs:
             ph = s.get(m.Phase, sub.phase_id)
             comp = s.get(m.Competition, ph.competition_id)
             tasks = {t.index: t for t in comp.tasks}
-            job_tasks = []
-            for index in ph.task_indexes or sorted(tasks):
-                t = tasks[index]
-                job_tasks.append(
-                    {
-                        "index": t.index,
-                        "name": t.name,
-                        "scoring_program": t.scoring_program_key,
-                        "ingestion_program": t.ingestion_program_key,
-                        "reference_data": t.reference_data_key,
-                        "input_data": t.input_data_key,
-                        "ingestion_only_during_scoring": t.ingestion_only_during_scoring,
-                        "scoring_image": t.scoring_docker_image or comp.docker_image,
-                        "ingestion_image": t.ingestion_docker_image or comp.docker_image,
-                        "worker_data": dict(t.worker_data or {}),
-                    }
+            job_tasks = tuple(
+                TaskJob(
+                    index=t.index,
+                    name=t.name,
+                    scoring_program=t.scoring_program_key,
+                    ingestion_program=t.ingestion_program_key,
+                    reference_data=t.reference_data_key,
+                    input_data=t.input_data_key,
+                    ingestion_only_during_scoring=t.ingestion_only_during_scoring,
+                    scoring_image=t.scoring_docker_image or comp.docker_image,
+                    ingestion_image=t.ingestion_docker_image or comp.docker_image,
+                    worker_data=dict(t.worker_data or {}),
                 )
-            return {
-                "submission_id": sub.id,
-                "queue": queue_of(s, comp, ph),
-                "kind": sub.kind,
-                "filename": sub.filename,
-                "submission": sub.file_key,
-                "store_root": str(self.ctx.store.root.resolve()),
-                "tasks": job_tasks,
-                "executor": c.executor,
-                "default_image": c.default_image,
-                "image_aliases": dict(c.image_aliases),
-                "limits": {
-                    "time_limit": ph.execution_time_limit,
-                    "memory_mb": c.step_memory_mb,
-                    "cpus": c.step_cpus,
-                    "pids": c.step_pids,
-                    "network": ph.allow_network,
-                    "gpus": ph.gpus,
-                },
-                "step_output_mb": c.step_output_mb,
-                "dataset_cache_mb": c.dataset_cache_mb,
+                for t in (tasks[index] for index in ph.task_indexes or sorted(tasks))
+            )
+            return Job(
+                submission_id=sub.id,
+                queue=queue_of(s, comp, ph),
+                kind=sub.kind,
+                filename=sub.filename,
+                submission=sub.file_key,
+                store_root=str(self.ctx.store.root.resolve()),
+                tasks=job_tasks,
+                executor=c.executor,
+                executor_config=executor_settings(c.config),
+                default_image=c.default_image,
+                image_aliases=dict(c.image_aliases),
+                limits=StepLimits(
+                    time_limit=ph.execution_time_limit,
+                    memory_mb=c.step_memory_mb,
+                    cpus=c.step_cpus,
+                    pids=c.step_pids,
+                    network=ph.allow_network,
+                    gpus=ph.gpus,
+                ),
+                step_output_mb=c.step_output_mb,
+                dataset_cache_mb=c.dataset_cache_mb,
                 # Header sizes in a zip can lie: the worker checks again while it unpacks.
-                "unpack_limits": {
-                    "max_members": c.unpack_max_members,
-                    "max_total_bytes": c.unpack_max_total_bytes,
-                    "max_file_bytes": c.unpack_max_file_bytes,
-                    "max_ratio": c.unpack_max_ratio,
-                },
-            }
+                unpack_limits=UnpackCaps(
+                    max_members=c.unpack_max_members,
+                    max_total_bytes=c.unpack_max_total_bytes,
+                    max_file_bytes=c.unpack_max_file_bytes,
+                    max_ratio=c.unpack_max_ratio,
+                ),
+            )
 
-    def job_datasets(self, job: dict[str, Any]) -> dict[str, bytes]:
-        """The stored archives a job needs, as bytes, for a queue that does not share the store."""
-        keys = [job["submission"]]
-        for task in job["tasks"]:
-            on_worker = task.get("worker_data") or {}
-            for kind in TASK_DATA_KINDS:
-                if task.get(kind) and kind not in on_worker:
-                    keys.append(task[kind])
-        data: dict[str, bytes] = {}
-        total = 0
-        cap = self.ctx.config.queue_inline_data_max_bytes
-        for key in dict.fromkeys(keys):
-            path = self.ctx.store.dataset_path(key)
-            total += path.stat().st_size
-            if total > cap:
-                raise PlatformError(
-                    f"the data of this run is over {cap} bytes, too much to send "
-                    "with each run: keep large data on the queue's workers (a task's worker_data) or raise "
-                    "c.Compete.queue_inline_data_max_bytes"
-                )
-            data[key] = path.read_bytes()
-        return data
-
-    # -- reports ---------------------------------------------------------------------------------
     def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None,
                    key: Optional[str] = None, worker: Optional[str] = None, queue: Optional[str] = None) -> bool:
         """Move a submission to `status`; False (and no write) if it is already terminal.
@@ -255,68 +231,69 @@ class Runs:
             ]
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
 
-    def record_result(self, submission_id: int, result: dict[str, Any], *, key: Optional[str] = None,
+    def record_result(self, submission_id: int, result: Any, *, key: Optional[str] = None,
                       queue: Optional[str] = None) -> bool:
         """Record a worker's result exactly once; False if the submission was already terminal.
 
-        The result is plain data validated here: unknown statuses become a
-        failure, scores must be numbers.
+        The result is untrusted plain data (`JobResult.from_untrusted` checks
+        every field); an unknown status becomes a failure, scores must be
+        numbers.
         """
-        store = self.ctx.store
-        result = _clean_result(submission_id, result,
-                               host_roots=(store.root.resolve(), store.root, self.ctx.config.home))
-        status = result.get("status")
-        if status not in (m.FINISHED, m.FAILED, m.CANCELLED):
-            status, result = m.FAILED, {**result, "error": f"the worker returned an unknown status {status!r}"}
+        store, config = self.ctx.store, self.ctx.config
+        result = JobResult.from_untrusted(
+            submission_id, result, host_roots=(store.root.resolve(), store.root, config.home),
+            files_max_bytes=int(config.result_files_max_mb * 1024 * 1024),
+        )
+        status, error = result.status, result.error
+        if status not in Status.TERMINAL:
+            status, error = Status.FAILED, f"the worker returned an unknown status {status!r}"
         scores: dict[str, Optional[float]] = {}
-        for name, value in (result.get("scores") or {}).items():
+        for name, value in result.scores.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                status, result = m.FAILED, {**result, "error": f"score {name!r} is not a number: {value!r}"}
+                status, error = Status.FAILED, f"score {name!r} is not a number: {value!r}"
                 break
             scores[str(name)[:200]] = None if value != value else float(value)
         now = m.utcnow()
         values: dict[str, Any] = {"status": status, "status_changed_at": now, "finished_at": now,
-                                  "error": result.get("error") if status != m.FINISHED else None}
-        if result.get("worker"):
-            values["worker"] = result["worker"]
+                                  "error": error if status != Status.FINISHED else None}
+        if result.worker:
+            values["worker"] = result.worker
         with self.ctx.db.session() as s:
             if not transition(s, submission_id, values, key=key, queue=queue):
                 return False
             sub = s.get(m.Submission, submission_id)
-            warnings, dropped = list(result["warnings"]), list(result["dropped"])
-            for rel, data in (result.get("files") or {}).items():
-                target = store.root / "files" / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+            warnings = list(result.warnings)
+            for rel, data in result.files.items():
+                store.put_file_bytes(rel, data)
             attempt = 1 + max((r.attempt for r in sub.runs), default=0)
-            for task in result.get("tasks") or []:
-                for step in task.get("steps") or []:
+            for task in result.tasks:
+                for step in task.steps:
                     sub.runs.append(
                         m.Run(
-                            task_index=int(task.get("task_index", 0)),
-                            step=str(step.get("step", "?"))[:20],
+                            task_index=task.task_index,
+                            step=step.step,
                             attempt=attempt,
-                            status=m.FINISHED if step.get("exit_code") == 0 and not step.get("error") else m.FAILED,
-                            worker=result.get("worker") or sub.worker,
-                            exit_code=step.get("exit_code"),
-                            elapsed=step.get("elapsed"),
-                            image=step.get("image"),
-                            image_digest=step.get("image_digest"),
-                            error=step.get("error"),
-                            log_path=step.get("log_path"),
+                            status=Status.FINISHED if step.succeeded else Status.FAILED,
+                            worker=result.worker or sub.worker,
+                            exit_code=step.exit_code,
+                            elapsed=step.elapsed,
+                            image=step.image,
+                            image_digest=step.image_digest,
+                            error=step.error,
+                            log_path=step.log_path,
                         )
                     )
-            if status == m.FINISHED:
+            if status == Status.FINISHED:
                 sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
             # An artifact is listed only when its file is there to be served.
             artifacts = {}
-            for name, rel in result["artifacts"].items():
+            for name, rel in result.artifacts.items():
                 if store.file_path(rel).is_file():
                     artifacts[name] = rel
                 else:
                     warnings.append(f"{name.replace('_', ' ')} is not available: its file did not reach the platform")
             sub.artifacts = artifacts
             sub.warnings = warnings[:RESULT_WARNINGS_MAX]
-            sub.dropped = dropped[:RESULT_WARNINGS_MAX]
-            s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.get("worker")))
+            sub.dropped = [dataclasses.asdict(d) for d in result.dropped[:RESULT_WARNINGS_MAX]]
+            s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.worker))
             return True

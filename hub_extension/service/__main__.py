@@ -27,7 +27,6 @@ from traitlets.config import Configurable
 
 from dask_workers import executors
 
-from .. import phase_clock
 from ..app import Platform
 from ..config import load_config
 from ..db import upgrade_database
@@ -164,7 +163,7 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info("competition service listening at %s (prefix %s)", url.geturl(), prefix)
 
-    tickers = [Ticker("phase-clock", lambda: phase_clock.tick(platform), PHASE_CLOCK_SECONDS)]
+    tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS)]
     if dispatcher is not None:
         tickers.append(Ticker("dispatch", dispatcher.tick, dispatcher.dispatch_seconds))
     for ticker in tickers:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,7 @@ from tornado import web
 
 from ..app import PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
-from .uploads import MULTIPART_SLACK, StreamedUpload, safe_upload_name
+from .uploads import StreamedUpload, safe_upload_name
 
 log = logging.getLogger("compete.service")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")

@@ -135,10 +135,10 @@ class QueueLab:
                 self.dispatcher.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.dispatcher.kill()
-        from hub_extension.queues import SchedulerSupervisor, queue_names
+        from hub_extension.queues import SchedulerSupervisor
 
         supervisor = SchedulerSupervisor(self.platform)
-        for name in queue_names(self.platform):
+        for name in self.platform.queue_names():
             supervisor.stop(name)
         self.platform.close()
 

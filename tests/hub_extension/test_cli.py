@@ -64,7 +64,7 @@ def test_create_list_leaderboard_export(capsys, home, tmp_path):
     for user, acc in (("ann", 0.5), ("ben", 0.9)):
         platform.register(slug, user, LOCAL_ADMIN)
         ids[user] = platform.submit(slug, preds, username=user)
-        platform.record_scores(ids[user], {"accuracy": acc, "f1": acc / 2, "unknown_key": 3.0})
+        platform.runs.record_scores(ids[user], {"accuracy": acc, "f1": acc / 2, "unknown_key": 3.0})
     platform.close()
 
     code, out, _ = run(capsys, "--home", home, "leaderboard", slug, "--json")

@@ -22,7 +22,7 @@ def test_average_rank_orders_the_board(platform, tmp_path):
     for user, values in scores.items():
         platform.register(slug, user, LOCAL_ADMIN)
         sid = platform.submit(slug, sub, username=user, phase=1, actor=LOCAL_ADMIN, now=IN_PHASE_1)
-        platform.record_scores(sid, values)
+        platform.runs.record_scores(sid, values)
         # CodaLab's default rule: the participant chooses the submission to show.
         platform.select_for_leaderboard(sid, Actor(user))
     board = platform.leaderboard(slug, phase=1, actor=Actor("ann"))
@@ -39,10 +39,10 @@ def test_forced_submission_shows_the_latest(platform, tmp_path):
     platform.register(slug, "dan", LOCAL_ADMIN)
     sub = results_zip(tmp_path)
     first = platform.submit(slug, sub, username="dan", phase=1, actor=LOCAL_ADMIN, now=IN_PHASE_1)
-    platform.record_scores(first, {"correct": 1, "accuracy": 1.0})
+    platform.runs.record_scores(first, {"correct": 1, "accuracy": 1.0})
     second = platform.submit(slug, sub, username="dan", phase=1, actor=LOCAL_ADMIN,
                              now=IN_PHASE_1 + dt.timedelta(hours=1))
-    platform.record_scores(second, {"correct": 0, "accuracy": 0.2})
+    platform.runs.record_scores(second, {"correct": 0, "accuracy": 0.2})
     rows = platform.leaderboard(slug, phase=1)["rows"]
     assert [(r["participant"], r["submission"]) for r in rows] == [("dan", second)]
 
@@ -62,6 +62,6 @@ def test_blind_phase_shows_participants_nothing(platform, tmp_path):
         sub = s.get(m.Submission, first)
         final = s.query(m.Phase).filter_by(competition_id=sub.phase.competition_id, name="Final").one()
         sub.phase_id = final.id
-    platform.record_scores(first, {"correct": 1, "accuracy": 0.7})
+    platform.runs.record_scores(first, {"correct": 1, "accuracy": 0.7})
     assert platform.leaderboard(slug, phase=2, actor=Actor("eve"))["rows"] == []
     assert len(platform.leaderboard(slug, phase=2, actor=LOCAL_ADMIN)["rows"]) == 1

@@ -78,3 +78,13 @@ def test_no_result_is_a_failure():
 def test_worker_work_folders_are_hidden():
     text = "cannot open /tmp/jupyter-compete-run-1/input/res/predictions.csv"
     assert without_host_paths(text) == "cannot open …/predictions.csv"
+
+
+def test_tuples_from_the_event_wire_read_as_lists():
+    # Dask's event wire hands lists back as tuples.
+    raw = {"status": "Failed", "warnings": ("a link was removed",),
+           "dropped": ({"name": "n", "bytes": 1, "reason": "r"},),
+           "tasks": ({"task_index": 0, "steps": ({"step": "prediction", "exit_code": 3},)},)}
+    result = JobResult.from_untrusted(1, raw)
+    assert result.warnings == ["a link was removed"] and result.dropped[0].name == "n"
+    assert [s.step for s in result.tasks[0].steps] == ["prediction"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from dask_workers import queue_guard
 from hub_extension import models as m
 from hub_extension import tls
 from hub_extension.app import DEFAULT_QUEUE, LOCAL_ADMIN, Platform
@@ -195,7 +196,7 @@ def test_the_default_queue_listens_on_tls_only_with_a_private_ephemeral_ca(stack
     for p in folder.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     for role in ("scheduler", "client", "worker"):
-        assert tls.role_of_peercert(_peercert(_files(stack)[role].cert)) == role
+        assert queue_guard.role_of_peercert(_peercert(_files(stack)[role].cert)) == role
 
 
 def _peercert(cert_path: Path) -> dict:
@@ -270,7 +271,7 @@ def test_local_processes_without_the_platforms_client_certificate_run_nothing_on
         assert "PermissionError" in raw[op].get("error", ""), (op, raw[op])
     assert not Path(markers["rpc"]).exists()
     # ... what it sends is never unpickled ...
-    from hub_extension.queue_scheduler import REFUSED
+    from dask_workers.queue_guard import REFUSED
 
     assert raw["echo"].get("answer") == repr(REFUSED), raw["echo"]
     assert not Path(markers["pickle"]).exists(), "the scheduler unpickled what a worker certificate sent"

@@ -17,9 +17,9 @@ def _competition(platform, tmp_path, **phase):
         platform.register(slug, user, LOCAL_ADMIN)
         ids[user] = platform.submit(slug, sub, username=user)
         if acc is None:
-            platform.set_status(ids[user], "Failed", error="scoring failed")
+            platform.runs.set_status(ids[user], "Failed", error="scoring failed")
         else:
-            platform.record_scores(ids[user], {"accuracy": acc, "secret": 1 - acc})
+            platform.runs.record_scores(ids[user], {"accuracy": acc, "secret": 1 - acc})
     return slug, ids
 
 
@@ -64,7 +64,7 @@ def test_no_view_of_a_participant_holds_hidden_values(platform, tmp_path):
     for user, secret in secrets.items():
         platform.register(slug, user, LOCAL_ADMIN)
         sid = platform.submit(slug, results_zip(tmp_path), username=user)
-        platform.record_scores(sid, {"accuracy": 0.5, "secret": secret})
+        platform.runs.record_scores(sid, {"accuracy": 0.5, "secret": secret})
     ann = Actor("ann")
     seen = json.dumps([
         platform.leaderboard(slug, actor=ann),

@@ -5,7 +5,6 @@ import datetime as dt
 import threading
 
 from hub_extension import models as m
-from hub_extension import phase_clock
 from hub_extension.app import Platform
 from hub_extension.app.phases import Phases
 
@@ -21,34 +20,34 @@ def _phase2_submissions(platform, slug):
 
 def test_opening_is_noticed_once(platform, tmp_path):
     world = build_world(platform, tmp_path)
-    first = phase_clock.tick(platform, now=BEFORE_FINAL)
+    first = platform.tick_phases(now=BEFORE_FINAL)
     assert f"{world.slug}/1" in first["opened"] and f"{world.other_slug}/1" in first["opened"]
     assert first["migrated"] == {}
-    assert phase_clock.tick(platform, now=BEFORE_FINAL) == {"opened": [], "migrated": {}}
+    assert platform.tick_phases(now=BEFORE_FINAL) == {"opened": [], "migrated": {}}
     assert _phase2_submissions(platform, world.slug) == []
 
 
 def test_auto_migration_runs_once_when_the_next_phase_opens(platform, tmp_path):
     world = build_world(platform, tmp_path)
-    phase_clock.tick(platform, now=BEFORE_FINAL)
-    done = phase_clock.tick(platform, now=FINAL_OPEN)
+    platform.tick_phases(now=BEFORE_FINAL)
+    done = platform.tick_phases(now=FINAL_OPEN)
     assert done["opened"] == [f"{world.slug}/2"]
     new_ids = done["migrated"][f"{world.slug}/2"]
     migrated = _phase2_submissions(platform, world.slug)
     assert sorted(s["id"] for s in migrated) == sorted(new_ids)
     assert {(s["participant"], s["parent"]) for s in migrated} == {
         ("ann", world.subs["ann"]), ("ben", world.subs["ben"])}
-    assert phase_clock.tick(platform, now=FINAL_OPEN + dt.timedelta(minutes=1)) == {"opened": [], "migrated": {}}
+    assert platform.tick_phases(now=FINAL_OPEN + dt.timedelta(minutes=1)) == {"opened": [], "migrated": {}}
     assert len(_phase2_submissions(platform, world.slug)) == 2
 
 
 def test_the_clock_survives_a_restart(any_platform, tmp_path):
     world = build_world(any_platform, tmp_path)
-    phase_clock.tick(any_platform, now=FINAL_OPEN)
+    any_platform.tick_phases(now=FINAL_OPEN)
     assert len(_phase2_submissions(any_platform, world.slug)) == 2
     again = Platform(home=any_platform.config.home, db_url=any_platform.config.db_url or None)
     try:
-        assert phase_clock.tick(again, now=FINAL_OPEN + dt.timedelta(hours=1)) == {"opened": [], "migrated": {}}
+        assert again.tick_phases(now=FINAL_OPEN + dt.timedelta(hours=1)) == {"opened": [], "migrated": {}}
         assert len(_phase2_submissions(again, world.slug)) == 2
     finally:
         again.close()
@@ -62,7 +61,7 @@ def test_two_services_ticking_at_once_migrate_once(platform, tmp_path):
 
     def run(p):
         start.wait()
-        results.append(phase_clock.tick(p, now=FINAL_OPEN))
+        results.append(p.tick_phases(now=FINAL_OPEN))
 
     threads = [threading.Thread(target=run, args=(p,)) for p in others]
     for t in threads:
@@ -81,7 +80,7 @@ def test_a_phase_without_auto_migration_only_opens(platform, tmp_path):
     world = build_world(platform, tmp_path)
     with platform.db.session() as s:
         s.query(m.Phase).filter(m.Phase.name == "Final").update({"auto_migrate": False})
-    done = phase_clock.tick(platform, now=FINAL_OPEN)
+    done = platform.tick_phases(now=FINAL_OPEN)
     assert f"{world.slug}/2" in done["opened"] and done["migrated"] == {}
     assert _phase2_submissions(platform, world.slug) == []
 
@@ -90,7 +89,7 @@ def test_late_registrations_and_hidden_submissions_are_not_migrated(platform, tm
     world = build_world(platform, tmp_path)
     platform.set_hidden(world.subs["ben"], True, ORGANIZER)
     platform.set_registration(world.slug, "ann", m.REMOVED, ORGANIZER)
-    done = phase_clock.tick(platform, now=FINAL_OPEN)
+    done = platform.tick_phases(now=FINAL_OPEN)
     assert done["migrated"] == {f"{world.slug}/2": []}
 
 
@@ -104,11 +103,11 @@ def test_one_broken_competition_does_not_stop_the_others(platform, tmp_path, mon
         return real(self, s, comp, source, target, now)
 
     monkeypatch.setattr(Phases, "migrate", broken)
-    done = phase_clock.tick(platform, now=FINAL_OPEN)
+    done = platform.tick_phases(now=FINAL_OPEN)
     assert f"{world.other_slug}/1" in done["opened"]
     # The failed migration rolled back with its claim: the next tick tries again.
     monkeypatch.setattr(Phases, "migrate", real)
-    again = phase_clock.tick(platform, now=FINAL_OPEN)
+    again = platform.tick_phases(now=FINAL_OPEN)
     assert len(again["migrated"][f"{world.slug}/2"]) == 2
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from hub_extension import models as m
-from hub_extension.queues import SchedulerSupervisor, create_queue, queue_detail
+from hub_extension.queues import SchedulerSupervisor
 
 from .queue_helpers import QueueLab, run_attempts, terminal_changes
 
@@ -30,7 +30,7 @@ def lab(tmp_path):
 
 def _queue_for(lab: QueueLab, tmp_path, title: str, queue: str) -> str:
     slug = lab.competition(title, tmp_path)
-    create_queue(lab.platform, queue, competition=slug)
+    lab.platform.create_queue(queue, competition=slug)
     return slug
 
 
@@ -46,14 +46,14 @@ def test_a_queue_without_workers_shows_its_waiting_submissions(lab, tmp_path):
     slug = _queue_for(lab, tmp_path, "Empty Queue", "empty")
     lab.start_dispatcher()
     sids = [lab.submit(slug, tmp_path) for _ in range(3)]
-    lab.wait_for(lambda: queue_detail(lab.platform, "empty")["connected"], 60, "the dispatcher to reach the queue")
+    lab.wait_for(lambda: lab.platform.queue_detail("empty")["connected"], 60, "the dispatcher to reach the queue")
     time.sleep(1.5)
     for position, sid in enumerate(sids, start=1):
         info = lab.platform.submission(sid)
         assert info["status"] == m.SUBMITTED
         assert info["waiting"]["position"] == position
         assert "no worker is attached" in info["waiting"]["note"]
-    detail = queue_detail(lab.platform, "empty")
+    detail = lab.platform.queue_detail("empty")
     assert [w["id"] for w in detail["waiting"]] == sids
     assert detail["workers"] == [] and "no worker is attached" in detail["note"]
     # A worker attaches: everything waiting runs.
@@ -71,7 +71,7 @@ def test_a_worker_killed_mid_run_is_replaced_then_the_run_fails_with_the_reason(
     sid = lab.submit(slug, tmp_path, sleep=120)
     lab.wait_for(lambda: _worker_of(lab, sid) == "first" and lab.status(sid) == m.SCORING, 120, "the run on 'first'")
     lab.start_worker(creds, "second")
-    lab.wait_for(lambda: len(queue_detail(lab.platform, "dying")["workers"]) == 2, 60, "the second worker")
+    lab.wait_for(lambda: len(lab.platform.queue_detail("dying")["workers"]) == 2, 60, "the second worker")
     lab.kill_worker("first")
     # Retried once, on the other worker.
     lab.wait_for(lambda: _worker_of(lab, sid) == "second" and lab.status(sid) == m.SCORING, 120, "the retry on 'second'")
@@ -137,14 +137,14 @@ def test_a_gpu_phase_runs_only_on_workers_that_declared_gpus(lab, tmp_path):
     lab.start_dispatcher()
     lab.start_worker(creds, "cpu-only", nthreads=2)
     sids = [lab.submit(slug, tmp_path) for _ in range(3)]
-    lab.wait_for(lambda: len(queue_detail(lab.platform, "gpus")["workers"]) == 1, 60, "the CPU worker")
+    lab.wait_for(lambda: len(lab.platform.queue_detail("gpus")["workers"]) == 1, 60, "the CPU worker")
     time.sleep(3)
     assert all(lab.status(s) == m.SUBMITTED for s in sids), "a GPU run started on a machine without GPUs"
     lab.start_worker(creds, "gpu-box", gpus=1)
     lab.wait_terminal(sids, 120)
     assert all(lab.status(s) == m.FINISHED for s in sids)
     assert {_worker_of(lab, s) for s in sids} == {"gpu-box"}
-    gpu = [w for w in queue_detail(lab.platform, "gpus")["workers"] if w["name"] == "gpu-box"]
+    gpu = [w for w in lab.platform.queue_detail("gpus")["workers"] if w["name"] == "gpu-box"]
     assert gpu and gpu[0]["resources"] == {"GPU": 1.0}
 
 
@@ -210,7 +210,7 @@ def test_containers_of_a_killed_worker_are_removed_when_a_worker_starts_again(la
     lab.wait_for(removed, 120, "the orphaned container to be removed")
     # The run itself was retried on the new worker, in a container of its own.
     lab.wait_for(lambda: _worker_of(lab, sid) == "next", 60, "the retry on 'next'")
-    lab.platform.set_status(sid, m.CANCELLED, note="test over")
+    lab.platform.runs.set_status(sid, m.CANCELLED, note="test over")
     lab.kill_worker("next")
     for container in docker_engine.containers.list(all=True, filters=label):
         container.remove(force=True)

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from hub_extension.app import results as results_module
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
-from hub_extension.queue_scheduler import PAYLOAD_DROPPED, RESULT_TOPIC, payload_bytes
-from hub_extension.queues import SchedulerSupervisor, client_security, create_queue
+from hub_extension.contract import RESULT_TOPIC
+from hub_extension.queue_scheduler import PAYLOAD_DROPPED, payload_bytes
+from hub_extension.queues import SchedulerSupervisor, client_security
 
 from .helpers import results_zip, simple_spec
 from .queue_helpers import QueueLab
@@ -36,8 +36,8 @@ def test_files_over_the_cap_are_dropped_said_and_never_listed(tmp_path, monkeypa
     slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
-    assert platform.claim(sid, "org", "submission-key-1")
-    monkeypatch.setattr(results_module, "RESULT_FILES_MAX_BYTES", 1000)
+    assert platform.runs.claim(sid, "org", "submission-key-1")
+    platform.config.result_files_max_mb = 1000 / (1024 * 1024)
     attempt = f"submissions/{sid}/20261203T000000-1-1"
     home = str(platform.config.home)
     result = {
@@ -59,7 +59,7 @@ def test_files_over_the_cap_are_dropped_said_and_never_listed(tmp_path, monkeypa
         "dropped": [{"name": "executed notebook HTML", "bytes": 70 << 20, "reason": "over the inline cap"}],
     }
     result["files"] = dict(sorted(result["files"].items(), key=lambda kv: "notebook" not in kv[0]))
-    assert platform.record_result(sid, result, key="submission-key-1", queue="org")
+    assert platform.runs.record_result(sid, result, key="submission-key-1", queue="org")
     info = platform.submission(sid)
     assert info["status"] == m.FINISHED
     # Only artifacts whose file was written are listed; each one left out is said, with why.
@@ -86,11 +86,11 @@ def test_an_error_with_host_paths_reaches_the_participant_without_them(tmp_path)
     slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
-    assert platform.claim(sid, "default", "k")
+    assert platform.runs.claim(sid, "default", "k")
     store = platform.store.root.resolve()
     error = (f"could not read {store}/files/submissions/{sid}/x/predictions.csv; "
              f"work folder /tmp/jupyter-compete/work/submission-{sid}-ab/task-0 kept")
-    assert platform.record_result(sid, {"status": "Failed", "error": error}, key="k")
+    assert platform.runs.record_result(sid, {"status": "Failed", "error": error}, key="k")
     shown = platform.submission(sid)["error"]
     assert str(store) not in shown and "/tmp/jupyter-compete" not in shown, shown
     assert "…/predictions.csv" in shown and "…/task-0" in shown
@@ -102,7 +102,7 @@ def test_after_collection_the_scheduler_keeps_no_result_files(tmp_path):
     lab = QueueLab(tmp_path / "home")
     try:
         slug = lab.competition("Big Output", tmp_path, output_bytes=3 * 1024 * 1024)
-        create_queue(lab.platform, "bigout", competition=slug)
+        lab.platform.create_queue("bigout", competition=slug)
         lab.start_dispatcher()
         lab.start_worker(lab.home / "queues" / "bigout" / "worker-credentials.json", "box")
         sid = lab.submit(slug, tmp_path)
@@ -133,7 +133,7 @@ def test_uncollected_results_keep_a_bounded_payload_and_a_restarted_platform_sti
     platform = Platform(home=str(tmp_path / "home"))
     supervisor = SchedulerSupervisor(platform)
     try:
-        create_queue(platform, "bounded", LOCAL_ADMIN)
+        platform.create_queue("bounded", LOCAL_ADMIN)
         settings_file = tmp_path / "home" / "queues" / "bounded" / "scheduler.json"
         settings = json.loads(settings_file.read_text())
         settings["payload_max_bytes"] = 1_000_000

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub_extension.app import LOCAL_ADMIN, Platform
-from hub_extension.queues import SchedulerSupervisor, client_security, create_queue
+from hub_extension.queues import SchedulerSupervisor, client_security
 
 from .queue_helpers import compete_cmd
 
@@ -37,7 +37,7 @@ def two_queues(tmp_path_factory):
     supervisor = SchedulerSupervisor(platform)
     queues = {}
     for name in ("alpha", "beta"):
-        create_queue(platform, name, LOCAL_ADMIN)
+        platform.create_queue(name, LOCAL_ADMIN)
         address = supervisor.ensure(name)
         creds = json.loads((home / "queues" / name / "worker-credentials.json").read_text())
         queues[name] = {"address": address, "credentials": creds}
@@ -147,7 +147,7 @@ def test_a_pickle_sent_by_a_worker_is_never_loaded(two_queues, tmp_path):
     from distributed.protocol import ToPickle
     from distributed.security import Security
 
-    from hub_extension.queue_scheduler import REFUSED
+    from dask_workers.queue_guard import REFUSED
 
     platform, queues, home = two_queues
     creds, address = queues["alpha"]["credentials"], queues["alpha"]["address"]
@@ -176,7 +176,7 @@ def test_a_worker_event_carrying_a_pickle_reaches_the_platform_as_plain_data(two
     from distributed import Client, Worker
     from distributed.protocol import ToPickle
 
-    from hub_extension.queue_scheduler import REFUSED
+    from dask_workers.queue_guard import REFUSED
 
     platform, queues, _ = two_queues
     creds, address = queues["alpha"]["credentials"], queues["alpha"]["address"]
@@ -205,19 +205,18 @@ def test_a_worker_event_carrying_a_pickle_reaches_the_platform_as_plain_data(two
 
 
 def test_rotated_credentials_shut_out_the_old_ones(tmp_path):
-    from hub_extension.queues import rotate_credentials
 
     home = tmp_path / "home"
     platform = Platform(home=str(home))
     supervisor = SchedulerSupervisor(platform)
     try:
-        create_queue(platform, "gamma", LOCAL_ADMIN)
+        platform.create_queue("gamma", LOCAL_ADMIN)
         supervisor.ensure("gamma")
         creds_file = home / "queues" / "gamma" / "worker-credentials.json"
         old = tmp_path / "old.json"
         old.write_text(creds_file.read_text())
         before = json.loads(old.read_text())
-        info = rotate_credentials(platform, "gamma", LOCAL_ADMIN)
+        info = platform.rotate_credentials("gamma", LOCAL_ADMIN)
         after = json.loads(creds_file.read_text())
         assert after["ca"] != before["ca"] and after["scheduler"] == before["scheduler"]
         assert info["ca_fingerprint"].startswith("sha256:")
@@ -373,10 +372,9 @@ def test_worker_credentials_cannot_call_another_worker(lab, tmp_path):
 
     from dask_workers.submission_job import cancel_on_worker
     from hub_extension import models as m
-    from hub_extension.queues import create_queue
 
     slug = lab.competition("Guarded Worker", tmp_path)
-    create_queue(lab.platform, "guarded", competition=slug)
+    lab.platform.create_queue("guarded", competition=slug)
     creds_path = lab.home / "queues" / "guarded" / "worker-credentials.json"
     creds = json.loads(creds_path.read_text())
     lab.start_dispatcher()
@@ -430,7 +428,7 @@ def test_worker_credentials_cannot_call_another_worker(lab, tmp_path):
         from_scheduler = tmp_path / "run-from-the-scheduler"
         client.run(partial(Path.touch, from_scheduler))
         assert from_scheduler.exists()
-        lab.platform.set_status(sid, m.CANCELLED, note="cancelled")
+        lab.platform.runs.set_status(sid, m.CANCELLED, note="cancelled")
         # (What a worker returns reaches the platform as plain data only: the answer itself is not used.)
         assert set(client.run(cancel_on_worker, sid)) == {victim_address}
     lab.wait_for(lambda: _worker_states(lab.platform, "guarded")["victim"]["running"] == [], 60,

@@ -10,7 +10,6 @@ import pytest
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN
 from hub_extension.bundles.model import BundleError
-from hub_extension.queues import create_queue
 
 from .queue_helpers import RESULTS_TEMPLATE, QueueLab, slow_bundle
 
@@ -50,7 +49,7 @@ def test_reference_data_on_the_workers_is_used_there_and_never_uploaded(tmp_path
     try:
         slug, warnings = lab.platform.create_competition(_private_bundle(tmp_path, str(secret)), LOCAL_ADMIN)
         assert any("worker_data" in w and str(secret) in w for w in warnings), warnings
-        create_queue(lab.platform, "private", competition=slug)
+        lab.platform.create_queue("private", competition=slug)
         with lab.platform.db.session() as s:
             (task,) = s.query(m.Task).join(m.Competition).filter(m.Competition.slug == slug).all()
             assert task.reference_data_key is None
@@ -77,7 +76,7 @@ def test_a_worker_without_the_data_fails_the_run_and_says_what_is_missing(tmp_pa
     lab = QueueLab(tmp_path / "home")
     try:
         slug, _ = lab.platform.create_competition(_private_bundle(tmp_path, "/nonexistent/truth"), LOCAL_ADMIN)
-        create_queue(lab.platform, "private", competition=slug)
+        lab.platform.create_queue("private", competition=slug)
         lab.start_dispatcher()
         lab.start_worker(lab.home / "queues" / "private" / "worker-credentials.json", "empty-box")
         sid = lab.submit(slug, tmp_path)

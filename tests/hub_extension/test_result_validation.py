@@ -11,7 +11,7 @@ def _sent_submission(platform: Platform, tmp_path) -> tuple[int, str]:
     slug = platform.competitions.insert_competition(simple_spec(), LOCAL_ADMIN)
     platform.register(slug, "ann", LOCAL_ADMIN)
     sid = platform.submit(slug, results_zip(tmp_path), username="ann", actor=LOCAL_ADMIN)
-    assert platform.claim(sid, "default", "submission-key-1")
+    assert platform.runs.claim(sid, "default", "submission-key-1")
     return sid, "submission-key-1"
 
 
@@ -31,7 +31,7 @@ def test_paths_outside_the_submission_and_bad_types_are_dropped(tmp_path):
         "files": {f"submissions/{sid}/a/detail.html": b"<p>ok</p>", other: b"overwrite", "../../escape": b"x",
                   f"submissions/{sid}/a/not-bytes": "text"},
     }
-    assert platform.record_result(sid, result, key=key)
+    assert platform.runs.record_result(sid, result, key=key)
     info = platform.submission(sid)
     assert info["status"] == m.FINISHED and info["scores"] == {"accuracy": 0.5}
     assert info["artifacts"] == {"detailed_results": f"submissions/{sid}/a/detail.html"}
@@ -50,10 +50,10 @@ def test_paths_outside_the_submission_and_bad_types_are_dropped(tmp_path):
 def test_a_result_for_another_attempt_or_twice_is_not_recorded(tmp_path):
     platform = Platform(home=str(tmp_path / "home"))
     sid, key = _sent_submission(platform, tmp_path)
-    assert not platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 1.0}}, key="submission-old")
+    assert not platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": 1.0}}, key="submission-old")
     assert platform.submission(sid)["status"] == m.SUBMITTED
-    assert platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.25}}, key=key)
-    assert not platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 1.0}}, key=key)
+    assert platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.25}}, key=key)
+    assert not platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": 1.0}}, key=key)
     assert platform.submission(sid)["scores"] == {"accuracy": 0.25}
     platform.close()
 
@@ -61,7 +61,7 @@ def test_a_result_for_another_attempt_or_twice_is_not_recorded(tmp_path):
 def test_scores_that_are_not_numbers_fail_the_submission(tmp_path):
     platform = Platform(home=str(tmp_path / "home"))
     sid, key = _sent_submission(platform, tmp_path)
-    assert platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": "__import__('os')"}}, key=key)
+    assert platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": "__import__('os')"}}, key=key)
     info = platform.submission(sid)
     assert info["status"] == m.FAILED and "not a number" in info["error"]
     platform.close()
@@ -77,18 +77,18 @@ def test_concurrent_reports_record_one_end_only(any_platform, tmp_path):
     for n in range(6):
         platform.register(slug, f"user{n}", LOCAL_ADMIN)
         sid = platform.submit(slug, results_zip(tmp_path, f"p{n}.zip"), username=f"user{n}", actor=LOCAL_ADMIN)
-        assert platform.claim(sid, "default", f"submission-{sid}-k")
+        assert platform.runs.claim(sid, "default", f"submission-{sid}-k")
         sids.append(sid)
 
     def reports(sid):
         key = f"submission-{sid}-k"
         return [
-            lambda: platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.5}}, key=key),
-            lambda: platform.record_result(sid, {"status": "Failed", "error": "the worker died"}, key=key),
-            lambda: platform.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.9}}, key=key),
-            lambda: platform.set_status(sid, m.RUNNING, key=key, worker="w"),
-            lambda: platform.set_status(sid, m.CANCELLED, note="cancelled"),
-            lambda: platform.record_scores(sid, {"accuracy": 0.1}),
+            lambda: platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.5}}, key=key),
+            lambda: platform.runs.record_result(sid, {"status": "Failed", "error": "the worker died"}, key=key),
+            lambda: platform.runs.record_result(sid, {"status": "Finished", "scores": {"accuracy": 0.9}}, key=key),
+            lambda: platform.runs.set_status(sid, m.RUNNING, key=key, worker="w"),
+            lambda: platform.runs.set_status(sid, m.CANCELLED, note="cancelled"),
+            lambda: platform.runs.record_scores(sid, {"accuracy": 0.1}),
         ]
 
     calls = [call for sid in sids for call in reports(sid)] * 2

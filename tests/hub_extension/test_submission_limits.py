@@ -39,7 +39,7 @@ def test_daily_limit_resets_at_utc_midnight(platform, tmp_path):
 def test_failed_submissions_do_not_count(platform, tmp_path):
     slug, sub = _setup(platform, tmp_path, max_submissions=1, max_submissions_per_day=None)
     first = platform.submit(slug, sub, username="alice")
-    platform.set_status(first, m.FAILED, error="boom")
+    platform.runs.set_status(first, m.FAILED, error="boom")
     second = platform.submit(slug, sub, username="alice")
     assert second != first
     with pytest.raises(LimitReached):
@@ -50,7 +50,7 @@ def test_cancelled_counts_in_codabench_not_in_codalab(platform, tmp_path):
     for dialect, counts in (("codabench", True), ("codalab", False)):
         slug, sub = _setup(platform, tmp_path, dialect=dialect, max_submissions=1, max_submissions_per_day=None)
         first = platform.submit(slug, sub, username="alice")
-        platform.set_status(first, m.CANCELLED)
+        platform.runs.set_status(first, m.CANCELLED)
         if counts:
             with pytest.raises(LimitReached):
                 platform.submit(slug, sub, username="alice")

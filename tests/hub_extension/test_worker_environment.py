@@ -53,14 +53,14 @@ def test_default_queue_workers_are_executed_without_the_platform_secrets(tmp_pat
 
 def test_queue_schedulers_are_executed_without_the_platform_secrets(tmp_path, monkeypatch):
     from hub_extension.app import LOCAL_ADMIN
-    from hub_extension.queues import SchedulerSupervisor, create_queue
+    from hub_extension.queues import SchedulerSupervisor
 
     platform = Platform(home=str(tmp_path / "home"))
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     supervisor = SchedulerSupervisor(platform)
     try:
-        create_queue(platform, "envcheck", LOCAL_ADMIN)
+        platform.create_queue("envcheck", LOCAL_ADMIN)
         supervisor.ensure("envcheck")
         env = _environ(supervisor.pid("envcheck"))
         assert "PATH" in env

@@ -314,7 +314,7 @@ def test_follow_reports_each_change_and_times_out(server, world, platform, tmp_p
     def drive():
         for status in ("Preparing", "Running", "Scoring"):
             time.sleep(0.3)
-            platform.set_status(sid, status)
+            platform.runs.set_status(sid, status)
         time.sleep(0.3)
         finish(platform, sid, {"accuracy": 0.9, "secret": 0.1, "private_score": 0.2})
 

@@ -88,7 +88,7 @@ def test_progress_goes_through_every_stage_to_the_scores(server, world, platform
     assert f'href="/services/competitions/submissions/{sid}"' in html
     wait_for(lambda: box._left.value == "<span>Submissions left: 2 today, 7 in total.</span>", what="one fewer left")
     for status in ("Preparing", "Running", "Scoring"):
-        platform.set_status(sid, status)
+        platform.runs.set_status(sid, status)
         wait_stage(box, status)
         assert status_of(box) == status
         assert f'data-step="{status}" style="font-weight: bold;">\u25cf {status}' in box._status.value

@@ -115,7 +115,7 @@ def finish(platform, sid: int, scores: dict[str, float], *, with_outputs: bool =
         ]}]
         result["artifacts"] = {"detailed_results": f"{base}/detailed_results.html",
                                "executed_notebook_html": f"{base}/executed_notebook.html"}
-    assert platform.record_result(sid, result)
+    assert platform.runs.record_result(sid, result)
 
 
 @dataclass

@@ -295,7 +295,7 @@ def test_cancel(platform, world):
 
         def cancel(self, sid):
             self.cancelled.append(sid)
-            return platform.set_status(sid, m.CANCELLED, note="cancelled")
+            return platform.runs.set_status(sid, m.CANCELLED, note="cancelled")
 
     recorder = Recorder()
     assert platform.cancel_submission(waiting, ANN, recorder)["status"] == m.CANCELLED

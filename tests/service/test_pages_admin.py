@@ -88,11 +88,9 @@ def test_the_admin_page_lists_competitions_queues_and_storage(world_server):
 
 
 def test_the_queue_page_shows_attached_workers_and_what_waits(world_server):
-    from hub_extension import queues
-
     server, world = world_server
     assert server.browser("olga").post("queues", {"name": "gpu-box", "competition": world.slug}).status_code == 302
-    queues.record_queue_state(server.platform, "gpu-box", connected=True, workers=[
+    server.platform.record_queue_state("gpu-box", connected=True, workers=[
         {"name": "lab-gpu-1", "address": "tls://10.0.0.5:4000", "nthreads": 2, "resources": {"GPU": 1.0},
          "running": ["compete-7-1"], "last_seen": 1.5, "status": "running"},
         {"name": "lab-cpu", "address": "tls://10.0.0.6:4000", "nthreads": 4, "resources": {},

@@ -24,7 +24,7 @@ def test_the_status_of_a_running_submission_updates_without_a_reload(world_serve
     assert row.locator("[data-status]").inner_text() == m.SUBMITTED
     page.evaluate("window.__same_page = true")
 
-    assert server.platform.set_status(sid, m.RUNNING, note="test-worker")
+    assert server.platform.runs.set_status(sid, m.RUNNING, note="test-worker")
     page.wait_for_function(
         f"document.querySelector('tr[data-submission=\"{sid}\"] [data-status]').textContent === 'Running'",
         timeout=15_000,
