@@ -32,6 +32,7 @@ import os
 import sys
 from pathlib import Path
 
+from hub_extension import resources
 from hub_extension.config import load_config
 from hub_extension.db import upgrade_database
 from hub_extension.embedded import (
@@ -187,7 +188,7 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:
     c.SimpleLocalProcessSpawner.args.append("--allow-root")
 
 # -- pages ---------------------------------------------------------------------------------------
-c.JupyterHub.template_paths = [str(Path(__file__).resolve().parent / "templates" / "hub")]
+c.JupyterHub.template_paths = [str(resources.templates("hub"))]
 c.JupyterHub.default_url = "/hub/home"
 
 # -- people: local accounts and the demo -------------------------------------------------------

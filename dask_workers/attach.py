@@ -87,11 +87,13 @@ class CompetePlugin(WorkerPlugin):
 
     name = "jupyter-compete"
 
-    def __init__(self, executor: Optional[str] = None):
+    def __init__(self, executor: Optional[str] = None, executor_config: Optional[dict[str, Any]] = None):
         self.executor = executor
+        self.executor_config = dict(executor_config or {})
 
     def setup(self, worker: Any) -> None:
         submission_job.executor_override = self.executor
+        submission_job.worker_executor_config = self.executor_config
         removed = submission_job.cleanup_orphans()
         if removed:
             log.warning("removed %d containers left by a worker of this machine that died", removed)
@@ -276,6 +278,7 @@ async def attach(
     nthreads: int = 1,
     gpus: int = 0,
     executor: Optional[str] = None,
+    executor_config: Optional[dict[str, Any]] = None,
     local_directory: Optional[str] = None,
     listen_host: Optional[str] = None,
     once: bool = False,
@@ -298,7 +301,7 @@ async def attach(
                 nthreads=nthreads,
                 name=name,
                 resources=resources,
-                plugins={CompetePlugin(executor)},
+                plugins={CompetePlugin(executor, executor_config)},
                 local_directory=local_directory,
                 host=listen_host,
                 protocol="tls",

@@ -63,6 +63,18 @@ _executors: dict[tuple[str, str], Executor] = {}
 _executors_lock = threading.Lock()
 # Set by `compete worker --executor`: the machine's owner decides how steps run on it.
 executor_override: Optional[str] = None
+# Set by `compete worker` from the machine's configuration file (`c.DockerExecutor.*`, ...):
+# over the platform's settings that come with each job, section by section, key by key.
+worker_executor_config: dict[str, dict[str, Any]] = {}
+
+
+def merged_settings(platform: Mapping[str, Mapping[str, Any]],
+                    machine: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The executor settings of a run: the platform's, with this machine's over them."""
+    merged = {section: dict(values) for section, values in platform.items()}
+    for section, values in machine.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
 
 
 def _worker():
@@ -104,7 +116,7 @@ def emit_result(submission_id: int, key: Optional[str], result: dict[str, Any]) 
 def executor_for(job: Job) -> Executor:
     """The executor of this worker process for `job`, made on first use with the job's settings and kept."""
     name = executor_override or job.executor or "auto"
-    settings = job.executor_config or {}
+    settings = merged_settings(job.executor_config or {}, worker_executor_config)
     cache_key = (name, json.dumps(settings, sort_keys=True, default=str))
     with _executors_lock:
         executor = _executors.get(cache_key)

@@ -11,13 +11,17 @@ import sys
 
 from kernels.build import DEFAULT_IMAGE, build_image
 
+from .config import executor_settings, load_config
+
 
 def cmd_worker(args: argparse.Namespace) -> int:
     # Start-up cost: distributed (and the executors) load only when the worker starts, not for `--help`.
     from dask_workers.attach import CredentialsError, main
 
+    # The machine's own executor settings (c.DockerExecutor.*, ...) from the one configuration loader.
+    machine = executor_settings(load_config(home=args.home).config)
     try:
-        return main(args.credentials, name=args.name, nthreads=args.nthreads, gpus=args.gpus,
+        return main(args.credentials, executor_config=machine, name=args.name, nthreads=args.nthreads, gpus=args.gpus,
                     executor=args.worker_executor, local_directory=args.local_directory,
                     listen_host=args.listen_host)
     except CredentialsError as exc:

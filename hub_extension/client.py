@@ -45,12 +45,14 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from .contract import Status
+
 __all__ = ["CompeteClient", "CompeteError", "CompeteTimeout", "Logs", "current_notebook_path",
            "service_url_from_env"]
 
 SERVICE_NAME = "competitions"
 API_PREFIX = "api/v1/"
-TERMINAL = ("Finished", "Failed", "Cancelled")
+TERMINAL = Status.TERMINAL
 # Folders never worth sending: editor and VCS leftovers, bytecode.
 SKIPPED_FOLDERS = frozenset({".ipynb_checkpoints", "__pycache__", ".git"})
 PAGE_LIMIT = 200
