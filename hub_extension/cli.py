@@ -169,8 +169,9 @@ def add_queue_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, default=0, help="GPUs this machine offers (a Dask resource GPU=N)")
     p.add_argument("--nthreads", type=int, default=1, help="submissions run at a time")
     p.add_argument("--name", default=None, help="worker name shown to the organizer (default HOST-PID)")
-    p.add_argument("--worker-executor", choices=("docker", "process", "auto"), default=None,
-                   help="how steps run on this machine (default: what the platform asks)")
+    p.add_argument("--worker-executor", default=None, metavar="EXECUTOR",
+                   help="how steps run on this machine: docker, process, auto, or module:Class of an "
+                        "Executor (default: what the platform asks)")
     p.add_argument("--local-directory", default=None, help="scratch space for runs and the dataset cache")
     p.add_argument("--listen-host", default=None, help="interface to listen on for the scheduler")
     p.set_defaults(func=cli_worker.cmd_worker)

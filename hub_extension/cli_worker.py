@@ -17,12 +17,19 @@ from .config import executor_settings, load_config
 def cmd_worker(args: argparse.Namespace) -> int:
     # Start-up cost: distributed (and the executors) load only when the worker starts, not for `--help`.
     from dask_workers.attach import CredentialsError, main
+    from dask_workers.executors import executor_class
 
+    if args.worker_executor and args.worker_executor != "auto":
+        try:
+            executor_class(args.worker_executor)
+        except ValueError as exc:
+            print(f"error: --worker-executor: {exc}", file=sys.stderr)
+            return 2
     # The machine's own executor settings (c.DockerExecutor.*, ...) from the one configuration loader.
     machine = executor_settings(load_config(home=args.home).config)
     try:
-        return main(args.credentials, executor_config=machine, name=args.name, nthreads=args.nthreads, gpus=args.gpus,
-                    executor=args.worker_executor, local_directory=args.local_directory,
+        return main(args.credentials, executor_config=machine, name=args.name, nthreads=args.nthreads,
+                    gpus=args.gpus, executor=args.worker_executor, local_directory=args.local_directory,
                     listen_host=args.listen_host)
     except CredentialsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, Iterable, Optional
 
-from ..storage import LocalStore
+from ..storage import Store
 from .model import TASK_DATA_KINDS, BundleError, CompetitionSpec, DataRef
 from .reader import LoadedBundle
 from .unpack import UnpackError, UnpackLimits, check_zip, copy_member, folder_files, open_zip, zip_members
@@ -110,7 +110,7 @@ def _refs(spec: CompetitionSpec) -> Iterable[tuple[object, str, DataRef]]:
                 yield phase, kind, getattr(phase, kind)
 
 
-def store_bundle_data(bundle: LoadedBundle, store: LocalStore) -> CompetitionSpec:
+def store_bundle_data(bundle: LoadedBundle, store: Store) -> CompetitionSpec:
     """A copy of the bundle's spec with every DataRef stored and of kind "key".
 
     All datasets are packed first and stored only when every one succeeded, so
@@ -141,7 +141,7 @@ def store_bundle_data(bundle: LoadedBundle, store: LocalStore) -> CompetitionSpe
     return spec
 
 
-def dataset_sizes(spec: CompetitionSpec, store: LocalStore) -> dict[str, int]:
+def dataset_sizes(spec: CompetitionSpec, store: Store) -> dict[str, int]:
     """Bytes per stored dataset key of a spec (for summaries and quotas)."""
     return {ref.value: store.dataset_size(ref.value) for _, _, ref in _refs(spec)
             if ref.kind == "key" and store.has_dataset(ref.value)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from ..storage import LocalStore
+from ..storage import Store
 from .codabench import codabench_document
 from .codalab import codalab_document
 from .datasets import CanonicalZip, _refs
@@ -34,7 +34,7 @@ _IMAGE_SIGNATURES = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gi
 class BundleNames:
     """File names inside the exported bundle, chosen once so nothing collides."""
 
-    def __init__(self, spec: CompetitionSpec, store: LocalStore, light: bool):
+    def __init__(self, spec: CompetitionSpec, store: Store, light: bool):
         self.light = light
         self.taken = {"competition.yaml"}
         files = (spec.extra or {}).get("files", {})
@@ -74,7 +74,7 @@ class BundleNames:
         return self._logo
 
 
-def _image_suffix(store: LocalStore, ref: DataRef) -> str:
+def _image_suffix(store: Store, ref: DataRef) -> str:
     if ref.kind == "key" and store.has_dataset(ref.value):
         with store.open_dataset(ref.value) as fh:
             head = fh.read(16).lstrip()
@@ -84,7 +84,7 @@ def _image_suffix(store: LocalStore, ref: DataRef) -> str:
     return ".png"
 
 
-def export_bundle(spec: CompetitionSpec, store: LocalStore, out_zip: Path, *, light: bool = False) -> None:
+def export_bundle(spec: CompetitionSpec, store: Store, out_zip: Path, *, light: bool = False) -> None:
     """Write `spec` as a bundle zip; raise `BundleError` if its data is not all stored."""
     problems = []
     for owner, attr, ref in _refs(spec):

@@ -34,7 +34,6 @@ from .app import DEFAULT_PREFIX, make_app
 
 log = logging.getLogger("compete.service")
 
-DISPATCH_SECONDS = 2.0
 PHASE_CLOCK_SECONDS = 30.0
 FALLBACK_WARNING = (
     "No Docker engine answers: submissions run with the 'process' executor, which does not "
