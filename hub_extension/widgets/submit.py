@@ -18,6 +18,7 @@ import ipywidgets as widgets
 from IPython.display import Javascript
 
 from ..client import SKIPPED_FOLDERS, CompeteClient, CompeteError, current_notebook_path
+from ..contract import Status
 from .common import (
     STEPS,
     TERMINAL,
@@ -151,7 +152,7 @@ class SubmitState:
         """A fresh answer about the submission (from `CompeteClient.follow`)."""
         with self._lock:
             self.info = info
-            status = str(info.get("status") or "Submitted")
+            status = str(info.get("status") or Status.SUBMITTED)
             self.stage = status
             if not self.stages or self.stages[-1] != status:
                 self.stages.append(status)
@@ -217,18 +218,18 @@ class SubmitState:
     def _detail(self) -> str:
         info = self.info or {}
         status = self.stage
-        if status == "Submitted":
+        if status == Status.SUBMITTED:
             waiting = info.get("waiting") or {}
             if waiting.get("position"):
                 note = f" \u2014 {waiting['note']}" if waiting.get("note") else ""
                 return f"Waiting in the queue: position {waiting['position']}{note}."
             return "Waiting to be sent to a worker."
-        if status == "Preparing":
+        if status == Status.PREPARING:
             return "A worker is preparing the run."
-        if status == "Running":
+        if status == Status.RUNNING:
             running = info.get("running_time")
             return f"Running ({running:.0f} s so far)." if isinstance(running, (int, float)) else "Running."
-        if status == "Scoring":
+        if status == Status.SCORING:
             return "Computing the scores."
         return ""
 
@@ -249,9 +250,9 @@ class SubmitState:
             detail = self._detail()
             if detail:
                 out.append(f'<p class="compete-submit-detail">{_esc(detail)}</p>')
-            if stage == "Finished":
+            if stage == Status.FINISHED:
                 out.append(self._scores_html())
-            elif stage in ("Failed", "Cancelled"):
+            elif stage in (Status.FAILED, Status.CANCELLED):
                 out.append(self._failure_html())
         if self.note:
             out.append(f'<p class="compete-submit-note"><i>{_esc(self.note)}</i></p>')
@@ -264,24 +265,24 @@ class SubmitState:
 
     def _steps_html(self) -> str:
         stage = self.stage
-        failed_at = self._failed_step() if stage in ("Failed", "Cancelled") else None
+        failed_at = self._failed_step() if stage in (Status.FAILED, Status.CANCELLED) else None
         reached = set(self.stages) | {h.get("status") for h in (self.info or {}).get("history") or []}
         cells = []
-        for step in (*STEPS, "Finished" if stage not in ("Failed", "Cancelled") else stage):
+        for step in (*STEPS, Status.FINISHED if stage not in (Status.FAILED, Status.CANCELLED) else stage):
             if step == stage and stage in TERMINAL:
-                mark, style = ("\u2713", "color: #1b7f3b; font-weight: bold;") if stage == "Finished" else \
+                mark, style = ("\u2713", "color: #1b7f3b; font-weight: bold;") if stage == Status.FINISHED else \
                     ("\u2717", "color: #b00020; font-weight: bold;")
             elif step == stage:
                 mark, style = "\u25cf", "font-weight: bold;"
             elif step == failed_at:
                 mark, style = "\u2717", "color: #b00020;"
-            elif step in reached or stage in TERMINAL and stage == "Finished":
+            elif step in reached or stage in TERMINAL and stage == Status.FINISHED:
                 mark, style = "\u2713", "opacity: 0.8;"
             else:
                 mark, style = "\u25cb", "opacity: 0.5;"
-            if step == "Submitted" and stage == "Submitted":
+            if step == Status.SUBMITTED and stage == Status.SUBMITTED:
                 position = ((self.info or {}).get("waiting") or {}).get("position")
-                label = f"Submitted (#{position} in queue)" if position else "Submitted"
+                label = f"Submitted (#{position} in queue)" if position else Status.SUBMITTED
             else:
                 label = step
             cells.append(f'<span class="compete-step" data-step="{_esc(step)}" style="{style}">{mark} {_esc(label)}</span>')
@@ -307,7 +308,7 @@ class SubmitState:
         return head + '<table class="compete-scores">' + "".join(rows) + "</table>"
 
     def _failure_html(self) -> str:
-        error = str((self.info or {}).get("error") or ("cancelled" if self.stage == "Cancelled" else "no reason given"))
+        error = str((self.info or {}).get("error") or ("cancelled" if self.stage == Status.CANCELLED else "no reason given"))
         first, _, rest = error.partition("\n")
         out = [f'<p class="compete-submit-error" style="color: #b00020;"><b>{_esc(self.stage)}</b>: {_esc(first)}</p>']
         if rest.strip():
@@ -324,7 +325,7 @@ class SubmitState:
             lines.append(f"error: {self.error}")
         elif self.stage in TERMINAL:
             lines.append(f"submission {info.get('id')}: {self.stage}")
-            if self.stage == "Finished":
+            if self.stage == Status.FINISHED:
                 for key, value in (info.get("scores") or {}).items():
                     column = self.columns.get(key, {})
                     lines.append(f"  {column.get('title') or key}: {_fmt_score(value, column.get('precision'))}")
@@ -528,7 +529,7 @@ class Submit(widgets.VBox):
                                     "choose \"as last saved\" and click Submit again")
                     return
             final = self.state.run(path, self._description.value.strip())
-            if final is not None and final.get("status") == "Finished":
+            if final is not None and final.get("status") == Status.FINISHED:
                 refresh_open_boards(self.state.competition)
         finally:
             self._button.disabled = self._closed
