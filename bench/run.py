@@ -364,12 +364,12 @@ def scoring_workdir(tmp: Path, name: str) -> tuple[Path, Path]:
 
 def step_overhead(tmp: Path, n: int, image: str) -> dict[str, Any]:
     from dask_workers.executors.docker import DockerExecutor
-    from dask_workers.executors.process import ProcessExecutor
+    from dask_workers.executors.process import UnsafeProcessExecutor
     from dask_workers.spec import Limits, StepSpec
 
     command = (DEMO / "scoring_program" / "metadata").read_text().split("command:", 1)[1].strip()
     executors = {
-        "process": ProcessExecutor(warm_kernel=False),
+        "process": UnsafeProcessExecutor(warm_kernel=False),
         "docker": DockerExecutor(default_image=image, worker_id=f"bench-{os.getpid()}"),
     }
     walls: dict[str, list[float]] = {name: [] for name in executors}

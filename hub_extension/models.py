@@ -3,7 +3,7 @@
 The database is the record: every state change of a submission is a row
 written here, and `alembic/` holds every schema change (the test suite checks
 that these models and the migrations agree).  Handlers never build SQL; the
-application layer (`app.py`) is the only writer.
+application layer (`app/`) is the only writer.
 """
 from __future__ import annotations
 
