@@ -1,86 +1,10 @@
-"""Shared fixtures: databases (SQLite and a real PostgreSQL) and platforms.
+"""The test suite's shared fixtures, from the modules of tests/support/ (see its docstring).
 
-PostgreSQL comes from `COMPETE_TEST_PG_URL` (set by scripts/test.sh, which
-installs and starts the server).  With `CI=true` a test that needs it fails
-when it is missing; elsewhere it is skipped with the reason.
+Each folder's own conftest.py holds only what is local to that folder.
 """
-from __future__ import annotations
-
-import os
-import subprocess
-import uuid
-from pathlib import Path
-
-import pytest
-
-from tests.docker_fixtures import docker_engine, runtime_image  # noqa: F401  (shared session fixtures)
-from tests.hub_fixtures import (  # noqa: F401  (a real hub, a real Chromium)
-    browser_page, browser_pages, chromium, hub, pytest_runtest_makereport,
-)
-
-REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip a real-component test where the component is missing, but never in CI."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: real-component tests must run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = os.environ.get("COMPETE_TEST_PG_URL")
-    if not url and IN_CI:
-        url = subprocess.run(
-            ["bash", str(REPO / "scripts" / "ensure_postgres.sh")], capture_output=True, text=True
-        ).stdout.strip()
-    require(bool(url), "PostgreSQL is not available: run scripts/test.sh, which starts it")
-    return url
-
-
-@pytest.fixture
-def pg_url(pg_server_url: str):
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    from hub_extension.db import normalize_url
-
-    admin = create_engine(normalize_url(pg_server_url), isolation_level="AUTOCOMMIT")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = pg_server_url.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_url(request, tmp_path):
-    """Runs a test on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'compete.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-def platform(tmp_path):
-    from hub_extension.app import Platform
-
-    p = Platform(home=str(tmp_path / "home"))
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def any_platform(tmp_path, any_db_url):
-    from hub_extension.app import Platform
-
-    p = Platform(home=str(tmp_path / "home"), db_url=any_db_url)
-    yield p
-    p.close()
+pytest_plugins = [
+    "tests.support.databases",
+    "tests.support.docker",
+    "tests.support.hub",
+    "tests.support.browser",
+]

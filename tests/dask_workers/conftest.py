@@ -16,8 +16,6 @@ import pytest
 from dask_workers.executors.process import ProcessExecutor
 from dask_workers.spec import Limits
 
-from tests.docker_fixtures import docker_executor, make_step  # noqa: F401  (engine and image come from tests/conftest.py)
-
 PYTHON = sys.executable
 FAST = Limits(time_limit=60, memory_mb=2048)
 

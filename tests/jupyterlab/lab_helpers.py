@@ -78,7 +78,7 @@ SCORING_TIMEOUT_MS = 240_000
 
 def upload_demo_competition(hub, tmp_path: Path, organizer: str, title: str) -> str:
     """The demo bundle under `title`, uploaded by `organizer` to the hub's service; its slug."""
-    from tests.hub_fixtures import demo_bundle_zip
+    from tests.support.hub import demo_bundle_zip
 
     resp = hub.user_client(organizer).post(
         "api/v1/competitions", files={"file": ("bundle.zip", demo_bundle_zip(tmp_path, title).read_bytes())})

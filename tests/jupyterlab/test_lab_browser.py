@@ -9,7 +9,7 @@ predictions), sees the leaderboard widget render, clicks Submit in the Submit
 widget and watches the submission reach Finished with its score (the
 platform scores it on the local Dask queue with the process executor), then
 finds its own new row in the leaderboard widget after the widget refreshes.
-On a failure the page's screenshot is kept (see tests/hub_fixtures.py).
+On a failure the page's screenshot is kept (see tests/support/browser.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from tests.hub_fixtures import browser_login
+from tests.support.browser import browser_login
 
 from .lab_helpers import (
     FRONT_END_TIMEOUT_MS as LAB_TIMEOUT_MS,

@@ -13,7 +13,7 @@ notebook through Notebook 7's application object first: the submitted file
 holds the edit) and watches the submission reach Finished with its score,
 then finds its own new row in the leaderboard widget after the widget
 refreshes, and asks again with the widget's Refresh button.  On a failure the
-page's screenshot is kept (see tests/hub_fixtures.py).
+page's screenshot is kept (see tests/support/browser.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from urllib.parse import quote, urljoin
 import nbformat
 import pytest
 
-from tests.hub_fixtures import browser_login
+from tests.support.browser import browser_login
 
 from .lab_helpers import FRONT_END_TIMEOUT_MS, run_all_cells, submit_from_widgets, upload_demo_competition
 

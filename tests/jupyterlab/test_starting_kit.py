@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from hub_extension.demo import DEMO_BUNDLE
-from tests.hub_fixtures import SERVICE_PREFIX
+from tests.support.hub import SERVICE_PREFIX
 
 pytestmark = pytest.mark.slow
 

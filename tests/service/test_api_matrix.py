@@ -32,7 +32,7 @@ import yaml
 
 from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.service.api import api_routes
-from tests.hub_fixtures import SERVICE_PREFIX
+from tests.support.hub import SERVICE_PREFIX
 
 pytestmark = pytest.mark.slow
 

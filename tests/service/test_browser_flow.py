@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from tests.hub_fixtures import browser_login, demo_bundle_zip, sample_predictions_zip
+from tests.support.browser import browser_login
+from tests.support.hub import demo_bundle_zip, sample_predictions_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.hub_fixtures import demo_bundle_zip, sample_predictions_zip
+from tests.support.hub import demo_bundle_zip, sample_predictions_zip
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import requests
 
-from tests.hub_fixtures import SERVICE, SERVICE_PREFIX
+from tests.support.hub import SERVICE, SERVICE_PREFIX
 
 pytestmark = pytest.mark.slow
 

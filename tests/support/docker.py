@@ -4,26 +4,24 @@
 (`scripts/ensure_docker.sh`, which installs and starts one as root) and that
 the default runtime image is built (`kernels.build_image`, cached between
 sessions).  When that is impossible the test fails under `CI=true` and is
-skipped with the reason elsewhere.
+skipped with the reason elsewhere.  `docker_executor` is a Docker executor
+that leaves no container behind; `make_step` builds step specs on the image.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
-from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from dask_workers.executors.docker import LABEL_WORKER, DockerExecutor
+from dask_workers.spec import Limits, StepSpec
+from kernels.build import DEFAULT_IMAGE, BuildError, build_image
+from kernels.images import docker_available, docker_client
 
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the Docker tests must run)")
-    pytest.skip(reason)
+from .components import require
+from .paths import REPO
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +30,9 @@ def docker_engine():
     script = REPO / "scripts" / "ensure_docker.sh"
     proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        _unavailable(f"no Docker engine: {script.name} failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-    from kernels.images import docker_available, docker_client
-
+        require(False, f"no Docker engine: {script.name} failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
     if not docker_available():
-        _unavailable("no Docker engine answers a ping, although ensure_docker.sh succeeded")
+        require(False, "no Docker engine answers a ping, although ensure_docker.sh succeeded")
     client = docker_client()
     yield client
     client.close()
@@ -45,20 +41,16 @@ def docker_engine():
 @pytest.fixture(scope="session")
 def runtime_image(docker_engine) -> str:
     """The default runtime image, built once per machine."""
-    from kernels.build import DEFAULT_IMAGE, BuildError, build_image
-
     try:
         build_image(DEFAULT_IMAGE, log=lambda line: None)
     except BuildError as exc:
-        _unavailable(f"the runtime image could not be built: {exc}")
+        require(False, f"the runtime image could not be built: {exc}")
     return DEFAULT_IMAGE
 
 
 @pytest.fixture
 def docker_executor(runtime_image, docker_engine):
     """A Docker executor with a worker name of its own; checks that no container outlives a test."""
-    from dask_workers.executors.docker import LABEL_WORKER, DockerExecutor
-
     executor = DockerExecutor(worker_id=f"test-{uuid.uuid4().hex[:8]}")
     yield executor
     left = docker_engine.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={executor.worker_id}"})
@@ -68,10 +60,8 @@ def docker_executor(runtime_image, docker_engine):
 
 
 @pytest.fixture
-def make_step(tmp_path, runtime_image) -> Callable[..., "object"]:
+def make_step(tmp_path, runtime_image) -> Callable[..., StepSpec]:
     """Builds a StepSpec with its own folders: make_step(step, command, files={...}, **limits)."""
-    from dask_workers.spec import Limits, StepSpec
-
     counter = iter(range(1_000_000))
 
     def make(step: str = "scoring", command: Optional[str] = None, *, program: Optional[dict[str, str]] = None,

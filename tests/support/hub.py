@@ -13,13 +13,13 @@ them at the end of the session.  `Hub` has the helpers: users, groups, tokens,
 passwords, servers (and their contents API), and clients that go through the
 proxy.
 
-`chromium` is a headless Chromium (Debian's, driven by Playwright) for one
-test; `browser_page` a fresh page in a fresh context, and `browser_pages()`
-makes more (one per person in a test).  A failing test gets the end of the
-hub's log and screenshots of its pages in its report.
+`demo_bundle_zip` and `sample_predictions_zip` are the demo's bundle and
+predictions, zipped as people upload them.  The browser fixtures are in
+tests/support/browser.py.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
@@ -36,19 +36,21 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 from urllib.parse import quote, urljoin
 
+import psutil
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from hub_extension.app import zip_folder
+from hub_extension.embedded import (
+    ACCOUNTS_FILE, AccountFile, leftover_processes, read_demo_accounts, stop_processes,
+)
+
+from .paths import DEMO as DEMO_BUNDLE
+from .paths import REPO
+
 HUB_CONFIG = REPO / "jupyterhub_config.py"
-DEMO_BUNDLE = REPO / "templates" / "demo"
 SERVICE = "competitions"
 SERVICE_PREFIX = f"/services/{SERVICE}/"
-CHROMIUM = os.environ.get("COMPETE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 HUB_START_TIMEOUT = float(os.environ.get("COMPETE_TEST_HUB_TIMEOUT", "180"))
 HUB_STOP_TIMEOUT = 45.0
 ADMIN_SERVICE = "test-admin"
@@ -56,8 +58,6 @@ ADMIN_SERVICE = "test-admin"
 
 def demo_bundle_zip(tmp_path: Path, title: str) -> Path:
     """The demo bundle (templates/demo) under another title, zipped as an organizer uploads it."""
-    from hub_extension.app import zip_folder
-
     folder = tmp_path / "bundle"
     shutil.copytree(DEMO_BUNDLE, folder)
     yaml_path = folder / "competition.yaml"
@@ -69,8 +69,6 @@ def demo_bundle_zip(tmp_path: Path, title: str) -> Path:
 
 def sample_predictions_zip(tmp_path: Path, name: str = "petal_rule") -> Path:
     """One of the demo's sample predictions, zipped as a participant uploads it."""
-    from hub_extension.app import zip_folder
-
     archive = tmp_path / f"{name}.zip"
     zip_folder(DEMO_BUNDLE / "sample_submissions" / name, archive)
     return archive
@@ -168,8 +166,6 @@ class Hub:
 
     def demo_accounts(self, role: Optional[str] = None) -> list:
         """The demo accounts the first start created (`DemoAccount`s), of one role or all."""
-        from hub_extension.embedded import read_demo_accounts
-
         return [a for a in read_demo_accounts(self.home) if role is None or a.role == role]
 
     # -- the hub's REST API ------------------------------------------------------------------
@@ -206,8 +202,6 @@ class Hub:
 
     def set_password(self, name: str, password: str) -> None:
         """Let `name` log in through the hub's login page (the embedded default's account file)."""
-        from hub_extension.embedded import ACCOUNTS_FILE, AccountFile
-
         AccountFile(self.home / ACCOUNTS_FILE).set_password(name, password)
 
     def token_for(self, name: str, scopes: Optional[list[str]] = None, note: str = "test") -> str:
@@ -245,8 +239,6 @@ class Hub:
 
     def server_environment(self, name: str) -> dict[str, str]:
         """The environment the spawner gave `name`'s running server (its API token included)."""
-        import psutil
-
         server = self.api("GET", f"users/{name}").json()["servers"][""]
         return psutil.Process(server["state"]["pid"]).environ()
 
@@ -308,8 +300,6 @@ class ContentsClient:
         return resp.json()
 
     def read_bytes(self, path: str) -> bytes:
-        import base64
-
         resp = self.session.get(self._url(path), params={"type": "file", "format": "base64", "content": 1},
                                 timeout=30)
         if resp.status_code != 200:
@@ -321,8 +311,6 @@ class ContentsClient:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Save a file as JupyterLab saves a participant's edit."""
-        import base64
-
         body = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode("ascii")}
         resp = self.session.put(self._url(path), json=body, timeout=30)
         if resp.status_code not in (200, 201):
@@ -393,8 +381,6 @@ def _wait_until_ready(hub: Hub, deadline: float) -> None:
 
 def _stop(process: subprocess.Popen, home: Path) -> None:
     """SIGTERM (the hub stops the proxy and the service itself), then stop whatever outlived it."""
-    from hub_extension.embedded import leftover_processes, stop_processes
-
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -450,92 +436,3 @@ def hub(tmp_path_factory) -> Hub:
         yield hub
     finally:
         _stop(process, home)
-
-
-# -- the browser -------------------------------------------------------------------------------
-@pytest.fixture
-def chromium():
-    """Headless Chromium (Debian's /usr/bin/chromium) through Playwright.
-
-    One per test, not per session: while Playwright's sync API runs, its event
-    loop counts as running in this thread, so a session-long one would break
-    every later test that calls `asyncio.run`.  A start takes about 0.5 s.
-    """
-    from tests.conftest import require
-
-    require(Path(CHROMIUM).exists(),
-            f"{CHROMIUM} is missing: scripts/test.sh installs it (scripts/ensure_chromium.sh)")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-    except Exception:
-        playwright.stop()
-        raise
-    try:
-        yield browser
-    finally:
-        browser.close()
-        playwright.stop()
-
-
-_PAGES = pytest.StashKey[list]()
-
-
-@pytest.fixture
-def browser_pages(chromium, request, tmp_path):
-    """Makes pages, each in a browser context of its own (own cookies: one person each).
-
-    On a failing test, a screenshot of every page is kept (paths in the report).
-    """
-    contexts = []
-    pages: list = []
-    request.node.stash[_PAGES] = pages
-
-    def new_page():
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        pages.append((page, tmp_path / f"failure-{len(pages) + 1}.png"))
-        return page
-
-    try:
-        yield new_page
-    finally:
-        for context in contexts:
-            context.close()
-
-
-@pytest.fixture
-def browser_page(browser_pages):
-    """One page in a fresh browser context."""
-    return browser_pages()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """On a failing test: the end of the hub's log, and screenshots of the browser's pages."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    hub = getattr(item, "funcargs", {}).get("hub")
-    if isinstance(hub, Hub):
-        report.sections.append(("hub log (end)", hub.log_tail(40)))
-    for page, path in item.stash.get(_PAGES, []):
-        try:
-            page.screenshot(path=str(path), full_page=True)
-            report.sections.append(("browser", f"page {page.url}\nscreenshot {path}"))
-        except Exception as exc:  # noqa: BLE001 - the failure itself is what matters
-            report.sections.append(("browser", f"no screenshot of {page.url}: {exc}"))
-
-
-def browser_login(page, hub: Hub, username: str, password: str) -> None:
-    """Log in on the hub's login page by typing and clicking, as a person would."""
-    page.goto(urljoin(hub.url, "hub/login"))
-    page.fill("#username_input", username)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_url(lambda url: "/hub/login" not in url)
