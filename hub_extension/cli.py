@@ -178,6 +178,8 @@ def add_queue_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("dispatcher", help="send waiting submissions to their queues and follow them (runs until interrupted)")
     p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--status", action="store_true", help="print which process dispatches (the lease holder), then exit")
+    p.add_argument("--json", action="store_true", help="with --status: the lease as JSON")
     p.set_defaults(func=server_command("cli_queue:cmd_dispatcher"))
 
 

@@ -3,7 +3,11 @@
 Without `--wait`, `compete submit` records the submission and hands it to a
 detached runner process (`compete run-pending`), which dispatches every
 waiting submission to the default Dask queue and exits when none is left: a
-submission never waits for a terminal that was closed.
+submission never waits for a terminal that was closed.  When a process
+already dispatches on this database (the hub's service, `compete
+dispatcher`, another runner: the holder of the dispatcher lease), no runner
+is started, and `--wait` waits on the database for that process to run the
+submission (`cli_queue.run_submissions`); the output is the same.
 """
 from __future__ import annotations
 
@@ -18,26 +22,19 @@ from pathlib import Path
 from . import models as m
 from .app import LOCAL_ADMIN, Platform
 from .cli_common import loaded_config, platform as _platform, submission_line
-from .cli_queue import run_dispatcher
+from .cli_queue import deferral, run_dispatcher, run_submissions
 from .demo import run_demo
 
 
-def _run_and_wait(platform: Platform, submission_ids: list[int], timeout: float | None = None) -> None:
-    # Start-up cost: the dispatcher brings distributed (seconds to import); only runs need it.
-    from .dispatch import Dispatcher
-
-    dispatcher = Dispatcher(platform)
-    try:
-        for sid in submission_ids:
-            dispatcher.dispatch(sid)
-        for sid in submission_ids:
-            dispatcher.wait(sid, timeout)
-    finally:
-        dispatcher.close()
-
-
 def _start_runner(args: argparse.Namespace, platform: Platform) -> None:
-    """`compete run-pending` in a detached process, with this run's options and config file."""
+    """`compete run-pending` in a detached process, with this run's options and config file.
+
+    None when a process holds the dispatcher lease: it runs what waits.
+    """
+    holder = platform.lease.live()
+    if holder is not None:
+        print(deferral(holder, "it runs the submission"), file=sys.stderr, flush=True)
+        return
     log = Path(platform.config.home) / "runner.log"
     cmd = [sys.executable, "-m", "hub_extension.cli", "--home", str(platform.config.home)]
     if args.db:
@@ -61,7 +58,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.wait:
         if not args.json:
             print(f"submission {sid}: running", flush=True)
-        _run_and_wait(platform, [sid])
+        run_submissions(platform, [sid])
     else:
         _start_runner(args, platform)
     info = platform.submission(sid)
@@ -114,7 +111,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     platform = _platform(args)
     sid = platform.rerun(args.id, LOCAL_ADMIN)
     if args.wait:
-        _run_and_wait(platform, [sid])
+        run_submissions(platform, [sid])
     else:
         _start_runner(args, platform)
     print(sid)

@@ -3,7 +3,9 @@
 `compete demo` (behind `scripts/run.sh`) loads `templates/demo/` once, registers
 the demo participants, runs the sample submissions (a predictions zip each, and
 the starting-kit notebook) on the local Dask queue, and prints the leaderboard.
-Running it again reuses what is there.
+Running it again reuses what is there.  When a process already dispatches on
+this database (the holder of the dispatcher lease), that process runs them
+and the demo waits on the database (`cli_queue.run_submissions`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from kernels.build import build_image
 from . import models as m
 from .app import LOCAL_ADMIN, Platform, zip_folder
 from .cli_common import print_leaderboard
+from .cli_queue import run_submissions
 from .resources import templates
 
 DEMO_BUNDLE = templates("demo")
@@ -51,10 +54,14 @@ def ensure_runtime(platform: Platform) -> str:
     return executor.name
 
 
-def run_demo(platform: Platform) -> int:
-    # Start-up cost: the dispatcher brings distributed (seconds to import); only the runs need it.
-    from .dispatch import Dispatcher
+def _report(info: dict) -> None:
+    line = f"  submission {info['id']} ({info['participant']}, {info['filename']}): {info['status']}"
+    if info["error"]:
+        line += f" — {info['error'].splitlines()[0]}"
+    print(line, flush=True)
 
+
+def run_demo(platform: Platform) -> int:
     slug = ensure_demo_competition(platform)
     print(f"competition: {slug}  (home: {platform.config.home})")
     executor = ensure_runtime(platform)
@@ -72,19 +79,10 @@ def run_demo(platform: Platform) -> int:
                 zip_folder(source, archive)
                 source = archive
             todo.append(platform.submit(slug, source, username=user, actor=LOCAL_ADMIN))
-        if todo or platform.runs.pending_submissions():
+        pending = platform.runs.pending_submissions()
+        if todo or pending:
             print(f"running {len(todo)} sample submissions on the local Dask queue ...", flush=True)
-            dispatcher = Dispatcher(platform)
-            try:
-                ids = dispatcher.dispatch_pending()
-                for sid in ids:
-                    info = dispatcher.wait(sid, timeout=900)
-                    line = f"  submission {sid} ({info['participant']}, {info['filename']}): {info['status']}"
-                    if info["error"]:
-                        line += f" — {info['error'].splitlines()[0]}"
-                    print(line, flush=True)
-            finally:
-                dispatcher.close()
+            run_submissions(platform, pending, timeout=900, sent_only=True, each=_report)
     print()
     print_leaderboard(platform.leaderboard(slug))
     return 0

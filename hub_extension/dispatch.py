@@ -20,6 +20,19 @@ submission with what its scheduler knows:
   again, at most `max_dispatches` times, then failed with the reason;
 - finished without a result reaching the platform: failed with the reason.
 
+One process dispatches at a time per database: the one holding the dispatcher
+lease (`hub_extension.app.lease`).  A dispatcher renews its lease at the start
+of every tick (and while a long tick goes on); one that does not hold it does
+nothing but try to take it, so it never reconciles another process's runs as
+lost ones.  When it takes the lease over (its holder stopped, or was silent
+past `lease_seconds`), its first reconciliation adopts the runs as after a
+restart: those its queues' schedulers still hold are followed, the others
+sent again.  Claims and resends are fenced by the lease in the database
+(`Runs.claim` and `Runs.release` with the holder's id), so a holder that lost
+its lease without knowing it (paused past expiry) cannot send anything, and a
+report of a run another holder sent again carries a key that is no longer
+current.  `close()` releases the lease so that a successor takes over at once.
+
 The loop speaks to queues only through `QueueBackend`
 (`hub_extension.queue_backends`): the default queue (`DefaultQueue`, or the
 class `c.Dispatcher.default_queue_class` names) and organizer queues
@@ -45,6 +58,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import models as m
 from .app import NotFound, Platform
+from .app.lease import Holder, LeaseState
 from .contract import DEFAULT_QUEUE, JobResult, Status
 from .queue_backends import DefaultQueue, DefaultQueueTLS, DefaultWorkers, OrganizerQueue, QueueBackend
 from .queues import SILENT_AFTER, SchedulerSupervisor
@@ -75,6 +89,11 @@ class Dispatcher(LoggingConfigurable):
 
     reconnect_after = Float(
         5.0, help="Seconds before the dispatcher tries again to reach a queue it could not reach.",
+    ).tag(config=True)
+
+    lease_seconds = Float(
+        15.0, help="Seconds the dispatcher lease lasts without renewal: the dispatcher renews it on every tick, "
+                   "and another process takes over dispatching when it expires (its holder stopped or hung).",
     ).tag(config=True)
 
     connect_timeout = Float(10.0, help="Seconds to connect to a queue's scheduler.").tag(config=True)
@@ -114,6 +133,13 @@ class Dispatcher(LoggingConfigurable):
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._last_tick = 0.0
+        # The dispatcher lease: held until `_lease_deadline` (monotonic), renewed by `keep_lease`.
+        self.holder = Holder.this_process()
+        self.leases = platform.lease
+        self._holding = False
+        self._lease_deadline = 0.0
+        self._deferred_to: Optional[str] = None
+        self._closed = False
         options = {name: value for name, value in (("scheduler_address", scheduler_address),
                                                     ("n_workers", n_workers),
                                                     ("threads_per_worker", threads_per_worker))
@@ -124,6 +150,7 @@ class Dispatcher(LoggingConfigurable):
             self.default_queue.start()
             if self.link(DEFAULT_QUEUE) is not None:
                 self.default_queue.ready()
+            self.keep_lease()
         except BaseException:
             self.close()
             raise
@@ -144,6 +171,60 @@ class Dispatcher(LoggingConfigurable):
     @property
     def cluster(self) -> Any:
         return getattr(self.default_queue, "cluster", None)
+
+    # -- the lease -------------------------------------------------------------------------------
+    def holds_lease(self) -> bool:
+        """This dispatcher holds the dispatcher lease (by its last renewal): it may send and reconcile."""
+        return self._holding and time.monotonic() < self._lease_deadline
+
+    def lease(self) -> Optional[LeaseState]:
+        """The dispatcher lease as the database has it now (whoever holds it)."""
+        return self.leases.current()
+
+    def keep_lease(self) -> bool:
+        """Renew the lease, or take it when it is free or expired; False while another process holds it."""
+        if self._closed:
+            return False
+        started = time.monotonic()
+        try:
+            renewed = self.leases.renew(self.holder, self.lease_seconds)
+            taken = not renewed and self.leases.take(self.holder, self.lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - a database that does not answer stops the dispatching, not the process
+            log.warning("the dispatcher lease could not be renewed: %s", exc)
+            return self.holds_lease()
+        if renewed or taken:
+            if taken or not self._holding:
+                log.info("this process (pid %s on %s) holds the dispatcher lease: it dispatches",
+                         self.holder.pid, self.holder.host)
+            self._holding = True
+            self._deferred_to = None
+            self._lease_deadline = started + self.lease_seconds
+            return True
+        other = self.lease()
+        if self._holding:
+            log.warning("the dispatcher lease was taken over by %s: this process stops dispatching",
+                        other.describe() if other else "another process")
+        elif other is not None and other.holder != self._deferred_to:
+            log.info("dispatching is done by %s; this process stands by", other.describe())
+        self._deferred_to = other.holder if other is not None else None
+        self._holding = False
+        self._lease_deadline = 0.0
+        return False
+
+    def _ensure_lease(self) -> bool:
+        """Hold the lease, renewing it once half of it is gone (within a long tick, before a send)."""
+        if self.holds_lease() and time.monotonic() < self._lease_deadline - self.lease_seconds / 2:
+            return True
+        return self.keep_lease()
+
+    def release_lease(self) -> None:
+        """Give the lease up now (a successor takes over at once); this dispatcher stops sending."""
+        self._holding = False
+        self._lease_deadline = 0.0
+        try:
+            self.leases.release(self.holder)
+        except Exception as exc:  # noqa: BLE001 - the lease then expires by itself
+            log.warning("the dispatcher lease could not be released (it expires by itself): %s", exc)
 
     # -- links ---------------------------------------------------------------------------------
     def link(self, name: str) -> Optional[QueueBackend]:
@@ -170,7 +251,10 @@ class Dispatcher(LoggingConfigurable):
 
     # -- sending ---------------------------------------------------------------------------------
     def dispatch(self, submission_id: int) -> bool:
-        """Claim and send one waiting submission; False if it is not waiting or its queue is down."""
+        """Claim and send one waiting submission; False if it is not waiting, its queue is down or another
+        process holds the dispatcher lease."""
+        if not self._ensure_lease():
+            return False
         try:
             queue = self.runs.job_queue(submission_id)
         except NotFound:
@@ -179,7 +263,7 @@ class Dispatcher(LoggingConfigurable):
         if backend is None:
             return False
         key = f"submission-{submission_id}-{uuid.uuid4().hex[:12]}"
-        if not self.runs.claim(submission_id, queue, key):
+        if not self.runs.claim(submission_id, queue, key, holder=self.holder.id):
             return False
         with self._lock:
             self._done.setdefault(submission_id, threading.Event())
@@ -265,12 +349,20 @@ class Dispatcher(LoggingConfigurable):
 
     # -- reconciling ----------------------------------------------------------------------------
     def tick(self) -> None:
-        """Reconcile every queue in use and send what waits.  Safe to call often, from any thread."""
+        """Renew the lease; holding it, reconcile every queue in use and send what waits.
+
+        Without the lease (another process holds it) a tick only tries to take
+        it.  Safe to call often, from any thread.
+        """
         if not self._tick_lock.acquire(blocking=False):
             return
         try:
+            if not self.keep_lease():
+                return
             names = {DEFAULT_QUEUE, *self.platform.queue_names(), *self.runs.queues_in_use()}
             for name in sorted(names):
+                if not self._ensure_lease():
+                    return
                 link = self.link(name)
                 if link is None:
                     continue
@@ -281,11 +373,14 @@ class Dispatcher(LoggingConfigurable):
                     continue
                 for sid in self.runs.pending_submissions(name):
                     self.dispatch(sid)
-            self._last_tick = time.monotonic()
         finally:
+            self._last_tick = time.monotonic()
             self._tick_lock.release()
 
     def reconcile(self, link: QueueBackend) -> None:
+        """Bring what was sent to `link`'s queue in line with its scheduler; only while holding the lease."""
+        if not self._ensure_lease():
+            return
         sent = self.runs.dispatched_submissions(link.name)
         snapshot = link.snapshot([s["key"] for s in sent])
         self.platform.record_queue_state(link.name, connected=True, workers=snapshot["workers"])
@@ -325,7 +420,7 @@ class Dispatcher(LoggingConfigurable):
     def _resend(self, sid: int, key: str, count: int, why: str) -> None:
         if count >= self.max_dispatches:
             self._record(sid, _failure(f"{why}; it was sent {count} times and is not sent again"), key)
-        elif self.runs.release(sid, key, note=f"{why}; sent again"):
+        elif self.runs.release(sid, key, note=f"{why}; sent again", holder=self.holder.id):
             self.dispatch(sid)
 
     # -- control ----------------------------------------------------------------------------------
@@ -361,6 +456,9 @@ class Dispatcher(LoggingConfigurable):
         return changed
 
     def close(self) -> None:
+        """Release the lease (a successor takes over at once), then close the queues' links."""
+        self._closed = True
+        self.release_lease()
         with self._lock:
             backends = list(self.queues.values())
             self.queues.clear()

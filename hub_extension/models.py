@@ -371,3 +371,23 @@ class QueueState(Base):
     workers: Mapped[list[Any]] = mapped_column(default=list)
     note: Mapped[Optional[str]] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Lease(Base):
+    """A role one process holds at a time, by database: the dispatcher's (`app.lease`).
+
+    One row per role, taken and renewed with conditional UPDATEs: a holder
+    keeps it by renewing it before `expires_at`; another process takes it only
+    when it is free or expired.  The host, pid and times are what the pages and
+    `compete dispatcher --status` show of the holder.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[Optional[str]] = mapped_column(String(100))
+    host: Mapped[Optional[str]] = mapped_column(String(300))
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    acquired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -17,6 +17,7 @@ nowhere else, one module per reason to change:
 - `views`: competitions and submissions cut to what the actor may see;
 - `phases`: opening, closing, re-dating and migrating phases; the phase clock;
 - `runs` and `results`: the ledger the dispatcher keeps, and a worker's result checked;
+- `lease`: the dispatcher lease (one dispatching process per database, and which one);
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab.
 
@@ -47,6 +48,7 @@ from .competitions import Competitions, slugify
 from .context import Context
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
+from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
 from .queues import Queues
@@ -90,6 +92,7 @@ class Platform:
 
     def _compose(self, ctx: Context) -> None:
         self.runs = Runs(ctx)
+        self.lease = Leases(ctx)
         self.competitions = Competitions(ctx)
         self.registrations = Registrations(ctx)
         self.submissions = Submissions(ctx, self.runs)
@@ -214,6 +217,7 @@ class Platform:
     queue_names = _By("queues")
     record_queue_state = _By("queues")
     wait_for_workers = _By("queues")
+    dispatcher_lease = _By("queues")
 
     # -- JupyterLab ---------------------------------------------------------------------------------
     open_in_lab = _By("lab")

@@ -4,7 +4,8 @@ Admins manage every queue; the owner of a queue (with a token that carries
 organizer powers) and the organizers of its competition manage it.  The files
 and processes of a queue (its CA, certificates, scheduler) are
 `hub_extension.queues`; the state the dispatcher saw of a queue (connected,
-workers) is recorded here and shown with the queue.
+workers) is recorded here and shown with the queue, and admins see which
+process dispatches (the dispatcher lease, `app.lease`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..queues import (
 )
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_create_competitions
 from .context import Context
+from .lease import Leases, lease_view
 from .routing import DEFAULT_QUEUE, queue_positions
 
 
@@ -246,6 +248,12 @@ class Queues:
         return {**info, "connected": state["connected"], "checked_at": state["checked_at"],
                 "workers": state["workers"], "waiting": waiting, "running": running,
                 "note": _note(state, waiting)}
+
+    def dispatcher_lease(self, actor: Actor = LOCAL_ADMIN) -> dict[str, Any]:
+        """Which process dispatches (admins): `held` and the holder's host, pid and times, or who held it last."""
+        if not actor.is_admin:
+            raise Forbidden("only admins may see which process dispatches")
+        return lease_view(Leases(self.ctx).current())
 
     def wait_for_workers(self, name: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Block until the dispatcher has seen `count` workers on queue `name` (for scripts and tests)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import models as m
@@ -19,6 +19,7 @@ from ..config import executor_settings
 from ..contract import RESULT_WARNINGS_MAX, Job, JobResult, Status, StepLimits, TaskJob, UnpackCaps
 from ..errors import NotFound
 from .context import Context
+from .lease import DISPATCHER_LEASE
 from .routing import queue_of, queue_positions, submission_queues
 
 
@@ -42,6 +43,11 @@ def transition(s: Session, submission_id: int, values: dict[str, Any], *, key: O
     return bool(moved)
 
 
+def holds_dispatcher_lease(holder: str) -> Any:
+    """The condition that `holder` still holds the dispatcher lease (no other process has taken it)."""
+    return exists(select(m.Lease.name).where(m.Lease.name == DISPATCHER_LEASE, m.Lease.holder == holder))
+
+
 class Runs:
     """The ledger of runs, over the shared context."""
 
@@ -49,31 +55,36 @@ class Runs:
         self.ctx = ctx
 
     # -- waiting and sent ----------------------------------------------------------------------
-    def claim(self, submission_id: int, queue: str, key: str) -> bool:
+    def claim(self, submission_id: int, queue: str, key: str, *, holder: Optional[str] = None) -> bool:
         """Atomically mark a waiting submission as sent to `queue` under Dask key `key`.
 
         It stays Submitted (waiting, with a position in the queue) until a
-        worker reports Preparing; False if it is not waiting or already sent.
+        worker reports Preparing; False if it is not waiting or already sent,
+        or (with `holder`, a dispatcher's lease id) when another process has
+        taken the dispatcher lease.
         """
         now = m.utcnow()
+        fence = [holds_dispatcher_lease(holder)] if holder is not None else []
         with self.ctx.db.session() as s:
             claimed = s.execute(
                 update(m.Submission)
                 .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED,
-                       m.Submission.dispatch_key.is_(None))
+                       m.Submission.dispatch_key.is_(None), *fence)
                 .values(dispatch_key=key, queue=queue, dispatched_at=now,
                         dispatch_count=m.Submission.dispatch_count + 1)
             ).rowcount
             return bool(claimed)
 
-    def release(self, submission_id: int, key: str, note: str) -> bool:
-        """Put a sent submission back to waiting (its run was lost); False if `key` is not current."""
+    def release(self, submission_id: int, key: str, note: str, *, holder: Optional[str] = None) -> bool:
+        """Put a sent submission back to waiting (its run was lost); False if `key` is not current
+        (or, with `holder`, when another process has taken the dispatcher lease)."""
         now = m.utcnow()
+        fence = [holds_dispatcher_lease(holder)] if holder is not None else []
         with self.ctx.db.session() as s:
             released = s.execute(
                 update(m.Submission)
                 .where(m.Submission.id == submission_id, m.Submission.dispatch_key == key,
-                       m.Submission.status.not_in(m.TERMINAL_STATUSES))
+                       m.Submission.status.not_in(m.TERMINAL_STATUSES), *fence)
                 .values(dispatch_key=None, status=m.SUBMITTED, status_changed_at=now, worker=None)
             ).rowcount
             if released:

@@ -8,6 +8,12 @@ service to (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX: the defaults of
 `c.ServiceProcess.*`).  It serves the pages and the API while two periodic
 tasks run: the dispatcher (every 2 s) and the phase clock (every 30 s).  A
 failing tick is logged and retried, never fatal.
+
+The dispatcher dispatches only while it holds the database's dispatcher lease
+(`app.lease`); while another process holds it (a `compete dispatcher`, a
+second service on the same database) this service serves pages and the API,
+and its dispatcher's ticks only try to take the lease, which it gets when the
+holder's lease expires.  Stopping the service releases the lease.
 """
 from __future__ import annotations
 
@@ -164,7 +170,9 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
 
     tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS)]
     if dispatcher is not None:
-        tickers.append(Ticker("dispatch", dispatcher.tick, dispatcher.dispatch_seconds))
+        # A tick renews the lease: ticks come well within its expiry, whatever dispatch_seconds says.
+        tickers.append(Ticker("dispatch", dispatcher.tick,
+                              min(dispatcher.dispatch_seconds, dispatcher.lease_seconds / 3)))
     for ticker in tickers:
         ticker.start()
 

@@ -692,8 +692,10 @@ class QueuesHandler(PageHandler):
         competitions = self.platform.organized_competitions(actor)
         # The form is offered to those who may create a queue; `create_queue` decides.
         can_create = bool(competitions) or self.platform.may_create_competitions(actor)
+        # Admins also see which process dispatches (the dispatcher lease).
+        lease = self.platform.dispatcher_lease(actor) if actor.is_admin else None
         return {"queues": self.platform.list_queues(actor), "competitions": competitions,
-                "can_create": can_create}
+                "can_create": can_create, "lease": lease}
 
     def get(self) -> None:
         actor = self.require_login()
@@ -749,6 +751,7 @@ class AdminHandler(PageHandler):
             "admin.html",
             competitions=self.platform.list_competitions(),
             queues=self.platform.list_queues(actor),
+            lease=self.platform.dispatcher_lease(actor),
             storage=storage,
             human_size=human_size,
         )
