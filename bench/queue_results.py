@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from hub_extension import models as m  # noqa: E402
 from hub_extension.app import LOCAL_ADMIN, Platform  # noqa: E402
-from tests.hub_extension.queue_helpers import big_output_bundle, predictions_zip  # noqa: E402
+from tests.support.queues import big_output_bundle, predictions_zip  # noqa: E402
 
 QUEUE = "bench-results"
 

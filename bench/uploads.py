@@ -3,8 +3,8 @@
     python bench/uploads.py [--mb 500] [--uploads 4] [--out bench/uploads.json] [--trace-stalls]
 
 The service runs in a process of its own (`make_app` on a free port, the hub's
-token check replaced by the stand-in of tests/service/api_harness.py, the test
-world of tests/service/builders.py).  First the baseline: /health latency and
+token check replaced by the stand-in of tests/support/service_harness.py, the
+test world of tests/support/builders.py).  First the baseline: /health latency and
 the service's RSS while idle.  Then `--uploads` clients each POST one
 `--mb` MB submission zip as multipart/form-data at the same time, while
 /health is polled every 50 ms and the RSS sampled.  Reported: /health median,
@@ -44,8 +44,8 @@ SERVER = textwrap.dedent("""
     from tornado.httpserver import HTTPServer
     from hub_extension.app import Platform
     from hub_extension.service.app import make_app
-    from tests.service import builders
-    from tests.service.api_harness import PREFIX, make_hub_auth
+    from tests.support import builders
+    from tests.support.service_harness import PREFIX, make_hub_auth
 
     home = Path({home!r})
     platform = Platform(home=str(home))

@@ -7,4 +7,7 @@ pytest_plugins = [
     "tests.support.docker",
     "tests.support.hub",
     "tests.support.browser",
+    "tests.support.builders",
+    "tests.support.service_harness",
+    "tests.support.lab",
 ]

@@ -8,7 +8,7 @@ import pytest
 from hub_extension.bundles import canonical_zip_bytes
 from hub_extension.storage import LocalStore
 
-from .bundle_helpers import FIXTURES, zip_folder
+from tests.support.bundles import FIXTURES, zip_folder
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from hub_extension.bundles import BundleError, load_bundle
 
-from .bundle_helpers import BAD, FIXTURES, stored_files
+from tests.support.bundles import BAD, FIXTURES, stored_files
 
 
 def expected_lines(name):

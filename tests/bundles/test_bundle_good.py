@@ -7,7 +7,7 @@ import pytest
 
 from hub_extension.bundles import DataRef, load_bundle
 
-from .bundle_helpers import FIXTURES, GOOD
+from tests.support.bundles import FIXTURES, GOOD, zip_folder
 
 
 def load(name, as_source, store):
@@ -50,7 +50,6 @@ def test_import_says_what_boards_reveal_of_hidden_columns(name, as_source, store
 
 
 def test_zip_bundle_temp_dir_is_removed_on_close(tmp_path, store):
-    from .bundle_helpers import zip_folder
     source = zip_folder(FIXTURES / "good" / "codabench_results", tmp_path / "b.zip")
     with load_bundle(source) as bundle:
         root = bundle.root

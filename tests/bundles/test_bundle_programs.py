@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .bundle_helpers import FIXTURES
+from tests.support.bundles import FIXTURES
 
 GOOD = FIXTURES / "good"
 

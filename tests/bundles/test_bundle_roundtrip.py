@@ -14,7 +14,7 @@ from hub_extension.bundles import (
 )
 from hub_extension.storage import LocalStore
 
-from .bundle_helpers import FIXTURES, GOOD, stored_files, zip_folder
+from tests.support.bundles import FIXTURES, GOOD, stored_files, zip_folder
 
 
 def stored_spec(source, store):

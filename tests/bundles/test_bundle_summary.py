@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hub_extension.bundles import load_bundle, summarize
 
-from .bundle_helpers import FIXTURES
+from tests.support.bundles import FIXTURES
 
 
 def test_summary_of_a_codalab_bundle():

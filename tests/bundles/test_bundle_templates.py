@@ -9,7 +9,7 @@ import pytest
 
 from hub_extension.bundles import BundleError, init_bundle, load_bundle, template_names
 
-from .bundle_helpers import TEMPLATES
+from tests.support.bundles import TEMPLATES
 
 NAMES = ["code", "notebook", "results"]
 

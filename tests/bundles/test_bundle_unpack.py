@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hub_extension.bundles import BundleError, UnpackLimits, load_bundle, store_bundle_data
 from hub_extension.bundles.unpack import member_path
 
-from .bundle_helpers import FIXTURES, stored_files
+from tests.support.bundles import FIXTURES, stored_files
 
 YAML = (FIXTURES / "good" / "wrapped" / "my_competition" / "competition.yaml").read_text()
 

@@ -8,7 +8,7 @@ import pytest
 
 from hub_extension.app import LOCAL_ADMIN, Actor, LimitReached
 
-from .helpers import results_zip
+from tests.support.builders import results_zip
 
 IN_PHASE_1 = dt.datetime(2024, 2, 1)
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "good" / "codalab_results"

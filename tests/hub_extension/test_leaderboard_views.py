@@ -4,7 +4,7 @@ from __future__ import annotations
 from hub_extension.app import LOCAL_ADMIN, Actor
 from hub_extension.bundles.model import ColumnSpec
 
-from .helpers import results_zip, simple_spec
+from tests.support.builders import results_zip, simple_spec
 
 
 def _competition(platform, tmp_path, **phase):

@@ -8,7 +8,7 @@ from hub_extension import models as m
 from hub_extension.app import Platform
 from hub_extension.app.phases import Phases
 
-from tests.service.builders import ORGANIZER, build_world
+from tests.support.builders import ORGANIZER, build_world
 
 BEFORE_FINAL = dt.datetime(2030, 1, 1)
 FINAL_OPEN = dt.datetime(2100, 1, 2)

@@ -16,7 +16,7 @@ import pytest
 from hub_extension import models as m
 from hub_extension.queues import SchedulerSupervisor
 
-from .queue_helpers import QueueLab, run_attempts, terminal_changes
+from tests.support.queues import QueueLab, run_attempts, terminal_changes
 
 pytestmark = pytest.mark.timeout(600)
 

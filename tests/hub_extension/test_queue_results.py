@@ -18,8 +18,8 @@ from hub_extension.contract import RESULT_TOPIC
 from hub_extension.queue_scheduler import PAYLOAD_DROPPED, payload_bytes
 from hub_extension.queues import SchedulerSupervisor, client_security
 
-from .helpers import results_zip, simple_spec
-from .queue_helpers import QueueLab
+from tests.support.builders import results_zip, simple_spec
+from tests.support.queues import QueueLab
 
 pytestmark = pytest.mark.timeout(600)
 

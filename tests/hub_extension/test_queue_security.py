@@ -17,7 +17,7 @@ import pytest
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.queues import SchedulerSupervisor, client_security
 
-from .queue_helpers import compete_cmd
+from tests.support.queues import QueueLab, compete_cmd
 
 
 class Touch:
@@ -332,8 +332,6 @@ def test_a_worker_certificate_acts_on_its_own_worker_only(two_queues, tmp_path):
 
 @pytest.fixture
 def lab(tmp_path):
-    from .queue_helpers import QueueLab
-
     lab = QueueLab(tmp_path / "home")
     yield lab
     lab.close()

@@ -11,7 +11,7 @@ from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN
 from hub_extension.bundles.model import BundleError
 
-from .queue_helpers import RESULTS_TEMPLATE, QueueLab, slow_bundle
+from tests.support.queues import RESULTS_TEMPLATE, QueueLab, slow_bundle
 
 pytestmark = pytest.mark.timeout(300)
 

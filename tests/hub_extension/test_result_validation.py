@@ -4,7 +4,7 @@ from __future__ import annotations
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
 
-from .helpers import results_zip, simple_spec
+from tests.support.builders import results_zip, simple_spec
 
 
 def _sent_submission(platform: Platform, tmp_path) -> tuple[int, str]:

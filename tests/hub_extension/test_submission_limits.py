@@ -9,7 +9,7 @@ import pytest
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, LimitReached, Platform
 
-from .helpers import results_zip, simple_spec
+from tests.support.builders import results_zip, simple_spec
 
 
 def _setup(platform: Platform, tmp_path, dialect="codabench", **phase):

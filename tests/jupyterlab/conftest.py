@@ -1,31 +1,7 @@
-"""Fixtures of the participant-side tests."""
+"""Fixtures of the widget tests: a comm that records what a widget sends."""
 from __future__ import annotations
 
 import pytest
-
-from tests.service.api_harness import ApiServer
-from tests.service.builders import build_world
-
-from .lab_helpers import RunningStack
-
-
-@pytest.fixture
-def server(platform):
-    srv = ApiServer(platform).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def world(platform, tmp_path):
-    return build_world(platform, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    stack = RunningStack(tmp_path_factory.mktemp("running-home"))
-    yield stack
-    stack.close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The participant client against the real REST API, in-process over real HTTP.
 
-`ApiServer` (tests/service/api_harness.py) runs the service's application
+`ServiceServer` (tests/service/api_harness.py) runs the service's application
 with a real Platform; only the hub's token lookup is a stand-in (`token-<name>`).
 Runs that must really execute go through a real Dispatcher on a local Dask
 cluster with the `process` executor, ticked in the background as the service does.
@@ -32,10 +32,10 @@ from hub_extension.client import (
     current_notebook_path,
     service_url_from_env,
 )
-from tests.service.api_harness import ApiServer
-from tests.service.builders import PREDICTION_LOG_TEXT, build_world, finish, results_zip
-
-from .lab_helpers import DEMO_NOTEBOOK, REPO, client_for, failing_notebook
+from tests.support.builders import PREDICTION_LOG_TEXT, build_world, finish, results_zip
+from tests.support.lab import DEMO_NOTEBOOK, client_for, failing_notebook
+from tests.support.paths import REPO
+from tests.support.service_harness import ServiceServer
 
 
 def zip_names(content: bytes) -> list[str]:
@@ -369,7 +369,7 @@ def test_leaderboard_is_asked_with_its_etag(server, world, platform):
 
 def test_blind_phase_leaderboard_has_no_scores(platform, tmp_path):
     world = build_world(platform, tmp_path, blind=True)
-    srv = ApiServer(platform).start()
+    srv = ServiceServer(platform).start()
     try:
         frame = client_for(srv, "ann").leaderboard(world.slug)
         assert frame.empty and list(frame.columns[:2]) == ["rank", "participant"]

@@ -20,8 +20,7 @@ import uuid
 import pytest
 
 from tests.support.browser import browser_login
-
-from .lab_helpers import (
+from tests.support.lab import (
     FRONT_END_TIMEOUT_MS as LAB_TIMEOUT_MS,
     run_all_cells,
     submit_from_widgets,

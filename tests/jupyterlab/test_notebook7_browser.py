@@ -27,8 +27,7 @@ import nbformat
 import pytest
 
 from tests.support.browser import browser_login
-
-from .lab_helpers import FRONT_END_TIMEOUT_MS, run_all_cells, submit_from_widgets, upload_demo_competition
+from tests.support.lab import FRONT_END_TIMEOUT_MS, run_all_cells, submit_from_widgets, upload_demo_competition
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 

@@ -19,7 +19,8 @@ import pytest
 
 from hub_extension import starting_kit as sk
 from hub_extension.app import Forbidden, NotFound
-from tests.service import builders
+from tests.support import builders
+from tests.support.service_harness import ServiceServer, start_server
 
 
 def kit(path: str, text: str, source: str = "starting_kit") -> sk.KitFile:
@@ -267,12 +268,10 @@ def test_lab_access_comes_from_the_hubs_environment():
 
 # -- the routes, in-process ---------------------------------------------------------------------------
 def test_the_api_route_answers_who_may_not_before_it_needs_a_hub(world, monkeypatch):
-    from tests.service.api_harness import ApiServer
-
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "COMPETE_PUBLIC_URL", "JUPYTERHUB_PUBLIC_HUB_URL"):
         monkeypatch.delenv(name, raising=False)
     platform, w = world
-    server = ApiServer(platform).start()
+    server = ServiceServer(platform).start()
     try:
         path = f"api/v1/competitions/{w.slug}/phases/1/open_in_lab"
         expected = {None: 401, "nora": 403, "oscar": 403, "ann": 502, "olga": 502}
@@ -287,8 +286,6 @@ def test_the_api_route_answers_who_may_not_before_it_needs_a_hub(world, monkeypa
 
 
 def test_the_competition_page_offers_the_button_to_those_who_may_use_it(world):
-    from tests.service.test_pages_harness import start_server
-
     platform, w = world
     server = start_server(platform)
     try:

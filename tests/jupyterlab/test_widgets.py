@@ -15,10 +15,9 @@ import pytest
 
 from hub_extension.client import CompeteClient
 from hub_extension.widgets import Leaderboard, LeaderboardState, Refresher
-from tests.service.api_harness import ApiServer
-from tests.service.builders import build_world, finish, results_zip
-
-from .lab_helpers import client_for, wait_for
+from tests.support.builders import build_world, finish, results_zip
+from tests.support.lab import client_for, wait_for
+from tests.support.service_harness import ServiceServer
 
 pytestmark = pytest.mark.usefixtures("widget_comms")
 
@@ -143,7 +142,7 @@ def test_state_sorts_with_missing_values_last(server, world):
 
 def test_blind_phase_shows_its_note_and_no_scores(platform, tmp_path):
     world = build_world(platform, tmp_path, blind=True)
-    srv = ApiServer(platform).start()
+    srv = ServiceServer(platform).start()
     try:
         board = Leaderboard(world.slug, client=client_for(srv, "ann"), refresh=0)
         html = board._table.value
@@ -233,7 +232,7 @@ def test_refresh_is_never_faster_than_the_floor(server, world):
 def test_widget_shows_errors_and_keeps_the_last_table(platform, tmp_path, monkeypatch):
     monkeypatch.setattr(Leaderboard, "min_refresh", 0.05)
     world = build_world(platform, tmp_path)
-    srv = ApiServer(platform).start()
+    srv = ServiceServer(platform).start()
     client = client_for(srv, "ann", timeout=1)
     board = Leaderboard(world.slug, client=client, refresh=0.05)
     assert table_rows(board._table.value) == ["ben", "ann"]

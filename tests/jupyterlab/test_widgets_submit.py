@@ -20,9 +20,8 @@ import nbformat
 import pytest
 
 from hub_extension.widgets import Leaderboard, Submit
-from tests.service.builders import finish, results_zip
-
-from .lab_helpers import DEMO_NOTEBOOK, client_for, failing_notebook, wait_for
+from tests.support.builders import finish, results_zip
+from tests.support.lab import DEMO_NOTEBOOK, client_for, failing_notebook, wait_for
 
 pytestmark = pytest.mark.usefixtures("widget_comms")
 

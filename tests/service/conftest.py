@@ -1,30 +1,25 @@
-"""Fixtures of the page tests: the service in-process with the test world of builders.py."""
+"""Fixtures of the page tests: the service in-process on the test world of tests/support/builders.py."""
 from __future__ import annotations
 
 import pytest
 
-from tests.service import builders
-from tests.service.test_pages_harness import make_platform, start_server
+from tests.support import builders
+from tests.support.service_harness import start_server
 
 
-def _serve(tmp_path, **world_options):
-    platform = make_platform(tmp_path)
-    world = builders.build_world(platform, tmp_path, **world_options)
+@pytest.fixture
+def world_server(platform, tmp_path):
+    """The service and the test world."""
+    world = builders.build_world(platform, tmp_path)
     server = start_server(platform)
-    return platform, server, world
+    yield server, world
+    server.stop()
 
 
 @pytest.fixture
-def world_server(tmp_path):
-    platform, server, world = _serve(tmp_path)
+def blind_server(platform, tmp_path):
+    """The service and the test world whose first phase is blind."""
+    world = builders.build_world(platform, tmp_path, blind=True)
+    server = start_server(platform)
     yield server, world
     server.stop()
-    platform.close()
-
-
-@pytest.fixture
-def blind_server(tmp_path):
-    platform, server, world = _serve(tmp_path, blind=True)
-    yield server, world
-    server.stop()
-    platform.close()

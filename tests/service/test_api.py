@@ -11,27 +11,14 @@ import re
 import zipfile
 from pathlib import Path
 
-import pytest
 import yaml
 
 from hub_extension import models as m
 from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.service.api import OPENAPI_FILE, api_routes
 
-from .api_harness import PREFIX, ApiServer
-from .builders import NORA, ORGANIZER, PREDICTION_LOG_TEXT, build_world, zip_bytes
-
-
-@pytest.fixture
-def server(platform):
-    srv = ApiServer(platform).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def world(platform, tmp_path):
-    return build_world(platform, tmp_path)
+from tests.support.builders import NORA, ORGANIZER, PREDICTION_LOG_TEXT, zip_bytes
+from tests.support.service_harness import PREFIX
 
 
 def bundle_zip(folder: Path) -> bytes:

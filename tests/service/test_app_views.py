@@ -10,7 +10,7 @@ import yaml
 from hub_extension import models as m
 from hub_extension.app import Actor, Forbidden, NotFound, PlatformError
 
-from .builders import (
+from tests.support.builders import (
     ADMIN,
     ANN,
     ANONYMOUS,
@@ -27,11 +27,6 @@ from .builders import (
 )
 
 NOW = dt.datetime(2030, 6, 1, 12, 0)
-
-
-@pytest.fixture
-def world(platform, tmp_path):
-    return build_world(platform, tmp_path)
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ import zipfile
 from markupsafe import escape
 
 from hub_extension import models as m
-from tests.service import builders
-from tests.service.test_pages_harness import (
+from tests.support import builders
+from tests.support.service_harness import (
     EXECUTOR_WARNING,
     PREFIX,
-    make_platform,
     ok,
     start_server,
     visible_text,
@@ -386,7 +385,7 @@ def test_participants_get_no_organizer_actions(world_server):
     assert server.browser("ben").post(f"submissions/{world.subs['ann']}/cancel").status_code == 403
 
 
-def test_the_logo_of_a_bundle_is_shown_on_the_list_and_the_page(tmp_path):
+def test_the_logo_of_a_bundle_is_shown_on_the_list_and_the_page(platform, tmp_path):
     import shutil
 
     from hub_extension.demo import DEMO_BUNDLE
@@ -401,7 +400,6 @@ def test_the_logo_of_a_bundle_is_shown_on_the_list_and_the_page(tmp_path):
     yaml_path = bundle / "competition.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("registration_auto_approve: true",
                                                        "registration_auto_approve: true\nimage: logo.png"))
-    platform = make_platform(tmp_path)
     slug, _ = platform.create_competition(bundle, builders.ORGANIZER)
     server = start_server(platform)
     try:
@@ -415,7 +413,6 @@ def test_the_logo_of_a_bundle_is_shown_on_the_list_and_the_page(tmp_path):
         assert anonymous.get(f"competitions/{slug}-none/logo").status_code == 404
     finally:
         server.stop()
-        platform.close()
 
 
 def test_the_submitted_file_goes_back_to_its_owner_and_the_organizers_only(world_server):

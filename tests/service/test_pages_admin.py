@@ -5,8 +5,8 @@ import json
 import re
 
 
-from tests.service import builders
-from tests.service.test_pages_harness import PREFIX, ok
+from tests.support import builders
+from tests.support.service_harness import PREFIX, ok
 
 
 def test_an_organizer_creates_a_queue_and_gets_the_attach_command_and_credentials(world_server):

@@ -4,14 +4,13 @@ from __future__ import annotations
 import pytest
 
 from hub_extension import models as m
-from tests.service import builders
-from tests.service.test_pages_harness import LOGIN_COOKIE
+from tests.support import builders
 
 pytestmark = pytest.mark.chromium
 
 
 def log_in(page, server, user: str) -> None:
-    page.context.add_cookies([{"name": LOGIN_COOKIE, "value": user, "url": server.base}])
+    page.context.add_cookies([{**server.login_cookie(user), "url": server.base}])
 
 
 def test_the_status_of_a_running_submission_updates_without_a_reload(world_server, browser_page):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from hub_extension import models as m
 from hub_extension.demo import DEMO_BUNDLE
-from tests.service import builders
-from tests.service.test_pages_harness import PREFIX, make_platform, ok, start_server, visible_text
+from tests.support import builders
+from tests.support.service_harness import PREFIX, ok, start_server, visible_text
 
 
 def folder_zip(folder: Path) -> bytes:
@@ -305,9 +305,8 @@ def test_every_form_of_every_page_carries_the_xsrf_token(world_server):
     assert seen >= 20
 
 
-def test_every_page_answers_each_kind_of_visitor(tmp_path):
+def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
     """The demo competition, every page, as each visitor: the status of the platform's rules."""
-    platform = make_platform(tmp_path)
     slug, _ = platform.create_competition(DEMO_BUNDLE, builders.ORGANIZER)
     platform.competitions.insert_competition(builders.secrets_spec(platform.store), builders.OTHER_ORGANIZER)
     for actor in (builders.ANN, builders.BEN):
@@ -365,4 +364,3 @@ def test_every_page_answers_each_kind_of_visitor(tmp_path):
         assert "Accuracy" in board and "Macro F1" in board and "0.900" in visible_text(board)
     finally:
         server.stop()
-        platform.close()

@@ -24,8 +24,8 @@ import pytest
 
 from hub_extension.service.uploads import MultipartStream, OffLoopFile, UploadRefused, multipart_boundary
 
-from .api_harness import ApiServer
-from .builders import ANN, build_world, zip_bytes
+from tests.support.builders import ANN, build_world, zip_bytes
+from tests.support.service_harness import ServiceServer
 
 
 def multipart(fields: dict[str, str], file_name: bytes | str, data: bytes, boundary: str = "b0undary",
@@ -185,7 +185,7 @@ def test_a_failed_write_is_raised_by_the_next_flush(tmp_path):
 @pytest.fixture
 def world_api(platform, tmp_path):
     world = build_world(platform, tmp_path)
-    server = ApiServer(platform).start()
+    server = ServiceServer(platform).start()
     yield server, world
     server.stop()
 
@@ -399,7 +399,7 @@ def test_health_answers_503_when_the_database_is_corrupted(tmp_path):
     copy.mkdir()
     (copy / "compete.sqlite").write_bytes((home / "compete.sqlite").read_bytes())
     broken = Platform(home=str(copy))
-    server = ApiServer(broken, health_max_age=0).start()
+    server = ServiceServer(broken, health_max_age=0).start()
     try:
         assert server.client().get("api/v1/health").json()["status"] == "ok"
         # The file gets corrupted under the running service (a disk fault, a bad copy).
@@ -415,7 +415,7 @@ def test_health_answers_503_when_the_database_is_corrupted(tmp_path):
         server.stop()
         broken.close()
     healthy = Platform(home=str(home))
-    server = ApiServer(healthy).start()
+    server = ServiceServer(healthy).start()
     try:
         assert server.client().get("api/v1/health").json()["status"] == "ok"
     finally:

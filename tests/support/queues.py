@@ -19,9 +19,11 @@ from typing import Callable, Optional
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
+from hub_extension.queues import SchedulerSupervisor
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS_TEMPLATE = REPO / "templates" / "bundles" / "results"
+from .paths import TEMPLATES
+
+RESULTS_TEMPLATE = TEMPLATES / "bundles" / "results"
 
 SLOW_SCORER = '''
 import os, sys, time
@@ -135,8 +137,6 @@ class QueueLab:
                 self.dispatcher.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.dispatcher.kill()
-        from hub_extension.queues import SchedulerSupervisor
-
         supervisor = SchedulerSupervisor(self.platform)
         for name in self.platform.queue_names():
             supervisor.stop(name)

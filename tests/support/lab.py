@@ -1,5 +1,10 @@
-"""Helpers of the participant-side tests: the API in-process, a platform that really runs submissions,
-and the steps the browser tests share (JupyterLab 4 and Notebook 7 run the same starting kit)."""
+"""Helpers of the participant-side tests: a platform that really runs submissions behind the service,
+and the steps the browser tests share (JupyterLab 4 and Notebook 7 run the same starting kit).
+
+`running` (module-scoped) is a `RunningStack`: the demo competition, a real
+dispatcher ticking in the background on a local Dask cluster with the
+`process` executor, and the service in-process (tests/support/service_harness.py).
+"""
 from __future__ import annotations
 
 import threading
@@ -13,15 +18,18 @@ import pytest
 
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.client import CompeteClient
-from tests.service.api_harness import ApiServer
+from hub_extension.dispatch import Dispatcher
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "templates" / "demo"
+from .hub import demo_bundle_zip
+from .paths import DEMO
+from .service_harness import ServiceServer, token_for
+
 DEMO_NOTEBOOK = DEMO / "starting_kit" / "starting_kit.ipynb"
 
 
-def client_for(srv: ApiServer, name: str, **kwargs) -> CompeteClient:
-    return CompeteClient(srv.base, f"token-{name}", **kwargs)
+def client_for(srv: ServiceServer, name: str, **kwargs) -> CompeteClient:
+    """The participant client of `name` (with a token of all their scopes)."""
+    return CompeteClient(srv.base, token_for(name), **kwargs)
 
 
 def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
@@ -37,13 +45,11 @@ class RunningStack:
     """A platform with the demo competition, a real dispatcher ticking in the background, and the API."""
 
     def __init__(self, home: Path):
-        from hub_extension.dispatch import Dispatcher
-
         self.platform = Platform(home=str(home))
         self.platform.config.executor = "process"
         self.slug, _ = self.platform.create_competition(DEMO, LOCAL_ADMIN)
         self.dispatcher = Dispatcher(self.platform)
-        self.server = ApiServer(self.platform, dispatcher=self.dispatcher).start()
+        self.server = ServiceServer(self.platform, dispatcher=self.dispatcher).start()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True, name="test-dispatch")
         self._ticker.start()
@@ -63,6 +69,14 @@ class RunningStack:
         self.platform.close()
 
 
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """A `RunningStack` for the tests of one module."""
+    stack = RunningStack(tmp_path_factory.mktemp("running-home"))
+    yield stack
+    stack.close()
+
+
 def failing_notebook(tmp_path: Path) -> Path:
     nb = nbformat.read(str(DEMO_NOTEBOOK), as_version=4)
     nb.cells.insert(3, nbformat.v4.new_code_cell("1 / 0"))
@@ -78,8 +92,6 @@ SCORING_TIMEOUT_MS = 240_000
 
 def upload_demo_competition(hub, tmp_path: Path, organizer: str, title: str) -> str:
     """The demo bundle under `title`, uploaded by `organizer` to the hub's service; its slug."""
-    from tests.support.hub import demo_bundle_zip
-
     resp = hub.user_client(organizer).post(
         "api/v1/competitions", files={"file": ("bundle.zip", demo_bundle_zip(tmp_path, title).read_bytes())})
     assert resp.status_code == 201, resp.text
@@ -88,6 +100,7 @@ def upload_demo_competition(hub, tmp_path: Path, organizer: str, title: str) -> 
 
 def run_all_cells(page, notebook) -> None:
     """Run > Run All Cells, as a person does; waits until the baseline wrote its predictions."""
+    # Playwright loads only for the browser tests (its import is slow).
     from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
@@ -121,6 +134,7 @@ def submit_from_widgets(page, notebook, hub, slug: str, participant: str, mark,
     time of each step; `before_submit()`, if given, runs once the widgets are
     there, just before the click on Submit.
     """
+    # Playwright loads only for the browser tests (its import is slow).
     from playwright.sync_api import expect
 
     # -- the widgets render --------------------------------------------------------------------

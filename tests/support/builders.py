@@ -1,6 +1,9 @@
-"""A competition with every kind of secret, and the people around it, for service tests.
+"""Test data for the application layer and the service: competitions, submissions, people.
 
-`build_world(platform, tmp_path)` creates one competition (`secrets`) whose
+`simple_spec()` is a one-task, one-phase, one-column competition spec;
+`results_zip()` a predictions zip as a participant uploads it.
+
+`build_world(platform, tmp_path)` (the fixture `world`) creates one competition (`secrets`) whose
 phase 1 is open, phase 2 opens in 2100 and has auto-migration, with:
 - a public board `main` (column `accuracy` shown, column `secret` hidden),
 - a hidden board `private` (column `private_score`),
@@ -14,10 +17,13 @@ registered, `root` is a hub admin.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hub_extension import models as m
 from hub_extension.app import Actor
@@ -45,8 +51,6 @@ PREDICTION_LOG_TEXT = "prediction-log-of-the-participant"
 
 
 def zip_bytes(files: dict[str, str]) -> bytes:
-    import io
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, text in files.items():
@@ -54,10 +58,32 @@ def zip_bytes(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def results_zip(tmp_path: Path, name: str = "predictions.zip") -> Path:
+def results_zip(tmp_path: Path, name: str = "predictions.zip", content: str = "1\n0\n1\n") -> Path:
+    """A predictions zip (`predictions.txt` holding `content`) in `tmp_path`."""
     path = tmp_path / name
-    path.write_bytes(zip_bytes({"predictions.txt": "1\n0\n1\n"}))
+    path.write_bytes(zip_bytes({"predictions.txt": content}))
     return path
+
+
+def simple_spec(dialect: str = "codabench", **phase_options) -> CompetitionSpec:
+    """One task, one open phase (`phase_options` change it), one board ranked by `accuracy`."""
+    phase = dict(index=0, name="Development", start=dt.datetime(2020, 1, 1), end=None, task_indexes=[0])
+    phase.update(phase_options)
+    return CompetitionSpec(
+        title="Limits Test",
+        dialect=dialect,
+        tasks=[TaskSpec(index=0, name="task")],
+        phases=[PhaseSpec(**phase)],
+        leaderboards=[
+            LeaderboardSpec(
+                key="main",
+                title="Results",
+                submission_rule="Force_Last",
+                primary_key="accuracy",
+                columns=[ColumnSpec(key="accuracy", title="Accuracy", index=0, sorting="desc")],
+            )
+        ],
+    )
 
 
 def secrets_spec(store, *, blind: bool = False, hide_score_output: bool = False) -> CompetitionSpec:
@@ -144,3 +170,9 @@ def build_world(platform, tmp_path: Path, *, blind: bool = False, hide_score_out
         world.subs[actor.username] = sid
     world.subs["ann_waiting"] = platform.submit(slug, upload, username="ann", actor=ANN)
     return world
+
+
+@pytest.fixture
+def world(platform, tmp_path) -> World:
+    """The test world on the test's platform."""
+    return build_world(platform, tmp_path)

@@ -1,4 +1,4 @@
-"""Helpers shared by the bundle tests: fixture paths, zipping folders, store listing."""
+"""Helpers of the bundle tests: the fixture bundles (good and bad), zipping folders, store listing."""
 from __future__ import annotations
 
 import zipfile
@@ -6,10 +6,12 @@ from pathlib import Path
 
 from hub_extension.storage import LocalStore
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
+from . import paths
+
+FIXTURES = paths.BUNDLE_FIXTURES
 GOOD = sorted(p.name for p in (FIXTURES / "good").iterdir() if p.is_dir())
 BAD = sorted(p.name for p in (FIXTURES / "bad").iterdir() if p.is_dir())
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "bundles"
+TEMPLATES = paths.TEMPLATES / "bundles"
 
 
 def zip_folder(folder: Path, target: Path) -> Path:
@@ -24,4 +26,5 @@ def zip_folder(folder: Path, target: Path) -> Path:
 
 
 def stored_files(store: LocalStore) -> set[Path]:
+    """The files of the store's datasets."""
     return {p for p in (store.root / "datasets").rglob("*") if p.is_file()}
