@@ -21,8 +21,9 @@ import yaml
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
+from tests.support.paths import BUNDLE_FIXTURES
 
-GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "good"
+GOOD = BUNDLE_FIXTURES / "good"
 NOW = dt.datetime(2025, 6, 1, 12, 0)  # inside the first phase of every bundle used here
 
 ECHO_MODEL_CLASS = (GOOD / "codabench_code" / "starting_kit" / "model.py").read_text()
