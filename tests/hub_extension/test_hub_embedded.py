@@ -22,8 +22,7 @@ from hub_extension.embedded import (
     main,
     read_demo_accounts,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def mode(path: Path) -> int:

@@ -10,15 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from hub_extension.config import config_from_env
 from hub_extension.service import __main__ as service_main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def run_loop(main) -> None:
