@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
 from hub_extension.app import LOCAL_ADMIN, Actor, LimitReached
 
 from tests.support.builders import results_zip
+from tests.support.paths import BUNDLE_FIXTURES
 
 IN_PHASE_1 = dt.datetime(2024, 2, 1)
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "good" / "codalab_results"
+FIXTURE = BUNDLE_FIXTURES / "good" / "codalab_results"
 
 
 def test_average_rank_orders_the_board(platform, tmp_path):
