@@ -19,8 +19,8 @@ import pytest
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.demo import DEMO_BUNDLE
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_BUNDLE = REPO / "templates" / "bundles" / "notebook"
 # notebook -> the bundle whose data it reads
 KITS = {

@@ -2,7 +2,7 @@
 
 `deliver` runs here on `FolderServer`, a stand-in for a user's server that
 keeps files in a dict and hashes them as the contents API does (sha256 of the
-bytes); tests/jupyterlab/test_starting_kit.py does the same against the real
+bytes); tests/hub_extension/lab/test_starting_kit.py does the same against the real
 hub and a real JupyterLab server.  The page and API routes run in-process
 with the service's own handlers (permission checks before any hub call).
 """

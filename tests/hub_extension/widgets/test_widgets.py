@@ -3,7 +3,7 @@
 Widgets need a kernel's comm to talk to a front end; here a recording comm
 stands in for it (the messages are kept, nothing is sent), as in ipywidgets'
 own tests.  Everything else is real: the service's application with a real
-Platform (tests/service/api_harness.py), the client, the timer threads.
+Platform (tests/support/service_harness.py), the client, the timer threads.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Headless Chromium takes part in a competition from the Notebook 7 interface.
 
-The same participant's path as tests/jupyterlab/test_lab_browser.py, in the
+The same participant's path as tests/hub_extension/lab/test_lab_browser.py, in the
 other front end the widgets are made for.  A registered participant gets the
 starting kit through the service's API (`POST .../phases/1/open_in_lab`: the
 service starts their real `jupyterhub-singleuser` server and writes the kit

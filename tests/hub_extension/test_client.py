@@ -1,6 +1,6 @@
 """The participant client against the real REST API, in-process over real HTTP.
 
-`ServiceServer` (tests/service/api_harness.py) runs the service's application
+`ServiceServer` (tests/support/service_harness.py) runs the service's application
 with a real Platform; only the hub's token lookup is a stand-in (`token-<name>`).
 Runs that must really execute go through a real Dispatcher on a local Dask
 cluster with the `process` executor, ticked in the background as the service does.

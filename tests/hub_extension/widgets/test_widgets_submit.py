@@ -4,7 +4,7 @@ Statuses are driven two ways: by hand through the Platform (every stage,
 deterministically), and by a real dispatcher running real notebooks (the
 failing cell and its traceback).  The front end's part of "save first" is
 played here by writing the file and answering through the hidden field, as
-the script the widget sends would; tests/jupyterlab/test_lab_browser*.py
+the script the widget sends would; tests/hub_extension/lab/test_*_browser.py
 drive the real front end.
 """
 from __future__ import annotations
