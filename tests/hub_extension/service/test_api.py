@@ -1,6 +1,6 @@
 """The REST API in-process: JSON errors, auth and XSRF, uploads, pagination, files.
 
-The hub's token check is a stand-in here (tests/service/api_harness.py); the
+The hub's token check is a stand-in here (tests/support/service_harness.py); the
 same API runs behind a real hub in test_api_matrix.py.
 """
 from __future__ import annotations

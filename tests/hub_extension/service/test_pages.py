@@ -2,7 +2,7 @@
 
 Every page is fetched over HTTP from the real application (`make_app`) with
 strict templates (an undefined name fails the render), as each kind of
-visitor.  The secrets of `tests/service/builders.py` (a hidden column, a
+visitor.  The secrets of `tests/support/builders.py` (a hidden column, a
 hidden board, reference data, scoring logs, blind phases) must never reach a
 participant's page.
 """
