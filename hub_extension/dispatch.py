@@ -192,6 +192,10 @@ class Dispatcher(LoggingConfigurable):
         except Exception as exc:  # noqa: BLE001 - a database that does not answer stops the dispatching, not the process
             log.warning("the dispatcher lease could not be renewed: %s", exc)
             return self.holds_lease()
+        if (renewed or taken) and self._closed:
+            # close() ran meanwhile: give back what this renewal kept.
+            self.release_lease()
+            return False
         if renewed or taken:
             if taken or not self._holding:
                 log.info("this process (pid %s on %s) holds the dispatcher lease: it dispatches",

@@ -76,7 +76,7 @@ class LeaseState:
 
     @property
     def heartbeat_age(self) -> Optional[float]:
-        return None if self.heartbeat_at is None else (self.now - self.heartbeat_at).total_seconds()
+        return None if self.heartbeat_at is None else max(0.0, (self.now - self.heartbeat_at).total_seconds())
 
     def held_by(self, holder: Holder) -> bool:
         return self.live and self.holder == holder.id
@@ -195,10 +195,10 @@ class Leases:
     def current(self, name: str = DISPATCHER_LEASE) -> Optional[LeaseState]:
         """The lease as it stands (live or not), None when no process ever took it."""
         with self.ctx.db.session() as s:
-            now = database_now(s)
             row = s.get(m.Lease, name)
             if row is None:
                 return None
+            now = database_now(s)  # read after the row: a renewal read is never in the future
             return LeaseState(name=row.name, holder=row.holder, host=row.host, pid=row.pid,
                               acquired_at=row.acquired_at, heartbeat_at=row.heartbeat_at,
                               expires_at=row.expires_at, now=now)

@@ -25,6 +25,8 @@ from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.app.lease import Holder
 from hub_extension.resources import templates
+from tests.support import builders
+from tests.support.service_harness import ok, start_server
 
 DEMO = templates("demo")
 NOTEBOOK = DEMO / "starting_kit" / "starting_kit.ipynb"
@@ -157,6 +159,23 @@ def test_claims_and_resends_are_fenced_by_the_lease(platform):
     assert platform.runs.release(sid, "k-a", "lost", holder=b.id)
     assert not platform.runs.claim(sid, "default", "k-a2", holder=a.id)
     assert platform.runs.claim(sid, "default", "k-b", holder=b.id)
+
+
+def test_the_admins_pages_show_which_process_dispatches(platform, tmp_path):
+    builders.build_world(platform, tmp_path)
+    server = start_server(platform)
+    try:
+        root = server.browser("root")
+        page = ok(root.get("queues")).text
+        assert 'id="dispatcher-lease" data-held="no"' in page and "No process has dispatched" in page
+        assert platform.lease.take(Holder("a" * 32, "dispatch-host", 4242), 60)
+        for path in ("queues", "admin"):
+            page = ok(root.get(path)).text
+            assert 'data-held="yes"' in page and '<span id="lease-pid">4242</span>' in page, path
+            assert '<span id="lease-host">dispatch-host</span>' in page and "Last heartbeat" in page, path
+        assert "dispatcher-lease" not in ok(server.browser("olga").get("queues")).text
+    finally:
+        server.stop()
 
 
 # -- a dispatcher that lost its lease -----------------------------------------------------------------
