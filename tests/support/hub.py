@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real JupyterHub and a real Chromium.
+"""A real JupyterHub with the competitions service, once per test session, and its clients.
 
 `hub` starts `jupyterhub -f jupyterhub_config.py` once per test session, as a
 subprocess, through a test-only config file that loads the real one and
