@@ -212,11 +212,6 @@ def load_config(*, home: Optional[str | Path] = None, db_url: Optional[str] = No
     return LoadedConfig(compete, config, path)
 
 
-def config_from_env() -> Compete:
-    """The platform's settings with no command-line option: `load_config().compete`."""
-    return load_config().compete
-
-
 def executor_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The sections of a traitlets configuration for executor classes (`c.DockerExecutor.*`, `c.Executor.*`).
 

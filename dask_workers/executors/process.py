@@ -1,7 +1,6 @@
 """The unsafe process executor: runs steps as plain processes on the worker, for development.
 
-`UnsafeProcessExecutor` (short name `process`; `ProcessExecutor` is the
-same class under its former name).
+`UnsafeProcessExecutor` (short name `process`).
 
 THIS EXECUTOR ISOLATES NOTHING.  The program runs as the worker's user, sees
 the worker's whole file system (other submissions, the dataset cache, the
@@ -606,7 +605,3 @@ def _explain(result: StepResult, limits: Limits, max_file_bytes: int, report: Op
     if result.exit_code == 128 + signal.SIGXCPU:
         return f"was stopped for using more than {_cpu_seconds(limits)} s of CPU time"
     return f"exited with code {result.exit_code}"
-
-
-# The former name of the class, kept for code that imports it.
-ProcessExecutor = UnsafeProcessExecutor

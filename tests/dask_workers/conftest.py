@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dask_workers.executors.process import ProcessExecutor
+from dask_workers.executors.process import UnsafeProcessExecutor
 from dask_workers.spec import Limits
 
 PYTHON = sys.executable
@@ -23,7 +23,7 @@ FAST = Limits(time_limit=60, memory_mb=2048)
 @pytest.fixture(scope="session")
 def process_executor():
     """One process executor for the session, as on a worker (with its warm kernel)."""
-    made = ProcessExecutor()
+    made = UnsafeProcessExecutor()
     yield made
     made.close()
 

@@ -11,7 +11,7 @@ import yaml
 
 from dask_workers import executors
 from dask_workers.executors import make_executor
-from dask_workers.executors.process import NO_ISOLATION, CappedBuffer, ProcessExecutor
+from dask_workers.executors.process import NO_ISOLATION, CappedBuffer, UnsafeProcessExecutor
 from dask_workers.spec import Limits, StepSpec
 
 from .conftest import FAST, PYTHON, write_notebook, write_program
@@ -130,7 +130,7 @@ def test_memory_limit(tmp_path, executor):
 
 
 def test_file_size_limit(tmp_path):
-    small = ProcessExecutor(max_file_bytes=100_000, warm_kernel=False)
+    small = UnsafeProcessExecutor(max_file_bytes=100_000, warm_kernel=False)
     spec = spec_for(tmp_path, f"{PYTHON} -c \"open('$output/big', 'wb').write(b'0' * 1_000_000)\"")
     result = small.run_step(spec)
     assert not result.ok
@@ -179,12 +179,12 @@ def test_notebook_step_time_limit_kills_the_kernel(tmp_path, executor):
 
 def test_make_executor_by_name(monkeypatch, caplog):
     made = make_executor("process", warm_kernel=False)
-    assert isinstance(made, ProcessExecutor) and made.isolates is False
+    assert isinstance(made, UnsafeProcessExecutor) and made.isolates is False
     with pytest.raises(ValueError, match="choose one of docker, process, auto"):
         make_executor("podman")
     monkeypatch.setattr(executors, "docker_available", lambda timeout=2.0: False)
     with caplog.at_level(logging.WARNING):
-        assert isinstance(make_executor("auto", warm_kernel=False), ProcessExecutor)
+        assert isinstance(make_executor("auto", warm_kernel=False), UnsafeProcessExecutor)
     assert "does NOT isolate" in caplog.text
 
 

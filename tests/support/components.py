@@ -1,9 +1,12 @@
-"""Real components (PostgreSQL, Docker, Chromium): skipped where missing, never under `CI=true`."""
+"""Real components (PostgreSQL, Docker, Chromium): skipped where missing, never under `CI=true`; servers started by tests."""
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
+import requests
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -15,3 +18,18 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: real-component tests must run)")
     pytest.skip(reason)
+
+
+def first_answer(url: str, proc, log_path, timeout: float) -> requests.Response:
+    """The first answer of `url` from the server process `proc`, waiting while it starts.
+
+    Fails with the process's log when it exits first or does not answer within `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, Path(log_path).read_text()
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, Path(log_path).read_text()
+            time.sleep(0.3)

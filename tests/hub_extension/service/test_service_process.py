@@ -12,10 +12,10 @@ import sys
 import time
 
 import pytest
-import requests
 
-from hub_extension.config import config_from_env
+from hub_extension.config import load_config
 from hub_extension.service import __main__ as service_main
+from tests.support.components import first_answer
 from tests.support.paths import REPO
 
 
@@ -44,7 +44,7 @@ def test_config_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPETE_CONFIG", str(config_file))
     monkeypatch.setenv("COMPETE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COMPETE_DB_URL", f"sqlite:///{tmp_path / 'other.sqlite'}")
-    config = config_from_env()
+    config = load_config().compete
     assert config.max_upload_bytes == 1234 and config.executor == "process"
     assert config.home == str(tmp_path / "home")
     assert config.resolved_db_url() == f"sqlite:///{tmp_path / 'other.sqlite'}"
@@ -135,15 +135,8 @@ def test_the_service_runs_and_stops_on_sigterm(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "hub_extension.service"], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "service.log").read_text()
-            try:
-                resp = requests.get(f"http://127.0.0.1:{port}/services/competitions/api/v1/health", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, (tmp_path / "service.log").read_text()
-                time.sleep(0.3)
+        resp = first_answer(f"http://127.0.0.1:{port}/services/competitions/api/v1/health", proc,
+                            tmp_path / "service.log", timeout=90)
         assert resp.status_code == 200 and resp.json()["status"] == "ok"
         # The cookie key is kept for the next start, readable by its owner only.
         secret = home / "service_cookie_secret"
