@@ -48,6 +48,7 @@ URL.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -64,6 +65,10 @@ from .queue_backends import DefaultQueue, DefaultQueueTLS, DefaultWorkers, Organ
 from .queues import SILENT_AFTER, SchedulerSupervisor
 
 log = logging.getLogger("compete.dispatch")
+
+# The Dask key of a run: the submission it runs, then a part unique to the attempt.
+KEY_PREFIX = "submission-"
+_KEY = re.compile(re.escape(KEY_PREFIX) + r"(\d+)-[0-9a-f]+")
 
 
 class Dispatcher(LoggingConfigurable):
@@ -266,7 +271,7 @@ class Dispatcher(LoggingConfigurable):
         backend = self.link(queue)
         if backend is None:
             return False
-        key = f"submission-{submission_id}-{uuid.uuid4().hex[:12]}"
+        key = f"{KEY_PREFIX}{submission_id}-{uuid.uuid4().hex[:12]}"
         if not self.runs.claim(submission_id, queue, key, holder=self.holder.id):
             return False
         with self._lock:
@@ -417,6 +422,23 @@ class Dispatcher(LoggingConfigurable):
                         self._record(sid, _failure("the run ended without its result reaching the platform"), key)
             elif key not in link.futures:
                 link.adopt(sid, key)
+        self._stop_ended_elsewhere(link, {s["key"] for s in sent})
+
+    def _stop_ended_elsewhere(self, link: QueueBackend, open_keys: set[str]) -> None:
+        """Stop the runs this queue still holds whose submissions another process ended.
+
+        A service that does not dispatch (another process holds the lease)
+        marks a cancelled submission in the database only: its run goes on in
+        the holder's queue until this sweep kills it there.
+        """
+        for key in [k for k in list(link.futures) if k not in open_keys]:
+            found = _KEY.fullmatch(key)
+            if found is None:
+                continue
+            sid = int(found.group(1))
+            if self._terminal(sid):
+                link.cancel(sid, key)
+                link.futures.pop(key, None)
 
     def _terminal(self, sid: int) -> bool:
         return self.runs.submission_status(sid) in Status.TERMINAL

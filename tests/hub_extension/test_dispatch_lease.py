@@ -232,6 +232,41 @@ def test_a_dispatcher_whose_lease_was_taken_neither_reconciles_nor_sends_until_i
     platform.close()
 
 
+def test_a_run_cancelled_by_a_process_that_does_not_dispatch_is_stopped_by_the_holder(tmp_path):
+    """A service without the lease only marks the cancel in the database; the holder kills the run."""
+    from hub_extension.dispatch import Dispatcher
+
+    platform = Platform(home=str(tmp_path / "home"))
+    platform.config.executor = "process"
+    slug, _ = platform.create_competition(DEMO, LOCAL_ADMIN)
+    marker = f"compete-standby-cancel-{os.getpid()}-{time.monotonic_ns()}"
+    code = tmp_path / "code.zip"
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("metadata", f"command: python3 -c 'import time; time.sleep(600)' {marker}\n")
+    dispatcher = Dispatcher(platform, n_workers=1, threads_per_worker=1)
+
+    def step_running() -> bool:
+        found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+        return bool(found.stdout.strip())
+
+    try:
+        platform.register(slug, "ann", LOCAL_ADMIN)
+        sid = platform.submit(slug, code, username="ann", actor=LOCAL_ADMIN)
+        assert dispatcher.dispatch(sid)
+        wait_for(lambda: (dispatcher.tick() or True) and step_running(), 120, "the step to start")
+        # What a process without a dispatcher does (a standby service, a terminal).
+        platform.cancel_submission(sid, LOCAL_ADMIN)
+        assert platform.submission(sid)["status"] == m.CANCELLED
+        assert step_running()
+        wait_for(lambda: (dispatcher.tick() or True) and not step_running(), 60, "the holder to stop the run")
+        assert platform.submission(sid)["status"] == m.CANCELLED
+        assert not any(key.startswith(f"submission-{sid}-") for key in dispatcher.default_queue.futures)
+    finally:
+        dispatcher.close()
+        subprocess.run(["pkill", "-f", marker])
+        platform.close()
+
+
 # -- real processes on one database ---------------------------------------------------------------
 def _compete(home: Path, db_url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "hub_extension.cli", "--home", str(home), "--db", db_url,
