@@ -104,8 +104,12 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
 
 
 def deferral(holder: LeaseState, then: str) -> str:
-    """The one line a process prints on stderr when it leaves the dispatching to the lease holder."""
-    return f"dispatching is done by {holder.describe()}; {then}"
+    """The one line a process prints on stderr when it leaves the dispatching to the lease holder.
+
+    The holder runs the submissions with its own settings, so an option such
+    as `--executor` given here is said not to apply.
+    """
+    return f"dispatching is done by {holder.describe()}; {then} (with its settings: --executor given here is not used)"
 
 
 def run_submissions(platform: Platform, submission_ids: list[int], *, timeout: Optional[float] = None,

@@ -108,3 +108,17 @@ def browser_login(page, hub: Hub, username: str, password: str) -> None:
     page.fill("#password_input", password)
     page.click("#login_submit")
     page.wait_for_url(lambda url: "/hub/login" not in url)
+
+
+def browser_register(page, title: str) -> None:
+    """From the hub, open the competition `title` and register, accepting its terms when it has any."""
+    from playwright.sync_api import expect  # optional: only the browser tests have playwright loaded
+
+    page.click("#competitions-nav-link")
+    page.click(f"#competition-list a:has-text('{title}')")
+    expect(page.locator(".comp-head h1")).to_have_text(title)
+    terms = page.locator("#register-form input[name=accept_terms]")
+    if terms.count():
+        terms.check()
+    page.click("#register-form button[type=submit]")
+    expect(page.locator("#registration-status")).to_contain_text("You are registered")

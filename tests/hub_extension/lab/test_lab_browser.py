@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from tests.support.browser import browser_login
+from tests.support.browser import browser_login, browser_register
 from tests.support.lab import (
     FRONT_END_TIMEOUT_MS as LAB_TIMEOUT_MS,
     run_all_cells,
@@ -56,14 +56,7 @@ def take_part_in_jupyterlab(hub, browser_pages, slug, title, participant, passwo
     page = browser_pages()
     page.set_default_timeout(LAB_TIMEOUT_MS)
     browser_login(page, hub, participant, password)
-    page.click("#competitions-nav-link")
-    page.click(f"#competition-list a:has-text('{title}')")
-    expect(page.locator(".comp-head h1")).to_have_text(title)
-    terms = page.locator("#register-form input[name=accept_terms]")
-    if terms.count():
-        terms.check()
-    page.click("#register-form button[type=submit]")
-    expect(page.locator("#registration-status")).to_contain_text("You are registered")
+    browser_register(page, title)
     mark("registered")
     page.click("#open-in-lab button[type=submit]")
     page.wait_for_url(re.compile(rf"/user/{re.escape(participant)}/lab/tree/competitions/{slug}/starting_kit\.ipynb"))

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.support.browser import browser_login
+from tests.support.browser import browser_login, browser_register
 from tests.support.hub import demo_bundle_zip, sample_predictions_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
@@ -51,15 +51,7 @@ def test_organizer_and_participant_walk_the_whole_path_by_clicking(hub, browser_
     # -- the participant, in a browser of their own -----------------------------------------
     page = browser_pages()
     browser_login(page, hub, participant, participant_password)
-    page.click("#competitions-nav-link")
-    page.click(f"#competition-list a:has-text('{title}')")
-    expect(page.locator(".comp-head h1")).to_have_text(title)
-    # The demo bundle has terms: accept them, then register.
-    terms = page.locator("#register-form input[name=accept_terms]")
-    if terms.count():
-        terms.check()
-    page.click("#register-form button[type=submit]")
-    expect(page.locator("#registration-status")).to_contain_text("You are registered")
+    browser_register(page, title)
 
     page.click("#registration-status >> text=Make a submission")
     expect(page.locator("#left-today")).to_be_visible()
