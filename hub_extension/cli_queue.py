@@ -65,15 +65,33 @@ def cmd_queue_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_list(args: argparse.Namespace) -> int:
-    rows = _platform(args).list_queues(LOCAL_ADMIN)
+    platform = _platform(args)
+    rows = platform.list_queues(LOCAL_ADMIN)
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'QUEUE':<20} {'COMPETITION':<24} {'WORKERS':>7} {'GPUS':>4} {'WAITING':>7} {'RUNNING':>7}  NOTE")
+    print(f"{'QUEUE':<20} {'COMPETITION':<24} {'WORKERS':>7} {'GPUS':>4} {'WAITING':>7} {'RUNNING':>7}  "
+          f"{'SCHEDULER':<36} NOTE")
     for r in rows:
         print(f"{r['name']:<20} {(r['competition'] or '-'):<24} {r['workers']:>7} {r['gpus']:>4} "
-              f"{r['waiting']:>7} {r['running']:>7}  {r['note'] or ''}")
+              f"{r['waiting']:>7} {r['running']:>7}  {_scheduler_text(r):<36} {r['note'] or ''}")
+    lease = platform.dispatcher_lease(LOCAL_ADMIN)
+    print(f"dispatcher: {_lease_text(lease)}")
     return 0
+
+
+def _scheduler_text(queue: dict[str, Any]) -> str:
+    """`ADDRESS (pid N on HOST)`, as far as the platform knows where the queue's scheduler runs."""
+    scheduler = queue.get("scheduler") or {}
+    where = f" (pid {scheduler['pid']} on {scheduler['host']})" if scheduler.get("pid") else ""
+    return f"{queue['address']}{where}"
+
+
+def _lease_text(lease: dict[str, Any]) -> str:
+    if lease["held"]:
+        return (f"pid {lease['pid']} on {lease['host']} since {_when(lease['acquired_at'])}, "
+                f"last heartbeat {lease['heartbeat_age']:.1f} s ago")
+    return f"none ({lease['summary']})"
 
 
 def cmd_queue_show(args: argparse.Namespace) -> int:
@@ -83,6 +101,10 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
         return 0
     print(f"queue {info['name']}  {info['address']}" + (f"  competition {info['competition']}" if info["competition"] else ""))
     print(f"scheduler: {'reachable' if info['connected'] else 'not reachable'} (checked {info['checked_at'] or 'never'})")
+    if (info.get("scheduler") or {}).get("pid"):
+        where = info["scheduler"]
+        print(f"scheduler process: pid {where['pid']} on {where['host']} since {_when(where['since'])}, "
+              f"Dask id {where['id']}")
     if info.get("attach_command"):
         print(f"attach a machine: {info['attach_command']}")
     if info["note"]:

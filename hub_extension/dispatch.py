@@ -61,7 +61,8 @@ from . import models as m
 from .app import NotFound, Platform
 from .app.lease import Holder, LeaseState
 from .contract import DEFAULT_QUEUE, JobResult, Status
-from .queue_backends import DefaultQueue, DefaultQueueTLS, DefaultWorkers, OrganizerQueue, QueueBackend
+from .default_queue import DefaultQueueProcess
+from .queue_backends import DefaultQueue, OrganizerQueue, QueueBackend
 from .queues import SILENT_AFTER, SchedulerSupervisor
 
 log = logging.getLogger("compete.dispatch")
@@ -153,29 +154,20 @@ class Dispatcher(LoggingConfigurable):
         self.queues: dict[str, QueueBackend] = {DEFAULT_QUEUE: self.default_queue}
         try:
             self.default_queue.start()
-            if self.link(DEFAULT_QUEUE) is not None:
+            # Holding the lease, reach the default queue now (starting its process when none
+            # runs), so that a queue that cannot start says so here.
+            if self.keep_lease():
+                self.default_queue.connect()
                 self.default_queue.ready()
-            self.keep_lease()
+                self.keep_lease()  # starting the queue's process may have taken a good part of the lease
         except BaseException:
             self.close()
             raise
 
-    # The default queue's parts, as the tests and tools reach them.
     @property
-    def default_address(self) -> Optional[str]:
-        return getattr(self.default_queue, "_address", None)
-
-    @property
-    def default_tls(self) -> Optional[DefaultQueueTLS]:
-        return getattr(self.default_queue, "tls", None)
-
-    @property
-    def default_workers(self) -> Optional[DefaultWorkers]:
-        return getattr(self.default_queue, "workers", None)
-
-    @property
-    def cluster(self) -> Any:
-        return getattr(self.default_queue, "cluster", None)
+    def default_process(self) -> Optional[DefaultQueueProcess]:
+        """The default queue's process this dispatcher follows (None: not reached yet, or given by address)."""
+        return getattr(self.default_queue, "process", None)
 
     # -- the lease -------------------------------------------------------------------------------
     def holds_lease(self) -> bool:
@@ -213,6 +205,7 @@ class Dispatcher(LoggingConfigurable):
         if self._holding:
             log.warning("the dispatcher lease was taken over by %s: this process stops dispatching",
                         other.describe() if other else "another process")
+            self._disconnect_all()
         elif other is not None and other.holder != self._deferred_to:
             log.info("dispatching is done by %s; this process stands by", other.describe())
         self._deferred_to = other.holder if other is not None else None
@@ -236,6 +229,13 @@ class Dispatcher(LoggingConfigurable):
             log.warning("the dispatcher lease could not be released (it expires by itself): %s", exc)
 
     # -- links ---------------------------------------------------------------------------------
+    def _disconnect_all(self) -> None:
+        """Drop every queue link: a process that does not dispatch keeps no client of any scheduler."""
+        with self._lock:
+            backends = list(self.queues.values())
+        for backend in backends:
+            backend.disconnect()
+
     def link(self, name: str) -> Optional[QueueBackend]:
         """The connected backend of queue `name`, connecting (and starting its scheduler) when needed."""
         with self._lock:
@@ -249,6 +249,7 @@ class Dispatcher(LoggingConfigurable):
             return None
         try:
             backend.connect()
+            backend.ready()
         except Exception as exc:  # noqa: BLE001 - a queue that is down waits visibly, it stops nothing
             backend.disconnect()
             self._next_attempt[name] = time.monotonic() + self.reconnect_after
@@ -272,7 +273,7 @@ class Dispatcher(LoggingConfigurable):
         if backend is None:
             return False
         key = f"{KEY_PREFIX}{submission_id}-{uuid.uuid4().hex[:12]}"
-        if not self.runs.claim(submission_id, queue, key, holder=self.holder.id):
+        if not self.runs.claim(submission_id, queue, key, holder=self.holder.id, scheduler=backend.scheduler_id):
             return False
         with self._lock:
             self._done.setdefault(submission_id, threading.Event())
@@ -398,6 +399,13 @@ class Dispatcher(LoggingConfigurable):
         for sub in sent:
             sid, key = sub["id"], sub["key"]
             task = snapshot["tasks"].get(key)
+            held_by = sub.get("scheduler")
+            if held_by and link.scheduler_id and held_by != link.scheduler_id:
+                # Sent to a scheduler that is no longer the queue's: it stopped, and the run with it.
+                if not self._terminal(sid):
+                    self._resend(sid, key, sub["dispatch_count"],
+                                 "the queue's scheduler that held the run stopped (a new one runs now)")
+                continue
             if task is None:
                 future = link.futures.get(key)
                 age = (m.utcnow() - sub["dispatched_at"]).total_seconds() if sub["dispatched_at"] else 1e9
@@ -482,8 +490,25 @@ class Dispatcher(LoggingConfigurable):
         return changed
 
     def close(self) -> None:
-        """Release the lease (a successor takes over at once), then close the queues' links."""
+        """Release the lease (a successor takes over at once), then close the queues' links.
+
+        The default queue's process outlives this dispatcher while runs are on
+        it (the next holder follows them); with none, the holder stops it, so
+        nothing is left running.
+        """
+        was_holding = self.holds_lease()
         self._closed = True
+        try:
+            # The queue is this process's to stop while it holds the lease, or when no process does.
+            may_stop = was_holding or self.leases.live() is None
+        except Exception:  # noqa: BLE001 - a database that does not answer: leave the queue to its idle exit
+            may_stop = False
+        if may_stop:
+            try:
+                if not self.runs.dispatched_submissions(DEFAULT_QUEUE):
+                    self.default_queue.shutdown()
+            except Exception:  # noqa: BLE001 - a queue left up stops by itself once idle
+                log.warning("could not stop the default queue's process", exc_info=True)
         self.release_lease()
         with self._lock:
             backends = list(self.queues.values())

@@ -272,6 +272,9 @@ class Submission(Base):
     dispatch_key: Mapped[Optional[str]] = mapped_column(String(200), index=True)
     dispatched_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The id of the Dask scheduler the current attempt was sent to (a run is lost only
+    # when that scheduler says it does not know it, or is gone).
+    dispatch_scheduler: Mapped[Optional[str]] = mapped_column(String(200))
     worker: Mapped[Optional[str]] = mapped_column(String(300))
 
     phase: Mapped[Phase] = relationship()
@@ -358,10 +361,13 @@ class Queue(Base):
 
 
 class QueueState(Base):
-    """What the dispatcher last saw of a queue: its workers, written on every check.
+    """What the dispatcher last saw of a queue: its workers, written on every check, and its scheduler.
 
     Pages and the CLI read it to show attached workers and to say when none is,
-    without talking to the scheduler themselves.
+    without talking to the scheduler themselves.  The `scheduler_*` columns say
+    where the queue's scheduler runs (address, Dask id, host, pid, since when);
+    for the default queue they are how every dispatcher finds its scheduler
+    process, and `scheduler_folder` holds its TLS files and logs.
     """
 
     __tablename__ = "queue_states"
@@ -371,6 +377,12 @@ class QueueState(Base):
     workers: Mapped[list[Any]] = mapped_column(default=list)
     note: Mapped[Optional[str]] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    scheduler_address: Mapped[Optional[str]] = mapped_column(String(300))
+    scheduler_id: Mapped[Optional[str]] = mapped_column(String(200))
+    scheduler_host: Mapped[Optional[str]] = mapped_column(String(300))
+    scheduler_pid: Mapped[Optional[int]] = mapped_column(Integer)
+    scheduler_folder: Mapped[Optional[str]] = mapped_column(String(500))
+    scheduler_started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
 
 class Lease(Base):

@@ -11,45 +11,37 @@ queue through this interface only.
 Two implementations:
 
 - `DefaultQueue`, the platform's own queue (`c.Dispatcher.default_queue_class`
-  picks another): a scheduler in this process (`SpecCluster` with the
-  queue schedulers' guard, `GuardedScheduler`) on TLS with a CA made when
-  the dispatcher starts (`DefaultQueueTLS`), and worker processes of its own
-  (`DefaultWorkers`) executed with `process_environment()`, so that they
-  hold no platform secret; or any scheduler given by address
-  (`c.DefaultQueue.scheduler_address`).  Its workers share the platform's
-  store.
+  picks another): a process of its own (`hub_extension.default_queue`: a
+  guarded TLS scheduler and worker processes executed with
+  `process_environment()`, so that they hold no platform secret), started
+  detached when none runs and found by every dispatcher from the database;
+  or any scheduler given by address (`c.DefaultQueue.scheduler_address`).
+  Its workers share the platform's store.
 - `OrganizerQueue`, a queue an organizer created (`hub_extension.queues`): a
   scheduler of its own found by address, started by the dispatcher's
   `SchedulerSupervisor` when it is down; datasets travel with each job and
   results come back inline.
 
-The default queue's certificates: the CA signs one certificate per role (the
-scheduler in this process, the dispatcher's client, the worker processes)
-and its key is dropped at once.  Only the dispatcher's client certificate
+The default queue's certificates: a CA made for each start of its process
+signs one certificate per role (its scheduler, the dispatcher's client, the
+worker processes) and its key is dropped at once.  Only the dispatcher's client certificate
 gets the full protocol; the workers' certificate gets the operations of a
 worker on itself, and what it sends is read as plain data.
 """
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import shutil
-import subprocess
-import sys
+import socket
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from dask_workers.environment import process_environment
-
-from . import tls
 from .app import PlatformError
 from .contract import DEFAULT_QUEUE, RESULT_TOPIC, STATUS_TOPIC, Job
-from .queue_scheduler import WORKER_OPS, GuardedScheduler, queue_snapshot, scheduler_config
+from .default_queue import DefaultQueueProcess
+from .queue_scheduler import queue_snapshot
 from .queues import SchedulerSupervisor, client_security
 
 if TYPE_CHECKING:
@@ -57,9 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("compete.dispatch")
 
-# The default queue's workers run under a nanny, which registers with the scheduler.
-DEFAULT_WORKER_OPS = WORKER_OPS | {"register_nanny"}
-TLS_FOLDER_PREFIX = "tls-"
 
 
 class _QuietSnapshots(logging.Filter):
@@ -91,6 +80,8 @@ class QueueBackend(LoggingConfigurable):
         self.platform = dispatcher.platform
         self.name = name
         self.client: Any = None
+        # The Dask id of the scheduler the client is connected to: recorded with each run sent.
+        self.scheduler_id: Optional[str] = None
         self.futures: dict[str, Any] = {}
         self.finished: dict[str, float] = {}
 
@@ -105,6 +96,9 @@ class QueueBackend(LoggingConfigurable):
 
     def start(self) -> None:
         """Start what the queue needs on the platform's side (called once, before the first connection)."""
+
+    def shutdown(self) -> None:
+        """Stop the queue itself when the platform runs it (the dispatcher holding the lease closes, idle)."""
 
     def ready(self) -> None:
         """Wait, after the first connection, until the queue can run jobs."""
@@ -128,17 +122,25 @@ class QueueBackend(LoggingConfigurable):
 
         self.disconnect()
         self.futures, self.finished = {}, {}
+        address = self.address()
         client = Client(
-            self.address(), security=self.security(), timeout=self.dispatcher.connect_timeout,
+            address, security=self.security(), timeout=self.dispatcher.connect_timeout,
             set_as_default=False, direct_to_workers=False,
         )
         self.client = client
+        self.scheduler_id = client.scheduler_info().get("id")
+        self.record_scheduler(address)
         client.subscribe_topic(STATUS_TOPIC, lambda event: self.dispatcher._on_status(self, event))
         client.subscribe_topic(RESULT_TOPIC, lambda event: self.dispatcher._on_result(self, event))
         self.replay()
 
+    def record_scheduler(self, address: str) -> None:
+        """Record where this queue's scheduler is (address and Dask id), as pages and the CLI show it."""
+        self.platform.record_queue_scheduler(self.name, address=address, id=self.scheduler_id)
+
     def disconnect(self) -> None:
         client, self.client = self.client, None
+        self.scheduler_id = None
         if client is None:
             return
         try:
@@ -222,125 +224,21 @@ class QueueBackend(LoggingConfigurable):
 
 
 # -- the default queue ------------------------------------------------------------------------
-class DefaultQueueTLS:
-    """The TLS material of the default queue: a CA of its own, made when the dispatcher starts.
-
-    The CA signs one certificate per role (the scheduler in this process, the
-    dispatcher's client, the worker processes) and its key is dropped at
-    once.  The files live in a folder of their own, 0700, under the platform
-    home, removed at close; the folder of a dispatcher that was killed is
-    removed by the next one.  The workers get their files as arguments, never
-    in their environment.
-    """
-
-    def __init__(self, parent: Path):
-        parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale(parent)
-        self.folder = parent / f"{TLS_FOLDER_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-        self.files = tls.write_ephemeral(self.folder, DEFAULT_QUEUE, hosts=("127.0.0.1", "localhost"))
-
-    @staticmethod
-    def _remove_stale(parent: Path) -> None:
-        for folder in parent.glob(f"{TLS_FOLDER_PREFIX}*-*"):
-            try:
-                pid = int(folder.name[len(TLS_FOLDER_PREFIX):].split("-", 1)[0])
-            except ValueError:
-                continue
-            if pid == os.getpid() or not folder.is_dir() or folder.is_symlink():
-                continue
-            try:
-                os.kill(pid, 0)
-                continue  # its dispatcher still runs
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def security(self, role: str) -> Any:
-        """Dask security of `role` (`scheduler` or `client`) of the default queue."""
-        # Imported here: distributed is slow to import, and only a process that dispatches needs it.
-        from distributed.security import Security
-
-        files = self.files[role]
-        return Security(
-            tls_ca_file=str(files.ca),
-            **{f"tls_{role}_cert": str(files.cert), f"tls_{role}_key": str(files.key)},
-            require_encryption=True,
-        )
-
-    def worker_arguments(self) -> list[str]:
-        """`dask worker` options giving a worker process its certificate."""
-        files = self.files["worker"]
-        return ["--tls-ca-file", str(files.ca), "--tls-cert", str(files.cert), "--tls-key", str(files.key)]
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class DefaultWorkers:
-    """The worker processes of the default queue: `dask worker` executed with a clean environment.
-
-    Each is a nanny process (which restarts its worker when it dies) started
-    with `process_environment()`; the worker it spawns inherits that
-    environment.  They stop with the dispatcher, or on their own when the
-    scheduler has been gone for `death_timeout` seconds (the service was
-    killed).
-    """
-
-    def __init__(self, scheduler_address: str, count: int, threads: int, folder: Path,
-                 death_timeout: float = 60.0, tls_arguments: Optional[list[str]] = None):
-        # Imported here: distributed is slow to import, and only a process that dispatches needs it.
-        from distributed.system import MEMORY_LIMIT
-
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.processes: list[subprocess.Popen] = []
-        for index in range(count):
-            log_file = open(folder / f"worker-{index}.log", "ab")
-            try:
-                self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "distributed.cli.dask_worker", scheduler_address,
-                     "--name", f"default-{index}", "--nworkers", "1", "--nthreads", str(threads),
-                     "--memory-limit", str(int(MEMORY_LIMIT / max(1, count))),
-                     "--local-directory", str(folder / f"worker-{index}"), "--no-dashboard",
-                     "--death-timeout", str(death_timeout), *(tls_arguments or [])],
-                    env=process_environment(), stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, cwd=str(folder),
-                ))
-            finally:
-                log_file.close()
-
-    def check(self) -> None:
-        """Fail loudly when a nanny process exited (its log tells why)."""
-        for index, proc in enumerate(self.processes):
-            if proc.poll() is not None:
-                tail = (self.folder / f"worker-{index}.log").read_text(errors="replace")[-2000:]
-                raise PlatformError(f"worker process {index} of the default queue exited ({proc.returncode}):\n{tail}")
-
-    def close(self, grace: float = 15.0) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + grace
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 class DefaultQueue(QueueBackend):
-    """The platform's own queue: a guarded TLS scheduler in this process and worker processes of its own.
+    """The platform's own queue: a process of its own (scheduler and workers), found from the database.
 
-    With `scheduler_address` set, the queue is that scheduler instead, and
-    this backend starts nothing.  Its workers share the platform's store.
+    The dispatcher that holds the lease finds the queue's process where the
+    database records it (`hub_extension.default_queue`), or starts one and
+    records it; every later holder, in any process, follows the same
+    scheduler, so runs outlive the process that sent them.  With
+    `scheduler_address` set, the queue is that scheduler instead, and this
+    backend starts nothing.  Its workers share the platform's store.
     """
 
     scheduler_address = Unicode(
-        "", help="Address of a Dask scheduler to use as the default queue. Empty: a scheduler started in the "
-                 "platform's process, with `c.Compete.default_queue_workers` worker processes of its own.",
+        "", help="Address of a Dask scheduler to use as the default queue. Empty: a process of the platform's "
+                 "own (a guarded scheduler with `c.Compete.default_queue_workers` worker processes), started "
+                 "when none runs and shared by every dispatcher of the database.",
     ).tag(config=True)
 
     n_workers = Integer(
@@ -352,85 +250,72 @@ class DefaultQueue(QueueBackend):
         help="Runs at a time per worker process of the default queue. None: `c.Compete.default_queue_threads`.",
     ).tag(config=True)
 
+    listen_host = Unicode(
+        "127.0.0.1", help="Address the default queue's scheduler listens on (another machine's dispatcher "
+                          "reaches it there when services on several machines share the platform home).",
+    ).tag(config=True)
+
     start_timeout = Float(
-        120.0, help="Seconds the default queue's worker processes have to register with its scheduler.",
+        120.0, help="Seconds the default queue's process and its worker processes have to start.",
     ).tag(config=True)
 
     death_timeout = Float(
         60.0, help="Seconds a worker process of the default queue lives on once its scheduler is gone "
-                   "(the service was killed).",
+                   "(the queue's process was killed).",
+    ).tag(config=True)
+
+    idle_exit = Float(
+        300.0, help="Seconds the default queue's process stays up with no dispatcher connected and nothing to "
+                    "run or to hand over; then it stops (0: never).",
     ).tag(config=True)
 
     def __init__(self, dispatcher: "Dispatcher", name: str = DEFAULT_QUEUE, **kwargs: Any):
         super().__init__(dispatcher, name, **kwargs)
-        self.cluster: Any = None
-        self.workers: Optional[DefaultWorkers] = None
-        self.tls: Optional[DefaultQueueTLS] = None
-        self._security: Any = None
-        self._address = self.scheduler_address or None
+        self.process: Optional[DefaultQueueProcess] = None
+        self._started_here = False
 
-    def start(self) -> None:
-        if self._address is not None:
-            return
-        # Imported here: dask and distributed are slow to import, and only a process that dispatches needs them.
-        import dask
-        from distributed import SpecCluster  # distributed is slow to import
-
+    def _settings(self) -> dict[str, Any]:
         config = self.platform.config
-        folder = Path(config.home) / "default-queue"
-        self.tls = DefaultQueueTLS(folder)
-        self._security = self.tls.security("client")
-        try:
-            # The scheduler only, in this process, guarded before it listens; the workers
-            # are processes of their own that inherit nothing secret from it.
-            with dask.config.set(scheduler_config()):
-                self.cluster = SpecCluster(
-                    workers={},
-                    scheduler={"cls": GuardedScheduler, "options": {
-                        "host": "127.0.0.1", "port": 0, "protocol": "tls",
-                        "security": self.tls.security("scheduler"),
-                        "dashboard": False, "dashboard_address": "127.0.0.1:0", "validate": False,
-                        "worker_ops": DEFAULT_WORKER_OPS,
-                    }},
-                    security=self._security, silence_logs=logging.ERROR, name="default queue",
-                )
-            self._address = self.cluster.scheduler_address
-            self.workers = DefaultWorkers(
-                self._address, self.n_workers or config.default_queue_workers,
-                self.threads_per_worker or config.default_queue_threads, folder,
-                death_timeout=self.death_timeout, tls_arguments=self.tls.worker_arguments(),
-            )
-        except BaseException:
-            self.stop()
-            raise
-
-    def ready(self) -> None:
-        if self.workers is None or not self.alive:
-            return
-        count = len(self.workers.processes)
-        deadline = time.monotonic() + self.start_timeout
-        while len(self.client.scheduler_info(n_workers=-1)["workers"]) < count:
-            self.workers.check()
-            if time.monotonic() > deadline:
-                raise PlatformError(f"the default queue's {count} worker process(es) did not start within "
-                                    f"{self.start_timeout:.0f} s; see {self.workers.folder}")
-            time.sleep(0.1)
+        return {"workers": self.n_workers or config.default_queue_workers,
+                "threads": self.threads_per_worker or config.default_queue_threads,
+                "host": self.listen_host, "death_timeout": self.death_timeout, "idle_exit": self.idle_exit}
 
     def address(self) -> str:
-        if self._address is None:
-            raise PlatformError("the default queue has not started")
-        return self._address
+        if self.scheduler_address:
+            return self.scheduler_address
+        if self.process is None or not self.process.answers():
+            recorded = DefaultQueueProcess.recorded(self.platform)
+            before = recorded.id if recorded is not None else None
+            self.process = DefaultQueueProcess.find_or_start(self.platform, self._settings(), self.start_timeout)
+            self._started_here = self.process.id != before
+        return self.process.address
 
     def security(self) -> Any:
-        return self._security
+        return None if self.scheduler_address or self.process is None else self.process.security()
 
-    def stop(self) -> None:
-        if self.workers is not None:
-            self.workers.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        if self.tls is not None:
-            self.tls.remove()
+    def ready(self) -> None:
+        """After starting the queue's process: wait until its worker processes registered."""
+        if not self._started_here or not self.alive:
+            return
+        self._started_here = False
+        count = int(self.process.settings().get("workers") or 1)
+        deadline = time.monotonic() + self.start_timeout
+        while len(self.client.scheduler_info(n_workers=-1)["workers"]) < count:
+            if not self.process.answers():
+                tail = (self.process.folder / "scheduler.log").read_text(errors="replace")[-2000:]
+                raise PlatformError(f"the default queue's process stopped while its workers started:\n{tail}")
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the default queue's {count} worker process(es) did not start within "
+                                    f"{self.start_timeout:.0f} s; see {self.process.folder}")
+            time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        """Stop the queue's process (when this platform runs it): nothing of it is left running."""
+        self.disconnect()
+        process = self.process or (None if self.scheduler_address else DefaultQueueProcess.recorded(self.platform))
+        self.process = None
+        if process is not None and process.local():
+            process.stop()
 
 
 # -- organizer queues ---------------------------------------------------------------------------
@@ -453,6 +338,12 @@ class OrganizerQueue(QueueBackend):
 
     def security(self) -> Any:
         return client_security(self.platform, self.name)
+
+    def record_scheduler(self, address: str) -> None:
+        supervisor = self.dispatcher.supervisor or SchedulerSupervisor(self.platform)
+        pid = supervisor.pid(self.name)
+        self.platform.record_queue_scheduler(self.name, address=address, id=self.scheduler_id, pid=pid,
+                                             host=socket.gethostname() if pid is not None else None)
 
     def prepare(self, job: Job) -> tuple[Job, Optional[dict[str, bytes]]]:
         """The job without the store's root, and the stored archives it needs, as bytes."""

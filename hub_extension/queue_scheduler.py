@@ -432,6 +432,8 @@ class ResultLog(SchedulerPlugin):
     def __init__(self, scheduler: Any, max_bytes: int = PAYLOAD_MAX_BYTES):
         self.scheduler = scheduler
         self.max_bytes = max_bytes
+        # Keys of logged results the platform said it recorded (pruned to those still logged).
+        self.collected_keys: set[str] = set()
 
     def _events(self) -> Any:
         topics = self.scheduler._broker._topics
@@ -460,6 +462,7 @@ class ResultLog(SchedulerPlugin):
     def collected(self, keys: Any = ()) -> int:
         """The platform recorded the results of these task keys: drop their files; returns events changed."""
         wanted = {k for k in (keys or ()) if isinstance(k, str)}
+        self.collected_keys |= wanted
         events = self._events()
         changed = 0
         for index in range(len(events or ())):
@@ -472,6 +475,20 @@ class ResultLog(SchedulerPlugin):
                 events[index] = without_payload(event)
                 changed += 1
         return changed
+
+
+    def uncollected(self) -> int:
+        """Logged results no platform said it recorded (a platform that comes back collects them)."""
+        logged = set()
+        for event in self._events() or ():
+            try:
+                key = event[1].get("key")
+            except (AttributeError, IndexError, TypeError):
+                continue
+            if isinstance(key, str):
+                logged.add(key)
+        self.collected_keys &= logged
+        return len(logged - self.collected_keys)
 
 
 def install_result_log(scheduler: Any, max_bytes: int = PAYLOAD_MAX_BYTES) -> ResultLog:

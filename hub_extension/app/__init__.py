@@ -216,6 +216,8 @@ class Platform:
     queue_detail = _By("queues")
     queue_names = _By("queues")
     record_queue_state = _By("queues")
+    record_queue_scheduler = _By("queues")
+    queue_scheduler = _By("queues")
     wait_for_workers = _By("queues")
     dispatcher_lease = _By("queues")
 

@@ -50,13 +50,32 @@ def _queue_row(s: Session, name: str) -> m.Queue:
     return row
 
 
+SCHEDULER_FIELDS = ("address", "id", "host", "pid", "folder", "started_at")
+
+
+def _scheduler(row: Optional[m.QueueState]) -> Optional[dict[str, Any]]:
+    """Where the queue's scheduler runs, as last recorded (None: never recorded)."""
+    if row is None or not row.scheduler_address:
+        return None
+    return {field: getattr(row, f"scheduler_{field}") for field in SCHEDULER_FIELDS}
+
+
+def scheduler_view(record: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A scheduler record as pages and the CLI show it (times as ISO text, no folder)."""
+    if record is None:
+        return None
+    started = record.get("started_at")
+    return {"address": record["address"], "id": record.get("id"), "host": record.get("host"),
+            "pid": record.get("pid"), "since": started.isoformat() if started else None}
+
+
 def _state(s: Session, name: str) -> dict[str, Any]:
     row = s.get(m.QueueState, name)
     if row is None:
         return {"connected": False, "workers": [], "note": "the dispatcher has not checked this queue yet",
-                "checked_at": None}
+                "checked_at": None, "scheduler": None}
     return {"connected": row.connected, "workers": list(row.workers or []), "note": row.note,
-            "checked_at": row.updated_at.isoformat()}
+            "checked_at": row.updated_at.isoformat(), "scheduler": scheduler_view(_scheduler(row))}
 
 
 def _submissions(s: Session, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -199,6 +218,30 @@ class Queues:
             row.note = note
             row.updated_at = m.utcnow()
 
+    def record_queue_scheduler(self, name: str, **fields: Any) -> None:
+        """Where queue `name`'s scheduler runs (`SCHEDULER_FIELDS`; a field not given keeps its value).
+
+        `clear=True` forgets the scheduler (it was stopped)."""
+        clear = fields.pop("clear", False)
+        unknown = set(fields) - set(SCHEDULER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown scheduler fields {sorted(unknown)}")
+        with self.ctx.db.session() as s:
+            row = s.get(m.QueueState, name)
+            if row is None:
+                row = m.QueueState(name=name, connected=False, workers=[])
+                s.add(row)
+            for field in SCHEDULER_FIELDS:
+                if clear:
+                    setattr(row, f"scheduler_{field}", None)
+                elif field in fields:
+                    setattr(row, f"scheduler_{field}", fields[field])
+
+    def queue_scheduler(self, name: str) -> Optional[dict[str, Any]]:
+        """The recorded scheduler of queue `name` (`SCHEDULER_FIELDS`), or None."""
+        with self.ctx.db.session() as s:
+            return _scheduler(s.get(m.QueueState, name))
+
     def list_queues(self, actor: Actor = LOCAL_ADMIN) -> list[dict[str, Any]]:
         """Queues the actor may see, each with its workers count and submissions waiting and running."""
         out = []
@@ -215,7 +258,9 @@ class Queues:
                 out.append({
                     "name": name,
                     "competition": row.competition.slug if row is not None and row.competition else None,
-                    "address": f"tls://{row.host}:{row.port}" if row is not None else "local",
+                    "address": (f"tls://{row.host}:{row.port}" if row is not None
+                                else (state["scheduler"] or {}).get("address") or "not started"),
+                    "scheduler": state["scheduler"],
                     "connected": state["connected"],
                     "workers": len(state["workers"]),
                     "gpus": sum(int((w.get("resources") or {}).get("GPU", 0)) for w in state["workers"]),
@@ -231,7 +276,9 @@ class Queues:
             if name == DEFAULT_QUEUE:
                 if not actor.is_admin:
                     raise Forbidden("only admins may see the default queue")
-                info: dict[str, Any] = {"name": name, "competition": None, "address": "local", "owner": None}
+                scheduler = _state(s, name)["scheduler"] or {}
+                info: dict[str, Any] = {"name": name, "competition": None,
+                                        "address": scheduler.get("address") or "not started", "owner": None}
             else:
                 row = _queue_row(s, name)
                 if not _can_manage(actor, row, row.competition):
@@ -245,7 +292,8 @@ class Queues:
         for worker in state["workers"]:
             seen = worker.get("last_seen")
             worker["silent"] = isinstance(seen, (int, float)) and seen > quiet
-        return {**info, "connected": state["connected"], "checked_at": state["checked_at"],
+        return {**info, "scheduler": state["scheduler"], "connected": state["connected"],
+                "checked_at": state["checked_at"],
                 "workers": state["workers"], "waiting": waiting, "running": running,
                 "note": _note(state, waiting)}
 

@@ -55,13 +55,15 @@ class Runs:
         self.ctx = ctx
 
     # -- waiting and sent ----------------------------------------------------------------------
-    def claim(self, submission_id: int, queue: str, key: str, *, holder: Optional[str] = None) -> bool:
+    def claim(self, submission_id: int, queue: str, key: str, *, holder: Optional[str] = None,
+              scheduler: Optional[str] = None) -> bool:
         """Atomically mark a waiting submission as sent to `queue` under Dask key `key`.
 
         It stays Submitted (waiting, with a position in the queue) until a
         worker reports Preparing; False if it is not waiting or already sent,
         or (with `holder`, a dispatcher's lease id) when another process has
-        taken the dispatcher lease.
+        taken the dispatcher lease.  `scheduler` is the Dask id of the scheduler it
+        is sent to, kept with it until it is sent again.
         """
         now = m.utcnow()
         fence = [holds_dispatcher_lease(holder)] if holder is not None else []
@@ -70,7 +72,7 @@ class Runs:
                 update(m.Submission)
                 .where(m.Submission.id == submission_id, m.Submission.status == m.SUBMITTED,
                        m.Submission.dispatch_key.is_(None), *fence)
-                .values(dispatch_key=key, queue=queue, dispatched_at=now,
+                .values(dispatch_key=key, queue=queue, dispatched_at=now, dispatch_scheduler=scheduler,
                         dispatch_count=m.Submission.dispatch_count + 1)
             ).rowcount
             return bool(claimed)
@@ -85,7 +87,8 @@ class Runs:
                 update(m.Submission)
                 .where(m.Submission.id == submission_id, m.Submission.dispatch_key == key,
                        m.Submission.status.not_in(m.TERMINAL_STATUSES), *fence)
-                .values(dispatch_key=None, status=m.SUBMITTED, status_changed_at=now, worker=None)
+                .values(dispatch_key=None, dispatch_scheduler=None, status=m.SUBMITTED, status_changed_at=now,
+                        worker=None)
             ).rowcount
             if released:
                 s.add(m.StatusChange(submission_id=submission_id, status=m.SUBMITTED, at=now, note=note[:500]))
@@ -108,13 +111,13 @@ class Runs:
         with self.ctx.db.session() as s:
             rows = s.execute(
                 select(m.Submission.id, m.Submission.dispatch_key, m.Submission.status,
-                       m.Submission.dispatched_at, m.Submission.dispatch_count)
+                       m.Submission.dispatched_at, m.Submission.dispatch_count, m.Submission.dispatch_scheduler)
                 .where(m.Submission.queue == queue, m.Submission.dispatch_key.is_not(None),
                        m.Submission.status.not_in(m.TERMINAL_STATUSES))
                 .order_by(m.Submission.id)
             ).all()
-        return [{"id": r[0], "key": r[1], "status": r[2], "dispatched_at": r[3], "dispatch_count": r[4]}
-                for r in rows]
+        return [{"id": r[0], "key": r[1], "status": r[2], "dispatched_at": r[3], "dispatch_count": r[4],
+                 "scheduler": r[5]} for r in rows]
 
     def job_queue(self, submission_id: int) -> str:
         """The queue a submission's phase runs on now."""

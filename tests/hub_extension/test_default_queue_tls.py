@@ -1,13 +1,14 @@
-"""The default queue's scheduler, inside the service process, takes no one but the platform.
+"""The default queue's scheduler, a process of its own, takes no one but the platform.
 
-The service process holds the hub token, and the default queue's scheduler
-runs in it.  Attacks are run for real from another local process: a plain
-Dask client, a TLS client without a certificate, a client certificate of
-another CA (role `client` in it), and the default queue's own worker
-certificate used as a client.  Each tries to run code on the scheduler that
-writes a marker file; none may.  The dispatcher's client certificate, used the
-same way, does write it: the attacks fail because of the guard, not because
-the harness is broken.  Then submissions still run and cancel on that queue.
+Its workers read the platform's store (reference data included), so a local
+process that could run code on that scheduler could reach every hidden
+answer.  Attacks are run for real from another local process: a plain Dask
+client, a TLS client without a certificate, a client certificate of another
+CA (role `client` in it), and the default queue's own worker certificate used
+as a client.  Each tries to run code on the scheduler that writes a marker
+file; none may.  The dispatcher's client certificate, used the same way, does
+write it: the attacks fail because of the guard, not because the harness is
+broken.  Then submissions still run and cancel on that queue.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from pathlib import Path
 import pytest
 
 from dask_workers import queue_guard
+from dask_workers.executors.base import process_alive
 from hub_extension import models as m
 from hub_extension import tls
 from hub_extension.app import DEFAULT_QUEUE, LOCAL_ADMIN, Platform
+from tests.support.components import child_processes, descendants
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "templates" / "demo"
@@ -180,14 +183,18 @@ def stack(tmp_path_factory):
 
 
 def _files(stack: Stack) -> dict:
-    return stack.dispatcher.default_tls.files
+    folder = stack.dispatcher.default_process.folder / "tls"
+    return {role: tls.RoleFiles(folder / "ca.pem", folder / f"{role}.pem", folder / f"{role}.key")
+            for role in ("scheduler", "client", "worker")}
 
 
 def test_the_default_queue_listens_on_tls_only_with_a_private_ephemeral_ca(stack):
-    dispatcher = stack.dispatcher
-    assert dispatcher.default_address.startswith("tls://127.0.0.1:"), dispatcher.default_address
-    folder = dispatcher.default_tls.folder
-    assert folder.parent == Path(stack.platform.config.home) / "default-queue"
+    process = stack.dispatcher.default_process
+    assert process.address.startswith("tls://127.0.0.1:"), process.address
+    assert process.pid != os.getpid() and process.pid is not None
+    assert process.folder.parent == Path(stack.platform.config.home) / "default-queue"
+    assert stat.S_IMODE(process.folder.stat().st_mode) == 0o700
+    folder = process.folder / "tls"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     names = sorted(p.name for p in folder.iterdir())
     # The CA's key is never written: no other certificate of this CA can be made.
@@ -212,14 +219,17 @@ def test_the_workers_get_their_certificate_as_files_never_in_their_environment(s
     workers = link.client.scheduler_info(n_workers=-1)["workers"]
     assert len(workers) == 2 and all(a.startswith("tls://") for a in workers), workers
     key_text = _files(stack)["worker"].key.read_text().strip().splitlines()[1]
-    pids = list(link.client.run(os.getpid).values()) + [p.pid for p in stack.dispatcher.default_workers.processes]
-    assert len(pids) == 4 and all(isinstance(pid, int) for pid in pids), pids
+    queue_pid = stack.dispatcher.default_process.pid
+    nannies = child_processes(queue_pid)
+    # The nannies, the workers they spawned, and the queue's process itself.
+    pids = descendants(queue_pid) + [queue_pid]
+    assert len(nannies) == 2 and len(pids) >= 5, pids
     for pid in pids:
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
         assert "PRIVATE KEY" not in environ and key_text not in environ
         assert "DASK_DISTRIBUTED__COMM__TLS" not in environ
-    for proc in stack.dispatcher.default_workers.processes:
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().split("\0")
+    for pid in nannies:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         assert str(_files(stack)["worker"].key) in cmdline and "PRIVATE KEY" not in " ".join(cmdline)
 
 
@@ -232,7 +242,7 @@ def _attack(args: dict, cwd: Path) -> dict:
 
 def test_a_plain_dask_client_of_the_host_runs_nothing_on_the_scheduler(stack, tmp_path):
     marker = tmp_path / "marker-plain"
-    address = stack.dispatcher.default_address
+    address = stack.dispatcher.default_process.address
     outcome = _attack({"address": address, "markers": {"plain": str(marker)}}, tmp_path)["plain"]
     assert not marker.exists(), f"a plain Dask client ran code in the service process through {address}"
     assert not outcome["connected"], outcome
@@ -247,7 +257,7 @@ def test_local_processes_without_the_platforms_client_certificate_run_nothing_on
                for name in ("plain", "no_cert", "other_ca", "worker_client", "rpc", "pickle", "control")}
     files = _files(stack)
     outcomes = _attack({
-        "address": stack.dispatcher.default_address,
+        "address": stack.dispatcher.default_process.address,
         "markers": markers,
         "other_ca": {"cert": str(tmp_path / "other.pem"), "key": str(tmp_path / "other.key")},
         "worker": {"cert": str(files["worker"].cert), "key": str(files["worker"].key), "ca": str(files["worker"].ca)},
@@ -322,18 +332,26 @@ def test_cancel_reaches_the_guarded_queues_workers_and_kills_the_step(stack, tmp
     assert info["status"] == m.CANCELLED, info
 
 
-def test_the_tls_folder_is_removed_at_close_and_a_dead_dispatchers_folder_at_start(tmp_path):
+def test_the_queue_process_and_its_folder_go_at_close_and_a_dead_ones_folder_at_start(tmp_path):
     from hub_extension.dispatch import Dispatcher
 
     platform = Platform(home=str(tmp_path / "home"))
-    stale = Path(platform.config.home) / "default-queue" / "tls-999999999-abcdef"
+    parent = Path(platform.config.home) / "default-queue"
+    stale = parent / "q-20200101T000000-dead"
     stale.mkdir(parents=True, mode=0o700)
-    (stale / "worker.key").write_text("left by a dispatcher that was killed")
+    (stale / "state.json").write_text(json.dumps({"pid": 999999999, "host": os.uname().nodename}))
+    legacy = parent / "tls-999999999-abcdef"
+    legacy.mkdir(mode=0o700)
+    (legacy / "worker.key").write_text("left by a dispatcher that was killed")
     dispatcher = Dispatcher(platform, n_workers=1, threads_per_worker=1)
     try:
-        folder = dispatcher.default_tls.folder
-        assert folder.is_dir() and not stale.exists()
+        process = dispatcher.default_process
+        assert process.folder.is_dir() and not stale.exists() and not legacy.exists()
+        assert platform.queue_scheduler(DEFAULT_QUEUE)["pid"] == process.pid
     finally:
         dispatcher.close()
-        platform.close()
-    assert not folder.exists()
+    # Nothing was in flight: the holder stopped the queue's process, and its record is gone.
+    assert not process.folder.exists()
+    assert not process_alive(process.pid)
+    assert platform.queue_scheduler(DEFAULT_QUEUE) is None
+    platform.close()

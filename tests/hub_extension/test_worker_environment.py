@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from hub_extension.app import DEFAULT_QUEUE, Platform
+from tests.support.components import child_processes, descendants
 
 SECRETS = {
     "JUPYTERHUB_API_TOKEN": "secret-marker-hub-token",
@@ -37,10 +38,13 @@ def test_default_queue_workers_are_executed_without_the_platform_secrets(tmp_pat
     dispatcher = Dispatcher(platform, n_workers=2, threads_per_worker=1)
     try:
         link = dispatcher.link(DEFAULT_QUEUE)
-        worker_pids = list(link.client.run(os.getpid).values())
-        nanny_pids = [p.pid for p in dispatcher.default_workers.processes]
-        assert len(worker_pids) == 2 and len(nanny_pids) == 2
-        for pid in worker_pids + nanny_pids:
+        assert len(link.client.scheduler_info(n_workers=-1)["workers"]) == 2
+        queue_pid = dispatcher.default_process.pid
+        nanny_pids = child_processes(queue_pid)
+        # The nannies, the workers they spawned, and the queue's process itself.
+        pids = descendants(queue_pid) + [queue_pid]
+        assert len(nanny_pids) == 2 and len(pids) >= 5 and queue_pid != os.getpid(), pids
+        for pid in pids:
             env = _environ(pid)
             assert "PATH" in env and env.get("LC_TEST_KEPT") == "kept", sorted(env)  # the view is real
             leaked = {k for k, v in env.items() if "secret-marker" in v or k in SECRETS}

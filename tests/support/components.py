@@ -33,3 +33,21 @@ def first_answer(url: str, proc, log_path, timeout: float) -> requests.Response:
         except requests.ConnectionError:
             assert time.monotonic() < deadline, Path(log_path).read_text()
             time.sleep(0.3)
+
+
+def child_processes(pid: int) -> list[int]:
+    """The processes `pid` started, as the kernel lists them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...)."""
+    found, todo = [], [pid]
+    while todo:
+        for child in child_processes(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
