@@ -17,9 +17,9 @@ one local directory per worker, and `tls/`: a CA made for this process, one
 certificate per role (scheduler, the dispatcher's client, the workers) and no
 CA key, which is dropped once they are signed.
 
-It stops on SIGTERM, or by itself after `idle_exit` seconds without a client,
-a task, or a result no dispatcher collected: a platform that is gone for
-good leaves no process behind.
+It stops on SIGTERM, or by itself after `idle_exit` seconds without a client
+or a task (`results_hold` seconds while it keeps results no dispatcher
+collected): a platform that is gone for good leaves no process behind.
 
 `DefaultQueueProcess` is the platform's side: find the recorded process,
 check it answers, or start a new one (and record it), and stop it.
@@ -153,14 +153,15 @@ class QueueWorkers:
                 proc.wait()
 
 
-def idle(scheduler: Any) -> bool:
-    """No client but fire-and-forget, no task, and no result event that no dispatcher collected."""
+def idleness(scheduler: Any) -> Optional[str]:
+    """None while a client (but fire-and-forget) is connected or a task is known; else `idle`, or
+    `holding` while results no dispatcher collected are kept for one that comes back."""
     if any(client != _FIRE_AND_FORGET for client in scheduler.clients):
-        return False
+        return None
     if scheduler.tasks:
-        return False
+        return None
     plugin = scheduler.plugins.get(ResultLog.name)
-    return plugin is None or plugin.uncollected() == 0
+    return "holding" if plugin is not None and plugin.uncollected() else "idle"
 
 
 async def serve(folder: Path) -> None:
@@ -190,6 +191,7 @@ async def serve(folder: Path) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         idle_exit = float(settings.get("idle_exit") or 0)
+        results_hold = max(idle_exit, float(settings.get("results_hold") or 0))
         idle_since: Optional[float] = None
         while not stop.is_set():
             try:
@@ -201,12 +203,16 @@ async def serve(folder: Path) -> None:
             workers.restart_exited()
             if idle_exit <= 0:
                 continue
-            if not idle(scheduler):
+            state = idleness(scheduler)
+            if state is None:
                 idle_since = None
-            elif idle_since is None:
+                continue
+            if idle_since is None:
                 idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > idle_exit:
-                log.info("default queue: no dispatcher and nothing to run for %.0f s; stopping", idle_exit)
+            waited = time.monotonic() - idle_since
+            if waited > (idle_exit if state == "idle" else results_hold):
+                log.info("default queue: no dispatcher and nothing to run for %.0f s%s; stopping", waited,
+                         "" if state == "idle" else " (results no dispatcher collected are dropped)")
                 break
         await asyncio.to_thread(workers.close)
         await scheduler.close()

@@ -269,6 +269,11 @@ class DefaultQueue(QueueBackend):
                     "run or to hand over; then it stops (0: never).",
     ).tag(config=True)
 
+    results_hold = Float(
+        3600.0, help="Seconds the default queue's process, with no dispatcher connected, keeps results no "
+                     "dispatcher collected, for one that comes back; then it stops.",
+    ).tag(config=True)
+
     def __init__(self, dispatcher: "Dispatcher", name: str = DEFAULT_QUEUE, **kwargs: Any):
         super().__init__(dispatcher, name, **kwargs)
         self.process: Optional[DefaultQueueProcess] = None
@@ -278,7 +283,8 @@ class DefaultQueue(QueueBackend):
         config = self.platform.config
         return {"workers": self.n_workers or config.default_queue_workers,
                 "threads": self.threads_per_worker or config.default_queue_threads,
-                "host": self.listen_host, "death_timeout": self.death_timeout, "idle_exit": self.idle_exit}
+                "host": self.listen_host, "death_timeout": self.death_timeout, "idle_exit": self.idle_exit,
+                "results_hold": self.results_hold}
 
     def address(self) -> str:
         if self.scheduler_address:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import re
 import threading
@@ -76,6 +77,19 @@ def token_for(name: str, kind: str = "token") -> str:
     return f"{kind}-{name}"
 
 
+def user_model(token: Optional[str]) -> Optional[dict[str, Any]]:
+    """The hub's model of the owner of a stand-in token (None: no such token)."""
+    kind, _, name = (token or "").partition("-")
+    if kind not in ("token", "scoped", "narrow") or name not in USERS:
+        return None
+    fields = USERS[name]
+    scopes = [f"read:users:name!user={name}"] + ([ACCESS_SCOPE] if kind != "narrow" else [])
+    if kind == "token":
+        scopes += role_scopes(name)
+    return {"kind": "user", "name": name, "admin": bool(fields.get("admin")),
+            "groups": list(fields.get("groups", [])), "scopes": scopes}
+
+
 class StandInHubAuth(HubOAuth):
     """HubOAuth that knows three tokens of each person, as the hub's roles would scope them."""
 
@@ -83,15 +97,48 @@ class StandInHubAuth(HubOAuth):
         return self._call_coroutine(sync, self._model_for, token)
 
     async def _model_for(self, token):
-        kind, _, name = (token or "").partition("-")
-        if kind not in ("token", "scoped", "narrow") or name not in USERS:
-            return None
-        fields = USERS[name]
-        scopes = [f"read:users:name!user={name}"] + ([ACCESS_SCOPE] if kind != "narrow" else [])
-        if kind == "token":
-            scopes += role_scopes(name)
-        return {"kind": "user", "name": name, "admin": bool(fields.get("admin")),
-                "groups": list(fields.get("groups", [])), "scopes": scopes}
+        return user_model(token)
+
+
+class StandInHubAPI:
+    """The one hub API call a service makes for a token (`GET /hub/api/user`), over real HTTP.
+
+    For service processes started as the hub starts them (`python -m
+    hub_extension.service` with `JUPYTERHUB_API_URL` = `api_url`): it answers
+    with `user_model` of the token the request carries, 403 for any other.
+    """
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                token = self.headers.get("Authorization", "").partition(" ")[2]
+                model = user_model(token) if self.path.rstrip("/") == "/hub/api/user" else None
+                body = json.dumps(model if model else {"error": "unknown token"}).encode()
+                self.send_response(200 if model else 403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.api_url = f"http://127.0.0.1:{self.server.server_address[1]}/hub/api"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="stand-in-hub-api")
+        self._thread.start()
+
+    def service_environment(self, port: int) -> dict[str, str]:
+        """The variables the hub gives the managed service listening on `port`."""
+        return {"JUPYTERHUB_API_URL": self.api_url, "JUPYTERHUB_API_TOKEN": "unused",
+                "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}", "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+                "JUPYTERHUB_CLIENT_ID": "service-competitions", "JUPYTERHUB_BASE_URL": "/"}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def make_hub_auth() -> StandInHubAuth:
