@@ -4,7 +4,7 @@
 
 Both queues run the same results submissions on the process executor (so
 that the figures compare the queues, not the executors): the default queue
-is the platform's `LocalCluster`; the organizer queue is a scheduler process
+is the platform's own queue process; the organizer queue is a scheduler process
 with its own CA, TLS everywhere, one `compete worker` process attached, and
 datasets and results carried with each run.  Reported: submit → Finished
 latency (medians), throughput, and how long a run takes to come back after

@@ -12,7 +12,7 @@ Measures, in one run and against baselines taken in the same run:
     (`elapsed` of `Platform.submission`) against the plain `papermill` CLI on
     the same notebook (median over N), as a ratio, on both executors;
 (c) throughput of many small results submissions on the default queue (a
-    Dispatcher with its default LocalCluster), in submissions per second;
+    Dispatcher with the default queue's process), in submissions per second;
 (d) Docker overhead per step: the demo scoring step run by the docker and
     the process executor directly (no Dask), median difference in seconds;
     plus the same from the step times the platform recorded in (a).
@@ -235,7 +235,7 @@ def executor_phase(bench: Bench, executor: str, n_results: int, n_notebook: int,
                    gap: float) -> dict[str, Any]:
     from hub_extension.dispatch import Dispatcher
 
-    log(f"executor {executor}: starting the Dispatcher (LocalCluster)")
+    log(f"executor {executor}: starting the Dispatcher (and the default queue's process)")
     bench.platform.config.executor = executor
     t0 = time.perf_counter()
     dispatcher = Dispatcher(bench.platform)

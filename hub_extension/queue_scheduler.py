@@ -28,11 +28,11 @@ protocol.  The role is the organizational unit of the peer's certificate
 (`dask_workers.queue_guard`, which also decodes untrusted reads as plain data
 for `compete worker`).
 
-The same guard serves the default queue, whose scheduler runs inside the
-service process (`hub_extension.dispatch`): `GuardedScheduler` is a Dask
-scheduler with the guard built in before it listens, and the decoding guard
-can be limited to the TLS contexts of guarded schedulers, so the service's own
-clients of other queues keep reading their schedulers' answers as Dask does.
+The same guard serves the default queue, whose scheduler is a process of its
+own too (`hub_extension.default_queue`): `GuardedScheduler` is a Dask
+scheduler with the guard built in before it listens.  The decoding guard can
+also be limited to the TLS contexts of guarded schedulers, for a process that
+holds clients of other queues as well.
 """
 from __future__ import annotations
 
@@ -523,9 +523,8 @@ class GuardedScheduler(Scheduler):
     gets `worker_ops` only, each acting on its own worker (`guard_handlers`),
     and what it sends is read as plain data (`install_decode_guard`); the log
     of result events is bounded (`ResultLog`).  Each organizer queue's
-    scheduler process runs one; so does the default queue, inside the service
-    process, where the decoding guard covers the connections made to this
-    scheduler's listener.  It refuses to listen on anything but TLS.
+    scheduler process runs one, and so does the default queue's process.  It
+    refuses to listen on anything but TLS.
     """
 
     def __init__(self, *args: Any, worker_ops: frozenset = WORKER_OPS,

@@ -244,7 +244,7 @@ def test_a_plain_dask_client_of_the_host_runs_nothing_on_the_scheduler(stack, tm
     marker = tmp_path / "marker-plain"
     address = stack.dispatcher.default_process.address
     outcome = _attack({"address": address, "markers": {"plain": str(marker)}}, tmp_path)["plain"]
-    assert not marker.exists(), f"a plain Dask client ran code in the service process through {address}"
+    assert not marker.exists(), f"a plain Dask client ran code on the default queue's scheduler through {address}"
     assert not outcome["connected"], outcome
 
 

@@ -1,4 +1,4 @@
-"""Submissions end to end on the default queue: a real Dask LocalCluster, real executors.
+"""Submissions end to end on the default queue: its real process (scheduler and workers), real executors.
 
 The demo competition's own scoring program computes the expected scores: the
 test runs it directly on the same predictions and compares.

@@ -1,7 +1,7 @@
 """One dispatcher per database: the dispatcher lease, and the processes that defer to its holder.
 
 The lease itself on SQLite and PostgreSQL (take, renew, expiry, take-over,
-release, a race for the first row); a real dispatcher (LocalCluster, process
+release, a race for the first row); a real dispatcher (the default queue's process, process
 executor) that lost its lease does nothing; and real processes: `compete
 dispatcher` running while `compete submit` (with and without `--wait`) and
 `compete run-pending` come and go on the same database.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
 import sys
 import uuid
 
@@ -198,3 +199,42 @@ def test_browser_logins_of_organizers_and_admins_keep_their_powers(hub):
         seen[role] = hub.login(account.username, account.password).get("api/v1/me").json()
     assert [seen[r]["admin"] for r in ("admin", "organizer", "participant")] == [True, False, False], seen
     assert [seen[r]["may_create_competitions"] for r in ("admin", "organizer", "participant")] == [True, True, False]
+
+
+def test_a_terminal_submit_wait_is_run_by_the_hubs_service(hub, tmp_path):
+    """`compete submit --wait` next to a running hub: the service dispatches it, the command waits on the database."""
+    from sqlalchemy import func, select
+
+    from hub_extension import models as m
+    from hub_extension.app import Platform
+    from hub_extension.demo import DEMO_SLUG_TITLE
+    from tests.support.hub import sample_predictions_zip
+
+    platform = Platform(home=str(hub.home))
+    try:
+        slug = next(c["slug"] for c in platform.list_competitions() if c["title"] == DEMO_SLUG_TITLE)
+        service_pid = hub.api("GET", "services").json()[SERVICE]["pid"]
+        holder = platform.lease.live()
+        assert holder is not None and holder.pid == service_pid, holder
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPETE_", "JUPYTERHUB_"))}
+        user = f"term-{uuid.uuid4().hex[:6]}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "hub_extension.cli", "--home", str(hub.home), "submit", slug,
+             str(sample_predictions_zip(tmp_path)), "--user", user, "--wait"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.strip().splitlines()
+        sid = int(lines[0].split()[1].rstrip(":"))
+        assert lines[:2] == [f"submission {sid}: running", f"submission {sid}: Finished"], proc.stdout
+        assert f"dispatching is done by pid {service_pid} on " in proc.stderr, proc.stderr
+        assert "waiting on the database" in proc.stderr
+        with platform.db.session() as s:
+            sent = s.scalar(select(m.Submission.dispatch_count).where(m.Submission.id == sid))
+            ends = s.scalar(select(func.count()).select_from(m.StatusChange).where(
+                m.StatusChange.submission_id == sid, m.StatusChange.status.in_(m.TERMINAL_STATUSES)))
+        assert (sent, ends) == (1, 1)
+        # The service holds the lease still, and no other dispatcher was started.
+        assert platform.lease.live().pid == service_pid
+    finally:
+        platform.close()
