@@ -97,6 +97,12 @@ class Home:
         self.processes[name] = proc
         return proc
 
+    def compete(self, *args: str) -> subprocess.CompletedProcess:
+        """A `compete` command on this home, as a terminal runs it."""
+        return subprocess.run([sys.executable, "-m", "hub_extension.cli", "--home", str(self.path), "--db",
+                               self.db_url, *args], capture_output=True, text=True, timeout=120,
+                              env=self.environment())
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.root.glob("*.log")))
@@ -237,9 +243,17 @@ def test_a_holder_stopped_cleanly_leaves_its_runs_to_the_next(tmp_path):
         # The run goes on in the queue's process, which the stop left alone.
         assert process_alive(queue) and home.statuses([sid])[sid] in STARTED
         assert home.holder_pid() is None
+        # `compete queue list` says where the default queue runs, and that no process dispatches.
+        listing = home.compete("queue", "list")
+        assert listing.returncode == 0, listing.stderr
+        row = next(line for line in listing.stdout.splitlines() if line.startswith("default "))
+        assert f"(pid {queue} on {os.uname().nodename})" in row and "tls://127.0.0.1:" in row, listing.stdout
+        assert listing.stdout.strip().splitlines()[-1].startswith("dispatcher: none ("), listing.stdout
         second = home.start("dispatcher", "second")
         wait_for(lambda: home.statuses([sid])[sid] in m.TERMINAL_STATUSES, 120, "the run to end", home.logs)
         assert home.holder_pid() == second.pid
+        listing = home.compete("queue", "list")
+        assert listing.stdout.strip().splitlines()[-1].startswith(f"dispatcher: pid {second.pid} on "), listing.stdout
         info = home.platform.submission(sid)
         assert info["status"] == m.FINISHED, (info["error"], info["history"])
         assert home.dispatch_counts([sid]) == {sid: 1}

@@ -174,6 +174,13 @@ def test_the_admins_pages_show_which_process_dispatches(platform, tmp_path):
             assert 'data-held="yes"' in page and '<span id="lease-pid">4242</span>' in page, path
             assert '<span id="lease-host">dispatch-host</span>' in page and "Last heartbeat" in page, path
         assert "dispatcher-lease" not in ok(server.browser("olga").get("queues")).text
+        # Each queue's scheduler process, where the platform recorded it.
+        platform.record_queue_scheduler("default", address="tls://127.0.0.1:4555", id="Scheduler-x1",
+                                        host="queue-host", pid=5151)
+        page = ok(root.get("queues")).text
+        assert "tls://127.0.0.1:4555" in page and "pid 5151 on queue-host" in page
+        page = ok(root.get("queues/default")).text
+        assert 'id="scheduler-process">pid 5151 on queue-host' in page and "Scheduler-x1" in page
     finally:
         server.stop()
 
