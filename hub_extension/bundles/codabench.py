@@ -9,7 +9,13 @@ for this dialect (facts in docs/bundle-formats.md):
   100 submissions, 5 a day and 600 seconds per step;
 - a column's `computation` works on values (sum, avg, min, max) over the
   columns named by `computation_indexes`;
-- `solutions` (example submissions) are kept in `extra` for export only.
+- `solutions` (example submissions) are kept in `extra` for export only;
+- a date is the moment written (offsets honoured), and a warning says when
+  Codabench would make another of it (it drops the time of an unquoted
+  date-time and ignores offsets);
+- a task with both a `key` and its files is built from the files;
+- every key Codabench reads is in `TOP_KEYS`, `TASK_KEYS` or `PHASE_KEYS`,
+  honoured or reported at upload as accepted but not supported.
 """
 from __future__ import annotations
 
@@ -17,7 +23,19 @@ import re
 from datetime import datetime
 from typing import Optional
 
-from .fields import Issues, Section, describe, stash as _stash
+from .fields import (
+    HONOURED,
+    Issues,
+    Known,
+    Section,
+    WrittenDate,
+    asks_falsy,
+    codabench_date,
+    describe,
+    no_effect,
+    stash as _stash,
+    unsupported,
+)
 from .model import (
     TASK_DATA_KINDS,
     SUBMISSION_RULES,
@@ -31,26 +49,73 @@ from .model import (
 )
 from .refs import BundleFiles, ExportNames, page_format
 
-TOP_USED = {
-    "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
-    "docker_image", "queue", "enable_detailed_results", "contact_email", "tasks", "phases", "leaderboards",
-}
-TOP_KEPT = {
-    "solutions", "auto_run_submissions", "make_programs_available", "make_input_data_available",
-    "can_participants_make_submissions_public", "fact_sheet", "reward", "forum_enabled",
-    "show_detailed_results_in_submission_panel", "show_detailed_results_in_leaderboard",
-    "allow_robot_submissions", "competition_type", "report", "whitelist_emails",
+# Every key Codabench's importer reads (src/apps/competitions/unpackers/v2.py
+# and the competition fields its export writes).  Honoured keys are read
+# below; the others are kept for export and reported at upload when their value
+# asks for what this platform does not do.  A new key is one line here.
+TOP_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in (
+        "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
+        "docker_image", "queue", "contact_email", "tasks", "phases", "leaderboards")},
+    "enable_detailed_results": unsupported(
+        "false keeps the scoring program's detailed results from participants; here a participant sees "
+        "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
+        asks=asks_falsy, keep=False),
+    "show_detailed_results_in_submission_panel": unsupported(
+        "false would keep detailed results out of the submission list; here they are shown with the "
+        "submission", asks=asks_falsy),
+    "show_detailed_results_in_leaderboard": unsupported(
+        "would link each leaderboard row to its detailed results; here they are shown with the submission "
+        "only"),
+    "solutions": unsupported("example submissions that Codabench runs to check the tasks; here they are kept "
+                             "for export and not run"),
+    "auto_run_submissions": unsupported("false would hold submissions until an organizer runs them; here "
+                                        "every submission runs at once", asks=asks_falsy),
+    "make_programs_available": unsupported("would let participants download the programs; here they cannot"),
+    "make_input_data_available": unsupported("would let participants download the input data; here they "
+                                             "cannot"),
+    "can_participants_make_submissions_public": unsupported(
+        "would let participants make their submissions public; here only the submitter and the organizers "
+        "see a submission"),
+    "fact_sheet": unsupported("would ask participants these questions with each submission; here they are "
+                              "not asked"),
+    "reward": unsupported("would show the prize on the competition page; here it is not shown"),
+    "forum_enabled": unsupported("would open a forum for the competition; there is no forum here"),
+    "competition_type": unsupported("'benchmark' would show the competition as a benchmark; here every "
+                                    "competition is shown the same way",
+                                    asks=lambda value: str(value).strip().lower() != "competition"),
+    "report": unsupported("would link the competition's report; here it is not shown"),
+    "whitelist_emails": unsupported("would approve these e-mail addresses' registrations at once; here "
+                                    "registration follows registration_auto_approve"),
+    "allow_robot_submissions": unsupported("would let robot accounts submit through the API; there are no "
+                                           "robot accounts here"),
+    "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
+    "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; here "
+                                         "participants' user names are shown"),
+    "allow_teams": unsupported("would let participants enter as teams; here each participant is ranked alone"),
 }
 TASK_DATA = TASK_DATA_KINDS
-TASK_USED = {"index", "name", "description", "ingestion_only_during_scoring", "key", "worker_data", *TASK_DATA}
 WORKER_DATA = ("reference_data", "input_data")
-TASK_KEPT = {"is_public"}
-PHASE_USED = {
-    "index", "name", "description", "start", "end", "tasks", "max_submissions", "max_submissions_per_person",
-    "max_submissions_per_day", "execution_time_limit", "auto_migrate_to_this_phase", "hide_output",
-    "hide_prediction_output", "hide_score_output", "starting_kit", "public_data",
+TASK_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in ("index", "name", "description", "ingestion_only_during_scoring", "key",
+                                 "worker_data", *TASK_DATA)},
+    "is_public": unsupported("would share the task with every Codabench user; here tasks belong to their "
+                             "competition"),
+    "created_by": no_effect("Codabench's own bookkeeping"),
 }
-PHASE_KEPT = {"solutions", "is_final_phase", "public_data_organizer_dataset"}
+PHASE_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in (
+        "index", "name", "description", "start", "end", "tasks", "max_submissions", "max_submissions_per_person",
+        "max_submissions_per_day", "execution_time_limit", "auto_migrate_to_this_phase", "hide_output",
+        "hide_prediction_output", "hide_score_output", "starting_kit", "public_data")},
+    "solutions": unsupported("the example submissions of this phase; here they are kept for export and not "
+                             "run"),
+    "is_final_phase": no_effect("Codabench's own bookkeeping"),
+    "status": no_effect("Codabench's own bookkeeping (set from the dates)"),
+    "public_data_organizer_dataset": no_effect("Codabench's own bookkeeping"),
+    "execution_time_limit_ms": unsupported("was read by early Codabench versions as the time limit; here the "
+                                           "limit is execution_time_limit, in seconds"),
+}
 BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns"}
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
 
@@ -100,7 +165,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
     _read_tasks(top, files, spec, extra)
     _read_phases(top, files, spec, extra)
     _read_leaderboards(top, spec, extra)
-    kept = top.leftovers(TOP_USED, TOP_KEPT)
+    kept = top.check_keys(TOP_KEYS)
     if kept:
         extra["competition"] = kept
     spec.extra = extra
@@ -117,8 +182,13 @@ def _read_tasks(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: 
             ts.error("index", f"{index} is used by another task")
         seen.add(index)
         if ts.has("key"):
-            ts.error("key", "refers to a task stored on another server; include the task's programs "
-                            "and data in the bundle instead")
+            if any(ts.has(kind) for kind in TASK_DATA):
+                ts.warn("key", f"{describe(ts.raw('key'))} names a task stored on the server this bundle came "
+                               "from; Codabench would use that stored task, here the task is built from the "
+                               "programs and data given beside the key")
+            else:
+                ts.error("key", "refers to a task stored on another server; include the task's programs "
+                                "and data in the bundle instead")
         task = TaskSpec(
             index=index,
             name=ts.text("name", f"Task {index}") or f"Task {index}",
@@ -132,8 +202,26 @@ def _read_tasks(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: 
             _read_worker_data(ts, task)
         if task.scoring_program is None and not ts.has("scoring_program") and not ts.has("key"):
             ts.warn("scoring_program", "missing: submissions to this task cannot be scored")
-        _stash(extra, "tasks", index, ts.leftovers(TASK_USED, TASK_KEPT))
+        _stash(extra, "tasks", index, ts.check_keys(TASK_KEYS))
         spec.tasks.append(task)
+
+
+def _moment(ps: Section, name: str, *, required: bool = False) -> Optional[datetime]:
+    """A phase date; says so when Codabench would have made another moment of it."""
+    written = ps.written_date(name, required=required)
+    if written is None:
+        return None
+    theirs = codabench_date(written)
+    if theirs != written.moment:
+        ps.warn(name, f"Codabench would read this as {theirs:%Y-%m-%d %H:%M} UTC ({_why(written)}); "
+                      f"here it is {written.moment:%Y-%m-%d %H:%M} UTC, as written")
+    return written.moment
+
+
+def _why(written: WrittenDate) -> str:
+    if written.yaml_datetime:
+        return "it keeps only the day of a date-time written without quotes"
+    return "it ignores the offset"
 
 
 def _read_worker_data(ts: Section, task: TaskSpec) -> None:
@@ -179,8 +267,8 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             index=index,
             name=ps.text("name", f"Phase {index + 1}") or f"Phase {index + 1}",
             description=ps.text("description", "") or "",
-            start=ps.moment("start", required=True),
-            end=ps.moment("end"),
+            start=_moment(ps, "start", required=True),
+            end=_moment(ps, "end"),
             max_submissions=max_total,
             max_submissions_per_day=None if per_day == 0 else per_day,
             execution_time_limit=ps.integer("execution_time_limit", 600, minimum=1) or 600,
@@ -204,7 +292,7 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             ps.error("tasks", "must name at least one task index")
         if phase.start and phase.end and phase.end <= phase.start:
             ps.error("end", f"must be after the phase's start ({phase.start:%Y-%m-%d %H:%M})")
-        _stash(extra, "phases", index, ps.leftovers(PHASE_USED, PHASE_KEPT))
+        _stash(extra, "phases", index, ps.check_keys(PHASE_KEYS))
         entries.append((phase, ps))
 
     entries.sort(key=lambda item: item[0].index)

@@ -19,14 +19,29 @@ Readings chosen for this dialect (facts in docs/bundle-formats.md):
 - columns are linked to boards through YAML anchors, matched by identity
   first, then by label and rank;
 - `computed: {operation: Avg}` is an average of ranks (`rank_avg`), with
-  `weights` a weighted sum of ranks (`rank_weighted`), `MRR` is `mrr`.
+  `weights` a weighted sum of ranks (`rank_weighted`), `MRR` is `mrr`;
+- pages come in CodaLab's order: overview, evaluation, the other `html:`
+  pages in the order of the YAML, data last (terms is the terms);
+- every key CodaLab accepts is in `TOP_KEYS`, `PHASE_KEYS` or the leaderboard
+  tables, honoured or reported at upload as accepted but not supported.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Optional
 
-from .fields import Issues, Section, describe, stash as _stash
+from .fields import (
+    HONOURED,
+    Issues,
+    Known,
+    Section,
+    asks_falsy,
+    asks_never,
+    describe,
+    no_effect,
+    stash as _stash,
+    unsupported,
+)
 from .model import (
     TASK_DATA_KINDS,
     ColumnSpec,
@@ -38,34 +53,105 @@ from .model import (
 )
 from .refs import BundleFiles, ExportNames, page_format
 
-TOP_USED = {
-    "title", "description", "image", "has_registration", "end_date", "competition_docker_image",
-    "enable_detailed_results", "force_submission_to_leaderboard", "admin_names", "html", "phases",
-    "leaderboard", "version",
-}
-TOP_KEPT = {
-    "start_date", "allow_teams", "enable_teams", "anonymous_leaderboard", "disallow_leaderboard_modifying",
-    "enable_forum", "allow_public_submissions", "allow_organizer_teams", "require_team_approval",
-    "hide_top_three", "hide_chart", "show_datasets_from_yaml", "reward", "url_redirect",
-    "enable_medical_image_viewer", "enable_per_submission_metadata", "published", "is_migrating",
-    "queue",
+# Every key CodaLab's importer accepts (apps/web/models.py: the Competition and
+# CompetitionPhase fields, which it fills from the YAML as they are), plus the
+# keys Codabench reads in a v1.5 bundle.  Honoured keys are read below; the
+# others are kept for export and reported at upload when their value asks for
+# what this platform does not do.  A new key is one line here.
+NAMES_SHOWN = "here participants' user names are shown"
+TOP_KEYS: dict[str, Known] = {
+    "version": HONOURED, "title": HONOURED, "description": HONOURED, "image": HONOURED,
+    "has_registration": HONOURED, "end_date": HONOURED, "competition_docker_image": HONOURED,
+    "enable_detailed_results": unsupported(
+        "false keeps the scoring program's detailed results from participants; here a participant sees "
+        "the detailed results page whenever the scoring program writes one; a blind phase hides it",
+        asks=asks_falsy, keep=False),
+    "force_submission_to_leaderboard": HONOURED, "admin_names": HONOURED, "html": HONOURED,
+    "phases": HONOURED, "leaderboard": HONOURED, "queue": HONOURED,
+    "start_date": no_effect("CodaLab replaces it with the start of the first phase, as this platform does"),
+    "allow_teams": unsupported("would let participants enter as teams; here each participant is ranked alone"),
+    "enable_teams": unsupported("would let participants form teams; here each participant is ranked alone"),
+    "require_team_approval": unsupported("would have organizers approve new teams; there are no teams here",
+                                         asks=asks_never),
+    "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; " + NAMES_SHOWN),
+    "disallow_leaderboard_modifying": unsupported(
+        "would stop participants from changing which submission is on the leaderboard; here a participant "
+        "can still choose another of their submissions when the board's rule lets them"),
+    "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
+    "allow_public_submissions": unsupported(
+        "would let participants share their submissions publicly; here only the submitter and the "
+        "organizers see a submission"),
+    "allow_organizer_teams": unsupported("would let organizers form teams; there are no teams here"),
+    "hide_top_three": no_effect("hides CodaLab's top-three display; there is none here"),
+    "hide_chart": unsupported("would hide the leaderboard's chart; here the best-score chart is shown"),
+    "show_datasets_from_yaml": unsupported(
+        "would list each phase's 'datasets' links on the data page; here they are not listed"),
+    "reward": unsupported("would show the prize in the competition list; here it is not shown"),
+    "url_redirect": unsupported("would send visitors to another address; here the competition page is shown"),
+    "enable_medical_image_viewer": unsupported("would open results in CodaLab's medical image viewer; "
+                                               "there is none here"),
+    "enable_per_submission_metadata": unsupported(
+        "would ask for a team name, method name and description with each submission; here it is not asked"),
+    "published": unsupported("false would keep the competition out of the public list; here every "
+                             "competition is listed", asks=asks_falsy),
+    "is_migrating": no_effect("CodaLab's own bookkeeping"),
+    "is_migrating_delayed": no_effect("CodaLab's own bookkeeping"),
+    "last_phase_migration": no_effect("CodaLab's own bookkeeping"),
+    "secret_key": no_effect("CodaLab's own bookkeeping"),
+    "image_url_base": no_effect("CodaLab's own bookkeeping"),
+    "original_yaml_file": no_effect("CodaLab's own bookkeeping"),
+    # Codabench's keys, read by Codabench in a v1.5 bundle too.
+    "show_detailed_results_in_submission_panel": unsupported(
+        "false would keep detailed results out of the submission list; here they are shown with the "
+        "submission", asks=asks_falsy),
+    "show_detailed_results_in_leaderboard": unsupported(
+        "would link each leaderboard row to its detailed results; here they are shown with the submission "
+        "only"),
+    "auto_run_submissions": unsupported("false would hold submissions until an organizer runs them; here "
+                                        "every submission runs at once", asks=asks_falsy),
+    "make_programs_available": unsupported("would let participants download the programs; here they cannot"),
+    "make_input_data_available": unsupported("would let participants download the input data; here they "
+                                             "cannot"),
 }
 PHASE_DATA = TASK_DATA_KINDS
-PHASE_USED = {
-    "phasenumber", "label", "description", "start_date", "max_submissions", "max_submissions_per_day",
-    "is_scoring_only", "execution_time_limit", "color", "auto_migration", "leaderboard_management_mode",
-    "force_best_submission_to_leaderboard", "public_data", "starting_kit",
-    "ingestion_program_only_during_scoring", "scoring_program_docker_image",
-    "ingestion_program_docker_image", *PHASE_DATA,
-}
-PHASE_KEPT = {
-    "datasets", "default_docker_image", "disable_custom_docker_image", "phase_never_ends",
-    "is_parallel_parent", "parent", "public_data_organizer_dataset", "starting_kit_organizer_dataset",
+PHASE_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in (
+        "phasenumber", "label", "description", "start_date", "max_submissions", "max_submissions_per_day",
+        "is_scoring_only", "execution_time_limit", "color", "auto_migration", "leaderboard_management_mode",
+        "force_best_submission_to_leaderboard", "public_data", "starting_kit",
+        "ingestion_program_only_during_scoring", "scoring_program_docker_image",
+        "ingestion_program_docker_image", *PHASE_DATA)},
+    "datasets": unsupported("would list these links on the data page; here they are not listed"),
+    "phase_never_ends": unsupported("would keep the phase open after the next phase starts and after the "
+                                    "competition's end_date; here it closes then"),
+    "default_docker_image": unsupported("would run participants' code in this image; here the competition's "
+                                        "image (competition_docker_image) is used"),
+    "disable_custom_docker_image": unsupported(
+        "false would let participants pick their own image; here every submission runs in the "
+        "competition's image", asks=asks_falsy),
+    "is_parallel_parent": unsupported(
+        "would run a submission to this phase on each child phase's programs and data (CodaLab 1.8); here "
+        "each phase runs its own programs only"),
+    "parent_phasenumber": unsupported(
+        "would make this a child of a parallel parent phase (CodaLab 1.8); here it is a phase of its own"),
+    "parent": unsupported("would make this a child of a parallel parent phase (CodaLab 1.8); here it is a "
+                          "phase of its own"),
+    "is_migrated": no_effect("CodaLab's own bookkeeping"),
+    "public_data_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
+    "starting_kit_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
+    "hide_output": HONOURED, "hide_prediction_output": HONOURED, "hide_score_output": HONOURED,
 }
 BOARD_USED = {"label", "rank"}
 COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "selection_default", "hidden",
                "computed"}
-COLUMN_KEPT = {"column_group"}
+COLUMN_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in COLUMN_USED},
+    "column_group": unsupported("would put the column under a group heading; here columns have no groups"),
+}
+LEADERBOARD_KEYS: dict[str, Known] = {
+    "leaderboards": HONOURED, "columns": HONOURED,
+    "column_groups": unsupported("would group columns under headings; here columns have no groups"),
+}
 COMPUTED_OPERATIONS = {"Avg": "rank_avg", "MRR": "mrr", "Max": "max"}
 
 
@@ -80,6 +166,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         dialect="codalab",
         description=top.text("description", "") or "",
         docker_image=top.text("competition_docker_image"),
+        queue=top.text("queue"),
         registration_auto_approve=not top.flag("has_registration", False),
         enable_detailed_results=top.flag("enable_detailed_results", False),
     )
@@ -103,16 +190,33 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
     if top.has("version") and str(top.raw("version")).strip() not in ("1", "1.5", "1.0"):
         top.error("version", f"must be 2 for a Codabench bundle or absent for CodaLab v1.5, "
                              f"got {describe(top.raw('version'))}")
-    kept = top.leftovers(TOP_USED, TOP_KEPT)
+    top.moment("start_date")  # not used (the first phase starts the competition), but must be a date
+    kept = top.check_keys(TOP_KEYS)
     if kept:
         extra["competition"] = kept
     spec.extra = extra
     return spec
 
 
+# CodaLab's page order: Overview, Evaluation (and Terms) first, the other pages
+# in the order of the YAML, and Data last (its "Get Data" page sits under
+# Participate, after the pages above).
+PAGES_FIRST = ("overview", "evaluation")
+PAGES_LAST = ("data",)
+
+
+def _page_rank(position: int, name: str) -> tuple[int, int]:
+    if name in PAGES_FIRST:
+        return 0, PAGES_FIRST.index(name)
+    if name in PAGES_LAST:
+        return 2, PAGES_LAST.index(name)
+    return 1, position
+
+
 def _read_pages(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
     html = top.section("html")
-    for name, value in html.data.items():
+    pages: list[tuple[tuple[int, int], PageSpec]] = []
+    for position, (name, value) in enumerate(html.data.items()):
         if value is None:
             continue
         found = files.text(value, html.key(name))
@@ -123,8 +227,10 @@ def _read_pages(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: 
             spec.terms = content
             extra.setdefault("files", {})["terms"] = source
             continue
-        spec.pages.append(PageSpec(name=str(name), title=_page_title(str(name)), content=content,
-                                   format=page_format(source), source=source))
+        page = PageSpec(name=str(name), title=_page_title(str(name)), content=content,
+                        format=page_format(source), source=source)
+        pages.append((_page_rank(position, str(name).lower()), page))
+    spec.pages.extend(page for _, page in sorted(pages, key=lambda item: item[0]))
 
 
 def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
@@ -172,6 +278,9 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             starting_kit=files.data(ph.raw("starting_kit"), ph.key("starting_kit")),
             public_data=files.data(ph.raw("public_data"), ph.key("public_data")),
             color=ph.text("color"),
+            hide_output=ph.flag("hide_output", False),
+            hide_prediction_output=ph.flag("hide_prediction_output", False),
+            hide_score_output=ph.flag("hide_score_output", False),
         )
         task = TaskSpec(
             index=0,
@@ -193,7 +302,7 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             task_by_content[content] = task.index
             spec.tasks.append(task)
         phase.task_indexes = [task_by_content[content]]
-        _stash(extra, "phases", number, ph.leftovers(PHASE_USED, PHASE_KEPT))
+        _stash(extra, "phases", number, ph.check_keys(PHASE_KEYS))
         spec.phases.append(phase)
 
     # A CodaLab phase ends when the next one starts; the last at end_date.
@@ -253,7 +362,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
         selection = cs.raw("selection_default")
         if isinstance(selection, (bool, int)) and selection:
             defaults[board.key].append(column.key)
-        _stash(extra, "columns", f"{board.key}/{key}", cs.leftovers(COLUMN_USED, COLUMN_KEPT))
+        _stash(extra, "columns", f"{board.key}/{key}", cs.check_keys(COLUMN_KEYS))
         placed[board.key].append((math.inf if rank is None else rank, position, column, cs))
 
     all_keys = {str(k) for k in columns_section.data}
@@ -273,7 +382,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
                                f"using {chosen[0]!r}")
         board.primary_key = chosen[0] if chosen else (board.columns[0].key if board.columns else None)
         spec.leaderboards.append(board)
-    kept = lb.leftovers({"leaderboards", "columns"}, {"column_groups"})
+    kept = lb.check_keys(LEADERBOARD_KEYS)
     if kept:
         extra["leaderboard"] = kept
 
@@ -358,6 +467,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
     doc["has_registration"] = not spec.registration_auto_approve
     if spec.docker_image:
         doc["competition_docker_image"] = spec.docker_image
+    if spec.queue:
+        doc["queue"] = spec.queue
     doc["enable_detailed_results"] = spec.enable_detailed_results
     if spec.admin_names:
         doc["admin_names"] = ", ".join(spec.admin_names)
@@ -393,6 +504,9 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
             entry["color"] = phase.color
         if phase.hide_results:
             entry["leaderboard_management_mode"] = "hide_results"
+        for flag in ("hide_output", "hide_prediction_output", "hide_score_output"):
+            if getattr(phase, flag):
+                entry[flag] = True
         if phase.submission_rule == "Force_Best":
             entry["force_best_submission_to_leaderboard"] = True
         if len(phase.task_indexes) > 1:

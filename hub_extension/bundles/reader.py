@@ -2,10 +2,16 @@
 
 `load_bundle` is the one entry point: it unpacks a zip safely into a
 temporary folder it owns, finds `competition.yaml` (tolerating one wrapping
-folder), parses the YAML with line and column on error, picks the dialect
-(`version: 2` is Codabench, anything else CodaLab v1.5) and reads it.  Import
-is all-or-nothing: any problem raises `BundleError` carrying every problem
-found, and the temporary folder is removed.
+folder), parses the YAML with line and column on error, picks the dialect and reads
+it.  Import is all-or-nothing: any problem raises `BundleError` carrying every
+problem found, and the temporary folder is removed.
+
+The dialect: `version: 2` is Codabench, `1` or `1.5` CodaLab v1.5.  Without a
+`version`, both platforms read CodaLab v1.5; early Codabench bundles (2019)
+left it out all the same, so a bundle whose structure is Codabench's (a list
+of `phases` with `tasks`) and has nothing of CodaLab's is read as Codabench,
+with a warning naming what decided it.  One with both is refused, naming the
+keys of each side.
 """
 from __future__ import annotations
 
@@ -127,7 +133,7 @@ def load_bundle(source: str | Path, *, limits: Optional[UnpackLimits] = None,
         elif source.is_file() and zipfile.is_zipfile(source):
             tmpdir = tempfile.mkdtemp(prefix="compete-bundle-")
             base = Path(tmpdir) / "bundle"
-            issues.problems.extend(extract_zip(source, base, limits, source.name))
+            issues.problems.extend(extract_zip(source, base, limits, source.name, issues.warnings))
         elif source.exists():
             raise BundleError([Problem(source.name, "(bundle)", "is neither a zip file nor a folder")])
         else:
@@ -154,9 +160,11 @@ def _read(base: Path, issues: Issues, limits: UnpackLimits,
     if doc is None:
         return None, None
     files = BundleFiles(root, name, issues, limits, dataset_exists)
-    version = doc.get("version")
+    dialect = pick_dialect(doc, name, issues)
+    if dialect is None:
+        return None, None
     try:
-        if str(version).strip() in ("2", "2.0"):
+        if dialect == "codabench":
             spec = read_codabench(doc, files, issues)
         else:
             spec = read_codalab(doc, files, issues)
@@ -167,6 +175,52 @@ def _read(base: Path, issues: Issues, limits: UnpackLimits,
     if spec is not None:
         _say_what_boards_reveal(spec, name, issues)
     return spec, root
+
+
+def structure_signs(doc: dict) -> tuple[list[str], list[str]]:
+    """What in a document without `version` is Codabench v2's, and what is CodaLab v1.5's."""
+    codabench: list[str] = []
+    codalab: list[str] = []
+    phases = doc.get("phases")
+    if isinstance(phases, list):
+        codabench.append("'phases' is a list")
+        codalab_phase_keys = sorted({k for p in phases if isinstance(p, dict)
+                                     for k in ("phasenumber", "start_date", "label") if k in p})
+        if codalab_phase_keys:
+            codalab.append("phases have CodaLab's " + ", ".join(codalab_phase_keys))
+    elif isinstance(phases, dict):
+        codalab.append("'phases' is a mapping of phase numbers")
+    for key in ("tasks", "solutions", "pages"):
+        if isinstance(doc.get(key), list):
+            codabench.append(f"'{key}' is given")
+    boards = doc.get("leaderboards")
+    if isinstance(boards, list) and any(isinstance(b, dict) and "key" in b for b in boards):
+        codabench.append("'leaderboards' have a 'key'")
+    for key in ("html", "leaderboard", "competition_docker_image", "has_registration"):
+        if key in doc:
+            codalab.append(f"'{key}' is given")
+    return codabench, codalab
+
+
+def pick_dialect(doc: dict, name: str, issues: Issues) -> Optional[str]:
+    """"codabench" or "codalab" for the document, or None (an error) when it cannot be told."""
+    version = doc.get("version")
+    if version is not None:
+        return "codabench" if str(version).strip() in ("2", "2.0") else "codalab"
+    codabench, codalab = structure_signs(doc)
+    decisive = "'phases' is a list" in codabench and "'tasks' is given" in codabench
+    if not decisive:
+        return "codalab"  # what CodaLab and Codabench both do without a version
+    if codalab:
+        issues.error(name, "version",
+                     "is missing and the structure is ambiguous: " + ", ".join(codabench)
+                     + " (Codabench v2) but " + ", ".join(codalab) + " (CodaLab v1.5); add 'version: 2' "
+                     "for a Codabench bundle, or write 'phases' as a mapping (1:, 2:, ...) without 'tasks' "
+                     "for a CodaLab one")
+        return None
+    issues.warn(name, "version", "is missing; read as a Codabench v2 bundle because "
+                + ", ".join(codabench) + " (early Codabench bundles left out 'version: 2'; add it to say so)")
+    return "codabench"
 
 
 def _say_what_boards_reveal(spec: CompetitionSpec, name: str, issues: Issues) -> None:

@@ -65,8 +65,15 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 
 
-def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits) -> list[Problem]:
-    """Every reason not to unpack `zf`; `label` names the archive in messages."""
+def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits,
+              warnings: Optional[list[str]] = None) -> list[Problem]:
+    """Every reason not to unpack `zf`; `label` names the archive in messages.
+
+    A member listed twice with the same contents (zip tools write that when a
+    folder is added twice; CodaLab accepted such bundles) is not a problem:
+    one copy is used, and `warnings`, when given, says so.  Twice with
+    different contents is a problem, as nobody can tell which one is meant.
+    """
     problems: list[Problem] = []
     infos = zf.infolist()
     if len(infos) > limits.max_members:
@@ -74,7 +81,7 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits) -> list[Pro
                                 f"has {len(infos)} members, more than the limit of {limits.max_members}"))
         return problems
     total = 0
-    seen: dict[str, str] = {}
+    seen: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         path = member_path(info.filename)
         if path is None:
@@ -89,9 +96,17 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits) -> list[Pro
         if info.is_dir():
             continue
         if path in seen:
-            problems.append(Problem(label, info.filename, f"appears twice in the archive (as {seen[path]!r})"))
+            first = seen[path]
+            if not _same_content(zf, first, info, limits):
+                problems.append(Problem(label, info.filename,
+                                        f"appears twice in the archive with different contents (also as "
+                                        f"{first.filename!r}); keep one copy and rebuild the zip"))
+            elif warnings is not None:
+                warnings.append(str(Problem(label, info.filename,
+                                            "appears twice in the archive with the same contents; "
+                                            "one copy is used")))
             continue
-        seen[path] = info.filename
+        seen[path] = info
         if info.file_size > limits.max_file_bytes:
             problems.append(Problem(label, info.filename,
                                     f"unpacks to {info.file_size} bytes, more than the per-file limit "
@@ -109,6 +124,29 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits) -> list[Pro
     return problems
 
 
+def _same_content(zf: zipfile.ZipFile, first: zipfile.ZipInfo, second: zipfile.ZipInfo,
+                  limits: UnpackLimits) -> bool:
+    """Whether two members hold the same bytes; read in step, never past the per-file cap."""
+    if first.file_size != second.file_size or first.CRC != second.CRC:
+        return False
+    if first.file_size > limits.max_file_bytes:
+        return False  # the size check reports it; such a member is never read
+    try:
+        with zf.open(first) as a, zf.open(second) as b:
+            read = 0
+            while True:
+                chunk_a, chunk_b = a.read(_MIB), b.read(_MIB)
+                if chunk_a != chunk_b:
+                    return False
+                if not chunk_a:
+                    return True
+                read += len(chunk_a)
+                if read > first.file_size:
+                    return False  # inflates past its declared size
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError):
+        return False
+
+
 def open_zip(path: Path, label: str) -> tuple[Optional[zipfile.ZipFile], list[Problem]]:
     try:
         return zipfile.ZipFile(path), []
@@ -116,20 +154,27 @@ def open_zip(path: Path, label: str) -> tuple[Optional[zipfile.ZipFile], list[Pr
         return None, [Problem(label, "(archive)", f"is not a readable zip file ({exc})")]
 
 
-def check_zip_file(path: Path, label: str, limits: UnpackLimits) -> list[Problem]:
+def check_zip_file(path: Path, label: str, limits: UnpackLimits,
+                   warnings: Optional[list[str]] = None) -> list[Problem]:
     zf, problems = open_zip(path, label)
     if zf is None:
         return problems
     with zf:
-        return check_zip(zf, label, limits)
+        return check_zip(zf, label, limits, warnings)
 
 
 def zip_members(zf: zipfile.ZipFile) -> Iterator[tuple[str, zipfile.ZipInfo]]:
-    """Regular file members as (normalized path, info), noise skipped; call after `check_zip`."""
+    """Regular file members as (normalized path, info), noise and repeated copies skipped.
+
+    Call after `check_zip`, which has refused members listed twice with
+    different contents.
+    """
+    seen: set[str] = set()
     for info in zf.infolist():
         path = member_path(info.filename)
-        if path is None or info.is_dir() or _is_symlink(info) or is_noise(path):
+        if path is None or info.is_dir() or _is_symlink(info) or is_noise(path) or path in seen:
             continue
+        seen.add(path)
         yield path, info
 
 
@@ -151,21 +196,25 @@ class UnpackError(Exception):
         super().__init__("\n".join(map(str, problems)))
 
 
-def extract_zip(path: Path, target: Path, limits: UnpackLimits, label: str) -> list[Problem]:
+def extract_zip(path: Path, target: Path, limits: UnpackLimits, label: str,
+                warnings: Optional[list[str]] = None) -> list[Problem]:
     """Unpack `path` into `target` if it passes every check; else return the problems."""
     zf, problems = open_zip(path, label)
     if zf is None:
         return problems
     with zf:
-        problems = check_zip(zf, label, limits)
+        problems = check_zip(zf, label, limits, warnings)
         if problems:
             return problems
         target.mkdir(parents=True, exist_ok=True)
         base = target.resolve()
+        written: set[str] = set()
         try:
             for info in zf.infolist():
                 rel = member_path(info.filename)
                 assert rel is not None  # check_zip refused unsafe names
+                if rel in written:
+                    continue  # a second copy, with the same contents (check_zip compared them)
                 dest = (base / rel) if rel else base
                 if base != dest and base not in dest.parents:
                     return [Problem(label, info.filename, "member path escapes the archive")]
@@ -173,6 +222,7 @@ def extract_zip(path: Path, target: Path, limits: UnpackLimits, label: str) -> l
                     dest.mkdir(parents=True, exist_ok=True)
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
+                written.add(rel)
                 # Permissions in the zip are not honoured: a bundle's files are data.
                 with open(dest, "wb") as out:
                     copy_member(zf, info, out, label, limits)
