@@ -134,8 +134,12 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=server_command("cli_run:cmd_cancel"))
 
     img = _actions(sub, "image", "runtime images")
-    p = img.add_parser("build", help="build the default runtime image (offline when no registry answers)")
-    p.add_argument("--tag", default=None)
+    p = img.add_parser("build", help="build the default runtime image, or with --all the legacy one too "
+                                     "(offline when no registry answers)")
+    p.add_argument("--tag", default=None, help="the tag to build (jupyter-compete/runtime:legacy builds the legacy "
+                                               "runtime; any other tag the default one)")
+    p.add_argument("--all", action="store_true", help="build every runtime: the default and the legacy one "
+                                                      "(CodaLab-era images run on it)")
     p.set_defaults(func=cli_worker.cmd_image_build)
 
     p = sub.add_parser("demo", help="load the demo competition, run its sample submissions, print the leaderboard")

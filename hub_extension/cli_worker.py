@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kernels.build import DEFAULT_IMAGE, build_image
+from kernels.build import DEFAULT_IMAGE, build_all, build_image
 
 from .config import executor_settings, load_config
 
@@ -37,6 +37,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        if args.tag:
+            print("error: --all builds every runtime under its own tag: leave out --tag", file=sys.stderr)
+            return 2
+        for tag, image_id in build_all().items():
+            print(f"{tag} {image_id}")
+        return 0
     image_id = build_image(args.tag or DEFAULT_IMAGE)
     print(image_id)
     return 0

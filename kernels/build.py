@@ -1,7 +1,17 @@
-"""Builds the default runtime image in which submissions are run (`compete image build`).
+"""Builds the runtime images in which submissions are run (`compete image build [--all]`).
 
-Two ways lead to the same image (a venv at /opt/venv with the scientific
-stack, user `participant` uid 1000, workdir /app/program):
+Two runtimes, each with one package list here (`RUNTIMES`):
+
+- `jupyter-compete/runtime:py3` (`DEFAULT_IMAGE`), the default: the current
+  scientific stack;
+- `jupyter-compete/runtime:legacy` (`LEGACY_IMAGE`): the same Python with the
+  last releases before numpy 1.24 removed `np.float`, `np.int`, `np.bool`
+  and friends (numpy 1.23.5 and the scipy, pandas, scikit-learn, matplotlib
+  of that time), for the programs of CodaLab-era bundles that name
+  `codalab/codalab-legacy:*` images (see `kernels.images.LEGACY_ALIASES`).
+
+Two ways lead to the same image (a venv at /opt/venv with the runtime's
+packages, user `participant` uid 1000, workdir /app/program):
 
 - online: `docker build` of `kernels/Dockerfile`, when a container registry
   answers;
@@ -9,6 +19,9 @@ stack, user `participant` uid 1000, workdir /app/program):
   under ~/.cache/jupyter-compete, so once per machine), `docker import`, then a
   build container that pip-installs the packages from PyPI, and `docker commit`.
   This is the path for machines that reach PyPI and Debian but no registry.
+
+Both paths get the package list from here (the Dockerfile takes it as its
+`PACKAGES` build argument), so that they cannot drift apart.
 
 The image carries a label with a hash of its build inputs; a build is skipped
 when an image with that tag and that hash is already there, so every test
@@ -26,11 +39,12 @@ import subprocess
 import tempfile
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 from .images import docker_client, split_tag
 
 DEFAULT_IMAGE = "jupyter-compete/runtime:py3"
+LEGACY_IMAGE = "jupyter-compete/runtime:legacy"
 PACKAGES = (
     "numpy",
     "scipy",
@@ -41,6 +55,42 @@ PACKAGES = (
     "ipykernel",
     "pyyaml",
 )
+# The last releases before the removals that break CodaLab-era programs
+# (numpy 1.24 removed the aliases np.float, np.int, np.bool, np.object, ...),
+# each with cp311 manylinux wheels (bookworm's Python is 3.11).
+LEGACY_PACKAGES = (
+    "numpy==1.23.5",
+    "scipy==1.9.3",
+    "pandas==1.5.3",
+    "scikit-learn==1.1.3",
+    "matplotlib==3.6.3",
+    "papermill",
+    "ipykernel",
+    "pyyaml",
+)
+
+
+class Runtime(NamedTuple):
+    """One runtime image: its tag, its packages, and a line for people."""
+
+    tag: str
+    packages: tuple[str, ...]
+    summary: str
+
+
+RUNTIMES = {
+    DEFAULT_IMAGE: Runtime(DEFAULT_IMAGE, PACKAGES, "Python 3.11 with the current numpy, scipy, pandas, "
+                                                    "scikit-learn and matplotlib"),
+    LEGACY_IMAGE: Runtime(LEGACY_IMAGE, LEGACY_PACKAGES,
+                          "Python 3.11 with numpy 1.23.5, scipy 1.9.3, pandas 1.5.3, scikit-learn 1.1.3 and "
+                          "matplotlib 3.6.3, the last releases with np.float, np.int and np.bool"),
+}
+
+
+def runtime_for(tag: str) -> Runtime:
+    """The runtime built as `tag`: a known one, else the default runtime's packages under that tag."""
+    known = RUNTIMES.get(tag)
+    return known if known else Runtime(tag, PACKAGES, RUNTIMES[DEFAULT_IMAGE].summary)
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 DEBOOTSTRAP_INCLUDE = "python3,python3-venv,python3-pip"
@@ -95,10 +145,11 @@ def cache_dir() -> Path:
     return path
 
 
-def build_inputs_hash() -> str:
-    """A hash of everything the image is made from (both build paths)."""
+def build_inputs_hash(tag: str = DEFAULT_IMAGE) -> str:
+    """A hash of everything the image built as `tag` is made from (both build paths)."""
+    packages = runtime_for(tag).packages
     h = hashlib.sha256()
-    for part in (RECIPE_VERSION.encode(), DOCKERFILE.read_bytes(), "\n".join(PACKAGES).encode(), SUITE.encode(),
+    for part in (RECIPE_VERSION.encode(), DOCKERFILE.read_bytes(), "\n".join(packages).encode(), SUITE.encode(),
                  MIRROR.encode(), DEBOOTSTRAP_INCLUDE.encode(), " ".join(_TAR_EXCLUDES).encode(),
                  _OFFLINE_SCRIPT.encode(),
                  "\n".join(_RUNTIME_ENV).encode()):
@@ -121,10 +172,13 @@ def registry_reachable(timeout: float = 3.0) -> bool:
 def build_image(tag: str = DEFAULT_IMAGE, *, offline: Optional[bool] = None, log: LogFn = print) -> str:
     """Build the runtime image as `tag` unless it is already current; returns the image id.
 
-    `offline=None` builds from the Dockerfile when a registry answers and
-    offline otherwise; True/False force one way.
+    `tag` picks the package list (`runtime_for`): LEGACY_IMAGE builds the
+    legacy runtime, any other tag the default one.  `offline=None` builds
+    from the Dockerfile when a registry answers and offline otherwise;
+    True/False force one way.
     """
-    inputs = build_inputs_hash()
+    packages = runtime_for(tag).packages
+    inputs = build_inputs_hash(tag)
     client = docker_client(timeout=600)
     try:
         current = _current_image(client, tag, inputs)
@@ -139,11 +193,16 @@ def build_image(tag: str = DEFAULT_IMAGE, *, offline: Optional[bool] = None, log
                 offline = not registry_reachable()
             if offline:
                 log(f"building {tag} offline (debootstrap + PyPI); this takes a few minutes once")
-                return _build_offline(client, tag, inputs, log)
+                return _build_offline(client, tag, inputs, packages, log)
             log(f"building {tag} from {DOCKERFILE}")
-            return _build_online(client, tag, inputs, log)
+            return _build_online(client, tag, inputs, packages, log)
     finally:
         client.close()
+
+
+def build_all(*, offline: Optional[bool] = None, log: LogFn = print) -> dict[str, str]:
+    """Build every runtime (`compete image build --all`); returns {tag: image id}."""
+    return {tag: build_image(tag, offline=offline, log=log) for tag in RUNTIMES}
 
 
 def _current_image(client, tag: str, inputs: str) -> Optional[str]:
@@ -169,14 +228,14 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build_online(client, tag: str, inputs: str, log: LogFn) -> str:
+def _build_online(client, tag: str, inputs: str, packages: tuple[str, ...], log: LogFn) -> str:
     # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     import docker
 
     try:
         image, lines = client.images.build(
             path=str(DOCKERFILE.parent), dockerfile=DOCKERFILE.name, tag=tag, rm=True,
-            labels={INPUTS_LABEL: inputs}, buildargs={"PACKAGES": " ".join(PACKAGES)},
+            labels={INPUTS_LABEL: inputs}, buildargs={"PACKAGES": " ".join(packages)},
         )
     except docker.errors.BuildError as exc:
         tail = "".join(str(item.get("stream", "")) for item in list(exc.build_log)[-20:])
@@ -239,12 +298,12 @@ def _base_image(client, log: LogFn) -> str:
     return name
 
 
-def _build_offline(client, tag: str, inputs: str, log: LogFn) -> str:
+def _build_offline(client, tag: str, inputs: str, packages: tuple[str, ...], log: LogFn) -> str:
     # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
     from docker.types import Mount
 
     base = _base_image(client, log)
-    environment = {"PACKAGES": " ".join(PACKAGES)}
+    environment = {"PACKAGES": " ".join(packages)}
     mounts = []
     if Path(HOST_CA_BUNDLE).is_file():
         # Only for the build: lets pip through a TLS-inspecting proxy.  Bound

@@ -3,7 +3,8 @@
 `runtime_image` makes sure, once per session, that an engine answers
 (`scripts/ensure_docker.sh`, which installs and starts one as root) and that
 the default runtime image is built (`kernels.build_image`, cached between
-sessions).  When that is impossible the test fails under `CI=true` and is
+sessions); `legacy_image` does the same for the legacy runtime (numpy 1.23),
+for the tests that need it.  When that is impossible the test fails under `CI=true` and is
 skipped with the reason elsewhere.  `docker_executor` is a Docker executor
 that leaves no container behind; `make_step` builds step specs on the image.
 """
@@ -17,7 +18,7 @@ import pytest
 
 from dask_workers.executors.docker import LABEL_WORKER, DockerExecutor
 from dask_workers.spec import Limits, StepSpec
-from kernels.build import DEFAULT_IMAGE, BuildError, build_image
+from kernels.build import DEFAULT_IMAGE, LEGACY_IMAGE, BuildError, build_image
 from kernels.images import docker_available, docker_client
 
 from .components import require
@@ -46,6 +47,16 @@ def runtime_image(docker_engine) -> str:
     except BuildError as exc:
         require(False, f"the runtime image could not be built: {exc}")
     return DEFAULT_IMAGE
+
+
+@pytest.fixture(scope="session")
+def legacy_image(docker_engine) -> str:
+    """The legacy runtime image (kernels.build.LEGACY_IMAGE), built once per machine like the default one."""
+    try:
+        build_image(LEGACY_IMAGE, log=lambda line: None)
+    except BuildError as exc:
+        require(False, f"the legacy runtime image could not be built: {exc}")
+    return LEGACY_IMAGE
 
 
 @pytest.fixture
