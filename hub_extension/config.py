@@ -22,8 +22,10 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional
 
-from traitlets import Bool, Dict, Float, Integer, Type, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Type, Unicode, default, validate
 from traitlets.config import Config, LoggingConfigurable, PyFileConfigLoader
+
+from kernels.images import legacy_aliases, merge_aliases
 
 CONFIG_FILE_NAME = "compete_config.py"
 
@@ -106,12 +108,26 @@ class Compete(LoggingConfigurable):
         help="Runtime image used when a bundle names none, or when the named image cannot be had.",
     ).tag(config=True)
 
-    image_aliases = Dict(
-        {"codalab/codalab-legacy:py37": "jupyter-compete/runtime:py3",
-         "codalab/codalab-legacy:py3": "jupyter-compete/runtime:py3",
-         "codalab/default": "jupyter-compete/runtime:py3"},
-        help="Image name -> local image to run instead when the named image cannot be pulled.",
+    legacy_image = Unicode(
+        "jupyter-compete/runtime:legacy",
+        help="Runtime image of CodaLab-era bundles: the images the platform's own `image_aliases` entries "
+        "map (codalab/codalab-legacy:*, ...) run here. Built by `compete image build --all`.",
     ).tag(config=True)
+
+    image_aliases = Dict(
+        help="Image name or shell pattern (`codalab/codalab-legacy:*`) -> local image to run instead; the "
+        "first matching entry wins. Your entries come first; the platform's own entries (kernels.images."
+        "LEGACY_ALIASES: CodaLab-era images -> `legacy_image`, codalab/codalab-legacy:py312 -> "
+        "`default_image`) follow unless you name them. Map a name to '' to have it pulled as named.",
+    ).tag(config=True)
+
+    @default("image_aliases")
+    def _image_aliases_default(self) -> dict:
+        return legacy_aliases(self.legacy_image, self.default_image)
+
+    @validate("image_aliases")
+    def _keep_platform_aliases(self, proposal: Any) -> dict:
+        return merge_aliases(dict(proposal["value"]), legacy_aliases(self.legacy_image, self.default_image))
 
     max_upload_bytes = Integer(
         512 * 1024 * 1024, help="Largest bundle or submission upload accepted, in bytes."

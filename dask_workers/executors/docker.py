@@ -251,11 +251,19 @@ class DockerExecutor(Executor):
                 _make_world_readable(Path(readable))
 
     def resolve(self, spec: StepSpec, log: LogFn) -> str:
+        """The image the step runs in; a replacement (alias, or the default runtime) is told to `log`.
+
+        The line names the image asked for and the one used, so that the
+        run's log says it wherever the step ran.
+        """
         if not self.default_image:
             return spec.image
-        from kernels.images import resolve_image  # the images module needs the docker SDK only when called
+        from kernels.images import resolve_image_choice  # the images module needs the docker SDK only when called
 
-        return resolve_image(spec.image, self.image_aliases, self.default_image, log=log)
+        choice = resolve_image_choice(spec.image, self.image_aliases, self.default_image)
+        if choice.replaced:
+            log(f"{spec.step}: {choice.describe()}")
+        return choice.used
 
     # -- running ----------------------------------------------------------------
 
@@ -281,6 +289,9 @@ class DockerExecutor(Executor):
                 exit_code=None, elapsed=0.0, image=image,
                 error=f"the step's container could not be created: {_explain(exc)}"), say)
 
+        # What the run records is what the container was made from: the
+        # image id the engine resolved the name to (a tag may move later).
+        digest = _container_image_digest(self.client, container)
         stdout = _CappedBuffer(limits.output_bytes)
         stderr = _CappedBuffer(limits.output_bytes)
         with self._lock:
@@ -300,9 +311,9 @@ class DockerExecutor(Executor):
                 stream.close()
                 if self._was_cancelled(container.id):
                     return self._finish(spec, StepResult(exit_code=None, elapsed=0.0, cancelled=True, image=image,
-                                                         error="the step was cancelled"), say)
+                                                         image_digest=digest, error="the step was cancelled"), say)
                 return self._finish(spec, StepResult(
-                    exit_code=None, elapsed=0.0, image=image,
+                    exit_code=None, elapsed=0.0, image=image, image_digest=digest,
                     error=f"the step's container could not start: {_explain(exc)}"), say)
             say(f"{spec.step} of submission {spec.submission_id} started in {image} ({container.short_id})")
 
@@ -341,7 +352,7 @@ class DockerExecutor(Executor):
                 cancelled=self._was_cancelled(container.id), output_over=watch.exceeded,
                 stdout=stdout.text(), stderr=stderr.text(),
                 stdout_truncated=stdout.truncated, stderr_truncated=stderr.truncated,
-                image=image,
+                image=image, image_digest=digest,
             )
             result.error = self._explain_result(result, spec, watch.reason)
             return self._finish(spec, result, say)
@@ -487,6 +498,19 @@ class DockerExecutor(Executor):
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _container_image_digest(client, container) -> Optional[str]:
+    """The registry digest of the image a container was created from, else that image's id."""
+    image_id = (container.attrs or {}).get("Image")
+    if not image_id:
+        return None
+    try:
+        digests = client.images.get(image_id).attrs.get("RepoDigests") or []
+    except Exception as exc:  # the digest is a record, not a reason to fail a step: the id is one too
+        logger.warning("no registry digest for image %s: %s", image_id, exc)
+        return image_id
+    return digests[0] if digests else image_id
 
 
 def _drain(stream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> None:
