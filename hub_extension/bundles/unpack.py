@@ -95,18 +95,6 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits,
             continue
         if info.is_dir():
             continue
-        if path in seen:
-            first = seen[path]
-            if not _same_content(zf, first, info, limits):
-                problems.append(Problem(label, info.filename,
-                                        f"appears twice in the archive with different contents (also as "
-                                        f"{first.filename!r}); keep one copy and rebuild the zip"))
-            elif warnings is not None:
-                warnings.append(str(Problem(label, info.filename,
-                                            "appears twice in the archive with the same contents; "
-                                            "one copy is used")))
-            continue
-        seen[path] = info
         if info.file_size > limits.max_file_bytes:
             problems.append(Problem(label, info.filename,
                                     f"unpacks to {info.file_size} bytes, more than the per-file limit "
@@ -117,7 +105,23 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: UnpackLimits,
             problems.append(Problem(label, info.filename,
                                     f"compression ratio {ratio:.0f}:1 is above the limit of "
                                     f"{limits.max_ratio:.0f}:1 (zip bomb?)"))
+        # Every copy counts against the caps, so that repeating a member cannot get around them.
         total += info.file_size
+        if path in seen:
+            first = seen[path]
+            differs = first.file_size != info.file_size or first.CRC != info.CRC
+            if not differs and (problems or total > limits.max_total_bytes):
+                continue  # refused anyway: not read
+            if differs or not _same_content(zf, first, info, limits):
+                problems.append(Problem(label, info.filename,
+                                        f"appears twice in the archive with different contents (also as "
+                                        f"{first.filename!r}); keep one copy and rebuild the zip"))
+            elif warnings is not None:
+                warnings.append(str(Problem(label, info.filename,
+                                            "appears twice in the archive with the same contents; "
+                                            "one copy is used")))
+            continue
+        seen[path] = info
     if total > limits.max_total_bytes:
         problems.append(Problem(label, "(archive)",
                                 f"unpacks to {total} bytes, more than the limit of {limits.max_total_bytes}"))
