@@ -117,7 +117,9 @@ def executor_for(job: Job) -> Executor:
     """The executor of this worker process for `job`, made on first use with the job's settings and kept."""
     name = executor_override or job.executor or "auto"
     settings = merged_settings(job.executor_config or {}, worker_executor_config)
-    cache_key = (name, json.dumps(settings, sort_keys=True, default=str))
+    # The job's images are part of the key: a platform whose image aliases changed is heard at once.
+    cache_key = (name, json.dumps(settings, sort_keys=True, default=str), job.default_image,
+                 json.dumps(list((job.image_aliases or {}).items())))
     with _executors_lock:
         executor = _executors.get(cache_key)
         if executor is None:

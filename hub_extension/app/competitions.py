@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from .. import models as m
 from ..bundles import export_bundle, load_bundle, store_bundle_data
+from ..bundles.images import upload_warnings
 from ..bundles.model import BundleError, CompetitionSpec
 from ..convert import competition_from_spec, dataset_keys, spec_from_competition
 from ..errors import NotFound, PlatformError
@@ -44,7 +45,7 @@ class Competitions:
     def validate_bundle(self, path: str | Path) -> tuple[CompetitionSpec, list[str]]:
         """Read a bundle without storing anything; raises BundleError with every problem."""
         with load_bundle(path, limits=self.ctx.unpack_limits(), dataset_exists=self.ctx.dataset_exists) as bundle:
-            return bundle.spec, list(bundle.warnings)
+            return bundle.spec, list(bundle.warnings) + upload_warnings(bundle, self.ctx.config)
 
     def create_competition(self, path: str | Path, actor: Actor = LOCAL_ADMIN) -> tuple[str, list[str]]:
         """Create a competition from a bundle; returns (slug, warnings).
@@ -55,8 +56,9 @@ class Competitions:
         """
         require_organizer_role(actor)
         with load_bundle(path, limits=self.ctx.unpack_limits(), dataset_exists=self.ctx.dataset_exists) as bundle:
+            # Which images the steps will run in, and program code no runtime here can run (Python 2).
+            warnings = list(bundle.warnings) + upload_warnings(bundle, self.ctx.config)
             stored = store_bundle_data(bundle, self.ctx.store)
-            warnings = list(bundle.warnings)
         slug = self.insert_competition(stored, actor)
         with self.ctx.db.session() as s:
             existing = queue_names(s)

@@ -318,13 +318,17 @@ class Views:
             sides = output_visibility(ph, organizer)
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),
                                 "note": h.note if organizer else None} for h in sub.history]
+            # The image the bundle names for each task's steps, shown beside the one a run used.
+            named_images = {(t.index, scoring): (t.scoring_docker_image if scoring else t.ingestion_docker_image)
+                            or comp.docker_image for t in comp.tasks for scoring in (True, False)}
             view["runs"] = [
                 {"task": r.task_index, "step": r.step, "status": r.status, "exit_code": r.exit_code,
                  "elapsed": r.elapsed, "attempt": r.attempt,
                  "logs": [stream for stream in LOG_STREAMS
                           if run_log(self.ctx.store, r, stream) is not None]
                  if sides[step_side(r.step)] else [],
-                 **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error}
+                 **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error,
+                     "requested_image": named_images.get((r.task_index, r.step == "scoring"))}
                     if organizer else {})}
                 for r in latest_runs(sub)
             ]
