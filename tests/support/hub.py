@@ -40,13 +40,14 @@ import psutil
 import pytest
 import requests
 
-from hub_extension.app import zip_folder
+from hub_extension.app import Platform, zip_folder
 from hub_extension.embedded import (
     ACCOUNTS_FILE, AccountFile, leftover_processes, read_demo_accounts, stop_processes,
 )
 
 from .paths import DEMO as DEMO_BUNDLE
 from .paths import REPO
+from .queues import stop_default_queue
 
 HUB_CONFIG = REPO / "jupyterhub_config.py"
 SERVICE = "competitions"
@@ -388,8 +389,14 @@ def _stop(process: subprocess.Popen, home: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-    # A hub that failed to start, or was killed, leaves its proxy and service running.
+    # A hub that failed to start, or was killed, leaves its proxy and service running,
+    # and the default queue's process (which outlives a service on purpose).
     stop_processes(leftover_processes(home))
+    platform = Platform(home=str(home))
+    try:
+        stop_default_queue(platform)
+    finally:
+        platform.close()
 
 
 @pytest.fixture(scope="session")

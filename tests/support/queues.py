@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
+from hub_extension.default_queue import DefaultQueueProcess
 from hub_extension.queues import SchedulerSupervisor
 
 from .paths import TEMPLATES
@@ -140,6 +141,7 @@ class QueueLab:
         supervisor = SchedulerSupervisor(self.platform)
         for name in self.platform.queue_names():
             supervisor.stop(name)
+        stop_default_queue(self.platform)
         self.platform.close()
 
     # -- platform ------------------------------------------------------------------------
@@ -179,6 +181,13 @@ class QueueLab:
         for sched in sorted((self.home / "queues").glob("*/scheduler.log")):
             parts.append(f"--- {sched}\n{sched.read_text(errors='replace')[-2000:]}")
         return "\n".join(parts)
+
+
+def stop_default_queue(platform: Platform) -> None:
+    """Stop the default queue's process a test left (a dispatcher killed with runs on it)."""
+    process = DefaultQueueProcess.recorded(platform)
+    if process is not None and process.local():
+        process.stop(grace=10)
 
 
 def terminal_changes(platform: Platform, sid: int) -> int:
