@@ -10,7 +10,10 @@ uploaded, the organizer is told, per phase and task:
   worker pulls it when it can and runs the default runtime when it cannot);
 - which program files are Python 2 (a `print` statement, `except X, e:`,
   backticks, ...), naming the file and the line: no runtime here runs
-  Python 2, so every submission would fail at that step.
+  Python 2, so every submission would fail at that step;
+- which program files use numpy names removed in 1.24 (`np.float`, ...)
+  while their step runs on a runtime with a current numpy: such a program
+  fails there, or scores wrong when it catches the error itself.
 
 `upload_warnings(bundle, config)` gives both, as the sentences of a bundle's
 warnings.  The image a run actually used is recorded on the run (its name and
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator, Optional
 
-from kernels.build import runtime_for
+from kernels.build import LEGACY_IMAGE, runtime_for
 from kernels.images import ImageChoice, docker_available, expected_image, image_exists
 
 from .model import CompetitionSpec, DataRef, TaskSpec
@@ -261,6 +264,62 @@ def python2_warnings(bundle: LoadedBundle) -> list[str]:
     return warnings
 
 
+# -- numpy names removed in 1.24 ----------------------------------------------------------------
+
+# Aliases of builtins that numpy deprecated in 1.20 and removed in 1.24: a program
+# using them fails on a current numpy, or, when it catches the error itself,
+# scores silently wrong.
+REMOVED_NUMPY_NAMES = frozenset({"float", "int", "bool", "object", "str", "long", "unicode", "complex"})
+
+
+def removed_numpy_use(source: str, name: str = "<program>") -> Optional[Python2Line]:
+    """The first use of a numpy alias removed in 1.24 (`np.float`, `numpy.int`, ...), or None."""
+    try:
+        tree = ast.parse(source, filename=name)
+    except (SyntaxError, ValueError):
+        return None
+    modules = {"numpy"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name == "numpy"}
+    found = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr in REMOVED_NUMPY_NAMES
+             and isinstance(node.value, ast.Name) and node.value.id in modules]
+    if not found:
+        return None
+    first = min(found, key=lambda n: (n.lineno, n.col_offset))
+    return Python2Line(name, first.lineno, f"{first.value.id}.{first.attr}", _line(source, first.lineno))
+
+
+def removed_numpy_warnings(bundle: LoadedBundle, aliases: dict[str, str], default: str) -> list[str]:
+    """One sentence per program file using numpy names removed in 1.24 whose step runs on a runtime
+    without them (any but the legacy runtime)."""
+    warnings = []
+    seen: set[tuple[str, str]] = set()
+    for use in _uses(bundle.spec):
+        for kind, step in (("scoring_program", "scoring"), ("ingestion_program", "prediction")):
+            ref = getattr(use.task, kind)
+            if ref is None or ref.kind != "path" or (kind, ref.value) in seen:
+                continue
+            seen.add((kind, ref.value))
+            used = expected_image(use.images[step], aliases, default).used
+            if runtime_for(used).packages == runtime_for(LEGACY_IMAGE).packages:
+                continue
+            for file, data in _python_files(bundle.root, ref):
+                found = removed_numpy_use(data.decode("utf-8", errors="replace"), file)
+                if found is None:
+                    continue
+                warnings.append(
+                    f"{ref.value}: {found.file} line {found.line} uses {found.construct} (`{found.text[:120]}`), "
+                    f"which numpy removed in 1.24; the {kind.replace('_', ' ')} of {_where(use)} runs on {used} "
+                    f"({runtime_for(used).summary}), where it fails, or scores wrong if the program catches the "
+                    f"error. Name `docker_image: codalab/codalab-legacy:py37` in competition.yaml to run it on "
+                    f"{LEGACY_IMAGE} ({runtime_for(LEGACY_IMAGE).summary}), or port it "
+                    f"({found.construct} -> {found.construct.split('.')[-1]})")
+                break
+    return warnings
+
+
 # -- both ------------------------------------------------------------------------------------------
 
 def upload_warnings(bundle: LoadedBundle, config, *, have_image: Optional[HaveImage] = None,
@@ -273,5 +332,7 @@ def upload_warnings(bundle: LoadedBundle, config, *, have_image: Optional[HaveIm
     """
     if have_image is None and probe and getattr(config, "executor", "auto") != "process":
         have_image = engine_probe()
-    return (image_warnings(bundle.spec, dict(config.image_aliases), config.default_image, have_image)
-            + python2_warnings(bundle))
+    aliases = dict(config.image_aliases)
+    return (image_warnings(bundle.spec, aliases, config.default_image, have_image)
+            + python2_warnings(bundle)
+            + removed_numpy_warnings(bundle, aliases, config.default_image))

@@ -20,7 +20,7 @@ import pytest
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN
-from hub_extension.bundles.images import python2_line
+from hub_extension.bundles.images import python2_line, removed_numpy_use
 from kernels.build import DEFAULT_IMAGE, LEGACY_IMAGE
 from tests.support.builders import ORGANIZER
 from tests.support.bundles import zip_folder
@@ -90,6 +90,8 @@ def test_legacy_bundle_scores_as_its_own_program_computes_on_the_legacy_image(st
     assert "phase 1 (Development)" in image_lines[0] and f"runs on {LEGACY_IMAGE}" in image_lines[0]
     assert "numpy 1.23.5" in image_lines[0] and "c.Compete.image_aliases" in image_lines[0]
     assert not [w for w in warnings if "Python 2" in w]
+    # Its np.float is no trouble on the legacy runtime: nothing said about it.
+    assert not [w for w in warnings if "numpy removed in 1.24" in w], warnings
 
     sid, info = submit(stack, slug, tmp_path, "ann")
     assert info["status"] == m.FINISHED, info["error"]
@@ -126,6 +128,10 @@ def test_the_same_bundle_on_the_default_runtime_scores_minus_one(stack, tmp_path
         bundle = shutil.copytree(BUNDLE, tmp_path / "bundle")
         slug, warnings = stack.platform.create_competition(bundle, ORGANIZER)
         assert any(f"the image {REQUESTED} runs on {DEFAULT_IMAGE}" in w for w in warnings), warnings
+        # ... and that its scoring program uses what that runtime's numpy no longer has.
+        (removed,) = [w for w in warnings if "numpy removed in 1.24" in w]
+        assert removed.startswith("scoring_program.zip: score.py line 20 uses np.float"), removed
+        assert f"runs on {DEFAULT_IMAGE}" in removed and "codalab/codalab-legacy:py37" in removed
         sid, info = submit(stack, slug, tmp_path, "ann2")
     finally:
         stack.platform.config.image_aliases = previous
@@ -183,3 +189,22 @@ def test_python_2_constructs_are_found(source, line, construct):
 ])
 def test_python_3_or_other_errors_are_not_called_python_2(source):
     assert python2_line(source, "p.py") is None
+
+
+@pytest.mark.parametrize("source, found", [
+    ("import numpy as np\nx = np.float(1)\n", "np.float"),
+    ("import numpy\ny = 1\nx = numpy.int(2)\n", "numpy.int"),
+    ("import numpy as N\nx = N.array([1], dtype=N.bool)\n", "N.bool"),
+])
+def test_numpy_names_removed_in_1_24_are_found(source, found):
+    use = removed_numpy_use(source, "p.py")
+    assert use is not None and use.construct == found and use.file == "p.py"
+
+
+@pytest.mark.parametrize("source", [
+    "import numpy as np\nx = np.float64(1)\n",  # still there
+    "x = float(1)\nclass np: float = 1\ny = other.float\n",  # not numpy
+    "print 'python 2'\n",  # not Python 3: the Python 2 check says it
+])
+def test_other_code_is_not_called_a_removed_numpy_name(source):
+    assert removed_numpy_use(source) is None
