@@ -18,8 +18,11 @@ if [ "$(id -u)" = "0" ] && [ -f scripts/ensure_docker.sh ]; then
     # The docker executor isolates participants' code; without an engine the
     # platform falls back to the process executor and says so on its pages.
     if bash scripts/ensure_docker.sh; then
-        echo "checking the runtime image (built once per machine, a few minutes the first time)" >&2
+        echo "checking the runtime images, default and legacy (built once per machine, a few minutes the first time)" >&2
         compete image build >/dev/null || echo "warning: the runtime image could not be built; submissions on the docker executor will fail" >&2
+        # CodaLab-era bundles (codalab/codalab-legacy:*) run on the legacy runtime; without it they run on
+        # the default one, and the organizer is told so at upload.
+        compete image build --all >/dev/null || echo "warning: the legacy runtime image could not be built; CodaLab-era bundles run on the default runtime" >&2
     else
         echo "warning: no Docker engine; submissions run without isolation" >&2
     fi
