@@ -89,6 +89,9 @@ class Competition(Base):
     participants: Mapped[list["Participant"]] = relationship(
         back_populates="competition", cascade="all, delete-orphan"
     )
+    solutions: Mapped[list["Solution"]] = relationship(
+        back_populates="competition", cascade="all, delete-orphan", order_by="Solution.index"
+    )
 
 
 class Page(Base):
@@ -174,8 +177,28 @@ class Phase(Base):
     # migrated into it (auto-migration runs once per phase, across restarts).
     opened_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     migrated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # The solutions the bundle lists for this phase (empty: those of its tasks).
+    solution_indexes: Mapped[list[Any]] = mapped_column(default=list)
 
     competition: Mapped[Competition] = relationship(back_populates="phases")
+
+
+class Solution(Base):
+    """An example submission of the bundle (Codabench `solutions`), run by organizers as a baseline."""
+
+    __tablename__ = "solutions"
+    __table_args__ = (UniqueConstraint("competition_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    data_key: Mapped[str] = mapped_column(ForeignKey("datasets.key"))
+    task_indexes: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[Optional[str]] = mapped_column(String(500))  # the path the bundle named it by
+
+    competition: Mapped[Competition] = relationship(back_populates="solutions")
 
 
 class Leaderboard(Base):
@@ -276,6 +299,9 @@ class Submission(Base):
     # when that scheduler says it does not know it, or is gone).
     dispatch_scheduler: Mapped[Optional[str]] = mapped_column(String(200))
     worker: Mapped[Optional[str]] = mapped_column(String(300))
+    # An organizer's run of one of the bundle's solutions: on the board with a badge, under no limit.
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    solution_index: Mapped[Optional[int]] = mapped_column(Integer)
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()
