@@ -8,7 +8,8 @@ configuration as `c.DockerExecutor.user = "1000:1000"`; the executor runs on
 a worker, so those sections of the configuration travel to it with each job
 (`Job.executor_config`) and the worker builds its executor with them.
 
-Shared pieces live here: the placeholder table of CodaLab/Codabench commands, the container path
+Shared pieces live here: the replacement of CodaLab/Codabench placeholders in commands (the
+table is `spec.PLACEHOLDERS`), the container path
 layout of a step, the `metadata` file written into the output after each
 step, the removal of links and special files a step leaves in its writable
 folders (`remove_unsafe_entries`), and the watch on the size of those
@@ -17,7 +18,6 @@ folders while the step runs (`OutputWatch`).
 from __future__ import annotations
 
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,36 +26,9 @@ import yaml
 from traitlets.config import LoggingConfigurable
 
 from ..safe_files import read_beneath, sanitize_tree, tree_usage, write_beneath
-from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, SCORING_INPUT, StepResult, StepSpec
+from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, SCORING_INPUT, StepResult, StepSpec, resolve_command
 
 LogFn = Callable[[str], None]
-
-# Placeholder -> container path, per step (see CODALAB_COMPAT.md "Programs").
-_PLACEHOLDERS = {
-    "prediction": {
-        "program": "/app/program",
-        "ingestion_program": "/app/program",
-        "submission_program": "/app/ingested_program",
-        "input": PREDICTION_INPUT,
-        "output": "/app/output",
-        "tmp": "/app/output",
-        "predictions": "/app/output",
-        "shared": "/app/shared",
-    },
-    "scoring": {
-        "program": "/app/program",
-        "input": SCORING_INPUT,
-        "output": "/app/output",
-        "tmp": "/app/output",
-        "predictions": SCORING_INPUT + "/res",
-        "hidden": SCORING_INPUT + "/ref",
-        "shared": "/app/shared",
-    },
-}
-_PLACEHOLDERS["ingestion"] = _PLACEHOLDERS["prediction"]
-
-_PLACEHOLDER_RE = re.compile(r"\$\{?([a-z_]+)\}?")
-
 
 def container_layout(spec: StepSpec) -> dict[str, tuple[str, str]]:
     """Host path -> (container path, "ro"|"rw") for every directory the step mounts."""
@@ -74,16 +47,10 @@ def container_layout(spec: StepSpec) -> dict[str, tuple[str, str]]:
 def substitute_placeholders(command: str, step: str, paths: Optional[dict[str, str]] = None) -> str:
     """Replace `$program`, `$input`, ... by container paths, or by `paths` where given.
 
-    Unknown `$words` are left alone: they may be shell variables of the program.
+    The table and its rules are `spec.resolve_command`'s; unknown `$words`
+    are left to the shell (the pipeline notes them in the step's log).
     """
-    table = dict(_PLACEHOLDERS[step])
-    if paths:
-        table.update(paths)
-
-    def repl(match: re.Match) -> str:
-        return table.get(match.group(1), match.group(0))
-
-    return _PLACEHOLDER_RE.sub(repl, command)
+    return resolve_command(command, step, paths)[0]
 
 
 def write_metadata(output_dir: str | Path, step: str, result: StepResult) -> None:
