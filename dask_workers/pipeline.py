@@ -6,13 +6,27 @@ scores, the reason of a failure, the steps as they ran, and where the
 outputs are on the worker (the caller uploads them to the artifact store).
 
 Rules, whatever the executor:
-- a `results` submission has no prediction step: its files are the predictions;
+- a `results` submission (no `metadata` file) has its files as the predictions.
+  Without an ingestion program there is no prediction step.  With one, the
+  run does what Codabench's compute worker does: the files are copied into
+  the prediction output, and the ingestion program runs beside them all the
+  same (the submission at `$submission_program`, the copies in `$output`,
+  where what it writes joins them); its exit code is recorded in the
+  output's `metadata`, never held against the submission (a participant's
+  `model.py`-only zip is code for such an ingestion program, predictions
+  for the scoring program otherwise).  Stopped by the platform (time
+  limit, output cap, cancelled), it still fails the run.  CodaLab v1.5 did
+  not run the ingestion program for such a zip: the step's log says both;
 - a `code` submission runs the ingestion program with the participant's code
   at `$submission_program` (`/app/ingested_program`), or, without an ingestion
   program, the participant's own `metadata` command;
 - a `notebook` submission runs the notebook runner (papermill);
-- a failed prediction (non-zero exit, time-out, memory, failing cell) fails
-  the submission with its reason and is NEVER scored;
+- a failed prediction (non-zero exit, time-out, memory, failing cell) of a
+  code or notebook submission fails it with its reason and is NEVER scored;
+- a command's `$placeholders` are replaced as `spec.resolve_command` says;
+  what it could not replace, or replaced by a folder the step does not have,
+  is said at the top of the step's stdout log (`[platform]` lines) and in the
+  run log;
 - the scoring step sees `input/ref` (reference data) and `input/res`
   (predictions, with the `metadata` the prediction step wrote); the
   reference data is put in place only after the prediction step ended;
@@ -45,6 +59,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -56,8 +71,8 @@ from scoring.scores import ScoreFileError, read_scores
 from .executors.base import Executor
 from .mirror import FolderMirror, Route
 from .notebook import EXECUTED_NAME, REPORT_NAME, describe_failure, read_report
-from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files
-from .spec import Limits, StepResult, StepSpec
+from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files, walk_entries
+from .spec import Limits, StepResult, StepSpec, resolve_command
 from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
 
 __all__ = ["TaskRun", "run_task", "combine_task_results", "unpack_dataset"]
@@ -68,6 +83,8 @@ Kind = Literal["results", "code", "notebook"]
 StatusFn = Callable[[str], None]
 
 DEFAULT_IMAGE = "codalab/codalab-legacy:py37"
+# Lines the platform writes into a step's stdout log start with this.
+PLATFORM_MARK = "[platform] "
 # How much of a failing program's stderr goes into the error shown to people.
 _TAIL_LINES = 25
 _TAIL_CHARS = 3000
@@ -135,6 +152,20 @@ def _stderr_tail(step: StepResult) -> str:
     return text
 
 
+def _what_happened(step: StepResult) -> str:
+    """How a step ended, to follow its name: "exited with code 1: ModuleNotFoundError: ..."."""
+    reason = step.error or f"exited with code {step.exit_code}"
+    for start in ("the program ", "the step "):
+        if reason.startswith(start):
+            return reason[len(start):]
+    return reason
+
+
+def _not_held(step: StepResult) -> str:
+    return (f"the ingestion program {_what_happened(step)}: not held against this submission, because it has "
+            "no `metadata` file and its files were taken as the predictions; they are scored as they are")
+
+
 def _with_tail(message: str, step: StepResult) -> str:
     tail = _stderr_tail(step)
     return f"{message}\n--- last lines of stderr ---\n{tail}" if tail else message
@@ -193,7 +224,12 @@ class _Runner:
             "detailed_results": None,
             "executed_notebook": None,
             "removed": self.removed,
+            # What the submission should know about how it was run (shown with it).
+            "notices": [],
         }
+        # [platform] lines for the top and the end of each step's stdout log, by step name.
+        self.preface: dict[str, list[str]] = {}
+        self.epilogue: dict[str, list[str]] = {}
         self.neutral_names = {
             str(work): "<run>",
             run.submission_dir: "<submission>",
@@ -222,11 +258,35 @@ class _Runner:
         for folder in (self.res, self.output, self.shared, self.logs):
             folder.mkdir(parents=True)
 
+    def tell(self, name: str, message: str, *, after: bool = False, notice: bool = False) -> None:
+        """Say `message` in the run log and in the step's stdout log (at its top, or its end).
+
+        With `notice`, it is also one of the result's notices, shown with the submission.
+        """
+        self.note(f"{name} step: {message}")
+        (self.epilogue if after else self.preface).setdefault(name, []).append(message)
+        if notice:
+            self.result["notices"].append(neutral_paths(message, self.neutral_names))
+
+    def tell_command(self, spec: StepSpec, name: str) -> None:
+        """Say what the step's command has that was not replaced as written."""
+        if not spec.command:
+            return
+        for message in resolve_command(spec.command, spec.step, mounted=spec.mounted())[1]:
+            self.tell(name, message)
+
     def record(self, name: str, step: StepResult) -> None:
         entry = {"name": name, **step.to_dict()}
         for stream in ("stdout", "stderr"):
             path = self.logs / f"{name}.{stream}.txt"
-            path.write_text(getattr(step, stream))
+            text = getattr(step, stream)
+            if stream == "stdout":
+                before = "".join(f"{PLATFORM_MARK}{line}\n" for line in self.preface.get(name, []))
+                after = "".join(f"{PLATFORM_MARK}{line}\n" for line in self.epilogue.get(name, []))
+                if after and text and not text.endswith("\n"):
+                    text += "\n"
+                text = before + text + after
+            path.write_text(text)
             entry[f"{stream}_path"] = str(path)
         self.result["steps"].append(entry)
 
@@ -319,8 +379,7 @@ class _Runner:
                 return _RunFailed(f"the notebook {step.error or 'exceeded its time limit'}")
             if report is not None and not report.get("ok"):
                 return _RunFailed(f"the notebook failed: {describe_failure(report)}")
-        reason = step.error or f"exited with code {step.exit_code}"
-        return _RunFailed(_with_tail(f"the {name} step {reason}", step))
+        return _RunFailed(_with_tail(f"the {name} step {_what_happened(step)}", step))
 
     def read_scores(self, step: StepResult) -> dict[str, float]:
         try:
@@ -343,6 +402,7 @@ class _Runner:
     # -- the two flows --------------------------------------------------------
 
     def step(self, spec: StepSpec, name: str) -> StepResult:
+        self.tell_command(spec, name)
         self.note(f"{name} step starts")
         # Every executor removes links and special files from the step's
         # writable folders before it returns, noting each (`Executor.run_step`).
@@ -371,9 +431,46 @@ class _Runner:
         self.find_detailed_results()
         self.result["status"] = Status.FINISHED
 
+    def copy_results(self) -> None:
+        """Copy the submission's regular files into the predictions (copies: the step may write over them).
+
+        A hard link would let the step change the cached submission
+        through the prediction output.
+        """
+        source = Path(self.run.submission_dir)
+        for rel, st in walk_entries(source):
+            if stat.S_ISDIR(st.st_mode):
+                (self.res / rel).mkdir(parents=True, exist_ok=True)
+            elif stat.S_ISREG(st.st_mode):
+                copy_beneath(source, rel, self.res / rel)
+
+    def results_with_ingestion(self) -> None:
+        """A results submission in a task with an ingestion program: copied, then ingestion beside it."""
+        self.copy_results()
+        spec = self.prediction_spec()
+        name = "prediction"
+        self.tell(name, "the submission has no `metadata` file, so its files were taken as the predictions "
+                        "and copied into the prediction output; the ingestion program runs beside them all the "
+                        "same, as on Codabench (CodaLab v1.5 did not run it for such a zip): it sees the "
+                        "submission at $submission_program (/app/ingested_program) and the copied predictions "
+                        "in $output (/app/output), and whatever it writes there is scored with them. Its exit "
+                        "code is recorded (`ingestionExitCode` in the output's metadata), not held against "
+                        "the submission; a time-out still fails it")
+        self.on_status(Status.RUNNING)
+        step = self.step(spec, name)
+        if step.cancelled or step.timed_out or step.output_over:
+            raise self.prediction_failure(step, "ingestion")
+        verdict = "the ingestion program exited with code 0" if step.ok else _not_held(step)
+        self.tell(name, verdict, after=True, notice=not step.ok)
+        # The step's log on disk was written before the verdict was known: write it again with it.
+        self.result["steps"].pop()
+        self.record(name, step)
+
     def sequential(self) -> None:
         run = self.run
-        if run.kind == "results":
+        if run.kind == "results" and run.ingestion_program_dir:
+            self.results_with_ingestion()
+        elif run.kind == "results":
             populate(run.submission_dir, self.res)
         else:
             if run.kind == "notebook" and run.ingestion_program_dir:
@@ -396,12 +493,23 @@ class _Runner:
         its links were removed).  The scoring program's writes to `shared/`
         go back to the ingestion the same way.
         """
+        results = self.run.kind == "results"
         ingestion = self.prediction_spec(step="ingestion")
         ingestion.output_dir = str(self.ingestion_output)
         ingestion.shared_dir = str(self.ingestion_shared)
         self.ingestion_output.mkdir(parents=True)
         self.ingestion_shared.mkdir(parents=True)
         scoring = self.scoring_spec()
+        if results:
+            self.copy_results()
+            self.tell("ingestion", "the submission has no `metadata` file, so its files were taken as the "
+                                   "predictions and copied into the scoring step's input; the ingestion program "
+                                   "runs beside the scoring program all the same, as on Codabench (CodaLab v1.5 "
+                                   "did not run it for such a zip): it sees the submission at $submission_program "
+                                   "(/app/ingested_program), and what it writes in $output joins the predictions. "
+                                   "Its exit code is not held against the submission; a time-out still fails it")
+        self.tell_command(ingestion, "ingestion")
+        self.tell_command(scoring, "scoring")
         self.place_reference()
         mirror = FolderMirror(
             outputs=[Route(self.ingestion_output, self.res, "the ingestion output")],
@@ -427,22 +535,25 @@ class _Runner:
                 except BaseException:
                     self.executor.cancel(self.run.submission_id)
                     raise
-                if not ingest.ok:
+                stopped = ingest.cancelled or ingest.timed_out or ingest.output_over
+                if not ingest.ok and (stopped or not results):
                     # The scoring program would wait for predictions that never come.
                     self.executor.cancel(self.run.submission_id)
                 score = score_future.result()
         finally:
             mirror.stop()
+        if results and not ingest.ok and not stopped:
+            self.tell("ingestion", _not_held(ingest), after=True, notice=True)
         self.record("ingestion", ingest)
         self.record("scoring", score)
-        if not ingest.ok:
+        if not ingest.ok and (stopped or not results):
             raise self.prediction_failure(ingest, "ingestion")
         self.finish_scoring(score)
 
     def go(self) -> dict:
         try:
             self.prepare_folders()
-            if (self.run.ingestion_only_during_scoring and self.run.kind == "code"
+            if (self.run.ingestion_only_during_scoring and self.run.kind in ("code", "results")
                     and self.run.ingestion_program_dir):
                 self.concurrent()
             else:
@@ -485,7 +596,9 @@ def combine_task_results(results: list[dict]) -> dict:
       clash is listed in `warnings`: keys are leaderboard column names, so
       they are kept as written rather than prefixed;
     - steps: every step, each with its `task_index`;
-    - warnings: also every link or special file removed from a step's folders;
+    - warnings: also every link or special file removed from a step's folders,
+      and the tasks' notices (an ingestion program's exit not held against a
+      results submission);
     - outputs, detailed_results, executed_notebook: per task under `tasks`,
       and at the top the first task (by index) that has one.
     """
@@ -508,6 +621,7 @@ def combine_task_results(results: list[dict]) -> dict:
         steps += [{**step, "task_index": index} for step in result.get("steps", [])]
         prefix = f"task {index}: " if len(ordered) > 1 else ""
         warnings += [prefix + line for line in result.get("removed") or []]
+        warnings += [prefix + line for line in result.get("notices") or []]
     failed = [r for r in ordered if r.get("status") == Status.FAILED]
     cancelled = [r for r in ordered if r.get("status") == Status.CANCELLED]
     if failed:

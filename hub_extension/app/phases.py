@@ -28,7 +28,7 @@ from ..errors import PlatformError
 from .actors import Actor, require_organizer
 from .context import Context
 from .leaderboards import board_from_row, entries
-from .records import get_competition, get_phase, is_open, phase_has_ingestion, phase_number, phases_in_order
+from .records import get_competition, get_phase, is_open, phase_number, phases_in_order
 from .views import Views
 
 log = logging.getLogger("compete.phase_clock")
@@ -146,8 +146,6 @@ class Phases:
             kind = old.kind
             if target.results_only and kind != "results":
                 continue
-            if kind == "results" and not target.results_only and phase_has_ingestion(comp, target):
-                kind = "code"
             new = m.Submission(
                 phase_id=target.id, participant_id=old.participant_id, kind=kind, filename=old.filename,
                 file_key=old.file_key, status=m.SUBMITTED, submitted_at=now, status_changed_at=now,

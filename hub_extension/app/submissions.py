@@ -22,14 +22,22 @@ from ..bundles.unpack import check_zip_file
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
-from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_has_ingestion, phase_rule
+from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_rule
 from .registrations import require_approved
 from .runs import Runs
 from .visibility import submission_context
 
 
 def submission_kind(path: Path) -> str:
-    """`notebook` for an .ipynb, `code` for a zip/folder with a metadata command, else `results`."""
+    """`notebook` for an .ipynb, `code` for a zip/folder with a `metadata` file, else `results`.
+
+    The rule holds in every phase, with or without an ingestion program, as
+    on CodaLab and Codabench: a zip without `metadata` is predictions.  In a
+    task with an ingestion program the worker still runs that program beside
+    the copied predictions, as Codabench does, and does not hold its exit
+    against the submission (`dask_workers.pipeline`), so a Codabench
+    `model.py`-only zip is still read by such a program.
+    """
     if path.suffix == ".ipynb":
         return "notebook"
     if path.is_dir():
@@ -151,10 +159,6 @@ class Submissions:
                 raise PlatformError(f"phase {ph.name!r} opens at {ph.start:%Y-%m-%d %H:%M} UTC")
             if ph.end and now >= ph.end:
                 raise PlatformError(f"phase {ph.name!r} closed at {ph.end:%Y-%m-%d %H:%M} UTC")
-            if kind == "results" and not ph.results_only and phase_has_ingestion(comp, ph):
-                # With an ingestion program, a zip is the participant's code, as
-                # on CodaLab and Codabench (no `metadata` needed).
-                kind = "code"
             if ph.results_only and kind != "results":
                 raise PlatformError(f"phase {ph.name!r} accepts predictions only, not {kind} submissions")
             # The row lock: concurrent submissions of one participant queue up here.
