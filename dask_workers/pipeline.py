@@ -425,8 +425,7 @@ class _Runner:
         if step.cancelled:
             raise _RunFailed("cancelled", status=Status.CANCELLED)
         if not step.ok:
-            reason = step.error or f"exited with code {step.exit_code}"
-            raise _RunFailed(_with_tail(f"the scoring program {reason}", step))
+            raise _RunFailed(_with_tail(f"the scoring program {_what_happened(step)}", step))
         self.result["scores"] = self.read_scores(step)
         self.find_detailed_results()
         self.result["status"] = Status.FINISHED

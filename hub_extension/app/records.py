@@ -91,8 +91,3 @@ def phase_rule(comp: m.Competition, ph: m.Phase) -> str:
     """The submission rule of a phase: its own, else its first public board's."""
     boards = [b for b in comp.leaderboards if not b.hidden] or list(comp.leaderboards)
     return ph.submission_rule or (boards[0].submission_rule if boards else "Force_Last")
-
-
-def phase_has_ingestion(comp: m.Competition, ph: m.Phase) -> bool:
-    wanted = set(ph.task_indexes or [])
-    return any(t.ingestion_program_key for t in comp.tasks if not wanted or t.index in wanted)
