@@ -13,6 +13,10 @@ Readings chosen for this dialect (facts in docs/bundle-formats.md):
   program;
 - each phase's data and programs become a task; phases with identical
   programs and data share one task;
+- CodaLab 1.8 parallel phases: a parent (`is_parallel_parent`) and the
+  phases naming it (`parent_phasenumber`) are one phase with the parent's
+  settings and one task per child; export writes the parent and children
+  back (docs/bundle-formats.md#codalab-18-parallel-phases);
 - `force_submission_to_leaderboard` gives every board the rule `Force_Last`,
   otherwise `Add` (the participant chooses); a phase's
   `force_best_submission_to_leaderboard` overrides it with `Force_Best`;
@@ -38,11 +42,13 @@ from .fields import (
     asks_falsy,
     asks_never,
     describe,
+    jsonable,
     no_effect,
     stash as _stash,
     unsupported,
 )
 from .model import (
+    PHASE_DATA_KINDS,
     TASK_DATA_KINDS,
     ColumnSpec,
     CompetitionSpec,
@@ -129,13 +135,10 @@ PHASE_KEYS: dict[str, Known] = {
     "disable_custom_docker_image": unsupported(
         "false would let participants pick their own image; here every submission runs in the "
         "competition's image", asks=asks_falsy),
-    "is_parallel_parent": unsupported(
-        "would run a submission to this phase on each child phase's programs and data (CodaLab 1.8); here "
-        "each phase runs its own programs only"),
-    "parent_phasenumber": unsupported(
-        "would make this a child of a parallel parent phase (CodaLab 1.8); here it is a phase of its own"),
-    "parent": unsupported("would make this a child of a parallel parent phase (CodaLab 1.8); here it is a "
-                          "phase of its own"),
+    # CodaLab 1.8 parallel phases: read by _read_parallel.
+    "is_parallel_parent": HONOURED, "parent_phasenumber": HONOURED,
+    "parent": unsupported("would make this a child of a parallel parent phase (CodaLab's database field; "
+                          "bundles name the parent with parent_phasenumber); here it is a phase of its own"),
     "is_migrated": no_effect("CodaLab's own bookkeeping"),
     "public_data_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
     "starting_kit_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
@@ -254,59 +257,41 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
         return
     entries.sort(key=lambda item: item[0])
 
+    children = _parallel_children(entries)
+    child_numbers = {number for kids in children.values() for number, _ in kids}
     task_by_content: dict[tuple, int] = {}
     seen_numbers: dict[int, str] = {}
+    ordered: list[Section] = []  # the sections of the phases that are phases here
     for number, ph in entries:
         if number in seen_numbers:
             ph.error("phasenumber", f"{number} is also the number of {seen_numbers[number]}")
         seen_numbers[number] = ph.path
-        ingestion = files.data(ph.raw("ingestion_program"), ph.key("ingestion_program"), program=True)
-        per_day = ph.integer("max_submissions_per_day", 999)
-        phase = PhaseSpec(
-            index=number,
-            name=ph.text("label", f"Phase {number}") or f"Phase {number}",
-            description=ph.text("description", "") or "",
-            start=ph.moment("start_date", required=True),
-            max_submissions=ph.integer("max_submissions", 100),
-            max_submissions_per_day=per_day,
-            execution_time_limit=ph.integer("execution_time_limit", 300, minimum=1) or 300,
-            auto_migrate=ph.flag("auto_migration", False),
-            hide_results=ph.choice("leaderboard_management_mode", ("default", "hide_results"),
-                                   "default") == "hide_results",
-            results_only=ph.flag("is_scoring_only", ingestion is None),
-            submission_rule="Force_Best" if ph.flag("force_best_submission_to_leaderboard", False) else None,
-            starting_kit=files.data(ph.raw("starting_kit"), ph.key("starting_kit")),
-            public_data=files.data(ph.raw("public_data"), ph.key("public_data")),
-            color=ph.text("color"),
-            hide_output=ph.flag("hide_output", False),
-            hide_prediction_output=ph.flag("hide_prediction_output", False),
-            hide_score_output=ph.flag("hide_score_output", False),
-        )
-        task = TaskSpec(
-            index=0,
-            name=phase.name,
-            scoring_program=files.data(ph.raw("scoring_program"), ph.key("scoring_program"), program=True),
-            ingestion_program=ingestion,
-            reference_data=files.data(ph.raw("reference_data"), ph.key("reference_data")),
-            input_data=files.data(ph.raw("input_data"), ph.key("input_data")),
-            ingestion_only_during_scoring=ph.flag("ingestion_program_only_during_scoring", False),
-            scoring_docker_image=ph.text("scoring_program_docker_image"),
-            ingestion_docker_image=ph.text("ingestion_program_docker_image"),
-        )
-        if task.scoring_program is None and not ph.has("scoring_program"):
-            ph.warn("scoring_program", "missing: submissions to this phase cannot be scored")
-        content = (task.scoring_program, task.ingestion_program, task.reference_data, task.input_data,
-                   task.ingestion_only_during_scoring, task.scoring_docker_image, task.ingestion_docker_image)
-        if content not in task_by_content:
-            task.index = len(spec.tasks)
-            task_by_content[content] = task.index
-            spec.tasks.append(task)
-        phase.task_indexes = [task_by_content[content]]
+        if number in child_numbers or ph.has("parent_phasenumber"):
+            continue  # read with its parent (or refused in _parallel_children)
+        if number in children:
+            phase = _phase_of(number, ph, files, results_only_default=True)
+            _read_parallel(ph, phase, children[number], files, spec, extra)
+        else:
+            task = _task_of(ph, f"Phase {number}", files)
+            phase = _phase_of(number, ph, files, results_only_default=task.ingestion_program is None)
+            task.name = phase.name
+            if task.scoring_program is None and not ph.has("scoring_program"):
+                ph.warn("scoring_program", "missing: submissions to this phase cannot be scored")
+            content = (task.scoring_program, task.ingestion_program, task.reference_data, task.input_data,
+                       task.ingestion_only_during_scoring, task.scoring_docker_image, task.ingestion_docker_image)
+            if content not in task_by_content:
+                task.index = len(spec.tasks)
+                task_by_content[content] = task.index
+                spec.tasks.append(task)
+            phase.task_indexes = [task_by_content[content]]
         _stash(extra, "phases", number, ph.check_keys(PHASE_KEYS))
         spec.phases.append(phase)
+        ordered.append(ph)
+    if not spec.phases:
+        return
 
     # A CodaLab phase ends when the next one starts; the last at end_date.
-    for (_, ph), (prev, nxt) in zip(entries[1:], zip(spec.phases, spec.phases[1:])):
+    for ph, (prev, nxt) in zip(ordered[1:], zip(spec.phases, spec.phases[1:])):
         if prev.start and nxt.start and nxt.start <= prev.start:
             ph.error("start_date", f"must be after the start of phase {prev.index} ({prev.start:%Y-%m-%d %H:%M})")
         prev.end = nxt.start
@@ -315,6 +300,146 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
     if end is not None and last.start is not None and end <= last.start:
         top.error("end_date", f"must be after the start of the last phase ({last.start:%Y-%m-%d %H:%M})")
     last.end = end
+
+
+def _task_of(ph: Section, name: str, files: BundleFiles) -> TaskSpec:
+    """The programs and data of a CodaLab phase, as a task (index set by the caller)."""
+    return TaskSpec(
+        index=0,
+        name=name,
+        scoring_program=files.data(ph.raw("scoring_program"), ph.key("scoring_program"), program=True),
+        ingestion_program=files.data(ph.raw("ingestion_program"), ph.key("ingestion_program"), program=True),
+        reference_data=files.data(ph.raw("reference_data"), ph.key("reference_data")),
+        input_data=files.data(ph.raw("input_data"), ph.key("input_data")),
+        ingestion_only_during_scoring=ph.flag("ingestion_program_only_during_scoring", False),
+        scoring_docker_image=ph.text("scoring_program_docker_image"),
+        ingestion_docker_image=ph.text("ingestion_program_docker_image"),
+    )
+
+
+def _phase_of(number: int, ph: Section, files: BundleFiles, *, results_only_default: bool) -> PhaseSpec:
+    """The phase settings of a CodaLab phase (its tasks are set by the caller)."""
+    return PhaseSpec(
+        index=number,
+        name=ph.text("label", f"Phase {number}") or f"Phase {number}",
+        description=ph.text("description", "") or "",
+        start=ph.moment("start_date", required=True),
+        max_submissions=ph.integer("max_submissions", 100),
+        max_submissions_per_day=ph.integer("max_submissions_per_day", 999),
+        execution_time_limit=ph.integer("execution_time_limit", 300, minimum=1) or 300,
+        auto_migrate=ph.flag("auto_migration", False),
+        hide_results=ph.choice("leaderboard_management_mode", ("default", "hide_results"),
+                               "default") == "hide_results",
+        results_only=ph.flag("is_scoring_only", results_only_default),
+        submission_rule="Force_Best" if ph.flag("force_best_submission_to_leaderboard", False) else None,
+        starting_kit=files.data(ph.raw("starting_kit"), ph.key("starting_kit")),
+        public_data=files.data(ph.raw("public_data"), ph.key("public_data")),
+        color=ph.text("color"),
+        hide_output=ph.flag("hide_output", False),
+        hide_prediction_output=ph.flag("hide_prediction_output", False),
+        hide_score_output=ph.flag("hide_score_output", False),
+    )
+
+
+# -- CodaLab 1.8 parallel phases ---------------------------------------------------
+# A parent phase (`is_parallel_parent: true`) and child phases naming it
+# (`parent_phasenumber`) become one phase here: the parent's settings, and one
+# task per child with the child's programs and data.  Facts and what differs
+# from CodaLab: docs/bundle-formats.md#codalab-18-parallel-phases.
+
+# Keys of a child phase that the parent decides here; the child's values are
+# kept for export and named in the upload warning.
+CHILD_UNUSED_KEYS = ("max_submissions", "max_submissions_per_day", "is_scoring_only", "execution_time_limit",
+                     "color", "auto_migration", "leaderboard_management_mode",
+                     "force_best_submission_to_leaderboard", "hide_output", "hide_prediction_output",
+                     "hide_score_output")
+
+
+def _parallel_children(entries: list[tuple[int, Section]]) -> dict[int, list[tuple[int, Section]]]:
+    """Parent phase number -> its children (number, section), in number order; refusals recorded."""
+    numbers = [number for number, _ in entries]
+    is_parent = {number: ph.flag("is_parallel_parent", False) for number, ph in entries}
+    children: dict[int, list[tuple[int, Section]]] = {}
+    for number, ph in entries:
+        if not ph.has("parent_phasenumber"):
+            continue
+        parent = ph.integer("parent_phasenumber", None, minimum=None)
+        if parent is None:
+            continue
+        if parent == number:
+            ph.error("parent_phasenumber", f"is this phase's own number ({number}); name the phase that has "
+                                           "'is_parallel_parent: true'")
+        elif parent not in numbers:
+            listed = ", ".join(str(n) for n in numbers)
+            ph.error("parent_phasenumber", f"names phase {parent}, which is not in phases (phase numbers: "
+                                           f"{listed}); name the phase that has 'is_parallel_parent: true'")
+        elif not is_parent[parent]:
+            ph.error("parent_phasenumber", f"names phase {parent}, which is not a parallel parent: add "
+                                           f"'is_parallel_parent: true' to phase {parent}, or remove "
+                                           f"parent_phasenumber to make phase {number} a phase of its own")
+        elif is_parent[number]:
+            ph.error("is_parallel_parent", f"this phase is also a child of phase {parent} (parent_phasenumber); "
+                                           "a parallel parent cannot be a child: remove one of the two keys")
+        else:
+            children.setdefault(parent, []).append((number, ph))
+    for number, ph in entries:
+        if is_parent[number] and number not in children and not ph.has("parent_phasenumber"):
+            ph.warn("is_parallel_parent", "no phase names this one in parent_phasenumber: it is read as an "
+                                          "ordinary phase with its own programs and data")
+    return children
+
+
+def _read_parallel(ph: Section, phase: PhaseSpec, kids: list[tuple[int, Section]], files: BundleFiles,
+                   spec: CompetitionSpec, extra: dict) -> None:
+    """A parallel parent's children as the phase's tasks, said in one warning on the parent."""
+    became: list[str] = []
+    takes_code: list[int] = []
+    for number, child in kids:
+        label = child.text("label", f"Phase {number}") or f"Phase {number}"
+        task = _task_of(child, label, files)
+        task.description = child.text("description", "") or ""
+        task.index = len(spec.tasks)
+        spec.tasks.append(task)
+        phase.task_indexes.append(task.index)
+        if not child.flag("is_scoring_only", task.ingestion_program is None):
+            takes_code.append(number)
+        if task.scoring_program is None and not child.has("scoring_program"):
+            child.warn("scoring_program", "missing: this child's task cannot be scored")
+        start = child.moment("start_date")
+        if start is not None and phase.start is not None and start != phase.start:
+            child.warn("start_date", f"is not the start of its parent, phase {phase.index} "
+                                     f"({phase.start:%Y-%m-%d %H:%M}): here it runs with its parent, from then")
+        unused = {key: jsonable(child.raw(key)) for key in CHILD_UNUSED_KEYS if child.has(key)}
+        _stash(extra, "phases", number, {**unused, **child.check_keys(PHASE_KEYS)})
+        notes = [f"{key}: {value}" for key, value in unused.items() if key != "is_scoring_only"]
+        notes += [f"{key} (not exported)" for key in PHASE_DATA_KINDS if child.has(key)]
+        became.append(f"phase {number} {label!r} became task {task.index}"
+                      + (f" (its own {', '.join(notes)} not used)" if notes else ""))
+    extra.setdefault("parallel", {})[str(phase.index)] = [number for number, _ in kids]
+
+    if takes_code:
+        listed = ", ".join(str(n) for n in takes_code)
+        if phase.results_only and ph.has("is_scoring_only"):
+            became.append(f"is_scoring_only is true on the parent, but phase {listed} runs participants' code: "
+                          "the phase takes code submissions, as its children do")
+        phase.results_only = False
+    else:
+        phase.results_only = True
+    own = [key for key in TASK_DATA_KINDS if ph.has(key)]
+    message = (
+        f"parallel parent (CodaLab 1.8): a submission to phase {phase.index} {phase.name!r} runs on each child "
+        f"phase's programs and data, one task per child with its own runs and outputs: {'; '.join(became)}. "
+        f"The children are not phases of their own here: phase {phase.index}'s dates, submission limits, "
+        "time limit and leaderboard apply to every task. The leaderboard takes the scores each child's scoring "
+        "program writes, under their own keys; when two children write the same key, the higher task's value "
+        "is kept and the submission says so, so give each child keys of its own."
+    )
+    if own:
+        message += (f" The parent's own {', '.join(own)} (CodaLab runs its scoring program after the children, "
+                    "on their scoring outputs in input/res_<phasenumber>, to write the parent's scores) "
+                    "is not run and not exported: the leaderboard shows what the children's scoring programs "
+                    "write.")
+    ph.warn("is_parallel_parent", message)
 
 
 def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None:
@@ -483,6 +608,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
 
     tasks = {t.index: t for t in spec.tasks}
     phases: dict = {}
+    children = _child_numbers(spec)
     for phase in spec.phases:
         entry: dict = {
             "phasenumber": phase.index,
@@ -509,20 +635,11 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
                 entry[flag] = True
         if phase.submission_rule == "Force_Best":
             entry["force_best_submission_to_leaderboard"] = True
-        if len(phase.task_indexes) > 1:
-            lost.append(f"phase {phase.index}: CodaLab phases run one task; only the first is exported")
-        task = tasks.get(phase.task_indexes[0]) if phase.task_indexes else None
-        if task is not None:
-            for kind in PHASE_DATA:
-                ref = getattr(task, kind)
-                if ref is not None:
-                    entry[kind] = names.data(ref)
-            if task.ingestion_only_during_scoring:
-                entry["ingestion_program_only_during_scoring"] = True
-            if task.scoring_docker_image:
-                entry["scoring_program_docker_image"] = task.scoring_docker_image
-            if task.ingestion_docker_image:
-                entry["ingestion_program_docker_image"] = task.ingestion_docker_image
+        numbers = children.get(phase.index)
+        if numbers is not None:
+            entry["is_parallel_parent"] = True
+        elif phase.task_indexes and phase.task_indexes[0] in tasks:
+            _task_entry(entry, tasks[phase.task_indexes[0]], names)
         if phase.starting_kit is not None:
             entry["starting_kit"] = names.data(phase.starting_kit)
         if phase.public_data is not None:
@@ -530,6 +647,20 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
         for key, value in extra.get("phases", {}).get(str(phase.index), {}).items():
             entry.setdefault(key, value)
         phases[phase.index] = entry
+        # The tasks of a phase as child phases of a parallel parent (CodaLab 1.8).
+        for number, index in zip(numbers or (), phase.task_indexes):
+            task = tasks.get(index)
+            if task is None:
+                continue
+            child: dict = {"phasenumber": number, "label": task.name, "description": task.description,
+                           "start_date": phase.start, "parent_phasenumber": phase.index}
+            _task_entry(child, task, names)
+            for key, value in extra.get("phases", {}).get(str(number), {}).items():
+                child.setdefault(key, value)
+            phases[number] = child
+        if numbers is not None and str(phase.index) not in extra.get("parallel", {}):
+            lost.append(f"phase {phase.index}: its {len(phase.task_indexes)} tasks are written as child phases "
+                        f"{', '.join(str(n) for n in numbers)} of a parallel parent (CodaLab 1.8)")
     doc["phases"] = phases
     for key, value in extra.get("competition", {}).items():
         doc.setdefault(key, value)
@@ -557,6 +688,45 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
                 columns[column.key] = entry
         doc["leaderboard"] = {"leaderboards": boards, "columns": columns, **extra.get("leaderboard", {})}
     return doc, lost
+
+
+def _task_entry(entry: dict, task: TaskSpec, names: ExportNames) -> None:
+    """A task's programs and data on a CodaLab phase entry."""
+    for kind in PHASE_DATA:
+        ref = getattr(task, kind)
+        if ref is not None:
+            entry[kind] = names.data(ref)
+    if task.ingestion_only_during_scoring:
+        entry["ingestion_program_only_during_scoring"] = True
+    if task.scoring_docker_image:
+        entry["scoring_program_docker_image"] = task.scoring_docker_image
+    if task.ingestion_docker_image:
+        entry["ingestion_program_docker_image"] = task.ingestion_docker_image
+
+
+def _child_numbers(spec: CompetitionSpec) -> dict[int, list[int]]:
+    """Phase number -> the child phase numbers its tasks are written as, for the phases written as parents.
+
+    A phase read from a parallel parent gets its children's numbers back; a
+    phase with several tasks otherwise (CodaLab phases run one) gets new ones.
+    A number another phase or child already holds is replaced by a free one.
+    """
+    parallel = (spec.extra or {}).get("parallel", {})
+    taken = {phase.index for phase in spec.phases}
+    numbered: dict[int, list[int]] = {}
+    for phase in spec.phases:
+        if str(phase.index) not in parallel and len(phase.task_indexes) < 2:
+            continue
+        wanted = [n for n in parallel.get(str(phase.index), []) if isinstance(n, int)]
+        numbers = []
+        for position in range(len(phase.task_indexes)):
+            number = wanted[position] if position < len(wanted) else None
+            if number is None or number in taken:
+                number = max(taken) + 1
+            taken.add(number)
+            numbers.append(number)
+        numbered[phase.index] = numbers
+    return numbered
 
 
 def _computed_entry(column: ColumnSpec, lost: list[str]) -> dict:

@@ -1,0 +1,251 @@
+"""CodaLab 1.8 parallel phases: a parent phase and its children read as one phase with a task per child.
+
+The fixture `parallel_codalab` has a parent phase 1 (`is_parallel_parent`),
+children 2 and 3 (`parent_phasenumber: 1`, same start, each with its own
+scoring program and reference data, writing `set1_score` and `set2_score`)
+and an ordinary phase 4.  Reading, refusals, export and re-import are checked
+here, and one submission to the parent end to end on the docker executor,
+whose scores are what each child's own scoring program computes by hand.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hub_extension import models as m
+from hub_extension.app import LOCAL_ADMIN
+from hub_extension.bundles import BundleError, export_bundle, load_bundle, store_bundle_data
+from hub_extension.bundles.codalab import codalab_document
+from hub_extension.bundles.model import DataRef
+from tests.hub_extension.bundles.test_bundles_end_to_end import NOW, Stack, run_scoring, unzip, zip_of
+from tests.support.paths import BUNDLE_FIXTURES
+
+PARALLEL = BUNDLE_FIXTURES / "parallel_codalab"
+SUBMISSION = BUNDLE_FIXTURES / "parallel_submission"
+
+
+def edited(tmp_path: Path, edit) -> Path:
+    """A copy of the fixture whose competition.yaml `edit(doc)` changed."""
+    bundle = shutil.copytree(PARALLEL, tmp_path / "bundle")
+    doc = yaml.safe_load((bundle / "competition.yaml").read_text())
+    edit(doc)
+    (bundle / "competition.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return bundle
+
+
+def warnings_of(bundle: Path) -> list[str]:
+    with load_bundle(bundle) as loaded:
+        return list(loaded.warnings)
+
+
+def refused(bundle: Path) -> str:
+    with pytest.raises(BundleError) as info:
+        load_bundle(bundle)
+    return str(info.value)
+
+
+# -- reading ------------------------------------------------------------------------
+
+def test_parent_and_children_are_one_phase_with_a_task_per_child():
+    with load_bundle(PARALLEL) as loaded:
+        spec = loaded.spec
+    assert [p.index for p in spec.phases] == [1, 4]
+    parent, final = spec.phases
+    assert parent.name == "All datasets"
+    assert (parent.start, parent.end) == (dt.datetime(2025, 1, 1), dt.datetime(2026, 1, 1))
+    assert (parent.max_submissions, parent.max_submissions_per_day, parent.execution_time_limit) == (20, 5, 120)
+    assert parent.results_only
+    assert parent.task_indexes == [0, 1]
+    a, b = spec.tasks[0], spec.tasks[1]
+    assert (a.name, a.description) == ("Dataset A", "Accuracy on dataset A.")
+    assert (a.scoring_program, a.reference_data) == (DataRef("path", "scoring_a.zip"), DataRef("path", "reference_a.zip"))
+    assert (b.name, b.scoring_program, b.reference_data) == (
+        "Dataset B", DataRef("path", "scoring_b.zip"), DataRef("path", "reference_b.zip"))
+    # The ordinary phase after the parent keeps its own task, even with the same files as child 2.
+    assert final.task_indexes == [2] and spec.tasks[2].name == "Final"
+    assert (final.start, final.end) == (dt.datetime(2026, 1, 1), dt.datetime(2030, 1, 1))
+    assert spec.extra["parallel"] == {"1": [2, 3]}
+
+
+def test_one_warning_says_what_became_of_each_child():
+    warnings = warnings_of(PARALLEL)
+    about = [w for w in warnings if "parallel parent" in w]
+    assert len(about) == 1, warnings
+    (text,) = about
+    assert text.startswith("competition.yaml: phases[1].is_parallel_parent:")
+    assert "phase 2 'Dataset A' became task 0;" in text
+    assert "phase 3 'Dataset B' became task 1 (its own max_submissions: 5, execution_time_limit: 600 not used)" in text
+    assert "the higher task's value is kept" in text
+    assert not [w for w in warnings if "parent_phasenumber" in w or "not supported" in w], warnings
+
+
+def test_child_naming_a_missing_parent_is_refused(tmp_path):
+    bundle = edited(tmp_path, lambda doc: doc["phases"][3].update(parent_phasenumber=7))
+    message = refused(bundle)
+    assert "phases[3].parent_phasenumber: names phase 7, which is not in phases (phase numbers: 1, 2, 3, 4)" in message
+
+
+def test_children_of_a_phase_not_marked_parallel_parent_are_refused(tmp_path):
+    bundle = edited(tmp_path, lambda doc: doc["phases"][1].pop("is_parallel_parent"))
+    message = refused(bundle)
+    for child in (2, 3):
+        assert (f"phases[{child}].parent_phasenumber: names phase 1, which is not a parallel parent: add "
+                f"'is_parallel_parent: true' to phase 1") in message
+    # Not the old reading (children as phases of their own, starting with their parent).
+    assert "must be after the start of phase" not in message
+
+
+def test_a_child_of_a_child_and_a_phase_naming_itself_are_refused(tmp_path):
+    def edit(doc):
+        doc["phases"][2]["is_parallel_parent"] = True
+        doc["phases"][4]["parent_phasenumber"] = 4
+    message = refused(edited(tmp_path, edit))
+    assert "phases[2].is_parallel_parent: this phase is also a child of phase 1" in message
+    assert "phases[4].parent_phasenumber: is this phase's own number (4)" in message
+
+
+def test_parent_without_children_is_an_ordinary_phase(tmp_path):
+    def edit(doc):
+        del doc["phases"][2], doc["phases"][3]
+        doc["phases"][1].update(scoring_program="scoring_a.zip", reference_data="reference_a.zip")
+    bundle = edited(tmp_path, edit)
+    with load_bundle(bundle) as loaded:
+        assert [len(p.task_indexes) for p in loaded.spec.phases] == [1, 1]
+        assert "parallel" not in loaded.spec.extra
+        assert any("phases[1].is_parallel_parent: no phase names this one in parent_phasenumber" in w
+                   for w in loaded.warnings)
+
+
+def test_parent_programs_and_child_dates_are_reported(tmp_path):
+    def edit(doc):
+        doc["phases"][1].update(scoring_program="scoring_a.zip", reference_data="reference_a.zip")
+        doc["phases"][3]["start_date"] = "2025-02-01"
+    with load_bundle(edited(tmp_path, edit)) as loaded:
+        spec, warnings = loaded.spec, loaded.warnings
+    assert spec.phases[0].task_indexes == [0, 1]
+    text = next(w for w in warnings if "parallel parent" in w)
+    assert "The parent's own scoring_program, reference_data" in text
+    assert "is not run and not exported" in text
+    assert any("phases[3].start_date: is not the start of its parent, phase 1 (2025-01-01 00:00)" in w
+               for w in warnings)
+
+
+def test_a_child_that_takes_code_makes_the_phase_take_code(tmp_path):
+    bundle = shutil.copytree(PARALLEL, tmp_path / "bundle")
+    shutil.copy(BUNDLE_FIXTURES / "good" / "codalab_code" / "ingestion_program.zip", bundle)
+    doc = yaml.safe_load((bundle / "competition.yaml").read_text())
+    del doc["phases"][3]["is_scoring_only"]
+    doc["phases"][3]["ingestion_program"] = "ingestion_program.zip"
+    (bundle / "competition.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    with load_bundle(bundle) as loaded:
+        assert not loaded.spec.phases[0].results_only
+        text = next(w for w in loaded.warnings if "parallel parent" in w)
+    assert "is_scoring_only is true on the parent, but phase 3 runs participants' code" in text
+
+
+# -- export ---------------------------------------------------------------------------
+
+def stored(source: Path, store):
+    with load_bundle(source, dataset_exists=store.has_dataset) as loaded:
+        return store_bundle_data(loaded, store)
+
+
+@pytest.mark.parametrize("light", [False, True], ids=["full", "light"])
+def test_export_writes_parent_and_children_back_and_reimports_the_same(store, tmp_path, light):
+    first = stored(PARALLEL, store)
+    out = tmp_path / "export.zip"
+    export_bundle(first, store, out, light=light)
+    with zipfile.ZipFile(out) as zf:
+        doc = yaml.safe_load(zf.read("competition.yaml"))
+    phases = doc["phases"]
+    assert list(phases) == [1, 2, 3, 4]
+    assert phases[1]["is_parallel_parent"] is True
+    assert "scoring_program" not in phases[1] and "parent_phasenumber" not in phases[1]
+    for number, task in ((2, first.tasks[0]), (3, first.tasks[1])):
+        child = phases[number]
+        assert child["parent_phasenumber"] == 1
+        assert child["label"] == task.name
+        assert child["start_date"] == phases[1]["start_date"]
+        assert child["scoring_program"] != phases[4]["scoring_program"] or number == 2
+    assert phases[3]["max_submissions"] == 5 and phases[3]["execution_time_limit"] == 600
+    assert stored(out, store) == first
+
+
+class Names:
+    def data(self, ref):
+        return ref.value
+
+    def page(self, page):
+        return page.name
+
+    def terms(self):
+        return "terms.html"
+
+    def logo(self):
+        return "logo.png"
+
+
+def test_a_phase_with_several_tasks_is_written_as_a_parallel_parent(store):
+    spec = stored(PARALLEL, store)
+    del spec.extra["parallel"]
+    doc, lost = codalab_document(spec, Names())
+    # Phase numbers 1 and 4 are taken: the children get the next free ones.
+    assert [(n, e.get("parent_phasenumber")) for n, e in doc["phases"].items()] == [
+        (1, None), (5, 1), (6, 1), (4, None)]
+    assert doc["phases"][5]["scoring_program"] == spec.tasks[0].scoring_program.value
+    assert lost == ["phase 1: its 2 tasks are written as child phases 5, 6 of a parallel parent (CodaLab 1.8)"]
+
+
+# -- end to end ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, runtime_image):
+    s = Stack(tmp_path_factory.mktemp("parallel-home"))
+    yield s
+    s.close()
+
+
+def expected_scores(tmp_path: Path) -> dict[str, float]:
+    """What each child's own scoring program computes, run by hand on the submission."""
+    scores: dict[str, float] = {}
+    for child in ("a", "b"):
+        program = unzip(PARALLEL / f"scoring_{child}.zip", tmp_path / f"scoring_{child}")
+        reference = unzip(PARALLEL / f"reference_{child}.zip", tmp_path / f"reference_{child}")
+        out = run_scoring(program / "score.py", reference, SUBMISSION, tmp_path / f"by-hand-{child}")
+        for line in (out / "scores.txt").read_text().splitlines():
+            key, _, value = line.partition(":")
+            scores[key.strip()] = float(value)
+    return scores
+
+
+def test_one_submission_to_the_parent_runs_on_both_children(stack, tmp_path):
+    slug = stack.competition(PARALLEL)
+    platform = stack.platform
+    platform.register(slug, "ann", LOCAL_ADMIN)
+    sid = platform.submit(slug, zip_of(SUBMISSION, tmp_path / "sub.zip"), username="ann", phase=1,
+                          actor=LOCAL_ADMIN, now=NOW)
+    assert stack.dispatcher.dispatch(sid)
+    info = stack.dispatcher.wait(sid, 300)
+    assert info["status"] == m.FINISHED, info["error"]
+
+    want = expected_scores(tmp_path)
+    # Each child's own program on its own data: accuracy on A, recall of label 1 on B (A's program on
+    # B's data would give 0.75, B's program on A's data 0.5).
+    assert want == pytest.approx({"set1_score": 0.5, "set2_score": 0.6667})
+    assert info["scores"] == pytest.approx(want)
+
+    view = platform.submission_view(sid, LOCAL_ADMIN)
+    scoring = {r["task"]: r for r in view["runs"] if r["step"] == "scoring"}
+    assert sorted(scoring) == [0, 1]
+    assert all(r["status"] == m.FINISHED and r["exit_code"] == 0 for r in scoring.values())
+    assert not [w for w in view.get("warnings") or [] if "written by tasks" in w]
+
+    board = platform.leaderboard(slug, 1, now=NOW)
+    assert [c["key"] for c in board["columns"]] == ["set1_score", "set2_score"]
+    (row,) = board["rows"]
+    assert row["scores"] == pytest.approx(want)
