@@ -19,6 +19,7 @@ from .bundles.model import (
     LeaderboardSpec,
     PageSpec,
     PhaseSpec,
+    SolutionSpec,
     TaskSpec,
 )
 
@@ -36,6 +37,7 @@ PHASE_DATA = PHASE_DATA_KINDS  # row: <name>_key
 BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_key")
 COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")
 PAGE_FIELDS = ("name", "title", "content", "format", "source")
+SOLUTION_FIELDS = ("index", "name", "description", "source")  # row: data_key, task_indexes
 
 
 def _key(ref: Optional[DataRef]) -> Optional[str]:
@@ -65,6 +67,8 @@ def dataset_keys(spec: CompetitionSpec) -> dict[str, str]:
             ref = getattr(p, kind)
             if ref:
                 keys.setdefault(_key(ref), kind)
+    for solution in spec.solutions:
+        keys.setdefault(_key(solution.data), "solution")
     return keys
 
 
@@ -101,8 +105,13 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
         for t in spec.tasks
     ]
     comp.phases = [
-        m.Phase(**_fields(p, PHASE_FIELDS), **_keys(p, PHASE_DATA), task_indexes=list(p.task_indexes))
+        m.Phase(**_fields(p, PHASE_FIELDS), **_keys(p, PHASE_DATA), task_indexes=list(p.task_indexes),
+                solution_indexes=list(p.solution_indexes))
         for p in spec.phases
+    ]
+    comp.solutions = [
+        m.Solution(**_fields(sol, SOLUTION_FIELDS), data_key=_key(sol.data), task_indexes=list(sol.task_indexes))
+        for sol in spec.solutions
     ]
     comp.leaderboards = [
         m.Leaderboard(
@@ -128,8 +137,14 @@ def spec_from_competition(comp: m.Competition) -> CompetitionSpec:
             for t in comp.tasks
         ],
         phases=[
-            PhaseSpec(**_fields(p, PHASE_FIELDS), **_refs(p, PHASE_DATA), task_indexes=list(p.task_indexes or []))
+            PhaseSpec(**_fields(p, PHASE_FIELDS), **_refs(p, PHASE_DATA), task_indexes=list(p.task_indexes or []),
+                      solution_indexes=list(p.solution_indexes or []))
             for p in comp.phases
+        ],
+        solutions=[
+            SolutionSpec(**_fields(sol, SOLUTION_FIELDS), data=DataRef("key", sol.data_key),
+                         task_indexes=list(sol.task_indexes or []))
+            for sol in comp.solutions
         ],
         leaderboards=[
             LeaderboardSpec(

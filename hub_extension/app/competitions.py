@@ -238,10 +238,12 @@ class Competitions:
                      "admin_names", "extra"):
             setattr(comp, name, getattr(fresh, name))
         new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
-        fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases = [], [], [], []
+        new_solutions = list(fresh.solutions)
+        fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases, fresh.solutions = [], [], [], [], []
         comp.pages.clear()
         comp.tasks.clear()
         comp.leaderboards.clear()
+        comp.solutions.clear()
         for index, ph in old_phases.items():
             if index not in new_phases:
                 comp.phases.remove(ph)
@@ -249,6 +251,7 @@ class Competitions:
         comp.pages.extend(new_pages)
         comp.tasks.extend(new_tasks)
         comp.leaderboards.extend(new_boards)
+        comp.solutions.extend(new_solutions)
         kept = {"id", "competition_id", "opened_at", "migrated_at"}
         columns = [c.key for c in m.Phase.__table__.columns if c.key not in kept]
         for index, new in sorted(new_phases.items()):

@@ -9,12 +9,16 @@ for this dialect (facts in docs/bundle-formats.md):
   100 submissions, 5 a day and 600 seconds per step;
 - a column's `computation` works on values (sum, avg, min, max) over the
   columns named by `computation_indexes`;
-- `solutions` (example submissions) are kept in `extra` for export only;
+- `solutions` (example submissions) are stored like any dataset, with the
+  tasks they solve; a phase's `solutions` lists the ones it holds (without
+  it, the solutions of its tasks).  Organizers run them as baselines; a
+  solution with only a `key` (stored on another server) is refused, one with
+  a `key` and a `path` is built from the path;
 - a date is the moment written (offsets honoured), and a warning says when
   Codabench would make another of it (it drops the time of an unquoted
   date-time and ignores offsets);
 - a task with both a `key` and its files is built from the files;
-- every key Codabench reads is in `TOP_KEYS`, `TASK_KEYS` or `PHASE_KEYS`,
+- every key Codabench reads is in `TOP_KEYS`, `TASK_KEYS`, `SOLUTION_KEYS` or `PHASE_KEYS`,
   honoured or reported at upload as accepted but not supported.
 """
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .model import (
     LeaderboardSpec,
     PageSpec,
     PhaseSpec,
+    SolutionSpec,
     TaskSpec,
 )
 from .refs import BundleFiles, ExportNames, page_format
@@ -56,7 +61,7 @@ from .refs import BundleFiles, ExportNames, page_format
 TOP_KEYS: dict[str, Known] = {
     **{key: HONOURED for key in (
         "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
-        "docker_image", "queue", "contact_email", "tasks", "phases", "leaderboards")},
+        "docker_image", "queue", "contact_email", "tasks", "solutions", "phases", "leaderboards")},
     "enable_detailed_results": unsupported(
         "false keeps the scoring program's detailed results from participants; here a participant sees "
         "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
@@ -67,8 +72,6 @@ TOP_KEYS: dict[str, Known] = {
     "show_detailed_results_in_leaderboard": unsupported(
         "would link each leaderboard row to its detailed results; here they are shown with the submission "
         "only"),
-    "solutions": unsupported("example submissions that Codabench runs to check the tasks; here they are kept "
-                             "for export and not run"),
     "auto_run_submissions": unsupported("false would hold submissions until an organizer runs them; here "
                                         "every submission runs at once", asks=asks_falsy),
     "make_programs_available": unsupported("would let participants download the programs; here they cannot"),
@@ -107,14 +110,16 @@ PHASE_KEYS: dict[str, Known] = {
     **{key: HONOURED for key in (
         "index", "name", "description", "start", "end", "tasks", "max_submissions", "max_submissions_per_person",
         "max_submissions_per_day", "execution_time_limit", "auto_migrate_to_this_phase", "hide_output",
-        "hide_prediction_output", "hide_score_output", "starting_kit", "public_data")},
-    "solutions": unsupported("the example submissions of this phase; here they are kept for export and not "
-                             "run"),
+        "hide_prediction_output", "hide_score_output", "starting_kit", "public_data", "solutions")},
     "is_final_phase": no_effect("Codabench's own bookkeeping"),
     "status": no_effect("Codabench's own bookkeeping (set from the dates)"),
     "public_data_organizer_dataset": no_effect("Codabench's own bookkeeping"),
     "execution_time_limit_ms": unsupported("was read by early Codabench versions as the time limit; here the "
                                            "limit is execution_time_limit, in seconds"),
+}
+# A solution of Codabench's unpacker (`_unpack_solutions`) and export.
+SOLUTION_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in ("index", "tasks", "path", "name", "description", "key")},
 }
 BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns"}
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
@@ -163,7 +168,8 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
                                    source=found[0]))
 
     _read_tasks(top, files, spec, extra)
-    _read_phases(top, files, spec, extra)
+    declared = _read_solutions(top, files, spec)
+    _read_phases(top, files, spec, extra, declared)
     _read_leaderboards(top, spec, extra)
     kept = top.check_keys(TOP_KEYS)
     if kept:
@@ -206,6 +212,60 @@ def _read_tasks(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: 
         spec.tasks.append(task)
 
 
+def _indexes(section: Section, name: str, known: set[int], what: str, *, required: bool = False) -> list[int]:
+    """A list of task or solution indexes, each one checked against those the bundle defines."""
+    found: list[int] = []
+    for i, value in enumerate(section.listing(name, required=required)):
+        key = f"{section.key(name)}[{i}]"
+        if not isinstance(value, int) or isinstance(value, bool):
+            section.issues.error(section.file, key, f"must be a {what} index, got {describe(value)}")
+        elif value not in known:
+            listed = ", ".join(str(t) for t in sorted(known)) or "none"
+            section.issues.error(section.file, key, f"no {what} with index {value} ({what}s: {listed})")
+        else:
+            found.append(value)
+    return found
+
+
+def _read_solutions(top: Section, files: BundleFiles, spec: CompetitionSpec) -> set[int]:
+    """`solutions`: example submissions, each a folder or zip of the bundle, for some tasks.
+
+    Returns the indexes the bundle declares (a solution whose files are
+    missing is an error of its own, not of the phases that name it).
+    """
+    task_indexes = {t.index for t in spec.tasks}
+    seen: set[int] = set()
+    for position, ss in enumerate(top.sections("solutions")):
+        index = ss.integer("index", position)
+        if index is None:
+            index = position
+        if index in seen:
+            ss.error("index", f"{index} is used by another solution")
+        seen.add(index)
+        if ss.has("key"):
+            if ss.has("path"):
+                ss.warn("key", f"{describe(ss.raw('key'))} names a solution stored on the server this bundle came "
+                               "from; Codabench would use that stored solution, here the solution is built from "
+                               "its path")
+            else:
+                ss.error("key", "refers to a solution stored on another server; put the solution's folder or zip "
+                                "in the bundle and name it with path")
+        elif not ss.has("path"):
+            ss.error("path", "is required: the solution's folder or zip in the bundle")
+        tasks = _indexes(ss, "tasks", task_indexes, "task", required=True)
+        if ss.valid and ss.has("tasks") and not ss.listing("tasks") and isinstance(ss.raw("tasks"), list):
+            ss.error("tasks", "must name at least one task index")
+        name = ss.text("name", f"Solution {index}") or f"Solution {index}"
+        description = ss.text("description", "") or ""
+        ss.check_keys(SOLUTION_KEYS)
+        data = files.data(ss.raw("path"), ss.key("path")) if ss.has("path") else None
+        if data is None:
+            continue
+        spec.solutions.append(SolutionSpec(index=index, data=data, task_indexes=tasks, name=name,
+                                           description=description, source=data.value))
+    return seen
+
+
 def _moment(ps: Section, name: str, *, required: bool = False) -> Optional[datetime]:
     """A phase date; says so when Codabench would have made another moment of it."""
     written = ps.written_date(name, required=required)
@@ -244,8 +304,10 @@ def _read_worker_data(ts: Section, task: TaskSpec) -> None:
                 + ", ".join(task.worker_data.values()) + "; name that queue with `queue:`")
 
 
-def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict) -> None:
+def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra: dict, declared: set[int]) -> None:
     task_indexes = {t.index for t in spec.tasks}
+    solutions = {s.index: s for s in spec.solutions}
+    solution_indexes = set(declared)
     sections = top.sections("phases", required=True)
     if top.has("phases") and not sections and isinstance(top.raw("phases"), list):
         top.error("phases", "is required: at least one phase")
@@ -279,15 +341,14 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             starting_kit=files.data(ps.raw("starting_kit"), ps.key("starting_kit")),
             public_data=files.data(ps.raw("public_data"), ps.key("public_data")),
         )
-        for i, value in enumerate(ps.listing("tasks", required=True)):
-            key = f"{ps.key('tasks')}[{i}]"
-            if not isinstance(value, int) or isinstance(value, bool):
-                top.issues.error(top.file, key, f"must be a task index, got {describe(value)}")
-            elif value not in task_indexes:
-                known = ", ".join(str(t) for t in sorted(task_indexes)) or "none"
-                top.issues.error(top.file, key, f"no task with index {value} (tasks: {known})")
-            else:
-                phase.task_indexes.append(value)
+        phase.task_indexes = _indexes(ps, "tasks", task_indexes, "task", required=True)
+        phase.solution_indexes = _indexes(ps, "solutions", solution_indexes, "solution")
+        for index_ in phase.solution_indexes:
+            solved = solutions[index_].task_indexes if index_ in solutions else []
+            if phase.task_indexes and solved and not set(solved) & set(phase.task_indexes):
+                ps.warn("solutions", f"solution {index_} is for task(s) {', '.join(map(str, solved))}, none of "
+                                     "which this phase runs; as a baseline it runs on this phase's tasks all the "
+                                     "same")
         if ps.valid and ps.has("tasks") and not ps.listing("tasks") and isinstance(ps.raw("tasks"), list):
             ps.error("tasks", "must name at least one task index")
         if phase.start and phase.end and phase.end <= phase.start:
@@ -418,6 +479,12 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
         entry.update(extra.get("tasks", {}).get(str(task.index), {}))
         tasks.append(entry)
     doc["tasks"] = tasks
+    if spec.solutions:
+        doc["solutions"] = [
+            {"index": solution.index, "name": solution.name, "description": solution.description,
+             "tasks": list(solution.task_indexes), "path": names.solution(solution)}
+            for solution in spec.solutions
+        ]
     phases = []
     for phase in spec.phases:
         entry = {
@@ -445,6 +512,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             entry["starting_kit"] = names.data(phase.starting_kit)
         if phase.public_data is not None:
             entry["public_data"] = names.data(phase.public_data)
+        if phase.solution_indexes:
+            entry["solutions"] = list(phase.solution_indexes)
         if phase.hide_results or phase.submission_rule or phase.results_only:
             lost.append(f"phase {phase.index}: hide_results, results_only and a phase submission rule "
                         "have no Codabench key")

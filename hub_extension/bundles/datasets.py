@@ -8,7 +8,8 @@ the same key whether they came as a folder, a zip from macOS Finder or one
 from `zip -r`.  Members are stored uncompressed: deflate output differs
 between zlib builds, and a key must not change with the machine that
 computed it (the exported bundle around them is compressed).  A logo is
-stored as its raw bytes.
+stored as its raw bytes.  A solution (an example submission) is a dataset like
+the others: its folder or zip is stored canonically under its content key.
 """
 from __future__ import annotations
 
@@ -108,6 +109,8 @@ def _refs(spec: CompetitionSpec) -> Iterable[tuple[object, str, DataRef]]:
         for kind in ("starting_kit", "public_data"):
             if getattr(phase, kind) is not None:
                 yield phase, kind, getattr(phase, kind)
+    for solution in spec.solutions:
+        yield solution, "data", solution.data
 
 
 def store_bundle_data(bundle: LoadedBundle, store: Store) -> CompetitionSpec:

@@ -8,7 +8,9 @@ so that everything after the reader sees one vocabulary:
 - a *competition* has *phases*, *tasks*, *pages* and *leaderboards*;
 - a phase runs one or more tasks (data + programs) and is ranked on the boards;
 - a leaderboard has *columns*; a column is either a score key written by the
-  scoring program or a computation over other columns.
+  scoring program or a computation over other columns;
+- a *solution* (Codabench `solutions`) is an example submission for some
+  tasks, which organizers run as a baseline in the phases that hold it.
 
 Data and programs are `DataRef`s: before storing, a path inside the bundle (a
 folder or a zip); after storing, the content-hash key of a dataset in the
@@ -43,7 +45,7 @@ COMPUTATIONS = VALUE_COMPUTATIONS + RANK_COMPUTATIONS
 TASK_DATA_KINDS = ("scoring_program", "ingestion_program", "reference_data", "input_data")
 # The data a phase gives participants.
 PHASE_DATA_KINDS = ("starting_kit", "public_data")
-DATASET_KINDS = (*TASK_DATA_KINDS, "public_data", "starting_kit", "logo")
+DATASET_KINDS = (*TASK_DATA_KINDS, "public_data", "starting_kit", "logo", "solution")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,27 @@ class PhaseSpec:
     gpus: int = 0
     allow_network: bool = False
     queue: Optional[str] = None
+    # Indexes of the solutions the phase lists (Codabench phase `solutions`);
+    # empty: the solutions of the phase's tasks.
+    solution_indexes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class SolutionSpec:
+    """An example submission shipped with the bundle (Codabench `solutions`).
+
+    `data` is the solution's folder or zip (a results or code submission);
+    `task_indexes` the tasks it solves.  `source` is the path the bundle
+    named it by, used again by export; it is a name only and takes no part in
+    comparing two specs.
+    """
+
+    index: int
+    data: DataRef
+    task_indexes: list[int] = field(default_factory=list)
+    name: str = ""
+    description: str = ""
+    source: Optional[str] = field(default=None, compare=False)
 
 
 @dataclass
@@ -155,6 +178,7 @@ class CompetitionSpec:
     tasks: list[TaskSpec] = field(default_factory=list)
     phases: list[PhaseSpec] = field(default_factory=list)
     leaderboards: list[LeaderboardSpec] = field(default_factory=list)
+    solutions: list[SolutionSpec] = field(default_factory=list)
     # Known keys this platform keeps but does not act on yet (for export).
     extra: dict = field(default_factory=dict)
 

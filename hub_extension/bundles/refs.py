@@ -19,7 +19,7 @@ from typing import Callable, Optional, Protocol
 
 from ..storage import is_dataset_key
 from .fields import Issues
-from .model import DataRef, PageSpec
+from .model import DataRef, PageSpec, SolutionSpec
 from .unpack import UnpackLimits, check_zip_file, member_path
 
 PROGRAM_METADATA = ("metadata", "metadata.yaml", "metadata.yml")
@@ -177,3 +177,5 @@ class ExportNames(Protocol):
     def terms(self) -> str: ...
 
     def logo(self) -> str: ...
+
+    def solution(self, solution: SolutionSpec) -> str: ...

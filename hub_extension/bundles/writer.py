@@ -3,6 +3,9 @@
 `export_bundle` writes `competition.yaml` (CodaLab v1.5 or Codabench v2, as
 the spec was imported), the pages and terms under the file names they were
 read from, the logo, and each stored dataset as a `.zip` inside the bundle.
+A solution is written under the path its bundle named it by: a folder's
+files under that folder, a zip as that zip (another name only when that path
+is taken), so the exported yaml's `path` finds it.
 A light export (`light=True`) names datasets by their store key instead of
 including them; it imports back on a platform that holds those keys.  The
 zip itself is written canonically (and compressed), so exporting twice on
@@ -18,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from ..storage import Store
+from ..storage import Store, is_dataset_key
 from .codabench import codabench_document
 from .codalab import codalab_document
 from .datasets import CanonicalZip, _refs
-from .model import BundleError, CompetitionSpec, DataRef, PageSpec, Problem
+from .model import BundleError, CompetitionSpec, DataRef, PageSpec, Problem, SolutionSpec
 from .unpack import member_path
 
 log = logging.getLogger(__name__)
@@ -47,16 +50,37 @@ class BundleNames:
         if spec.logo is not None:
             self._logo = self._claim(files.get("logo"), "logo" + _image_suffix(store, spec.logo))
         self.datasets: dict[str, str] = {}  # key -> file name
-        for _, attr, ref in _refs(spec):
-            if attr != "logo" and ref.value not in self.datasets:
+        for owner, attr, ref in _refs(spec):
+            if attr != "logo" and not isinstance(owner, SolutionSpec) and ref.value not in self.datasets:
                 self.datasets[ref.value] = self._claim(None, f"{attr}.zip")
+        # Solutions by index: (name in the bundle, written as a folder of that name rather than a zip).
+        self.solutions: dict[int, tuple[str, bool]] = {}
+        for solution in spec.solutions:
+            self.solutions[solution.index] = self._claim_solution(solution, store)
+
+    def _claim_solution(self, solution: SolutionSpec, store: Store) -> tuple[str, bool]:
+        wanted = member_path(solution.source) if solution.source else None
+        if wanted and not is_dataset_key(wanted) and not self.light:
+            if wanted.lower().endswith(".zip"):
+                if wanted not in self.taken and not self._under_taken(wanted):
+                    self.taken.add(wanted)
+                    return wanted, False
+            elif not self._under_taken(wanted) and _has_members(store, solution.data):
+                self.taken.add(wanted + "/")
+                return wanted, True
+        return self._claim(None, "solution.zip"), False
+
+    def _under_taken(self, name: str) -> bool:
+        """Whether `name` as a file or folder would clash with a name already taken."""
+        return any(t == name or t.startswith(name + "/") or name.startswith(t.rstrip("/") + "/")
+                   or t.rstrip("/") == name for t in self.taken)
 
     def _claim(self, wanted: object, fallback: str) -> str:
         name = member_path(wanted) if isinstance(wanted, str) else None
-        if not name or name in self.taken:
+        if not name or self._under_taken(name):
             name, n = fallback, 2
             stem, dot, suffix = fallback.rpartition(".")
-            while name in self.taken:
+            while self._under_taken(name):
                 name, n = f"{stem}_{n}{dot}{suffix}", n + 1
         self.taken.add(name)
         return name
@@ -73,6 +97,17 @@ class BundleNames:
     def logo(self) -> str:
         return self._logo
 
+    def solution(self, solution: SolutionSpec) -> str:
+        return solution.data.value if self.light else self.solutions[solution.index][0]
+
+
+def _has_members(store: Store, ref: DataRef) -> bool:
+    """Whether a stored dataset holds any file (an empty one cannot be written as a folder)."""
+    if ref.kind != "key" or not store.has_dataset(ref.value):
+        return False
+    with zipfile.ZipFile(store.dataset_path(ref.value)) as zf:
+        return bool(zf.namelist())
+
 
 def _image_suffix(store: Store, ref: DataRef) -> str:
     if ref.kind == "key" and store.has_dataset(ref.value):
@@ -82,6 +117,15 @@ def _image_suffix(store: Store, ref: DataRef) -> str:
             if head.startswith(signature):
                 return suffix
     return ".png"
+
+
+def _write_folder(bundle: CanonicalZip, folder: str, stored: Path) -> None:
+    """A stored (canonical) zip's files under `folder/` of the bundle."""
+    with zipfile.ZipFile(stored) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as src, bundle.open_entry(f"{folder}/{info.filename}", info.file_size) as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(chunk)
 
 
 def export_bundle(spec: CompetitionSpec, store: Store, out_zip: Path, *, light: bool = False) -> None:
@@ -120,6 +164,12 @@ def export_bundle(spec: CompetitionSpec, store: Store, out_zip: Path, *, light: 
             if not light:
                 for key, name in names.datasets.items():
                     bundle.write_file(name, store.dataset_path(key))
+                for solution in spec.solutions:
+                    name, folder = names.solutions[solution.index]
+                    if folder:
+                        _write_folder(bundle, name, store.dataset_path(solution.data.value))
+                    else:
+                        bundle.write_file(name, store.dataset_path(solution.data.value))
         os.replace(tmp, out_zip)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -48,8 +48,6 @@ NOT_SUPPORTED = {
         "competition.yaml: enable_detailed_results: accepted but not supported: enable_detailed_results (false keeps "
         "the scoring program's detailed results from participants; here a participant sees the detailed results "
         "page whenever the scoring program writes one; hide_score_output hides it)",
-        "competition.yaml: solutions: accepted but not supported: solutions (example submissions that Codabench runs "
-        "to check the tasks; here they are kept for export and not run)",
     ],
 }
 
@@ -144,7 +142,9 @@ def test_codabench_results_facts(as_source, store):
     board = spec.leaderboards[0]
     assert board.submission_rule == "Force_Last" and board.primary_key == "accuracy"
     assert [(c.key, c.sorting, c.precision) for c in board.columns] == [("accuracy", "desc", 3), ("errors", "asc", 2)]
-    assert spec.extra["competition"]["solutions"] == [{"index": 0, "tasks": [0], "path": "solution"}]
+    assert [(s.index, s.task_indexes, s.data, s.source) for s in spec.solutions] == [
+        (0, [0], DataRef("path", "solution"), "solution")]
+    assert "solutions" not in spec.extra["competition"]
     assert spec.extra["competition"]["make_programs_available"] is False
     assert spec.extra["tasks"] == {"0": {"is_public": False}}
 

@@ -22,13 +22,26 @@ def stored_spec(source, store):
         return store_bundle_data(bundle, store)
 
 
+# The solutions each good fixture holds, as (index, tasks, the path its yaml names).
+SOLUTIONS = {"codabench_results": [(0, [0], "solution")]}
+
+
 @pytest.mark.parametrize("name", GOOD)
 def test_round_trip(name, as_source, store, tmp_path):
     first = stored_spec(as_source(FIXTURES / "good" / name), store)
     assert all(ref.kind == "key" for ref in _all_refs(first))
+    assert [(s.index, s.task_indexes, s.source) for s in first.solutions] == SOLUTIONS.get(name, [])
     out = tmp_path / "export.zip"
     export_bundle(first, store, out)
-    assert stored_spec(out, store) == first
+    again = stored_spec(out, store)
+    assert again == first
+    # Each solution is in the export under the path its yaml names, and comes back as it went.
+    assert [(s.index, s.task_indexes, s.source, s.data) for s in again.solutions] == [
+        (s.index, s.task_indexes, s.source, s.data) for s in first.solutions]
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+    for solution in first.solutions:
+        assert any(n.startswith(solution.source + "/") for n in names), (solution.source, names)
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -134,4 +147,5 @@ def _all_refs(spec):
         refs += [r for r in (task.scoring_program, task.ingestion_program, task.reference_data, task.input_data) if r]
     for phase in spec.phases:
         refs += [r for r in (phase.starting_kit, phase.public_data) if r]
+    refs += [solution.data for solution in spec.solutions]
     return refs
