@@ -63,7 +63,8 @@ def test_parent_and_children_are_one_phase_with_a_task_per_child():
     assert parent.task_indexes == [0, 1]
     a, b = spec.tasks[0], spec.tasks[1]
     assert (a.name, a.description) == ("Dataset A", "Accuracy on dataset A.")
-    assert (a.scoring_program, a.reference_data) == (DataRef("path", "scoring_a.zip"), DataRef("path", "reference_a.zip"))
+    assert (a.scoring_program, a.reference_data) == (
+        DataRef("path", "scoring_a.zip"), DataRef("path", "reference_a.zip"))
     assert (b.name, b.scoring_program, b.reference_data) == (
         "Dataset B", DataRef("path", "scoring_b.zip"), DataRef("path", "reference_b.zip"))
     # The ordinary phase after the parent keeps its own task, even with the same files as child 2.
@@ -201,6 +202,22 @@ def test_a_phase_with_several_tasks_is_written_as_a_parallel_parent(store):
     assert lost == ["phase 1: its 2 tasks are written as child phases 5, 6 of a parallel parent (CodaLab 1.8)"]
 
 
+
+def test_platform_upload_warns_and_export_from_the_database_reimports_the_same(tmp_path):
+    from hub_extension.app import Platform
+
+    platform = Platform(home=str(tmp_path / "home"))
+    try:
+        slug, warnings = platform.create_competition(PARALLEL, LOCAL_ADMIN)
+        assert len([w for w in warnings if "phase 2 'Dataset A' became task 0" in w]) == 1
+        spec = platform.competition_spec(slug)
+        assert [(p.index, p.task_indexes) for p in spec.phases] == [(1, [0, 1]), (4, [2])]
+        out = platform.export_competition(slug, tmp_path / "export.zip")
+        again, _ = platform.create_competition(out, LOCAL_ADMIN)
+        assert platform.competition_spec(again) == spec
+    finally:
+        platform.close()
+
 # -- end to end ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -223,15 +240,20 @@ def expected_scores(tmp_path: Path) -> dict[str, float]:
     return scores
 
 
-def test_one_submission_to_the_parent_runs_on_both_children(stack, tmp_path):
-    slug = stack.competition(PARALLEL)
-    platform = stack.platform
-    platform.register(slug, "ann", LOCAL_ADMIN)
-    sid = platform.submit(slug, zip_of(SUBMISSION, tmp_path / "sub.zip"), username="ann", phase=1,
-                          actor=LOCAL_ADMIN, now=NOW)
+def submit_to_parent(stack, bundle: Path, user: str, tmp_path: Path) -> tuple[str, int, dict]:
+    slug = stack.competition(bundle)
+    stack.platform.register(slug, user, LOCAL_ADMIN)
+    sid = stack.platform.submit(slug, zip_of(SUBMISSION, tmp_path / "sub.zip"), username=user, phase=1,
+                                actor=LOCAL_ADMIN, now=NOW)
     assert stack.dispatcher.dispatch(sid)
     info = stack.dispatcher.wait(sid, 300)
     assert info["status"] == m.FINISHED, info["error"]
+    return slug, sid, info
+
+
+def test_one_submission_to_the_parent_runs_on_both_children(stack, tmp_path):
+    slug, sid, info = submit_to_parent(stack, PARALLEL, "ann", tmp_path)
+    platform = stack.platform
 
     want = expected_scores(tmp_path)
     # Each child's own program on its own data: accuracy on A, recall of label 1 on B (A's program on
@@ -249,3 +271,16 @@ def test_one_submission_to_the_parent_runs_on_both_children(stack, tmp_path):
     assert [c["key"] for c in board["columns"]] == ["set1_score", "set2_score"]
     (row,) = board["rows"]
     assert row["scores"] == pytest.approx(want)
+
+
+def test_children_writing_the_same_key_keep_the_later_task_and_say_so(stack, tmp_path):
+    bundle = shutil.copytree(PARALLEL, tmp_path / "same-key")
+    program = shutil.copytree(BUNDLE_FIXTURES / "sources" / "parallel_scoring_b", tmp_path / "scoring_b")
+    score_py = program / "score.py"
+    score_py.write_text(score_py.read_text().replace("set2_score", "set1_score"))
+    zip_of(program, bundle / "scoring_b.zip")
+    _, sid, info = submit_to_parent(stack, bundle, "bea", tmp_path)
+    # Task 1 (dataset B, recall 2/3) overwrote task 0 (dataset A, accuracy 0.5) under the one key.
+    assert info["scores"] == pytest.approx({"set1_score": 0.6667})
+    warnings = stack.platform.submission_view(sid, LOCAL_ADMIN)["warnings"]
+    assert "score 'set1_score' written by tasks 0 and 1: the value of task 1 is kept" in warnings
