@@ -104,7 +104,7 @@ def add_platform_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
-    """submit, run-pending, submission, rerun, cancel, demo (cli_run) and image (cli_worker)."""
+    """submit, run-pending, submission, rerun, cancel, baseline, demo (cli_run) and image (cli_worker)."""
     p = sub.add_parser("submit", help="submit a predictions zip, a code zip, a folder or a notebook")
     p.add_argument("slug")
     p.add_argument("file")
@@ -132,6 +132,17 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cancel", help="cancel a submission and kill its containers")
     p.add_argument("id", type=int)
     p.set_defaults(func=server_command("cli_run:cmd_cancel"))
+
+    bl = _actions(sub, "baseline", "the bundle's example solutions, run as baselines")
+    p = bl.add_parser("run", help="submit each solution of a phase as a baseline (ranked with a badge, under no limit)")
+    p.add_argument("slug")
+    p.add_argument("--phase", type=int, default=None, help="phase number, 1 for the first (default: the current phase)")
+    p.add_argument("--user", default=None, help="the organizer they are filed under (default: the competition's creator)")
+    p.add_argument("--wait", action="store_true", help="run them now and wait for their final status")
+    p.add_argument("--json", action="store_true",
+                   help='last line: {"competition", "phase", "submissions": [{"id", "solution", "name", "kind", '
+                        '"status", "scores", "error", "elapsed"}], "skipped": [{"solution", "name", "reason"}]}')
+    p.set_defaults(func=server_command("cli_run:cmd_baseline_run"))
 
     img = _actions(sub, "image", "runtime images")
     p = img.add_parser("build", help="build the default runtime image, or with --all the legacy one too "

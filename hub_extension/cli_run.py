@@ -1,4 +1,4 @@
-"""`compete` subcommands that run things: submit, follow, rerun, cancel, the demo.
+"""`compete` subcommands that run things: submit, follow, rerun, cancel, baselines, the demo.
 
 Without `--wait`, `compete submit` records the submission and hands it to a
 detached runner process (`compete run-pending`), which dispatches every
@@ -116,6 +116,35 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         _start_runner(args, platform)
     print(sid)
     return 0
+
+
+def cmd_baseline_run(args: argparse.Namespace) -> int:
+    """Each solution of the phase as a baseline: one line per submission (and per solution skipped)."""
+    platform = _platform(args)
+    done = platform.run_baselines(args.slug, args.phase, LOCAL_ADMIN, username=args.user)
+    ids = [entry["id"] for entry in done["submissions"]]
+    if args.wait:
+        run_submissions(platform, ids)
+    elif ids:
+        _start_runner(args, platform)
+    failed = False
+    for entry in done["submissions"]:
+        info = platform.submission(entry["id"])
+        entry.update(submission_line(info))
+        failed = failed or info["status"] == m.FAILED
+        if not args.json:
+            print(f"baseline {entry['id']}: solution {entry['solution']} ({entry['name']}, {entry['kind']}): "
+                  f"{info['status']}")
+            for key, value in info["scores"].items():
+                print(f"  {key}: {value}")
+            if info["error"]:
+                print(f"  error: {info['error']}")
+    for skipped in done["skipped"]:
+        if not args.json:
+            print(f"solution {skipped['solution']} ({skipped['name']}) not run: {skipped['reason']}")
+    if args.json:
+        print(json.dumps(done))
+    return 1 if failed or not ids else 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

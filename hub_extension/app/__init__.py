@@ -12,6 +12,7 @@ nowhere else, one module per reason to change:
 - `competitions`: bundles in and out, the list, the yaml editor, the files given out;
 - `registrations`: registering and approving participants;
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
+- `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
 - `outputs`: a submission's file, logs and feedback files;
 - `leaderboards`: boards as data and CSV, the best-score history;
 - `views`: competitions and submissions cut to what the actor may see;
@@ -44,6 +45,7 @@ from .actors import (
     may_create_competitions,
     require_organizer_role,
 )
+from .baselines import Baselines
 from .competitions import Competitions, slugify
 from .context import Context
 from .lab import Lab
@@ -96,6 +98,7 @@ class Platform:
         self.competitions = Competitions(ctx)
         self.registrations = Registrations(ctx)
         self.submissions = Submissions(ctx, self.runs)
+        self.baselines = Baselines(ctx)
         self.outputs = Outputs(ctx)
         self.leaderboards = Leaderboards(ctx)
         self.views = Views(ctx)
@@ -160,6 +163,8 @@ class Platform:
     submissions_left = _By("submissions")
     select_for_leaderboard = _By("submissions")
     rerun = _By("submissions")
+    run_baselines = _By("baselines")
+    phase_solutions = _By("baselines")
 
     def set_hidden(self, submission_id: int, hidden: bool, actor: Actor) -> dict[str, Any]:
         """Hide a submission from the leaderboard, or show it again (organizers); the submission after."""

@@ -3,6 +3,12 @@
 Ranking itself is `scoring.leaderboard`; here the rows of the database become
 its `Board` and `Entry` values, and what the viewer may see (hidden boards,
 hidden columns, blind phases) is cut.
+
+A baseline (an organizer's run of one of the bundle's solutions, `baselines`)
+is ranked among the participants' entries, as an organizer's submission is
+on Codabench: each solution stands as an entry of its own, always chosen
+under the `Add` rules, and its rows say `"baseline": true` with the
+solution's name.
 """
 from __future__ import annotations
 
@@ -62,8 +68,18 @@ def board_from_row(board: m.Leaderboard, phase: m.Phase) -> Board:
     )
 
 
+def baseline_entrant(username: str, solution_index: Optional[int]) -> str:
+    """Who a baseline stands as on the board: one entrant per solution, apart from its organizer's own entry."""
+    return f"{username}\x00baseline {solution_index}"
+
+
 def entries(s: Session, ph: m.Phase) -> list[Entry]:
-    """The phase's submissions that are not hidden, as leaderboard entries."""
+    """The phase's submissions that are not hidden, as leaderboard entries.
+
+    A baseline enters as its solution (`baseline_entrant`), not as the
+    organizer who ran it, and counts as chosen, so the board shows one
+    entry per solution beside the participants'.
+    """
     rows = s.execute(
         select(m.Submission, m.Participant.username)
         .join(m.Participant, m.Participant.id == m.Submission.participant_id)
@@ -73,14 +89,27 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
     return [
         Entry(
             submission_id=sub.id,
-            participant=username,
+            participant=baseline_entrant(username, sub.solution_index) if sub.baseline else username,
             submitted_at=sub.submitted_at,
             status=sub.status,
             scores={sc.key: (float("nan") if sc.value is None else sc.value) for sc in sub.scores},
-            selected=sub.selected,
+            selected=sub.selected or sub.baseline,
         )
         for sub, username in rows
     ]
+
+
+def baselines_of(s: Session, comp: m.Competition, ph: m.Phase) -> dict[int, dict[str, Any]]:
+    """The phase's baseline submissions: {submission id: what their rows say instead ("participant": the
+    organizer, "baseline": true, "solution": the solution's name)}."""
+    names = {sol.index: sol.name for sol in comp.solutions}
+    rows = s.execute(
+        select(m.Submission.id, m.Submission.solution_index, m.Participant.username)
+        .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+        .where(m.Submission.phase_id == ph.id, m.Submission.baseline.is_(True))
+    ).all()
+    return {sid: {"participant": username, "baseline": True, "solution": names.get(index, f"Solution {index}")}
+            for sid, index, username in rows}
 
 
 def _average_rank(ranks: dict[str, Optional[int]]) -> Optional[float]:
@@ -110,7 +139,8 @@ class Leaderboards:
             "competition": view["competition"],
             "phase": view["phase"],
             "columns": [{k: c[k] for k in ("key", "title", "sorting")} for c in view["columns"]],
-            "rows": [{k: r[k] for k in ("rank", "participant", "submission", "scores")} for r in view["rows"]],
+            "rows": [{k: r[k] for k in ("rank", "participant", "submission", "scores", "baseline")}
+                     for r in view["rows"]],
         }
 
     def leaderboard_view(
@@ -144,6 +174,7 @@ class Leaderboards:
                 viewer_is_organizer=organizer,
                 blind=ph.hide_results,
             )
+            baselines = baselines_of(s, comp, ph)
             return {
                 "competition": comp.slug,
                 "phase": phase_number(comp, ph),
@@ -158,6 +189,8 @@ class Leaderboards:
                     {
                         "rank": r.rank,
                         "participant": r.participant,
+                        "baseline": False,
+                        **baselines.get(r.submission_id, {}),
                         "submission": r.submission_id,
                         "submitted_at": r.submitted_at.isoformat(),
                         "scores": {k: v for k, v in r.scores.items()},

@@ -77,6 +77,7 @@ def _used_query(comp: m.Competition, ph: m.Phase, participant_id: int):
         m.Submission.participant_id == participant_id,
         m.Submission.status.not_in(_counted_statuses(comp)),
         m.Submission.parent_id.is_(None),
+        m.Submission.baseline.is_(False),  # an organizer's baselines count against no limit
     )
 
 
@@ -296,6 +297,8 @@ class Submissions:
                 status_changed_at=now,
                 parent_id=old.id,
                 description=f"rerun of {old.id}",
+                baseline=old.baseline,  # a baseline's rerun is still its solution's entry
+                solution_index=old.solution_index,
             )
             s.add(new)
             s.flush()

@@ -23,7 +23,7 @@ import yaml
 from sqlalchemy import text
 from tornado import web
 
-from ..app import PlatformError
+from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .uploads import StreamedUpload, safe_upload_name
 
@@ -260,6 +260,22 @@ class PhaseDatesHandler(ApiHandler):
                                                       self.actor))
 
 
+class PhaseBaselinesHandler(ApiHandler):
+    """GET the phase's solutions; POST runs each as a baseline submission of the caller (organizers)."""
+
+    def get(self, slug: str, number: str) -> None:
+        n = int(number)
+        found = next((p for p in self.platform.phase_solutions(slug, self.actor) if p["phase"] == n), None)
+        if found is None:
+            raise NotFound(f"competition {slug!r} has no phase {n}")
+        self.write_json({"phase": n, "items": found["solutions"]})
+
+    async def post(self, slug: str, number: str) -> None:
+        actor = self.require_login()
+        result = await self.run_blocking(self.platform.run_baselines, slug, int(number), actor)
+        self.write_json(result, status=201)
+
+
 class PhaseDownloadHandler(FileResponse, ApiHandler):
     async def get(self, slug: str, number: str, what: str) -> None:
         path, filename = self.platform.phase_download(slug, int(number), what, self.actor)
@@ -478,6 +494,7 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/phases/{NUMBER}/dates", PhaseDatesHandler),
         (rf"{comp}/phases/{NUMBER}/(?P<what>starting_kit|public_data)", PhaseDownloadHandler),
         (rf"{comp}/phases/{NUMBER}/open_in_lab", OpenInLabHandler),
+        (rf"{comp}/phases/{NUMBER}/baselines", PhaseBaselinesHandler),
         (rf"{comp}/registration", RegistrationHandler),
         (rf"{comp}/participants", ParticipantsHandler),
         (rf"{comp}/participants/(?P<username>[^/]+)", ParticipantHandler),

@@ -600,13 +600,20 @@ def _organizer_detail(handler: PageHandler, slug: str) -> dict[str, Any]:
     return comp
 
 
+def _phases_page(handler: PageHandler, slug: str) -> dict[str, Any]:
+    """What phases.html shows: the competition and each phase's solutions (by phase number)."""
+    comp = _organizer_detail(handler, slug)
+    solutions = {p["phase"]: p["solutions"] for p in handler.platform.phase_solutions(slug, handler.actor)}
+    return {"comp": comp, "solutions": solutions}
+
+
 class PhasesHandler(PageHandler):
     def get(self, slug: str) -> None:
-        self.show("phases.html", comp=_organizer_detail(self, slug))
+        self.show("phases.html", **_phases_page(self, slug))
 
 
 class PhaseActionHandler(PageHandler):
-    """`competitions/<slug>/phases/<n>/(open|close|dates|migrate)`."""
+    """`competitions/<slug>/phases/<n>/(open|close|dates|migrate|baselines)`."""
 
     def post(self, slug: str, number: str, action: str) -> None:
         actor = self.require_login()
@@ -624,6 +631,13 @@ class PhaseActionHandler(PageHandler):
                 end = parse_datetime(self.get_body_argument("end", ""), "end")
                 platform.set_phase_dates(slug, n, start, end, actor)
                 self.notice(f"Dates of phase {n} saved.")
+            elif action == "baselines":
+                done = platform.run_baselines(slug, n, actor)
+                runs = done["submissions"]
+                self.notice(f"{len(runs)} baseline{'' if len(runs) == 1 else 's'} of phase {n} submitted"
+                            + (f" ({', '.join(str(r['id']) for r in runs)})" if runs else "") + ".")
+                for skipped in done["skipped"]:
+                    self.notice(f"solution {skipped['solution']} ({skipped['name']}) not run: {skipped['reason']}.", "error")
             else:
                 ids = platform.migrate_submissions(slug, n, actor)
                 self.notice(f"{len(ids)} submission{'' if len(ids) == 1 else 's'} of phase {n} "
@@ -633,7 +647,7 @@ class PhaseActionHandler(PageHandler):
         except PlatformError as exc:
             # The phases again, with why the change was refused.
             self.set_status(exc.status)
-            self.render_page("phases.html", comp=_organizer_detail(self, slug),
+            self.render_page("phases.html", **_phases_page(self, slug),
                              notices=[{"kind": "error", "text": f"phase {n}: {exc}"}])
             return
         self.redirect(self.competition_url(slug, "/phases"))
@@ -777,7 +791,7 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/submissions", SubmissionsHandler),
         (rf"{comp}/edit", EditYamlHandler),
         (rf"{comp}/phases", PhasesHandler),
-        (rf"{comp}/phases/([0-9]{{1,9}})/(open|close|dates|migrate)", PhaseActionHandler),
+        (rf"{comp}/phases/([0-9]{{1,9}})/(open|close|dates|migrate|baselines)", PhaseActionHandler),
         (rf"{comp}/participants", ParticipantsHandler),
         (rf"{comp}/export", ExportPageHandler),
         (rf"{comp}/export\.zip", ExportDownloadHandler),

@@ -75,7 +75,7 @@ def test_create_list_leaderboard_export(capsys, home, tmp_path):
     assert board["columns"][0] == {"key": "accuracy", "title": "Accuracy", "sorting": "desc"}
     assert [r["participant"] for r in board["rows"]] == ["ben", "ann"]
     assert board["rows"][0] == {"rank": 1, "participant": "ben", "submission": ids["ben"],
-                                "scores": {"accuracy": 0.9, "f1": 0.45}}
+                                "scores": {"accuracy": 0.9, "f1": 0.45}, "baseline": False}
 
     code, out, _ = run(capsys, "--home", home, "leaderboard", slug)
     assert code == 0 and "ben" in out
