@@ -111,6 +111,9 @@ def _extract(zip_path: Path, target: Path, max_bytes: Optional[int], limits: Unp
         raise DatasetError(f"{archive}: not a readable ZIP file ({error}); upload it again") from None
     total_cap = limits.max_total_bytes if max_bytes is None else min(max_bytes, limits.max_total_bytes)
     total = 0
+    # A member listed twice (zip tools write that when a folder is added twice): the first
+    # copy is used when the copies agree, as the platform said at upload; else refused.
+    first: dict[PurePosixPath, zipfile.ZipInfo] = {}
     with bundle:
         infos = bundle.infolist()
         if len(infos) > limits.max_members:
@@ -119,6 +122,14 @@ def _extract(zip_path: Path, target: Path, max_bytes: Optional[int], limits: Unp
             relative = _member_path(info.filename, archive)
             if relative is None:
                 continue
+            if not info.is_dir() and relative in first:
+                earlier = first[relative]
+                if (earlier.CRC, earlier.file_size) != (info.CRC, info.file_size):
+                    raise DatasetError(f"{archive}: {info.filename!r} appears twice with different contents; "
+                                       "keep one copy and upload again")
+                continue
+            if not info.is_dir():
+                first[relative] = info
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise DatasetError(

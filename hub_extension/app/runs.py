@@ -22,6 +22,13 @@ from .context import Context
 from .lease import DISPATCHER_LEASE
 from .routing import queue_of, queue_positions, submission_queues
 
+# The start of a warning said when a submission was made (about its zip): it stays
+# beside the warnings its run gives.
+UPLOAD_NOTE = "at submission: "
+
+# The step name of a phase's aggregation (its own scoring program over its tasks' scoring outputs).
+AGGREGATION_STEP = "aggregation"
+
 
 def transition(s: Session, submission_id: int, values: dict[str, Any], *, key: Optional[str] = None,
                queue: Optional[str] = None, extra: Iterable[Any] = ()) -> bool:
@@ -157,8 +164,12 @@ class Runs:
             ph = s.get(m.Phase, sub.phase_id)
             comp = s.get(m.Competition, ph.competition_id)
             tasks = {t.index: t for t in comp.tasks}
-            job_tasks = tuple(
-                TaskJob(
+            indexes = list(ph.task_indexes or sorted(index for index in tasks if index != ph.aggregation_task))
+            # A CodaLab 1.8 parent's children, in task order: their outputs are res_<number> to its aggregation.
+            numbers = ((comp.extra or {}).get("parallel") or {}).get(str(ph.index)) or []
+
+            def task_job(t: m.Task, number: Any = None) -> TaskJob:
+                return TaskJob(
                     index=t.index,
                     name=t.name,
                     scoring_program=t.scoring_program_key,
@@ -169,9 +180,14 @@ class Runs:
                     scoring_image=t.scoring_docker_image or comp.docker_image,
                     ingestion_image=t.ingestion_docker_image or comp.docker_image,
                     worker_data=dict(t.worker_data or {}),
+                    phase_number=number if isinstance(number, int) and not isinstance(number, bool) else None,
                 )
-                for t in (tasks[index] for index in ph.task_indexes or sorted(tasks))
-            )
+
+            job_tasks = tuple(task_job(tasks[index], numbers[position] if position < len(numbers) else None)
+                              for position, index in enumerate(indexes))
+            aggregation = tasks.get(ph.aggregation_task) if ph.aggregation_task is not None else None
+            if aggregation is not None and not aggregation.scoring_program_key:
+                aggregation = None
             return Job(
                 submission_id=sub.id,
                 queue=queue_of(s, comp, ph),
@@ -180,6 +196,7 @@ class Runs:
                 submission=sub.file_key,
                 store_root=str(self.ctx.store.root.resolve()),
                 tasks=job_tasks,
+                aggregation=task_job(aggregation) if aggregation is not None else None,
                 executor=c.executor,
                 executor_config=executor_settings(c.config),
                 default_image=c.default_image,
@@ -276,7 +293,9 @@ class Runs:
             if not transition(s, submission_id, values, key=key, queue=queue):
                 return False
             sub = s.get(m.Submission, submission_id)
-            warnings = list(result.warnings)
+            # What was said when it was submitted (its zip, say) stays; the run's own follow.
+            warnings = [w for w in (sub.warnings or []) if isinstance(w, str) and w.startswith(UPLOAD_NOTE)]
+            warnings += list(result.warnings)
             for rel, data in result.files.items():
                 store.put_file_bytes(rel, data)
             attempt = 1 + max((r.attempt for r in sub.runs), default=0)
@@ -299,6 +318,13 @@ class Runs:
                     )
             if status == Status.FINISHED:
                 sub.scores = [m.Score(key=k, value=v) for k, v in sorted(scores.items())]
+            # Each task's own scores (not the aggregation step's: those are `scores`), NaN as null.
+            sub.task_scores = [
+                {"task": task.task_index,
+                 "scores": {k: None if v != v else v for k, v in sorted(task.scores.items())}}
+                for task in result.tasks
+                if not task.steps or any(step.step != AGGREGATION_STEP for step in task.steps)
+            ]
             # An artifact is listed only when its file is there to be served.
             artifacts = {}
             for name, rel in result.artifacts.items():

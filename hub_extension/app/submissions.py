@@ -24,7 +24,7 @@ from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
 from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_rule
 from .registrations import require_approved
-from .runs import Runs
+from .runs import UPLOAD_NOTE, Runs
 from .visibility import submission_context
 
 
@@ -144,7 +144,7 @@ class Submissions:
         if not path.exists():
             raise PlatformError(f"{path.name}: no such file or folder")
         kind = submission_kind(path)
-        self._check_submission_zip(path)
+        noted = self._check_submission_zip(path)
         file_key = self._store_submission_file(path)
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug)
@@ -179,6 +179,7 @@ class Submissions:
                 submitted_at=now,
                 status_changed_at=now,
                 description=description,
+                warnings=[f"{UPLOAD_NOTE}{note}" for note in noted],
             )
             s.add(sub)
             s.flush()
@@ -193,7 +194,7 @@ class Submissions:
             ph = get_phase(comp, phase, now)
             return allowance(s, comp, ph, find_participant(s, comp, username), now)
 
-    def _check_submission_zip(self, path: Path) -> None:
+    def _check_submission_zip(self, path: Path) -> list[str]:
         """Refuse a submission zip that breaks the unpack caps of bundles, before anything is stored.
 
         Reads the zip's central directory only (member count, sizes, ratios,
@@ -202,8 +203,9 @@ class Submissions:
         it unpacks.
         """
         if path.is_dir() or not zipfile.is_zipfile(path):
-            return
-        problems = check_zip_file(path, path.name, self.ctx.unpack_limits())
+            return []
+        noted: list[str] = []
+        problems = check_zip_file(path, path.name, self.ctx.unpack_limits(), noted)
         if problems:
             c = self.ctx.config
             lines = "; ".join(f"{p.key} {p.message}" if p.key != "(archive)" else f"it {p.message}"
@@ -215,6 +217,7 @@ class Submissions:
                 f"{c.unpack_max_total_bytes} bytes unpacked in all, {c.unpack_max_file_bytes} "
                 f"bytes per file, compression ratio up to {c.unpack_max_ratio:.0f}:1)"
             )
+        return noted
 
     def _store_submission_file(self, path: Path) -> str:
         if path.is_dir():

@@ -181,3 +181,20 @@ def test_cache_eviction_is_least_recently_used_and_spares_entries_in_use(tmp_pat
         evicted = evict_cache(cache, 2 << 20)
     assert evicted == [folders[2].name]
     assert folders[0].is_dir() and folders[1].is_dir() and not folders[2].exists()
+
+
+def test_a_member_twice_unpacks_once_when_the_copies_agree_and_is_refused_when_they_differ(tmp_path):
+    import warnings
+
+    def archive(name: str, second: bytes) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # zipfile's own "Duplicate name" warning
+            zf.writestr("res/predictions.txt", b"1\n2\n")
+            zf.writestr("res/predictions.txt", second)
+        return path
+
+    folder = unpack_dataset(archive("same.zip", b"1\n2\n"), tmp_path / "cache")
+    assert (Path(folder) / "res" / "predictions.txt").read_bytes() == b"1\n2\n"
+    with pytest.raises(DatasetError, match="'res/predictions.txt' appears twice with different contents"):
+        unpack_dataset(archive("differ.zip", b"3\n4\n"), tmp_path / "cache")

@@ -100,3 +100,21 @@ def test_bundle_zip_with_its_scoring_program_twice(stack, tmp_path):
     want = codabench_expected(DUPLICATES, DUPLICATES / "solution", tmp_path / "by-hand")
     assert want == pytest.approx({"accuracy": 1 / 3, "errors": 2})
     assert info["scores"] == pytest.approx(want)
+
+
+def test_submission_zip_with_a_member_twice_is_scored_and_says_so(stack, tmp_path):
+    create(stack, DUPLICATES)
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's own "Duplicate name" warning
+        for _ in range(2):
+            for path in sorted((DUPLICATES / "solution").rglob("*")):
+                zf.write(path, path.relative_to(DUPLICATES / "solution").as_posix())
+    info = stack.run(DUPLICATES, archive)
+    assert info["status"] == m.FINISHED, info["error"]
+    want = codabench_expected(DUPLICATES, DUPLICATES / "solution", tmp_path / "by-hand")
+    assert info["scores"] == pytest.approx(want)
+    # Said to the participant, and kept beside what the run itself said.
+    assert [w for w in info["warnings"] if "twice" in w] == [
+        "at submission: twice.zip: predictions.txt: appears twice in the archive with the same contents; one copy "
+        "is used"], info["warnings"]
