@@ -1,8 +1,8 @@
 """The one-screen summary `compete bundle validate` prints for a bundle.
 
 It is what an organizer checks before uploading: title and dialect, then the
-phases with their dates, limits and tasks, the tasks with what they hold, and
-the leaderboards with their columns.
+phases with their dates, limits and tasks, the tasks with what they hold, the
+solutions (run as baselines), and the leaderboards with their columns.
 """
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def summarize(spec: CompetitionSpec) -> str:
                      f"ingestion {_ref(task.ingestion_program)}, reference {_ref(task.reference_data)}, "
                      f"input {_ref(task.input_data)}"
                      + (" (ingestion only during scoring)" if task.ingestion_only_during_scoring else ""))
+    if spec.solutions:
+        lines.append(f"solutions ({len(spec.solutions)}, run as baselines by `compete baseline run`):")
+        for solution in spec.solutions:
+            lines.append(f"  [{solution.index}] {solution.name or '-'}: {_ref(solution.data)}; "
+                         f"tasks {', '.join(map(str, solution.task_indexes)) or '-'}")
     lines.append(f"leaderboards ({len(spec.leaderboards)}):")
     for board in spec.leaderboards:
         lines.append(f"  {board.title} [{board.key}]: {board.submission_rule}"

@@ -28,3 +28,10 @@ def test_summary_of_a_codabench_bundle():
     assert "  [0] Only phase: 2024-01-01 00:00 -> open; max 100 submissions, 5/day, 600s per step; tasks 0" in text
     assert "  Organizers [private]: Add_And_Delete_Multiple, hidden, ordered by errors" in text
     assert '    2. mean "Mean": desc, avg(accuracy, errors)' in text
+
+
+def test_summary_lists_the_solutions_run_as_baselines():
+    with load_bundle(FIXTURES / "solutions_codabench") as bundle:
+        lines = summarize(bundle.spec).splitlines()
+    assert "solutions (2, run as baselines by `compete baseline run`):" in lines
+    assert "  [0] Careful: solution; tasks 0" in lines and "  [1] Always circle: baselines/constant; tasks 0" in lines
