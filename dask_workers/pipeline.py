@@ -30,6 +30,11 @@ Rules, whatever the executor:
 - the scoring step sees `input/ref` (reference data) and `input/res`
   (predictions, with the `metadata` the prediction step wrote); the
   reference data is put in place only after the prediction step ended;
+- a phase with an aggregation step (a CodaLab 1.8 parallel parent's own
+  scoring program) runs it after every task finished (`run_aggregation`):
+  `input/res_<n>` holds each task's scoring output, `input/ref` the phase's
+  reference data, `input/metadata` names them; its scores are the
+  submission's (`add_aggregation`), each task's own stay in its result;
 - with `ingestion_only_during_scoring` (Codabench), ingestion and scoring run
   at the same time; the scoring program waits for what ingestion writes.
   Each step has folders of its own, and a worker thread passes the regular
@@ -75,7 +80,8 @@ from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_fil
 from .spec import Limits, StepResult, StepSpec, resolve_command
 from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
 
-__all__ = ["TaskRun", "run_task", "combine_task_results", "unpack_dataset"]
+__all__ = ["TaskRun", "AggregationRun", "run_task", "run_aggregation", "combine_task_results", "add_aggregation",
+           "unpack_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -549,14 +555,17 @@ class _Runner:
             raise self.prediction_failure(ingest, "ingestion")
         self.finish_scoring(score)
 
+    def flow(self) -> None:
+        if (self.run.ingestion_only_during_scoring and self.run.kind in ("code", "results")
+                and self.run.ingestion_program_dir):
+            self.concurrent()
+        else:
+            self.sequential()
+
     def go(self) -> dict:
         try:
             self.prepare_folders()
-            if (self.run.ingestion_only_during_scoring and self.run.kind in ("code", "results")
-                    and self.run.ingestion_program_dir):
-                self.concurrent()
-            else:
-                self.sequential()
+            self.flow()
         except _RunFailed as failure:
             self.result.update(status=failure.status, error=failure.reason, scores={})
         except (DatasetError, OSError) as error:
@@ -572,6 +581,81 @@ class _Runner:
         return self.result
 
 
+@dataclass
+class AggregationRun:
+    """The aggregation step of a submission: a phase's own scoring program over its tasks' scoring outputs.
+
+    CodaLab 1.8 runs a parallel parent's scoring program once every child
+    finished, with each child's scoring output (its `scores.txt`, detailed
+    results, ...) in `input/res_<child phasenumber>` and the parent's
+    reference data in `input/ref`; what it writes is the parent's scores.
+    `results` maps those folder names to the tasks' scoring outputs on the
+    worker.  Paths are on the worker.
+    """
+
+    submission_id: int
+    task_index: int  # the phase's aggregation task
+    scoring_program_dir: str
+    work_dir: str
+    results: dict[str, str]  # "res_2" -> a task's scoring output folder
+    reference_data_dir: Optional[str] = None
+    image: str = DEFAULT_IMAGE
+    limits: Limits = field(default_factory=Limits)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class _Aggregator(_Runner):
+    """Runs the aggregation step: the tasks' scoring outputs in, the scoring step's flow out."""
+
+    STEP = "aggregation"
+
+    def __init__(self, agg: AggregationRun, executor: Executor, on_status: Optional[StatusFn]):
+        run = TaskRun(submission_id=agg.submission_id, task_index=agg.task_index, kind="results",
+                      submission_dir="", scoring_program_dir=agg.scoring_program_dir, work_dir=agg.work_dir,
+                      reference_data_dir=agg.reference_data_dir, image=agg.image, limits=agg.limits,
+                      env=dict(agg.env))
+        super().__init__(run, executor, on_status)
+        self.results = dict(agg.results)
+
+    def flow(self) -> None:
+        # No input/res: the parent's program reads input/res_<n>, one per task, as on CodaLab.
+        shutil.rmtree(self.res, ignore_errors=True)
+        lines = []
+        for folder, source in self.results.items():
+            target = self.input / folder
+            target.mkdir(parents=True)
+            # Copies, read without following a link: the step may write over them.
+            for rel, st in walk_entries(Path(source)):
+                if stat.S_ISDIR(st.st_mode):
+                    (target / rel).mkdir(parents=True, exist_ok=True)
+                elif stat.S_ISREG(st.st_mode):
+                    copy_beneath(Path(source), rel, target / rel)
+            lines.append(f"{folder}: {folder}")
+        self.place_reference()
+        lines.append("ref: ref")
+        # CodaLab's input bundle lists its folders in input/metadata; some parent programs read it.
+        (self.input / "metadata").write_text("\n".join(lines) + "\n")
+        spec = self.scoring_spec()
+        self.tell(self.STEP, f"the phase's own scoring program runs on the tasks' scoring outputs, in "
+                             f"{', '.join(f'$input/{name}' for name in self.results)} (with input/metadata "
+                             "naming them, as on CodaLab), and the phase's reference data in $input/ref; "
+                             "the scores it writes are the submission's")
+        self.on_status(Status.SCORING)
+        step = self.step(spec, self.STEP)
+        if step.cancelled:
+            raise _RunFailed("cancelled", status=Status.CANCELLED)
+        if not step.ok:
+            raise _RunFailed(_with_tail(f"the phase's own scoring program {_what_happened(step)}", step))
+        self.result["scores"] = self.read_scores(step)
+        self.find_detailed_results()
+        self.result["status"] = Status.FINISHED
+
+
+def run_aggregation(agg: AggregationRun, executor: Executor, on_status: Optional[StatusFn] = None) -> dict:
+    """Run the aggregation step; the result has the shape of `run_task`'s (its one step is `aggregation`)."""
+    return _Aggregator(agg, executor, on_status).go()
+
+
 def run_task(run: TaskRun, executor: Executor, on_status: Optional[StatusFn] = None) -> dict:
     """Run the submission on the task and return a plain JSON-able result.
 
@@ -585,7 +669,7 @@ def run_task(run: TaskRun, executor: Executor, on_status: Optional[StatusFn] = N
     return _Runner(run, executor, on_status).go()
 
 
-def combine_task_results(results: list[dict]) -> dict:
+def combine_task_results(results: list[dict], *, aggregated: bool = False) -> dict:
     """The result of a submission from the results of its tasks (one run per task).
 
     - status: Failed if any task failed (the error names every failed task),
@@ -593,7 +677,9 @@ def combine_task_results(results: list[dict]) -> dict:
     - scores: the union of the tasks' scores, empty unless Finished.  When two
       tasks write the same key, the task with the higher index wins and the
       clash is listed in `warnings`: keys are leaderboard column names, so
-      they are kept as written rather than prefixed;
+      they are kept as written rather than prefixed (each task's own scores
+      stay in its result, under `tasks`).  With `aggregated` (the phase's
+      aggregation step will write the scores, `add_aggregation`), no union;
     - steps: every step, each with its `task_index`;
     - warnings: also every link or special file removed from a step's folders,
       and the tasks' notices (an ingestion program's exit not held against a
@@ -610,10 +696,11 @@ def combine_task_results(results: list[dict]) -> dict:
     steps: list[dict] = []
     for result in ordered:
         index = result.get("task_index", 0)
-        for key, value in (result.get("scores") or {}).items():
+        for key, value in ({} if aggregated else result.get("scores") or {}).items():
             if key in scores and scores[key] != value:
                 warnings.append(
-                    f"score {key!r} written by tasks {origin[key]} and {index}: the value of task {index} is kept"
+                    f"score {key!r} written by tasks {origin[key]} and {index}: the value of task {index} is kept "
+                    "on the leaderboard; each task's own value is in its scores per task"
                 )
             scores[key] = value
             origin[key] = index
@@ -645,4 +732,35 @@ def combine_task_results(results: list[dict]) -> dict:
         "detailed_results": first("detailed_results"),
         "executed_notebook": first("executed_notebook"),
         "tasks": ordered,
+    }
+
+
+def add_aggregation(combined: dict, result: dict) -> dict:
+    """`combined` (the tasks' results, `combine_task_results(..., aggregated=True)`) with the aggregation step's.
+
+    The submission's status, error and scores become the step's; its step
+    and outputs join the tasks' under its own task index; its detailed
+    results, when it wrote some, are the submission's.
+    """
+    index = result.get("task_index", 0)
+    status = result.get("status")
+    error = None
+    if status == Status.FAILED:
+        error = f"the aggregation step (task {index}): {result.get('error') or 'failed'}"
+    elif status == Status.CANCELLED:
+        error = "cancelled"
+    warnings = list(combined.get("warnings", []))
+    warnings += [f"aggregation: {line}" for line in (result.get("removed") or []) + (result.get("notices") or [])]
+    outputs = dict(combined.get("outputs") or {})
+    outputs["tasks"] = {**outputs.get("tasks", {}), str(index): result.get("outputs", {})}
+    return {
+        **combined,
+        "status": status,
+        "scores": dict(result.get("scores") or {}) if status == Status.FINISHED else {},
+        "error": error,
+        "warnings": warnings,
+        "steps": combined.get("steps", []) + [{**step, "task_index": index} for step in result.get("steps", [])],
+        "outputs": outputs,
+        "detailed_results": result.get("detailed_results") or combined.get("detailed_results"),
+        "tasks": list(combined.get("tasks", [])) + [result],
     }

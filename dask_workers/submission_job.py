@@ -1,5 +1,10 @@
 """The Dask task of one submission: prepare, run every task of the phase, upload, report.
 
+When the job has an `aggregation` (a CodaLab 1.8 parallel parent's own
+scoring program), it runs once every task finished, on their scoring
+outputs, and its scores are the submission's; each task's own scores go
+back with the task (`TaskReport.scores`).
+
 `run_submission_job(job)` runs on a worker.  `job` is a `contract.Job`, or
 its wire form (`Job.to_wire()`, read with `Job.from_wire`): datasets by
 content key, the artifact store's root, limits, images, unpack caps
@@ -43,7 +48,7 @@ from hub_extension.contract import (RESULT_TOPIC, STATUS_TOPIC, DroppedFile, Job
 from .executors import executor_class, executor_config, make_executor, resolve_name
 from .executors.base import Executor
 from .notebook import render_notebook_html
-from .pipeline import TaskRun, combine_task_results, run_task
+from .pipeline import AggregationRun, TaskRun, add_aggregation, combine_task_results, run_aggregation, run_task
 from .safe_files import FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath
 from .spec import Limits
 from .workdir import CacheUse, DatasetError, UnpackLimits, evict_cache, unpack_dataset
@@ -336,7 +341,27 @@ def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
                                 "error": "the task has no scoring program"})
                 continue
             results.append(run_task(run, executor, on_status=lambda status: emit_status(sid, status, key)))
-        combined = combine_task_results(results)
+        aggregation = job.aggregation
+        combined = combine_task_results(results, aggregated=aggregation is not None)
+        if aggregation is not None and combined["status"] == Status.FINISHED:
+            outputs = {int(r.get("task_index", 0)): (r.get("outputs") or {}).get("scoring_output")
+                       for r in results}
+            agg = AggregationRun(
+                submission_id=sid,
+                task_index=int(aggregation.index),
+                scoring_program_dir=datasets.folder(aggregation.scoring_program,
+                                                    what="the phase's own scoring program") or "",
+                work_dir=str(work / "aggregation"),
+                results={task.result_folder: outputs[int(task.index)] for task in job.tasks
+                         if outputs.get(int(task.index))},
+                reference_data_dir=datasets.folder(aggregation.reference_data,
+                                                   (aggregation.worker_data or {}).get("reference_data"),
+                                                   what="the phase's reference data"),
+                image=aggregation.scoring_image or job.default_image,
+                limits=limits,
+            )
+            combined = add_aggregation(combined, run_aggregation(
+                agg, executor, on_status=lambda status: emit_status(sid, status, key)))
         return _report(combined, store_root, sid, name, started)
     except DatasetError as exc:
         message = neutral_paths(str(exc), _neutral_names(job, work))
@@ -486,7 +511,8 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
                 image=step.get("image"), image_digest=step.get("image_digest"), error=step.get("error"),
                 log_path=log_rel,
             ))
-        entry = TaskReport(task_index=index, status=task.get("status"), error=task.get("error"), steps=steps)
+        entry = TaskReport(task_index=index, status=task.get("status"), error=task.get("error"), steps=steps,
+                           scores=dict(task.get("scores") or {}))
         run_log = (task.get("outputs") or {}).get("run_log")
         if run_log:
             entry.run_log = StoreLayout.task_run_log(attempt, index)

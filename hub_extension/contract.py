@@ -6,7 +6,8 @@ widgets in a participant's kernel.  It holds
 
 - the submission statuses and which of them are final (`Status`);
 - the Dask event topics a worker reports on (`STATUS_TOPIC`, `RESULT_TOPIC`);
-- the job a worker runs (`Job`, one `TaskJob` per task) as typed, JSON-able data;
+- the job a worker runs (`Job`, one `TaskJob` per task, and the optional
+  aggregation step over their scoring outputs) as typed, JSON-able data;
 - the result a worker sends back (`JobResult`, with `StepReport` and
   `TaskReport`), and `JobResult.from_untrusted`, which reduces whatever a
   worker sent to that shape: a worker runs on machines the platform does not
@@ -103,6 +104,14 @@ class TaskJob:
     ingestion_image: Optional[str] = None
     # kind -> path on the queue's workers, for data that never leaves them
     worker_data: dict[str, str] = field(default_factory=dict)
+    # The CodaLab 1.8 child phase the task was read from: the job's aggregation step sees
+    # this task's scoring output as input/res_<phase_number> (None: res_<index>).
+    phase_number: Optional[int] = None
+
+    @property
+    def result_folder(self) -> str:
+        """The folder of the aggregation step's input that holds this task's scoring output."""
+        return f"res_{self.phase_number if self.phase_number is not None else self.index}"
 
     def data_keys(self) -> list[str]:
         """Keys of the stored archives this task mounts (data kept on the workers excluded)."""
@@ -132,12 +141,18 @@ class Job:
     dataset_cache_mb: Optional[int] = None
     key: Optional[str] = None  # the Dask key this attempt was sent under
     work_root: Optional[str] = None
+    # Run once every task finished: its scoring program (with its reference data in
+    # input/ref) reads each task's scoring output in input/res_<n> and writes the
+    # submission's scores (a CodaLab 1.8 parallel parent's own scoring program).
+    aggregation: Optional[TaskJob] = None
 
     def data_keys(self) -> list[str]:
         """Keys of every stored archive the job needs, the submission first, each once."""
         keys = [self.submission]
         for task in self.tasks:
             keys += task.data_keys()
+        if self.aggregation is not None:
+            keys += self.aggregation.data_keys()
         return list(dict.fromkeys(keys))
 
     def with_changes(self, **changes: Any) -> "Job":
@@ -150,6 +165,9 @@ class Job:
     def from_wire(cls, data: Mapping[str, Any]) -> "Job":
         values = _from_fields(cls, data)
         values["tasks"] = tuple(TaskJob(**_from_fields(TaskJob, t)) for t in data.get("tasks") or ())
+        aggregation = data.get("aggregation")
+        values["aggregation"] = TaskJob(**_from_fields(TaskJob, aggregation)) \
+            if isinstance(aggregation, Mapping) else None
         values["limits"] = StepLimits(**_from_fields(StepLimits, data.get("limits") or {}))
         values["unpack_limits"] = UnpackCaps(**_from_fields(UnpackCaps, data.get("unpack_limits") or {}))
         values["image_aliases"] = dict(data.get("image_aliases") or {})
@@ -227,6 +245,8 @@ class StoreLayout:
 # -- the result ------------------------------------------------------------------------------
 RESULT_FILES_MAX_BYTES = 64 * 1024 * 1024
 RESULT_WARNINGS_MAX = 100
+# Keys of one task's own scores kept from a result.
+TASK_SCORES_MAX = 1000
 _TEMP_WORK = re.compile(r"(?:/[\w.@+-]+)*/jupyter-compete[\w.-]*(?:/[^\s'\"`<>|;,)\]]*)?")
 
 
@@ -296,6 +316,9 @@ class TaskReport:
     status: Optional[str] = None
     error: Optional[str] = None
     run_log: Optional[str] = None  # below files/
+    # The scores this task's scoring program wrote (the job's `scores` may be their
+    # union, or what the aggregation step wrote from them).
+    scores: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -393,10 +416,16 @@ class JobResult:
                 )
                 for step in _items(raw_steps) if isinstance(step, dict)
             ]
+            raw_scores = task.get("scores")
+            task_scores = {
+                str(k)[:200]: float(v) for k, v in
+                list(raw_scores.items() if isinstance(raw_scores, dict) else [])[:TASK_SCORES_MAX]
+                if _number(v) is not None
+            }
             result.tasks.append(TaskReport(
                 task_index=_int(task.get("task_index")) or 0, steps=steps,
                 status=_text(task.get("status"), 20), error=message(task.get("error"), 20000),
-                run_log=own(task.get("run_log")),
+                run_log=own(task.get("run_log")), scores=task_scores,
             ))
         artifacts = raw.get("artifacts")
         result.artifacts = {

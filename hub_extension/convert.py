@@ -32,7 +32,8 @@ TASK_FIELDS = ("index", "name", "description", "ingestion_only_during_scoring", 
 TASK_DATA = TASK_DATA_KINDS  # row: <name>_key
 PHASE_FIELDS = ("index", "name", "description", "start", "end", "max_submissions", "max_submissions_per_day",
                 "execution_time_limit", "auto_migrate", "hide_results", "hide_output", "hide_prediction_output",
-                "hide_score_output", "results_only", "submission_rule", "color", "gpus", "allow_network", "queue")
+                "hide_score_output", "results_only", "submission_rule", "color", "gpus", "allow_network", "queue",
+                "aggregation_task")
 PHASE_DATA = PHASE_DATA_KINDS  # row: <name>_key
 BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_key")
 COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")

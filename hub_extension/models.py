@@ -179,6 +179,9 @@ class Phase(Base):
     migrated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     # The solutions the bundle lists for this phase (empty: those of its tasks).
     solution_indexes: Mapped[list[Any]] = mapped_column(default=list)
+    # The task whose scoring program scores the phase from its tasks' scoring outputs,
+    # after them (a CodaLab 1.8 parallel parent's own); None: the union of their scores.
+    aggregation_task: Mapped[Optional[int]] = mapped_column(Integer)
 
     competition: Mapped[Competition] = relationship(back_populates="phases")
 
@@ -302,6 +305,9 @@ class Submission(Base):
     # An organizer's run of one of the bundle's solutions: on the board with a badge, under no limit.
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     solution_index: Mapped[Optional[int]] = mapped_column(Integer)
+    # Each task's own scores, as its scoring program wrote them: [{"task": index, "scores": {key: value}}]
+    # (`scores` holds what the leaderboard takes: their union, or the phase's aggregation).
+    task_scores: Mapped[list[Any]] = mapped_column(default=list)
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()

@@ -152,6 +152,18 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     return summary
 
 
+def _task_scores(sub: m.Submission, comp: m.Competition, organizer: bool, results_hidden: bool) -> list[dict]:
+    """Each task's own scores ([{task, name, scores}]): all of them for organizers; a participant's
+    without the keys of hidden columns, and none while the phase hides its results."""
+    if results_hidden:
+        return []
+    names = {t.index: t.name for t in comp.tasks}
+    hidden = set() if organizer else {c.key for b in comp.leaderboards for c in b.columns} - visible_score_keys(comp)
+    return [{"task": entry.get("task"), "name": names.get(entry.get("task"), ""),
+             "scores": {k: v for k, v in (entry.get("scores") or {}).items() if k not in hidden}}
+            for entry in sub.task_scores or [] if isinstance(entry, dict)]
+
+
 class Views:
     """The actor-cut views of competitions and submissions, over the shared context."""
 
@@ -232,6 +244,7 @@ class Views:
             "error": sub.error,
             "selected": sub.selected,
             "scores": {sc.key: sc.value for sc in sub.scores},
+            "task_scores": _task_scores(sub, comp, True, False),
             "artifacts": dict(sub.artifacts or {}),
             "warnings": list(sub.warnings or []),
             "dropped": list(sub.dropped or []),
@@ -315,6 +328,7 @@ class Views:
         with self.ctx.db.session() as s:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             view = _submission_summary(sub, part, ph, comp, organizer, now)
+            view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"])
             sides = output_visibility(ph, organizer)
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),
                                 "note": h.note if organizer else None} for h in sub.history]

@@ -20,7 +20,8 @@ from .records import get_competition
 
 LOG_STREAMS = ("stdout", "stderr")
 # Which side of a run a step or a feedback file belongs to (for hide_*_output).
-STEP_SIDES = {"prediction": "prediction", "ingestion": "prediction", "scoring": "scoring"}
+STEP_SIDES = {"prediction": "prediction", "ingestion": "prediction", "scoring": "scoring",
+              "aggregation": "scoring"}  # a phase's own scoring program over its tasks' scoring outputs
 ARTIFACT_SIDES = {"executed_notebook": "prediction", "executed_notebook_html": "prediction",
                   "detailed_results": "scoring"}
 

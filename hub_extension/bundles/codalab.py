@@ -425,21 +425,55 @@ def _read_parallel(ph: Section, phase: PhaseSpec, kids: list[tuple[int, Section]
         phase.results_only = False
     else:
         phase.results_only = True
-    own = [key for key in TASK_DATA_KINDS if ph.has(key)]
+    aggregation = _aggregation_task(ph, phase, files, spec)
     message = (
         f"parallel parent (CodaLab 1.8): a submission to phase {phase.index} {phase.name!r} runs on each child "
         f"phase's programs and data, one task per child with its own runs and outputs: {'; '.join(became)}. "
         f"The children are not phases of their own here: phase {phase.index}'s dates, submission limits, "
-        "time limit and leaderboard apply to every task. The leaderboard takes the scores each child's scoring "
-        "program writes, under their own keys; when two children write the same key, the higher task's value "
-        "is kept and the submission says so, so give each child keys of its own."
+        "time limit and leaderboard apply to every task. Each child's own scores are kept per task and shown "
+        "on the submission."
     )
-    if own:
-        message += (f" The parent's own {', '.join(own)} (CodaLab runs its scoring program after the children, "
-                    "on their scoring outputs in input/res_<phasenumber>, to write the parent's scores) "
-                    "is not run and not exported: the leaderboard shows what the children's scoring programs "
-                    "write.")
+    if aggregation is not None:
+        numbers = ", ".join(f"res_{number}" for number, _ in kids)
+        message += (
+            f" As on CodaLab, the parent's own scoring program runs after the children, in the same run (the "
+            f"step 'aggregation' of task {aggregation.index}), on each child's scoring output ({numbers} in "
+            "its input folder, with the parent's reference data in ref): the scores it writes are the "
+            "submission's and the leaderboard's."
+        )
+    else:
+        message += (
+            " The parent has no scoring program of its own, so the leaderboard takes the union of the scores "
+            "the children's scoring programs write, under their own keys; when two children write the same key, "
+            "the leaderboard takes the higher task's value (both stay in the scores per task and the submission "
+            "says so): give each child keys of its own, or give the parent a scoring_program that reads "
+            "input/res_<phasenumber> and writes the leaderboard's keys."
+        )
+    unused = [key for key in ("ingestion_program", "input_data") if ph.has(key)]
+    if aggregation is None and ph.has("reference_data"):
+        unused.append("reference_data")
+    if unused:
+        message += (f" The parent's own {', '.join(unused)} is not used and not exported: CodaLab runs no "
+                    "ingestion for a parent" + (", and its reference data only goes to its scoring program"
+                                                 if "reference_data" in unused else "") + ".")
     ph.warn("is_parallel_parent", message)
+
+
+def _aggregation_task(ph: Section, phase: PhaseSpec, files: BundleFiles, spec: CompetitionSpec) -> Optional[TaskSpec]:
+    """The parent's own scoring program and reference data as the phase's aggregation task, if it has one."""
+    program = files.data(ph.raw("scoring_program"), ph.key("scoring_program"), program=True)
+    if program is None:
+        return None
+    task = TaskSpec(
+        index=len(spec.tasks),
+        name=f"{phase.name}: parent's scoring",
+        scoring_program=program,
+        reference_data=files.data(ph.raw("reference_data"), ph.key("reference_data")),
+        scoring_docker_image=ph.text("scoring_program_docker_image"),
+    )
+    spec.tasks.append(task)
+    phase.aggregation_task = task.index
+    return task
 
 
 def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None:
@@ -638,6 +672,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
         numbers = children.get(phase.index)
         if numbers is not None:
             entry["is_parallel_parent"] = True
+            if phase.aggregation_task in tasks:
+                _task_entry(entry, tasks[phase.aggregation_task], names)
         elif phase.task_indexes and phase.task_indexes[0] in tasks:
             _task_entry(entry, tasks[phase.task_indexes[0]], names)
         if phase.starting_kit is not None:

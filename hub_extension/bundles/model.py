@@ -117,6 +117,10 @@ class PhaseSpec:
     # Indexes of the solutions the phase lists (Codabench phase `solutions`);
     # empty: the solutions of the phase's tasks.
     solution_indexes: list[int] = field(default_factory=list)
+    # The task whose scoring program and reference data score the phase from its
+    # tasks' scoring outputs, run after them (a CodaLab 1.8 parallel parent's own
+    # scoring program); not one of `task_indexes`.  None: the union of the tasks' scores.
+    aggregation_task: Optional[int] = None
 
 
 @dataclass

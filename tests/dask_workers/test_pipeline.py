@@ -320,7 +320,12 @@ def test_combine_tasks_unions_scores_and_later_task_wins():
     combined = combine_task_results([_task(1, acc=0.9, f1=0.5), _task(0, acc=0.7, auc=0.6)])
     assert combined["status"] == "Finished"
     assert combined["scores"] == {"acc": 0.9, "f1": 0.5, "auc": 0.6}
-    assert combined["warnings"] == ["score 'acc' written by tasks 0 and 1: the value of task 1 is kept"]
+    assert combined["warnings"] == ["score 'acc' written by tasks 0 and 1: the value of task 1 is kept on the "
+                                    "leaderboard; each task's own value is in its scores per task"]
+    # Each task's own scores stay in its result; with an aggregation step coming, no union and no clash.
+    assert [t["scores"] for t in combined["tasks"]] == [{"acc": 0.7, "auc": 0.6}, {"acc": 0.9, "f1": 0.5}]
+    aggregated = combine_task_results([_task(1, acc=0.9, f1=0.5), _task(0, acc=0.7, auc=0.6)], aggregated=True)
+    assert (aggregated["status"], aggregated["scores"], aggregated["warnings"]) == ("Finished", {}, [])
     assert [step["task_index"] for step in combined["steps"]] == [0, 1]
     assert set(combined["outputs"]["tasks"]) == {"0", "1"}
 
