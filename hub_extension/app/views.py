@@ -128,6 +128,7 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
         "phase_name": ph.name,
         "participant": part.username,
         "kind": sub.kind,
+        "baseline": bool(sub.baseline),
         "filename": sub.filename,
         "description": sub.description,
         "status": sub.status,
@@ -152,15 +153,22 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     return summary
 
 
-def _task_scores(sub: m.Submission, comp: m.Competition, organizer: bool, results_hidden: bool) -> list[dict]:
-    """Each task's own scores ([{task, name, scores}]): all of them for organizers; a participant's
-    without the keys of hidden columns, and none while the phase hides its results."""
+def _task_scores(sub: m.Submission, comp: m.Competition, organizer: bool, results_hidden: bool,
+                 outputs_shown: bool = True) -> list[dict]:
+    """Each task's own scores ([{task, name, scores}]): all of them for organizers.  A participant
+    gets none while the phase hides its results, never the keys of hidden columns, and keys that are
+    no column only where the scoring output (which holds them) is shown to them."""
     if results_hidden:
         return []
     names = {t.index: t.name for t in comp.tasks}
-    hidden = set() if organizer else {c.key for b in comp.leaderboards for c in b.columns} - visible_score_keys(comp)
+    visible = visible_score_keys(comp)
+    columns = {c.key for b in comp.leaderboards for c in b.columns}
+
+    def shown(key: str) -> bool:
+        return organizer or key in visible or (outputs_shown and key not in columns)
+
     return [{"task": entry.get("task"), "name": names.get(entry.get("task"), ""),
-             "scores": {k: v for k, v in (entry.get("scores") or {}).items() if k not in hidden}}
+             "scores": {k: v for k, v in (entry.get("scores") or {}).items() if shown(k)}}
             for entry in sub.task_scores or [] if isinstance(entry, dict)]
 
 
@@ -328,8 +336,8 @@ class Views:
         with self.ctx.db.session() as s:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             view = _submission_summary(sub, part, ph, comp, organizer, now)
-            view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"])
             sides = output_visibility(ph, organizer)
+            view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"], sides["scoring"])
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),
                                 "note": h.note if organizer else None} for h in sub.history]
             # The image the bundle names for each task's steps, shown beside the one a run used.

@@ -452,3 +452,23 @@ def test_storage_use_is_for_admins(platform, world):
     for who in (ORGANIZER, ANN, ANONYMOUS, Actor("x", groups=frozenset({"organizers"}))):
         with pytest.raises(Forbidden):
             platform.storage_use(who)
+
+
+def test_a_participant_sees_of_each_tasks_scores_what_the_board_and_the_outputs_show():
+    from types import SimpleNamespace as NS
+
+    from hub_extension.app.views import _task_scores
+
+    comp = NS(tasks=[NS(index=0, name="A"), NS(index=1, name="B")], leaderboards=[
+        NS(hidden=False, columns=[NS(key="set1_score", hidden=False), NS(key="secret", hidden=True)])])
+    sub = NS(task_scores=[{"task": 0, "scores": {"set1_score": 0.5, "secret": 0.1, "score": 0.5}},
+                          {"task": 1, "scores": {"score": 0.75}}])
+
+    def keys(**cut):
+        return [sorted(t["scores"]) for t in _task_scores(sub, comp, **cut)]
+
+    assert keys(organizer=True, results_hidden=False) == [["score", "secret", "set1_score"], ["score"]]
+    # Keys that are no column are in the scoring output: shown where it is.
+    assert keys(organizer=False, results_hidden=False, outputs_shown=True) == [["score", "set1_score"], ["score"]]
+    assert keys(organizer=False, results_hidden=False, outputs_shown=False) == [["set1_score"], []]
+    assert _task_scores(sub, comp, False, True) == []
