@@ -211,7 +211,9 @@ class Leaderboards:
         writer.writerow(["rank", "participant", "submission", "submitted_at",
                          *[c["title"] for c in data["columns"]], "average_rank"])
         for row in data["rows"]:
-            writer.writerow([row["rank"], row["participant"], row["submission"], row.get("submitted_at", ""),
+            # A baseline stands as its solution, as on the board's page.
+            who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
+            writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
                              *["" if row["scores"].get(k) is None else repr(float(row["scores"][k])) for k in keys],
                              "" if row.get("average_rank") is None else row["average_rank"]])
         return out.getvalue()

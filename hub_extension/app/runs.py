@@ -262,6 +262,19 @@ class Runs:
             ]
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
 
+    def _expects_aggregation(self, submission_id: int) -> bool:
+        """The submission's phase has an aggregation step its job sends (a parent's scoring program)."""
+        with self.ctx.db.session() as s:
+            row = s.execute(
+                select(m.Phase.aggregation_task, m.Phase.competition_id)
+                .join(m.Submission, m.Submission.phase_id == m.Phase.id)
+                .where(m.Submission.id == submission_id)
+            ).first()
+            if row is None or row[0] is None:
+                return False
+            return bool(s.scalar(select(m.Task.scoring_program_key).where(
+                m.Task.competition_id == row[1], m.Task.index == row[0])))
+
     def record_result(self, submission_id: int, result: Any, *, key: Optional[str] = None,
                       queue: Optional[str] = None) -> bool:
         """Record a worker's result exactly once; False if the submission was already terminal.
@@ -284,6 +297,12 @@ class Runs:
                 status, error = Status.FAILED, f"score {name!r} is not a number: {value!r}"
                 break
             scores[str(name)[:200]] = None if value != value else float(value)
+        if (status == Status.FINISHED and self._expects_aggregation(submission_id)
+                and not any(step.step == AGGREGATION_STEP for task in result.tasks for step in task.steps)):
+            status, error = Status.FAILED, (
+                "the phase's own scoring program (its aggregation step over the tasks' outputs) did not run: "
+                "the worker that ran this submission is older than the platform; update Jupyter Compete on "
+                "the queue's machines, then rerun it")
         now = m.utcnow()
         values: dict[str, Any] = {"status": status, "status_changed_at": now, "finished_at": now,
                                   "error": error if status != Status.FINISHED else None}

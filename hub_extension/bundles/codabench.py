@@ -58,14 +58,8 @@ from .refs import BundleFiles, ExportNames, page_format
 # and the competition fields its export writes).  Honoured keys are read
 # below; the others are kept for export and reported at upload when their value
 # asks for what this platform does not do.  A new key is one line here.
-TOP_KEYS: dict[str, Known] = {
-    **{key: HONOURED for key in (
-        "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
-        "docker_image", "queue", "contact_email", "tasks", "solutions", "phases", "leaderboards")},
-    "enable_detailed_results": unsupported(
-        "false keeps the scoring program's detailed results from participants; here a participant sees "
-        "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
-        asks=asks_falsy, keep=False),
+# Codabench's competition keys that Codabench reads in a CodaLab v1.5 bundle too.
+SHARED_TOP_KEYS: dict[str, Known] = {
     "show_detailed_results_in_submission_panel": unsupported(
         "false would keep detailed results out of the submission list; here they are shown with the "
         "submission", asks=asks_falsy),
@@ -77,6 +71,16 @@ TOP_KEYS: dict[str, Known] = {
     "make_programs_available": unsupported("would let participants download the programs; here they cannot"),
     "make_input_data_available": unsupported("would let participants download the input data; here they "
                                              "cannot"),
+}
+TOP_KEYS: dict[str, Known] = {
+    **{key: HONOURED for key in (
+        "version", "title", "description", "image", "terms", "pages", "registration_auto_approve",
+        "docker_image", "queue", "contact_email", "tasks", "solutions", "phases", "leaderboards")},
+    "enable_detailed_results": unsupported(
+        "false keeps the scoring program's detailed results from participants; here a participant sees "
+        "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
+        asks=asks_falsy, keep=False),
+    **SHARED_TOP_KEYS,
     "can_participants_make_submissions_public": unsupported(
         "would let participants make their submissions public; here only the submitter and the organizers "
         "see a submission"),

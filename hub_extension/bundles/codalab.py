@@ -57,6 +57,7 @@ from .model import (
     PhaseSpec,
     TaskSpec,
 )
+from .codabench import SHARED_TOP_KEYS
 from .refs import BundleFiles, ExportNames, page_format
 
 # Every key CodaLab's importer accepts (apps/web/models.py: the Competition and
@@ -107,17 +108,7 @@ TOP_KEYS: dict[str, Known] = {
     "image_url_base": no_effect("CodaLab's own bookkeeping"),
     "original_yaml_file": no_effect("CodaLab's own bookkeeping"),
     # Codabench's keys, read by Codabench in a v1.5 bundle too.
-    "show_detailed_results_in_submission_panel": unsupported(
-        "false would keep detailed results out of the submission list; here they are shown with the "
-        "submission", asks=asks_falsy),
-    "show_detailed_results_in_leaderboard": unsupported(
-        "would link each leaderboard row to its detailed results; here they are shown with the submission "
-        "only"),
-    "auto_run_submissions": unsupported("false would hold submissions until an organizer runs them; here "
-                                        "every submission runs at once", asks=asks_falsy),
-    "make_programs_available": unsupported("would let participants download the programs; here they cannot"),
-    "make_input_data_available": unsupported("would let participants download the input data; here they "
-                                             "cannot"),
+    **SHARED_TOP_KEYS,
 }
 PHASE_DATA = TASK_DATA_KINDS
 PHASE_KEYS: dict[str, Known] = {

@@ -126,6 +126,14 @@ class Home:
         assert resp.status_code == 201, resp.text
         return resp.json()["id"]
 
+    def dispatching_a_run(self, sleep: float) -> tuple[subprocess.Popen, int]:
+        """`compete dispatcher` holding the lease, and a submission whose scoring runs for `sleep` s."""
+        dispatcher = self.start("dispatcher", "first")
+        wait_for(lambda: self.holder_pid() == dispatcher.pid, 120, "the dispatcher to take the lease", self.logs)
+        sid = self.submit("ann", sleep)
+        wait_for(lambda: self.statuses([sid])[sid] in STARTED, 120, "the run to start", self.logs)
+        return dispatcher, sid
+
     def statuses(self, ids: list[int]) -> dict[int, str]:
         with self.platform.db.session() as s:
             rows = s.execute(select(m.Submission.id, m.Submission.status).where(m.Submission.id.in_(ids))).all()
@@ -232,10 +240,7 @@ def test_two_processes_on_one_postgresql_database_hand_over_without_losing_a_run
 def test_a_holder_stopped_cleanly_leaves_its_runs_to_the_next(tmp_path):
     home = Home(tmp_path, f"sqlite:///{tmp_path / 'compete.sqlite'}")
     try:
-        first = home.start("dispatcher", "first")
-        wait_for(lambda: home.holder_pid() == first.pid, 120, "the first dispatcher to take the lease", home.logs)
-        sid = home.submit("ann", 8.0)
-        wait_for(lambda: home.statuses([sid])[sid] in STARTED, 120, "the run to start", home.logs)
+        first, sid = home.dispatching_a_run(8.0)
         queue = home.queue_pid()
         first.send_signal(signal.SIGTERM)
         first.wait(60)
@@ -266,10 +271,7 @@ def test_a_holder_stopped_cleanly_leaves_its_runs_to_the_next(tmp_path):
 def test_a_killed_queue_process_is_replaced_and_its_runs_are_sent_again_with_the_reason(tmp_path):
     home = Home(tmp_path, f"sqlite:///{tmp_path / 'compete.sqlite'}")
     try:
-        dispatcher = home.start("dispatcher", "first")
-        wait_for(lambda: home.holder_pid() == dispatcher.pid, 120, "the dispatcher to take the lease", home.logs)
-        sid = home.submit("ann", 6.0)
-        wait_for(lambda: home.statuses([sid])[sid] in STARTED, 120, "the run to start", home.logs)
+        dispatcher, sid = home.dispatching_a_run(6.0)
         old = home.queue_pid()
         os.killpg(old, signal.SIGKILL)
         wait_for(lambda: home.statuses([sid])[sid] in m.TERMINAL_STATUSES, 180, "the run to end", home.logs)

@@ -316,6 +316,22 @@ def test_a_result_keeps_each_task_scores_checked():
     result = JobResult.from_untrusted(7, raw)
     assert [(t.task_index, t.scores) for t in result.tasks] == [(0, {"score": 0.5}), (2, {})]
 
+def test_a_worker_that_skips_the_aggregation_fails_the_submission_with_the_reason(platform, tmp_path):
+    """A worker older than the platform ignores the job's aggregation: its union of keys is not recorded."""
+    slug, _ = platform.create_competition(AUTODL, ORGANIZER)
+    platform.register(slug, "ann", LOCAL_ADMIN)
+    sid = platform.submit(slug, zip_of(SUBMISSION, tmp_path / "sub.zip"), username="ann", phase=1,
+                          actor=LOCAL_ADMIN, now=NOW)
+    union_only = {"status": "Finished", "scores": {"score": 0.75},
+                  "tasks": [{"task_index": 0, "steps": [{"step": "scoring"}], "scores": {"score": 0.5}},
+                            {"task_index": 1, "steps": [{"step": "scoring"}], "scores": {"score": 0.75}}]}
+    assert platform.runs.record_result(sid, union_only)
+    info = platform.submission(sid)
+    assert info["status"] == m.FAILED and not info["scores"]
+    assert info["error"].startswith("the phase's own scoring program (its aggregation step over the tasks' "
+                                    "outputs) did not run: the worker that ran this submission is older")
+
+
 # -- end to end ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

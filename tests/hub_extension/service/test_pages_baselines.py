@@ -43,6 +43,9 @@ def test_the_phase_page_runs_the_baselines_and_the_board_badges_them(baseline_se
     rows = re.findall(r"<tr class=\"baseline\".*?</tr>", board, re.S)
     assert len(rows) == 2 and all("data-baseline" in r and ">baseline</span>" in r for r in rows)
     assert "Careful" in rows[0] and "Always circle" in rows[1]
+    csv_rows = ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard.csv",
+                                           params={"phase": 1})).text.splitlines()[1:]
+    assert [r.split(",")[1] for r in csv_rows] == ["Careful (baseline)", "Always circle (baseline)"]
     # The submission's own page says it is a baseline, and so does the API's view.
     assert 'id="submission-baseline"' in ok(olga.get(f"submissions/{ids[0]}")).text
     assert ok(server.client("olga").get(f"api/v1/submissions/{ids[0]}")).json()["baseline"] is True
