@@ -444,6 +444,10 @@ class CompeteClient:
         """Cancel a submission that has not finished."""
         return self._json("POST", f"submissions/{int(submission_id)}/cancel")
 
+    def select(self, submission_id: int, selected: bool = True) -> None:
+        """Put a finished submission on the leaderboard (or take it off), where the phase lets you choose."""
+        self._json("PUT", f"submissions/{int(submission_id)}/selected", json={"selected": bool(selected)})
+
     def follow(self, submission_id: int, *, timeout: Optional[float] = None, interval: float = 2.0,
                on_change: Optional[Callable[[dict[str, Any]], None]] = None,
                stop: Optional[threading.Event] = None) -> dict[str, Any]:

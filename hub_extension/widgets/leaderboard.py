@@ -1,4 +1,12 @@
-"""The leaderboard widget: `LeaderboardState` (no front end) and `Leaderboard` (ipywidgets)."""
+"""The leaderboard widget: `LeaderboardState` (no front end) and `Leaderboard` (ipywidgets).
+
+In a phase where participants choose what the leaderboard shows (the
+submission rules `Add`, `Add_And_Delete`, `Add_And_Delete_Multiple`), a
+finished submission is not on the board until its author puts it there.  The
+widget says so, and lists the viewer's own finished submissions that are not
+shown, each with a button that puts it on the board (the API's
+`PUT submissions/<id>/selected`).
+"""
 from __future__ import annotations
 
 import os
@@ -25,6 +33,8 @@ from .common import (
 from .refresher import Refresher
 
 OWN_ROW_STYLE = "background: rgba(255, 200, 0, 0.25); font-weight: bold;"
+# Rules under which the participant chooses what the board shows (as the service's phase view says).
+CHOOSING_RULES = frozenset({"Add", "Add_And_Delete", "Add_And_Delete_Multiple"})
 
 
 # -- the leaderboard ------------------------------------------------------------------------------
@@ -50,6 +60,9 @@ class LeaderboardState:
         self.data: Optional[dict[str, Any]] = None
         self.error: Optional[str] = None
         self.updated_at: Optional[float] = None
+        # The viewer's own finished submissions of the phase not on the board, where they choose what it shows.
+        self.choices: list[dict[str, Any]] = []
+        self.chosen_note: Optional[str] = None  # what the last choice did, or why it failed
         self.sort_key = "rank"
         self.reverse = False
         self._lock = threading.RLock()
@@ -65,7 +78,10 @@ class LeaderboardState:
                 self.error = _describe(exc)
                 return False
             self.title = detail.get("title") or self.competition
-            self.phases = [{"number": p.get("number"), "name": p.get("name"), "state": p.get("state")}
+            self.phases = [{"number": p.get("number"), "name": p.get("name"), "state": p.get("state"),
+                            "submission_rule": p.get("submission_rule"),
+                            "chooses": bool(p.get("participant_chooses"))
+                            or p.get("submission_rule") in CHOOSING_RULES}
                            for p in detail.get("phases") or []]
             # The service lists hidden boards to organizers only.
             self.boards = [{"key": b.get("key"), "title": b.get("title")} for b in detail.get("leaderboards") or []]
@@ -95,8 +111,67 @@ class LeaderboardState:
                 self.data = data
                 if self.phase is None:
                     self.phase = data.get("phase")
+                self._load_choices()
                 return True
-            return before is not None
+            chose = self._load_choices()
+            return before is not None or chose
+
+    # -- choosing what the board shows -------------------------------------------------------
+    @property
+    def rule(self) -> Optional[str]:
+        phase = next((p for p in self.phases if p["number"] == self.phase), None)
+        return phase.get("submission_rule") if phase else None
+
+    @property
+    def chooses(self) -> bool:
+        """Whether, in this phase, the participant puts submissions on the board themselves."""
+        phase = next((p for p in self.phases if p["number"] == self.phase), None)
+        return bool(phase and phase.get("chooses"))
+
+    def _load_choices(self) -> bool:
+        """Ask for the viewer's finished submissions not on the board; True when that list changed."""
+        before = [c["id"] for c in self.choices]
+        if not self.chooses or self.client is None or not self.username:
+            self.choices = []
+            return bool(before)
+        try:
+            mine = self.client.submissions(self.competition, self.phase, status="Finished")
+        except CompeteError as exc:
+            self.error = _describe(exc)
+            return True
+        shown = {r.get("submission") for r in (self.data or {}).get("rows") or []}
+        self.choices = [s for s in mine if s.get("participant") == self.username and not s.get("baseline")
+                        and not s.get("selected") and s.get("id") not in shown]
+        return [c["id"] for c in self.choices] != before
+
+    def choose(self, submission_id: int) -> bool:
+        """Put the viewer's submission `submission_id` on the board; True when the service did."""
+        if self.client is None:
+            return False
+        with self._lock:
+            try:
+                self.client.select(int(submission_id))
+            except CompeteError as exc:
+                self.chosen_note = f"Submission {submission_id} could not be put on the leaderboard: {_describe(exc)}"
+                return False
+            self.chosen_note = f"Submission {submission_id} is on the leaderboard now."
+            self.data = None  # the next refresh draws the board with it
+            self.refresh()
+            return True
+
+    def how_to_show(self) -> str:
+        """What a participant does to be on the board, in a phase where they choose; "" elsewhere."""
+        if not self.chooses:
+            return ""
+        text = (f"In this phase (submission rule {self.rule}) the leaderboard shows only the submissions "
+                "participants put there: a finished submission is not on it until you choose it.")
+        if self.rule == "Add":
+            text += " Once on it, a submission cannot be taken off; you may put another one there instead."
+        if self.choices:
+            text += " Choose one of your finished submissions below (or on the competition page)."
+        else:
+            text += " Your finished submissions will be listed here, each with a button that puts it there."
+        return text
 
     def select_phase(self, number: Optional[int]) -> None:
         with self._lock:
@@ -210,7 +285,17 @@ class LeaderboardState:
                 + "</tr>")
         out.append("</tbody></table>")
         if not rows and not self.data.get("note"):
-            out.append('<p class="compete-leaderboard-empty">No finished submission yet.</p>')
+            empty = "No submission is on the leaderboard yet." if self.chooses else "No finished submission yet."
+            out.append(f'<p class="compete-leaderboard-empty">{empty}</p>')
+        if self.chooses:
+            out.append(f'<p class="compete-leaderboard-how">{_esc(self.how_to_show())}</p>')
+            if self.choices:
+                out.append('<ul class="compete-leaderboard-choices">')
+                for sub in self.choices:
+                    out.append(f'<li data-submission="{_esc(sub.get("id"))}">{_esc(self.describe_choice(sub))}</li>')
+                out.append("</ul>")
+        if self.chosen_note:
+            out.append(f'<p class="compete-leaderboard-chosen">{_esc(self.chosen_note)}</p>')
         if self.data.get("note"):
             out.append(f'<p class="compete-leaderboard-note"><i>{_esc(self.data["note"])}</i></p>')
         if self.error:
@@ -218,6 +303,14 @@ class LeaderboardState:
                        f'{_esc(self.error)} (showing the leaderboard of {_clock(self.updated_at)})</p>')
         out.append("</div>")
         return "".join(out)
+
+    def describe_choice(self, sub: dict[str, Any]) -> str:
+        """One of the viewer's submissions, as offered: its number, time and scores."""
+        scores = sub.get("scores") or {}
+        shown = [f"{c.get('title') or c['key']} {_fmt_score(scores.get(c['key']), c.get('precision'))}"
+                 for c in self.columns if c["key"] in scores]
+        return f"Submission {sub.get('id')} ({_fmt_time(sub.get('finished_at') or sub.get('submitted_at'))})" + (
+            ": " + ", ".join(shown) if shown else "")
 
     def to_text(self) -> str:
         """The leaderboard as plain text; the viewer's own row starts with `>`."""
@@ -234,7 +327,12 @@ class LeaderboardState:
             body.append([">" if own is not None and row is own else "", str(row.get("rank") or MISSING),
                          str(row.get("participant") or ""),
                          *[_fmt_score(scores.get(c["key"]), c.get("precision")) for c in columns]])
-        lines.append(_text_table(header, body) if body else "(no finished submission yet)")
+        empty = "(no submission is on the leaderboard yet)" if self.chooses else "(no finished submission yet)"
+        lines.append(_text_table(header, body) if body else empty)
+        if self.chooses:
+            lines.append(self.how_to_show())
+            lines += [f"  {self.describe_choice(sub)}: CompeteClient().select({sub.get('id')})"
+                      for sub in self.choices]
         if self.data.get("note"):
             lines.append(str(self.data["note"]))
         if self.error:
@@ -276,8 +374,11 @@ class Leaderboard(widgets.VBox):
         self._table.add_class("compete-leaderboard-view")
         self._status = widgets.HTML()
         self._status.add_class("compete-leaderboard-status")
+        self._choices = widgets.VBox()
+        self._choices.add_class("compete-leaderboard-choose")
+        self.choice_buttons: dict[int, widgets.Button] = {}
         self.children = [widgets.HBox([self._phase, self._board, self._sort, self._reverse, self._reload]),
-                         self._table, self._status]
+                         self._table, self._choices, self._status]
         if self.client is not None:
             self.state.load()
             self.state.refresh()
@@ -388,8 +489,44 @@ class Leaderboard(widgets.VBox):
         if table:
             self._sync_controls()
             self._table.value = self.state.to_html()
+            self._render_choices()
             self.renders += 1
         self._render_status()
+
+    def _render_choices(self) -> None:
+        """One button per own finished submission not on the board (phases where participants choose)."""
+        wanted = [int(s["id"]) for s in self.state.choices]
+        if wanted == list(self.choice_buttons):
+            return
+        buttons: dict[int, widgets.Button] = {}
+        rows = []
+        for sub in self.state.choices:
+            sid = int(sub["id"])
+            button = self.choice_buttons.get(sid) or widgets.Button(
+                description="Put on the leaderboard", icon="check", button_style="primary",
+                tooltip=f"Show submission {sid} on the leaderboard", layout=widgets.Layout(width="auto"))
+            if sid not in self.choice_buttons:
+                button.on_click(lambda _, sid=sid: self.choose(sid))
+            button.add_class("compete-leaderboard-choose-button")
+            buttons[sid] = button
+            rows.append(widgets.HBox([widgets.Label(self.state.describe_choice(sub)), button]))
+        self.choice_buttons = buttons
+        self._choices.children = rows
+
+    def choose(self, submission_id: int) -> bool:
+        """Put the viewer's submission on the board (what its button does); True when the service did."""
+        if self._closed:
+            return False
+        with self._lock:
+            for button in self.choice_buttons.values():
+                button.disabled = True
+            try:
+                done = self.state.choose(submission_id)
+            finally:
+                for button in self.choice_buttons.values():
+                    button.disabled = False
+            self._render(table=True)
+            return done
 
     def _render_status(self) -> None:
         if self._closed:
