@@ -48,7 +48,7 @@ import requests
 from .contract import Status
 
 __all__ = ["CompeteClient", "CompeteError", "CompeteTimeout", "Logs", "current_notebook_path",
-           "service_url_from_env"]
+           "service_url_from_env", "submission_kind"]
 
 SERVICE_NAME = "competitions"
 API_PREFIX = "api/v1/"
@@ -384,6 +384,13 @@ class CompeteClient:
         """The phases in order, numbered from 1; `state` is past, current or future."""
         return self._json("GET", f"competitions/{_seg(slug)}/phases")["items"]
 
+    def phase(self, slug: str, number: Optional[int] = None) -> Optional[dict[str, Any]]:
+        """One phase (default: the one open now; None when none is): dates, limits, `execution_time_limit`,
+        `accepts` (the kinds of submission it takes: results, code, notebook) and `image` (the judge's)."""
+        detail = self.competition(slug)
+        wanted = number if number is not None else detail.get("current_phase")
+        return next((p for p in detail.get("phases") or [] if p.get("number") == wanted), None)
+
     def register(self, slug: str, *, accept_terms: bool = False) -> dict[str, Any]:
         """Register yourself: `{"competition", "username", "status"}` (approved, or pending approval).
 
@@ -573,6 +580,23 @@ def leaderboard_frame(data: dict[str, Any]):
         "columns": [{"key": c.get("key"), "title": t, "sorting": c.get("sorting")} for c, t in zip(columns, titles)],
     })
     return frame
+
+
+def submission_kind(path: str | os.PathLike) -> str:
+    """What the service will take `path` for, by its own rule: `notebook` (.ipynb), `code` (a folder with a
+    `metadata` file at its top, a zip with one at its top or one folder down), else `results` (predictions).
+    """
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return "notebook"
+    if path.is_dir():
+        return "code" if (path / "metadata").is_file() or (path / "metadata.yaml").is_file() else "results"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name for n in zf.namelist() if n.count("/") <= 1}
+    except (OSError, zipfile.BadZipFile):
+        return "results"
+    return "code" if names & {"metadata", "metadata.yaml"} else "results"
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:

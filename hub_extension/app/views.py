@@ -12,6 +12,8 @@ from typing import Any, Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from kernels.images import expected_image
+
 from .. import models as m
 from ..bundles.model import PageSpec
 from ..bundles.refs import page_format
@@ -93,6 +95,8 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         "gpus": ph.gpus,
         "queue": queue_of(s, comp, ph),
         "results_only": ph.results_only,
+        # What the service takes in this phase (the rule `Submissions.submit` applies).
+        "accepts": ["results"] if ph.results_only else ["results", "code", "notebook"],
         "hide_results": ph.hide_results,
         "auto_migrate": ph.auto_migrate,
         "submission_rule": rule,
@@ -103,6 +107,14 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         view["opened_at"] = ph.opened_at.isoformat() if ph.opened_at else None
         view["migrated_at"] = ph.migrated_at.isoformat() if ph.migrated_at else None
     return view
+
+
+def _judge_image(comp: m.Competition, ph: m.Phase, config: Any) -> str:
+    """The image a submission's prediction step runs in (the phase's first task; the platform's aliases applied)."""
+    tasks = {t.index: t for t in comp.tasks}
+    first = tasks.get((ph.task_indexes or sorted(tasks) or [None])[0])
+    requested = (first.ingestion_docker_image if first is not None else None) or comp.docker_image
+    return expected_image(requested, dict(config.image_aliases), config.default_image).used
 
 
 def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, comp: m.Competition,
@@ -208,7 +220,8 @@ class Views:
                                                   format=p.format))}  # type: ignore[arg-type]
                     for p in comp.pages
                 ],
-                "phases": [_phase_view(s, comp, ph, n, now, current, organizer)
+                "phases": [{**_phase_view(s, comp, ph, n, now, current, organizer),
+                            "image": _judge_image(comp, ph, self.ctx.config)}
                            for n, ph in enumerate(phases, start=1)],
                 "current_phase": phase_number(comp, current) if current is not None else None,
                 "registration": part.status if part is not None else "none",

@@ -3,9 +3,29 @@
 "This notebook, saved first" asks the front end to save the notebook with
 the script `save_notebook.js` (shipped beside this module; see the package's
 docstring for how it works), and submits once it answers.
+
+What the box offers, besides this notebook and the zips, notebooks and
+folders next to it:
+
+- **The predictions this notebook wrote** (a kit that writes predictions):
+  the folder the notebook writes to, zipped.  Which folder: the `output_dir`
+  that the notebook's cell tagged `parameters` sets (a string, relative to the
+  notebook's folder), else the first of `PREDICTION_FOLDERS` next to the
+  notebook; offered once it holds a file.  The judge runs the notebook with
+  its own `output_dir`; this is the same folder as the notebook fills it in Lab.
+- **The code folder** (a code kit): the notebook's folder when it holds a
+  `metadata` file, else the first folder next to the notebook that does; zipped.
+
+Before anything is saved or uploaded, the kind of the choice (notebook,
+results or code: `hub_extension.client.submission_kind`, the service's rule)
+is checked against what the phase accepts (`accepts` of the phase in the
+competition API); a choice that does not fit is refused with why and what to
+choose instead.  "Run as the judge would" runs the notebook first without
+submitting it (`preflight.py`).
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import threading
@@ -17,7 +37,7 @@ from typing import Any, Callable, Optional
 import ipywidgets as widgets
 from IPython.display import Javascript
 
-from ..client import SKIPPED_FOLDERS, CompeteClient, CompeteError, current_notebook_path
+from ..client import SKIPPED_FOLDERS, CompeteClient, CompeteError, current_notebook_path, submission_kind
 from ..contract import Status
 from .common import (
     STEPS,
@@ -31,6 +51,7 @@ from .common import (
     log,
     refresh_open_boards,
 )
+from .preflight import Preflight
 
 # A function expression `(element, token, issued)`; `save_script` adds the call.
 SAVE_SCRIPT = (Path(__file__).with_name("save_notebook.js")).read_text()
@@ -40,6 +61,114 @@ def save_script(token: str, issued_ms: int) -> str:
     """The script that saves the notebook holding `element` and answers with `token` (issued at `issued_ms`)."""
     return (f"var token = {json.dumps(token)}, issued = {int(issued_ms)};\n"
             f"{SAVE_SCRIPT.rstrip()}(element, token, issued);\n")
+
+
+# -- what there is to submit ------------------------------------------------------------------------
+# Folders a kit writes its predictions to, looked for next to the notebook when its parameters cell sets
+# no `output_dir` (CodaLab's `res`, the usual others).
+PREDICTION_FOLDERS = ("predictions", "submission", "res", "output", "outputs")
+KIND_WORDS = {"results": "predictions (results)", "code": "code", "notebook": "a notebook"}
+CODE_FILES = ("metadata", "metadata.yaml")
+
+
+def notebook_output_dir(notebook: Optional[Path]) -> Optional[str]:
+    """The `output_dir` the notebook's cell tagged `parameters` sets to a string, or None."""
+    if notebook is None:
+        return None
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    for cell in cells:
+        if "parameters" not in ((cell.get("metadata") or {}).get("tags") or []):
+            continue
+        source = "".join(cell.get("source") or []) if isinstance(cell.get("source"), list) else str(cell.get("source") or "")
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return None
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "output_dir" for t in node.targets)
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                return node.value.value
+        return None
+    return None
+
+
+def _has_files(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(p.is_file() for p in folder.rglob("*") if SKIPPED_FOLDERS.isdisjoint(p.parts))
+    except OSError:
+        return False
+
+
+def predictions_folder(notebook: Optional[Path], folder: Path) -> tuple[Optional[Path], Optional[Path]]:
+    """(where the notebook writes its predictions, that folder if it holds a file now).
+
+    The `output_dir` of the notebook's parameters cell (relative to `folder`),
+    else the first of `PREDICTION_FOLDERS` in `folder` that holds a file.
+    """
+    declared = notebook_output_dir(notebook)
+    if declared:
+        target = (folder / declared) if not Path(declared).is_absolute() else Path(declared)
+        return target, (target if _has_files(target) else None)
+    for name in PREDICTION_FOLDERS:
+        if _has_files(folder / name):
+            return folder / name, folder / name
+    return None, None
+
+
+def code_folder(folder: Path) -> Optional[Path]:
+    """The notebook's folder when it holds a `metadata` file, else the first folder in it that does."""
+    if any((folder / name).is_file() for name in CODE_FILES):
+        return folder
+    try:
+        entries = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name.lower())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.startswith(".") and entry.name not in SKIPPED_FOLDERS and \
+                any((entry / name).is_file() for name in CODE_FILES):
+            return entry
+    return None
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def refusal(kind: str, phase: Optional[dict[str, Any]], *, predictions: Optional[Path], writes_to: Optional[Path],
+            code: Optional[Path], notebook: Optional[Path], base: Path) -> Optional[str]:
+    """Why the phase does not take a submission of `kind`, with what to submit instead; None when it does."""
+    if not phase:
+        return None
+    accepts = phase.get("accepts")
+    if accepts is None:
+        accepts = ["results"] if phase.get("results_only") else ["results", "code", "notebook"]
+    if kind in accepts:
+        return None
+    name = f"phase {phase.get('number')} ({phase.get('name')})"
+    head = (f"{name} accepts {' or '.join(KIND_WORDS.get(k, k) for k in accepts)} only, not {KIND_WORDS.get(kind, kind)}"
+            + (" (a zip or folder with a metadata file)" if kind == "code" else ""))
+    if "results" in accepts:
+        if predictions is not None:
+            todo = f"choose \u201cThe predictions this notebook wrote ({_shown(predictions, base)}/)\u201d"
+        elif writes_to is not None:
+            todo = (f"run the notebook first: it writes its predictions to {_shown(writes_to, base)}/; then choose "
+                    "\u201cThe predictions this notebook wrote\u201d")
+        else:
+            todo = ("run your code yourself, then submit the files it predicts: zip them (or put them in a folder "
+                    "next to this notebook) and choose or type that path")
+    elif "notebook" in accepts and notebook is not None:
+        todo = "choose \u201cThis notebook\u201d: the judge runs it and scores what it writes to output_dir"
+    elif "code" in accepts and code is not None:
+        todo = f"choose the code folder {_shown(code, base)}/"
+    else:
+        todo = "submit " + " or ".join(KIND_WORDS.get(k, k) for k in accepts)
+    return f"{head}: {todo}. Nothing was submitted."
 
 
 # -- submitting -----------------------------------------------------------------------------------
@@ -59,6 +188,7 @@ class SubmitState:
         self.phase = phase
         self.title = competition
         self.phase_name: Optional[str] = None
+        self.phase_info: Optional[dict[str, Any]] = None  # the phase as the competition API describes it
         self.registration: Optional[str] = None
         self.columns: dict[str, dict[str, Any]] = {}
         self.stage = "ready"
@@ -117,6 +247,7 @@ class SubmitState:
         number = self.phase or detail.get("current_phase")
         phase = next((p for p in detail.get("phases") or [] if p.get("number") == number), None)
         self.phase_name = phase.get("name") if phase else None
+        self.phase_info = phase
         self.closed_phase = None
         if phase is None:
             upcoming = [p for p in detail.get("phases") or [] if p.get("state") == "future"]
@@ -348,11 +479,14 @@ def _mtime(path: Path) -> Optional[int]:
 class Submit(widgets.VBox):
     """Submit to a competition from a notebook and watch the submission to its end.
 
-    What to submit: this notebook (saved first, the default), this notebook as
-    last saved, or a zip, notebook or folder next to it; `path` preselects
-    one.  Shows the submissions left, then the progress (queue position,
-    Preparing, Running, Scoring) and the scores or the failing cell with its
-    traceback.  `last_submission` is the final answer of the last submission.
+    What to submit: this notebook (saved first), this notebook as last saved,
+    the predictions it wrote, the code folder, or a zip, notebook or folder
+    next to it; `path` preselects one, else the first the phase accepts.  A
+    choice the phase does not accept is refused before anything is sent.
+    Shows the submissions left, then the progress (queue position, Preparing,
+    Running, Scoring) and the scores or the failing cell with its traceback.
+    `last_submission` is the final answer of the last submission.  "Run as
+    the judge would" (`preflight`) runs the notebook first, uploading nothing.
     """
 
     save_timeout = 20.0   # seconds for the front end to answer the save request
@@ -391,29 +525,61 @@ class Submit(widgets.VBox):
         self._button.add_class("compete-submit-button")
         self._status = widgets.HTML()
         self._status.add_class("compete-submit-status")
+        self.preflight = Preflight()
+        self._preflight_button = widgets.Button(description="Run as the judge would", icon="play",
+                                                tooltip="Run the notebook (as saved) in the judge's kernel, with the "
+                                                        "phase's time limit, on the public data; nothing is submitted",
+                                                layout=widgets.Layout(width="auto"))
+        self._preflight_button.add_class("compete-preflight-button")
+        self._preflight_status = widgets.HTML()
+        self._preflight_status.add_class("compete-preflight-status")
         # Hidden: the front end's answer to a save request, and where the save script runs.
         self._reply = widgets.Text(layout=widgets.Layout(display="none"))
         self._reply.add_class("compete-save-reply")
         self._script = widgets.Output(layout=widgets.Layout(display="none"))
         self._script.add_class("compete-save-script")
-        self.children = [self._title, self._left, self._what, self._path, self._description, self._button,
-                         self._status, self._reply, self._script]
+        self.children = [self._title, self._left, self._what, self._path, self._description,
+                         widgets.HBox([self._button, self._preflight_button]), self._status, self._preflight_status,
+                         self._reply, self._script]
         self.state.listeners.append(lambda _state: self._render())
+        self.preflight.state.listeners.append(lambda _state: self._render_preflight())
+        self._preflight_button.on_click(self._on_preflight)
         if problem:
             self.state.fail(problem)
         else:
             self.state.load()
+        if path is None:
+            self._what.value = self._first_accepted(options)
         self._button.on_click(self._on_click)
         self._reply.observe(self._on_reply, names="value")
         self._render()
 
     # -- what to submit ------------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        """The notebook's folder (the kernel's working folder when the notebook is not known)."""
+        return self.notebook.parent if self.notebook is not None else Path.cwd()
+
+    def _kit(self) -> tuple[Optional[Path], Optional[Path], Optional[Path]]:
+        """(where the notebook writes predictions, that folder when it holds files, the code folder)."""
+        writes_to, predictions = predictions_folder(self.notebook, self.folder)
+        return writes_to, predictions, code_folder(self.folder)
+
     def _choices(self, preselect: Any = None) -> list[tuple[str, str]]:
         options: list[tuple[str, str]] = []
         if self.notebook is not None:
             options.append((f"This notebook ({self.notebook.name}), saved first", "notebook"))
             options.append((f"This notebook ({self.notebook.name}), as last saved", "notebook-disk"))
-        folder = self.notebook.parent if self.notebook is not None else Path.cwd()
+        folder = self.folder
+        _, predictions, code = self._kit()
+        offered: set[Path] = set()
+        if predictions is not None:
+            options.append((f"The predictions this notebook wrote ({_shown(predictions, folder)}/, zipped)",
+                            f"predictions:{_shown(predictions, folder)}"))
+            offered.add(predictions.resolve())
+        if code is not None:
+            options.append((f"The code folder ({_shown(code, folder)}/, zipped)", f"code:{_shown(code, folder)}"))
+            offered.add(code.resolve())
         found: list[tuple[str, str]] = []
         try:
             entries = sorted(folder.iterdir(), key=lambda p: p.name.lower())
@@ -422,7 +588,7 @@ class Submit(widgets.VBox):
         for entry in entries:
             if entry.name.startswith(".") or entry.name in SKIPPED_FOLDERS:
                 continue
-            if self.notebook is not None and entry.resolve() == self.notebook:
+            if self.notebook is not None and entry.resolve() == self.notebook or entry.resolve() in offered:
                 continue
             if entry.is_dir():
                 found.append((f"{entry.name}/ (folder, zipped)", f"path:{entry.name}"))
@@ -439,9 +605,34 @@ class Submit(widgets.VBox):
             options.append(("(type a path below)", "none"))
         return options
 
+    def _first_accepted(self, options: list[tuple[str, str]]) -> str:
+        """The first of `options` the phase accepts (the first one when it accepts none of them)."""
+        for _, value in options:
+            kind = self._kind_of(value)
+            if kind is not None and self._refusal(kind) is None:
+                return value
+        return options[0][1]
+
+    def _kind_of(self, value: str) -> Optional[str]:
+        if value in ("notebook", "notebook-disk"):
+            return "notebook"
+        if value.startswith("predictions:"):
+            return "results"
+        if value.startswith("code:"):
+            return "code"
+        if value.startswith("path:"):
+            path = self.folder / value[len("path:"):]
+            return submission_kind(path) if path.exists() else None
+        return None
+
+    def _refusal(self, kind: str) -> Optional[str]:
+        writes_to, predictions, code = self._kit()
+        return refusal(kind, self.state.phase_info, predictions=predictions, writes_to=writes_to, code=code,
+                       notebook=self.notebook, base=self.folder)
+
     def _choice(self) -> tuple[str, Any]:
         typed = self._path.value.strip()
-        base = self.notebook.parent if self.notebook is not None else Path.cwd()
+        base = self.folder
         if typed:
             path = Path(typed).expanduser()
             return "path", path if path.is_absolute() else base / path
@@ -450,8 +641,9 @@ class Submit(widgets.VBox):
             if self.notebook is None:
                 return "error", "cannot tell which notebook this is: type its path"
             return ("save", self.notebook) if value == "notebook" else ("path", self.notebook)
-        if value and value.startswith("path:"):
-            return "path", base / value[len("path:"):]
+        for prefix in ("path:", "predictions:", "code:"):
+            if value and value.startswith(prefix):
+                return "path", base / value[len(prefix):]
         return "error", "choose what to submit, or type a path"
 
     # -- clicking ------------------------------------------------------------------------------
@@ -459,10 +651,15 @@ class Submit(widgets.VBox):
         if self.state.busy or self._closed:
             return
         kind, target = self._choice()
+        refused = None
+        if kind in ("save", "path") and (kind == "save" or Path(target).exists()):
+            refused = self._refusal("notebook" if kind == "save" else submission_kind(target))
         if self.client is None:
             self.state.fail(self.state.error or "no competition service to submit to")
         elif kind == "error":
             self.state.fail(target)
+        elif refused:
+            self.state.fail(refused)
         elif kind == "save":
             self._request_save(target)
         else:
@@ -544,6 +741,39 @@ class Submit(widgets.VBox):
             if current in [v for _, v in options]:
                 self._what.value = current
 
+    # -- running as the judge would ---------------------------------------------------------------
+    def preflight_target(self) -> Optional[Path]:
+        """The notebook "Run as the judge would" runs: the chosen one when it is a notebook, else this one."""
+        kind, target = self._choice()
+        if kind == "save":
+            return Path(target)
+        if kind == "path" and Path(target).suffix == ".ipynb" and Path(target).is_file():
+            return Path(target)
+        return self.notebook
+
+    def _on_preflight(self, _button: Any = None) -> None:
+        """Run the notebook (as saved) as the judge would: its kernel, the phase's time limit, the public data."""
+        if self.preflight.busy:
+            self.preflight.stop()
+            return
+        if self._closed:
+            return
+        target = self.preflight_target()
+        state = self.preflight.state
+        if target is None:
+            state.stage, state.error = "error", "cannot tell which notebook this is: choose or type a notebook (.ipynb)"
+            state.changed()
+            return
+        phase = self.state.phase_info or {}
+        self.preflight.start(target, limit=phase.get("execution_time_limit"), image=phase.get("image"))
+
+    def _render_preflight(self) -> None:
+        state = self.preflight.state
+        running = state.busy
+        self._preflight_button.description = "Stop the run" if running else "Run as the judge would"
+        self._preflight_button.icon = "stop" if running else "play"
+        self._preflight_status.value = state.to_html()
+
     # -- life -------------------------------------------------------------------------------
     @property
     def last_submission(self) -> Optional[dict[str, Any]]:
@@ -564,6 +794,7 @@ class Submit(widgets.VBox):
         if self._timer is not None:
             self._timer.cancel()
         self.state.stop_event.set()
+        self.preflight.stop()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(10)
