@@ -12,7 +12,8 @@ Environment: COMPETE_HOME (state, default ./compete-home), COMPETE_HUB_IP and
 COMPETE_HUB_PORT (the public address), COMPETE_CONFIG (a Python file of
 `c.Compete.*` platform settings; default $COMPETE_HOME/compete_config.py when it
 exists), COMPETE_DB_URL (the platform's database), COMPETE_DEMO=0 (no demo
-accounts, no demo competition).  The platform's settings are read as every
+accounts, no demo competition), COMPETE_LAB_DOCKER=0 (users' servers have no
+Docker: no judge kernels, and the competition pages say so).  The platform's settings are read as every
 platform process reads them (`hub_extension.config.load_config`), and the
 service gets the same file and home; the first start upgrades the platform's
 database (`compete db upgrade`) before it loads the demo.
@@ -39,8 +40,11 @@ from hub_extension.embedded import (
     ACCOUNTS_FILE,
     DEMO_ADMIN,
     DEMO_ORGANIZER,
+    describe_judge_kernels,
     first_start,
     format_demo_accounts,
+    install_judge_kernels,
+    judge_kernels_path,
 )
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -177,6 +181,11 @@ c.SimpleLocalProcessSpawner.default_url = "/lab"
 # Where the participant client (`hub_extension.client`) finds the service.  A
 # spawner whose servers run elsewhere (DockerSpawner) sets its own: see the README.
 c.SimpleLocalProcessSpawner.environment = {"COMPETE_SERVICE_URL": f"{local_proxy_url}services/{SERVICE}/"}
+# The judge's environment as kernels, one per runtime image here (when the servers may use
+# Docker): installed in the home, found by the servers through JUPYTER_PATH.
+print(describe_judge_kernels(install_judge_kernels(home, settings.compete)), file=sys.stderr, flush=True)
+c.SimpleLocalProcessSpawner.environment["JUPYTER_PATH"] = os.pathsep.join(
+    [judge_kernels_path(home)] + ([os.environ["JUPYTER_PATH"]] if os.environ.get("JUPYTER_PATH") else []))
 # The front end's application object on `window.jupyterapp`: the Submit widget uses
 # it to save the notebook before submitting it (see hub_extension/widgets.py).
 c.SimpleLocalProcessSpawner.args = [

@@ -6,6 +6,20 @@ with the judge's limits (kernels/judge_kernel.py says how).  Installing one
 checks what it will need at every start, so that a participant never picks a
 kernel that cannot start: a Docker engine that answers, the image on this
 machine, and ipykernel in that image.
+
+The platform installs judge kernels for its users' servers too
+(`install_for_servers`, called at the embedded default's start): one per
+runtime image on the machine, named after the image and its digest
+("Judge: jupyter-compete/runtime:py3 (sha256:abcd1234)"), in a folder of the
+platform's home that the servers find through JUPYTER_PATH, next to a state
+file saying what was installed or why nothing was (no Docker for the
+servers).  The service reads that file (`read_servers_state`) to say on the
+competition page which environment a participant's notebooks get, and to set
+the kernelspec of the notebooks it delivers.
+
+`compete kernel install --local-packages` is the other way round: the default
+runtime's package list pip-installed into this environment, for servers
+without Docker (the packages, not the image's exact versions).
 """
 from __future__ import annotations
 
@@ -14,12 +28,13 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from kernels.build import DEFAULT_IMAGE
+from kernels.build import DEFAULT_IMAGE, RUNTIMES, cache_dir
 from kernels.images import docker_client
 from kernels.kernelspec import FILES, TEMPLATE_DIR
 
@@ -28,6 +43,11 @@ from .config import load_config
 LAUNCHER_MODULE = "kernels.judge_kernel"
 SPEC_KIND = "judge"
 README_SECTION = "README, \"The judge's environment as a kernel\""
+# In the platform's home: the kernels installed for users' servers (a JUPYTER_PATH entry) and what was done.
+SERVERS_FOLDER = "jupyter"
+SERVERS_STATE = "judge-kernels.json"
+# Image id -> the Python version its IPython kernel probe found (the probe starts a container).
+PROBE_CACHE = "judge-kernel-probes.json"
 
 
 class KernelSetupError(RuntimeError):
@@ -210,10 +230,158 @@ def remove(name: str) -> str:
         raise KernelSetupError(f"cannot remove {exc.filename}: {exc.strerror}") from None
 
 
+# -- judge kernels for users' servers ---------------------------------------------------------
+
+
+def short_digest(digest: str) -> str:
+    """`repo@sha256:<64 hex>` or `sha256:<64 hex>` -> `sha256:<first 8 hex>`."""
+    algorithm, _, value = digest.rpartition("@")[2].partition(":")
+    return f"{algorithm}:{value[:8]}" if value else digest[:15]
+
+
+def pinned_kernel_name(image: str, digest: str) -> str:
+    """`judge-<image>-<8 hex of its digest>`, lowercase [a-z0-9._-]."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", image.lower()).strip("-.")
+    return f"judge-{slug}-{short_digest(digest).partition(':')[2]}"
+
+
+def pinned_display_name(image: str, digest: str) -> str:
+    return f"Judge: {image} ({short_digest(digest)})"
+
+
+def servers_folder(home: str | os.PathLike) -> Path:
+    """The JUPYTER_PATH entry of users' servers that holds the platform's judge kernels."""
+    return Path(home) / SERVERS_FOLDER
+
+
+def _probe_image(image, name: str) -> str:
+    """The image's Python version, once per image id (cached: the probe starts a container)."""
+    path = cache_dir() / PROBE_CACHE
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if image.id in cache:
+        return cache[image.id]
+    version = check_image(name)
+    cache[image.id] = version
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(cache, indent=1))
+    os.replace(tmp, path)
+    return version
+
+
+def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docker: Optional[bool] = None,
+                        python: Optional[str] = None, memory_mb: int, cpus: float, pids: int,
+                        docker_setting: str = "") -> dict[str, Any]:
+    """Install a judge kernel per image of `images` on this machine for users' servers; returns the state.
+
+    `docker`: whether users' servers can use this machine's Docker engine
+    (None: they can when it answers); `docker_setting` names the setting that
+    said no, for the state's reason.  Kernels are written to
+    `servers_folder(home)/kernels`, where those of images no longer here (or
+    of an older digest) are removed; the state goes to `SERVERS_STATE` next to
+    them.  Fast when nothing changed: a ping, one lookup per image, and the
+    kernel probe only for an image id not seen before.
+    """
+    folder = servers_folder(home)
+    kernels_dir = folder / "kernels"
+    kernels_dir.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {"docker": False, "reason": None, "kernels": {}, "missing": {}}
+    if docker is False:
+        said = f"the hub's setting {docker_setting}" if docker_setting else "the hub's settings"
+        state["reason"] = f"{said} says users' servers have no Docker engine"
+    else:
+        try:
+            check_docker_engine()
+            state["docker"] = True
+        except KernelSetupError as exc:
+            state["reason"] = str(exc)
+    if state["docker"]:
+        # Optional dependency: the docker SDK loads only when an engine is used (hosts without Docker import this module).
+        import docker as docker_sdk
+
+        client = docker_client(timeout=120)
+        try:
+            for image in dict.fromkeys(images):
+                try:
+                    found = client.images.get(image)
+                except docker_sdk.errors.ImageNotFound:
+                    how = "`compete image build --all`" if image in RUNTIMES else f"`docker pull {image}`"
+                    state["missing"][image] = f"the image {image} is not on this machine (get it with {how})"
+                    continue
+                try:
+                    version = _probe_image(found, image)
+                except KernelSetupError as exc:
+                    state["missing"][image] = str(exc)
+                    continue
+                digests = found.attrs.get("RepoDigests") or []
+                digest = digests[0].rpartition("@")[2] if digests else found.id
+                name = pinned_kernel_name(image, digest)
+                spec = kernel_spec(image, python=python or sys.executable, memory_mb=memory_mb, cpus=cpus,
+                                   pids=pids, name_shown=pinned_display_name(image, digest))
+                spec["metadata"]["jupyter_compete"].update({"digest": digest, "python_version": version})
+                target = kernels_dir / name
+                target.mkdir(exist_ok=True)
+                for file in FILES:
+                    if file != "kernel.json":
+                        shutil.copy(TEMPLATE_DIR / file, target / file)
+                (target / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+                state["kernels"][image] = {"name": name, "display_name": spec["display_name"],
+                                           "language": spec["language"], "digest": digest,
+                                           "python_version": version}
+        finally:
+            client.close()
+    current = {entry["name"] for entry in state["kernels"].values()}
+    for old in kernels_dir.glob("judge-*"):
+        if old.name not in current:
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = folder / f".{SERVERS_STATE}.{os.getpid()}"
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    os.replace(tmp, folder / SERVERS_STATE)
+    return state
+
+
+def read_servers_state(home: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """What `install_for_servers` last did for the servers of `home` (None: it never ran there)."""
+    try:
+        state = json.loads((servers_folder(home) / SERVERS_STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def notebook_kernelspec(entry: dict[str, Any]) -> dict[str, str]:
+    """A notebook's `metadata.kernelspec` for an installed judge kernel (an entry of the state's kernels)."""
+    return {"name": entry["name"], "display_name": entry["display_name"], "language": entry.get("language", "python")}
+
+
+def install_local_packages(image: str = DEFAULT_IMAGE, *, python: Optional[str] = None) -> list[str]:
+    """pip-install the package list of the runtime `image` into this environment; returns the list."""
+    runtime = RUNTIMES.get(image)
+    if runtime is None:
+        known = ", ".join(RUNTIMES)
+        raise KernelSetupError(f"no package list for {image}: the platform's runtimes are {known}")
+    proc = subprocess.run([python or sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+                           *runtime.packages])
+    if proc.returncode != 0:
+        raise KernelSetupError(f"pip could not install the packages of {image} (exit code {proc.returncode})")
+    return list(runtime.packages)
+
+
 # -- the command line ------------------------------------------------------------------------
 
 
 def cmd_kernel_install(args: argparse.Namespace) -> int:
+    if args.local_packages:
+        try:
+            packages = install_local_packages(args.image)
+        except KernelSetupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"installed the packages of {args.image} into {sys.prefix}: {' '.join(packages)}")
+        print("  their versions are pip's choice here, not the image's; the kernel is this environment's Python")
+        return 0
     prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
         path, version = install(args.image, args.name, user=args.user, prefix=prefix, memory_mb=args.memory_mb,
@@ -277,6 +445,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mount", action="append", default=[],
                    help="a folder mounted in every kernel, at the same path (repeatable; default: the "
                         "Jupyter server's root, else the notebook's folder)")
+    p.add_argument("--local-packages", action="store_true",
+                   help="instead of a kernel: pip-install the runtime's package list (kernels/build.py) into "
+                        "this environment, for servers without Docker")
     p.set_defaults(func=cmd_kernel_install)
 
     p = kernel.add_parser("list", help="the judge kernels installed, with problems that would stop them")
@@ -299,7 +470,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return args.func(args)
 
 
-__all__ = ["KernelSetupError", "add_commands", "install", "judge_kernels", "kernel_spec", "remove"]
+__all__ = ["KernelSetupError", "add_commands", "install", "install_for_servers", "install_local_packages",
+           "judge_kernels", "kernel_spec", "notebook_kernelspec", "pinned_display_name", "pinned_kernel_name",
+           "read_servers_state", "remove", "servers_folder", "short_digest"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,12 @@ nothing else to install:
 - `first_start(home)` creates the demo accounts (an admin, an organizer and two
   participants) with random passwords the first time, writes them to
   `$COMPETE_HOME/demo-accounts.txt` (mode 0600), and loads the demo competition
-  from `templates/demo` with the organizer as its owner.
+  from `templates/demo` with the organizer as its owner;
+- `install_judge_kernels(home, config)` gives users' servers the judge's
+  environment as kernels (`hub_extension.cli_kernel.install_for_servers`): one
+  per runtime image on the machine, when users' servers can use Docker
+  (`COMPETE_LAB_DOCKER=0` says they cannot), found by the servers through
+  JUPYTER_PATH (`judge_kernels_path`).
 
 `python -m hub_extension.embedded set-password NAME` adds an account or sets a
 new password; `python -m hub_extension.embedded show` prints the demo accounts;
@@ -258,6 +263,50 @@ def first_start(home: str | Path, config: Optional[Compete] = None) -> list[Demo
     accounts = ensure_demo_accounts(home)
     ensure_demo_competition(home, config)
     return accounts
+
+
+# -- the judge's environment in users' servers -------------------------------------------
+# The hub's setting that says whether users' servers may use this machine's Docker
+# engine: "0" for no (servers elsewhere, or not trusted with the engine), else they
+# may whenever an engine answers.
+LAB_DOCKER_SETTING = "COMPETE_LAB_DOCKER"
+
+
+def judge_kernels_path(home: str | Path) -> str:
+    """The JUPYTER_PATH entry that offers users' servers the judge kernels of `home`."""
+    # Start-up cost: the kernel commands (and jupyter_client behind them) load only when kernels are set up.
+    from .cli_kernel import servers_folder
+
+    return str(servers_folder(home))
+
+
+def install_judge_kernels(home: str | Path, config: Compete, environ: Optional[dict] = None) -> dict:
+    """Judge kernels for users' servers: the default and legacy runtimes, as far as they are on this machine.
+
+    Returns the state written next to them (what the competition pages say).
+    Fast when they are already installed (a ping and one image lookup each).
+    """
+    # Start-up cost: the kernel commands (and jupyter_client behind them) load only when kernels are set up.
+    from .cli_kernel import install_for_servers
+
+    env = os.environ if environ is None else environ
+    setting = env.get(LAB_DOCKER_SETTING, "").strip()
+    docker = False if setting == "0" else None
+    return install_for_servers(
+        home, [config.default_image, config.legacy_image], docker=docker,
+        docker_setting=f"{LAB_DOCKER_SETTING}={setting}" if setting else "",
+        memory_mb=config.step_memory_mb, cpus=config.step_cpus, pids=config.step_pids,
+    )
+
+
+def describe_judge_kernels(state: dict) -> str:
+    """One line for the hub's log: which judge kernels the servers get, or why none."""
+    if not state.get("docker"):
+        return f"judge kernels: none for users' servers ({state.get('reason')}); notebooks run in this environment"
+    names = [f"{entry['display_name']}" for entry in state.get("kernels", {}).values()]
+    missing = [f"{why}" for why in state.get("missing", {}).values()]
+    return "judge kernels for users' servers: " + ("; ".join(names) or "none") + (
+        f" (not installed: {'; '.join(missing)})" if missing else "")
 
 
 # -- processes a dead hub left behind ------------------------------------------------------

@@ -139,6 +139,30 @@ def update_copy_name(path: str, sha256: str) -> str:
     return str(pure.with_name(name))
 
 
+def with_kernelspec(files: Iterable[KitFile], kernelspec: Optional[dict[str, str]]) -> list[KitFile]:
+    """The files with `metadata.kernelspec` of the starting kit's notebooks set to `kernelspec`.
+
+    The hash is the delivered file's, so a participant's edit is told from the
+    delivered copy as for any file.  Notebooks that already name it, or are
+    not JSON, stay as they are; `kernelspec=None` changes nothing.
+    """
+    def retargeted(f: KitFile) -> KitFile:
+        try:
+            notebook = json.loads(f.read())
+            metadata = notebook.setdefault("metadata", {})
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return f
+        if not isinstance(metadata, dict) or metadata.get("kernelspec") == kernelspec:
+            return f
+        metadata["kernelspec"] = dict(kernelspec)
+        data = (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        return KitFile.from_bytes(f.path, data, f.source)
+
+    if not kernelspec:
+        return list(files)
+    return [retargeted(f) if f.source == "starting_kit" and f.path.endswith(".ipynb") else f for f in files]
+
+
 # -- the decisions -------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Manifest:
@@ -468,4 +492,5 @@ __all__ = [
     "plan_delivery",
     "update_copy_name",
     "updates_note",
+    "with_kernelspec",
 ]

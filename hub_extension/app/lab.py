@@ -4,6 +4,13 @@ Organizers and approved participants get a phase's starting kit and public
 data, as for the downloads; the delivery itself (the manifest, what is kept,
 what is offered as an update, the hub and the contents API) is
 `hub_extension.starting_kit`.
+
+Which environment the phase's notebooks get is said, never guessed: the
+judge's kernel for the image the phase runs in (its notebooks delivered with
+that kernelspec), when the platform installed one for users' servers
+(`hub_extension.cli_kernel.install_for_servers`, at the hub's start); else the
+servers' own Python, without the image's packages, and why
+(`Lab.environment`).
 """
 from __future__ import annotations
 
@@ -11,6 +18,9 @@ import logging
 from typing import Any, Optional
 from urllib.parse import quote
 
+from kernels.images import expected_image
+
+from ..cli_kernel import notebook_kernelspec, read_servers_state, short_digest
 from ..errors import Forbidden, NotFound
 from ..starting_kit import (
     COMPETITIONS_FOLDER,
@@ -21,9 +31,11 @@ from ..starting_kit import (
     deliver,
     files_of_zip,
     main_notebook,
+    with_kernelspec,
 )
 from .actors import Actor
 from .competitions import Competitions
+from .records import get_competition, get_phase
 from .views import Views
 
 log = logging.getLogger("compete.starting_kit")
@@ -63,11 +75,58 @@ class Lab:
             raise NotFound(f"phase {number} of {slug!r} has no starting kit and no public data to open")
         return detail, files
 
+    def phase_image(self, slug: str, number: int) -> str:
+        """The runtime image the judge runs phase `number` in, as this platform maps the bundle's image.
+
+        The image of the step that runs the participant's code: the first
+        task's ingestion program when it has one, else its scoring program;
+        the competition's image when the task names none.
+        """
+        config = self.views.ctx.config
+        with self.views.ctx.db.session() as s:
+            comp = get_competition(s, slug, full=True)
+            ph = get_phase(comp, number)
+            wanted = {str(i) for i in (ph.task_indexes or [])}
+            tasks = sorted((t for t in comp.tasks if not wanted or str(t.index) in wanted), key=lambda t: t.index)
+            requested = comp.docker_image
+            if tasks:
+                task = tasks[0]
+                own = task.ingestion_docker_image if task.ingestion_program_key else task.scoring_docker_image
+                requested = own or comp.docker_image
+        return expected_image(requested, dict(config.image_aliases), config.default_image).used
+
+    def environment(self, slug: str, number: int) -> dict[str, Any]:
+        """What a participant's notebooks of phase `number` run in, in their JupyterLab.
+
+        `{"kind": "judge" | "server", "image", "digest", "kernelspec", "reason", "text"}`:
+        "judge" with the kernelspec of the judge's kernel for the phase's image,
+        else "server" (the server's own Python) with the reason.
+        """
+        image = self.phase_image(slug, number)
+        state = read_servers_state(self.views.ctx.config.home)
+        entry = (state or {}).get("kernels", {}).get(image) if state and state.get("docker") else None
+        if entry:
+            digest = short_digest(entry["digest"])
+            return {"kind": "judge", "image": image, "digest": entry["digest"], "kernelspec": notebook_kernelspec(entry),
+                    "reason": None,
+                    "text": f"Your notebooks run in the judge's environment: the kernel {entry['display_name']}, "
+                            f"in the image {image}@{digest}, with the judge's packages and limits."}
+        if state is None:
+            reason = "the hub installed no judge kernels for users' servers"
+        elif not state.get("docker"):
+            reason = state.get("reason") or "users' servers have no Docker engine"
+        else:
+            reason = (state.get("missing") or {}).get(image) or f"there is no judge kernel for {image} here"
+        return {"kind": "server", "image": image, "digest": None, "kernelspec": None, "reason": reason,
+                "text": f"Your notebooks run in this environment's Python, without the packages of the judge's "
+                        f"image {image} ({reason}); a test submission tells how they run in the judge."}
+
     def open_in_lab(self, slug: str, number: int, actor: Actor, access: Optional[LabAccess] = None,
                     *, page: str = "") -> dict[str, Any]:
         """Put phase `number`'s starting kit and public data into `actor`'s server; where to open it.
 
-        Returns `{"url", "folder", "notebook", "written", "kept", "updated", "update_copies", "note"}`;
+        Returns `{"url", "folder", "notebook", "written", "kept", "updated", "update_copies", "note",
+        "environment"}` (`environment`: what the notebooks run in, as `environment` says);
         `url` opens the kit's notebook (or the folder) in JupyterLab; `page` (the
         competition page's address) is kept in the manifest for the participant.
         `access` (a `LabAccess`) defaults to the hub's environment, read after the permission checks.
@@ -79,9 +138,12 @@ class Lab:
         server = LabServer(access, actor.username)
         server_url = server.ensure_running()
         folder = f"{COMPETITIONS_FOLDER}/{slug}"
+        environment = self.environment(slug, number)
+        files = with_kernelspec(files, environment["kernelspec"])
         result = deliver(server, folder, files, slug=slug, title=detail["title"], phase=number, page=page)
         notebook = main_notebook(files)
         target = f"{folder}/{notebook}" if notebook else folder
         log.info("%s opened phase %s of %s in JupyterLab: %d written, %d kept, %d updates offered",
                  actor.username, number, slug, len(result["written"]), len(result["kept"]), len(result["updated"]))
-        return {"url": f"{server_url}lab/tree/{quote(target)}", "folder": folder, "notebook": notebook, **result}
+        return {"url": f"{server_url}lab/tree/{quote(target)}", "folder": folder, "notebook": notebook, **result,
+                "environment": environment}

@@ -248,7 +248,10 @@ class CompetitionListHandler(PageHandler):
 class CompetitionHandler(PageHandler):
     def get(self, slug: str) -> None:
         comp = self.platform.competition_detail(slug, self.actor)
-        self.show("competition.html", comp=comp)
+        # What the current phase's notebooks run in, said beside "Open in JupyterLab".
+        current = next((p for p in comp["phases"] if p["state"] == "current"), None)
+        environment = self.platform.lab.environment(slug, current["number"]) if current else None
+        self.show("competition.html", comp=comp, lab_environment=environment)
 
 
 class RegisterHandler(PageHandler):

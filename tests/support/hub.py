@@ -20,6 +20,7 @@ tests/support/browser.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import re
@@ -33,7 +34,7 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 from urllib.parse import quote, urljoin
 
 import psutil
@@ -399,10 +400,9 @@ def _stop(process: subprocess.Popen, home: Path) -> None:
         platform.close()
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory) -> Hub:
-    """The real hub with the competitions service, started once per session."""
-    root = tmp_path_factory.mktemp("hub")
+@contextlib.contextmanager
+def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None) -> Iterator[Hub]:
+    """A real hub in `root` (its home, config and log), with `extra_env` in its environment; stopped at the end."""
     home = root / "home"
     home.mkdir()
     # The platform's own settings for this hub (read by the service and the first start).
@@ -427,6 +427,7 @@ def hub(tmp_path_factory) -> Hub:
         "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
     })
+    env.update(extra_env or {})
     jupyterhub = shutil.which("jupyterhub", path=str(bin_dir)) or "jupyterhub"
     log_path = root / "jupyterhub.log"
     started = time.monotonic()
@@ -443,3 +444,15 @@ def hub(tmp_path_factory) -> Hub:
         yield hub
     finally:
         _stop(process, home)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory) -> Iterator[Hub]:
+    """The real hub with the competitions service, started once per session.
+
+    Its users' servers have no judge kernels (COMPETE_LAB_DOCKER=0): their
+    notebooks run in the project's Python, where the kit's widgets import.
+    tests/hub_extension/lab/test_judge_kernel_delivery.py starts a hub with them.
+    """
+    with start_hub(tmp_path_factory.mktemp("hub"), {"COMPETE_LAB_DOCKER": "0"}) as running:
+        yield running
