@@ -273,12 +273,12 @@ def _probe_image(image, name: str) -> str:
 
 def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docker: Optional[bool] = None,
                         python: Optional[str] = None, memory_mb: int, cpus: float, pids: int,
-                        docker_setting: str = "") -> dict[str, Any]:
+                        docker_setting: str = "", reason: Optional[str] = None) -> dict[str, Any]:
     """Install a judge kernel per image of `images` on this machine for users' servers; returns the state.
 
     `docker`: whether users' servers can use this machine's Docker engine
     (None: they can when it answers); `docker_setting` names the setting that
-    said no, for the state's reason.  Kernels are written to
+    said no, for the state's reason (or `reason` says why, whole).  Kernels are written to
     `servers_folder(home)/kernels`, where those of images no longer here (or
     of an older digest) are removed; the state goes to `SERVERS_STATE` next to
     them.  Fast when nothing changed: a ping, one lookup per image, and the
@@ -290,7 +290,7 @@ def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docke
     state: dict[str, Any] = {"docker": False, "reason": None, "kernels": {}, "missing": {}}
     if docker is False:
         said = f"the hub's setting {docker_setting}" if docker_setting else "the hub's settings"
-        state["reason"] = f"{said} says users' servers have no Docker engine"
+        state["reason"] = reason or f"{said} says users' servers have no Docker engine"
     else:
         try:
             check_docker_engine()

@@ -34,7 +34,7 @@ def test_names_say_the_image_and_its_digest():
 def test_the_start_installs_a_kernel_per_runtime_here_and_none_without_docker(tmp_path, runtime_image):
     config = Compete(home=str(tmp_path), step_memory_mb=700, step_cpus=1.0, step_pids=123,
                      legacy_image="jupyter-compete/runtime:not-built-here")
-    state = install_judge_kernels(tmp_path, config, environ={})
+    state = install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "1"})
     digest = image_digest(DEFAULT_IMAGE)
     entry = state["kernels"][DEFAULT_IMAGE]
     assert state["docker"] is True and entry["digest"] == digest.rpartition("@")[2]
@@ -47,8 +47,13 @@ def test_the_start_installs_a_kernel_per_runtime_here_and_none_without_docker(tm
     assert entry["display_name"] in describe_judge_kernels(state)
 
     started = time.monotonic()
-    assert install_judge_kernels(tmp_path, config, environ={}) == state
+    assert install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "1"}) == state
     assert time.monotonic() - started < 3.0  # already installed: no probe container
+
+    # Without the setting: off, and the state says why and how to turn it on.
+    unset = install_judge_kernels(tmp_path / "unset", config, environ={})
+    assert unset["docker"] is False and unset["kernels"] == {}
+    assert "off by default" in unset["reason"] and "COMPETE_LAB_DOCKER=1" in unset["reason"]
 
     # Simulated: the hub's setting says users' servers have no Docker engine.
     off = install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "0"})

@@ -39,8 +39,8 @@ def sha(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def judge_hub(runtime_image, tmp_path_factory):
-    """A hub whose users' servers may use this machine's Docker engine (no COMPETE_LAB_DOCKER)."""
-    with start_hub(tmp_path_factory.mktemp("judge-hub")) as running:
+    """A hub whose users' servers may use this machine's Docker engine (COMPETE_LAB_DOCKER=1)."""
+    with start_hub(tmp_path_factory.mktemp("judge-hub"), {"COMPETE_LAB_DOCKER": "1"}) as running:
         yield running
 
 
