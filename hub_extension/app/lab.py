@@ -24,12 +24,13 @@ from ..cli_kernel import notebook_kernelspec, read_servers_state, short_digest
 from ..errors import Forbidden, NotFound
 from ..starting_kit import (
     COMPETITIONS_FOLDER,
-    DATA_FOLDER,
     KitFile,
     LabAccess,
     LabServer,
     deliver,
     files_of_zip,
+    front_file,
+    lay_out,
     main_notebook,
     with_kernelspec,
 )
@@ -49,22 +50,29 @@ class Lab:
         self.competitions = competitions
 
     def phase_files(self, slug: str, number: int, actor: Actor) -> tuple[dict[str, Any], list[KitFile]]:
-        """(the competition as `actor` sees it, the `KitFile`s to deliver) for phase `number`.
+        """(the competition as `actor` sees it, the `KitFile`s to deliver at their places) for phase `number`.
 
         Organizers and approved participants only, as for the downloads.
+        """
+        detail, files = self.phase_archives(slug, number, actor)
+        return detail, lay_out(*_by_source(files))[1]
+
+    def phase_archives(self, slug: str, number: int, actor: Actor) -> tuple[dict[str, Any], list[KitFile]]:
+        """(the competition as `actor` sees it, the files of phase `number`'s archives by their names there).
+
+        Where they go is `starting_kit.lay_out`'s decision.
         """
         detail = self.views.competition_detail(slug, actor)
         phase = next((p for p in detail["phases"] if p["number"] == number), None)
         if phase is None:
             raise NotFound(f"competition {slug!r} has phases 1 to {len(detail['phases'])}, not {number}")
         files: list[KitFile] = []
-        wanted = [("starting_kit", "", phase["has_starting_kit"]),
-                  ("public_data", DATA_FOLDER, phase["has_public_data"])]
-        for what, prefix, present in wanted:
+        wanted = [("starting_kit", phase["has_starting_kit"]), ("public_data", phase["has_public_data"])]
+        for what, present in wanted:
             if not present:
                 continue
             archive, _ = self.competitions.phase_download(slug, number, what, actor)  # checks who may have it
-            files += files_of_zip(archive, prefix=prefix, source=what)
+            files += files_of_zip(archive, source=what)
         if not (phase["has_starting_kit"] or phase["has_public_data"]):
             # Who may not download is told so first, as for the downloads themselves.
             try:
@@ -125,25 +133,34 @@ class Lab:
                     *, page: str = "") -> dict[str, Any]:
         """Put phase `number`'s starting kit and public data into `actor`'s server; where to open it.
 
-        Returns `{"url", "folder", "notebook", "written", "kept", "updated", "update_copies", "note",
-        "environment"}` (`environment`: what the notebooks run in, as `environment` says);
-        `url` opens the kit's notebook (or the folder) in JupyterLab; `page` (the
+        Returns `{"url", "folder", "notebook", "opened", "written", "kept", "updated", "update_copies", "note",
+        "moved", "layout", "environment"}` (`environment`: what the notebooks run in, as `environment` says);
+        `url` opens the kit's notebook (else its README, else its folder) in JupyterLab; `page` (the
         competition page's address) is kept in the manifest for the participant.
         `access` (a `LabAccess`) defaults to the hub's environment, read after the permission checks.
         """
         if actor.is_anonymous:
             raise Forbidden("log in first")
-        detail, files = self.phase_files(slug, number, actor)
+        detail, raw = self.phase_archives(slug, number, actor)
         access = access or LabAccess.from_environment()
         server = LabServer(access, actor.username)
         server_url = server.ensure_running()
         folder = f"{COMPETITIONS_FOLDER}/{slug}"
         environment = self.environment(slug, number)
-        files = with_kernelspec(files, environment["kernelspec"])
-        result = deliver(server, folder, files, slug=slug, title=detail["title"], phase=number, page=page)
+        kit, data = _by_source(with_kernelspec(raw, environment["kernelspec"]))
+        layout, files = lay_out(kit, data)
+        result = deliver(server, folder, files, slug=slug, title=detail["title"], phase=number, page=page,
+                         layout=layout)
         notebook = main_notebook(files)
-        target = f"{folder}/{notebook}" if notebook else folder
+        # In front: the kit's notebook, else its README; the folder only when the kit has neither.
+        front = front_file(files)
+        target = f"{folder}/{front}" if front else f"{folder}/{layout.kit}".rstrip("/")
         log.info("%s opened phase %s of %s in JupyterLab: %d written, %d kept, %d updates offered",
                  actor.username, number, slug, len(result["written"]), len(result["kept"]), len(result["updated"]))
-        return {"url": f"{server_url}lab/tree/{quote(target)}", "folder": folder, "notebook": notebook, **result,
-                "environment": environment}
+        return {"url": f"{server_url}lab/tree/{quote(target)}", "folder": folder, "notebook": notebook,
+                "opened": target, **result, "environment": environment}
+
+
+def _by_source(files: list[KitFile]) -> tuple[list[KitFile], list[KitFile]]:
+    """(the starting kit's files, the public data's files)."""
+    return ([f for f in files if f.source == "starting_kit"], [f for f in files if f.source == "public_data"])
