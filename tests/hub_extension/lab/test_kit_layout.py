@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -171,16 +172,29 @@ def test_moving_to_the_side_by_side_layout_loses_nothing_and_says_what_moved():
 
 
 # -- through the real hub ------------------------------------------------------------------------------
-def bundle_zip(title: str) -> bytes:
+def bundle_zip(title: str, kit: dict[str, str] | None = None) -> bytes:
+    """The fixture bundle under `title`; `kit` (name -> text) replaces its starting kit."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for path in sorted(KIT_BUNDLE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
-                data = path.read_bytes()
-                if path.name == "competition.yaml":
-                    data = data.replace(b"title: Seeds (a Codabench starting kit)", f"title: {title}".encode())
-                zf.writestr(path.relative_to(KIT_BUNDLE).as_posix(), data)
+            name = path.relative_to(KIT_BUNDLE).as_posix()
+            if not path.is_file() or "__pycache__" in path.parts or ".ipynb_checkpoints" in path.parts:
+                continue
+            if kit is not None and name.startswith("starting_kit/"):
+                continue
+            data = path.read_bytes()
+            if path.name == "competition.yaml":
+                data = data.replace(b"title: Seeds (a Codabench starting kit)", f"title: {title}".encode())
+            zf.writestr(name, data)
+        for name, text in (kit or {}).items():
+            zf.writestr(f"starting_kit/{name}", text)
     return buf.getvalue()
+
+
+def upload(hub, organizer: str, title: str, kit: dict[str, str] | None = None) -> str:
+    resp = hub.user_client(organizer).post("api/v1/competitions", files={"file": ("bundle.zip", bundle_zip(title, kit))})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["slug"]
 
 
 @pytest.mark.slow
@@ -218,5 +232,44 @@ def test_a_real_codabench_kit_opened_in_jupyterlab_runs_as_it_is(hub):
         assert "training accuracy: 1.0" in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
         predictions = (kit_dir / "predictions.csv").read_text().splitlines()
         assert predictions == (KIT_BUNDLE / "reference_data" / "truth.csv").read_text().splitlines()
+    finally:
+        hub.stop_server(participant)
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+def test_a_kit_without_a_notebook_opens_its_readme_in_front_of_the_previous_competitions_notebook(
+        hub, browser_pages):
+    from playwright.sync_api import expect
+
+    from tests.support.browser import browser_login, browser_register
+    from tests.support.lab import FRONT_END_TIMEOUT_MS
+
+    tag = uuid.uuid4().hex[:6]
+    organizer = hub.create_user(f"front-org-{tag}", groups=["organizers"])
+    participant, password = f"front-ann-{tag}", f"pw-{uuid.uuid4().hex}"
+    hub.create_user(participant, password=password)
+    seeds = upload(hub, organizer, f"Seeds {tag}")
+    code_kit = upload(hub, organizer, f"Code kit {tag}", {
+        "README.md": "# Code kit\n\nEdit `model.py`, zip it with `metadata`, submit.\n",
+        "model.py": "class Model:\n    pass\n"})
+    page = browser_pages()
+    page.set_default_timeout(FRONT_END_TIMEOUT_MS)
+    try:
+        browser_login(page, hub, participant, password)
+        browser_register(page, f"Seeds {tag}")
+        page.click("#open-in-lab button[type=submit]")
+        page.wait_for_url(f"**/user/{participant}/lab/tree/competitions/{seeds}/starting_kit/README.ipynb")
+        expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first).to_be_visible()
+
+        page.goto(hub.url + "hub/home")
+        browser_register(page, f"Code kit {tag}")
+        page.click("#open-in-lab button[type=submit]")
+        page.wait_for_url(f"**/user/{participant}/lab/tree/competitions/{code_kit}/README.md")
+        current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
+        expect(current).to_have_count(1)
+        expect(current).to_contain_text("README.md")
+        expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")).to_have_count(0)
+        expect(page.get_by_role("listitem", name=re.compile(r"^Name: model\.py "))).to_be_visible()
     finally:
         hub.stop_server(participant)
