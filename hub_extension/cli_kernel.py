@@ -39,13 +39,11 @@ from kernels.images import docker_client
 from kernels.kernelspec import FILES, TEMPLATE_DIR
 
 from .config import load_config
+from .judge_specs import (LAUNCHER_MODULE, SERVERS_STATE, SPEC_KIND, judge_kernels, notebook_kernelspec,
+                          read_servers_state, servers_folder, short_digest)
 
-LAUNCHER_MODULE = "kernels.judge_kernel"
-SPEC_KIND = "judge"
 README_SECTION = "README, \"The judge's environment as a kernel\""
 # In the platform's home: the kernels installed for users' servers (a JUPYTER_PATH entry) and what was done.
-SERVERS_FOLDER = "jupyter"
-SERVERS_STATE = "judge-kernels.json"
 # Image id -> the Python version its IPython kernel probe found (the probe starts a container).
 PROBE_CACHE = "judge-kernel-probes.json"
 
@@ -182,39 +180,6 @@ def install(image: str = DEFAULT_IMAGE, name: Optional[str] = None, *, user: boo
     return path, version
 
 
-def judge_kernels() -> list[dict[str, Any]]:
-    """Every installed judge kernel spec, with what would stop it from starting."""
-    # Start-up cost: jupyter_client takes over half a second to import; only kernel commands need it.
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    found = []
-    for name, entry in sorted(KernelSpecManager().get_all_specs().items()):
-        spec = entry.get("spec") or {}
-        marker = (spec.get("metadata") or {}).get("jupyter_compete") or {}
-        argv = list(spec.get("argv") or [])
-        if marker.get("kind") != SPEC_KIND and LAUNCHER_MODULE not in argv:
-            continue
-        problem = None
-        python = argv[0] if argv else ""
-        if python and os.path.isabs(python) and not os.access(python, os.X_OK):
-            problem = f"its Python {python} is gone: run `compete kernel install` again"
-        found.append({
-            "name": name,
-            "display_name": spec.get("display_name", name),
-            "image": marker.get("image") or _argv_option(argv, "--image") or DEFAULT_IMAGE,
-            "path": entry.get("resource_dir"),
-            "python": python,
-            "limits": marker.get("limits") or {},
-            "problem": problem,
-        })
-    return found
-
-
-def _argv_option(argv: list[str], option: str) -> Optional[str]:
-    if option in argv and argv.index(option) + 1 < len(argv):
-        return argv[argv.index(option) + 1]
-    return None
-
 
 def remove(name: str) -> str:
     # Start-up cost: jupyter_client takes over half a second to import; only kernel commands need it.
@@ -233,12 +198,6 @@ def remove(name: str) -> str:
 # -- judge kernels for users' servers ---------------------------------------------------------
 
 
-def short_digest(digest: str) -> str:
-    """`repo@sha256:<64 hex>` or `sha256:<64 hex>` -> `sha256:<first 8 hex>`."""
-    algorithm, _, value = digest.rpartition("@")[2].partition(":")
-    return f"{algorithm}:{value[:8]}" if value else digest[:15]
-
-
 def pinned_kernel_name(image: str, digest: str) -> str:
     """`judge-<image>-<8 hex of its digest>`, lowercase [a-z0-9._-]."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", image.lower()).strip("-.")
@@ -247,11 +206,6 @@ def pinned_kernel_name(image: str, digest: str) -> str:
 
 def pinned_display_name(image: str, digest: str) -> str:
     return f"Judge: {image} ({short_digest(digest)})"
-
-
-def servers_folder(home: str | os.PathLike) -> Path:
-    """The JUPYTER_PATH entry of users' servers that holds the platform's judge kernels."""
-    return Path(home) / SERVERS_FOLDER
 
 
 def _probe_image(image, name: str) -> str:
@@ -340,20 +294,6 @@ def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docke
     tmp.write_text(json.dumps(state, indent=1) + "\n")
     os.replace(tmp, folder / SERVERS_STATE)
     return state
-
-
-def read_servers_state(home: str | os.PathLike) -> Optional[dict[str, Any]]:
-    """What `install_for_servers` last did for the servers of `home` (None: it never ran there)."""
-    try:
-        state = json.loads((servers_folder(home) / SERVERS_STATE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-def notebook_kernelspec(entry: dict[str, Any]) -> dict[str, str]:
-    """A notebook's `metadata.kernelspec` for an installed judge kernel (an entry of the state's kernels)."""
-    return {"name": entry["name"], "display_name": entry["display_name"], "language": entry.get("language", "python")}
 
 
 def install_local_packages(image: str = DEFAULT_IMAGE, *, python: Optional[str] = None) -> list[str]:

@@ -42,6 +42,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
 from .config import Compete, default_home, load_config
+from .judge_specs import servers_folder
 
 ACCOUNTS_FILE = "hub-accounts.json"
 DEMO_ACCOUNTS_FILE = "demo-accounts.txt"
@@ -280,9 +281,6 @@ JUDGE_KERNELS_OFF = ("judge kernels in users' servers are off by default: the ki
 
 def judge_kernels_path(home: str | Path) -> str:
     """The JUPYTER_PATH entry that offers users' servers the judge kernels of `home`."""
-    # Start-up cost: the kernel commands (and jupyter_client behind them) load only when kernels are set up.
-    from .cli_kernel import servers_folder
-
     return str(servers_folder(home))
 
 

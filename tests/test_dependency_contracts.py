@@ -31,7 +31,8 @@ PACKAGES = ("hub_extension", "scoring", "dask_workers", "kernels")
 SERVER_LIBRARIES = {"sqlalchemy", "alembic", "jupyterhub", "tornado", "jinja2", "psycopg", "nh3", "markdown_it"}
 PARTICIPANT_SIDE = ("hub_extension.client", "hub_extension.widgets")
 WORKER_SIDE = ("dask_workers",)
-SHARED = {"hub_extension", "hub_extension.contract", "hub_extension.resources"}
+# Modules every side may import: the standard library only at import time.
+SHARED = {"hub_extension", "hub_extension.contract", "hub_extension.resources", "hub_extension.judge_specs"}
 
 
 def module_name(path: Path) -> str:

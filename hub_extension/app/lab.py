@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from kernels.images import expected_image
 
-from ..cli_kernel import notebook_kernelspec, read_servers_state, short_digest
+from ..judge_specs import notebook_kernelspec, read_servers_state, short_digest
 from ..errors import Forbidden, NotFound
 from ..starting_kit import (
     COMPETITIONS_FOLDER,

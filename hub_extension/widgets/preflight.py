@@ -70,9 +70,8 @@ class KernelChoice:
 def installed_judge_kernels() -> list[dict[str, Any]]:
     """The judge kernels installed here (as `compete kernel list` lists them); [] when that cannot be told."""
     try:
-        # Start-up cost and an optional part: the kernel commands load jupyter_client's kernel specs
-        # and the runtime's image helpers, needed only when a preflight starts.
-        from ..cli_kernel import judge_kernels
+        # Start-up cost: listing kernel specs loads jupyter_client's, needed only when a preflight starts.
+        from ..judge_specs import judge_kernels
 
         return list(judge_kernels())
     except Exception:  # noqa: BLE001 - no kernel machinery here: no judge kernel either

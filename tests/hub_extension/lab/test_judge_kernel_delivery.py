@@ -21,7 +21,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from hub_extension.cli_kernel import SERVERS_FOLDER, SERVERS_STATE, short_digest
+from hub_extension.judge_specs import SERVERS_FOLDER, SERVERS_STATE, short_digest
 from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.starting_kit import KitFile, Manifest, plan_delivery, with_kernelspec
 from kernels.build import DEFAULT_IMAGE

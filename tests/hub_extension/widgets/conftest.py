@@ -20,3 +20,12 @@ def widget_comms(monkeypatch):
     monkeypatch.setattr(comm, "create_comm", lambda *args, **kwargs: RecordingComm(*args, **kwargs))
     monkeypatch.setattr(comm, "get_comm_manager", lambda: manager)
     return sent
+
+
+@pytest.fixture
+def kit(tmp_path, monkeypatch):
+    """A kit's folder (`competitions/kit/`), with the kernel of its notebook running in it."""
+    folder = tmp_path / "competitions" / "kit"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    return folder

@@ -49,14 +49,6 @@ def notebook_of(folder: Path, *sources: str) -> Path:
     return path
 
 
-@pytest.fixture
-def kit(tmp_path, monkeypatch):
-    folder = tmp_path / "competitions" / "kit"
-    folder.mkdir(parents=True)
-    monkeypatch.chdir(folder)
-    return folder
-
-
 def open_box(server, slug: str, notebook: Path, monkeypatch) -> Submit:
     monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
     return Submit(slug, client=client_for(server, "ann"))

@@ -57,15 +57,6 @@ def kit_notebook(folder: Path, output_dir: str | None) -> Path:
     return path
 
 
-@pytest.fixture
-def kit(tmp_path, monkeypatch):
-    """The kit's folder, with the kernel of `kit.ipynb` running in it."""
-    folder = tmp_path / "competitions" / "kit"
-    folder.mkdir(parents=True)
-    monkeypatch.chdir(folder)
-    return folder
-
-
 def this_notebook(monkeypatch, path: Path) -> None:
     monkeypatch.setenv("JPY_SESSION_NAME", str(path))
 
