@@ -45,7 +45,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .contract import Status
+from .contract import Status, submission_kind_of
 
 __all__ = ["CompeteClient", "CompeteError", "CompeteTimeout", "Logs", "current_notebook_path",
            "service_url_from_env", "submission_kind"]
@@ -586,17 +586,7 @@ def submission_kind(path: str | os.PathLike) -> str:
     """What the service will take `path` for, by its own rule: `notebook` (.ipynb), `code` (a folder with a
     `metadata` file at its top, a zip with one at its top or one folder down), else `results` (predictions).
     """
-    path = Path(path)
-    if path.suffix == ".ipynb":
-        return "notebook"
-    if path.is_dir():
-        return "code" if (path / "metadata").is_file() or (path / "metadata.yaml").is_file() else "results"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = {Path(n).name for n in zf.namelist() if n.count("/") <= 1}
-    except (OSError, zipfile.BadZipFile):
-        return "results"
-    return "code" if names & {"metadata", "metadata.yaml"} else "results"
+    return submission_kind_of(path) or "results"
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 
@@ -448,3 +450,24 @@ class JobResult:
             total += len(data)
             result.files[path] = bytes(data)
         return result
+
+
+# The files whose presence makes a submission code (CodaLab's convention).
+CODE_MARKERS = frozenset({"metadata", "metadata.yaml"})
+
+
+def submission_kind_of(path: "str | Path") -> Optional[str]:
+    """What a submission at `path` is: `notebook` (.ipynb), `code` (a folder with a `metadata` file at
+    its top, a zip with one at its top or one folder down), `results` (anything else readable), or None
+    (neither a folder nor a zip).  The service's rule, and what the participant's widgets check first."""
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return "notebook"
+    if path.is_dir():
+        return "code" if any((path / name).is_file() for name in CODE_MARKERS) else "results"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name for n in zf.namelist() if n.count("/") <= 1}
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return "code" if names & CODE_MARKERS else "results"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from .. import models as m
 from ..bundles.unpack import check_zip_file
+from ..contract import submission_kind_of
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
@@ -38,15 +39,10 @@ def submission_kind(path: Path) -> str:
     against the submission (`dask_workers.pipeline`), so a Codabench
     `model.py`-only zip is still read by such a program.
     """
-    if path.suffix == ".ipynb":
-        return "notebook"
-    if path.is_dir():
-        return "code" if (path / "metadata").is_file() or (path / "metadata.yaml").is_file() else "results"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = {Path(n).name for n in zf.namelist() if n.count("/") <= 1}
-        return "code" if names & {"metadata", "metadata.yaml"} else "results"
-    raise PlatformError(f"{path.name}: submit a .zip, a folder or a .ipynb notebook")
+    kind = submission_kind_of(path)
+    if kind is None:
+        raise PlatformError(f"{path.name}: submit a .zip, a folder or a .ipynb notebook")
+    return kind
 
 
 def zip_folder(folder: Path, archive: Path) -> None:
