@@ -70,6 +70,8 @@ KIT_FOLDER = "starting_kit"
 DATA_NAMES = ("input_data", "public_data", "data", "sample_data", "dataset", "datasets")
 # The files whose code is read for the paths a kit uses.
 CODE_SUFFIXES = (".ipynb", ".py", ".r", ".jl")
+# A kit's code file larger than this (a notebook full of outputs) is not read for the paths it uses.
+CODE_SCAN_MAX_BYTES = 8 * 1024 * 1024
 MANIFEST_NAME = "competition.json"
 UPDATES_NAME = "UPDATES.md"
 RESERVED = frozenset({MANIFEST_NAME, UPDATES_NAME})
@@ -101,6 +103,7 @@ class KitFile:
     sha256: str
     read: Callable[[], bytes] = dataclasses.field(repr=False, compare=False)
     member: str = ""  # its name inside its archive ("" : the same as `path`)
+    size: Optional[int] = None  # bytes, when known without reading it
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes, source: str = "starting_kit", member: str = "") -> "KitFile":
@@ -156,7 +159,7 @@ def files_of_zip(archive: str | os.PathLike, *, prefix: str = "", source: str) -
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
             found.append(KitFile(path=path, source=source, sha256=digest.hexdigest(), read=reader(info.filename),
-                                 member=name))
+                                 member=name, size=info.file_size))
     return sorted(found, key=lambda f: f.path)
 
 
@@ -312,7 +315,8 @@ def plan_layout(kit_code: dict[str, str], kit_names: Iterable[str], data_names: 
 
 def lay_out(kit: list[KitFile], data: list[KitFile]) -> tuple[Layout, list[KitFile]]:
     """The layout of a phase's kit and data files (read with no prefix), and the files at their places."""
-    code = {f.name: _code_of(f.name, f.read()) for f in kit if f.name.lower().endswith(CODE_SUFFIXES)}
+    code = {f.name: _code_of(f.name, f.read()) for f in kit if f.name.lower().endswith(CODE_SUFFIXES)
+            and (f.size is None or f.size <= CODE_SCAN_MAX_BYTES)}
     layout = plan_layout(code, [f.name for f in kit], [f.name for f in data])
     placed = []
     for f in [*kit, *data]:
