@@ -28,7 +28,7 @@ from sqlalchemy import select
 from dask_workers.executors.base import process_alive
 from hub_extension import models as m
 from hub_extension.app import DEFAULT_QUEUE, LOCAL_ADMIN, Platform
-from tests.support.components import descendants
+from tests.support.components import descendants, wait_for
 from tests.support.hub import free_ports
 from tests.support.queues import predictions_zip, slow_bundle, stop_default_queue, terminal_changes
 from tests.support.service_harness import PREFIX, StandInHubAPI, token_for
@@ -45,16 +45,6 @@ c.DefaultQueue.idle_exit = {idle}
 STARTED = (m.RUNNING, m.SCORING)
 # People of the stand-in hub (tests/support/service_harness.py) who submit.
 PEOPLE = ("ann", "ben", "nora", "oscar", "sam")
-
-
-def wait_for(condition, timeout: float, what: str, diagnose=lambda: "") -> float:
-    """Seconds until `condition()` held; fails the test after `timeout`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}")
 
 
 class Home:

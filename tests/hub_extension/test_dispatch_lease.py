@@ -26,6 +26,7 @@ from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.app.lease import Holder
 from hub_extension.resources import templates
 from tests.support import builders
+from tests.support.components import wait_for
 from tests.support.service_harness import ok, start_server
 
 DEMO = templates("demo")
@@ -47,15 +48,6 @@ def terminal_changes(platform: Platform, sid: int) -> int:
 def dispatch_count(platform: Platform, sid: int) -> int:
     with platform.db.session() as s:
         return s.scalar(select(m.Submission.dispatch_count).where(m.Submission.id == sid))
-
-
-def wait_for(condition, timeout: float, what: str, diagnose=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what} {diagnose()}")
 
 
 # -- the lease -------------------------------------------------------------------------------------
