@@ -12,10 +12,10 @@ Environment: COMPETE_HOME (state, default ./compete-home), COMPETE_HUB_IP and
 COMPETE_HUB_PORT (the public address), COMPETE_CONFIG (a Python file of
 `c.Compete.*` platform settings; default $COMPETE_HOME/compete_config.py when it
 exists), COMPETE_DB_URL (the platform's database), COMPETE_DEMO=0 (no demo
-accounts, no demo competition), COMPETE_LAB_DOCKER=1 (users' servers may use
-this machine's Docker: kits open in the judge's kernel; off by default, since
-the kits' widgets do not run in the judge's image yet; the competition pages
-say which environment a participant gets).  The platform's settings are read as every
+accounts, no demo competition), COMPETE_LAB_DOCKER=0 (users' servers may not
+use this machine's Docker: kits open in the servers' own Python, with the
+default runtime's packages, instead of the judge's kernel; the competition
+pages say which environment a participant gets).  The platform's settings are read as every
 platform process reads them (`hub_extension.config.load_config`), and the
 service gets the same file and home; the first start upgrades the platform's
 database (`compete db upgrade`) before it loads the demo.

@@ -18,12 +18,17 @@ competition page which environment a participant's notebooks get, and to set
 the kernelspec of the notebooks it delivers.
 
 `compete kernel install --local-packages` is the other way round: the default
-runtime's package list pip-installed into this environment, for servers
-without Docker (the packages, not the image's exact versions).
+runtime's package list (kernels/requirements-py3.txt, pinned: the versions the
+image is built with) pip-installed into this environment, for servers without
+Docker; scripts/bootstrap.sh does it for the project's environment.  The state
+says, per runtime image, how the servers' Python differs from it
+(`runtime_differences`), so that the page can say whether notebooks without a
+judge kernel still have the judge's packages.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import re
@@ -225,6 +230,28 @@ def _probe_image(image, name: str) -> str:
     return version
 
 
+def runtime_differences(image: str) -> Optional[list[str]]:
+    """How this environment's packages differ from those the runtime `image` is built with.
+
+    [] when every package of its list is here at its version; None when the
+    platform has no list for `image` (an organizer's own image).
+    """
+    runtime = RUNTIMES.get(image)
+    if runtime is None:
+        return None
+    differs = []
+    for requirement in runtime.packages:
+        name, _, wanted = requirement.partition("==")
+        try:
+            here = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            differs.append(f"{name} is missing (the image has {wanted or 'it'})")
+            continue
+        if wanted and here != wanted:
+            differs.append(f"{name} {here} here, {wanted} in the image")
+    return differs
+
+
 def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docker: Optional[bool] = None,
                         python: Optional[str] = None, memory_mb: int, cpus: float, pids: int,
                         docker_setting: str = "", reason: Optional[str] = None) -> dict[str, Any]:
@@ -241,7 +268,11 @@ def install_for_servers(home: str | os.PathLike, images: Sequence[str], *, docke
     folder = servers_folder(home)
     kernels_dir = folder / "kernels"
     kernels_dir.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = {"docker": False, "reason": None, "kernels": {}, "missing": {}}
+    state: dict[str, Any] = {"docker": False, "reason": None, "kernels": {}, "missing": {},
+                             # The servers' own Python (this one, on the embedded default) against each runtime.
+                             "python": python or sys.executable,
+                             "packages": {image: runtime_differences(image) for image in dict.fromkeys(images)}
+                             if python in (None, sys.executable) else {}}
     if docker is False:
         said = f"the hub's setting {docker_setting}" if docker_setting else "the hub's settings"
         state["reason"] = reason or f"{said} says users' servers have no Docker engine"

@@ -12,10 +12,12 @@ nothing else to install:
   from `templates/demo` with the organizer as its owner;
 - `install_judge_kernels(home, config)` gives users' servers the judge's
   environment as kernels (`hub_extension.cli_kernel.install_for_servers`): one
-  per runtime image on the machine, when the hub's environment has
-  `COMPETE_LAB_DOCKER=1` (users' servers may use Docker) and an engine
-  answers, found by the servers through JUPYTER_PATH (`judge_kernels_path`).
-  Off by default: the kits' widgets do not run in the runtime images yet.
+  per runtime image on the machine, whenever a Docker engine answers (users'
+  servers run as the hub's user, on this machine), found by the servers
+  through JUPYTER_PATH (`judge_kernels_path`).  `COMPETE_LAB_DOCKER=0` in the
+  hub's environment says users' servers may not use Docker: no judge kernels,
+  and the notebooks run in the servers' own Python, which has the default
+  runtime's packages (scripts/bootstrap.sh installs them).
 
 `python -m hub_extension.embedded set-password NAME` adds an account or sets a
 new password; `python -m hub_extension.embedded show` prints the demo accounts;
@@ -268,15 +270,10 @@ def first_start(home: str | Path, config: Optional[Compete] = None) -> list[Demo
 
 
 # -- the judge's environment in users' servers -------------------------------------------
-# The hub's setting that says whether users' servers get the judge's kernels (they run
-# in this machine's Docker engine): "1" for yes, whenever an engine answers; anything
-# else for no.  Off unless asked for: the kits' Submit and Leaderboard widgets do not
-# run in the runtime images yet (no ipywidgets, no client, no network in a judge's
-# container), so a kit opened in a judge's kernel could not submit from the notebook.
+# The hub's setting that says whether users' servers may use this machine's Docker engine
+# for the judge's kernels: "0" for no; anything else (or nothing) for yes, whenever an
+# engine answers.
 LAB_DOCKER_SETTING = "COMPETE_LAB_DOCKER"
-JUDGE_KERNELS_OFF = ("judge kernels in users' servers are off by default: the kits' Submit and Leaderboard "
-                     "widgets do not run in the judge's image yet; set COMPETE_LAB_DOCKER=1 in the hub's "
-                     "environment to have kits open in the judge's kernel anyway")
 
 
 def judge_kernels_path(home: str | Path) -> str:
@@ -295,11 +292,9 @@ def install_judge_kernels(home: str | Path, config: Compete, environ: Optional[d
 
     env = os.environ if environ is None else environ
     setting = env.get(LAB_DOCKER_SETTING, "").strip()
-    docker = None if setting == "1" else False
     return install_for_servers(
-        home, [config.default_image, config.legacy_image], docker=docker,
-        docker_setting=f"{LAB_DOCKER_SETTING}={setting}" if setting else "",
-        reason=None if setting else JUDGE_KERNELS_OFF,
+        home, [config.default_image, config.legacy_image], docker=False if setting == "0" else None,
+        docker_setting=f"{LAB_DOCKER_SETTING}={setting}",
         memory_mb=config.step_memory_mb, cpus=config.step_cpus, pids=config.step_pids,
     )
 

@@ -45,29 +45,23 @@ from .images import docker_client, split_tag
 
 DEFAULT_IMAGE = "jupyter-compete/runtime:py3"
 LEGACY_IMAGE = "jupyter-compete/runtime:legacy"
-PACKAGES = (
-    "numpy",
-    "scipy",
-    "pandas",
-    "scikit-learn",
-    "matplotlib",
-    "papermill",
-    "ipykernel",
-    "pyyaml",
-)
-# The last releases before the removals that break CodaLab-era programs
-# (numpy 1.24 removed the aliases np.float, np.int, np.bool, np.object, ...),
-# each with cp311 manylinux wheels (bookworm's Python is 3.11).
-LEGACY_PACKAGES = (
-    "numpy==1.23.5",
-    "scipy==1.9.3",
-    "pandas==1.5.3",
-    "scikit-learn==1.1.3",
-    "matplotlib==3.6.3",
-    "papermill",
-    "ipykernel",
-    "pyyaml",
-)
+
+
+def read_requirements(path: Path) -> tuple[str, ...]:
+    """The requirement lines of a runtime's list (comments and blank lines left out)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return tuple(line for line in lines if line)
+
+
+# Each runtime's packages, pinned, in a file of its own: the image is built from
+# it, and scripts/bootstrap.sh installs the default one into the project's
+# environment (the servers' Python where they have no Docker).
+REQUIREMENTS = {
+    DEFAULT_IMAGE: Path(__file__).with_name("requirements-py3.txt"),
+    LEGACY_IMAGE: Path(__file__).with_name("requirements-legacy.txt"),
+}
+PACKAGES = read_requirements(REQUIREMENTS[DEFAULT_IMAGE])
+LEGACY_PACKAGES = read_requirements(REQUIREMENTS[LEGACY_IMAGE])
 
 
 class Runtime(NamedTuple):
@@ -79,8 +73,8 @@ class Runtime(NamedTuple):
 
 
 RUNTIMES = {
-    DEFAULT_IMAGE: Runtime(DEFAULT_IMAGE, PACKAGES, "Python 3.11 with the current numpy, scipy, pandas, "
-                                                    "scikit-learn and matplotlib"),
+    DEFAULT_IMAGE: Runtime(DEFAULT_IMAGE, PACKAGES, "Python 3.11 with numpy 2.4, scipy, pandas 3.1, "
+                                                    "scikit-learn 1.9, matplotlib and ipywidgets"),
     LEGACY_IMAGE: Runtime(LEGACY_IMAGE, LEGACY_PACKAGES,
                           "Python 3.11 with numpy 1.23.5, scipy 1.9.3, pandas 1.5.3, scikit-learn 1.1.3 and "
                           "matplotlib 3.6.3, the last releases with np.float, np.int and np.bool"),
@@ -116,7 +110,7 @@ chown participant:participant /app/output /app/shared
 # `python` for programs that call it by that name outside the venv's PATH.
 ln -sf /opt/venv/bin/python /usr/local/bin/python
 rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/* /root/.cache
-/opt/venv/bin/python -c "import numpy, scipy, pandas, sklearn, matplotlib, papermill, ipykernel, yaml"
+/opt/venv/bin/python -c "import numpy, scipy, pandas, sklearn, matplotlib, papermill, ipykernel, ipywidgets, yaml"
 """
 
 # What `docker commit` records: the same configuration as the Dockerfile's.

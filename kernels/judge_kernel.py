@@ -53,6 +53,12 @@ LABEL_PID = f"{LABEL_PREFIX}.launcher-pid"
 # Where the connection file and this script appear inside the container.
 CONTAINER_CONNECTION_FILE = "/run/jupyter-compete/connection.json"
 CONTAINER_SUPERVISOR = "/run/jupyter-compete/judge_kernel.py"
+# Where the platform's participant client (the `hub_extension` package: the Submit and
+# Leaderboard widgets, `CompeteClient`) appears inside the container, read-only, on
+# PYTHONPATH: the kits' widget cells work in this kernel as in the servers' own.  The
+# host's copy is the one the service runs, so the two always speak the same API.
+CONTAINER_CLIENT_PATH = "/run/jupyter-compete/client"
+CLIENT_PACKAGE = "hub_extension"
 
 # Environment of the host kernel that the participant's code may rely on
 # (the hub's token and the competition service, the notebook's path).
@@ -132,6 +138,19 @@ def supervise(kernel_argv: "list[str]") -> int:
 
 
 # -- on the host: the launcher ------------------------------------------------------------
+
+
+def client_package() -> "Optional[Path]":
+    """The folder of the platform's client package on this host, or None when it is not installed here."""
+    # Only the launcher asks (on the host); importlib.util finds it without importing it.
+    import importlib.util
+
+    spec = importlib.util.find_spec(CLIENT_PACKAGE)
+    if spec is None or not spec.origin:
+        _say(f"the package {CLIENT_PACKAGE} is not installed beside this launcher: the kits' Submit and "
+             "Leaderboard widgets will not import in this kernel")
+        return None
+    return Path(spec.origin).resolve().parent
 
 
 def default_mounts(cwd: Path, environ: "dict[str, str]") -> "list[Path]":
@@ -291,13 +310,20 @@ class Launcher:
             Mount(CONTAINER_CONNECTION_FILE, str(self.connection_file), type="bind", read_only=True),
             Mount(CONTAINER_SUPERVISOR, str(Path(__file__).resolve()), type="bind", read_only=True),
         ]
+        client = client_package()
+        if client is not None:
+            mounts.append(Mount(f"{CONTAINER_CLIENT_PATH}/{CLIENT_PACKAGE}", str(client), type="bind", read_only=True))
         mounts += [Mount(str(path), str(path), type="bind", read_only=False) for path in self.mounts]
         working_dir = str(self.cwd.resolve())
         if not any(p == self.cwd.resolve() or p in self.cwd.resolve().parents for p in self.mounts):
             working_dir = "/tmp"
         # As in the judge: HOME in the writable /tmp, for IPython, matplotlib and pip.
+        # The image says MPLBACKEND=Agg (the judge draws to files); here figures show in the notebook.
         environment = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/.matplotlib", "PYTHONUNBUFFERED": "1",
+                       "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                        "JUPYTER_COMPETE_JUDGE_KERNEL": self.image}
+        if client is not None:
+            environment["PYTHONPATH"] = CONTAINER_CLIENT_PATH
         environment.update({name: os.environ[name] for name in PASSED_ENVIRONMENT if os.environ.get(name)})
         tmp_mb = max(64, self.memory_mb) if self.memory_mb else 1024
         kwargs = dict(

@@ -44,6 +44,18 @@ PY
     "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis, uv"
     touch "$VENV/.deps-ready"
 fi
+# The default runtime image's packages at its versions (kernels/requirements-py3.txt,
+# the list the image is built from): where users' servers have no Docker, their
+# notebooks run in this environment, with the judge's packages.
+runtime_list="$REPO/kernels/requirements-py3.txt"
+runtime_hash="$(sha256sum "$runtime_list" | cut -c1-12)"
+if [ "$(cat "$VENV/.runtime-packages" 2>/dev/null)" != "$runtime_hash" ]; then
+    echo "installing the runtime image's packages into $VENV (kernels/requirements-py3.txt)" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$runtime_list" 2>&1 \
+        | grep -v "^WARNING: Location" >&2 || true
+    "$VENV/bin/python" -c "import sklearn, scipy, matplotlib, ipywidgets"
+    echo "$runtime_hash" > "$VENV/.runtime-packages"
+fi
 
 # Editable install of this clone (fast: no dependency resolution).
 marker="$VENV/.installed-from"

@@ -9,8 +9,8 @@ Which environment the phase's notebooks get is said, never guessed: the
 judge's kernel for the image the phase runs in (its notebooks delivered with
 that kernelspec), when the platform installed one for users' servers
 (`hub_extension.cli_kernel.install_for_servers`, at the hub's start); else the
-servers' own Python, without the image's packages, and why
-(`Lab.environment`).
+servers' own Python, whether it has the image's packages at their versions,
+and why (`Lab.environment`).
 """
 from __future__ import annotations
 
@@ -108,7 +108,9 @@ class Lab:
 
         `{"kind": "judge" | "server", "image", "digest", "kernelspec", "reason", "text"}`:
         "judge" with the kernelspec of the judge's kernel for the phase's image,
-        else "server" (the server's own Python) with the reason.
+        else "server" (the server's own Python) with the reason, and
+        `packages`: "same" (the image's packages at its versions), "differ"
+        or "unknown" (an image the platform has no package list for).
         """
         image = self.phase_image(slug, number)
         state = read_servers_state(self.views.ctx.config.home)
@@ -125,9 +127,22 @@ class Lab:
             reason = state.get("reason") or "users' servers have no Docker engine"
         else:
             reason = (state.get("missing") or {}).get(image) or f"there is no judge kernel for {image} here"
+        differs = ((state or {}).get("packages") or {}).get(image)
+        if differs == []:
+            # The servers' Python has the packages the image is built with, at the same versions.
+            packages = "same"
+            what = (f"this server's Python, with the packages of the judge's image {image} at the same "
+                    f"versions but not its limits ({reason})")
+        elif differs:
+            packages = "differ"
+            what = (f"this server's Python, whose packages differ from those of the judge's image {image}: "
+                    f"{'; '.join(differs)} ({reason})")
+        else:
+            packages = "unknown"
+            what = f"this server's Python, without the packages of the judge's image {image} ({reason})"
         return {"kind": "server", "image": image, "digest": None, "kernelspec": None, "reason": reason,
-                "text": f"Your notebooks run in this environment's Python, without the packages of the judge's "
-                        f"image {image} ({reason}); a test submission tells how they run in the judge."}
+                "packages": packages,
+                "text": f"Your notebooks run in {what}; a test submission tells how they run in the judge."}
 
     def open_in_lab(self, slug: str, number: int, actor: Actor, access: Optional[LabAccess] = None,
                     *, page: str = "") -> dict[str, Any]:

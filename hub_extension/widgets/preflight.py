@@ -8,9 +8,11 @@ How it runs, and how that compares with the judge:
 
 - **The kernel.**  The judge kernel installed for the phase's image (the
   phase's `image` in the competition API; `compete kernel list` shows the
-  installed ones), when there is one that can start.  Otherwise the Python
-  of the kernel the box runs in, and the result says so: a package missing
-  there may be present in the judge's image, and the reverse.
+  installed ones), when there is one that can start.  When the box itself
+  runs in a judge kernel of that image, a fresh kernel of the same container
+  (the judge's Python and packages).  Otherwise the Python of the kernel the
+  box runs in, and the result says so: a package missing there may be
+  present in the judge's image, and the reverse.
 - **The parameters.**  As the judge's runner (papermill) does, a cell setting
   `input_dir` and `output_dir` is put after the cell tagged `parameters` (at
   the top without one).  `input_dir` is the public data: the `data` folder
@@ -53,6 +55,8 @@ WORK_FOLDER = ".preflight"       # next to the notebook: output/ and executed.ip
 # Taken out of the kernel's environment: the judge has no hub token and no service to talk to.
 JUDGE_HIDES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "COMPETE_SERVICE_URL", "JPY_SESSION_NAME")
 INJECTED_TAG = "injected-parameters"
+# Set in the environment of a judge kernel (kernels/judge_kernel.py) to the image it runs in.
+JUDGE_KERNEL_MARK = "JUPYTER_COMPETE_JUDGE_KERNEL"
 KERNEL_START_TIMEOUT = 120
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -85,7 +89,16 @@ def this_python() -> str:
 
 def choose_kernel(image: Optional[str], kernels: Optional[list[dict[str, Any]]] = None) -> KernelChoice:
     """The judge kernel of `image` when one is installed and can start, else this kernel's Python (said why)."""
+    inside = os.environ.get(JUDGE_KERNEL_MARK)
+    if inside and (not image or inside == image):
+        # This box runs in a judge kernel of the phase's image: its own Python is the judge's.
+        return KernelChoice(None, True, f"in a fresh kernel of this judge kernel's container (image {inside}: "
+                                        "the judge's Python and packages; its memory is shared with this kernel)")
     kernels = installed_judge_kernels() if kernels is None else kernels
+    if inside:
+        # The other image's judge kernel is not reachable from inside a container.
+        return KernelChoice(None, False, f"in this judge kernel's container (image {inside}), not the phase's "
+                                         f"image {image}: open the notebook with the kernel of {image}")
     if image:
         for kernel in kernels:
             if kernel.get("image") == image and not kernel.get("problem"):

@@ -79,7 +79,10 @@ class _RecordingImages:
 def test_one_package_list_per_runtime_for_both_build_paths():
     assert RUNTIMES[DEFAULT_IMAGE].packages == PACKAGES
     assert RUNTIMES[LEGACY_IMAGE].packages == LEGACY_PACKAGES
-    assert "numpy==1.23.5" in LEGACY_PACKAGES and not any(p.startswith("numpy") and "==" in p for p in PACKAGES)
+    assert "numpy==1.23.5" in LEGACY_PACKAGES and "numpy==1.23.5" not in PACKAGES
+    # Every package of both runtimes is pinned (the servers' Python gets the default one's versions).
+    assert all("==" in p for p in PACKAGES + LEGACY_PACKAGES), (PACKAGES, LEGACY_PACKAGES)
+    assert {p.split("==")[0] for p in PACKAGES} == {p.split("==")[0] for p in LEGACY_PACKAGES} >= {"ipywidgets"}
     assert runtime_for("my/own:tag").packages == PACKAGES  # `--tag` builds the default runtime under that tag
     # The Dockerfile takes the list as its build argument: the online build passes the runtime's own.
     text = DOCKERFILE.read_text()

@@ -3,22 +3,24 @@
 `install_judge_kernels` writes one kernel per runtime image on the machine
 into the home, named after the image and its digest, with a state file the
 service reads; a second start is fast; COMPETE_LAB_DOCKER=0 (users' servers
-have no Docker) removes them and says why.  `compete kernel install
+have no Docker) removes them and says why.  The state also says how the
+servers' Python (this one) differs from each runtime's package list.  `compete kernel install
 --local-packages` refuses an image it has no package list for.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 import time
 
 from hub_extension.cli_kernel import (
-    SERVERS_STATE, pinned_display_name, pinned_kernel_name, read_servers_state, servers_folder, short_digest,
+    SERVERS_STATE, pinned_display_name, runtime_differences, pinned_kernel_name, read_servers_state, servers_folder, short_digest,
 )
 from hub_extension.config import Compete
 from hub_extension.embedded import describe_judge_kernels, install_judge_kernels
-from kernels.build import DEFAULT_IMAGE
+from kernels.build import DEFAULT_IMAGE, LEGACY_IMAGE
 from kernels.images import image_digest
 
 
@@ -50,10 +52,9 @@ def test_the_start_installs_a_kernel_per_runtime_here_and_none_without_docker(tm
     assert install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "1"}) == state
     assert time.monotonic() - started < 3.0  # already installed: no probe container
 
-    # Without the setting: off, and the state says why and how to turn it on.
+    # Without the setting: the same, whenever an engine answers (the default).
     unset = install_judge_kernels(tmp_path / "unset", config, environ={})
-    assert unset["docker"] is False and unset["kernels"] == {}
-    assert "off by default" in unset["reason"] and "COMPETE_LAB_DOCKER=1" in unset["reason"]
+    assert unset["docker"] is True and unset["kernels"] == state["kernels"]
 
     # Simulated: the hub's setting says users' servers have no Docker engine.
     off = install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "0"})
@@ -61,6 +62,20 @@ def test_the_start_installs_a_kernel_per_runtime_here_and_none_without_docker(tm
     assert not list((servers_folder(tmp_path) / "kernels").iterdir())
     assert json.loads((servers_folder(tmp_path) / SERVERS_STATE).read_text()) == off
     assert "none for users' servers" in describe_judge_kernels(off)
+
+
+def test_the_state_says_how_the_servers_python_differs_from_each_runtime(tmp_path):
+    config = Compete(home=str(tmp_path))
+    state = install_judge_kernels(tmp_path, config, environ={"COMPETE_LAB_DOCKER": "0"})
+    assert state["python"] == sys.executable
+    # scripts/bootstrap.sh installed the default runtime's list into this environment, at its versions.
+    assert state["packages"][DEFAULT_IMAGE] == []
+    assert runtime_differences(DEFAULT_IMAGE) == []
+    # The legacy runtime pins older releases: each difference names the package and both versions.
+    legacy = state["packages"][LEGACY_IMAGE]
+    here = importlib.metadata.version("numpy")
+    assert f"numpy {here} here, 1.23.5 in the image" in legacy, legacy
+    assert runtime_differences("someone/else:1") is None  # no package list: nothing to compare
 
 
 def test_local_packages_refuses_an_image_without_a_package_list():

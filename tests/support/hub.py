@@ -450,9 +450,18 @@ def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None) -> Iterato
 def hub(tmp_path_factory) -> Iterator[Hub]:
     """The real hub with the competitions service, started once per session.
 
-    Its users' servers have no judge kernels (COMPETE_LAB_DOCKER=0): their
-    notebooks run in the project's Python, where the kit's widgets import.
-    tests/hub_extension/lab/test_judge_kernel_delivery.py starts a hub with them.
+    Its users' servers may not use Docker (COMPETE_LAB_DOCKER=0): no judge
+    kernels; their notebooks run in the project's Python, which has the
+    default runtime's packages (the fallback environment).  `judge_hub` is
+    the hub whose servers get the judge's kernels.
     """
     with start_hub(tmp_path_factory.mktemp("hub"), {"COMPETE_LAB_DOCKER": "0"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def judge_hub(runtime_image, tmp_path_factory) -> Iterator[Hub]:
+    """A hub of the embedded default as it starts where Docker answers: its users' servers get a judge
+    kernel per runtime image on the machine (nothing set: that is the default)."""
+    with start_hub(tmp_path_factory.mktemp("judge-hub"), {}) as running:
         yield running

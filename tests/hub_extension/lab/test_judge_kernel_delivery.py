@@ -1,7 +1,7 @@
 """The starting kit opens in the judge's environment: the judge's kernel, in users' servers, for real.
 
-A hub of the embedded default started where Docker answers (`judge_hub`)
-installs a judge kernel per runtime image on the machine; a participant's
+A hub of the embedded default started where Docker answers (`judge_hub`,
+nothing set: judge kernels are the default) installs a judge kernel per runtime image on the machine; a participant's
 server offers it, "Open in JupyterLab" delivers the kit's notebook with its
 kernelspec, and a cell run in that kernel through the server's own kernel API
 runs in the image (its numpy, its Python).  A participant's edit is never
@@ -26,7 +26,7 @@ from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.starting_kit import KitFile, Manifest, plan_delivery, with_kernelspec
 from kernels.build import DEFAULT_IMAGE
 from kernels.images import docker_client
-from tests.support.hub import demo_bundle_zip, start_hub
+from tests.support.hub import demo_bundle_zip
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +35,6 @@ KIT_NOTEBOOK = (DEMO_BUNDLE / "starting_kit" / "starting_kit.ipynb").read_bytes(
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def judge_hub(runtime_image, tmp_path_factory):
-    """A hub whose users' servers may use this machine's Docker engine (COMPETE_LAB_DOCKER=1)."""
-    with start_hub(tmp_path_factory.mktemp("judge-hub"), {"COMPETE_LAB_DOCKER": "1"}) as running:
-        yield running
 
 
 def competition_with_participant(hub, tmp_path) -> tuple[str, str]:
@@ -157,9 +150,15 @@ def test_open_in_lab_delivers_the_kit_in_the_judges_kernel_and_a_cell_runs_in_th
         assert kernel.status_code == 201, kernel.text
         _image_id, numpy_version = image_facts(DEFAULT_IMAGE)
         out = asyncio.run(run_cell(server, judge_hub.admin_token, kernel.json()["id"],
-                                   "import os, sys, sklearn, numpy\n"
-                                   "print(numpy.__version__, sys.executable, os.environ.get('JUPYTER_COMPETE_JUDGE_KERNEL'))"))
-        assert out.split() == [numpy_version, "/opt/venv/bin/python3", DEFAULT_IMAGE], out
+                                   "import os, sys, sklearn, numpy, ipywidgets, matplotlib\n"
+                                   "import hub_extension.widgets as w\n"
+                                   "print(numpy.__version__, sys.executable, os.environ.get('JUPYTER_COMPETE_JUDGE_KERNEL'),"
+                                   " w.__file__, matplotlib.get_backend())"))
+        # The kits' widgets import there: the image has ipywidgets, the platform's client is mounted read-only;
+        # figures show in the notebook (the image's own backend, Agg, draws only to files).
+        assert out.split() == [numpy_version, "/opt/venv/bin/python3", DEFAULT_IMAGE,
+                               "/run/jupyter-compete/client/hub_extension/widgets/__init__.py",
+                               "module://matplotlib_inline.backend_inline"], out
 
         # The participant edits the notebook: opening the kit again keeps their version.
         notebook["cells"][0]["source"] = "input_dir = 'data'  # mine\n"
@@ -191,8 +190,9 @@ def test_without_docker_for_the_servers_the_page_says_the_notebooks_run_in_this_
     slug, participant = competition_with_participant(hub, tmp_path)
     page = hub.user_client(participant).get(f"competitions/{slug}")
     assert page.status_code == 200
-    assert 'id="lab-environment" data-kind="server"' in page.text
-    assert "run in this environment&#39;s Python, without the packages of the judge&#39;s image" in page.text
+    assert 'id="lab-environment" data-kind="server" data-packages="same"' in page.text
+    assert ("run in this server&#39;s Python, with the packages of the judge&#39;s image "
+            f"{DEFAULT_IMAGE} at the same versions but not its limits") in page.text
     assert "COMPETE_LAB_DOCKER=0" in page.text
 
 
