@@ -31,6 +31,7 @@ from .actors import LOCAL_ADMIN, Actor, is_organizer, may_create_competitions
 from .context import Context
 from .lease import Leases, lease_view
 from .routing import DEFAULT_QUEUE, queue_positions
+from .runs import is_open
 
 
 def _can_manage(actor: Actor, queue: Optional[m.Queue], comp: Optional[m.Competition]) -> bool:
@@ -85,7 +86,7 @@ def _submissions(s: Session, name: str) -> tuple[list[dict[str, Any]], list[dict
         select(m.Submission, m.Participant.username, m.Competition.slug)
         .join(m.Participant, m.Submission.participant_id == m.Participant.id)
         .join(m.Competition, m.Participant.competition_id == m.Competition.id)
-        .where(m.Submission.status.not_in(m.TERMINAL_STATUSES))
+        .where(is_open())
         .order_by(m.Submission.submitted_at, m.Submission.id)
     ).all()
     for sub, username, slug in rows:

@@ -1,0 +1,638 @@
+"""Leaderboards and the service under many submissions, measured through the real hub and proxy.
+
+    python bench/scale.py [--sizes 1000,10000,100000] [--database sqlite|postgresql] [--out bench/scale.json]
+
+For each size, one competition (a results bundle: one task, one phase, one
+board `main` with 3 score columns, rule Force_Last) holds that many finished
+submissions from a tenth as many participants (10 each): 1k submissions
+(100 participants), 10k (1,000), 100k (10,000).
+
+How the rows are made:
+
+- The first 1,000 submissions go through the application layer as a worker's
+  run writes them: `Platform.register`, `Platform.submit` (a stored
+  predictions zip), `Runs.claim` on the default queue, the worker's status
+  reports (Preparing, Running, Scoring, through `Runs.set_status` with the
+  run's key and worker) and its result (`Runs.record_result`: the scoring
+  step's run row, the three scores, the status history).  A 1k run is made
+  only that way.
+- Beyond 1,000, a documented bulk insert copies what the application wrote
+  for the last of those submissions, row for row, table by table
+  (`participants`, `submissions`, `status_changes`, `runs`, `scores`), with
+  new ids, usernames, keys, times and scores (`bulk_insert`).  Nothing else
+  differs: same statuses, same queue and worker, same JSON fields, same
+  number of history, run and score rows per submission.  PostgreSQL's id
+  sequences are moved past the inserted ids.
+
+The database is filled before the hub starts (a SQLite file, or a fresh
+PostgreSQL database, given to the hub's service as COMPETE_DB_URL), so that
+no dispatcher sees the submissions while they are made; the store's files
+(the bundle's programs, the predictions zip) are then copied into the hub's
+home.  The hub is started as the test suite starts it
+(`tests.support.hub.start_hub`: the real JupyterHub, the proxy and the
+competitions service on the process executor); every request goes through
+the proxy with a hub token of participant `u0`.
+
+Measured (per size):
+
+- `leaderboard_1`: leaderboard API latency (p50, p99) with one keep-alive client;
+- `leaderboard_20`: the same with 20 concurrent keep-alive clients, with
+  requests/s in total and the count of failed requests (any status but 200),
+  and `/health` p50/p99 polled every 50 ms during that load (`health_under_load`);
+- `page`, `csv`: the leaderboard page and its CSV (one client);
+- `not_modified`: a request with the `If-None-Match` of the last answer (304);
+- `service_rss_peak_mb`: the service process's peak RSS (VmHWM) at the end;
+- `baseline`: the same ranking done by one SQL query with a window function
+  (each participant's last finished, shown submission) plus pandas (the
+  pivot of the scores, dense ranks per column, average rank, the first 50
+  rows), in this process on the same database; `ratios` divides the service's
+  figures by it;
+- `submit_to_finished`: a results submission's submit → Finished (medians)
+  on an idle service and while 20 clients poll the leaderboard, and their ratio.
+
+The API is asked for a page of 50 rows (`?limit=50`); `paged` records whether
+it answered with one (when it does not know `limit`, the full board is
+measured).  The leaderboard rows can be kept by the application in a table of
+their own: after the bulk insert, `refresh_boards` asks the application to
+bring that table up to date when it has one.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+
+from hub_extension import models as m  # noqa: E402
+from hub_extension.app import LOCAL_ADMIN, Platform  # noqa: E402
+from hub_extension.db import normalize_url  # noqa: E402
+
+TEMPLATE = ROOT / "templates" / "bundles" / "results"
+PER_PARTICIPANT = 10
+APP_LAYER_MAX = 1000
+VIEWER = "u0"
+COLUMNS = ("accuracy", "error", "coverage")
+PAGE_ROWS = 50
+
+
+# -- the competition and its data ---------------------------------------------------------------
+def make_bundle(tmp: Path) -> Path:
+    """The results template with 3 score columns and no submission limits."""
+    target = tmp / "bundle"
+    shutil.copytree(TEMPLATE, target)
+    yaml = target / "competition.yaml"
+    body = (yaml.read_text().replace("title: Animals (results)", "title: Scale")
+            .replace("max_submissions: 100", "max_submissions: 10000000")
+            .replace("max_submissions_per_day: 5", "max_submissions_per_day: 10000000"))
+    body = body.rstrip("\n") + """
+      - title: Error
+        key: error
+        index: 1
+        sorting: asc
+        precision: 3
+      - title: Coverage
+        key: coverage
+        index: 2
+        sorting: desc
+        precision: 3
+"""
+    yaml.write_text(body)
+    score = target / "scoring_program" / "score.py"
+    score.write_text(score.read_text().replace(
+        'json.dump({"accuracy": correct / max(len(truth), 1)}, fh)',
+        'accuracy = correct / max(len(truth), 1)\n'
+        '        json.dump({"accuracy": accuracy, "error": 1 - accuracy, "coverage": 1.0}, fh)'))
+    return target
+
+
+def predictions(tmp: Path) -> Path:
+    path = tmp / "predictions.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(TEMPLATE / "sample_submission" / "predictions.csv", "predictions.csv")
+    return path
+
+
+def value_of(k: int, key: str) -> float:
+    """Score `key` of the k-th submission (the same for every run of the bench)."""
+    return round(random.Random(f"{k}:{key}").random(), 6)
+
+
+def scores_of(k: int, keys: Iterable[str] = COLUMNS) -> dict[str, float]:
+    return {key: value_of(k, key) for key in keys}
+
+
+def finish_as_worker(platform: Platform, sid: int, k: int) -> None:
+    """What the default queue and a worker write for a results submission that scores."""
+    key = f"submission-{sid}-{uuid.uuid4().hex[:12]}"
+    assert platform.runs.claim(sid, "default", key)
+    for status in (m.PREPARING, m.RUNNING, m.SCORING):
+        platform.runs.set_status(sid, status, note="bench-worker", key=key, worker="bench-worker", queue="default")
+    base = f"submissions/{sid}/attempt-1"
+    result = {"status": m.FINISHED, "scores": scores_of(k), "worker": "bench-worker", "artifacts": {},
+              "tasks": [{"task_index": 0, "scores": scores_of(k), "steps": [
+                  {"step": "scoring", "exit_code": 0, "elapsed": 0.05, "log_path": f"{base}/task-0/scoring"}]}]}
+    assert platform.runs.record_result(sid, result, key=key, queue="default")
+
+
+def app_layer(platform: Platform, slug: str, upload: Path, n: int) -> None:
+    """The first `n` submissions (10 per participant), through the application layer."""
+    for k in range(n):
+        user = f"u{k // PER_PARTICIPANT}"
+        if k % PER_PARTICIPANT == 0:
+            platform.register(slug, user, LOCAL_ADMIN)
+        sid = platform.submit(slug, upload, username=user, actor=LOCAL_ADMIN)
+        finish_as_worker(platform, sid, k)
+
+
+def _rows(conn, table, *where) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(select(table).where(*where).order_by(table.c.id))]
+
+
+def bulk_insert(platform: Platform, start: int, n: int, batch: int = 5000, *, template: Optional[int] = None) -> None:
+    """Submissions `start`..`n`-1 (and their participants), copied from what the application wrote.
+
+    The template is the last submission made through the application (or
+    submission `template`) and its participant: every row of `participants`, `submissions`, `status_changes`,
+    `runs` and `scores` that belongs to them is copied with new ids, the
+    username u<k // 10>, the key submission-<id>-bulk, times moved by one
+    second per submission, and the scores of `scores_of(k)`.
+    """
+    engine = platform.db.engine
+    subs, parts = m.Submission.__table__, m.Participant.__table__
+    history, runs, scores = m.StatusChange.__table__, m.Run.__table__, m.Score.__table__
+    with engine.begin() as conn:
+        template_id = template or conn.scalar(select(func.max(subs.c.id)))
+        sub = _rows(conn, subs, subs.c.id == template_id)[0]
+        part = _rows(conn, parts, parts.c.id == sub["participant_id"])[0]
+        sub_history = _rows(conn, history, history.c.submission_id == template_id)
+        sub_runs = _rows(conn, runs, runs.c.submission_id == template_id)
+        sub_scores = _rows(conn, scores, scores.c.submission_id == template_id)
+        next_id = {t.name: (conn.scalar(select(func.max(t.c.id))) or 0) + 1
+                   for t in (subs, parts, history, runs, scores)}
+        shift_keys = ("status_changed_at", "submitted_at", "started_at", "finished_at", "dispatched_at")
+        part_rows, sub_rows, history_rows, run_rows, score_rows = [], [], [], [], []
+        part_ids: dict[int, int] = {}
+
+        def flush() -> None:
+            for table, rows in ((parts, part_rows), (subs, sub_rows), (history, history_rows), (runs, run_rows),
+                                (scores, score_rows)):
+                if rows:
+                    conn.execute(insert(table), rows)
+                    rows.clear()
+
+        for k in range(start, n):
+            u = k // PER_PARTICIPANT
+            if u not in part_ids:
+                part_ids[u] = next_id["participants"]
+                next_id["participants"] += 1
+                part_rows.append({**part, "id": part_ids[u], "username": f"u{u}",
+                                  "submission_seq": PER_PARTICIPANT})
+            sid = next_id["submissions"]
+            next_id["submissions"] += 1
+            delta = dt.timedelta(seconds=k - start + 1)
+            row = {**sub, "id": sid, "participant_id": part_ids[u], "dispatch_key": f"submission-{sid}-bulk"}
+            for key in shift_keys:
+                if row.get(key) is not None:
+                    row[key] = row[key] + delta
+            row["task_scores"] = [{**t, "scores": scores_of(k, t.get("scores") or {})}
+                                  for t in (sub["task_scores"] or [])]
+            sub_rows.append(row)
+            for h in sub_history:
+                history_rows.append({**h, "id": next_id["status_changes"], "submission_id": sid,
+                                     "at": h["at"] + delta})
+                next_id["status_changes"] += 1
+            for r in sub_runs:
+                run_rows.append({**r, "id": next_id["runs"], "submission_id": sid,
+                                 "log_path": (r["log_path"] or "").replace(f"/{template_id}/", f"/{sid}/") or None})
+                next_id["runs"] += 1
+            for sc in sub_scores:
+                score_rows.append({**sc, "id": next_id["scores"], "submission_id": sid, "value": value_of(k, sc["key"])})
+                next_id["scores"] += 1
+            if len(sub_rows) >= batch:
+                flush()
+        flush()
+        if engine.dialect.name == "postgresql":
+            for table in (subs, parts, history, runs, scores):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                  f"(SELECT max(id) FROM {table.name}))"))
+
+
+def refresh_boards(platform: Platform, slug: str) -> Optional[str]:
+    """Bring the application's kept leaderboard rows up to date after the bulk insert (when it keeps any).
+
+    The bulk insert writes the rows a run writes, not what the application
+    derives from them on the way; an application that keeps its boards' rows
+    says how to rebuild them (`Leaderboards.rebuild`).  Returns what was called.
+    """
+    for owner in (platform, getattr(platform, "leaderboards", None)):
+        for name in ("rebuild_boards", "rebuild_leaderboards", "rebuild"):
+            fn = getattr(owner, name, None)
+            if callable(fn):
+                fn(slug)
+                return f"{type(owner).__name__}.{name}"
+    return None
+
+
+def fill(platform: Platform, slug: str, upload: Path, n: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    app_n = min(n, APP_LAYER_MAX)
+    app_layer(platform, slug, upload, app_n)
+    app_s = time.perf_counter() - started
+    if n > app_n:
+        bulk_insert(platform, app_n, n)
+    refreshed = refresh_boards(platform, slug)
+    if platform.db.engine.dialect.name == "postgresql":
+        with platform.db.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return {"app_layer": app_n, "bulk": n - app_n, "app_layer_s": round(app_s, 1),
+            "total_s": round(time.perf_counter() - started, 1), "boards_refreshed_by": refreshed}
+
+
+# -- the baseline -------------------------------------------------------------------------------
+BASELINE_SQL = """
+SELECT p.username, l.id, l.submitted_at, sc.key, sc.value
+FROM (
+    SELECT s.id, s.participant_id, s.submitted_at,
+           ROW_NUMBER() OVER (PARTITION BY s.participant_id ORDER BY s.submitted_at DESC, s.id DESC) AS rn
+    FROM submissions s
+    WHERE s.phase_id = :phase AND s.status = :finished AND s.hidden = :no AND s.parent_id IS NULL
+) l
+JOIN participants p ON p.id = l.participant_id
+JOIN scores sc ON sc.submission_id = l.id
+WHERE l.rn = 1
+"""
+
+
+def baseline_board(engine, phase_id: int, viewer: str = VIEWER) -> list[dict[str, Any]]:
+    """The board by one SQL query with a window function, ranked with pandas: the first 50 rows and the viewer's."""
+    # Imported here: pandas is needed by the baseline only.
+    import pandas as pd
+
+    with engine.connect() as conn:
+        df = pd.read_sql_query(text(BASELINE_SQL), conn,
+                               params={"phase": phase_id, "finished": m.FINISHED, "no": False})
+    wide = df.pivot_table(index=["username", "id", "submitted_at"], columns="key", values="value").reset_index()
+    for column, ascending in (("accuracy", False), ("error", True), ("coverage", False)):
+        wide[f"rank_{column}"] = wide[column].rank(method="dense", ascending=ascending, na_option="bottom")
+    wide["average_rank"] = wide[[f"rank_{c}" for c in COLUMNS]].mean(axis=1)
+    wide = wide.sort_values(["rank_accuracy", "submitted_at", "id"]).reset_index(drop=True)
+    wide["rank"] = wide["rank_accuracy"].astype(int)
+    page = wide.head(PAGE_ROWS)
+    mine = wide[wide["username"] == viewer]
+    return pd.concat([page, mine]).drop_duplicates("id").to_dict("records")
+
+
+# -- measuring ----------------------------------------------------------------------------------
+def pct(values: list[float], q: float) -> Optional[float]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+def summary(times: list[float], failed: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"n": len(times), "p50_ms": _ms(pct(times, 0.5)), "p99_ms": _ms(pct(times, 0.99)),
+            "failed": failed, **extra}
+
+
+def _ms(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value * 1000, 1)
+
+
+def timed(session: requests.Session, url: str, *, headers: Optional[dict[str, str]] = None,
+          timeout: float = 120) -> tuple[float, int, requests.Response]:
+    started = time.perf_counter()
+    resp = session.get(url, headers=headers, timeout=timeout)
+    return time.perf_counter() - started, resp.status_code, resp
+
+
+def sequential(session: requests.Session, url: str, n: int, seconds: float, *, expect: int = 200,
+               headers: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    times, failed = [], 0
+    deadline = time.monotonic() + seconds
+    for _ in range(n):
+        took, status, _ = timed(session, url, headers=headers)
+        times.append(took)
+        failed += status != expect
+        if time.monotonic() > deadline:
+            break
+    return summary(times, failed)
+
+
+@contextlib.contextmanager
+def health_poller(url: str, every: float = 0.05) -> Iterator[list[float]]:
+    """Polls `url` every `every` seconds while the block runs; yields the list of latencies."""
+    times: list[float] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                took, status, _ = timed(session, url, timeout=60)
+                times.append(took if status == 200 else 60.0)
+            except requests.RequestException:
+                times.append(60.0)  # a failed check counts as the longest wait
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield times
+    finally:
+        stop.set()
+        thread.join(90)
+
+
+@contextlib.contextmanager
+def load(make_session: Callable[[], requests.Session], url: str, clients: int) -> Iterator[dict[str, Any]]:
+    """`clients` keep-alive clients requesting `url` back to back while the block runs."""
+    times: list[float] = []
+    failed = [0]
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def run() -> None:
+        session = make_session()
+        while not stop.is_set():
+            try:
+                took, status, _ = timed(session, url)
+            except requests.RequestException:
+                with lock:
+                    failed[0] += 1
+                continue
+            with lock:
+                times.append(took)
+                failed[0] += status != 200
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
+    state: dict[str, Any] = {"times": times, "failed": failed}
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(180)
+        state["seconds"] = time.perf_counter() - started
+
+
+def service_pid(hub_pid: int) -> Optional[int]:
+    """The competitions service the hub started (a descendant of the hub running hub_extension.service)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo = [hub_pid]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            try:
+                cmd = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"hub_extension.service" in cmd:
+                return child
+            todo.append(child)
+    return None
+
+
+def rss_peak_mb(pid: Optional[int]) -> Optional[float]:
+    if pid is None:
+        return None
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def submit_to_finished(platform: Platform, slug: str, upload: Path, client: requests.Session, api: str,
+                       n: int) -> list[float]:
+    """Seconds from `submit` to the API saying Finished, for `n` results submissions of the viewer."""
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        sid = platform.submit(slug, upload, username=VIEWER, actor=LOCAL_ADMIN)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                answer = client.get(f"{api}/submissions/{sid}", timeout=120)
+                status = answer.json().get("status") if answer.status_code == 200 else None
+            except (requests.RequestException, ValueError):
+                status = None  # the proxy gave up on a busy service: ask again
+            if status in m.TERMINAL_STATUSES:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"submission {sid} did not finish within 300 s")
+            time.sleep(0.05)
+        if status != m.FINISHED:
+            raise RuntimeError(f"submission {sid} ended {status}")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# -- one size -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file in `tmp`, or a new database on the PostgreSQL server the tests use."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'compete.sqlite'}"
+        return
+    server = os.environ.get("COMPETE_TEST_PG_URL") or subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure_postgres.sh")], capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    name = f"bench_scale_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    # Imported here: the test support (the hub's start) is needed only once the bench runs.
+    from tests.support.hub import start_hub
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"compete-bench-scale-{n}-"))
+    res: dict[str, Any] = {"submissions": n, "participants": n // PER_PARTICIPANT, "database": kind}
+    try:
+        with database(kind, tmp) as db_url:
+            fill_home = tmp / "fill-home"
+            platform = Platform(home=str(fill_home), db_url=db_url)
+            try:
+                upload = predictions(tmp)
+                slug, _ = platform.create_competition(make_bundle(tmp), LOCAL_ADMIN)
+                res["fill"] = fill(platform, slug, upload, n)
+                with platform.db.session() as s:
+                    phase_id = s.scalar(select(m.Phase.id).join(m.Competition).where(m.Competition.slug == slug))
+                print(f"[{n}] filled: {res['fill']}", flush=True)
+                res["baseline"] = baseline(platform.db.engine, phase_id, args.requests)
+            finally:
+                platform.close()
+            (tmp / "hub").mkdir()
+            with start_hub(tmp / "hub", {"COMPETE_LAB_DOCKER": "0", "COMPETE_DB_URL": db_url}) as hub:
+                # The store's files (programs, data, the predictions zip) go where the service reads them.
+                shutil.copytree(fill_home, hub.home, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("*.sqlite*", "service_cookie_secret"))
+                res.update(measure_service(hub, slug, db_url, upload, args))
+        res["ratios"] = ratios(res)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
+
+def baseline(engine, phase_id: int, n: int) -> dict[str, Any]:
+    times = []
+    rows: list[dict[str, Any]] = []
+    for _ in range(max(3, min(n, 10))):
+        started = time.perf_counter()
+        rows = baseline_board(engine, phase_id)
+        times.append(time.perf_counter() - started)
+    return summary(times, rows=len(rows))
+
+
+def measure_service(hub, slug: str, db_url: str, upload: Path, args: argparse.Namespace) -> dict[str, Any]:
+    hub.create_user(VIEWER)
+    token = hub.token_for(VIEWER)
+    base = hub.service_url.rstrip("/")
+    api = f"{base}/api/v1"
+    board_url = f"{api}/competitions/{slug}/leaderboard?limit={PAGE_ROWS}"
+    health_url = f"{api}/health"
+
+    def session() -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"token {token}"
+        return s
+
+    out: dict[str, Any] = {}
+    client = session()
+    first = client.get(board_url, timeout=300)
+    first.raise_for_status()
+    body = first.json()
+    out["rows_answered"] = len(body.get("rows", []))
+    out["paged"] = out["rows_answered"] <= PAGE_ROWS + 1 < n_participants(body, hub, slug)
+    seconds = args.seconds
+    out["leaderboard_1"] = sequential(client, board_url, args.requests, seconds)
+    print(f"  leaderboard, 1 client: {out['leaderboard_1']}", flush=True)
+    with health_poller(health_url) as health:
+        with load(session, board_url, args.clients) as state:
+            time.sleep(seconds)
+    out["leaderboard_20"] = summary(state["times"], state["failed"][0], clients=args.clients,
+                                    requests_per_s=round(len(state["times"]) / state["seconds"], 2))
+    out["health_under_load"] = summary(health, sum(t >= 60.0 for t in health))
+    print(f"  leaderboard, {args.clients} clients: {out['leaderboard_20']}; /health: {out['health_under_load']}",
+          flush=True)
+    out["page"] = sequential(client, f"{base}/competitions/{slug}/leaderboard", max(3, args.requests // 4), seconds)
+    out["csv"] = sequential(client, f"{api}/competitions/{slug}/leaderboard.csv", max(3, args.requests // 4), seconds)
+    etag = client.get(board_url, timeout=300).headers.get("ETag")
+    out["not_modified"] = (sequential(client, board_url, args.requests, seconds, expect=304,
+                                      headers={"If-None-Match": etag}) if etag else {"etag": None})
+    print(f"  page {out['page']}; csv {out['csv']}; 304 {out['not_modified']}", flush=True)
+
+    platform = Platform(home=str(hub.home), db_url=db_url)
+    try:
+        submit_to_finished(platform, slug, upload, client, api, 1)  # the queue's first run (imports) aside
+        idle = submit_to_finished(platform, slug, upload, client, api, args.submissions)
+        with load(session, board_url, args.clients):
+            busy = submit_to_finished(platform, slug, upload, client, api, args.submissions)
+    finally:
+        platform.close()
+    out["submit_to_finished"] = {"n": args.submissions, "idle_s": round(statistics.median(idle), 3),
+                                 "under_load_s": round(statistics.median(busy), 3),
+                                 "ratio": round(statistics.median(busy) / statistics.median(idle), 2)}
+    print(f"  submit → Finished: {out['submit_to_finished']}", flush=True)
+    out["service_rss_peak_mb"] = rss_peak_mb(service_pid(hub.process.pid))
+    return out
+
+
+def n_participants(body: dict[str, Any], hub, slug: str) -> int:
+    """How many rows the whole board has (the API's total when it says it, else the rows it gave)."""
+    for key in ("total", "total_rows", "count"):
+        if isinstance(body.get(key), int):
+            return body[key]
+    return len(body.get("rows", []))
+
+
+def ratios(res: dict[str, Any]) -> dict[str, Optional[float]]:
+    base = res["baseline"]["p50_ms"]
+
+    def r(value: Optional[float]) -> Optional[float]:
+        return None if value is None or not base else round(value / base, 2)
+
+    return {
+        "leaderboard_1_p50": r(res["leaderboard_1"]["p50_ms"]),
+        "leaderboard_1_p99": r(res["leaderboard_1"]["p99_ms"]),
+        "leaderboard_20_p50": r(res["leaderboard_20"]["p50_ms"]),
+        "leaderboard_20_p99": r(res["leaderboard_20"]["p99_ms"]),
+        "page_p50": r(res["page"]["p50_ms"]),
+        "csv_p50": r(res["csv"]["p50_ms"]),
+        "not_modified_p50": r(res["not_modified"].get("p50_ms")),
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="submission counts, comma-separated (a tenth as many participants)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--requests", type=int, default=40, help="requests per one-client measure (at most)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients of the load")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="seconds of the concurrent load, and the most a one-client measure takes")
+    parser.add_argument("--submissions", type=int, default=3, help="timed submissions, idle and under load")
+    parser.add_argument("--out", default=None, help="results file (default bench/scale-<database>.json)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if any(s % PER_PARTICIPANT for s in sizes):
+        parser.error(f"sizes are multiples of {PER_PARTICIPANT}")
+    out = Path(args.out or ROOT / "bench" / f"scale-{args.database}.json")
+    results: dict[str, Any] = {
+        "command": "python bench/scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip(),
+        "sizes": [],
+    }
+    for n in sizes:
+        print(f"[{n}] submissions, {n // PER_PARTICIPANT} participants, {args.database}", flush=True)
+        results["sizes"].append(measure_size(n, args.database, args))
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    for res in results["sizes"]:
+        print(f"{res['submissions']:>7}: leaderboard p50 {res['leaderboard_1']['p50_ms']} ms "
+              f"(×{res['ratios']['leaderboard_1_p50']} the baseline {res['baseline']['p50_ms']} ms), "
+              f"20 clients p99 {res['leaderboard_20']['p99_ms']} ms, {res['leaderboard_20']['requests_per_s']} req/s, "
+              f"/health p99 {res['health_under_load']['p99_ms']} ms, RSS {res['service_rss_peak_mb']} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
