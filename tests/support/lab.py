@@ -98,8 +98,9 @@ def upload_demo_competition(hub, tmp_path: Path, organizer: str, title: str) -> 
     return resp.json()["slug"]
 
 
-def run_all_cells(page, notebook) -> None:
-    """Run > Run All Cells, as a person does; waits until the baseline wrote its predictions."""
+def run_all_cells(page, notebook, until: str = "wrote 45 predictions") -> None:
+    """Run > Run All Cells, as a person does; waits until an output says `until` (the demo kit's baseline
+    wrote its predictions)."""
     # Playwright loads only for the browser tests (its import is slow).
     from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
@@ -113,8 +114,7 @@ def run_all_cells(page, notebook) -> None:
     except PlaywrightTimeout:
         pass
     # The baseline ran in the real kernel and wrote its predictions.
-    expect(notebook.locator(".jp-OutputArea-output:has-text('wrote 45 predictions')")).to_be_visible(
-        timeout=FRONT_END_TIMEOUT_MS)
+    expect(notebook.locator(".jp-OutputArea-output", has_text=until)).to_be_visible(timeout=FRONT_END_TIMEOUT_MS)
 
 
 @dataclass
