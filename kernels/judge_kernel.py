@@ -23,7 +23,10 @@ away, however it goes); inside, this same file runs as a small supervisor
 relays (SIGINT is an interrupt from JupyterLab), reaps orphans, and kills the
 kernel when its stdin ends.  The engine removes the container when it stops
 (auto-remove), and a launcher removes what an earlier launcher of the same
-connection file, or a dead one of this host, left behind.
+connection file, or a dead one of this host, left behind.  The launcher itself
+is tied to the Jupyter server that started it: when that server goes away
+without stopping its kernels (killed), the launcher is re-parented, notices,
+and stops the kernel as if told to.
 
 This file is also copied into the container, so everything at module level is
 standard library that Python 3.7 understands; the Docker SDK is imported by
@@ -204,6 +207,9 @@ class Launcher:
         self.mounts = [Path(m).resolve() for m in args.mount] if args.mount else default_mounts(self.cwd, dict(os.environ))
         self.host = socket.gethostname()
         self.pid = os.getpid()
+        # The Jupyter server that started this kernel: should it go away without stopping the kernel
+        # (killed, or stopped before its kernels), this launcher is re-parented and stops the kernel.
+        self.parent = os.getppid()
         self.signals: "collections.deque[int]" = collections.deque()
         self.exited = threading.Event()
         self.exit_status = None
@@ -434,6 +440,9 @@ class Launcher:
             if self.exited.wait(0.1):
                 self.container_id = None  # removed by the engine
                 return self._exit_code(self.exit_status)
+            if kill_at is None and os.getppid() != self.parent:
+                _say(f"the Jupyter server that started this kernel (pid {self.parent}) is gone: stopping the kernel")
+                self.signals.append(signal.SIGTERM)
             if kill_at is not None and time.monotonic() >= kill_at:
                 self._signal_container(signal.SIGKILL)
                 kill_at = float("inf")

@@ -302,6 +302,42 @@ def test_a_launcher_killed_leaves_no_container(start_kernel, docker_engine, sign
                f"the kernel's container is still there after {signal.Signals(signum).name} of its launcher")
 
 
+# A Jupyter server in miniature: starts the judge kernel, says where, and waits to be killed.
+SERVER_SCRIPT = """
+import sys, time
+from jupyter_client.manager import KernelManager
+manager = KernelManager(kernel_name=sys.argv[1])
+manager.start_kernel(cwd=sys.argv[2])
+client = manager.client()
+client.start_channels()
+client.wait_for_ready(timeout=90)
+print(manager.connection_file, manager.provisioner.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_server_killed_without_stopping_its_kernel_leaves_no_launcher_and_no_container(
+        jupyter_path, participant_files, docker_engine):
+    import psutil
+
+    env = {**os.environ, "JUPYTER_PATH": str(jupyter_path), "JUPYTERHUB_ROOT_DIR": str(participant_files)}
+    server = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, KERNEL_NAME, str(participant_files / "notebooks")],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        connection_file, launcher_pid = server.stdout.readline().split()
+        label = f"{LABEL_CONNECTION}={Path(connection_file).resolve()}"
+        assert len(docker_engine.containers.list(filters={"label": label})) == 1
+        launcher = psutil.Process(int(launcher_pid))
+        server.kill()  # SIGKILL: the server stops none of its kernels
+        server.wait(timeout=10)
+        launcher.wait(timeout=20)  # the launcher notices and leaves ...
+        wait_until(lambda: not docker_engine.containers.list(all=True, filters={"label": label}), 20,
+                   "the kernel's container outlived the server that started it")  # ... with its container
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
 def test_a_kernel_over_its_memory_limit_dies_and_the_log_says_why(start_kernel, docker_engine, capfd):
     manager, client = start_kernel()
     launcher = manager.provisioner.process

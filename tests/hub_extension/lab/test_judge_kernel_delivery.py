@@ -182,6 +182,49 @@ def test_the_competition_page_says_the_judges_kernel_and_its_image(judge_hub, tm
     assert entry["display_name"] in page.text
 
 
+def test_run_as_the_judge_would_from_a_judge_kernel_reports_a_timeout_in_the_image(judge_hub, tmp_path):
+    """The Submit box's preflight, run by a cell of the judge's kernel: a fresh kernel of the same container
+    runs the notebook with the phase's limit, and the timeout is reported before anything is submitted."""
+    slug, participant = competition_with_participant(judge_hub, tmp_path)
+    entry = json.loads((judge_hub.home / SERVERS_FOLDER / SERVERS_STATE).read_text())["kernels"][DEFAULT_IMAGE]
+    try:
+        contents = judge_hub.server_contents(participant)
+        folder = judge_hub.user_client(participant).post(f"api/v1/competitions/{slug}/phases/1/open_in_lab",
+                                                         timeout=180).json()["folder"]
+        slow = {"cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": source} for i, source in enumerate(
+                          ("import sys\nprint(sys.executable)", "import time\ntime.sleep(30)", "print('never')"))],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+        contents.write_bytes(f"{folder}/slow.ipynb", json.dumps(slow).encode())
+        server = urljoin(judge_hub.url, f"user/{participant}/")
+        kernel = requests.post(urljoin(server, "api/kernels"), json={"name": entry["name"], "path": folder},
+                               timeout=60, headers={"Authorization": f"token {judge_hub.admin_token}"})
+        assert kernel.status_code == 201, kernel.text
+        out = asyncio.run(run_cell(server, judge_hub.admin_token, kernel.json()["id"], (
+            "from hub_extension.widgets.preflight import Preflight\n"
+            "run = Preflight()\n"
+            f"run.start('slow.ipynb', limit=4, image={DEFAULT_IMAGE!r})\n"
+            "state = run.wait(150)\n"
+            "print('|', state.stage, state.cell, state.kernel.judge)\n"
+            "print('|', state.kernel.note)\n"
+            "print('|', state.summary())\n"), timeout=200))
+        first, note, summary = [line[2:] for line in out.splitlines() if line.startswith("| ")]
+        assert first == "timeout 2 True", out
+        assert f"this judge kernel's container (image {DEFAULT_IMAGE}" in note, out
+        assert summary.startswith("Over the time limit") and "cell 2 was running" in summary, out
+        # (The contents API does not serve hidden folders: read the server's files directly.)
+        executed = json.loads((judge_hub.home / "users" / participant / folder / ".preflight" / "executed.ipynb")
+                              .read_text())
+        first_cell = next(c for c in executed["cells"] if c.get("id") == "c0")
+        printed = "".join(o.get("text", "") for o in first_cell["outputs"])
+        assert printed.strip() == "/opt/venv/bin/python3", first_cell
+        # Nothing was submitted.
+        assert judge_hub.user_client(participant).get(f"api/v1/competitions/{slug}/submissions").json()["items"] == []
+    finally:
+        judge_hub.stop_server(participant)
+
+
 # -- without Docker for the servers (simulated: the session hub runs with COMPETE_LAB_DOCKER=0) --------
 def test_without_docker_for_the_servers_the_page_says_the_notebooks_run_in_this_python(hub, tmp_path):
     state = json.loads((hub.home / SERVERS_FOLDER / SERVERS_STATE).read_text())
