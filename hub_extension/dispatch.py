@@ -9,9 +9,9 @@ status and results as Dask events of plain data (topics `STATUS_TOPIC` and
 unpickles what a worker computed, and `Platform.record_result` validates and
 records each result exactly once, for the current key only.
 
-Nothing stays stuck: `tick()` (called every `dispatch_seconds` by the
-service, and while waiting from the CLI) reconciles every sent, unfinished
-submission with what its scheduler knows:
+Nothing stays stuck: `tick()` (run every `dispatch_seconds` by the
+dispatcher's own thread, `start()`, and while waiting from the CLI) reconciles
+every sent, unfinished submission with what its scheduler knows:
 
 - still waiting or running: followed (after a platform restart, adopted again);
 - failed on the scheduler (its worker died, it was retried once elsewhere and
@@ -32,6 +32,12 @@ sent again.  Claims and resends are fenced by the lease in the database
 its lease without knowing it (paused past expiry) cannot send anything, and a
 report of a run another holder sent again carries a key that is no longer
 current.  `close()` releases the lease so that a successor takes over at once.
+
+Nothing of it runs on the service's request loop: the ticks run in the
+dispatcher's thread (started by `start()`, paced by its own clock, so a busy
+request loop neither delays nor doubles them), and workers' reports are
+recorded by the handlers of each queue's Dask client, which run on that
+client's own event loop thread.  The service's loop only answers requests.
 
 The loop speaks to queues only through `QueueBackend`
 (`hub_extension.queue_backends`): the default queue (`DefaultQueue`, or the
@@ -146,6 +152,9 @@ class Dispatcher(LoggingConfigurable):
         self._lease_deadline = 0.0
         self._deferred_to: Optional[str] = None
         self._closed = False
+        # The thread that runs the ticks (`start`), and what stops it.
+        self._runner: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
         options = {name: value for name, value in (("scheduler_address", scheduler_address),
                                                     ("n_workers", n_workers),
                                                     ("threads_per_worker", threads_per_worker))
@@ -457,6 +466,44 @@ class Dispatcher(LoggingConfigurable):
         elif self.runs.release(sid, key, note=f"{why}; sent again", holder=self.holder.id):
             self.dispatch(sid)
 
+    # -- the dispatcher's own thread ----------------------------------------------------------------
+    @property
+    def tick_seconds(self) -> float:
+        """Seconds between two ticks of `start`'s thread: `dispatch_seconds`, and well within the lease."""
+        return min(self.dispatch_seconds, self.lease_seconds / 3)
+
+    def start(self) -> "Dispatcher":
+        """Tick every `tick_seconds` in a thread of the dispatcher's own until `close()`.
+
+        A tick that fails is logged (once while it keeps failing the same way)
+        and tried again at the next one, never fatal.
+        """
+        with self._lock:
+            if self._runner is None and not self._closed:
+                self._runner = threading.Thread(target=self._run, name="compete-dispatcher", daemon=True)
+                self._runner.start()
+        return self
+
+    def _run(self) -> None:
+        last_error: Optional[str] = None
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.tick()
+                last_error = None
+            except Exception as exc:  # noqa: BLE001 - a periodic task must survive its own failures
+                text = f"{type(exc).__name__}: {exc}"
+                if text != last_error:
+                    log.exception("dispatcher tick failed (retrying every %.0f s)", self.tick_seconds)
+                last_error = text
+            self._stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - started)))
+
+    def _stop_runner(self) -> None:
+        self._stopping.set()
+        runner = self._runner
+        if runner is not None and runner is not threading.current_thread():
+            runner.join(self.lease_seconds)
+
     # -- control ----------------------------------------------------------------------------------
     def wait(self, submission_id: int, timeout: Optional[float] = None) -> dict[str, Any]:
         """Block until the submission is terminal (or `timeout`), keeping its queue reconciled."""
@@ -496,6 +543,7 @@ class Dispatcher(LoggingConfigurable):
         it (the next holder follows them); with none, the holder stops it, so
         nothing is left running.
         """
+        self._stop_runner()
         was_holding = self.holds_lease()
         self._closed = True
         try:

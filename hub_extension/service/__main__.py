@@ -6,8 +6,10 @@ over COMPETE_HOME and COMPETE_DB_URL), upgrades the database's schema (the
 explicit step `compete db upgrade`), and listens where the hub tells a managed
 service to (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX: the defaults of
 `c.ServiceProcess.*`).  It serves the pages and the API while two periodic
-tasks run: the dispatcher (every 2 s) and the phase clock (every 30 s).  A
-failing tick is logged and retried, never fatal.
+tasks run, neither on the loop that answers requests: the dispatcher (every
+2 s, in the dispatcher's own thread: `Dispatcher.start`) and the phase clock
+(every 30 s, in a thread of its own).  A failing tick is logged and retried,
+never fatal.
 
 The dispatcher dispatches only while it holds the database's dispatcher lease
 (`app.lease`); while another process holds it (a `compete dispatcher`, a
@@ -169,12 +171,11 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
     log.info("competition service listening at %s (prefix %s)", url.geturl(), prefix)
 
     tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS)]
-    if dispatcher is not None:
-        # A tick renews the lease: ticks come well within its expiry, whatever dispatch_seconds says.
-        tickers.append(Ticker("dispatch", dispatcher.tick,
-                              min(dispatcher.dispatch_seconds, dispatcher.lease_seconds / 3)))
     for ticker in tickers:
         ticker.start()
+    if dispatcher is not None:
+        # Its own thread and clock: a request that holds this loop does not hold back dispatching.
+        dispatcher.start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
