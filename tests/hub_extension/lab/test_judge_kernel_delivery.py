@@ -217,7 +217,7 @@ def test_run_as_the_judge_would_from_a_judge_kernel_reports_a_timeout_in_the_ima
         executed = json.loads((judge_hub.home / "users" / participant / folder / ".preflight" / "executed.ipynb")
                               .read_text())
         first_cell = next(c for c in executed["cells"] if c.get("id") == "c0")
-        printed = "".join(o.get("text", "") for o in first_cell["outputs"])
+        printed = "".join("".join(o.get("text", "")) for o in first_cell["outputs"])  # text: a str or lines
         assert printed.strip() == "/opt/venv/bin/python3", first_cell
         # Nothing was submitted.
         assert judge_hub.user_client(participant).get(f"api/v1/competitions/{slug}/submissions").json()["items"] == []
