@@ -143,7 +143,7 @@ def supervise(kernel_argv: "list[str]") -> int:
 # -- on the host: the launcher ------------------------------------------------------------
 
 
-def client_package() -> "Optional[Path]":
+def client_package() -> "Path | None":
     """The folder of the platform's client package on this host, or None when it is not installed here."""
     # Only the launcher asks (on the host); importlib.util finds it without importing it.
     import importlib.util
