@@ -435,3 +435,45 @@ class Lease(Base):
     acquired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class BoardState(Base):
+    """A maintained leaderboard of one phase (`app.standings`): its version and what it was built from.
+
+    `version` goes up each time the board's rows change (the leaderboard's
+    ETag is made from it); `definition` is a digest of the board definition
+    the rows were ranked by, `digest` one of the rows themselves; `history`
+    holds the best-score history of the columns a viewer may chart.
+    """
+
+    __tablename__ = "board_states"
+
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), primary_key=True)
+    leaderboard_id: Mapped[int] = mapped_column(ForeignKey("leaderboards.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    definition: Mapped[str] = mapped_column(String(64), default="")
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    history: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BoardRow(Base):
+    """One ranked row of a maintained board, with every column (cut to the viewer when read)."""
+
+    __tablename__ = "board_rows"
+    __table_args__ = (
+        Index("ix_board_rows_username", "phase_id", "leaderboard_id", "username", "position"),
+    )
+
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id", ondelete="CASCADE"), primary_key=True)
+    leaderboard_id: Mapped[int] = mapped_column(ForeignKey("leaderboards.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # the rank, 1 first
+    submission_id: Mapped[int] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(200))  # who made the submission (a baseline: its organizer)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    solution_index: Mapped[Optional[int]] = mapped_column(Integer)
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ranks: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -91,6 +91,8 @@ class Platform:
         database = Database(config.resolved_db_url(), upgrade=config.upgrade_db)
         self.context = Context(config=config, db=database, store=make_store(config))
         self._compose(self.context)
+        # Boards never built yet (a database just upgraded) are built now, not by a request.
+        self.leaderboards.build_missing()
 
     def _compose(self, ctx: Context) -> None:
         self.runs = Runs(ctx)
@@ -200,6 +202,9 @@ class Platform:
     leaderboard = _By("leaderboards")
     leaderboard_view = _By("leaderboards")
     leaderboard_csv = _By("leaderboards")
+    leaderboard_csv_chunks = _By("leaderboards")
+    leaderboard_etag = _By("leaderboards")
+    rebuild_boards = _By("leaderboards")
     best_score_history = _By("leaderboards")
 
     # -- phases -------------------------------------------------------------------------------------

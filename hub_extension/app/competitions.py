@@ -28,6 +28,7 @@ from .context import Context
 from .records import COMPETITION_STATUSES, competition_status, get_competition, get_phase, phases_in_order
 from .registrations import require_approved
 from .routing import queue_names
+from .standings import refresh_competition
 
 
 def slugify(title: str) -> str:
@@ -81,6 +82,8 @@ class Competitions:
                 slug, n = f"{base}-{n}", n + 1
             comp = competition_from_spec(spec, slug, actor.username)
             s.add(comp)
+            s.flush()
+            refresh_competition(s, comp.id)  # its boards, empty
         return slug
 
     def _record_datasets(self, s: Session, spec: CompetitionSpec, actor: Actor) -> None:
@@ -261,4 +264,5 @@ class Competitions:
             else:
                 comp.phases.append(new)
         s.flush()
+        refresh_competition(s, comp.id)  # boards ranked again by the new definition
         return []

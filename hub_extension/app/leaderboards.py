@@ -1,8 +1,14 @@
 """Leaderboards: a phase's ranked board as the viewer may see it, as data, as CSV, and the best-score history.
 
-Ranking itself is `scoring.leaderboard`; here the rows of the database become
-its `Board` and `Entry` values, and what the viewer may see (hidden boards,
-hidden columns, blind phases) is cut.
+Ranking itself is `scoring.leaderboard`; the boards are kept ranked in the
+database (`standings`: one row per entry, every column), and here a page of
+those rows is read and cut to what the viewer may see (hidden boards, hidden
+columns, blind phases) by the same `build_leaderboard` that ranks them, asked
+for the viewer's columns without entries.  A request reads a bounded number
+of rows whatever the number of submissions: the page asked for (`offset`,
+`limit`; everything by default) and the viewer's own best row when it is not
+on that page.  `leaderboard_etag` answers in one statement from the board's
+version counter, so that an unchanged board costs a client one small read.
 
 A baseline (an organizer's run of one of the bundle's solutions, `baselines`)
 is ranked among the participants' entries, as an organizer's submission is
@@ -15,62 +21,34 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import hashlib
 import io
-from typing import Any, Optional
+import logging
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, selectinload
 
-from scoring.leaderboard import Board, Column, Entry, build_leaderboard
+from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
 
 from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer
 from .context import Context
-from .records import get_competition, get_phase, phase_number
+from .records import current_phase, get_competition, get_phase, phase_number
+from .standings import (
+    baseline_entrant,
+    board_from_row,
+    build_missing,
+    definition_digest,
+    refresh_phase,
+)
 
-
-def board_from_row(board: m.Leaderboard, phase: m.Phase) -> Board:
-    def column(c: m.Column, hidden: bool) -> Column:
-        return Column(
-            key=c.key,
-            title=c.title,
-            index=c.index,
-            sorting=c.sorting,
-            precision=c.precision,
-            hidden=hidden,
-            computation=c.computation,
-            source_keys=tuple(c.source_keys or ()),
-            weights=tuple(c.weights) if c.weights is not None else None,
-        )
-
-    columns = [column(c, c.hidden) for c in board.columns]
-    # CodaLab computed columns may average columns of another board: bring those
-    # in as hidden columns so that the computation has its inputs.
-    own = {c.key for c in board.columns}
-    needed = {k for c in board.columns for k in (c.source_keys or ()) if k not in own}
-    next_index = max((c.index for c in board.columns), default=0) + 1
-    for other in board.competition.leaderboards:
-        for c in other.columns:
-            if c.key in needed:
-                needed.discard(c.key)
-                borrowed = column(c, True)
-                columns.append(dataclasses.replace(borrowed, index=next_index))
-                next_index += 1
-    return Board(
-        key=board.key,
-        title=board.title,
-        columns=tuple(columns),
-        primary_key=board.primary_key,
-        submission_rule=phase.submission_rule or board.submission_rule,
-        hidden=board.hidden,
-        tie_break_by_columns=board.competition.dialect == "codabench",
-    )
-
-
-def baseline_entrant(username: str, solution_index: Optional[int]) -> str:
-    """Who a baseline stands as on the board: one entrant per solution, apart from its organizer's own entry."""
-    return f"{username}\x00baseline {solution_index}"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Rows read from the database at a time while a CSV is written.
+CSV_BATCH = 1000
 
 
 def entries(s: Session, ph: m.Phase) -> list[Entry]:
@@ -99,23 +77,43 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
     ]
 
 
-def baselines_of(s: Session, comp: m.Competition, ph: m.Phase) -> dict[int, dict[str, Any]]:
-    """The phase's baseline submissions: {submission id: what their rows say instead ("participant": the
-    organizer, "baseline": true, "solution": the solution's name)}."""
-    names = {sol.index: sol.name for sol in comp.solutions}
-    rows = s.execute(
-        select(m.Submission.id, m.Submission.solution_index, m.Participant.username)
-        .join(m.Participant, m.Participant.id == m.Submission.participant_id)
-        .where(m.Submission.phase_id == ph.id, m.Submission.baseline.is_(True))
-    ).all()
-    return {sid: {"participant": username, "baseline": True, "solution": names.get(index, f"Solution {index}")}
-            for sid, index, username in rows}
-
-
 def _average_rank(ranks: dict[str, Optional[int]]) -> Optional[float]:
     """The mean of a row's column ranks (the leaderboard's "average rank")."""
     known = [r for r in ranks.values() if r is not None]
     return round(sum(known) / len(known), 4) if known else None
+
+
+def choose_board(boards: list[Any], slug: str, board: Optional[str], organizer: bool) -> Any:
+    """The board asked for (by key), else the first one the viewer may see (hidden ones: organizers only)."""
+    if board is not None:
+        boards = [b for b in boards if b.key == board]
+        if not boards:
+            raise NotFound(f"competition {slug!r} has no leaderboard {board!r}")
+    elif not organizer:
+        boards = [b for b in boards if not b.hidden] or boards
+    if not boards:
+        raise NotFound(f"competition {slug!r} has no leaderboard")
+    return boards[0]
+
+
+@dataclasses.dataclass
+class _Opened:
+    """A board as one viewer asks for it, its maintained state fresh."""
+
+    comp: m.Competition
+    phase: m.Phase
+    db_board: m.Leaderboard
+    board: Board
+    organizer: bool
+    state: m.BoardState
+
+    def cut(self) -> Leaderboard:
+        """The board's columns, note and flags as this viewer sees them (no rows)."""
+        return build_leaderboard(self.board, [], viewer_is_organizer=self.organizer, blind=self.phase.hide_results)
+
+    @property
+    def rows_shown(self) -> bool:
+        return self.organizer or not (self.board.hidden or self.phase.hide_results)
 
 
 class Leaderboards:
@@ -124,6 +122,56 @@ class Leaderboards:
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
+    # -- keeping boards ---------------------------------------------------------------------------
+    def rebuild_boards(self, slug: Optional[str] = None) -> int:
+        """Rank every board of every phase again (of one competition, or all); returns the phases rebuilt.
+
+        For a database written by something else than this layer (a bulk load):
+        the application layer keeps boards up to date by itself.
+        """
+        with self.ctx.db.session() as s:
+            q = select(m.Phase.id).order_by(m.Phase.id)
+            if slug is not None:
+                q = q.join(m.Competition, m.Competition.id == m.Phase.competition_id).where(m.Competition.slug == slug)
+            ids = s.scalars(q).all()
+        for phase_id in ids:
+            with self.ctx.db.session() as s:
+                refresh_phase(s, phase_id)
+        return len(ids)
+
+    def build_missing(self) -> int:
+        """Build the boards that have never been built (a database upgraded to maintained boards)."""
+        with self.ctx.db.session() as s:
+            return build_missing(s)
+
+    def _with_board(self, slug: str, phase: Optional[int], actor: Actor, board: Optional[str],
+                    now: Optional[dt.datetime], read: Callable[[Session, _Opened], T]) -> T:
+        """`read(session, opened)` on a fresh board.
+
+        A board never built, or built by another definition than the one stored
+        now (a definition changed behind the application layer's back), is
+        built first, in a transaction of its own; the application layer's own
+        changes never leave it so.
+        """
+        for attempt in range(3):
+            with self.ctx.db.session() as s:
+                comp = get_competition(s, slug, full=True)
+                ph = get_phase(comp, phase, now)
+                organizer = is_organizer(actor, comp)
+                db_board = choose_board(list(comp.leaderboards), slug, board, organizer)
+                definition = board_from_row(db_board, ph)
+                state = s.get(m.BoardState, (ph.id, db_board.id))
+                if state is not None and (state.definition == definition_digest(definition) or attempt == 2):
+                    if state.error:
+                        raise ValueError(state.error)
+                    return read(s, _Opened(comp, ph, db_board, definition, organizer, state))
+                phase_id = ph.id
+            log.info("leaderboard %s of %s (phase id %s) is built before it is read", board or "", slug, phase_id)
+            with self.ctx.db.session() as s:
+                refresh_phase(s, phase_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- reading ----------------------------------------------------------------------------------
     def leaderboard(
         self,
         slug: str,
@@ -151,33 +199,47 @@ class Leaderboards:
         actor: Actor = LOCAL_ADMIN,
         board: Optional[str] = None,
         now: Optional[dt.datetime] = None,
+        offset: int = 0,
+        limit: Optional[int] = None,
     ) -> dict[str, Any]:
         """The leaderboard as the service shows it: `leaderboard` plus the board, its note,
-        column precision, each row's column ranks, average rank and submission time."""
-        with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
-            ph = get_phase(comp, phase, now)
-            organizer = is_organizer(actor, comp)
-            boards = comp.leaderboards
-            if board is not None:
-                boards = [b for b in boards if b.key == board]
-                if not boards:
-                    raise NotFound(f"competition {slug!r} has no leaderboard {board!r}")
-            elif not organizer:
-                boards = [b for b in boards if not b.hidden] or boards
-            if not boards:
-                raise NotFound(f"competition {slug!r} has no leaderboard")
-            db_board = boards[0]
-            result = build_leaderboard(
-                board_from_row(db_board, ph),
-                entries(s, ph),
-                viewer_is_organizer=organizer,
-                blind=ph.hide_results,
-            )
-            baselines = baselines_of(s, comp, ph)
+        column precision, each row's column ranks, average rank and submission time.
+
+        Rows `offset + 1` to `offset + limit` by rank (every row when `limit` is
+        None), then the viewer's own best row when it is not among them; each
+        row says whether it is the viewer's (`own`).  `total` counts every row
+        of the board the viewer may see.
+        """
+        offset = max(0, int(offset or 0))
+
+        def read(s: Session, o: _Opened) -> dict[str, Any]:
+            result = o.cut()
+            keys = [c.key for c in result.columns]
+            page: list[m.BoardRow] = []
+            total = 0
+            if o.rows_shown:
+                total = o.state.total
+                q = select(m.BoardRow).where(m.BoardRow.phase_id == o.phase.id,
+                                             m.BoardRow.leaderboard_id == o.db_board.id,
+                                             m.BoardRow.position > offset)
+                if limit is not None:
+                    q = q.where(m.BoardRow.position <= offset + int(limit))
+                page = list(s.scalars(q.order_by(m.BoardRow.position)))
+                username = actor.username
+                if username and not any(r.username == username and not r.baseline for r in page):
+                    own = s.scalars(
+                        select(m.BoardRow).where(m.BoardRow.phase_id == o.phase.id,
+                                                 m.BoardRow.leaderboard_id == o.db_board.id,
+                                                 m.BoardRow.username == username,
+                                                 m.BoardRow.baseline.is_(False))
+                        .order_by(m.BoardRow.position).limit(1)
+                    ).first()
+                    if own is not None:
+                        page.append(own)
+            names = self._solution_names(s, o, page)
             return {
-                "competition": comp.slug,
-                "phase": phase_number(comp, ph),
+                "competition": o.comp.slug,
+                "phase": phase_number(o.comp, o.phase),
                 "board": result.key,
                 "title": result.title,
                 "note": result.note,
@@ -185,38 +247,113 @@ class Leaderboards:
                 "hidden_for_viewer": result.hidden_for_viewer,
                 "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
                              "computation": c.computation} for c in result.columns],
-                "rows": [
-                    {
-                        "rank": r.rank,
-                        "participant": r.participant,
-                        "baseline": False,
-                        **baselines.get(r.submission_id, {}),
-                        "submission": r.submission_id,
-                        "submitted_at": r.submitted_at.isoformat(),
-                        "scores": {k: v for k, v in r.scores.items()},
-                        "ranks": dict(r.ranks),
-                        "average_rank": _average_rank(r.ranks),
-                    }
-                    for r in result.rows
-                ],
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+                "rows": [_row_view(r, keys, names, actor.username) for r in page],
             }
+
+        return self._with_board(slug, phase, actor, board, now, read)
+
+    @staticmethod
+    def _solution_names(s: Session, o: _Opened, rows: list[m.BoardRow]) -> dict[int, str]:
+        if not any(r.baseline for r in rows):
+            return {}
+        return {index: name for index, name in s.execute(
+            select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == o.comp.id))}
+
+    def leaderboard_csv_chunks(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
+                               board: Optional[str] = None, now: Optional[dt.datetime] = None) -> Iterator[str]:
+        """The leaderboard as the actor sees it, as CSV (full precision), in chunks of rows.
+
+        The rows are read `CSV_BATCH` at a time in one transaction, so the
+        answer is one version of the board and never held whole in memory.
+        """
+        opened: list[Any] = []
+
+        def header(s: Session, o: _Opened) -> str:
+            result = o.cut()
+            opened.append((o.phase.id, o.db_board.id, o.comp.id, o.rows_shown, [c.key for c in result.columns]))
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerow(
+                ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns],
+                 "average_rank"])
+            return out.getvalue()
+
+        first = self._with_board(slug, phase, actor, board, now, header)
+        phase_id, board_id, competition_id, shown, keys = opened[0]
+        yield first
+        if not shown:
+            return
+        with self.ctx.db.session() as s:
+            names = {index: name for index, name in s.execute(
+                select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
+            rows = s.scalars(
+                select(m.BoardRow).where(m.BoardRow.phase_id == phase_id, m.BoardRow.leaderboard_id == board_id)
+                .order_by(m.BoardRow.position).execution_options(yield_per=CSV_BATCH))
+            for batch in rows.partitions():
+                out = io.StringIO()
+                writer = csv.writer(out, lineterminator="\n")
+                for r in batch:
+                    row = _row_view(r, keys, names, None)
+                    # A baseline stands as its solution, as on the board's page.
+                    who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
+                    writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
+                                     *["" if row["scores"].get(k) is None else repr(float(row["scores"][k]))
+                                       for k in keys],
+                                     "" if row.get("average_rank") is None else row["average_rank"]])
+                yield out.getvalue()
 
     def leaderboard_csv(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
                         board: Optional[str] = None, now: Optional[dt.datetime] = None) -> str:
         """The leaderboard as the actor sees it, as CSV (full precision)."""
-        data = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        keys = [c["key"] for c in data["columns"]]
-        writer.writerow(["rank", "participant", "submission", "submitted_at",
-                         *[c["title"] for c in data["columns"]], "average_rank"])
-        for row in data["rows"]:
-            # A baseline stands as its solution, as on the board's page.
-            who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
-            writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
-                             *["" if row["scores"].get(k) is None else repr(float(row["scores"][k])) for k in keys],
-                             "" if row.get("average_rank") is None else row["average_rank"]])
-        return out.getvalue()
+        return "".join(self.leaderboard_csv_chunks(slug, phase, actor=actor, board=board, now=now))
+
+    def leaderboard_etag(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
+                         board: Optional[str] = None, now: Optional[dt.datetime] = None,
+                         query: str = "") -> Optional[str]:
+        """The ETag of the leaderboard answer this viewer gets for `query`, from one statement; None when
+        the board was never built (the answer builds it; ask again after it).
+
+        It changes with the board's version (every change of its rows or
+        definition), the phase and board it resolves to, and who asks (an
+        organizer sees more; everyone gets their own row).
+        """
+        with self.ctx.db.session() as s:
+            rows = s.execute(
+                select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
+                       m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end,
+                       m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
+                       m.BoardState.version)
+                .join(m.Phase, m.Phase.competition_id == m.Competition.id)
+                .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
+                .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
+                                              m.BoardState.leaderboard_id == m.Leaderboard.id))
+                .where(m.Competition.slug == slug)
+            ).all()
+        if not rows:
+            return None
+        comp = SimpleNamespace(id=rows[0][0], created_by=rows[0][1], admin_names=rows[0][2])
+        phases = {r[3]: SimpleNamespace(id=r[3], index=r[4], start=r[5], end=r[6]) for r in rows}
+        ordered = sorted(phases.values(), key=lambda p: (p.index, p.id))
+        if phase is not None:
+            if not 1 <= phase <= len(ordered):
+                return None
+            ph = ordered[phase - 1]
+        else:
+            ph = current_phase(ordered, now or m.utcnow())
+        boards = sorted({r[7]: SimpleNamespace(id=r[7], key=r[8], hidden=r[9], index=r[10]) for r in rows}.values(),
+                        key=lambda b: (b.index, b.id))
+        organizer = is_organizer(actor, comp)  # type: ignore[arg-type]
+        try:
+            chosen = choose_board(boards, slug, board, organizer)
+        except NotFound:
+            return None
+        version = next((r[11] for r in rows if r[3] == ph.id and r[7] == chosen.id), None)
+        if version is None:
+            return None
+        key = f"{comp.id}:{ph.id}:{chosen.id}:{version}:{int(organizer)}:{actor.username or ''}:{query}"
+        return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
     def best_score_history(self, slug: str, phase: Optional[int], board_key: Optional[str], actor: Actor,
                            *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
@@ -224,7 +361,8 @@ class Leaderboards:
 
         The score is the board's primary column when it is a plain score the
         actor may see, else the first such column; a blind phase or a hidden
-        board has no history for participants.
+        board has no history for participants.  It is kept with the board
+        (`standings`), so reading it costs one row.
         """
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug, full=True)
@@ -239,24 +377,34 @@ class Leaderboards:
                     return []
             if not boards:
                 return []
-            db_board = boards[0]
-            plain = [c for c in db_board.columns if not c.computation and (organizer or not c.hidden)]
+            key = boards[0].key
+
+        def read(s: Session, o: _Opened) -> list[dict[str, Any]]:
+            plain = [c for c in o.db_board.columns if not c.computation and (organizer or not c.hidden)]
             if not plain:
                 return []
-            column = next((c for c in plain if c.key == db_board.primary_key), plain[0])
-            rows = s.execute(
-                select(m.Submission.submitted_at, m.Score.value, m.Participant.username)
-                .join(m.Score, m.Score.submission_id == m.Submission.id)
-                .join(m.Participant, m.Participant.id == m.Submission.participant_id)
-                .where(m.Submission.phase_id == ph.id, m.Submission.status == m.FINISHED,
-                       m.Submission.hidden.is_(False), m.Score.key == column.key, m.Score.value.is_not(None))
-                .order_by(m.Submission.submitted_at, m.Submission.id)
-            ).all()
-            better = (lambda a, b: a < b) if column.sorting == "asc" else (lambda a, b: a > b)
-            history, best = [], None
-            for at, value, username in rows:
-                if best is None or better(value, best):
-                    best = value
-                    history.append({"at": at.isoformat(), "value": value, "username": username,
-                                    "column": column.key})
-            return history
+            column = next((c for c in plain if c.key == o.db_board.primary_key), plain[0])
+            if column.key not in (o.state.history or {}):
+                return []
+            return list(o.state.history[column.key])
+
+        return self._with_board(slug, phase, actor, key, now, read)
+
+
+def _row_view(r: m.BoardRow, keys: list[str], names: dict[int, str], username: Optional[str]) -> dict[str, Any]:
+    """A maintained row as a viewer gets it: the columns they may see, their average rank."""
+    scores = r.scores or {}
+    ranks = {k: (r.ranks or {}).get(k) for k in keys}
+    row: dict[str, Any] = {"rank": r.position, "participant": r.username, "baseline": False}
+    if r.baseline:
+        row.update({"baseline": True,
+                    "solution": names.get(r.solution_index, f"Solution {r.solution_index}")})
+    row.update({
+        "submission": r.submission_id,
+        "submitted_at": r.submitted_at.isoformat(),
+        "scores": {k: scores.get(k) for k in keys},
+        "ranks": ranks,
+        "average_rank": _average_rank(ranks),
+        "own": bool(username) and not r.baseline and r.username == username,
+    })
+    return row

@@ -21,6 +21,7 @@ from ..errors import NotFound
 from .context import Context
 from .lease import DISPATCHER_LEASE
 from .routing import queue_of, queue_positions, submission_queues
+from .standings import refresh_phase
 
 # The start of a warning said when a submission was made (about its zip): it stays
 # beside the warnings its run gives.
@@ -259,6 +260,8 @@ class Runs:
             if not transition(s, submission_id, values, key=key, queue=queue, extra=extra):
                 return False
             s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=note))
+            if status == m.FINISHED:
+                refresh_phase(s, s.get(m.Submission, submission_id).phase_id, finished=submission_id)
             return True
 
     def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
@@ -273,6 +276,7 @@ class Runs:
                 m.Score(key=k, value=None if v != v else float(v)) for k, v in sorted(scores.items())
             ]
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
+            refresh_phase(s, sub.phase_id, finished=sub.id)
 
     def _expects_aggregation(self, submission_id: int) -> bool:
         """The submission's phase has an aggregation step its job sends (a parent's scoring program)."""
@@ -367,4 +371,6 @@ class Runs:
             sub.warnings = warnings[:RESULT_WARNINGS_MAX]
             sub.dropped = [dataclasses.asdict(d) for d in result.dropped[:RESULT_WARNINGS_MAX]]
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.worker))
+            if status == Status.FINISHED:
+                refresh_phase(s, sub.phase_id, finished=sub.id)
             return True

@@ -26,6 +26,7 @@ from .context import Context
 from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_rule
 from .registrations import require_approved
 from .runs import UPLOAD_NOTE, Runs
+from .standings import refresh_phase
 from .visibility import submission_context
 
 
@@ -243,6 +244,7 @@ class Submissions:
                 )
             ):
                 other.selected = other.id == sub.id
+            refresh_phase(s, sub.phase_id, history=False)
 
     def set_selected(self, submission_id: int, selected: bool, actor: Actor) -> None:
         """The participant's choice of what the leaderboard shows, where the phase's rule lets them."""
@@ -264,6 +266,7 @@ class Submissions:
                         m.Submission.id != sub.id)):
                     other.selected = False
             sub.selected = bool(selected)
+            refresh_phase(s, sub.phase_id, history=False)
 
     def set_hidden(self, submission_id: int, hidden: bool, actor: Actor) -> None:
         """Hide a submission from the leaderboard, or show it again (organizers)."""
@@ -274,6 +277,7 @@ class Submissions:
             sub.hidden = bool(hidden)
             s.add(m.StatusChange(submission_id=sub.id, status=sub.status, at=m.utcnow(),
                                  note=f"{'hidden' if hidden else 'shown'} by {actor.username}"))
+            refresh_phase(s, sub.phase_id)
 
     # -- running again, and stopping ------------------------------------------------------------
     def rerun(self, submission_id: int, actor: Actor = LOCAL_ADMIN) -> int:

@@ -410,21 +410,55 @@ class SubmissionFlagHandler(ApiHandler):
 
 # -- leaderboards --------------------------------------------------------------------------------
 class LeaderboardHandler(ApiHandler):
-    def get(self, slug: str) -> None:
-        self.write_json(self.platform.leaderboard_view(
-            slug, self.int_argument("phase", None, minimum=1), actor=self.actor,
-            board=self.get_query_argument("board", None) or None))
+    """GET the board: every row by default, or `?offset=&limit=` (rows by rank) plus the viewer's own row.
 
+    The ETag comes from the board's version counter, read before the board: an
+    `If-None-Match` that still matches is answered 304 from one small read.
+    """
 
-class LeaderboardCsvHandler(ApiHandler):
     def get(self, slug: str) -> None:
         phase = self.int_argument("phase", None, minimum=1)
         board = self.get_query_argument("board", None) or None
-        text = self.platform.leaderboard_csv(slug, phase, actor=self.actor, board=board)
+        offset = self.int_argument("offset", 0, minimum=0)
+        limit = self.int_argument("limit", None, minimum=1)
+        query = f"phase={phase}&board={board}&offset={offset}&limit={limit}"
+        etag = self.platform.leaderboard_etag(slug, phase, actor=self.actor, board=board, query=query)
+        if etag is not None:
+            self.set_header("Etag", etag)
+            if self.check_etag_header():
+                self.set_status(304)
+                self.finish()
+                return
+        data = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board, offset=offset, limit=limit)
+        if etag is None:  # the board was built for this answer: its version exists now
+            etag = self.platform.leaderboard_etag(slug, phase, actor=self.actor, board=board, query=query)
+            if etag is not None:
+                self.set_header("Etag", etag)
+        self.write_json(data)
+
+
+async def stream_text(handler: web.RequestHandler, chunks: Any) -> None:
+    """Write a generator's text chunks as they come (its first chunk is taken before any header is sent)."""
+    try:
+        for chunk in chunks:
+            handler.write(chunk)
+            await handler.flush()
+    finally:
+        chunks.close()
+    handler.finish()
+
+
+class LeaderboardCsvHandler(ApiHandler):
+    async def get(self, slug: str) -> None:
+        phase = self.int_argument("phase", None, minimum=1)
+        board = self.get_query_argument("board", None) or None
+        chunks = self.platform.leaderboard_csv_chunks(slug, phase, actor=self.actor, board=board)
+        first = next(chunks)  # a wrong slug or board fails here, before the headers are sent
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         name = f"{slug}-phase{phase or 'current'}{'-' + board if board else ''}-leaderboard.csv"
         self.set_header("Content-Disposition", f'attachment; filename="{safe_upload_name(name, "leaderboard.csv")}"')
-        self.finish(text)
+        self.write(first)
+        await stream_text(self, chunks)
 
 
 class LeaderboardHistoryHandler(ApiHandler):

@@ -26,8 +26,12 @@ from tornado import web
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
+from .api import stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 from .uploads import StreamedUpload
+
+# Rows on one page of a leaderboard.
+LEADERBOARD_PAGE = 50
 
 FLASH_COOKIE = "compete-flash"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -310,11 +314,18 @@ class LeaderboardHandler(PageHandler):
         comp = self.platform.competition_detail(slug, self.actor)
         phase = self.query_int("phase")
         board_key = self.get_query_argument("board", "") or None
-        board = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board_key)
+        sort = self.get_query_argument("sort", "rank") or "rank"
+        order_asked = self.get_query_argument("order", "")
+        page_number = max(1, self.query_int("page") or 1)
+        offset = (page_number - 1) * LEADERBOARD_PAGE
+        by_rank = sort == "rank" and order_asked in ("", "asc")
+        # By rank, the page is read as it is kept; sorted otherwise, every row is (a board's rows, not submissions).
+        board = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board_key,
+                                               offset=offset if by_rank else 0,
+                                               limit=LEADERBOARD_PAGE if by_rank else None)
         phase_number = board.get("phase", phase)
         board_key = board.get("board") or board_key
         columns = board.get("columns", [])
-        sort = self.get_query_argument("sort", "rank") or "rank"
         fields = ["rank", "participant", *[c["key"] for c in columns], "average_rank", "submitted_at"]
         if sort not in fields:
             sort = "rank"
@@ -324,10 +335,21 @@ class LeaderboardHandler(PageHandler):
         order = self.get_query_argument("order", "") or default_orders[sort]
         if order not in ("asc", "desc"):
             order = default_orders[sort]
-        rows = sort_rows(list(board.get("rows", [])), sort, order)
+        total = int(board.get("total") or 0)
+        rows = list(board.get("rows", []))
+        # The viewer's own row, when it is not on this page, comes after it, set apart (`outside`).
+        if by_rank:
+            rows = [dict(r, outside=not offset < r["rank"] <= offset + LEADERBOARD_PAGE) for r in rows]
+        else:
+            ordered = sort_rows(rows, sort, order)
+            shown = ordered[offset:offset + LEADERBOARD_PAGE]
+            own = [r for r in ordered if r.get("own") and all(r is not x for x in shown)][:1]
+            rows = [dict(r, outside=False) for r in shown] + [dict(r, outside=True) for r in own]
+        pages = max(1, -(-total // LEADERBOARD_PAGE))
 
         def url(**changes: Any) -> str:
-            args = {"phase": phase_number, "board": board_key}
+            args = {"phase": phase_number, "board": board_key, "sort": None if by_rank else sort,
+                    "order": None if by_rank else order}
             args.update(changes)
             return f"{self.competition_url(slug, '/leaderboard')}?{urlencode({k: v for k, v in args.items() if v is not None})}"
 
@@ -337,7 +359,8 @@ class LeaderboardHandler(PageHandler):
         sort_columns = []
         for key, title, numeric in titles:
             next_order = ("desc" if order == "asc" else "asc") if key == sort else default_orders[key]
-            sort_columns.append({"key": key, "title": title, "numeric": numeric, "url": url(sort=key, order=next_order)})
+            sort_columns.append({"key": key, "title": title, "numeric": numeric,
+                                 "url": url(sort=key, order=next_order, page=None)})
         csv_query = urlencode({k: v for k, v in {"phase": phase_number, "board": board_key}.items() if v is not None})
         history = self.platform.best_score_history(slug, phase_number, board_key, self.actor)
         primary = next((c for c in columns if c["key"] == board.get("primary_key")), columns[0] if columns else None)
@@ -359,18 +382,27 @@ class LeaderboardHandler(PageHandler):
             csv_url=f"{self.competition_url(slug, '/leaderboard.csv')}?{csv_query}",
             chart=chart,
             chart_caption=caption,
+            page=page_number,
+            pages=pages,
+            total=total,
+            first_rank=offset + 1,
+            last_rank=min(offset + LEADERBOARD_PAGE, total),
+            previous_url=url(page=page_number - 1 if page_number > 2 else None) if page_number > 1 else None,
+            next_url=url(page=page_number + 1) if page_number < pages else None,
         )
 
 
 class LeaderboardCsvHandler(PageHandler):
-    def get(self, slug: str) -> None:
+    async def get(self, slug: str) -> None:
         phase = self.query_int("phase")
         board_key = self.get_query_argument("board", "") or None
-        text = self.platform.leaderboard_csv(slug, phase, actor=self.actor, board=board_key)
+        chunks = self.platform.leaderboard_csv_chunks(slug, phase, actor=self.actor, board=board_key)
+        first = next(chunks)  # a wrong slug or board fails here, before the headers are sent
         name = safe_filename(f"{slug}-phase{phase or 'current'}{'-' + board_key if board_key else ''}-leaderboard.csv")
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        self.finish(text)
+        self.write(first)
+        await stream_text(self, chunks)
 
 
 # -- participant pages --------------------------------------------------------------------

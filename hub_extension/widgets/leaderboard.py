@@ -33,6 +33,8 @@ from .common import (
 from .refresher import Refresher
 
 OWN_ROW_STYLE = "background: rgba(255, 200, 0, 0.25); font-weight: bold;"
+# The widget shows the board's first rows (and the participant's own row wherever it is).
+PAGE_ROWS = 50
 # Rules under which the participant chooses what the board shows (as the service's phase view says).
 CHOOSING_RULES = frozenset({"Add", "Add_And_Delete", "Add_And_Delete_Multiple"})
 
@@ -101,7 +103,8 @@ class LeaderboardState:
             before = self.error
             try:
                 data, changed = self.client.get_cached(
-                    f"competitions/{quote(self.competition, safe='')}/leaderboard", {"phase": self.phase, "board": self.board})
+                    f"competitions/{quote(self.competition, safe='')}/leaderboard",
+                    {"phase": self.phase, "board": self.board, "limit": PAGE_ROWS})
             except CompeteError as exc:
                 self.error = _describe(exc)
                 return self.error != before
@@ -225,8 +228,12 @@ class LeaderboardState:
         return present + absent
 
     def own_row(self) -> Optional[dict[str, Any]]:
-        for row in (self.data or {}).get("rows") or []:
-            if self.username and row.get("participant") == self.username:
+        rows = (self.data or {}).get("rows") or []
+        marked = next((row for row in rows if row.get("own")), None)  # the service marks it (and sends it)
+        if marked is not None:
+            return marked
+        for row in rows:
+            if self.username and row.get("participant") == self.username and not row.get("baseline"):
                 return row
         return None
 
@@ -256,7 +263,7 @@ class LeaderboardState:
         rows = self.rows()
         if own is not None:
             out.append(f'<p class="compete-leaderboard-me">Your rank: <b>{_esc(own.get("rank"))}</b> '
-                       f'of {len(rows)}</p>')
+                       f'of {self.data.get("total", len(rows))}</p>')
         columns = self.columns
         out.append(f'<table class="compete-leaderboard" data-phase="{_esc(self.data.get("phase"))}" '
                    f'data-board="{_esc(self.data.get("board"))}" style="border-collapse: collapse;">')

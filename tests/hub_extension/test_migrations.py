@@ -18,7 +18,7 @@ def test_migrations_match_models(any_db_url):
         assert diff == [], f"models and migrations disagree: {diff}"
         tables = set(inspect(db.engine).get_table_names())
         for name in ("competitions", "pages", "phases", "tasks", "datasets", "leaderboards", "columns",
-                     "participants", "submissions", "runs", "scores", "status_changes"):
+                     "participants", "submissions", "runs", "scores", "status_changes", "board_states", "board_rows"):
             assert name in tables
     finally:
         db.dispose()
