@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import pickle
 from typing import Any, Iterable, Optional
@@ -119,7 +120,8 @@ def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> li
     else:
         picked = select(*columns).where(*conditions).subquery()
     keys = sorted(set(keys))
-    rows = s.execute(
+    # Through the connection: plain rows, without the ORM's per-row work.
+    rows = s.connection().execute(
         select(picked.c.id, m.Participant.username, picked.c.submitted_at, picked.c.selected, picked.c.baseline,
                picked.c.solution_index, m.Score.key, m.Score.value)
         .select_from(picked)
@@ -288,10 +290,11 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
                 "scores": dict(row.scores),
                 "ranks": dict(row.ranks),
             })
-    # What the rows say, to write them only when it changed (pickle: fast, and the same bytes for the same rows).
+    # What the rows say, to write them only when it changed (pickle: fast, and the same bytes for the same rows;
+    # a submission's time never changes, so its id stands for it).
     digest = hashlib.sha256(pickle.dumps(
         [error, *[(r["position"], r["submission_id"], r["username"], r["baseline"], r["solution_index"],
-                   r["submitted_at"], r["scores"], r["ranks"]) for r in rows]], protocol=4)).hexdigest()
+                   r["scores"], r["ranks"]) for r in rows]], protocol=4)).hexdigest()
     wanted_history = history_columns(db_board)
     history: Optional[dict[str, Any]] = None
     if state is not None and state.definition == definition and set(state.history or {}) == {
@@ -312,12 +315,28 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
         s.execute(delete(m.BoardRow).where(m.BoardRow.phase_id == ph.id,
                                            m.BoardRow.leaderboard_id == db_board.id))
         if rows:
-            s.execute(insert(m.BoardRow.__table__), rows)
+            _insert_rows(s, rows)
     state.version = (state.version or 0) + 1
     state.definition, state.digest, state.total, state.error = definition, digest, len(rows), error
     state.history, state.built_at = history, now
     s.flush()
     return state
+
+
+_ROW_COLUMNS = ("phase_id", "leaderboard_id", "position", "submission_id", "username", "baseline",
+                "solution_index", "submitted_at", "scores", "ranks")
+
+
+def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Write a board's rows: PostgreSQL by COPY (one round trip), others by one executemany."""
+    conn = s.connection()
+    if conn.dialect.name != "postgresql":
+        s.execute(insert(m.BoardRow.__table__), rows)
+        return
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        with cursor.copy(f"COPY board_rows ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([*(r[c] for c in _ROW_COLUMNS[:-2]), json.dumps(r["scores"]), json.dumps(r["ranks"])])
 
 
 def entrant_of(participant: str) -> tuple[str, bool, Optional[int]]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 import sys
 import tempfile
 import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, insert, select
+from sqlalchemy import delete, event, insert, select, text
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Actor, Platform
@@ -200,8 +201,6 @@ def test_maintained_boards_equal_build_leaderboard(any_platform, board_spec, dia
 
 def test_every_rule_over_a_long_history(any_platform):
     """Each submission rule, many participants and submissions, ties and baselines (a seeded history)."""
-    import random
-
     for rule in SUBMISSION_RULES:
         rng = random.Random(rule)
         spec = LeaderboardSpec(key="main", title="Main", submission_rule=rule, primary_key="a", columns=[
@@ -255,6 +254,9 @@ def fill(platform, slug: str, participants: int, per_participant: int, *, keys=(
             s.execute(insert(m.Submission), subs[chunk:chunk + 20000])
         for chunk in range(0, len(scores), 20000):
             s.execute(insert(m.Score), scores[chunk:chunk + 20000])
+        if s.get_bind().dialect.name == "postgresql":  # ids were given: the sequences follow them
+            for table in ("participants", "submissions"):
+                s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
     platform.rebuild_boards(slug)
 
 
@@ -360,8 +362,6 @@ if __name__ == "__main__":
 
 def test_a_database_without_built_boards_gets_them_when_the_platform_opens(any_db_url, tmp_path):
     """After `compete db upgrade` to maintained boards, the boards exist before any request."""
-    from sqlalchemy import delete
-
     home = str(tmp_path / "home")
     platform = Platform(home=home, db_url=any_db_url)
     spec = simple_spec(max_submissions=None, max_submissions_per_day=None)

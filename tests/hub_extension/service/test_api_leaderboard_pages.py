@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from hub_extension import models as m
-from hub_extension.app import LOCAL_ADMIN, Actor
+from hub_extension.app import LOCAL_ADMIN, Actor, leaderboards
 
 from tests.support.builders import finish, results_zip
 from tests.support.service_harness import ok
@@ -89,8 +89,6 @@ def test_the_etag_follows_the_boards_version(server, world, tmp_path):
 
 
 def test_the_csv_streams_every_row_in_batches(server, world, tmp_path, monkeypatch):
-    from hub_extension.app import leaderboards
-
     add_participants(server.platform, world.slug, tmp_path, 7)
     monkeypatch.setattr(leaderboards, "CSV_BATCH", 3)
     whole = server.platform.leaderboard_csv(world.slug, actor=Actor("ann"))
