@@ -15,8 +15,12 @@ than the scheduler are refused (`guard_worker`), whatever the operation --
 `run`, `get_data`, `terminate`, `plugin-add`, ... -- and what such a peer
 sends is decoded as plain data, never unpickled (`install_decode_guard`).
 Worker-to-worker transfers are refused with the rest: a submission job
-carries its data with it and has no dependencies, so the scheduler never
-sends a worker to fetch from a peer.
+has no dependencies, so the scheduler never sends a worker to fetch from a
+peer.  A job carries only its description: the worker fetches each dataset
+over HTTPS from the link the job gives for it (the platform's per-run link,
+at the platform's public URL, or an object store's presigned URL) into its
+dataset cache, capped by the machine's `c.Compete.dataset_cache_mb` when set
+(`data_cache`).
 
 The worker holds nothing of the environment of whoever starts it: when
 that environment has names that look like secrets (a hub token, a database
@@ -87,13 +91,16 @@ class CompetePlugin(WorkerPlugin):
 
     name = "jupyter-compete"
 
-    def __init__(self, executor: Optional[str] = None, executor_config: Optional[dict[str, Any]] = None):
+    def __init__(self, executor: Optional[str] = None, executor_config: Optional[dict[str, Any]] = None,
+                 dataset_cache_mb: Optional[int] = None):
         self.executor = executor
         self.executor_config = dict(executor_config or {})
+        self.dataset_cache_mb = dataset_cache_mb
 
     def setup(self, worker: Any) -> None:
         submission_job.executor_override = self.executor
         submission_job.worker_executor_config = self.executor_config
+        submission_job.worker_cache_mb = self.dataset_cache_mb
         removed = submission_job.cleanup_orphans()
         if removed:
             log.warning("removed %d containers left by a worker of this machine that died", removed)
@@ -282,6 +289,7 @@ async def attach(
     local_directory: Optional[str] = None,
     listen_host: Optional[str] = None,
     once: bool = False,
+    dataset_cache_mb: Optional[int] = None,
 ) -> int:
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     resources = {"GPU": float(gpus)} if gpus else None
@@ -301,7 +309,7 @@ async def attach(
                 nthreads=nthreads,
                 name=name,
                 resources=resources,
-                plugins={CompetePlugin(executor, executor_config)},
+                plugins={CompetePlugin(executor, executor_config, dataset_cache_mb)},
                 local_directory=local_directory,
                 host=listen_host,
                 protocol="tls",

@@ -7,7 +7,9 @@ back with the task (`TaskReport.scores`).
 
 `run_submission_job(job)` runs on a worker.  `job` is a `contract.Job`, or
 its wire form (`Job.to_wire()`, read with `Job.from_wire`): datasets by
-content key, the artifact store's root, limits, images, unpack caps
+content key, the artifact store's root (or, for workers that do not see
+it, a URL per key: `data_urls`, fetched into the worker's cache by
+`data_cache.DataCache`), limits, images, unpack caps
 (applied to the submission and every dataset unpacked on the worker), the
 cap on what one step writes (`step_output_mb`) and the size cap of the
 worker's dataset cache (`dataset_cache_mb`).  The result is a
@@ -45,6 +47,7 @@ from typing import Any, Mapping, Optional, Union
 from hub_extension.contract import (RESULT_TOPIC, STATUS_TOPIC, DroppedFile, Job, JobResult, Status, StepReport,
                                     StoreLayout, TaskReport)
 
+from .data_cache import DataCache
 from .executors import executor_class, executor_config, make_executor, resolve_name
 from .executors.base import Executor
 from .notebook import render_notebook_html
@@ -71,6 +74,9 @@ executor_override: Optional[str] = None
 # Set by `compete worker` from the machine's configuration file (`c.DockerExecutor.*`, ...):
 # over the platform's settings that come with each job, section by section, key by key.
 worker_executor_config: dict[str, dict[str, Any]] = {}
+# Set by `compete worker` from the machine's configuration (`c.Compete.dataset_cache_mb`): the size cap
+# of this machine's dataset cache, over the one each job brings.
+worker_cache_mb: Optional[int] = None
 
 
 def merged_settings(platform: Mapping[str, Mapping[str, Any]],
@@ -172,7 +178,10 @@ def cancel_on_worker(submission_id: int) -> bool:
 
 
 class _Datasets:
-    """Where a job's datasets come from: the shared store, or bytes sent with the job.
+    """Where a job's datasets come from: the shared store, a URL per key, or bytes sent with the job.
+
+    Fetched by URL (`Job.data_urls`), an archive is kept in the worker's
+    cache by its key and verified on every use (`data_cache.DataCache`).
 
     Every archive is unpacked with the job's unpack limits into the
     worker's dataset cache and held in use (`CacheUse`) until the job ends;
@@ -181,8 +190,10 @@ class _Datasets:
     """
 
     def __init__(self, store_root: Optional[Path], data: Optional[dict[str, bytes]], cache: Path,
-                 limits: Optional[UnpackLimits] = None, cache_max_bytes: int = DATASET_CACHE_MAX_BYTES):
+                 limits: Optional[UnpackLimits] = None, cache_max_bytes: int = DATASET_CACHE_MAX_BYTES,
+                 urls: Optional[Mapping[str, str]] = None):
         self.store_root, self.data, self.cache = store_root, data or {}, cache
+        self.urls = dict(urls or {})
         self.limits = limits or UnpackLimits()
         self.cache_max_bytes = cache_max_bytes
         self.use = CacheUse()
@@ -193,6 +204,11 @@ class _Datasets:
     def archive(self, key: str) -> Path:
         if self.store_root is not None:
             return self.store_root / StoreLayout.dataset(key)
+        url = self.urls.get(key)
+        if url and key not in self.data:
+            blob = DataCache(self.cache).fetch(key, url, self.use)
+            self.evict()
+            return blob
         blob = self.cache / "blobs" / key
         self.cache.mkdir(parents=True, exist_ok=True)
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -303,9 +319,9 @@ def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
     (base / "work").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"submission-{sid}-", dir=base / "work"))
     name = worker_name()
-    cache_mb = job.dataset_cache_mb
+    cache_mb = worker_cache_mb or job.dataset_cache_mb
     datasets = _Datasets(store_root, data, cache, UnpackLimits.from_job(dataclasses.asdict(job.unpack_limits)),
-                         int(cache_mb) << 20 if cache_mb else DATASET_CACHE_MAX_BYTES)
+                         int(cache_mb) << 20 if cache_mb else DATASET_CACHE_MAX_BYTES, urls=job.data_urls)
     try:
         executor = executor_for(job)
         if job.kind == "notebook":

@@ -26,11 +26,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             print(f"error: --worker-executor: {exc}", file=sys.stderr)
             return 2
     # The machine's own executor settings (c.DockerExecutor.*, ...) from the one configuration loader.
-    machine = executor_settings(load_config(home=args.home).config)
+    loaded = load_config(home=args.home)
+    machine = executor_settings(loaded.config)
+    # The machine's own cap on its dataset cache, when its configuration sets one (else each job's).
+    cache_mb = loaded.config.Compete.get("dataset_cache_mb")
     try:
         return main(args.credentials, executor_config=machine, name=args.name, nthreads=args.nthreads,
                     gpus=args.gpus, executor=args.worker_executor, local_directory=args.local_directory,
-                    listen_host=args.listen_host)
+                    listen_host=args.listen_host, dataset_cache_mb=int(cache_mb) if cache_mb else None)
     except CredentialsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -82,8 +82,28 @@ class Compete(LoggingConfigurable):
 
     storage_url = Unicode(
         "",
-        help="Where artifacts (datasets, programs, submissions, logs) live: a local directory. "
+        help="Where artifacts (datasets, programs, submissions, logs) live: a local directory (a path or "
+        "file:///path), or an S3-compatible object store (s3://bucket/prefix, with `storage_options`). "
         "Empty: `home`/artifacts.",
+    ).tag(config=True)
+
+    storage_options = Dict(
+        help="Options of an s3:// store, as s3fs takes them: {'key': ..., 'secret': ..., "
+        "'endpoint_url': 'https://minio.example.org', 'client_kwargs': {'region_name': ...}}. "
+        "Empty: the AWS defaults of the environment.",
+    ).tag(config=True)
+
+    public_url = Unicode(
+        "",
+        help="The competitions service's root URL as the workers of organizer queues reach it "
+        "(https://hub.example.org/services/competitions/). Runs sent there name their datasets, and the "
+        "workers fetch each by a per-run, read-only link of the service into their cache. Empty (and a "
+        "local store): the datasets travel inline with each run, up to `queue_inline_data_max_bytes`.",
+    ).tag(config=True)
+
+    run_data_link_ttl = Float(
+        7 * 86400.0, help="Seconds an object store's presigned URL of a run's dataset stays valid (S3 allows "
+        "at most 7 days): a run that waits in its queue longer fails to fetch its data.",
     ).tag(config=True)
 
     store_class = Type(
@@ -168,7 +188,8 @@ class Compete(LoggingConfigurable):
 
     queue_inline_data_max_bytes = Integer(
         512 * 1024 * 1024,
-        help="Largest total size of the datasets sent with one run to an organizer's queue. "
+        help="Largest total size of the datasets sent inline with one run to an organizer's queue (only "
+        "without `public_url` and with a local store; else workers fetch them by reference). "
         "Larger data belongs on the organizer's workers (a task's `worker_data`).",
     ).tag(config=True)
 
@@ -184,7 +205,11 @@ class Compete(LoggingConfigurable):
         return self.db_url or f"sqlite:///{Path(self.home) / 'compete.sqlite'}"
 
     def resolved_storage(self) -> Path:
-        return Path(self.storage_url) if self.storage_url else Path(self.home) / "artifacts"
+        """The local store's folder (`storage_url` a path or file:///path; empty: `home`/artifacts)."""
+        url = self.storage_url
+        if url.startswith("file://"):
+            url = url[len("file://"):]
+        return Path(url) if url else Path(self.home) / "artifacts"
 
 
 class LoadedConfig(NamedTuple):

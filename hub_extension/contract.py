@@ -139,6 +139,9 @@ class Job:
     default_image: Optional[str] = None
     image_aliases: dict[str, str] = field(default_factory=dict)
     store_root: Optional[str] = None  # the shared store's root, when the workers see it
+    # Dataset key -> URL the worker fetches it from, when the workers do not see the store's root
+    # (a per-run link of the service, or an object store's presigned URL).
+    data_urls: dict[str, str] = field(default_factory=dict)
     step_output_mb: Optional[int] = None
     dataset_cache_mb: Optional[int] = None
     key: Optional[str] = None  # the Dask key this attempt was sent under
@@ -173,6 +176,7 @@ class Job:
         values["limits"] = StepLimits(**_from_fields(StepLimits, data.get("limits") or {}))
         values["unpack_limits"] = UnpackCaps(**_from_fields(UnpackCaps, data.get("unpack_limits") or {}))
         values["image_aliases"] = dict(data.get("image_aliases") or {})
+        values["data_urls"] = {str(k): str(v) for k, v in (data.get("data_urls") or {}).items()}
         values["executor_config"] = {str(k): dict(v) for k, v in (data.get("executor_config") or {}).items()
                                      if isinstance(v, Mapping)}
         return cls(**values)

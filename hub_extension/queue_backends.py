@@ -19,8 +19,15 @@ Two implementations:
   Its workers share the platform's store.
 - `OrganizerQueue`, a queue an organizer created (`hub_extension.queues`): a
   scheduler of its own found by address, started by the dispatcher's
-  `SchedulerSupervisor` when it is down; datasets travel with each job and
-  results come back inline.
+  `SchedulerSupervisor` when it is down; results come back inline.
+
+Where workers do not see the store's folder (organizer queues; every queue
+with an object store), a job names its datasets by key and carries a URL
+for each (`by_reference`): the store's own presigned URL, or the service's
+per-run link at `c.Compete.public_url` (`hub_extension.data_links`).  The
+scheduler then holds only the job's small description.  Only an organizer
+queue of a platform with a local store and no `public_url` still sends the
+datasets inline with each run.
 
 The default queue's certificates: a CA made for each start of its process
 signs one certificate per role (its scheduler, the dispatcher's client, the
@@ -40,6 +47,7 @@ from traitlets.config import LoggingConfigurable
 
 from .app import PlatformError
 from .contract import DEFAULT_QUEUE, RESULT_TOPIC, STATUS_TOPIC, Job
+from .data_links import service_links
 from .default_queue import DefaultQueueProcess
 from .queue_scheduler import queue_snapshot
 from .queues import SchedulerSupervisor, client_security
@@ -109,6 +117,27 @@ class QueueBackend(LoggingConfigurable):
     def prepare(self, job: Job) -> tuple[Job, Optional[dict[str, bytes]]]:
         """The job as this queue's workers get it, and the datasets sent with it (None: they read the store)."""
         return job, None
+
+    def by_reference(self, job: Job) -> Optional[Job]:
+        """The job without the store's root, with a URL per dataset; None when there is no URL to give.
+
+        Each key gets the store's own URL when it signs one (an object
+        store), else the service's per-run link (which needs
+        `c.Compete.public_url`).
+        """
+        config = self.platform.config
+        store = self.platform.store
+        urls: dict[str, str] = {}
+        for key in job.data_keys():
+            url = store.dataset_url(key, expires=config.run_data_link_ttl)
+            if url:
+                urls[key] = url
+        missing = [key for key in job.data_keys() if key not in urls]
+        if missing:
+            if not config.public_url or not job.key:
+                return None
+            urls.update(service_links(config.public_url, config.home, job.submission_id, job.key, missing))
+        return job.with_changes(store_root=None, data_urls=urls)
 
     # -- the connection -----------------------------------------------------------------------
     @property
@@ -296,6 +325,15 @@ class DefaultQueue(QueueBackend):
             self._started_here = self.process.id != before
         return self.process.address
 
+    def prepare(self, job: Job) -> tuple[Job, Optional[dict[str, bytes]]]:
+        """Workers of the platform's machine read a local store; an object store's datasets go by reference."""
+        if self.platform.store.root is not None:
+            return job, None
+        by_reference = self.by_reference(job)
+        if by_reference is None:
+            raise PlatformError("the store gives no URL for the run's datasets")
+        return by_reference, None
+
     def security(self) -> Any:
         return None if self.scheduler_address or self.process is None else self.process.security()
 
@@ -328,8 +366,9 @@ class DefaultQueue(QueueBackend):
 class OrganizerQueue(QueueBackend):
     """A queue an organizer created: its own scheduler, found by address, started when it is down.
 
-    Its workers run on other machines: datasets travel with the job (up to
-    `c.Compete.queue_inline_data_max_bytes`), and results come back inline.
+    Its workers run on other machines: they fetch datasets by reference
+    (`by_reference`), or, without a URL to give them, get them with the job
+    (up to `c.Compete.queue_inline_data_max_bytes`); results come back inline.
     """
 
     def address(self) -> str:
@@ -352,19 +391,22 @@ class OrganizerQueue(QueueBackend):
                                              host=socket.gethostname() if pid is not None else None)
 
     def prepare(self, job: Job) -> tuple[Job, Optional[dict[str, bytes]]]:
-        """The job without the store's root, and the stored archives it needs, as bytes."""
+        """The job without the store's root, with a URL per dataset; else with the stored archives as bytes."""
+        by_reference = self.by_reference(job)
+        if by_reference is not None:
+            return by_reference, None
         store = self.platform.store
         cap = self.platform.config.queue_inline_data_max_bytes
         data: dict[str, bytes] = {}
         total = 0
         for key in job.data_keys():
-            path = store.dataset_path(key)
-            total += path.stat().st_size
+            total += store.dataset_size(key)
             if total > cap:
                 raise PlatformError(
                     f"the data of this run is over {cap} bytes, too much to send "
-                    "with each run: keep large data on the queue's workers (a task's worker_data) or raise "
-                    "c.Compete.queue_inline_data_max_bytes"
+                    "with each run: set c.Compete.public_url so that workers fetch it by reference, keep it "
+                    "on the queue's workers (a task's worker_data) or raise c.Compete.queue_inline_data_max_bytes"
                 )
-            data[key] = path.read_bytes()
+            with store.open_dataset(key) as fh:
+                data[key] = fh.read()
         return job.with_changes(store_root=None), data

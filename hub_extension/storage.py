@@ -67,6 +67,11 @@ class Store(LoggingConfigurable):
     def dataset_size(self, key: str) -> int:
         return self.dataset_path(key).stat().st_size
 
+    def dataset_url(self, key: str, expires: float = 3600.0) -> Optional[str]:
+        """A URL a worker can fetch dataset `key` from for `expires` seconds, signed by the store itself
+        (an object store's presigned URL); None when the store has none (the service's per-run link is used)."""
+        return None
+
     # -- plain files -----------------------------------------------------------
     def file_path(self, relpath: str) -> Path:
         """The local path of the file `relpath` (below `files/`); ValueError for a path leaving it."""
