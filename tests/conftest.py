@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.builders",
     "tests.support.service_harness",
     "tests.support.lab",
+    "tests.support.object_store",
 ]

@@ -207,7 +207,7 @@ class Runs:
                 kind=sub.kind,
                 filename=sub.filename,
                 submission=sub.file_key,
-                store_root=str(self.ctx.store.root.resolve()),
+                store_root=str(self.ctx.store.root.resolve()) if self.ctx.store.root is not None else None,
                 tasks=job_tasks,
                 aggregation=task_job(aggregation) if aggregation is not None else None,
                 executor=c.executor,
@@ -301,7 +301,8 @@ class Runs:
         """
         store, config = self.ctx.store, self.ctx.config
         result = JobResult.from_untrusted(
-            submission_id, result, host_roots=(store.root.resolve(), store.root, config.home),
+            submission_id, result,
+            host_roots=(store.root.resolve(), store.root, config.home) if store.root is not None else (config.home,),
             files_max_bytes=int(config.result_files_max_mb * 1024 * 1024),
         )
         status, error = result.status, result.error

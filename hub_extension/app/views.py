@@ -395,7 +395,8 @@ class Views:
             return len(files), sum(p.stat().st_size for p in files)
 
         store, db = self.ctx.store, self.ctx.db
-        root = store.root
+        # An object store has no folder: what this machine caches of it is counted.
+        root = store.root if store.root is not None else store.cache_dir
         datasets = tree_bytes(root / "datasets")
         outputs = tree_bytes(root / "files")
         db_bytes = None
