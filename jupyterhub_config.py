@@ -85,7 +85,10 @@ local_proxy_url = f"http://{local_ip}:{hub_port}/"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = 8081
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
-c.ConfigurableHTTPProxy.command = [_tool("configurable-http-proxy")]
+# Without --proxy-timeout, this proxy gives every request 20 seconds in all (its HTTP client's
+# default), so opening a kit while the user's server starts on a busy machine, a large
+# upload or a long download ended in "503 Timeout during request".  An hour, in milliseconds.
+c.ConfigurableHTTPProxy.command = [_tool("configurable-http-proxy"), "--proxy-timeout", str(3600 * 1000)]
 c.ConfigurableHTTPProxy.pid_file = str(home / "jupyterhub-proxy.pid")
 
 # -- state -------------------------------------------------------------------------------------
