@@ -35,6 +35,15 @@ def is_dataset_key(value: str) -> bool:
     return StoreLayout.is_dataset_key(value)
 
 
+def file_key(path: str | os.PathLike) -> str:
+    """The dataset key of a file: the SHA-256 of its bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Store(LoggingConfigurable):
     """Where artifacts live: the methods the platform and the default queue's workers rely on.
 
@@ -117,11 +126,7 @@ class LocalStore(Store):
         return key
 
     def put_dataset_file(self, path: str | os.PathLike) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
-        key = digest.hexdigest()
+        key = file_key(path)
         target = self.dataset_path(key)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

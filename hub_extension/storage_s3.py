@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
 from .contract import StoreLayout
-from .storage import Store, is_dataset_key
+from .storage import Store, file_key, is_dataset_key
 
 _CHUNK = 1 << 20
 
@@ -112,11 +112,7 @@ class S3Store(Store):
         return key
 
     def put_dataset_file(self, path: str | os.PathLike) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
-        key = digest.hexdigest()
+        key = file_key(path)
         remote = self._remote(StoreLayout.dataset(key))
         if not self.fs.exists(remote):
             self.fs.put_file(str(path), remote)
