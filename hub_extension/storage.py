@@ -9,7 +9,7 @@ store's root is `contract.StoreLayout`, which workers share.
 `Store` is the interface the platform and its workers use; `LocalStore` (a
 local directory) is the default implementation, and `storage_s3.S3Store` an
 S3-compatible object store.  The platform builds its store with
-`make_store(config)`, chosen by `c.Compete.storage_url`: a path or
+`stores.make_store(config)`, chosen by `c.Compete.storage_url`: a path or
 `file:///path` is a `LocalStore` (or `c.Compete.store_class`, a `Store`
 subclass built at that path), `s3://bucket/prefix` an `S3Store` with
 `c.Compete.storage_options`.  A store class is a traitlets
@@ -165,23 +165,3 @@ class LocalStore(Store):
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
-
-
-def make_store(config: Any) -> Store:
-    """The platform's store, chosen by `config.storage_url`.
-
-    `s3://bucket/prefix`: an `S3Store` with `config.storage_options` (its
-    local read-through cache in `<home>/artifact-cache`); anything else:
-    `config.store_class` (default `LocalStore`) at `config.resolved_storage()`.
-    `config` is the platform's `Compete`; the store gets the whole traitlets
-    configuration, so that `c.<StoreClass>.<trait>` reaches it.
-    """
-    url = getattr(config, "storage_url", "") or ""
-    if url.startswith("s3://"):
-        # Imported here: the S3 store needs s3fs, which only platforms with an object store install.
-        from .storage_s3 import S3Store
-
-        return S3Store(url, storage_options=dict(config.storage_options),
-                       cache_dir=Path(config.home) / "artifact-cache", config=config.config)
-    cls = getattr(config, "store_class", None) or LocalStore
-    return cls(config.resolved_storage(), config=config.config)

@@ -36,7 +36,7 @@ from ..bundles.model import BundleError, Problem
 from ..config import Compete
 from ..db import Database
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
-from ..storage import make_store
+from ..stores import make_store
 from .actors import (
     LOCAL_ADMIN,
     ORGANIZERS_GROUP,

@@ -10,7 +10,8 @@ import requests
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.config import Compete
-from hub_extension.storage import LocalStore, make_store
+from hub_extension.storage import LocalStore
+from hub_extension.stores import make_store
 from hub_extension.storage_s3 import S3Store
 
 from tests.hub_extension.bundles.test_bundles_end_to_end import GOOD, NOW, codabench_expected, zip_of
