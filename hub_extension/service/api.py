@@ -414,33 +414,49 @@ class LeaderboardHandler(ApiHandler):
 
     The ETag comes from the board's version counter, read before the board: an
     `If-None-Match` that still matches is answered 304 from one small read.
+    Both reads run on the blocking pool: thousands of widgets poll boards, and
+    the service's loop stays free for everything else (`/health` included).
     """
 
-    def get(self, slug: str) -> None:
+    async def get(self, slug: str) -> None:
         phase = self.int_argument("phase", None, minimum=1)
         board = self.get_query_argument("board", None) or None
         offset = self.int_argument("offset", 0, minimum=0)
         limit = self.int_argument("limit", None, minimum=1)
         query = f"phase={phase}&board={board}&offset={offset}&limit={limit}"
-        etag = self.platform.leaderboard_etag(slug, phase, actor=self.actor, board=board, query=query)
+        actor = self.actor
+        etag = await self.run_blocking(self.platform.leaderboard_etag, slug, phase, actor=actor, board=board,
+                                       query=query)
         if etag is not None:
             self.set_header("Etag", etag)
             if self.check_etag_header():
                 self.set_status(304)
                 self.finish()
                 return
-        data = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board, offset=offset, limit=limit)
+        data = await self.run_blocking(self.platform.leaderboard_view, slug, phase, actor=actor, board=board,
+                                       offset=offset, limit=limit)
         if etag is None:  # the board was built for this answer: its version exists now
-            etag = self.platform.leaderboard_etag(slug, phase, actor=self.actor, board=board, query=query)
+            etag = await self.run_blocking(self.platform.leaderboard_etag, slug, phase, actor=actor, board=board,
+                                           query=query)
             if etag is not None:
                 self.set_header("Etag", etag)
         self.write_json(data)
 
 
-async def stream_text(handler: web.RequestHandler, chunks: Any) -> None:
-    """Write a generator's text chunks as they come (its first chunk is taken before any header is sent)."""
+async def first_chunk(handler: Any, chunks: Any) -> str:
+    """The first chunk of a generator of text, taken on the blocking pool (a wrong slug or board fails here,
+    before any header is sent)."""
     try:
-        for chunk in chunks:
+        return await handler.run_blocking(next, chunks)
+    except BaseException:
+        chunks.close()
+        raise
+
+
+async def stream_text(handler: Any, chunks: Any) -> None:
+    """Write a generator's remaining text chunks as they come, each made on the blocking pool."""
+    try:
+        while (chunk := await handler.run_blocking(next, chunks, None)) is not None:
             handler.write(chunk)
             await handler.flush()
     finally:
@@ -453,7 +469,7 @@ class LeaderboardCsvHandler(ApiHandler):
         phase = self.int_argument("phase", None, minimum=1)
         board = self.get_query_argument("board", None) or None
         chunks = self.platform.leaderboard_csv_chunks(slug, phase, actor=self.actor, board=board)
-        first = next(chunks)  # a wrong slug or board fails here, before the headers are sent
+        first = await first_chunk(self, chunks)
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         name = f"{slug}-phase{phase or 'current'}{'-' + board if board else ''}-leaderboard.csv"
         self.set_header("Content-Disposition", f'attachment; filename="{safe_upload_name(name, "leaderboard.csv")}"')
@@ -462,8 +478,9 @@ class LeaderboardCsvHandler(ApiHandler):
 
 
 class LeaderboardHistoryHandler(ApiHandler):
-    def get(self, slug: str) -> None:
-        items = self.platform.best_score_history(
+    async def get(self, slug: str) -> None:
+        items = await self.run_blocking(
+            self.platform.best_score_history,
             slug, self.int_argument("phase", None, minimum=1), self.get_query_argument("board", None) or None,
             self.actor)
         self.write_json({"items": items})

@@ -26,7 +26,7 @@ from tornado import web
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
-from .api import stream_text
+from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 from .uploads import StreamedUpload
 
@@ -310,8 +310,9 @@ class OpenInLabHandler(PageHandler):
 
 
 class LeaderboardHandler(PageHandler):
-    def get(self, slug: str) -> None:
-        comp = self.platform.competition_detail(slug, self.actor)
+    async def get(self, slug: str) -> None:
+        actor = self.actor
+        comp = await self.run_blocking(self.platform.competition_detail, slug, actor)
         phase = self.query_int("phase")
         board_key = self.get_query_argument("board", "") or None
         sort = self.get_query_argument("sort", "rank") or "rank"
@@ -320,9 +321,9 @@ class LeaderboardHandler(PageHandler):
         offset = (page_number - 1) * LEADERBOARD_PAGE
         by_rank = sort == "rank" and order_asked in ("", "asc")
         # By rank, the page is read as it is kept; sorted otherwise, every row is (a board's rows, not submissions).
-        board = self.platform.leaderboard_view(slug, phase, actor=self.actor, board=board_key,
-                                               offset=offset if by_rank else 0,
-                                               limit=LEADERBOARD_PAGE if by_rank else None)
+        board = await self.run_blocking(self.platform.leaderboard_view, slug, phase, actor=actor, board=board_key,
+                                        offset=offset if by_rank else 0,
+                                        limit=LEADERBOARD_PAGE if by_rank else None)
         phase_number = board.get("phase", phase)
         board_key = board.get("board") or board_key
         columns = board.get("columns", [])
@@ -362,7 +363,7 @@ class LeaderboardHandler(PageHandler):
             sort_columns.append({"key": key, "title": title, "numeric": numeric,
                                  "url": url(sort=key, order=next_order, page=None)})
         csv_query = urlencode({k: v for k, v in {"phase": phase_number, "board": board_key}.items() if v is not None})
-        history = self.platform.best_score_history(slug, phase_number, board_key, self.actor)
+        history = await self.run_blocking(self.platform.best_score_history, slug, phase_number, board_key, actor)
         primary = next((c for c in columns if c["key"] == board.get("primary_key")), columns[0] if columns else None)
         caption = ""
         if primary is not None:
@@ -397,7 +398,7 @@ class LeaderboardCsvHandler(PageHandler):
         phase = self.query_int("phase")
         board_key = self.get_query_argument("board", "") or None
         chunks = self.platform.leaderboard_csv_chunks(slug, phase, actor=self.actor, board=board_key)
-        first = next(chunks)  # a wrong slug or board fails here, before the headers are sent
+        first = await first_chunk(self, chunks)
         name = safe_filename(f"{slug}-phase{phase or 'current'}{'-' + board_key if board_key else ''}-leaderboard.csv")
         self.set_header("Content-Type", "text/csv; charset=UTF-8")
         self.set_header("Content-Disposition", f'attachment; filename="{name}"')
