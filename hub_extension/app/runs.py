@@ -9,6 +9,7 @@ reports never both win.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import exists, func, or_, select, update
@@ -22,6 +23,8 @@ from .context import Context
 from .lease import DISPATCHER_LEASE
 from .routing import queue_of, queue_positions, submission_queues
 from .standings import refresh_phase
+
+log = logging.getLogger("compete.runs")
 
 # The start of a warning said when a submission was made (about its zip): it stays
 # beside the warnings its run gives.
@@ -260,9 +263,10 @@ class Runs:
             if not transition(s, submission_id, values, key=key, queue=queue, extra=extra):
                 return False
             s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=note))
-            if status == m.FINISHED:
-                refresh_phase(s, s.get(m.Submission, submission_id).phase_id, finished=submission_id)
-            return True
+            phase_id = s.get(m.Submission, submission_id).phase_id
+        if status == m.FINISHED:
+            self._refresh_boards(phase_id, submission_id)
+        return True
 
     def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
         """Store a finished submission's scores (replacing any earlier ones) and finish it."""
@@ -276,7 +280,25 @@ class Runs:
                 m.Score(key=k, value=None if v != v else float(v)) for k, v in sorted(scores.items())
             ]
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
-            refresh_phase(s, sub.phase_id, finished=sub.id)
+            phase_id = sub.phase_id
+        self._refresh_boards(phase_id, submission_id)
+
+    def _refresh_boards(self, phase_id: int, finished: int) -> None:
+        """Rank the phase's boards again after submission `finished` finished, in a transaction of its own.
+
+        Not in the transaction that recorded the result: the rebuild locks the
+        phase's row, and a transaction that takes it after a submission's row
+        while another takes them the other way round deadlocks (PostgreSQL
+        then aborts one of them, and a run that had finished was recorded as
+        failed).  A rebuild that fails leaves the boards as they were until
+        the next change; the result stays recorded.
+        """
+        try:
+            with self.ctx.db.session() as s:
+                refresh_phase(s, phase_id, finished=finished)
+        except Exception:  # noqa: BLE001 - the run is recorded whatever happens to the board
+            log.exception("the leaderboards of phase %s were not ranked again after submission %s finished",
+                          phase_id, finished)
 
     def _expects_aggregation(self, submission_id: int) -> bool:
         """The submission's phase has an aggregation step its job sends (a parent's scoring program)."""
@@ -372,6 +394,7 @@ class Runs:
             sub.warnings = warnings[:RESULT_WARNINGS_MAX]
             sub.dropped = [dataclasses.asdict(d) for d in result.dropped[:RESULT_WARNINGS_MAX]]
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.worker))
-            if status == Status.FINISHED:
-                refresh_phase(s, sub.phase_id, finished=sub.id)
-            return True
+            phase_id = sub.phase_id
+        if status == Status.FINISHED:
+            self._refresh_boards(phase_id, submission_id)
+        return True

@@ -203,7 +203,8 @@ def test_two_processes_on_one_postgresql_database_hand_over_without_losing_a_run
                  "every submission to end", home.logs)
 
         statuses = home.statuses(ids)
-        assert sorted(set(statuses.values())) == [m.FINISHED], statuses
+        failed = {sid: home.history(sid) for sid, status in statuses.items() if status != m.FINISHED}
+        assert sorted(set(statuses.values())) == [m.FINISHED], (failed, home.logs())
         counts = home.dispatch_counts(ids)
         assert set(counts.values()) == {1}, {sid: c for sid, c in counts.items() if c != 1}
         for sid in ids:
