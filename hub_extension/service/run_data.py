@@ -124,4 +124,6 @@ class RunDataHandler(web.RequestHandler):
 
 
 def run_data_routes(prefix: str) -> list[Any]:
-    return [(rf"{prefix}api/v1/runs/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/data/([0-9a-f]{{64}})", RunDataHandler)]
+    """The handler's route (described in openapi.yaml as `/runs/{token}/data/{key}`)."""
+    return [(rf"{prefix}api/v1/runs/(?P<token>[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/data/(?P<key>[0-9a-f]{{64}})",
+             RunDataHandler)]

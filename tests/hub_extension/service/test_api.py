@@ -16,6 +16,7 @@ import yaml
 from hub_extension import models as m
 from hub_extension.demo import DEMO_BUNDLE
 from hub_extension.service.api import OPENAPI_FILE, api_routes
+from hub_extension.service.run_data import run_data_routes
 
 from tests.support.builders import NORA, ORGANIZER, PREDICTION_LOG_TEXT, zip_bytes
 from tests.support.service_harness import PREFIX
@@ -60,13 +61,15 @@ def _templates(route_regex: str) -> set[str]:
 
 def test_openapi_paths_are_the_routes(server):
     routes = set()
-    for pattern, handler in api_routes(PREFIX):
+    # The API's routes and the per-run data links of organizer queues' workers.
+    described = api_routes(PREFIX) + run_data_routes(PREFIX)
+    for pattern, handler in described:
         routes |= _templates(pattern)
     document = yaml.safe_load(OPENAPI_FILE.read_text())
     assert set(document["paths"]) == routes
     # Each documented method is one the handler has.
     handlers = {}
-    for pattern, handler in api_routes(PREFIX):
+    for pattern, handler in described:
         for path in _templates(pattern):
             handlers[path] = handler
     for path, methods in document["paths"].items():
