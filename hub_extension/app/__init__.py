@@ -204,6 +204,7 @@ class Platform:
     leaderboard_csv = _By("leaderboards")
     leaderboard_csv_chunks = _By("leaderboards")
     leaderboard_etag = _By("leaderboards")
+    leaderboard_answer = _By("leaderboards")
     rebuild_boards = _By("leaderboards")
     best_score_history = _By("leaderboards")
 

@@ -18,14 +18,17 @@ solution's name.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging
+import threading
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, selectinload
@@ -36,7 +39,7 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer
 from .context import Context
-from .records import current_phase, get_competition, get_phase, phase_number
+from .records import get_competition, get_phase, phase_number
 from .standings import (
     baseline_entrant,
     board_from_row,
@@ -96,31 +99,89 @@ def choose_board(boards: list[Any], slug: str, board: Optional[str], organizer: 
     return boards[0]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class _Definition:
+    """What one version of a board is ranked and shown by (kept per process, `Leaderboards._definitions`)."""
+
+    board: Board
+    digest: str
+    # The column whose best-score history an organizer, and a participant, is shown (None: none).
+    history_key: dict[bool, Optional[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Located:
+    """Where a request lands, from one statement: ids, the viewer's role, the board's maintained state."""
+
+    comp_id: int
+    slug: str
+    phase_id: int
+    number: int
+    hide_results: bool
+    board_id: int
+    organizer: bool
+    version: Optional[int]  # None: the board was never built
+    total: int
+    error: Optional[str]
+    definition: str
+
+
+@dataclasses.dataclass(frozen=True)
 class _Opened:
     """A board as one viewer asks for it, its maintained state fresh."""
 
-    comp: m.Competition
-    phase: m.Phase
-    db_board: m.Leaderboard
-    board: Board
-    organizer: bool
-    state: m.BoardState
+    at: _Located
+    definition: _Definition
+
+    @property
+    def board(self) -> Board:
+        return self.definition.board
+
+    @property
+    def phase_id(self) -> int:
+        return self.at.phase_id
+
+    @property
+    def board_id(self) -> int:
+        return self.at.board_id
+
+    @property
+    def organizer(self) -> bool:
+        return self.at.organizer
 
     def cut(self) -> Leaderboard:
         """The board's columns, note and flags as this viewer sees them (no rows)."""
-        return build_leaderboard(self.board, [], viewer_is_organizer=self.organizer, blind=self.phase.hide_results)
+        return _cut(self.board, self.organizer, self.at.hide_results)
 
     @property
     def rows_shown(self) -> bool:
-        return self.organizer or not (self.board.hidden or self.phase.hide_results)
+        return self.organizer or not (self.board.hidden or self.at.hide_results)
+
+
+@functools.lru_cache(maxsize=256)
+def _cut(board: Board, organizer: bool, blind: bool) -> Leaderboard:
+    return build_leaderboard(board, [], viewer_is_organizer=organizer, blind=blind)
+
+
+def _history_key(db_board: m.Leaderboard, organizer: bool) -> Optional[str]:
+    """The column whose best-score history the viewer is shown: the primary plain column they may see,
+    else the first such."""
+    plain = [c for c in db_board.columns if not c.computation and (organizer or not c.hidden)]
+    if not plain:
+        return None
+    return next((c for c in plain if c.key == db_board.primary_key), plain[0]).key
 
 
 class Leaderboards:
     """The leaderboards of phases, over the shared context."""
 
+    # Board definitions kept per process, by (phase, board, version): a version is built by one definition.
+    DEFINITIONS_KEPT = 1024
+
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self._definitions: collections.OrderedDict[tuple[int, int, int], _Definition] = collections.OrderedDict()
+        self._definitions_lock = threading.Lock()
 
     # -- keeping boards ---------------------------------------------------------------------------
     def rebuild_boards(self, slug: Optional[str] = None) -> int:
@@ -144,6 +205,65 @@ class Leaderboards:
         with self.ctx.db.session() as s:
             return build_missing(s)
 
+    def _locate(self, s: Session, slug: str, phase: Optional[int], actor: Actor, board: Optional[str],
+                now: Optional[dt.datetime]) -> _Located:
+        """The phase and board a request resolves to, and the board's state, in one statement.
+
+        Raises NotFound as `get_competition`, `get_phase` and `choose_board` say it.
+        """
+        rows = s.execute(
+            select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
+                   m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
+                   m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
+                   m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition)
+            .join(m.Phase, m.Phase.competition_id == m.Competition.id)
+            .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
+            .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
+                                          m.BoardState.leaderboard_id == m.Leaderboard.id))
+            .where(m.Competition.slug == slug)
+        ).all()
+        if not rows:  # no such competition, or one without phases or boards: say which
+            comp = get_competition(s, slug, full=True)
+            get_phase(comp, phase, now)
+            choose_board(list(comp.leaderboards), slug, board, False)
+            raise NotFound(f"competition {slug!r} has no leaderboard")  # pragma: no cover - one of them raised
+        comp = SimpleNamespace(id=rows[0][0], slug=slug, created_by=rows[0][1], admin_names=rows[0][2])
+        comp.phases = list({r[3]: SimpleNamespace(id=r[3], index=r[4], start=r[5], end=r[6], hide_results=r[7])
+                            for r in rows}.values())
+        ph = get_phase(comp, phase, now)  # type: ignore[arg-type]
+        boards = sorted({r[8]: SimpleNamespace(id=r[8], key=r[9], hidden=r[10], index=r[11]) for r in rows}.values(),
+                        key=lambda b: (b.index, b.id))
+        organizer = is_organizer(actor, comp)  # type: ignore[arg-type]
+        chosen = choose_board(boards, slug, board, organizer)
+        state = next(r for r in rows if r[3] == ph.id and r[8] == chosen.id)
+        return _Located(comp_id=comp.id, slug=slug, phase_id=ph.id,
+                        number=phase_number(comp, ph), hide_results=bool(ph.hide_results),  # type: ignore[arg-type]
+                        board_id=chosen.id, organizer=organizer, version=state[12], total=state[13] or 0,
+                        error=state[14], definition=state[15] or "")
+
+    def _definition(self, s: Session, at: _Located) -> _Definition:
+        """The definition the board's current version stands for, read once per process and version."""
+        key = (at.phase_id, at.board_id, at.version or 0)
+        with self._definitions_lock:
+            found = self._definitions.get(key)
+            if found is not None:
+                self._definitions.move_to_end(key)
+                return found
+        db_board = s.scalars(
+            select(m.Leaderboard).where(m.Leaderboard.id == at.board_id)
+            .options(selectinload(m.Leaderboard.columns), selectinload(m.Leaderboard.competition)
+                     .selectinload(m.Competition.leaderboards).selectinload(m.Leaderboard.columns))
+        ).one()
+        board = board_from_row(db_board, s.get(m.Phase, at.phase_id))
+        made = _Definition(board=board, digest=definition_digest(board),
+                           history_key={True: _history_key(db_board, True), False: _history_key(db_board, False)})
+        if made.digest == at.definition:  # only a definition the rows were built by is kept
+            with self._definitions_lock:
+                self._definitions[key] = made
+                while len(self._definitions) > self.DEFINITIONS_KEPT:
+                    self._definitions.popitem(last=False)
+        return made
+
     def _with_board(self, slug: str, phase: Optional[int], actor: Actor, board: Optional[str],
                     now: Optional[dt.datetime], read: Callable[[Session, _Opened], T]) -> T:
         """`read(session, opened)` on a fresh board.
@@ -151,24 +271,22 @@ class Leaderboards:
         A board never built, or built by another definition than the one stored
         now (a definition changed behind the application layer's back), is
         built first, in a transaction of its own; the application layer's own
-        changes never leave it so.
+        changes never leave it so.  A process checks the definition once per
+        version of a board (`_definition`): reading an unchanged board costs the
+        statement that locates it and the rows it shows.
         """
         for attempt in range(3):
             with self.ctx.db.session() as s:
-                comp = get_competition(s, slug, full=True)
-                ph = get_phase(comp, phase, now)
-                organizer = is_organizer(actor, comp)
-                db_board = choose_board(list(comp.leaderboards), slug, board, organizer)
-                definition = board_from_row(db_board, ph)
-                state = s.get(m.BoardState, (ph.id, db_board.id))
-                if state is not None and (state.definition == definition_digest(definition) or attempt == 2):
-                    if state.error:
-                        raise ValueError(state.error)
-                    return read(s, _Opened(comp, ph, db_board, definition, organizer, state))
-                phase_id = ph.id
-            log.info("leaderboard %s of %s (phase id %s) is built before it is read", board or "", slug, phase_id)
+                at = self._locate(s, slug, phase, actor, board, now)
+                if at.version is not None:
+                    definition = self._definition(s, at)
+                    if definition.digest == at.definition or attempt == 2:
+                        if at.error:
+                            raise ValueError(at.error)
+                        return read(s, _Opened(at, definition))
+            log.info("leaderboard %s of %s (phase id %s) is built before it is read", board or "", slug, at.phase_id)
             with self.ctx.db.session() as s:
-                refresh_phase(s, phase_id)
+                refresh_phase(s, at.phase_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reading ----------------------------------------------------------------------------------
@@ -215,31 +333,27 @@ class Leaderboards:
         def read(s: Session, o: _Opened) -> dict[str, Any]:
             result = o.cut()
             keys = [c.key for c in result.columns]
-            page: list[m.BoardRow] = []
+            page: list[Any] = []
             total = 0
             if o.rows_shown:
-                total = o.state.total
-                q = select(m.BoardRow).where(m.BoardRow.phase_id == o.phase.id,
-                                             m.BoardRow.leaderboard_id == o.db_board.id,
-                                             m.BoardRow.position > offset)
+                total = o.at.total
+                where = (_ROWS.c.phase_id == o.phase_id, _ROWS.c.leaderboard_id == o.board_id)
+                q = select(*_ROWS.c).where(*where, _ROWS.c.position > offset)
                 if limit is not None:
-                    q = q.where(m.BoardRow.position <= offset + int(limit))
-                page = list(s.scalars(q.order_by(m.BoardRow.position)))
+                    q = q.where(_ROWS.c.position <= offset + int(limit))
+                page = list(s.execute(q.order_by(_ROWS.c.position)))
                 username = actor.username
                 if username and not any(r.username == username and not r.baseline for r in page):
-                    own = s.scalars(
-                        select(m.BoardRow).where(m.BoardRow.phase_id == o.phase.id,
-                                                 m.BoardRow.leaderboard_id == o.db_board.id,
-                                                 m.BoardRow.username == username,
-                                                 m.BoardRow.baseline.is_(False))
-                        .order_by(m.BoardRow.position).limit(1)
+                    own = s.execute(
+                        select(*_ROWS.c).where(*where, _ROWS.c.username == username, _ROWS.c.baseline.is_(False))
+                        .order_by(_ROWS.c.position).limit(1)
                     ).first()
                     if own is not None:
                         page.append(own)
-            names = self._solution_names(s, o, page)
+            names = self._solution_names(s, o.at.comp_id, page)
             return {
-                "competition": o.comp.slug,
-                "phase": phase_number(o.comp, o.phase),
+                "competition": o.at.slug,
+                "phase": o.at.number,
                 "board": result.key,
                 "title": result.title,
                 "note": result.note,
@@ -256,11 +370,11 @@ class Leaderboards:
         return self._with_board(slug, phase, actor, board, now, read)
 
     @staticmethod
-    def _solution_names(s: Session, o: _Opened, rows: list[m.BoardRow]) -> dict[int, str]:
+    def _solution_names(s: Session, competition_id: int, rows: list[Any]) -> dict[int, str]:
         if not any(r.baseline for r in rows):
             return {}
         return {index: name for index, name in s.execute(
-            select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == o.comp.id))}
+            select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
 
     def leaderboard_csv_chunks(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
                                board: Optional[str] = None, now: Optional[dt.datetime] = None) -> Iterator[str]:
@@ -273,7 +387,7 @@ class Leaderboards:
 
         def header(s: Session, o: _Opened) -> str:
             result = o.cut()
-            opened.append((o.phase.id, o.db_board.id, o.comp.id, o.rows_shown, [c.key for c in result.columns]))
+            opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns]))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
                 ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns],
@@ -288,9 +402,9 @@ class Leaderboards:
         with self.ctx.db.session() as s:
             names = {index: name for index, name in s.execute(
                 select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
-            rows = s.scalars(
-                select(m.BoardRow).where(m.BoardRow.phase_id == phase_id, m.BoardRow.leaderboard_id == board_id)
-                .order_by(m.BoardRow.position).execution_options(yield_per=CSV_BATCH))
+            rows = s.execute(
+                select(*_ROWS.c).where(_ROWS.c.phase_id == phase_id, _ROWS.c.leaderboard_id == board_id)
+                .order_by(_ROWS.c.position).execution_options(yield_per=CSV_BATCH))
             for batch in rows.partitions():
                 out = io.StringIO()
                 writer = csv.writer(out, lineterminator="\n")
@@ -319,41 +433,30 @@ class Leaderboards:
         definition), the phase and board it resolves to, and who asks (an
         organizer sees more; everyone gets their own row).
         """
-        with self.ctx.db.session() as s:
-            rows = s.execute(
-                select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
-                       m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end,
-                       m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
-                       m.BoardState.version)
-                .join(m.Phase, m.Phase.competition_id == m.Competition.id)
-                .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
-                .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
-                                              m.BoardState.leaderboard_id == m.Leaderboard.id))
-                .where(m.Competition.slug == slug)
-            ).all()
-        if not rows:
-            return None
-        comp = SimpleNamespace(id=rows[0][0], created_by=rows[0][1], admin_names=rows[0][2])
-        phases = {r[3]: SimpleNamespace(id=r[3], index=r[4], start=r[5], end=r[6]) for r in rows}
-        ordered = sorted(phases.values(), key=lambda p: (p.index, p.id))
-        if phase is not None:
-            if not 1 <= phase <= len(ordered):
-                return None
-            ph = ordered[phase - 1]
-        else:
-            ph = current_phase(ordered, now or m.utcnow())
-        boards = sorted({r[7]: SimpleNamespace(id=r[7], key=r[8], hidden=r[9], index=r[10]) for r in rows}.values(),
-                        key=lambda b: (b.index, b.id))
-        organizer = is_organizer(actor, comp)  # type: ignore[arg-type]
         try:
-            chosen = choose_board(boards, slug, board, organizer)
+            with self.ctx.db.session() as s:
+                at = self._locate(s, slug, phase, actor, board, now)
         except NotFound:
             return None
-        version = next((r[11] for r in rows if r[3] == ph.id and r[7] == chosen.id), None)
-        if version is None:
+        if at.version is None:
             return None
-        key = f"{comp.id}:{ph.id}:{chosen.id}:{version}:{int(organizer)}:{actor.username or ''}:{query}"
+        key = f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{int(at.organizer)}:{actor.username or ''}:{query}"
         return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+
+    def leaderboard_answer(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
+                           board: Optional[str] = None, offset: int = 0, limit: Optional[int] = None,
+                           query: str = "", if_none_match: Iterable[str] = (),
+                           now: Optional[dt.datetime] = None) -> tuple[Optional[str], Optional[dict[str, Any]]]:
+        """(ETag, page) of a leaderboard request, in one call: the page is None when the ETag is one of
+        `if_none_match` (the client's copy is current; `*` matches any)."""
+        tags = set(if_none_match)
+        etag = self.leaderboard_etag(slug, phase, actor=actor, board=board, now=now, query=query)
+        if etag is not None and (etag in tags or "*" in tags):
+            return etag, None
+        data = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now, offset=offset, limit=limit)
+        if etag is None:  # the board was built for this answer: its version exists now
+            etag = self.leaderboard_etag(slug, phase, actor=actor, board=board, now=now, query=query)
+        return etag, data
 
     def best_score_history(self, slug: str, phase: Optional[int], board_key: Optional[str], actor: Actor,
                            *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
@@ -364,34 +467,23 @@ class Leaderboards:
         board has no history for participants.  It is kept with the board
         (`standings`), so reading it costs one row.
         """
-        with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
-            ph = get_phase(comp, phase, now)
-            organizer = is_organizer(actor, comp)
-            boards = [b for b in comp.leaderboards if board_key is None or b.key == board_key]
-            if board_key is not None and not boards:
-                raise NotFound(f"competition {slug!r} has no leaderboard {board_key!r}")
-            if not organizer:
-                boards = [b for b in boards if not b.hidden]
-                if not boards or ph.hide_results:
-                    return []
-            if not boards:
-                return []
-            key = boards[0].key
-
         def read(s: Session, o: _Opened) -> list[dict[str, Any]]:
-            plain = [c for c in o.db_board.columns if not c.computation and (organizer or not c.hidden)]
-            if not plain:
+            if not o.organizer and (o.board.hidden or o.at.hide_results):
                 return []
-            column = next((c for c in plain if c.key == o.db_board.primary_key), plain[0])
-            if column.key not in (o.state.history or {}):
+            column = o.definition.history_key[o.organizer]
+            if column is None:
                 return []
-            return list(o.state.history[column.key])
+            history = s.scalar(select(m.BoardState.history).where(
+                m.BoardState.phase_id == o.phase_id, m.BoardState.leaderboard_id == o.board_id)) or {}
+            return list(history.get(column) or [])
 
-        return self._with_board(slug, phase, actor, key, now, read)
+        return self._with_board(slug, phase, actor, board_key, now, read)
 
 
-def _row_view(r: m.BoardRow, keys: list[str], names: dict[int, str], username: Optional[str]) -> dict[str, Any]:
+_ROWS = m.BoardRow.__table__
+
+
+def _row_view(r: Any, keys: list[str], names: dict[int, str], username: Optional[str]) -> dict[str, Any]:
     """A maintained row as a viewer gets it: the columns they may see, their average rank."""
     scores = r.scores or {}
     ranks = {k: (r.ranks or {}).get(k) for k in keys}
