@@ -8,7 +8,9 @@ This module is the platform side of it:
   notebook step writes the executed notebook and the runner's JSON report
   into the step's output directory under `EXECUTED_NAME` and `REPORT_NAME`;
   the pipeline moves both out of the predictions before scoring;
-- `runner_argv`, the command line of the runner for an executor;
+- `runner_argv`, the command line of the runner for an executor, and
+  `warm_runner_argv` / `warm_run_description` for a runner started ahead of
+  time that waits for its run (the Docker executor's warm judges);
 - `describe_failure` and `render_notebook_html`, to tell the participant what
   went wrong and to show the executed notebook.
 """
@@ -28,6 +30,9 @@ CONTAINER_RUNNER_PATH = "/app/.runner/run_notebook.py"
 # the predictions before the scoring step sees them.
 EXECUTED_NAME = "executed.ipynb"
 REPORT_NAME = "notebook_report.json"
+# The run's description handed to a warm runner, in the step's output
+# directory; the runner deletes it as soon as it has read it.
+WARM_CONTROL_NAME = ".compete-run.json"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -58,6 +63,34 @@ def runner_argv(
     if cell_timeout:
         argv += ["--cell-timeout", f"{cell_timeout:g}"]
     return argv
+
+
+def warm_runner_argv(
+    output_dir: str,
+    python: str = "python3",
+    runner: str = CONTAINER_RUNNER_PATH,
+) -> list[str]:
+    """The command line of a runner started ahead of time: it waits for `WARM_CONTROL_NAME` in `output_dir`."""
+    return [python, runner, "--warm", f"{output_dir.rstrip('/')}/{WARM_CONTROL_NAME}"]
+
+
+def warm_run_description(
+    notebook: str,
+    input_dir: str,
+    output_dir: str,
+    cell_timeout: Optional[float] = None,
+    kernel: str = "python3",
+) -> dict:
+    """What a warm runner is handed: the arguments of `runner_argv`, by name, as the runner will see them."""
+    return {
+        "notebook": notebook,
+        "input_dir": input_dir,
+        "output_dir": output_dir,
+        "executed": f"{output_dir.rstrip('/')}/{EXECUTED_NAME}",
+        "report": f"{output_dir.rstrip('/')}/{REPORT_NAME}",
+        "cell_timeout": cell_timeout or None,
+        "kernel": kernel,
+    }
 
 
 def strip_ansi(text: str) -> str:

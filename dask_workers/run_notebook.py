@@ -21,6 +21,16 @@ is the participant's best feedback.  The report is a JSON object:
 `cell_index` counts the cells of the notebook as submitted (0-based, the
 cells papermill adds are not counted).  Exit code 0 when every cell ran,
 1 otherwise.
+
+    python3 run_notebook.py --warm CONTROL.json
+
+is the same run started ahead of time (a warm judge of the Docker
+executor): papermill and nbclient are imported and a kernel is started and
+answering, then the script waits for CONTROL.json to appear (written at
+once, by a rename, when a submission is handed over).  The file holds the
+arguments above by name (`notebook`, `input_dir`, `output_dir`, `executed`,
+`report`, `cell_timeout`, `kernel`); it is deleted as soon as it is read,
+and the notebook runs on the kernel that is already up.
 """
 from __future__ import annotations
 
@@ -29,6 +39,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -170,16 +181,153 @@ def execute(
     return result
 
 
+def _quick_ready_client_class() -> type:
+    """A kernel client that is ready as soon as the kernel answers one silent execution.
+
+    jupyter_client's own `wait_for_ready` waits a further 0.2 s for IOPub to
+    fall silent.  Here the reply to a silent `pass` proves the shell channel
+    and its `idle` status proves IOPub is subscribed; `pass` is sent again
+    until both arrive.
+    """
+    # Start-up cost: loaded with the notebook libraries, by the warm runner only.
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class QuickReadyClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: Optional[float] = None) -> None:  # type: ignore[override]
+            deadline = time.monotonic() + (timeout or 60)
+            while time.monotonic() < deadline:
+                msg_id = self.execute("pass", silent=True, store_history=False)
+                while True:
+                    reply = await self.shell_channel.get_msg(timeout=max(0.1, deadline - time.monotonic()))
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+                try:
+                    while True:
+                        msg = await self.iopub_channel.get_msg(timeout=0.05)
+                        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                                and msg["content"].get("execution_state") == "idle"):
+                            return
+                except Empty:
+                    continue  # IOPub was not subscribed yet: the status went unseen
+            raise RuntimeError(f"the kernel did not answer within {timeout or 60:g} s")
+
+    return QuickReadyClient
+
+
+def _start_kernel(kernel_name: str) -> Any:
+    """A started kernel answering requests, its manager handing out quick-ready clients; None on failure."""
+    # Start-up cost: loaded with the notebook libraries, by the warm runner only.
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.manager import KernelManager
+
+    try:
+        km = KernelManager(kernel_name=kernel_name)
+        km.start_kernel()
+        probe = BlockingKernelClient(connection_file=km.connection_file)
+        probe.load_connection_file()
+        probe.start_channels()
+        try:
+            probe.wait_for_ready(timeout=60)
+        finally:
+            probe.stop_channels()
+        km.client_factory = _quick_ready_client_class()
+        return km
+    except Exception as error:  # noqa: BLE001 - the run then starts its own kernel, and reports
+        print(f"the kernel could not be started ahead of time: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+def _rehearse(kernel_name: str) -> None:
+    """Prepare (not run) a one-cell notebook, so that papermill's first-use work is done before the run.
+
+    The notebook schema's validator is compiled on first use (a fifth of a
+    second); papermill's reading, parameterizing and writing load the rest.
+    """
+    # Start-up cost: loaded with the notebook libraries, by the warm runner only.
+    import tempfile
+
+    import nbformat
+    import papermill
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="rehearsal-") as folder:
+            nb = nbformat.v4.new_notebook(cells=[
+                nbformat.v4.new_code_cell("input_dir = ''\noutput_dir = ''", metadata={"tags": ["parameters"]})])
+            source, target = Path(folder) / "in.ipynb", Path(folder) / "out.ipynb"
+            nbformat.write(nb, str(source))
+            papermill.execute_notebook(str(source), str(target), parameters={"input_dir": "", "output_dir": ""},
+                                       kernel_name=kernel_name, language="python", prepare_only=True,
+                                       progress_bar=False, log_output=False)
+            nbformat.read(str(target), as_version=4)
+        # Validators are compiled per minor version and strictness: those of
+        # the notebooks Jupyter writes today (4.4, 4.5), strict and relaxed.
+        from nbformat.validator import get_validator
+
+        for minor in (4, 5):
+            for relax in (False, True):
+                get_validator(4, minor, relax_add_props=relax)
+    except Exception as error:  # noqa: BLE001 - a rehearsal only saves time
+        print(f"the runner's rehearsal failed: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+def serve_warm(control: str | os.PathLike, kernel_name: str = "python3", poll: float = 0.005) -> int:
+    """Start a kernel, wait for the run's description at `control`, run it; the exit code of `main`.
+
+    The kernel is left running: the caller ends the process, and the container with it.
+    """
+    # Start-up cost: imported now, before the run is handed over.
+    import nbclient  # noqa: F401
+    import papermill  # noqa: F401
+
+    km = _start_kernel(kernel_name)
+    _rehearse(kernel_name)
+    control = Path(control)
+    while not control.exists():
+        time.sleep(poll)
+    run = json.loads(control.read_text())
+    control.unlink()
+    kernel = str(run.get("kernel") or "python3")
+    extra = {"km": km} if km is not None and kernel == kernel_name else {}
+    report = execute(
+        run["notebook"], run["input_dir"], run["output_dir"], run["executed"], run["report"],
+        cell_timeout=run.get("cell_timeout"), kernel_name=kernel, **extra,
+    )
+    return _exit_code(report)
+
+
+def _exit_code(report: dict) -> int:
+    if not report["ok"]:
+        where = "" if report["cell_index"] is None else f"cell {report['cell_index'] + 1} "
+        print(f"{where}raised {report['ename']}: {report['evalue']}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Execute a notebook submission with papermill.")
-    parser.add_argument("--notebook", required=True)
-    parser.add_argument("--input-dir", required=True)
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--executed", required=True)
-    parser.add_argument("--report", required=True)
+    parser.add_argument("--warm", metavar="CONTROL", default=None,
+                        help="start a kernel now and run the notebook described by CONTROL once it appears")
+    parser.add_argument("--notebook")
+    parser.add_argument("--input-dir")
+    parser.add_argument("--output-dir")
+    parser.add_argument("--executed")
+    parser.add_argument("--report")
     parser.add_argument("--cell-timeout", type=float, default=None)
     parser.add_argument("--kernel", default="python3")
     args = parser.parse_args(argv)
+    if args.warm:
+        code = serve_warm(args.warm, args.kernel)
+        # The container ends with this process, and its kernel with it: the
+        # interpreter's own shutdown and the kernel's are time the step would wait.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    missing = [name for name in ("notebook", "input_dir", "output_dir", "executed", "report")
+               if getattr(args, name) is None]
+    if missing:
+        parser.error("the following arguments are required: "
+                     + ", ".join("--" + name.replace("_", "-") for name in missing))
     report = execute(
         args.notebook,
         args.input_dir,
@@ -189,10 +337,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         cell_timeout=args.cell_timeout,
         kernel_name=args.kernel,
     )
-    if not report["ok"]:
-        where = "" if report["cell_index"] is None else f"cell {report['cell_index'] + 1} "
-        print(f"{where}raised {report['ename']}: {report['evalue']}", file=sys.stderr)
-    return 0 if report["ok"] else 1
+    return _exit_code(report)
 
 
 if __name__ == "__main__":

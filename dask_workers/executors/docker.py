@@ -15,24 +15,42 @@ neither the worker's memory nor its disk.
 
 Every container carries labels (submission, task, step, worker) so that a
 worker can cancel a submission's steps and remove what a dead worker left.
+
+Notebook steps run on warm judges (`dask_workers.executors.warm`): after a
+notebook step of a given image, limits and data, `warm_pool_size`
+containers of exactly that definition are started ahead of time, with
+papermill imported and a kernel answering; the next such step is handed to
+one of them (its program copied into the container's own fresh folders, its
+time limit counted from the hand-over), and that container is removed after
+the step like any other.  Pool containers carry the worker's labels and the
+`jupyter-compete.warm` label instead of a submission's.
 """
 from __future__ import annotations
 
+import atexit
+import dataclasses
+import errno
+import hashlib
+import json
 import logging
 import os
 import shutil
 import socket
+import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from traitlets import Bool, Dict, Integer, Unicode, validate
+from traitlets import Bool, Dict, Float, Integer, Unicode, validate
 
-from ..notebook import CONTAINER_RUNNER_PATH, REPORT_NAME, describe_failure, read_report, runner_argv
-from ..spec import PREDICTION_INPUT, StepResult, StepSpec
+from ..notebook import (CONTAINER_RUNNER_PATH, REPORT_NAME, WARM_CONTROL_NAME, describe_failure, read_report,
+                        runner_argv, warm_run_description, warm_runner_argv)
+from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, StepResult, StepSpec
 from .base import (Executor, LogFn, OutputWatch, container_layout, process_alive, remove_unsafe_entries,
                    substitute_placeholders, write_metadata)
+from .warm import Warm, WarmPool, source_identity
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +61,13 @@ LABEL_STEP = f"{LABEL_PREFIX}.step"
 LABEL_WORKER = f"{LABEL_PREFIX}.worker"
 LABEL_HOST = f"{LABEL_PREFIX}.host"
 LABEL_PID = f"{LABEL_PREFIX}.pid"
+LABEL_WARM = f"{LABEL_PREFIX}.warm"
+
+# The per-submission mounts of a notebook step: a warm container has its own
+# fresh folders there (its slot); every other mount is the step's own.
+PROGRAM_TARGET = CONTAINER_PATHS["program_dir"]
+OUTPUT_TARGET = CONTAINER_PATHS["output_dir"]
+_SLOT_FOLDERS = {PROGRAM_TARGET: ("program", "ro"), OUTPUT_TARGET: ("output", "rw")}
 
 TRUNCATED_MARK = "\n[truncated]"
 # Seconds to wait for a killed container to be reported as stopped.
@@ -117,6 +142,27 @@ class DockerExecutor(Executor):
              "same name are orphans at start. None: this host's name and process id.",
     )
 
+    warm_pool_size = Integer(
+        1,
+        help="Containers kept started ahead of time (kernel up, papermill imported) per kind of notebook "
+             "step (same image, limits and data); each serves one submission and is then removed. "
+             "0: every notebook step starts its container cold.",
+    ).tag(config=True)
+
+    warm_max_age = Float(
+        900.0, help="Seconds after which a waiting warm container is replaced rather than used.",
+    ).tag(config=True)
+
+    warm_max_keys = Integer(
+        4, help="Kinds of notebook step (image, limits, data) kept warm at once; the least recently used goes.",
+    ).tag(config=True)
+
+    warm_dir = Unicode(
+        None, allow_none=True,
+        help="Host folder of the warm containers' per-submission folders. None: a folder of this process "
+             "in the system's temporary folder.",
+    ).tag(config=True)
+
     def __init__(self, client: Any = None, *, runner_path: Optional[str] = None, **kwargs: Any) -> None:
         """`client`: a docker SDK client (made on first use when None); traits as keyword arguments."""
         if runner_path is not None:
@@ -130,6 +176,10 @@ class DockerExecutor(Executor):
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}  # container id -> submission id
         self._cancelled: set[str] = set()  # container ids killed by cancel()
+        self.pool = WarmPool(self.warm_pool_size, self.warm_max_age, self.warm_max_keys)
+        if self.pool.enabled:
+            # Waiting containers would outlive a worker that never calls close().
+            atexit.register(self.pool.close)
 
     @validate("user")
     def _refuse_root(self, proposal: Any) -> str:
@@ -267,28 +317,153 @@ class DockerExecutor(Executor):
 
     # -- running ----------------------------------------------------------------
 
+    # -- warm judges ------------------------------------------------------------
+
+    def warm_template(self, spec: StepSpec, image: str) -> Optional[tuple[str, dict[str, Any]]]:
+        """(pool key, container definition without its slot) of a step a warm container can run; else None.
+
+        Notebook steps only, without folders shared with another step.  The
+        definition is `create_kwargs` of the step with the per-submission
+        mounts taken out, the waiting runner as command and the worker's
+        labels; the key is a digest of all of it.
+        """
+        if not self.pool.enabled or not spec.notebook or spec.command or spec.shared_dir \
+                or spec.ingested_program_dir:
+            return None
+        kwargs = self.create_kwargs(spec, image)
+        volumes = {host: bind for host, bind in kwargs["volumes"].items() if bind["bind"] not in _SLOT_FOLDERS}
+        labels = {name: value for name, value in kwargs["labels"].items()
+                  if name in (LABEL_WORKER, LABEL_HOST, LABEL_PID)}
+        template = {**kwargs, "volumes": volumes, "labels": labels,
+                    "command": warm_runner_argv(OUTPUT_TARGET, runner=CONTAINER_RUNNER_PATH)}
+        key = hashlib.sha256(json.dumps(template, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        template["labels"] = {**labels, LABEL_WARM: key}
+        return key, template
+
+    def warm_root(self) -> Path:
+        """This process's folder of warm slots."""
+        base = Path(self.warm_dir) if self.warm_dir else Path(tempfile.gettempdir()) / "jupyter-compete-warm"
+        root = base / f"{self.host}-{self.pid}"
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return root
+
+    def make_warm(self, key: str, template: dict[str, Any]) -> Warm:
+        """Create and start one waiting container of `template`, with a fresh slot of its own."""
+        slot = Path(tempfile.mkdtemp(prefix="slot-", dir=self.warm_root()))
+        uid, gid = self._uid_gid()
+        folders: dict[str, Path] = {}
+        volumes = dict(template["volumes"])
+        try:
+            for target, (name, mode) in _SLOT_FOLDERS.items():
+                folder = slot / name
+                folder.mkdir()
+                if mode == "rw":
+                    try:
+                        os.chown(folder, uid, gid)
+                    except PermissionError:
+                        folder.chmod(0o777)  # not root: the next best is world-writable
+                else:
+                    folder.chmod(0o755)
+                folders[target] = folder
+                volumes[str(folder)] = {"bind": target, "mode": mode}
+            sources = source_identity(list(template["volumes"]))
+            container = self.client.containers.create(**{**template, "volumes": volumes})
+        except BaseException:
+            shutil.rmtree(slot, ignore_errors=True)
+            raise
+        warm = Warm(key=key, container=container, slot=slot, folders=folders, sources=sources)
+        try:
+            container.start()
+        except BaseException:
+            WarmPool.remove(warm)
+            raise
+        return warm
+
+    def _warm_alive(self, warm: Warm) -> bool:
+        warm.container.reload()
+        return warm.container.status == "running"
+
+    # -- running ----------------------------------------------------------------
+
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
+        import docker  # the docker SDK: loaded only where steps run in containers
+
+        say: LogFn = log or logger.info
+        image = self.resolve(spec, say)
+        self._prepare_dirs(spec)
+        plan = self.warm_template(spec, image)
+        try:
+            if plan is not None:
+                warm = self.pool.take(plan[0], self._warm_alive)
+                if warm is not None:
+                    return self._run_warm(spec, warm, image, say)
+            kwargs = self.create_kwargs(spec, image)
+            try:
+                container = self.client.containers.create(**kwargs)
+            except docker.errors.ImageNotFound:
+                plan = None  # nothing to keep warm
+                return self._finish(spec, StepResult(
+                    exit_code=None, elapsed=0.0, image=image,
+                    error=f"the image {image} is not available on this worker; build it "
+                          f"(`compete image build`) or map it to one that is"), say)
+            except docker.errors.APIError as exc:
+                return self._finish(spec, StepResult(
+                    exit_code=None, elapsed=0.0, image=image,
+                    error=f"the step's container could not be created: {_explain(exc)}"), say)
+            return self._run_container(spec, container, image, say)
+        finally:
+            # The next step of this kind finds a container waiting; it is made
+            # after this step, so as not to take this step's processors.
+            if plan is not None:
+                key, template = plan
+                self.pool.fill(key, lambda: self.make_warm(key, template))
+
+    def _run_warm(self, spec: StepSpec, warm: Warm, image: str, say: LogFn) -> StepResult:
+        """Hand the step to a waiting container: its program into the slot, then the run's description."""
+        program, output = warm.folders[PROGRAM_TARGET], warm.folders[OUTPUT_TARGET]
+        try:
+            _copy_tree(Path(spec.program_dir), program)
+            _move_entries(Path(spec.output_dir), output)
+        except BaseException:
+            WarmPool.remove(warm)
+            raise
+        description = warm_run_description(
+            f"{PROGRAM_TARGET}/{spec.notebook}", PREDICTION_INPUT if spec.input_dir else "", OUTPUT_TARGET,
+            cell_timeout=spec.limits.cell_timeout)
+
+        def hand_over() -> None:
+            # One rename: the runner never reads half a description.
+            pending = output / f"{WARM_CONTROL_NAME}.{os.getpid()}"
+            pending.write_text(json.dumps(description))
+            os.replace(pending, output / WARM_CONTROL_NAME)
+
+        def bring_back() -> None:
+            for name in (WARM_CONTROL_NAME, f"{WARM_CONTROL_NAME}.{os.getpid()}"):
+                if os.path.lexists(output / name):
+                    _remove_path(output / name)
+            _move_entries(output, Path(spec.output_dir))
+
+        age = time.monotonic() - warm.created
+        return self._run_container(
+            spec, warm.container, image, say, hand_over=hand_over, bring_back=bring_back,
+            watched=dataclasses.replace(spec, output_dir=str(output)),
+            note=f"warm, started {age:.1f} s ahead", slot=warm.slot)
+
+    def _run_container(self, spec: StepSpec, container: Any, image: str, say: LogFn, *,
+                       hand_over: Optional[Callable[[], None]] = None,
+                       bring_back: Optional[Callable[[], None]] = None,
+                       watched: Optional[StepSpec] = None, note: str = "",
+                       slot: Optional[Path] = None) -> StepResult:
+        """Run the step in `container` (created, or already started and waiting: then `hand_over` starts it).
+
+        `bring_back` moves what the step wrote to the step's output folder
+        once the container stopped; `watched` is the step as its container
+        sees it (whose output folders the size watch measures).
+        """
         import docker  # the docker SDK: loaded only where steps run in containers
         import requests  # comes with the docker SDK
 
-        say: LogFn = log or logger.info
         limits = spec.limits
-        image = self.resolve(spec, say)
-        self._prepare_dirs(spec)
-        kwargs = self.create_kwargs(spec, image)
-
-        try:
-            container = self.client.containers.create(**kwargs)
-        except docker.errors.ImageNotFound:
-            return self._finish(spec, StepResult(
-                exit_code=None, elapsed=0.0, image=image,
-                error=f"the image {image} is not available on this worker; build it "
-                      f"(`compete image build`) or map it to one that is"), say)
-        except docker.errors.APIError as exc:
-            return self._finish(spec, StepResult(
-                exit_code=None, elapsed=0.0, image=image,
-                error=f"the step's container could not be created: {_explain(exc)}"), say)
-
         # What the run records is what the container was made from: the
         # image id the engine resolved the name to (a tag may move later).
         digest = _container_image_digest(self.client, container)
@@ -298,16 +473,20 @@ class DockerExecutor(Executor):
             self._running[container.id] = spec.submission_id
         reader: Optional[threading.Thread] = None
         stream = None
+        brought_back = False
         try:
-            # Attach before start, so the first bytes of output are not lost.
+            # Attach before start (or hand-over), so the first bytes of output are not lost.
             stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
             reader = threading.Thread(target=_drain, args=(stream, stdout, stderr), daemon=True,
                                       name=f"output-{spec.submission_id}-{spec.step}")
             reader.start()
             started = time.monotonic()
             try:
-                container.start()
-            except docker.errors.APIError as exc:
+                if hand_over is None:
+                    container.start()
+                else:
+                    hand_over()
+            except (docker.errors.APIError, OSError) as exc:
                 stream.close()
                 if self._was_cancelled(container.id):
                     return self._finish(spec, StepResult(exit_code=None, elapsed=0.0, cancelled=True, image=image,
@@ -315,11 +494,12 @@ class DockerExecutor(Executor):
                 return self._finish(spec, StepResult(
                     exit_code=None, elapsed=0.0, image=image, image_digest=digest,
                     error=f"the step's container could not start: {_explain(exc)}"), say)
-            say(f"{spec.step} of submission {spec.submission_id} started in {image} ({container.short_id})")
+            where = f"{container.short_id}, {note}" if note else container.short_id
+            say(f"{spec.step} of submission {spec.submission_id} started in {image} ({where})")
 
             # The output folders are bind mounts, outside the container's
             # size-capped /tmp: their size is watched from here.
-            watch = OutputWatch(spec, stop=lambda: _kill(container))
+            watch = OutputWatch(watched or spec, stop=lambda: _kill(container))
             with watch:
                 status = self._wait(container.id, started + float(limits.time_limit))
             timed_out = status is None and not watch.exceeded
@@ -345,6 +525,12 @@ class DockerExecutor(Executor):
                 stream.close()
                 reader.join(timeout=5)
             state = _state(container)
+            if bring_back is not None:
+                if state.get("Running"):
+                    _kill(container)
+                    self.client.api.wait(container.id, timeout=_KILL_GRACE)
+                bring_back()
+                brought_back = True
             exit_code = state.get("ExitCode") if state else (status or {}).get("StatusCode")
             result = StepResult(
                 exit_code=exit_code, elapsed=elapsed, timed_out=timed_out,
@@ -369,6 +555,13 @@ class DockerExecutor(Executor):
                 pass
             except docker.errors.APIError as exc:
                 logger.warning("could not remove container %s: %s", container.short_id, exc)
+            if bring_back is not None and not brought_back:
+                try:
+                    bring_back()
+                except OSError as exc:
+                    logger.warning("could not bring back the output of %s: %s", container.short_id, exc)
+            if slot is not None:
+                shutil.rmtree(slot, ignore_errors=True)
 
     def _wait(self, container_id: str, deadline: float) -> Optional[dict]:
         """The container's exit status, or None when the deadline passed first."""
@@ -446,6 +639,16 @@ class DockerExecutor(Executor):
         killed = False
         containers = self.client.containers.list(
             all=True, filters={"label": f"{LABEL_SUBMISSION}={submission_id}"})
+        # A warm container carries no submission label: it is known by what it runs.
+        with self._lock:
+            handed = [cid for cid, sid in self._running.items() if sid == submission_id]
+        labelled = {container.id for container in containers}
+        for cid in handed:
+            if cid not in labelled:
+                try:
+                    containers.append(self.client.containers.get(cid))
+                except docker.errors.NotFound:
+                    continue
         for container in containers:
             with self._lock:
                 self._cancelled.add(container.id)
@@ -463,13 +666,19 @@ class DockerExecutor(Executor):
                 killed = True
         return killed
 
+    def close(self) -> None:
+        """Remove the warm containers; later notebook steps start their containers cold."""
+        self.pool.close()
+
     def cleanup_orphans(self) -> int:
-        """Remove step containers whose worker is gone.
+        """Remove step containers whose worker is gone (and warm slots of dead processes of this host).
 
         A container is an orphan when it was started on this host by a process
         that no longer exists, or by an earlier process with this worker's
         (stable) name.  Containers of live workers sharing the engine stay.
+        Waiting warm containers carry the same labels and go the same way.
         """
+        self._remove_dead_slots()
         import docker  # the docker SDK: loaded only where steps run in containers
 
         removed = 0
@@ -495,6 +704,15 @@ class DockerExecutor(Executor):
             except docker.errors.NotFound:
                 continue
         return removed
+
+    def _remove_dead_slots(self) -> None:
+        base = Path(self.warm_dir) if self.warm_dir else Path(tempfile.gettempdir()) / "jupyter-compete-warm"
+        if not base.is_dir():
+            return
+        for entry in base.iterdir():
+            host, _, pid = entry.name.rpartition("-")
+            if host == self.host and pid.isdigit() and int(pid) != self.pid and not process_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -562,6 +780,64 @@ def _walk(root: Path):
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             yield Path(dirpath) / name
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy the folder `source` into the existing folder `target`: links as links, files hard-linked when possible."""
+    for entry in os.scandir(source):
+        src, dst = Path(entry.path), target / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        elif entry.is_dir(follow_symlinks=False):
+            dst.mkdir()
+            shutil.copystat(src, dst, follow_symlinks=False)
+            _copy_tree(src, dst)
+        elif entry.is_file(follow_symlinks=False):
+            try:
+                os.link(src, dst, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(src, dst, follow_symlinks=False)
+        # Anything else (a pipe, a device) is not part of a program.
+
+
+def _move_entries(source: Path, target: Path) -> None:
+    """Move what `source` holds into `target`, without following links; special files are dropped.
+
+    A rename where both are on one file system; otherwise links are made
+    again, regular files copied and folders walked (a pipe left by a step is
+    never opened).
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(source):
+        src, dst = Path(entry.path), target / entry.name
+        if os.path.lexists(dst):
+            _remove_path(dst)
+        try:
+            os.rename(src, dst)
+            continue
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        mode = os.lstat(src).st_mode
+        if stat.S_ISLNK(mode):
+            os.symlink(os.readlink(src), dst)
+        elif stat.S_ISDIR(mode):
+            dst.mkdir()
+            shutil.copystat(src, dst, follow_symlinks=False)
+            _move_entries(src, dst)
+        elif stat.S_ISREG(mode):
+            shutil.copy2(src, dst, follow_symlinks=False)
+        _remove_path(src)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _make_world_readable(root: Path) -> None:

@@ -64,6 +64,7 @@ def docker_executor(runtime_image, docker_engine):
     """A Docker executor with a worker name of its own; checks that no container outlives a test."""
     executor = DockerExecutor(worker_id=f"test-{uuid.uuid4().hex[:8]}")
     yield executor
+    executor.close()  # its warm containers go with it
     left = docker_engine.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={executor.worker_id}"})
     for container in left:
         container.remove(force=True)
