@@ -93,6 +93,13 @@ class Compete(LoggingConfigurable):
         "Empty: the AWS defaults of the environment.",
     ).tag(config=True)
 
+    storage_cache_max_bytes = Integer(
+        10 * 1024 ** 3,
+        help="Most bytes of the local copies an s3:// store keeps in `home`/artifact-cache (what the platform "
+        "reads or serves from files: exports, outputs, logs); past it the least recently used are removed, "
+        "never one being read.",
+    ).tag(config=True)
+
     public_url = Unicode(
         "",
         help="The competitions service's root URL as the workers of organizer queues reach it "
@@ -115,6 +122,12 @@ class Compete(LoggingConfigurable):
     result_files_max_mb = Float(
         64.0, help="Most megabytes of files one result carries inline (organizer queues) that the platform "
         "keeps; each file past it is left out, and the run says so.",
+    ).tag(config=True)
+
+    board_reader_processes = Integer(
+        2, min=0, help="Processes of the competitions service that answer leaderboard reads (API, page, "
+        "history), each with its own connection to the database, so that thousands of polling widgets "
+        "never hold the service's own loop. 0: threads of the service's process answer them.",
     ).tag(config=True)
 
     executor = Unicode(

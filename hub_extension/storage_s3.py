@@ -18,13 +18,29 @@ What the platform reads from it:
   `cache_dir`, filled on first use.  Datasets are content-addressed and a
   run's files are written once per attempt, so a cached copy never goes
   stale; `put_file_bytes` and `delete_file` change both.
+
+The read-through cache is bounded (`cache_max_bytes`,
+`c.Compete.storage_cache_max_bytes`): past the cap, the least recently
+used files are removed (every read through `dataset_path`/`file_path`
+marks its file used).  Never removed: a file handed out in the last
+`cache_grace` seconds (its caller is about to open it), and a file that is
+open in any process of this machine (served at this moment): eviction
+takes a Linux write lease on it first, which the kernel grants only when
+no one else has the file open.  The processes of one platform share the
+folder; one of them trims it at a time.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -32,6 +48,14 @@ from .contract import StoreLayout
 from .storage import Store, file_key, is_dataset_key
 
 _CHUNK = 1 << 20
+DEFAULT_CACHE_MAX_BYTES = 10 << 30
+# Seconds after a file of the cache was handed out during which it is never evicted.
+CACHE_GRACE = 60.0
+# Seconds after which a process measures the cache folder again (others fill it too).
+_REMEASURE_EVERY = 30.0
+_TRIM_LOCK = ".trim.lock"
+
+log = logging.getLogger("compete.storage")
 
 
 def parse_s3_url(url: str) -> str:
@@ -45,7 +69,8 @@ class S3Store(Store):
     """Artifacts as objects below `s3://bucket/prefix`, with a local read-through cache."""
 
     def __init__(self, url: str, *, storage_options: Optional[dict[str, Any]] = None,
-                 cache_dir: str | os.PathLike, **kwargs: Any):
+                 cache_dir: str | os.PathLike, cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
+                 cache_grace: float = CACHE_GRACE, **kwargs: Any):
         super().__init__(**kwargs)
         # Imported here: s3fs (and botocore) is needed only by platforms that keep artifacts in S3.
         import s3fs
@@ -55,6 +80,12 @@ class S3Store(Store):
         self.fs = s3fs.S3FileSystem(**dict(storage_options or {}))
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_max_bytes = int(cache_max_bytes)
+        self.cache_grace = float(cache_grace)
+        # Bytes the cache holds, as this process last measured them plus what it added since.
+        self._cache_bytes = 0
+        self._measured_at = float("-inf")
+        self._cache_lock = threading.Lock()
         bucket = self.base.split("/", 1)[0]
         if not self.fs.exists(bucket):
             raise ValueError(f"c.Compete.storage_url = {url!r}: the bucket {bucket!r} does not exist or cannot be "
@@ -70,7 +101,11 @@ class S3Store(Store):
         the object does not (with `missing_ok`)."""
         local = self.cache_dir / rel
         if local.is_file():
-            return local
+            try:
+                os.utime(local)  # used now: the last file eviction would take
+                return local
+            except FileNotFoundError:
+                pass  # evicted meanwhile: fetched again below
         remote = self._remote(rel)
         try:
             is_dir = self.fs.isdir(remote)
@@ -88,11 +123,120 @@ class S3Store(Store):
         fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
         os.close(fd)
         try:
-            self.fs.get_file(remote, tmp)
+            # Copied in chunks (s3fs's get_file holds the whole object in memory).
+            with self.fs.open(remote, "rb", block_size=8 * _CHUNK) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
             os.replace(tmp, local)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        self._added(local)
         return local
+
+    # -- the cache's size cap --------------------------------------------------------------
+    def _cache_files(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of every cached file (not the temporary files of fills under way)."""
+        found = []
+        stack = [self.cache_dir]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        if entry.name.startswith("."):
+                            continue
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append(Path(entry.path))
+                            elif entry.is_file(follow_symlinks=False):
+                                st = entry.stat(follow_symlinks=False)
+                                found.append((st.st_mtime, st.st_size, Path(entry.path)))
+                        except FileNotFoundError:
+                            continue
+            except FileNotFoundError:
+                continue
+        return found
+
+    def cache_bytes(self) -> int:
+        """Bytes of the files in the read-through cache now."""
+        return sum(size for _, size, _ in self._cache_files())
+
+    def _added(self, local: Path) -> None:
+        """Count a file just put in the cache; trim the cache when it is over its cap."""
+        try:
+            size = local.stat().st_size
+        except FileNotFoundError:
+            return
+        with self._cache_lock:
+            if time.monotonic() - self._measured_at > _REMEASURE_EVERY:
+                self._cache_bytes = self.cache_bytes()
+                self._measured_at = time.monotonic()
+            else:
+                self._cache_bytes += size
+            over = self._cache_bytes > self.cache_max_bytes
+        if over:
+            self.trim_cache()
+
+    def trim_cache(self, max_bytes: Optional[int] = None) -> list[Path]:
+        """Remove least recently used files until the cache holds at most `max_bytes` (default: the cap);
+        returns the files removed.  Files handed out within `cache_grace` seconds, or open in any process,
+        stay, even when the cap cannot be met without them.  Another process trimming: nothing done."""
+        cap = self.cache_max_bytes if max_bytes is None else int(max_bytes)
+        lock = os.open(self.cache_dir / _TRIM_LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        removed: list[Path] = []
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return removed
+            files = self._cache_files()
+            total = sum(size for _, size, _ in files)
+            for _mtime, size, path in sorted(files, key=lambda item: item[0]):
+                if total <= cap:
+                    break
+                if self._evict(path):
+                    total -= size
+                    removed.append(path)
+            with self._cache_lock:
+                self._cache_bytes = total
+                self._measured_at = time.monotonic()
+        finally:
+            os.close(lock)
+        if removed:
+            log.info("artifact cache: %d least recently used files removed, %d bytes left (cap %d)",
+                     len(removed), total, cap)
+        return removed
+
+    def _evict(self, path: Path) -> bool:
+        """Remove one cached file unless it was used within the grace period or is open anywhere."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False
+        try:
+            leased = False
+            try:
+                # The kernel signals a lease holder when another process opens the file meanwhile: a
+                # signal whose default is to be ignored, not SIGIO's (which ends the process).
+                fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+                leased = True
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EBUSY):
+                    return False  # open in some process: being read now
+                # No leases on this file system: the grace period alone protects readers (an open
+                # file's content stays readable after its name is removed).
+            try:
+                # Checked again under the lease: a reader may have taken it since the folder was listed.
+                if time.time() - os.fstat(fd).st_mtime < self.cache_grace:
+                    return False
+                os.unlink(path)
+                return True
+            except FileNotFoundError:
+                return False
+            finally:
+                if leased:
+                    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        finally:
+            os.close(fd)
 
     # -- content-addressed datasets ------------------------------------------------------
     def dataset_path(self, key: str) -> Path:
@@ -147,6 +291,7 @@ class S3Store(Store):
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, local)
+        self._added(local)
         return local
 
     def delete_file(self, relpath: str) -> None:

@@ -15,7 +15,8 @@ def make_store(config: Any) -> Store:
     """The platform's store, chosen by `config.storage_url`.
 
     `s3://bucket/prefix`: an `S3Store` with `config.storage_options` (its
-    local read-through cache in `<home>/artifact-cache`); anything else:
+    local read-through cache in `<home>/artifact-cache`, at most
+    `config.storage_cache_max_bytes`); anything else:
     `config.store_class` (default `LocalStore`) at `config.resolved_storage()`.
     `config` is the platform's `Compete`; the store gets the whole traitlets
     configuration, so that `c.<StoreClass>.<trait>` reaches it.
@@ -26,6 +27,7 @@ def make_store(config: Any) -> Store:
         from .storage_s3 import S3Store
 
         return S3Store(url, storage_options=dict(config.storage_options),
-                       cache_dir=Path(config.home) / "artifact-cache", config=config.config)
+                       cache_dir=Path(config.home) / "artifact-cache",
+                       cache_max_bytes=config.storage_cache_max_bytes, config=config.config)
     cls = getattr(config, "store_class", None) or LocalStore
     return cls(config.resolved_storage(), config=config.config)

@@ -1,8 +1,14 @@
-"""The artifact store in an S3-compatible object store (moto's server), chosen by `c.Compete.storage_url`."""
+"""The artifact store in an S3-compatible object store (moto's server), chosen by `c.Compete.storage_url`,
+and its local read-through cache, kept under its size cap least recently used first."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
@@ -116,3 +122,94 @@ def test_a_submission_runs_end_to_end_with_every_artifact_in_the_object_store(tm
             server.stop()
         dispatcher.close()
         platform.close()
+
+
+# -- the read-through cache's size cap -------------------------------------------------------------
+def _age(path, seconds_ago):
+    """Mark a cached file as last used `seconds_ago` seconds ago."""
+    when = time.time() - seconds_ago
+    os.utime(path, (when, when))
+
+
+def test_the_cache_keeps_under_its_cap_least_recently_used_first(tmp_path, s3_url, s3_options):
+    mb = 1 << 20
+    store = make_store(_config(tmp_path, s3_url, s3_options, storage_cache_max_bytes=3 * mb + 1000))
+    assert store.cache_max_bytes == 3 * mb + 1000
+    store.cache_grace = 0.0
+    blobs = {name: bytes([index]) * mb for index, name in enumerate("abcde")}
+    keys = {name: store.put_dataset_bytes(data) for name, data in blobs.items()}
+    # Uploads do not fill the cache; reads do.
+    assert store.cache_bytes() == 0
+    paths = {}
+    for age, name in zip((50, 40, 30), "abc"):
+        paths[name] = store.dataset_path(keys[name])
+        _age(paths[name], age)
+    assert store.cache_bytes() == 3 * mb
+    # `a` read again: now the most recently used.
+    assert store.dataset_path(keys["a"]).read_bytes() == blobs["a"]
+    _age(paths["a"], 20)
+    # A fourth file: over the cap, `b` (the least recently used) goes.
+    paths["d"] = store.dataset_path(keys["d"])
+    assert not paths["b"].exists()
+    assert all(paths[name].exists() for name in "acd")
+    assert store.cache_bytes() <= store.cache_max_bytes
+    # An evicted file is fetched again from the object store, whole.
+    assert store.dataset_path(keys["b"]).read_bytes() == blobs["b"]
+    assert not paths["c"].exists() and store.cache_bytes() <= store.cache_max_bytes
+    # Plain files (logs, outputs) count and go the same way.
+    store.put_file_bytes("submissions/9/a/task-0/scoring/stdout.txt", b"x" * mb)
+    assert store.cache_bytes() <= store.cache_max_bytes
+    assert store.file_path("submissions/9/a/task-0/scoring/stdout.txt").read_bytes() == b"x" * mb
+    # The default cap.
+    assert make_store(_config(tmp_path, s3_url, s3_options)).cache_max_bytes == 10 * 1024 ** 3
+
+
+def test_a_file_being_read_or_just_handed_out_is_never_evicted(tmp_path, s3_url, s3_options):
+    mb = 1 << 20
+    store = S3Store(s3_url, storage_options=s3_options, cache_dir=tmp_path / "cache", cache_max_bytes=10 * mb,
+                    cache_grace=0.0)
+    data = {name: bytes([index + 1]) * (2 * mb) for index, name in enumerate("abc")}
+    paths = {name: store.dataset_path(store.put_dataset_bytes(blob)) for name, blob in data.items()}
+    for name in "abc":
+        _age(paths[name], 100)
+
+    # `a` is being served by this process, `b` by another process of the platform.
+    reader = open(paths["a"], "rb")
+    other = subprocess.Popen([sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); "
+                              "print('open', flush=True); sys.stdin.read(); print(len(f.read()))", str(paths["b"])],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "open"
+        first = reader.read(mb)
+        removed = store.trim_cache(0)
+        # Only the file no one reads went, although the cap (0) is not met without them.
+        assert removed == [paths["c"]]
+        assert paths["a"].exists() and paths["b"].exists()
+        assert first + reader.read() == data["a"]
+        other.stdin.close()
+        assert int(other.stdout.readline()) == len(data["b"])
+        assert other.wait(30) == 0
+    finally:
+        reader.close()
+        if other.poll() is None:
+            other.kill()
+    # Closed: now they go.
+    assert sorted(store.trim_cache(0)) == sorted([paths["a"], paths["b"]])
+    assert store.cache_bytes() == 0
+
+    # A file handed out within the grace period is kept: its caller is about to open it.
+    store.cache_grace = 60.0
+    fresh = store.dataset_path(store.put_dataset_bytes(b"fresh" * mb))
+    old = store.dataset_path(store.put_dataset_bytes(b"old!!" * mb))
+    _age(old, 120)
+    assert store.trim_cache(0) == [old]
+    assert fresh.read_bytes() == b"fresh" * mb
+    # Another process of the platform trimming at the same moment: this one leaves it to that one.
+    lock = os.open(store.cache_dir / ".trim.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _age(fresh, 120)
+        assert store.trim_cache(0) == [] and fresh.exists()
+    finally:
+        os.close(lock)
+    assert store.trim_cache(0) == [fresh]
