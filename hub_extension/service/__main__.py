@@ -189,6 +189,8 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
         for ticker in tickers:
             ticker.stop()
         app.settings["blocking_pool"].shutdown(wait=False, cancel_futures=True)
+        if app.settings.get("board_readers") is not None:
+            app.settings["board_readers"].close()
 
 
 if __name__ == "__main__":

@@ -414,9 +414,9 @@ class LeaderboardHandler(ApiHandler):
 
     The ETag comes from the board's version counter, read before the board: an
     `If-None-Match` that still matches is answered 304 from one small read.
-    Both reads run on the blocking pool, in one call: thousands of widgets poll
-    boards, and the service's loop stays free for everything else (`/health`
-    included).
+    Both reads are one call to the board readers (processes of their own,
+    `readers`): thousands of widgets poll boards, and the service's loop stays
+    free for everything else (`/health` included).
     """
 
     async def get(self, slug: str) -> None:
@@ -425,16 +425,17 @@ class LeaderboardHandler(ApiHandler):
         offset = self.int_argument("offset", 0, minimum=0)
         limit = self.int_argument("limit", None, minimum=1)
         query = f"phase={phase}&board={board}&offset={offset}&limit={limit}"
-        etag, data = await self.run_blocking(
-            self.platform.leaderboard_answer, slug, phase, actor=self.actor, board=board, offset=offset,
-            limit=limit, query=query, if_none_match=if_none_match(self.request.headers.get("If-None-Match", "")))
+        etag, body = await self.read_board(
+            "answer_json", slug, phase, actor=self.actor, board=board, offset=offset, limit=limit, query=query,
+            if_none_match=if_none_match(self.request.headers.get("If-None-Match", "")))
         if etag is not None:
             self.set_header("Etag", etag)
-        if data is None:
+        if body is None:
             self.set_status(304)
             self.finish()
             return
-        self.write_json(data)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(body)
 
 
 def if_none_match(header: str) -> list[str]:
@@ -478,8 +479,8 @@ class LeaderboardCsvHandler(ApiHandler):
 
 class LeaderboardHistoryHandler(ApiHandler):
     async def get(self, slug: str) -> None:
-        items = await self.run_blocking(
-            self.platform.best_score_history,
+        items = await self.read_board(
+            "best_score_history",
             slug, self.int_argument("phase", None, minimum=1), self.get_query_argument("board", None) or None,
             self.actor)
         self.write_json({"items": items})

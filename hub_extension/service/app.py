@@ -20,6 +20,7 @@ from tornado import web
 
 from ..resources import templates
 from . import api, pages, run_data
+from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
 SERVICE_DIR = Path(__file__).resolve().parent
@@ -77,10 +78,20 @@ def make_app(
     executor_warning: Optional[str] = None,
     cookie_secret: Optional[bytes] = None,
     hub_prefix: Optional[str] = None,
+    board_readers: Any = "config",
     **settings: Any,
 ) -> web.Application:
-    """The service application; `platform` is a `hub_extension.app.Platform`."""
+    """The service application; `platform` is a `hub_extension.app.Platform`.
+
+    `board_readers`: the processes that answer leaderboard reads
+    (`readers.BoardReaders`); by default as many as `board_reader_processes`
+    says, None for the service's own threads.  Whoever makes the application
+    closes them (`app.settings["board_readers"].close()`).
+    """
     prefix = normalize_prefix(prefix)
+    if board_readers == "config":
+        processes = platform.config.board_reader_processes
+        board_readers = BoardReaders(platform.db.url, processes) if processes > 0 else None
     if hub_auth is None:
         hub_auth = make_hub_auth(prefix)
     if hub_prefix is None:
@@ -106,6 +117,7 @@ def make_app(
         static_url_prefix=f"{prefix}static/",
         default_handler_class=NotFoundHandler,
         blocking_pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="compete-blocking"),
+        board_readers=board_readers,
         compete_version=service_version(),
         login_url=getattr(hub_auth, "login_url", None) or f"{hub_prefix}login",
     )

@@ -17,12 +17,11 @@ a request authenticated by a token header is exempt, as in JupyterHub itself.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import json
 import logging
 from importlib import metadata
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from jupyterhub.services.auth import HubOAuthenticated, HubOAuthCallbackHandler, UserNotAllowed
@@ -31,6 +30,7 @@ from tornado import web
 
 from ..app import ORGANIZERS_GROUP, Actor, Forbidden, PlatformError
 from ..bundles.model import BundleError
+from .readers import answer_json, json_default
 
 log = logging.getLogger("compete.service")
 
@@ -206,6 +206,20 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.settings.get("blocking_pool"), functools.partial(fn, *args, **kwargs))
 
+    async def read_board(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A leaderboard read (`readers.BoardReaders.NAMES`): in the reader processes when the service has
+        them, else on the blocking pool.  `answer_json` is `leaderboard_answer` with its page as JSON text."""
+
+        def here() -> Any:
+            if name == "answer_json":
+                return self.run_blocking(answer_json, self.platform.leaderboard_answer, *args, **kwargs)
+            return self.run_blocking(getattr(self.platform, name), *args, **kwargs)
+
+        readers = self.settings.get("board_readers")
+        if readers is None:
+            return await here()
+        return await readers.read(name, *args, fallback=here, **kwargs)
+
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
@@ -355,7 +369,7 @@ class ApiHandler(BaseHandler):
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, default=_json_default))
+        self.finish(json.dumps(data, default=json_default))
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object ({} when empty)."""
@@ -418,13 +432,3 @@ class NotFoundHandler(BaseHandler):
             self.finish(json.dumps({"error": {"code": code, "message": message}}))
         else:
             super().write_error_body(status, code, message, extra)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, PurePath):
-        return value.name
-    raise TypeError(f"{type(value).__name__} is not JSON")

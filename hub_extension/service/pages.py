@@ -321,9 +321,9 @@ class LeaderboardHandler(PageHandler):
         offset = (page_number - 1) * LEADERBOARD_PAGE
         by_rank = sort == "rank" and order_asked in ("", "asc")
         # By rank, the page is read as it is kept; sorted otherwise, every row is (a board's rows, not submissions).
-        board = await self.run_blocking(self.platform.leaderboard_view, slug, phase, actor=actor, board=board_key,
-                                        offset=offset if by_rank else 0,
-                                        limit=LEADERBOARD_PAGE if by_rank else None)
+        board = await self.read_board("leaderboard_view", slug, phase, actor=actor, board=board_key,
+                                      offset=offset if by_rank else 0,
+                                      limit=LEADERBOARD_PAGE if by_rank else None)
         phase_number = board.get("phase", phase)
         board_key = board.get("board") or board_key
         columns = board.get("columns", [])
@@ -363,7 +363,7 @@ class LeaderboardHandler(PageHandler):
             sort_columns.append({"key": key, "title": title, "numeric": numeric,
                                  "url": url(sort=key, order=next_order, page=None)})
         csv_query = urlencode({k: v for k, v in {"phase": phase_number, "board": board_key}.items() if v is not None})
-        history = await self.run_blocking(self.platform.best_score_history, slug, phase_number, board_key, actor)
+        history = await self.read_board("best_score_history", slug, phase_number, board_key, actor)
         primary = next((c for c in columns if c["key"] == board.get("primary_key")), columns[0] if columns else None)
         caption = ""
         if primary is not None:

@@ -162,6 +162,8 @@ class ServiceServer:
         self.dispatcher = dispatcher
         self.hub_auth = make_hub_auth()
         self.cookie_secret = b"service-tests-cookie-secret-0123"
+        # Leaderboards are read in the service's threads unless a test asks for reader processes.
+        settings.setdefault("board_readers", None)
         previous = os.environ.get("COMPETE_STRICT_TEMPLATES")
         os.environ["COMPETE_STRICT_TEMPLATES"] = "1"  # read when make_app builds its template environment
         try:
@@ -213,6 +215,8 @@ class ServiceServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
         self.app.settings["blocking_pool"].shutdown(wait=False)
+        if self.app.settings.get("board_readers") is not None:
+            self.app.settings["board_readers"].close()
 
     @property
     def base(self) -> str:
