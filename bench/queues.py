@@ -44,6 +44,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -171,8 +173,6 @@ class RssPeak:
     """The peak RSS of a process, sampled every 0.1 s in a thread."""
 
     def __init__(self, pid: int):
-        import psutil
-
         self.proc = psutil.Process(pid)
         self.peak = self.proc.memory_info().rss
         self._stop = threading.Event()
@@ -195,8 +195,8 @@ def folder_bytes(folder: Path) -> int:
 
 def data_by_reference(bench: Bench, dispatcher, tmp: Path, path: Path, gb: float) -> dict:
     """Two runs of an organizer queue whose task has a `gb` GB dataset, fetched by the worker by reference."""
-    import psutil
-
+    # Imported here: the queues' supervisor as in main(), and the service's test harness (which
+    # loads pytest), only for this measure.
     from hub_extension.queues import SchedulerSupervisor
     from tests.support.service_harness import start_server
 
