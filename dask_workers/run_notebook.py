@@ -22,7 +22,7 @@ is the participant's best feedback.  The report is a JSON object:
 cells papermill adds are not counted).  Exit code 0 when every cell ran,
 1 otherwise.
 
-    python3 run_notebook.py --warm CONTROL.json
+    python3 run_notebook.py --warm CONTROL.json [--preload numpy,pandas]
 
 is the same run started ahead of time (a warm judge of the Docker
 executor): papermill and nbclient are imported and a kernel is started and
@@ -30,7 +30,8 @@ answering, then the script waits for CONTROL.json to appear (written at
 once, by a rename, when a submission is handed over).  The file holds the
 arguments above by name (`notebook`, `input_dir`, `output_dir`, `executed`,
 `report`, `cell_timeout`, `kernel`); it is deleted as soon as it is read,
-and the notebook runs on the kernel that is already up.
+and the notebook runs on the kernel that is already up (which has
+imported the `--preload` modules, if any, without binding their names).
 """
 from __future__ import annotations
 
@@ -216,8 +217,13 @@ def _quick_ready_client_class() -> type:
     return QuickReadyClient
 
 
-def _start_kernel(kernel_name: str) -> Any:
-    """A started kernel answering requests, its manager handing out quick-ready clients; None on failure."""
+def _start_kernel(kernel_name: str, preload: tuple[str, ...] = ()) -> Any:
+    """A started kernel answering requests, its manager handing out quick-ready clients; None on failure.
+
+    The modules of `preload` are imported in the kernel, silently and in a
+    namespace of their own: the notebook's names are untouched, its imports
+    of them are then instant.  A module that cannot be imported is skipped.
+    """
     # Start-up cost: loaded with the notebook libraries, by the warm runner only.
     from jupyter_client.blocking import BlockingKernelClient
     from jupyter_client.manager import KernelManager
@@ -230,6 +236,12 @@ def _start_kernel(kernel_name: str) -> Any:
         probe.start_channels()
         try:
             probe.wait_for_ready(timeout=60)
+            if preload:
+                code = ("exec('for name in names:\\n    try:\\n        __import__(name)\\n"
+                        "    except Exception:\\n        pass', {'names': %r})" % (list(preload),))
+                msg_id = probe.execute(code, silent=True, store_history=False)
+                while probe.get_shell_msg(timeout=120)["parent_header"].get("msg_id") != msg_id:
+                    pass
         finally:
             probe.stop_channels()
         km.client_factory = _quick_ready_client_class()
@@ -272,7 +284,8 @@ def _rehearse(kernel_name: str) -> None:
         print(f"the runner's rehearsal failed: {type(error).__name__}: {error}", file=sys.stderr)
 
 
-def serve_warm(control: str | os.PathLike, kernel_name: str = "python3", poll: float = 0.005) -> int:
+def serve_warm(control: str | os.PathLike, kernel_name: str = "python3", poll: float = 0.005,
+               preload: tuple[str, ...] = ()) -> int:
     """Start a kernel, wait for the run's description at `control`, run it; the exit code of `main`.
 
     The kernel is left running: the caller ends the process, and the container with it.
@@ -281,7 +294,7 @@ def serve_warm(control: str | os.PathLike, kernel_name: str = "python3", poll: f
     import nbclient  # noqa: F401
     import papermill  # noqa: F401
 
-    km = _start_kernel(kernel_name)
+    km = _start_kernel(kernel_name, preload)
     _rehearse(kernel_name)
     control = Path(control)
     while not control.exists():
@@ -308,6 +321,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Execute a notebook submission with papermill.")
     parser.add_argument("--warm", metavar="CONTROL", default=None,
                         help="start a kernel now and run the notebook described by CONTROL once it appears")
+    parser.add_argument("--preload", default="",
+                        help="with --warm: comma-separated modules imported in the kernel beforehand")
     parser.add_argument("--notebook")
     parser.add_argument("--input-dir")
     parser.add_argument("--output-dir")
@@ -317,7 +332,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--kernel", default="python3")
     args = parser.parse_args(argv)
     if args.warm:
-        code = serve_warm(args.warm, args.kernel)
+        preload = tuple(name.strip() for name in args.preload.split(",") if name.strip())
+        code = serve_warm(args.warm, args.kernel, preload=preload)
         # The container ends with this process, and its kernel with it: the
         # interpreter's own shutdown and the kernel's are time the step would wait.
         sys.stdout.flush()

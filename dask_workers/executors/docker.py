@@ -19,7 +19,8 @@ worker can cancel a submission's steps and remove what a dead worker left.
 Notebook steps run on warm judges (`dask_workers.executors.warm`): after a
 notebook step of a given image, limits and data, `warm_pool_size`
 containers of exactly that definition are started ahead of time, with
-papermill imported and a kernel answering; the next such step is handed to
+papermill imported and a kernel answering (which has imported
+`warm_preload`); the next such step is handed to
 one of them (its program copied into the container's own fresh folders, its
 time limit counted from the hand-over), and that container is removed after
 the step like any other.  Pool containers carry the worker's labels and the
@@ -43,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from traitlets import Bool, Dict, Float, Integer, Unicode, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, validate
 
 from ..notebook import (CONTAINER_RUNNER_PATH, REPORT_NAME, WARM_CONTROL_NAME, describe_failure, read_report,
                         runner_argv, warm_run_description, warm_runner_argv)
@@ -147,6 +148,13 @@ class DockerExecutor(Executor):
         help="Containers kept started ahead of time (kernel up, papermill imported) per kind of notebook "
              "step (same image, limits and data); each serves one submission and is then removed. "
              "0: every notebook step starts its container cold.",
+    ).tag(config=True)
+
+    warm_preload = List(
+        Unicode(), ["numpy", "pandas"],
+        help="Modules a warm container's kernel imports while it waits (without binding their names), so that "
+             "the notebook's own imports of them are instant; counted in the step's memory like any import. "
+             "Modules the image lacks are skipped. Empty: nothing is imported ahead.",
     ).tag(config=True)
 
     warm_max_age = Float(
@@ -335,7 +343,8 @@ class DockerExecutor(Executor):
         labels = {name: value for name, value in kwargs["labels"].items()
                   if name in (LABEL_WORKER, LABEL_HOST, LABEL_PID)}
         template = {**kwargs, "volumes": volumes, "labels": labels,
-                    "command": warm_runner_argv(OUTPUT_TARGET, runner=CONTAINER_RUNNER_PATH)}
+                    "command": warm_runner_argv(OUTPUT_TARGET, runner=CONTAINER_RUNNER_PATH,
+                                                preload=self.warm_preload)}
         key = hashlib.sha256(json.dumps(template, sort_keys=True, default=str).encode()).hexdigest()[:16]
         template["labels"] = {**labels, LABEL_WARM: key}
         return key, template

@@ -309,3 +309,19 @@ def test_warm_container_has_the_hardening_of_a_step(executor, steps, docker_engi
     wanted = {bind["bind"]: bind["mode"] == "rw" for bind in expected["volumes"].values()}
     assert {target: rw for target, (_, rw) in mounts.items()} == wanted
     assert waiting.labels[LABEL_WORKER] == executor.worker_id
+
+
+def test_preloaded_modules_are_imported_without_binding_names(executor, steps):
+    first = steps.make(SUM)
+    assert run(executor, first)[0].ok
+    wait_for_pool(executor, first)
+    spec = steps.make(notebook(
+        "import os, sys, json\n"
+        "seen = {'loaded': 'pandas' in sys.modules, 'names': sorted(n for n in ('numpy', 'pandas', 'name', 'names')\n"
+        "                                                      if n in globals())}\n"
+        "open(os.path.join(output_dir, 'seen.json'), 'w').write(json.dumps(seen))"))
+
+    result, warm = run(executor, spec)
+
+    assert result.ok and warm, (result.error, result.stderr)
+    assert __import__("json").loads(Path(spec.output_dir, "seen.json").read_text()) == {"loaded": True, "names": []}
