@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 from .app import LOCAL_ADMIN, Platform
 from .app.lease import LeaseState, when
+from .app.refresher import BoardRefresher
 from .cli_common import platform as _platform
 from .contract import Status
 from .queues import attach_command
@@ -220,6 +221,9 @@ def run_dispatcher(platform: Platform, *, until_idle: bool, interval: float = 1.
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     dispatcher = Dispatcher(platform)
+    # Boards are ranked again after results in a thread of their own: a burst of results is recorded at once.
+    refresher = BoardRefresher(platform.runs.refresh_boards)
+    platform.runs.after_finish = refresher.request
     # A tick renews the lease: ticks come well within its expiry, whatever the interval.
     interval = min(interval, dispatcher.lease_seconds / 3)
     announced: Optional[str] = None
@@ -247,6 +251,8 @@ def run_dispatcher(platform: Platform, *, until_idle: bool, interval: float = 1.
             stop.wait(interval)
     finally:
         dispatcher.close()
+        refresher.close()
+        platform.runs.after_finish = None
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -77,6 +77,9 @@ class Runs:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        # Who ranks the boards again after a result (phase id, submission id); None: the recording call,
+        # before it returns.  A long-running dispatcher hands it to a `refresher.BoardRefresher`.
+        self.after_finish: Optional[Callable[[int, int], None]] = None
 
     # -- waiting and sent ----------------------------------------------------------------------
     def claim(self, submission_id: int, queue: str, key: str, *, holder: Optional[str] = None,
@@ -265,7 +268,7 @@ class Runs:
             s.add(m.StatusChange(submission_id=submission_id, status=status, at=now, note=note))
             phase_id = s.get(m.Submission, submission_id).phase_id
         if status == m.FINISHED:
-            self._refresh_boards(phase_id, submission_id)
+            self._finished(phase_id, submission_id)
         return True
 
     def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
@@ -281,10 +284,16 @@ class Runs:
             ]
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
             phase_id = sub.phase_id
-        self._refresh_boards(phase_id, submission_id)
+        self._finished(phase_id, submission_id)
 
-    def _refresh_boards(self, phase_id: int, finished: int) -> None:
-        """Rank the phase's boards again after submission `finished` finished, in a transaction of its own.
+    def _finished(self, phase_id: int, submission_id: int) -> None:
+        if self.after_finish is not None:
+            self.after_finish(phase_id, submission_id)
+        else:
+            self.refresh_boards(phase_id, (submission_id,))
+
+    def refresh_boards(self, phase_id: int, finished: Sequence[int]) -> None:
+        """Rank the phase's boards again after submissions `finished` finished, in a transaction of its own.
 
         Not in the transaction that recorded the result: the rebuild locks the
         phase's row, and a transaction that takes it after a submission's row
@@ -297,8 +306,8 @@ class Runs:
             with self.ctx.db.session() as s:
                 refresh_phase(s, phase_id, finished=finished)
         except Exception:  # noqa: BLE001 - the run is recorded whatever happens to the board
-            log.exception("the leaderboards of phase %s were not ranked again after submission %s finished",
-                          phase_id, finished)
+            log.exception("the leaderboards of phase %s were not ranked again after submissions %s finished",
+                          phase_id, ", ".join(map(str, finished)))
 
     def _expects_aggregation(self, submission_id: int) -> bool:
         """The submission's phase has an aggregation step its job sends (a parent's scoring program)."""
@@ -396,5 +405,5 @@ class Runs:
             s.add(m.StatusChange(submission_id=sub.id, status=status, at=now, note=result.worker))
             phase_id = sub.phase_id
         if status == Status.FINISHED:
-            self._refresh_boards(phase_id, submission_id)
+            self._finished(phase_id, submission_id)
         return True

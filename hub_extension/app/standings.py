@@ -34,7 +34,7 @@ import hashlib
 import json
 import math
 import pickle
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Union
 
 from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
@@ -223,17 +223,25 @@ def history_columns(db_board: m.Leaderboard) -> list[tuple[str, str]]:
     return found
 
 
+def _by_submission_time(s: Session, ids: Iterable[int]) -> list[int]:
+    """`ids` in the order they were submitted (the order their history points would come)."""
+    return list(s.scalars(select(m.Submission.id).where(m.Submission.id.in_(list(ids)))
+                          .order_by(m.Submission.submitted_at, m.Submission.id)))
+
+
 def _lock_phase(s: Session, phase_id: int) -> Optional[m.Phase]:
     return s.scalars(select(m.Phase).where(m.Phase.id == phase_id).with_for_update()).first()
 
 
-def refresh_phase(s: Session, phase_id: int, *, finished: Optional[int] = None, history: bool = True) -> None:
+def refresh_phase(s: Session, phase_id: int, *, finished: Union[None, int, Iterable[int]] = None,
+                  history: bool = True) -> None:
     """Bring every board of the phase up to date, in the caller's transaction.
 
-    `finished`: the change is that submission finishing (its best-score
-    history point, if any, is added without reading the phase's scores again
-    when it is the latest); `history=False`: the change cannot move the
-    best-score history (a participant's choice of what the board shows).
+    `finished`: the change is that submission (or those submissions)
+    finishing: their best-score history points, if any, are added without
+    reading the phase's scores again when they are the latest;
+    `history=False`: the change cannot move the best-score history (a
+    participant's choice of what the board shows).
     """
     s.flush()
     ph = _lock_phase(s, phase_id)
@@ -246,8 +254,9 @@ def refresh_phase(s: Session, phase_id: int, *, finished: Optional[int] = None, 
         .order_by(m.Leaderboard.index, m.Leaderboard.id)
     ).all()
     candidates: dict[tuple[str, tuple[str, ...]], list[Entry]] = {}
+    ids = None if finished is None else (finished,) if isinstance(finished, int) else tuple(finished)
     for db_board in boards:
-        _rebuild(s, ph, db_board, candidates, finished=finished, keep_history=not history)
+        _rebuild(s, ph, db_board, candidates, finished=ids, keep_history=not history)
 
 
 def refresh_competition(s: Session, competition_id: int) -> None:
@@ -260,7 +269,7 @@ def refresh_competition(s: Session, competition_id: int) -> None:
 
 def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
              candidates: dict[tuple[str, tuple[str, ...]], list[Entry]], *,
-             finished: Optional[int] = None, keep_history: bool = False) -> m.BoardState:
+             finished: Optional[tuple[int, ...]] = None, keep_history: bool = False) -> m.BoardState:
     state = s.get(m.BoardState, (ph.id, db_board.id))
     error: Optional[str] = None
     rows: list[dict[str, Any]] = []
@@ -301,8 +310,12 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
             key for key, _ in wanted_history}:
         if keep_history:
             history = state.history
-        elif finished is not None:
-            history = _extended_history(s, state.history, finished, wanted_history)
+        elif finished:
+            history = state.history
+            for submission_id in _by_submission_time(s, finished):
+                history = _extended_history(s, history, submission_id, wanted_history)
+                if history is None:
+                    break
     if history is None:
         history = {key: _history(s, ph.id, key, sorting) for key, sorting in wanted_history}
     now = m.utcnow()
@@ -310,6 +323,8 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
         state = m.BoardState(phase_id=ph.id, leaderboard_id=db_board.id, version=0)
         s.add(state)
     elif state.digest == digest and state.definition == definition and state.history == history:
+        state.built_at = now  # checked against every result until now (`stale_phases`)
+        s.flush()
         return state
     if state.digest != digest:
         s.execute(delete(m.BoardRow).where(m.BoardRow.phase_id == ph.id,
@@ -348,15 +363,29 @@ def entrant_of(participant: str) -> tuple[str, bool, Optional[int]]:
 
 
 def build_missing(s: Session) -> int:
-    """Build every board of every phase that has no rows yet; returns how many phases were built."""
-    missing = s.execute(
+    """Build every board of every phase that has no rows yet, or that missed a result (`stale_phases`);
+    returns how many phases were built."""
+    missing = set(s.execute(
         select(m.Phase.id)
         .join(m.Leaderboard, m.Leaderboard.competition_id == m.Phase.competition_id)
         .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
                                       m.BoardState.leaderboard_id == m.Leaderboard.id))
         .where(m.BoardState.phase_id.is_(None))
         .distinct()
-    ).scalars().all()
+    ).scalars().all())
+    missing |= set(stale_phases(s))
     for phase_id in sorted(missing):
         refresh_phase(s, phase_id)
     return len(missing)
+
+
+def stale_phases(s: Session) -> list[int]:
+    """Phases with a result recorded after one of their boards was last ranked: a process that ranks
+    boards after results (`refresher`) stopped before it ranked them."""
+    sub = m.Submission
+    return sorted(s.execute(
+        select(m.BoardState.phase_id)
+        .join(sub, sub.phase_id == m.BoardState.phase_id)
+        .where(sub.status == m.FINISHED, sub.status_changed_at > m.BoardState.built_at)
+        .distinct()
+    ).scalars().all())

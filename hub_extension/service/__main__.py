@@ -36,9 +36,11 @@ from traitlets.config import Configurable
 from dask_workers import executors
 
 from ..app import Platform
+from ..app.refresher import BoardRefresher
 from ..config import load_config
 from ..db import upgrade_database
 from .app import DEFAULT_PREFIX, make_app
+from .readers import BoardBuilder
 
 log = logging.getLogger("compete.service")
 
@@ -147,6 +149,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         dispatcher = Dispatcher(platform)
     except Exception:  # noqa: BLE001 - pages and the API still work without a queue
         log.exception("the dispatcher could not start: submissions wait until the service restarts")
+    # Boards are ranked again after results by a process of their own (the dispatcher goes on recording).
+    builder = BoardBuilder(platform.db.url) if config.board_reader_processes > 0 else None
+    refresher = BoardRefresher(builder or platform.runs.refresh_boards)
+    platform.runs.after_finish = refresher.request
     try:
         asyncio.run(serve(platform, dispatcher, warning, ServiceProcess(config=loaded.config)))
     finally:
@@ -155,6 +161,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 dispatcher.close()
             except Exception:  # noqa: BLE001
                 log.exception("closing the dispatcher failed")
+        refresher.close()
+        if builder is not None:
+            builder.close()
         platform.close()
     return 0
 
