@@ -41,14 +41,21 @@ Measured (per size):
   and `/health` p50/p99 polled every 50 ms during that load (`health_under_load`);
 - `page`, `csv`: the leaderboard page and its CSV (one client);
 - `not_modified`: a request with the `If-None-Match` of the last answer (304);
+- `health_20`: the same clients on `/health` alone, the cheapest request: what
+  the hub's proxy, the service's HTTP layer and this client manage together
+  on this machine, a ceiling for `leaderboard_20`'s requests/s;
 - `service_rss_peak_mb`: the service process's peak RSS (VmHWM) at the end;
+  `service_helpers_rss_peak_mb`: its leaderboard reader and board builder
+  processes, each and with the service in all;
 - `baseline`: the same ranking done by one SQL query with a window function
   (each participant's last finished, shown submission) plus pandas (the
   pivot of the scores, dense ranks per column, average rank, the first 50
   rows), in this process on the same database; `ratios` divides the service's
   figures by it;
 - `submit_to_finished`: a results submission's submit → Finished (medians)
-  on an idle service and while 20 clients poll the leaderboard, and their ratio.
+  on an idle service and while 20 clients poll the leaderboard, and their ratio;
+  `submit_to_board`: submit → on the board (its maintained rows), idle and
+  under that load (boards are ranked again after results, off the recording).
 
 The API is asked for a page of 50 rows (`?limit=50`); `paged` records whether
 it answered with one (when it does not know `limit`, the full board is
@@ -443,6 +450,19 @@ def service_pid(hub_pid: int) -> Optional[int]:
     return None
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return sorted(found)
+
+
 def rss_peak_mb(pid: Optional[int]) -> Optional[float]:
     if pid is None:
         return None
@@ -452,11 +472,19 @@ def rss_peak_mb(pid: Optional[int]) -> Optional[float]:
     return None
 
 
-def submit_to_finished(platform: Platform, slug: str, upload: Path, n: int, wait: float = 180.0) -> list[float]:
+def on_board(platform: Platform, sid: int) -> bool:
+    with platform.db.engine.connect() as conn:
+        return conn.execute(select(m.BoardRow.position).where(m.BoardRow.submission_id == sid).limit(1)).first() \
+            is not None
+
+
+def submit_to_finished(platform: Platform, slug: str, upload: Path, n: int, wait: float = 180.0,
+                       boarded: Optional[list[float]] = None) -> list[float]:
     """Seconds from `submit` to Finished in the database, for `n` results submissions of the viewer.
 
     A submission not seen Finished within `wait` seconds counts as `inf`, and
-    the next ones are not made.
+    the next ones are not made.  `boarded` gets the seconds from `submit` until
+    the submission is on the board (its maintained rows).
     """
     times: list[float] = []
     for _ in range(n):
@@ -474,6 +502,10 @@ def submit_to_finished(platform: Platform, slug: str, upload: Path, n: int, wait
         if status != m.FINISHED:
             raise RuntimeError(f"submission {sid} ended {status}")
         times.append(time.perf_counter() - started)
+        if boarded is not None:
+            while not on_board(platform, sid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            boarded.append(time.perf_counter() - started if on_board(platform, sid) else float("inf"))
     return times
 
 
@@ -572,11 +604,17 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
             time.sleep(seconds)
     out["leaderboard_20"] = summary(state["times"], state["failed"][0], clients=args.clients,
                                     requests_per_s=round(len(state["times"]) / state["seconds"], 2))
+    # The same clients on /health: what the hub, its proxy and this client do for the cheapest request.
+    with load(session, health_url, args.clients) as floor:
+        time.sleep(min(seconds, 10.0))
+    out["health_20"] = summary(floor["times"], floor["failed"][0], clients=args.clients,
+                               requests_per_s=round(len(floor["times"]) / floor["seconds"], 2))
     out["health_under_load"] = summary(health, sum(t >= 60.0 for t in health))
     # Requests the clients gave up on are still worked through by the service: let it drain first.
     out["drain_s"] = drain(health_url)
     print(f"  leaderboard, {args.clients} clients: {out['leaderboard_20']}; /health: {out['health_under_load']}",
           flush=True)
+    print(f"  /health alone, {args.clients} clients: {out['health_20']}", flush=True)
     out["page"] = sequential(client, f"{base}/competitions/{slug}/leaderboard", max(3, args.requests // 4), seconds)
     out["csv"] = sequential(client, f"{api}/competitions/{slug}/leaderboard.csv", max(3, args.requests // 4), seconds)
     etag = client.get(board_url, timeout=300).headers.get("ETag")
@@ -587,9 +625,11 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
     platform = Platform(home=str(hub.home), db_url=db_url)
     try:
         submit_to_finished(platform, slug, upload, 1)  # the queue's first run (imports) aside
-        idle = submit_to_finished(platform, slug, upload, args.submissions)
+        idle_board: list[float] = []
+        busy_board: list[float] = []
+        idle = submit_to_finished(platform, slug, upload, args.submissions, boarded=idle_board)
         with load(session, board_url, args.clients):
-            busy = submit_to_finished(platform, slug, upload, args.submissions)
+            busy = submit_to_finished(platform, slug, upload, args.submissions, boarded=busy_board)
         drain(health_url)
     finally:
         platform.close()
@@ -598,8 +638,16 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
                                  # None: not seen Finished within 180 s under the load.
                                  "under_load_s": round(busy_s, 3) if busy_s != float("inf") else None,
                                  "ratio": round(busy_s / idle_s, 2) if busy_s != float("inf") else None}
-    print(f"  submit → Finished: {out['submit_to_finished']}", flush=True)
-    out["service_rss_peak_mb"] = rss_peak_mb(service_pid(hub.process.pid))
+    out["submit_to_board"] = {"idle_s": round(statistics.median(idle_board), 3),
+                              "under_load_s": round(statistics.median(busy_board), 3)}
+    print(f"  submit → Finished: {out['submit_to_finished']}; → on the board: {out['submit_to_board']}",
+          flush=True)
+    pid = service_pid(hub.process.pid)
+    out["service_rss_peak_mb"] = rss_peak_mb(pid)
+    # The service's reader and builder processes (spawned children), each and in all.
+    helpers = [rss_peak_mb(child) for child in children_of(pid)] if pid else []
+    out["service_helpers_rss_peak_mb"] = {"each": helpers,
+                                          "total_with_service": round(sum(helpers) + (out["service_rss_peak_mb"] or 0), 1)}
     return out
 
 
