@@ -1,4 +1,4 @@
-"""Leaderboard reads answered by processes of their own, so that the service's loop never waits on them.
+"""Leaderboard reads and rebuilds done by processes of their own, so that the service's loop never waits on them.
 
 A page of a maintained board costs a few statements and some Python (rows
 turned into JSON).  Done in threads of the service, twenty clients reading at
@@ -9,6 +9,9 @@ each with its own engine on the same database; the API gets its answer as
 finished JSON, so the loop only writes bytes.  With no processes, or when the
 pool breaks (a worker killed), the service's blocking threads answer, as the
 same functions (`answer_json`), and the pool is started again for later reads.
+`BoardBuilder` is one more such process: it ranks a phase's boards again
+after results (`app.refresher`), seconds of Python at a hundred thousand
+submissions.
 
 A worker ignores Ctrl-C (the service stops it) and exits by itself when the
 service's process is gone.
@@ -79,6 +82,12 @@ def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
     return getattr(_leaderboards, name)(*args, **kwargs)
 
 
+def _worker_pool(db_url: str, processes: int) -> ProcessPoolExecutor:
+    """`processes` fresh interpreters (spawned: the service's threads are not forked), each with its engine."""
+    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(db_url, os.getpid()))
+
+
 def _ready() -> int:
     return os.getpid()
 
@@ -106,9 +115,7 @@ class BoardReaders:
     def pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker, initargs=(self.db_url, os.getpid()))
+                self._pool = _worker_pool(self.db_url, self.processes)
                 for _ in range(self.processes):
                     self._pool.submit(_ready)
             return self._pool
@@ -148,9 +155,7 @@ class BoardBuilder:
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker, initargs=(self.db_url, os.getpid()))
+                self._pool = _worker_pool(self.db_url, 1)
             return self._pool
 
     def __call__(self, phase_id: int, finished: tuple[int, ...]) -> None:
