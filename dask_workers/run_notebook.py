@@ -98,6 +98,55 @@ def _ensure_executed_exists(notebook: Path, executed: Path, reason: str) -> None
     nbformat.write(nb, str(executed))
 
 
+# papermill writes the executed notebook when each cell starts and ends (the
+# whole notebook, validated, each time: quadratic in the number of cells).
+# Here it is written at most once per this many seconds while cells run, and
+# always at the end, also when a cell failed, timed out or the kernel died.
+SAVE_INTERVAL = 1.0
+_ENGINE = "jupyter-compete"
+
+
+def _register_engine() -> str:
+    """The name of papermill's nbclient engine with its notebook writes spaced out (`SAVE_INTERVAL`)."""
+    # Start-up cost: papermill takes seconds to import; loaded only to execute.
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    if _ENGINE in papermill_engines._engines:
+        return _ENGINE
+
+    class SpacedSavesManager(NotebookExecutionManager):
+        _final = False
+        _saved_at = float("-inf")
+
+        def save(self, **kwargs: Any) -> None:
+            now = time.monotonic()
+            if self._final or now - self._saved_at >= SAVE_INTERVAL:
+                super().save(**kwargs)
+                self._saved_at = now
+
+        def notebook_complete(self, **kwargs: Any) -> None:
+            self._final = True
+            super().notebook_complete(**kwargs)
+
+    class SpacedSavesEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):  # type: ignore[override]
+            # Engine.execute_notebook with the manager above.
+            nb_man = SpacedSavesManager(nb, output_path=output_path, progress_bar=progress_bar,
+                                        log_output=log_output, autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(_ENGINE, SpacedSavesEngine)
+    return _ENGINE
+
+
 def execute(
     notebook: str | os.PathLike,
     input_dir: str,
@@ -142,6 +191,7 @@ def execute(
             execution_timeout=max(1, math.ceil(cell_timeout)) if cell_timeout else None,
             progress_bar=False,
             log_output=False,
+            engine_name=_register_engine(),
             **engine_kwargs,
         )
         result["ok"] = True

@@ -94,3 +94,36 @@ def test_render_html_shows_outputs_and_drops_scripts(tmp_path):
     html = render_notebook_html(path)
     assert "accuracy 0.93" in html and "<b>bold</b>" in html
     assert "<script>alert('pwned')" not in html  # escaped or removed, never run
+
+
+def test_executed_notebook_is_written_a_few_times_not_at_every_cell(tmp_path, monkeypatch):
+    # papermill writes (and validates) the whole notebook when each cell starts and ends;
+    # the runner spaces those writes out and always writes the final state.
+    import papermill.engines
+
+    from dask_workers import run_notebook
+
+    writes = []
+    real_write = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), real_write(nb, path)))
+    notebook = write_notebook(tmp_path / "nb.ipynb", *[f"value_{i} = {i}\nprint(value_{i})" for i in range(40)])
+    executed = tmp_path / "out" / EXECUTED_NAME
+
+    report = run_notebook.execute(notebook, str(tmp_path), str(tmp_path / "out"), executed)
+
+    assert report["ok"] is True
+    assert 1 <= len(writes) <= 10  # unspaced: 86 (two per cell, the start and the end)
+    cells = nbformat.read(str(executed), as_version=4).cells
+    printed = ["".join(o.get("text", "")) for cell in cells for o in cell.get("outputs", [])]
+    assert printed == [f"{i}\n" for i in range(40)]
+    assert all(cell.metadata.papermill["status"] == "completed" for cell in cells)
+
+
+def test_timed_out_cell_after_many_quick_cells_is_located(tmp_path):
+    notebook = write_notebook(tmp_path / "nb.ipynb", *[f"x_{i} = {i}" for i in range(30)], "import time",
+                              "time.sleep(30)")
+    code, report, executed = run_cli(tmp_path, notebook, "--cell-timeout", "1")
+    assert code == 1
+    assert report["timeout"] is True
+    assert report["cell_index"] == 32  # the parameters cell, 30 quick cells, the import, then the sleep
+    assert describe_failure(report).startswith("cell 33 timed out")
