@@ -30,7 +30,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
@@ -177,11 +177,14 @@ class Leaderboards:
 
     # Board definitions kept per process, by (phase, board, version): a version is built by one definition.
     DEFINITIONS_KEPT = 1024
+    # Pages of board versions kept per process (`_page`).
+    PAGES_KEPT = 512
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self._definitions: collections.OrderedDict[tuple[int, int, int], _Definition] = collections.OrderedDict()
         self._definitions_lock = threading.Lock()
+        self._pages: collections.OrderedDict[tuple, list[dict[str, Any]]] = collections.OrderedDict()
 
     # -- keeping boards ---------------------------------------------------------------------------
     def rebuild_boards(self, slug: Optional[str] = None) -> int:
@@ -211,17 +214,7 @@ class Leaderboards:
 
         Raises NotFound as `get_competition`, `get_phase` and `choose_board` say it.
         """
-        rows = s.execute(
-            select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
-                   m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
-                   m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
-                   m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition)
-            .join(m.Phase, m.Phase.competition_id == m.Competition.id)
-            .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
-            .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
-                                          m.BoardState.leaderboard_id == m.Leaderboard.id))
-            .where(m.Competition.slug == slug)
-        ).all()
+        rows = s.execute(_LOCATE, {"slug": slug}).all()
         if not rows:  # no such competition, or one without phases or boards: say which
             comp = get_competition(s, slug, full=True)
             get_phase(comp, phase, now)
@@ -265,8 +258,10 @@ class Leaderboards:
         return made
 
     def _with_board(self, slug: str, phase: Optional[int], actor: Actor, board: Optional[str],
-                    now: Optional[dt.datetime], read: Callable[[Session, _Opened], T]) -> T:
-        """`read(session, opened)` on a fresh board.
+                    now: Optional[dt.datetime], read: Callable[[Session, _Opened], T],
+                    before: Optional[Callable[[_Located], bool]] = None) -> Optional[T]:
+        """`read(session, opened)` on a fresh board; None, without reading, when `before(located)` says the
+        caller has what it needs (a client's copy still current).
 
         A board never built, or built by another definition than the one stored
         now (a definition changed behind the application layer's back), is
@@ -281,6 +276,8 @@ class Leaderboards:
                 if at.version is not None:
                     definition = self._definition(s, at)
                     if definition.digest == at.definition or attempt == 2:
+                        if before is not None and before(at):
+                            return None
                         if at.error:
                             raise ValueError(at.error)
                         return read(s, _Opened(at, definition))
@@ -331,43 +328,65 @@ class Leaderboards:
         offset = max(0, int(offset or 0))
 
         def read(s: Session, o: _Opened) -> dict[str, Any]:
-            result = o.cut()
-            keys = [c.key for c in result.columns]
-            page: list[Any] = []
-            total = 0
-            if o.rows_shown:
-                total = o.at.total
-                where = (_ROWS.c.phase_id == o.phase_id, _ROWS.c.leaderboard_id == o.board_id)
-                q = select(*_ROWS.c).where(*where, _ROWS.c.position > offset)
-                if limit is not None:
-                    q = q.where(_ROWS.c.position <= offset + int(limit))
-                page = list(s.execute(q.order_by(_ROWS.c.position)))
-                username = actor.username
-                if username and not any(r.username == username and not r.baseline for r in page):
-                    own = s.execute(
-                        select(*_ROWS.c).where(*where, _ROWS.c.username == username, _ROWS.c.baseline.is_(False))
-                        .order_by(_ROWS.c.position).limit(1)
-                    ).first()
-                    if own is not None:
-                        page.append(own)
-            names = self._solution_names(s, o.at.comp_id, page)
-            return {
-                "competition": o.at.slug,
-                "phase": o.at.number,
-                "board": result.key,
-                "title": result.title,
-                "note": result.note,
-                "primary_key": result.primary_key,
-                "hidden_for_viewer": result.hidden_for_viewer,
-                "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
-                             "computation": c.computation} for c in result.columns],
-                "total": total,
-                "offset": offset,
-                "limit": limit,
-                "rows": [_row_view(r, keys, names, actor.username) for r in page],
-            }
+            return self._view(s, o, actor, offset, limit)
 
-        return self._with_board(slug, phase, actor, board, now, read)
+        return self._with_board(slug, phase, actor, board, now, read)  # type: ignore[return-value]
+
+    def _view(self, s: Session, o: _Opened, actor: Actor, offset: int, limit: Optional[int]) -> dict[str, Any]:
+        result = o.cut()
+        keys = [c.key for c in result.columns]
+        rows: list[dict[str, Any]] = []
+        total = 0
+        if o.rows_shown:
+            total = o.at.total
+            username = actor.username
+            rows = [dict(r, own=True) if username and not r["baseline"] and r["participant"] == username else r
+                    for r in self._page(s, o, keys, offset, limit)]
+            if username and not any(r["own"] for r in rows):
+                own = s.execute(_OWN_ROW, {"phase_id": o.phase_id, "board_id": o.board_id,
+                                           "username": username}).first()
+                if own is not None:
+                    rows.append(_row_view(own, keys, self._solution_names(s, o.at.comp_id, [own]), username))
+        return {
+            "competition": o.at.slug,
+            "phase": o.at.number,
+            "board": result.key,
+            "title": result.title,
+            "note": result.note,
+            "primary_key": result.primary_key,
+            "hidden_for_viewer": result.hidden_for_viewer,
+            "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
+                         "computation": c.computation} for c in result.columns],
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "rows": rows,
+        }
+
+    def _page(self, s: Session, o: _Opened, keys: list[str], offset: int,
+              limit: Optional[int]) -> list[dict[str, Any]]:
+        """Rows `offset + 1` to `offset + limit` of a board version, cut to `keys`, as no one's own rows.
+
+        Kept per process (`PAGES_KEPT`): a version of a board never changes,
+        so the thousands of clients polling it share one read.  Shared: never
+        changed in place.
+        """
+        key = (o.phase_id, o.board_id, o.at.version or 0, tuple(keys), offset, limit)
+        with self._definitions_lock:
+            found = self._pages.get(key)
+            if found is not None:
+                self._pages.move_to_end(key)
+                return found
+        upto = offset + int(limit) if limit is not None else _NO_LIMIT
+        page = list(s.execute(_PAGE, {"phase_id": o.phase_id, "board_id": o.board_id,
+                                      "after": min(offset, _NO_LIMIT), "upto": min(upto, _NO_LIMIT)}))
+        names = self._solution_names(s, o.at.comp_id, page)
+        made = [_row_view(r, keys, names, None) for r in page]
+        with self._definitions_lock:
+            self._pages[key] = made
+            while len(self._pages) > self.PAGES_KEPT:
+                self._pages.popitem(last=False)
+        return made
 
     @staticmethod
     def _solution_names(s: Session, competition_id: int, rows: list[Any]) -> dict[int, str]:
@@ -440,8 +459,7 @@ class Leaderboards:
             return None
         if at.version is None:
             return None
-        key = f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{int(at.organizer)}:{actor.username or ''}:{query}"
-        return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+        return _etag(at, actor, query)
 
     def leaderboard_answer(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
                            board: Optional[str] = None, offset: int = 0, limit: Optional[int] = None,
@@ -450,13 +468,17 @@ class Leaderboards:
         """(ETag, page) of a leaderboard request, in one call: the page is None when the ETag is one of
         `if_none_match` (the client's copy is current; `*` matches any)."""
         tags = set(if_none_match)
-        etag = self.leaderboard_etag(slug, phase, actor=actor, board=board, now=now, query=query)
-        if etag is not None and (etag in tags or "*" in tags):
-            return etag, None
-        data = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now, offset=offset, limit=limit)
-        if etag is None:  # the board was built for this answer: its version exists now
-            etag = self.leaderboard_etag(slug, phase, actor=actor, board=board, now=now, query=query)
-        return etag, data
+        etags: list[str] = []
+
+        def current(at: _Located) -> bool:
+            etags.append(_etag(at, actor, query))
+            return etags[-1] in tags or "*" in tags
+
+        def read(s: Session, o: _Opened) -> dict[str, Any]:
+            return self._view(s, o, actor, max(0, int(offset or 0)), limit)
+
+        data = self._with_board(slug, phase, actor, board, now, read, before=current)
+        return etags[-1], data
 
     def best_score_history(self, slug: str, phase: Optional[int], board_key: Optional[str], actor: Actor,
                            *, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
@@ -481,6 +503,37 @@ class Leaderboards:
 
 
 _ROWS = m.BoardRow.__table__
+_NO_LIMIT = 2 ** 31 - 1  # past any position (an INTEGER column)
+# The statements of a request, made once (bound parameters): a request does not build or key them again.
+_LOCATE = (
+    select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
+           m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
+           m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
+           m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition)
+    .join(m.Phase, m.Phase.competition_id == m.Competition.id)
+    .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
+    .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
+                                  m.BoardState.leaderboard_id == m.Leaderboard.id))
+    .where(m.Competition.slug == bindparam("slug"))
+)
+_PAGE = (
+    select(*_ROWS.c)
+    .where(_ROWS.c.phase_id == bindparam("phase_id"), _ROWS.c.leaderboard_id == bindparam("board_id"),
+           _ROWS.c.position > bindparam("after"), _ROWS.c.position <= bindparam("upto"))
+    .order_by(_ROWS.c.position)
+)
+_OWN_ROW = (
+    select(*_ROWS.c)
+    .where(_ROWS.c.phase_id == bindparam("phase_id"), _ROWS.c.leaderboard_id == bindparam("board_id"),
+           _ROWS.c.username == bindparam("username"), _ROWS.c.baseline.is_(False))
+    .order_by(_ROWS.c.position).limit(1)
+)
+
+
+def _etag(at: _Located, actor: Actor, query: str) -> str:
+    """The ETag of an answer: the board's version, where the request landed, who asks, what they asked."""
+    key = f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{int(at.organizer)}:{actor.username or ''}:{query}"
+    return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 
 def _row_view(r: Any, keys: list[str], names: dict[int, str], username: Optional[str]) -> dict[str, Any]:

@@ -234,14 +234,17 @@ def _lock_phase(s: Session, phase_id: int) -> Optional[m.Phase]:
 
 
 def refresh_phase(s: Session, phase_id: int, *, finished: Union[None, int, Iterable[int]] = None,
-                  history: bool = True) -> None:
+                  history: bool = True, new_version: bool = False) -> None:
     """Bring every board of the phase up to date, in the caller's transaction.
 
     `finished`: the change is that submission (or those submissions)
     finishing: their best-score history points, if any, are added without
     reading the phase's scores again when they are the latest;
     `history=False`: the change cannot move the best-score history (a
-    participant's choice of what the board shows).
+    participant's choice of what the board shows); `new_version`: each
+    board gets a new version even when its rows stay the same (a saved
+    definition may change what its readers keep per version, such as a
+    solution's name).
     """
     s.flush()
     ph = _lock_phase(s, phase_id)
@@ -256,7 +259,7 @@ def refresh_phase(s: Session, phase_id: int, *, finished: Union[None, int, Itera
     candidates: dict[tuple[str, tuple[str, ...]], list[Entry]] = {}
     ids = None if finished is None else (finished,) if isinstance(finished, int) else tuple(finished)
     for db_board in boards:
-        _rebuild(s, ph, db_board, candidates, finished=ids, keep_history=not history)
+        _rebuild(s, ph, db_board, candidates, finished=ids, keep_history=not history, new_version=new_version)
 
 
 def refresh_competition(s: Session, competition_id: int) -> None:
@@ -264,12 +267,13 @@ def refresh_competition(s: Session, competition_id: int) -> None:
     s.flush()
     for phase_id in s.scalars(select(m.Phase.id).where(m.Phase.competition_id == competition_id)
                               .order_by(m.Phase.id)).all():
-        refresh_phase(s, phase_id)
+        refresh_phase(s, phase_id, new_version=True)
 
 
 def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
              candidates: dict[tuple[str, tuple[str, ...]], list[Entry]], *,
-             finished: Optional[tuple[int, ...]] = None, keep_history: bool = False) -> m.BoardState:
+             finished: Optional[tuple[int, ...]] = None, keep_history: bool = False,
+             new_version: bool = False) -> m.BoardState:
     state = s.get(m.BoardState, (ph.id, db_board.id))
     error: Optional[str] = None
     rows: list[dict[str, Any]] = []
@@ -322,7 +326,8 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
     if state is None:
         state = m.BoardState(phase_id=ph.id, leaderboard_id=db_board.id, version=0)
         s.add(state)
-    elif state.digest == digest and state.definition == definition and state.history == history:
+    elif (not new_version and state.digest == digest and state.definition == definition
+          and state.history == history):
         state.built_at = now  # checked against every result until now (`stale_phases`)
         s.flush()
         return state

@@ -140,3 +140,18 @@ def test_a_board_never_built_is_built_by_the_reader(platform, world, tmp_path):
         assert platform.leaderboards.leaderboard_view(world.slug, actor=LOCAL_ADMIN)["total"] == 2
     finally:
         server.stop()
+
+
+def test_offsets_and_limits_past_any_row_answer_the_viewers_own_row(any_platform, tmp_path):
+    from tests.support.builders import build_world
+
+    world = build_world(any_platform, tmp_path)
+    server = start_server(any_platform, board_readers=BoardReaders(any_platform.db.url, 1))
+    try:
+        base = f"api/v1/competitions/{world.slug}/leaderboard"
+        for query in ("offset=2147483647&limit=2147483647", "offset=0&limit=2147483647",
+                      "offset=2147483646&limit=5"):
+            page = ok(server.client("ann").get(f"{base}?{query}")).json()
+            assert [r["participant"] for r in page["rows"] if r["own"]] == ["ann"], (query, page["rows"])
+    finally:
+        server.stop()
