@@ -38,7 +38,9 @@ Measured (per size):
 - `leaderboard_1`: leaderboard API latency (p50, p99) with one keep-alive client;
 - `leaderboard_20`: the same with 20 concurrent keep-alive clients, with
   requests/s in total and the count of failed requests (any status but 200),
-  and `/health` p50/p99 polled every 50 ms during that load (`health_under_load`);
+  and `/health` p50/p99 polled every 50 ms during that load, through the proxy
+  (`health_under_load`) and at the service's own address (`health_direct_under_load`:
+  the service's loop, apart from the proxy's queue);
 - `page`, `csv`: the leaderboard page and its CSV (one client);
 - `not_modified`: a request with the `If-None-Match` of the last answer (304);
 - `health_20`: the same clients on `/health` alone, the cheapest request: what
@@ -81,6 +83,7 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -463,6 +466,13 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def rss_peak_mb(pid: Optional[int]) -> Optional[float]:
     if pid is None:
         return None
@@ -536,7 +546,8 @@ def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.hub import start_hub
 
     tmp = Path(tempfile.mkdtemp(prefix=f"compete-bench-scale-{n}-"))
-    res: dict[str, Any] = {"submissions": n, "participants": n // PER_PARTICIPANT, "database": kind}
+    res: dict[str, Any] = {"submissions": n, "participants": n // PER_PARTICIPANT, "database": kind,
+                           "proxy": args.proxy or "configurable-http-proxy (PyPI, the embedded default's)"}
     try:
         with database(kind, tmp) as db_url:
             fill_home = tmp / "fill-home"
@@ -553,7 +564,11 @@ def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 platform.close()
             (tmp / "hub").mkdir()
-            with start_hub(tmp / "hub", {"COMPETE_LAB_DOCKER": "0", "COMPETE_DB_URL": db_url}) as hub:
+            # --proxy: another configurable-http-proxy (the npm one production uses) in place of the embedded one.
+            proxy = (f"c.ConfigurableHTTPProxy.command = [{args.proxy!r}, '--proxy-timeout', '3600000']"
+                     if args.proxy else "")
+            with start_hub(tmp / "hub", {"COMPETE_LAB_DOCKER": "0", "COMPETE_DB_URL": db_url},
+                           extra_config=proxy) as hub:
                 # The store's files (programs, data, the predictions zip) go where the service reads them.
                 shutil.copytree(fill_home, hub.home, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("*.sqlite*", "service_cookie_secret"))
@@ -599,7 +614,11 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
     seconds = args.seconds
     out["leaderboard_1"] = sequential(client, board_url, args.requests, seconds)
     print(f"  leaderboard, 1 client: {out['leaderboard_1']}", flush=True)
-    with health_poller(health_url) as health:
+    # The service's own address (not the proxy's): how its loop answers, apart from the proxy's queue.
+    own = (hub.api("GET", "services/competitions").json().get("url") or "").rstrip("/")
+    direct_health_url = f"{own}{urlparse(health_url).path}" if own else None
+    with health_poller(health_url) as health, \
+            (health_poller(direct_health_url) if direct_health_url else contextlib.nullcontext([])) as direct:
         with load(session, board_url, args.clients) as state:
             time.sleep(seconds)
     out["leaderboard_20"] = summary(state["times"], state["failed"][0], clients=args.clients,
@@ -610,11 +629,13 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
     out["health_20"] = summary(floor["times"], floor["failed"][0], clients=args.clients,
                                requests_per_s=round(len(floor["times"]) / floor["seconds"], 2))
     out["health_under_load"] = summary(health, sum(t >= 60.0 for t in health))
+    out["health_direct_under_load"] = summary(direct, sum(t >= 60.0 for t in direct))
     # Requests the clients gave up on are still worked through by the service: let it drain first.
     out["drain_s"] = drain(health_url)
     print(f"  leaderboard, {args.clients} clients: {out['leaderboard_20']}; /health: {out['health_under_load']}",
           flush=True)
-    print(f"  /health alone, {args.clients} clients: {out['health_20']}", flush=True)
+    print(f"  /health alone, {args.clients} clients: {out['health_20']}; /health at the service's own address "
+          f"under the leaderboard load: {out['health_direct_under_load']}", flush=True)
     out["page"] = sequential(client, f"{base}/competitions/{slug}/leaderboard", max(3, args.requests // 4), seconds)
     out["csv"] = sequential(client, f"{api}/competitions/{slug}/leaderboard.csv", max(3, args.requests // 4), seconds)
     etag = client.get(board_url, timeout=300).headers.get("ETag")
@@ -644,10 +665,10 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
           flush=True)
     pid = service_pid(hub.process.pid)
     out["service_rss_peak_mb"] = rss_peak_mb(pid)
-    # The service's reader and builder processes (spawned children), each and in all.
-    helpers = [rss_peak_mb(child) for child in children_of(pid)] if pid else []
-    out["service_helpers_rss_peak_mb"] = {"each": helpers,
-                                          "total_with_service": round(sum(helpers) + (out["service_rss_peak_mb"] or 0), 1)}
+    # The service's leaderboard reader and board builder processes (its spawned children), each and in all.
+    helpers = [rss_peak_mb(child) for child in children_of(pid) if b"spawn_main" in cmdline(child)] if pid else []
+    out["service_helpers_rss_peak_mb"] = {
+        "each": helpers, "total_with_service": round(sum(filter(None, helpers)) + (out["service_rss_peak_mb"] or 0), 1)}
     return out
 
 
@@ -679,6 +700,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="seconds of the concurrent load, and the most a one-client measure takes")
     parser.add_argument("--submissions", type=int, default=3, help="timed submissions, idle and under load")
     parser.add_argument("--out", default=None, help="results file (default bench/scale-<database>.json)")
+    parser.add_argument("--proxy", default=None,
+                        help="the hub's proxy command instead of the embedded default's (the PyPI "
+                        "configurable-http-proxy), e.g. the npm configurable-http-proxy production uses")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(s % PER_PARTICIPANT for s in sizes):

@@ -401,8 +401,9 @@ def _stop(process: subprocess.Popen, home: Path) -> None:
 
 
 @contextlib.contextmanager
-def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None) -> Iterator[Hub]:
-    """A real hub in `root` (its home, config and log), with `extra_env` in its environment; stopped at the end."""
+def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None, extra_config: str = "") -> Iterator[Hub]:
+    """A real hub in `root` (its home, config and log), with `extra_env` in its environment and `extra_config`
+    (lines of hub configuration) after the test configuration; stopped at the end."""
     home = root / "home"
     home.mkdir()
     # The platform's own settings for this hub (read by the service and the first start).
@@ -417,6 +418,8 @@ def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None) -> Iterato
     config = root / "jupyterhub_test_config.py"
     _test_config(config, hub_api_port=hub_api_port, proxy_api_port=proxy_api_port,
                  service_port=service_port, admin_token=admin_token)
+    if extra_config:
+        config.write_text(config.read_text() + extra_config.rstrip("\n") + "\n")
 
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPETE_", "JUPYTERHUB_"))}
