@@ -123,7 +123,8 @@ class _Located:
     version: Optional[int]  # None: the board was never built
     total: int
     error: Optional[str]
-    definition: str
+    definition: str  # digest of the definition the rows were ranked by
+    digest: str  # digest of the rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +183,8 @@ class Leaderboards:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self._definitions: collections.OrderedDict[tuple[int, int, int], _Definition] = collections.OrderedDict()
+        self._definitions: collections.OrderedDict[tuple[int, int, int, str], _Definition] = \
+            collections.OrderedDict()
         self._definitions_lock = threading.Lock()
         self._pages: collections.OrderedDict[tuple, list[dict[str, Any]]] = collections.OrderedDict()
 
@@ -232,11 +234,13 @@ class Leaderboards:
         return _Located(comp_id=comp.id, slug=slug, phase_id=ph.id,
                         number=phase_number(comp, ph), hide_results=bool(ph.hide_results),  # type: ignore[arg-type]
                         board_id=chosen.id, organizer=organizer, version=state[12], total=state[13] or 0,
-                        error=state[14], definition=state[15] or "")
+                        error=state[14], definition=state[15] or "", digest=state[16] or "")
 
     def _definition(self, s: Session, at: _Located) -> _Definition:
         """The definition the board's current version stands for, read once per process and version."""
-        key = (at.phase_id, at.board_id, at.version or 0)
+        # A board saved again may come back under the same id with its version counted from 1 again: the
+        # digests tell its versions apart.
+        key = (at.phase_id, at.board_id, at.version or 0, at.definition)
         with self._definitions_lock:
             found = self._definitions.get(key)
             if found is not None:
@@ -371,7 +375,7 @@ class Leaderboards:
         so the thousands of clients polling it share one read.  Shared: never
         changed in place.
         """
-        key = (o.phase_id, o.board_id, o.at.version or 0, tuple(keys), offset, limit)
+        key = (o.phase_id, o.board_id, o.at.version or 0, o.at.definition, o.at.digest, tuple(keys), offset, limit)
         with self._definitions_lock:
             found = self._pages.get(key)
             if found is not None:
@@ -382,6 +386,8 @@ class Leaderboards:
                                       "after": min(offset, _NO_LIMIT), "upto": min(upto, _NO_LIMIT)}))
         names = self._solution_names(s, o.at.comp_id, page)
         made = [_row_view(r, keys, names, None) for r in page]
+        if names:  # a solution's name is not part of the board's digests: read it each time
+            return made
         with self._definitions_lock:
             self._pages[key] = made
             while len(self._pages) > self.PAGES_KEPT:
@@ -509,7 +515,8 @@ _LOCATE = (
     select(m.Competition.id, m.Competition.created_by, m.Competition.admin_names,
            m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
            m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
-           m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition)
+           m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition,
+           m.BoardState.digest)
     .join(m.Phase, m.Phase.competition_id == m.Competition.id)
     .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
     .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
@@ -532,7 +539,8 @@ _OWN_ROW = (
 
 def _etag(at: _Located, actor: Actor, query: str) -> str:
     """The ETag of an answer: the board's version, where the request landed, who asks, what they asked."""
-    key = f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{int(at.organizer)}:{actor.username or ''}:{query}"
+    key = (f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{at.definition}:{at.digest}:{int(at.organizer)}:"
+           f"{actor.username or ''}:{query}")
     return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 

@@ -155,3 +155,28 @@ def test_offsets_and_limits_past_any_row_answer_the_viewers_own_row(any_platform
             assert [r["participant"] for r in page["rows"] if r["own"]] == ["ann"], (query, page["rows"])
     finally:
         server.stop()
+
+
+def test_no_reader_answers_an_old_definition_after_it_is_saved(platform, world, tmp_path):
+    readers = BoardReaders(platform.db.url, 1)
+    server = start_server(platform, board_readers=readers)
+    try:
+        base = f"api/v1/competitions/{world.slug}/leaderboard"
+        client = server.client("ann")
+        before = ok(client.get(base))
+        text = platform.competition_yaml(world.slug, LOCAL_ADMIN)
+        assert platform.update_competition_yaml(world.slug, text.replace("Accuracy", "Accuracy (test set)"),
+                                                LOCAL_ADMIN) == []
+        after = ok(client.get(base, headers={"If-None-Match": before.headers["Etag"]}))
+        assert after.json()["columns"][0]["title"] == "Accuracy (test set)"
+        assert after.json()["rows"] == before.json()["rows"]
+        # Saved again: the board may come back under the same id with its version counted from 1 again,
+        # and still no reader answers from what it kept of the last one.
+        text = platform.competition_yaml(world.slug, LOCAL_ADMIN)
+        assert platform.update_competition_yaml(world.slug, text.replace("Accuracy (test set)", "Acc."),
+                                                LOCAL_ADMIN) == []
+        again = client.get(base, headers={"If-None-Match": after.headers["Etag"]})
+        assert again.status_code == 200 and again.json()["columns"][0]["title"] == "Acc."
+        assert ok(client.get(f"{base}?limit=1")).json()["columns"][0]["title"] == "Acc."
+    finally:
+        server.stop()
