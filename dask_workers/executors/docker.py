@@ -678,6 +678,11 @@ class DockerExecutor(Executor):
     def close(self) -> None:
         """Remove the warm containers; later notebook steps start their containers cold."""
         self.pool.close()
+        base = Path(self.warm_dir) if self.warm_dir else Path(tempfile.gettempdir()) / "jupyter-compete-warm"
+        try:
+            (base / f"{self.host}-{self.pid}").rmdir()  # this process's slot folder, once empty
+        except OSError:
+            pass  # none was made, or another executor of this process still uses it
 
     def cleanup_orphans(self) -> int:
         """Remove step containers whose worker is gone (and warm slots of dead processes of this host).
