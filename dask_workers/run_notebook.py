@@ -242,7 +242,6 @@ def _quick_ready_client_class() -> type:
     """
     # Start-up cost: loaded with the notebook libraries, by the warm runner only.
     from queue import Empty
-
     from jupyter_client.asynchronous import AsyncKernelClient
 
     class QuickReadyClient(AsyncKernelClient):
@@ -309,7 +308,6 @@ def _rehearse(kernel_name: str) -> None:
     """
     # Start-up cost: loaded with the notebook libraries, by the warm runner only.
     import tempfile
-
     import nbformat
     import papermill
 
