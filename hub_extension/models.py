@@ -52,6 +52,16 @@ PENDING = "pending"
 APPROVED = "approved"
 DENIED = "denied"
 REMOVED = "removed"
+BANNED = "banned"  # removed, and may not register again
+
+# Lifecycle of a competition.  A draft is seen by its organizers only; a private
+# competition is listed nowhere and reached by its secret link (or an invitation);
+# an archived one is read-only with its boards kept.  Deleting removes the row.
+DRAFT = "draft"
+PUBLISHED = "published"
+PRIVATE = "private"
+ARCHIVED = "archived"
+COMPETITION_STATUSES = (DRAFT, PUBLISHED, PRIVATE, ARCHIVED)
 
 
 class Competition(Base):
@@ -73,6 +83,10 @@ class Competition(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[Optional[str]] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default=PUBLISHED, server_default=PUBLISHED)
+    status_changed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # The token of a private competition's secret link (None until first made private).
+    secret: Mapped[Optional[str]] = mapped_column(String(64))
 
     pages: Mapped[list["Page"]] = relationship(
         back_populates="competition", cascade="all, delete-orphan", order_by="Page.position"
@@ -354,6 +368,9 @@ class Run(Base):
     image_digest: Mapped[Optional[str]] = mapped_column(String(300))
     error: Mapped[Optional[str]] = mapped_column(Text)
     log_path: Mapped[Optional[str]] = mapped_column(String(500))
+    # The program the step ran (the task's scoring or ingestion program's key at
+    # dispatch): which version of a replaced program scored the submission.
+    program_key: Mapped[Optional[str]] = mapped_column(String(64))
 
     submission: Mapped[Submission] = relationship(back_populates="runs")
 
