@@ -243,6 +243,7 @@ class Platform:
     competition_statistics = _By("statistics")
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
+    statistics_csv = _By("statistics")
 
 
 __all__ = [

@@ -22,6 +22,8 @@ Definitions, said on the pages too:
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 import threading
 from collections import Counter
@@ -49,6 +51,7 @@ REASON_CHARS = 200
 # A number (12, 12.5, 0x1f) or a hex id (3f9a2b1c) starting a word; `python3` keeps its 3.
 _NUMBER = re.compile(r"\b(0x)?[0-9a-f]*[0-9][0-9a-f]*(\.[0-9]+)?", re.IGNORECASE)
 _CACHED_SCOPES = 256
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def failure_reason(message: Optional[str]) -> str:
@@ -61,6 +64,17 @@ def failure_reason(message: Optional[str]) -> str:
 
 def table(columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
     return {"columns": columns, "rows": rows}
+
+
+def table_csv(found: dict[str, Any]) -> str:
+    """A table as CSV; a text cell a spreadsheet would run as a formula (a failure message) starts with '."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(found["columns"])
+    for row in found["rows"]:
+        writer.writerow(["" if v is None else f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA else v
+                         for v in row])
+    return out.getvalue()
 
 
 class Statistics:
@@ -100,6 +114,10 @@ class Statistics:
             raise NotFound(f"no statistics table {name!r}; the tables are {', '.join(known)}")
         found = self.competition_statistics(slug, actor) if slug else self.platform_statistics(actor)
         return found[name]
+
+    def statistics_csv(self, name: str, actor: Actor, slug: Optional[str] = None) -> str:
+        """One statistics table as CSV, its columns as the header."""
+        return table_csv(self.statistics_table(name, actor, slug))
 
     # -- the cache ------------------------------------------------------------------------------
     def _cached(self, s: Session, key: str, scope: "_Scope") -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
 from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
+from .charts import COLUMN_TITLES, SECTIONS, TABLE_TITLES, TITLES, statistics_charts
 from .uploads import StreamedUpload
 
 # Rows on one page of a leaderboard.
@@ -725,6 +726,65 @@ class ExportDownloadHandler(PageHandler):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class StatisticsPage(PageHandler):
+    """A statistics page: each table's chart (drawn off the event loop, kept by its data) above the table."""
+
+    async def show_statistics(self, stats: dict[str, Any], csv_base: str, **context: Any) -> None:
+        charts = await self.run_blocking(statistics_charts, stats)
+        sections = []
+        for chart, tables in SECTIONS:
+            if not all(name in stats for name in tables):
+                continue
+            sections.append({
+                "name": chart or tables[0], "title": TITLES.get(chart) or TABLE_TITLES[tables[0]],
+                "chart": charts.get(chart) if chart else None,
+                "tables": [{"name": name, "data": stats[name], "csv_url": f"{csv_base}?table={name}",
+                            "caption": TABLE_TITLES.get(name) or TITLES.get(name)} for name in tables],
+            })
+        self.show("statistics.html", stats=stats, sections=sections, summary=dict(stats["summary"]["rows"]),
+                  csv_base=csv_base, column_titles=COLUMN_TITLES, **context)
+
+    async def send_statistics_csv(self, name: str, slug: Optional[str]) -> None:
+        table = self.get_query_argument("table", "") or ""
+        if not table:
+            raise PlatformError("say which table: ?table=per_day, participants, failures, durations, histogram"
+                                + ("" if slug else ", queues or competitions"))
+        text = await self.run_blocking(self.platform.statistics_csv, table, self.actor, slug)
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(f"{name}-{table}.csv")}"')
+        self.finish(text)
+
+
+class CompetitionStatisticsHandler(StatisticsPage):
+    """`competitions/<slug>/statistics`: the competition's statistics (its organizers)."""
+
+    async def get(self, slug: str) -> None:
+        comp = _organizer_detail(self, slug)
+        stats = await self.run_blocking(self.platform.competition_statistics, slug, self.actor)
+        await self.show_statistics(stats, self.competition_url(slug, "/statistics.csv"), comp=comp)
+
+
+class CompetitionStatisticsCsvHandler(StatisticsPage):
+    async def get(self, slug: str) -> None:
+        self.require_login()
+        await self.send_statistics_csv(f"{slug}-statistics", slug)
+
+
+class PlatformStatisticsHandler(StatisticsPage):
+    """`admin/statistics`: the platform's statistics, each queue's workers and each competition (admins)."""
+
+    async def get(self) -> None:
+        actor = self.require_login()
+        stats = await self.run_blocking(self.platform.platform_statistics, actor)
+        await self.show_statistics(stats, f"{self.prefix}admin/statistics.csv", comp=None)
+
+
+class PlatformStatisticsCsvHandler(StatisticsPage):
+    async def get(self) -> None:
+        self.require_login()
+        await self.send_statistics_csv("platform-statistics", None)
+
+
 # -- queues and admin ----------------------------------------------------------------------
 def human_size(value: Any) -> str:
     if not isinstance(value, (int, float)):
@@ -841,4 +901,8 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/credentials", QueueCredentialsHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/rotate", QueueRotateHandler),
         (rf"{prefix}admin", AdminHandler),
+        (rf"{comp}/statistics", CompetitionStatisticsHandler),
+        (rf"{comp}/statistics\.csv", CompetitionStatisticsCsvHandler),
+        (rf"{prefix}admin/statistics", PlatformStatisticsHandler),
+        (rf"{prefix}admin/statistics\.csv", PlatformStatisticsCsvHandler),
     ]
