@@ -100,7 +100,8 @@ def sort_rows(rows: list[dict[str, Any]], key: str, order: str) -> list[dict[str
 
 
 def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 640, height: int = 240) -> Markup:
-    """An inline SVG step chart of the best score over time (server-side, no script)."""
+    """An inline SVG step chart of the best score over time (server-side, no script); empty without points
+    (the page then says there is no data yet)."""
     pts = []
     for p in points:
         value = p.get("value")
@@ -122,8 +123,7 @@ def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 6
         lo, hi = lo - (abs(lo) * 0.05 or 0.5), hi + (abs(hi) * 0.05 or 0.5)
 
     def x(t: dt.datetime) -> float:
-        if len(pts) == 1:
-            return left + plot_w / 2
+        # One point stands at the start: the best score since then.
         return left + (t - t0).total_seconds() / span * plot_w
 
     def y(v: float) -> float:
@@ -145,7 +145,9 @@ def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 6
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{hi:.4g}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">{lo:.4g}</text>',
         f'<text x="{left}" y="{height - 12}">{t0:%Y-%m-%d %H:%M}</text>',
-        f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">{t1:%Y-%m-%d %H:%M}</text>',
+        # One point has one time, said once.
+        f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">{t1:%Y-%m-%d %H:%M}</text>'
+        if len(pts) > 1 else f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">now</text>',
         f'<path class="line" d="{" ".join(path)}"/>',
     ]
     for t, v, who in pts:
@@ -370,7 +372,8 @@ class LeaderboardHandler(PageHandler):
         if primary is not None:
             better = "lower" if primary.get("sorting") == "asc" else "higher"
             caption = f"Best {primary['title']} on the board over time ({better} is better)."
-        chart = best_score_chart(history, title=caption or "best score over time")
+        # An empty board charts nothing, whatever history its phase has (say, nothing chosen yet under "Add").
+        chart = best_score_chart(history if total else [], title=caption or "best score over time")
         self.show(
             "leaderboard.html",
             comp=comp,

@@ -13,6 +13,7 @@ import io
 import re
 
 from bench.scale import bulk_insert
+from hub_extension.service.pages import best_score_chart
 from tests.hub_extension.test_hot_path import statements
 from tests.support import builders
 from tests.support.service_harness import ok, visible_text
@@ -144,3 +145,22 @@ def test_a_statistics_page_makes_the_same_statements_with_ten_times_the_submissi
         page = pages["competition"]().text
     assert len(seen) == small["competition"] - 8, (len(seen), small)
     assert sum(int(row[-1]) for row in table_rows(page, "per_day")) == 3 + 2200
+
+
+# -- the leaderboard's best-score chart --------------------------------------------------------------
+def test_the_best_score_chart_of_one_point_starts_at_it_and_of_none_is_empty():
+    assert best_score_chart([], title="t") == ""
+    assert best_score_chart([{"at": "2030-03-01T10:00:00", "value": None, "username": "ann"}], title="t") == ""
+    one = str(best_score_chart([{"at": "2030-03-01T10:00:00", "value": 0.5, "username": "ann"}], title="Best"))
+    assert re.findall(r'<circle class="dot" cx="([0-9.]+)"', one) == ["64.0"]
+    assert re.search(r'<path class="line" d="M64\.0,[0-9.]+ H624\.0"/>', one)
+    assert one.count("2030-03-01 10:00") == 2  # the axis label once, the point's own title once
+    assert ">now</text>" in one and "0.5 by ann" in one
+
+
+def test_an_empty_board_says_no_data_yet(world_server):
+    server, world = world_server
+    board = ok(server.browser("oscar").get(f"competitions/{world.other_slug}/leaderboard")).text
+    assert 'id="no-chart"' in board and "No data yet" in board and "<svg" not in board
+    shown = ok(server.browser("ann").get(f"competitions/{world.slug}/leaderboard")).text
+    assert 'id="best-score-chart"' in shown and 'id="no-chart"' not in shown
