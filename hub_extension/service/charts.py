@@ -81,48 +81,53 @@ def _accessible(svg: str, title: str) -> Markup:
     return Markup(svg[:end] + "<title>{}</title>".format(escape(title)) + svg[end:])
 
 
-def _days(rows: list[list[Any]]) -> list[dt.date]:
-    return [dt.date.fromisoformat(str(row[0])[:10]) for row in rows]
-
-
-def _date_axis(axes: Any) -> None:
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # with the figure: see _draw
-
-    locator = AutoDateLocator(maxticks=8)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+def _days(axes: Any, rows: list[list[Any]]) -> list[int]:
+    """The x of each row: days since the first row's day, on an axis labelled with dates (gaps stay gaps)."""
+    days = [dt.date.fromisoformat(str(row[0])[:10]) for row in rows]
+    first = days[0]
+    xs = [(day - first).days for day in days]
+    span = max(xs[-1], 6)  # at least a week wide: one day's bar stays a bar, not the whole chart
+    step = max(1, -(-span // 8))
+    ticks = list(range(0, span + 1, step))
+    axes.set_xticks(ticks, [(first + dt.timedelta(days=x)).strftime("%d %b\n%Y" if i == 0 else "%d %b")
+                            for i, x in enumerate(ticks)], fontsize=8)
+    axes.set_xlim(-0.7, span + 0.7)
     axes.set_xlabel("day (UTC)")
+    return xs
+
+
+def _legend(axes: Any) -> None:
+    # Beside the plot, never over its bars.
+    axes.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _per_day(axes: Any, data: dict[str, Any]) -> None:
     """Stacked bars: submissions of each day by status."""
     columns, rows = data["columns"], data["rows"]
-    days = _days(rows)
+    xs = _days(axes, rows)
     bottom = [0] * len(rows)
     for status in columns[1:-1]:
         i = columns.index(status)
         counts = [row[i] for row in rows]
         if any(counts):
-            axes.bar(days, counts, bottom=bottom, label=status, color=STATUS_COLOURS.get(status, ACCENT), width=0.8)
+            axes.bar(xs, counts, bottom=bottom, label=status, color=STATUS_COLOURS.get(status, ACCENT), width=0.8)
             bottom = [b + c for b, c in zip(bottom, counts)]
-    axes.legend(fontsize=8, frameon=False, ncols=4)
+    _legend(axes)
     axes.set_ylabel("submissions")
     _integers(axes.yaxis)
-    _date_axis(axes)
 
 
 def _participants(axes: Any, data: dict[str, Any]) -> None:
     """Registrations so far (a step line) and who submitted each day (bars)."""
     columns, rows = data["columns"], data["rows"]
-    days = _days(rows)
-    axes.bar(days, [row[columns.index("submitting")] for row in rows], color=SECOND, width=0.8,
+    xs = _days(axes, rows)
+    axes.bar(xs, [row[columns.index("submitting")] for row in rows], color=SECOND, width=0.8,
              label="submitting that day")
-    axes.step(days, [row[columns.index("registered_total")] for row in rows], where="post", color=ACCENT,
-              linewidth=2, marker="o", markersize=3, label="registered so far")
-    axes.legend(fontsize=8, frameon=False)
+    axes.step(xs, [row[columns.index("registered_total")] for row in rows], where="post", color=ACCENT,
+              linewidth=2, marker="o", markersize=4, label="registered so far")
+    _legend(axes)
     axes.set_ylabel("participants")
     _integers(axes.yaxis)
-    _date_axis(axes)
 
 
 def _failures(axes: Any, data: dict[str, Any]) -> None:
@@ -146,7 +151,7 @@ def _histogram(axes: Any, data: dict[str, Any]) -> None:
     axes.set_xlabel("time")
     axes.set_ylabel("submissions")
     _integers(axes.yaxis)
-    axes.legend(fontsize=8, frameon=False)
+    _legend(axes)
 
 
 def _queues(axes: Any, data: dict[str, Any]) -> None:
@@ -161,7 +166,7 @@ def _queues(axes: Any, data: dict[str, Any]) -> None:
     axes.set_xlabel("queue")
     axes.set_ylabel("count")
     _integers(axes.yaxis)
-    axes.legend(fontsize=8, frameon=False)
+    _legend(axes)
 
 
 def _short(text: str, width: int) -> str:
