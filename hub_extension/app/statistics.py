@@ -8,7 +8,9 @@ charts, their HTML tables, the CSV files and the JSON API.
 
 Answers are kept per scope until the database changes (a new submission,
 status change or registration: `_version`), so a page viewed again costs one
-small statement.
+small statement; while submissions keep running, an answer is also kept for
+`Statistics.fresh_for` seconds (the tables say when they were made), so a
+busy platform computes each scope's tables at most that often.
 
 Definitions, said on the pages too:
 - a day is a UTC day; submissions count on the day they were submitted, with
@@ -26,10 +28,11 @@ import csv
 import io
 import re
 import threading
+import time
 from collections import Counter
 from typing import Any, Optional
 
-from sqlalchemy import ColumnElement, Numeric, Select, case, cast, distinct, extract, func, literal, select
+from sqlalchemy import ColumnElement, Numeric, Select, case, cast, distinct, extract, func, select
 from sqlalchemy.orm import Session
 
 from .. import models as m
@@ -80,10 +83,13 @@ def table_csv(found: dict[str, Any]) -> str:
 class Statistics:
     """The statistics use cases: `competition_statistics`, `platform_statistics` (tables, cached)."""
 
+    # Seconds an answer stands for, even when the database changed meanwhile (0: never past a change).
+    fresh_for = 30.0
+
     def __init__(self, ctx):
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[tuple[Any, ...], float, dict[str, Any]]] = {}
 
     # -- use cases ------------------------------------------------------------------------------
     def competition_statistics(self, slug: str, actor: Actor) -> dict[str, Any]:
@@ -121,19 +127,22 @@ class Statistics:
 
     # -- the cache ------------------------------------------------------------------------------
     def _cached(self, s: Session, key: str, scope: "_Scope") -> dict[str, Any]:
-        version = _version(s)
         with self._lock:
             kept = self._cache.get(key)
+        if kept is not None and time.monotonic() - kept[1] < self.fresh_for:
+            return kept[2]
+        version = _version(s)
         if kept is not None and kept[0] == version:
-            return kept[1]
+            return kept[2]
         tables = _tables(s, scope, self.ctx.db.dialect)
         if scope.submissions is None:
             tables["competitions"] = _competitions(s)
         tables["version"] = "-".join(str(v) for v in version)
+        tables["computed_at"] = m.utcnow().isoformat(timespec="seconds")
         with self._lock:
             if len(self._cache) >= _CACHED_SCOPES:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = (version, tables)
+            self._cache[key] = (version, time.monotonic(), tables)
         return tables
 
 
@@ -250,7 +259,11 @@ def _failures(s: Session, scope: _Scope) -> dict[str, Any]:
 
 
 def _durations(s: Session, scope: _Scope, dialect: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Waiting and run time: count, mean, percentiles and maximum; and a histogram of both."""
+    """Waiting and run time: count, mean, percentiles and maximum; and a histogram of both.
+
+    One statement: each submission's two times are worked out once, ranked by a window function on
+    each, and summed up by conditional aggregates (a percentile is the value at its rank).
+    """
     picked = (
         select(m.StatusChange.submission_id.label("sid"), func.min(m.StatusChange.at).label("at"))
         .where(m.StatusChange.status.in_(Status.REPORTED))
@@ -258,56 +271,54 @@ def _durations(s: Session, scope: _Scope, dialect: str) -> tuple[dict[str, Any],
         .subquery()
     )
     sub = m.Submission
-    base = scope.subs(select(sub.id).join(picked, picked.c.sid == sub.id))
-    waiting = base.add_columns(_seconds(picked.c.at, sub.submitted_at, dialect).label("seconds"))
-    running = base.add_columns(_seconds(sub.finished_at, picked.c.at, dialect).label("seconds")).where(
-        sub.status.in_((m.FINISHED, m.FAILED)), sub.finished_at.is_not(None))
-    summary_rows, histogram_counts = [], {}
-    for name, query in (("waiting", waiting), ("running", running)):
-        values = query.subquery()
-        summary_rows.append([name, *_summary(s, values)])
-        histogram_counts[name] = _histogram(s, values)
+    ended = sub.status.in_((m.FINISHED, m.FAILED)) & sub.finished_at.is_not(None)
+    times = scope.subs(
+        select(sub.id.label("id"),
+               _seconds(picked.c.at, sub.submitted_at, dialect).label("waiting"),
+               case((ended, _seconds(sub.finished_at, picked.c.at, dialect))).label("running"))
+        .join(picked, picked.c.sid == sub.id)
+    ).subquery()
+    ranked = select(
+        times.c.waiting, times.c.running,
+        func.row_number().over(order_by=(times.c.waiting, times.c.id)).label("waiting_rank"),
+        func.row_number().over(partition_by=times.c.running.is_(None),
+                               order_by=(times.c.running, times.c.id)).label("running_rank"),
+        func.count().over().label("waiting_n"),
+        func.count(times.c.running).over().label("running_n"),
+    ).subquery()
+    columns: list[Any] = []
+    for name in ("waiting", "running"):
+        value, rank, n = ranked.c[name], ranked.c[f"{name}_rank"], ranked.c[f"{name}_n"]
+        columns += [func.max(n), func.avg(value),
+                    *[func.max(case(((value.is_not(None)) & (rank == (p * n + 99) // 100), value)))
+                      for p in PERCENTILES],
+                    func.max(value)]
+        columns += [func.sum(case(((value.is_not(None)) & _in_bucket(value, i), 1), else_=0))
+                    for i in range(len(BUCKET_LABELS))]
+    row = list(s.execute(select(*columns)).one())
+    width = 3 + len(PERCENTILES) + len(BUCKET_LABELS)
+    summary_rows, histogram_counts = [], []
+    for i, name in enumerate(("waiting", "running")):
+        part = row[i * width:(i + 1) * width]
+        n = int(part[0] or 0)
+        figures = [None if v is None or not n else round(float(v), 3) for v in part[1:3 + len(PERCENTILES)]]
+        summary_rows.append([name, n, *figures])
+        histogram_counts.append([int(v or 0) for v in part[3 + len(PERCENTILES):]])
     summary = table(["measure", "count", "mean_s", *[f"p{p}_s" for p in PERCENTILES], "max_s"], summary_rows)
     histogram = table(["bucket", "waiting", "running"],
-                      [[label, histogram_counts["waiting"].get(i, 0), histogram_counts["running"].get(i, 0)]
-                       for i, label in enumerate(BUCKET_LABELS)])
+                      [[label, histogram_counts[0][i], histogram_counts[1][i]] for i, label in enumerate(BUCKET_LABELS)])
     return summary, histogram
 
 
-def _summary(s: Session, values: Any) -> list[Any]:
-    """[count, mean, p50, p90, p99, max] of `values.c.seconds` in one statement (None when there are none)."""
-    seconds = values.c.seconds
-    ranked = select(
-        seconds.label("seconds"),
-        func.row_number().over(order_by=(seconds, values.c.id)).label("rank"),
-        func.count().over().label("n"),
-        func.avg(seconds).over().label("mean"),
-    ).subquery()
-    # Nearest rank: ceil(p * n / 100), in whole numbers (both databases divide integers exactly so).
-    wanted = [(p * ranked.c.n + 99) // 100 for p in PERCENTILES] + [ranked.c.n]
-    rows = s.execute(select(ranked.c.rank, ranked.c.seconds, ranked.c.n, ranked.c.mean)
-                     .where(_any_equal(ranked.c.rank, wanted))).all()
-    if not rows:
-        return [0, None, *[None for _ in PERCENTILES], None]
-    at = {int(rank): float(value) for rank, value, _n, _mean in rows}
-    n, mean = int(rows[0][2]), float(rows[0][3])
-    picks = [at[(p * n + 99) // 100] for p in PERCENTILES]
-    return [n, round(mean, 3), *[round(v, 3) for v in picks], round(at[n], 3)]
-
-
-def _any_equal(column: Any, values: list[Any]) -> ColumnElement[bool]:
-    condition = column == values[0]
-    for value in values[1:]:
-        condition = condition | (column == value)
-    return condition
-
-
-def _histogram(s: Session, values: Any) -> dict[int, int]:
-    """How many values fall in each bucket of BUCKETS (by index)."""
-    seconds = values.c.seconds
-    bucket = case(*[(seconds < bound, literal(i)) for i, bound in enumerate(BUCKETS)],
-                  else_=literal(len(BUCKETS))).label("bucket")
-    return {int(i): count for i, count in s.execute(select(bucket, func.count()).group_by(bucket)).all()}
+def _in_bucket(value: Any, i: int) -> ColumnElement[bool]:
+    """`value` falls in bucket `i` of BUCKETS: at least the bound before, below its own (the last is open)."""
+    low = BUCKETS[i - 1] if i else None
+    high = BUCKETS[i] if i < len(BUCKETS) else None
+    if low is None:
+        return value < high
+    if high is None:
+        return value >= low
+    return (value >= low) & (value < high)
 
 
 def _queues(s: Session) -> dict[str, Any]:

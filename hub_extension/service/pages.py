@@ -745,7 +745,8 @@ class StatisticsPage(PageHandler):
                             "caption": TABLE_TITLES.get(name) or TITLES.get(name)} for name in tables],
             })
         self.show("statistics.html", stats=stats, sections=sections, summary=dict(stats["summary"]["rows"]),
-                  csv_base=csv_base, column_titles=COLUMN_TITLES, **context)
+                  csv_base=csv_base, column_titles=COLUMN_TITLES, fresh_for=self.platform.statistics.fresh_for,
+                  **context)
 
     async def send_statistics_csv(self, name: str, slug: Optional[str]) -> None:
         table = self.get_query_argument("table", "") or ""

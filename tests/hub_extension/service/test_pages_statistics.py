@@ -43,6 +43,7 @@ def test_the_organizers_statistics_page_draws_each_chart_above_its_table(world_s
     olga = server.browser("olga")
     page = ok(olga.get(f"competitions/{world.slug}/statistics")).text
     assert page.rstrip().endswith("</html>") and "Traceback" not in page
+    assert re.search(r'id="statistics-as-of">Figures as of <time datetime="[0-9T:-]+">', page)
     assert svgs(page) == {"per_day": "Submissions per day, by status now",
                           "participants": "Participants over time",
                           "failures": "Most common failure reasons"}
@@ -143,7 +144,7 @@ def test_a_statistics_page_makes_the_same_statements_with_ten_times_the_submissi
     pages["competition"]()
     with statements(platform.db.engine) as seen:
         page = pages["competition"]().text
-    assert len(seen) == small["competition"] - 8, (len(seen), small)
+    assert len(seen) < small["competition"] and not any("GROUP BY" in st for st, _ in seen), seen
     assert sum(int(row[-1]) for row in table_rows(page, "per_day")) == 3 + 2200
 
 
