@@ -20,7 +20,8 @@ nowhere else, one module per reason to change:
 - `runs` and `results`: the ledger the dispatcher keeps, and a worker's result checked;
 - `lease`: the dispatcher lease (one dispatching process per database, and which one);
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
-- `lab`: a phase's kit and data into the user's JupyterLab.
+- `lab`: a phase's kit and data into the user's JupyterLab;
+- `statistics`: a competition's and the platform's statistics, as tables.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -58,6 +59,7 @@ from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, c
 from .registrations import Registrations
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
+from .statistics import Statistics
 from .submissions import Submissions, submission_kind, zip_folder
 from .views import MAX_OFFSET, Views
 
@@ -107,6 +109,7 @@ class Platform:
         self.phases = Phases(ctx, self.views)
         self.queues = Queues(ctx)
         self.lab = Lab(self.views, self.competitions)
+        self.statistics = Statistics(ctx)
 
     @property
     def config(self) -> Compete:
@@ -235,6 +238,12 @@ class Platform:
     # -- JupyterLab ---------------------------------------------------------------------------------
     open_in_lab = _By("lab")
     phase_files = _By("lab")
+
+    # -- statistics ---------------------------------------------------------------------------------
+    competition_statistics = _By("statistics")
+    platform_statistics = _By("statistics")
+    statistics_table = _By("statistics")
+    statistics_csv = _By("statistics")
 
 
 __all__ = [

@@ -527,6 +527,23 @@ class StorageHandler(ApiHandler):
         self.write_json(await self.run_blocking(self.platform.storage_use, self.require_login()))
 
 
+# -- statistics ----------------------------------------------------------------------------------
+class CompetitionStatisticsHandler(ApiHandler):
+    """GET a competition's statistics tables (its organizers and hub admins)."""
+
+    async def get(self, slug: str) -> None:
+        actor = self.require_login()
+        self.write_json(await self.run_blocking(self.platform.competition_statistics, slug, actor))
+
+
+class PlatformStatisticsHandler(ApiHandler):
+    """GET the platform's statistics tables (hub admins)."""
+
+    async def get(self) -> None:
+        actor = self.require_login()
+        self.write_json(await self.run_blocking(self.platform.platform_statistics, actor))
+
+
 def api_routes(prefix: str) -> list[Any]:
     api = f"{prefix}api/v1"
     comp = f"{api}/competitions/{SLUG}"
@@ -565,4 +582,6 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{api}/queues/{QUEUE}/credentials", QueueCredentialsHandler),
         (rf"{api}/queues/{QUEUE}/rotate", QueueRotateHandler),
         (rf"{api}/admin/storage", StorageHandler),
+        (rf"{comp}/statistics", CompetitionStatisticsHandler),
+        (rf"{api}/admin/statistics", PlatformStatisticsHandler),
     ]

@@ -28,6 +28,7 @@ from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
 from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
+from .charts import COLUMN_TITLES, SECTIONS, TABLE_TITLES, TITLES, statistics_charts
 from .uploads import StreamedUpload
 
 # Rows on one page of a leaderboard.
@@ -99,7 +100,8 @@ def sort_rows(rows: list[dict[str, Any]], key: str, order: str) -> list[dict[str
 
 
 def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 640, height: int = 240) -> Markup:
-    """An inline SVG step chart of the best score over time (server-side, no script)."""
+    """An inline SVG step chart of the best score over time (server-side, no script); empty without points
+    (the page then says there is no data yet)."""
     pts = []
     for p in points:
         value = p.get("value")
@@ -121,8 +123,7 @@ def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 6
         lo, hi = lo - (abs(lo) * 0.05 or 0.5), hi + (abs(hi) * 0.05 or 0.5)
 
     def x(t: dt.datetime) -> float:
-        if len(pts) == 1:
-            return left + plot_w / 2
+        # One point stands at the start: the best score since then.
         return left + (t - t0).total_seconds() / span * plot_w
 
     def y(v: float) -> float:
@@ -144,7 +145,9 @@ def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 6
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{hi:.4g}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">{lo:.4g}</text>',
         f'<text x="{left}" y="{height - 12}">{t0:%Y-%m-%d %H:%M}</text>',
-        f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">{t1:%Y-%m-%d %H:%M}</text>',
+        # One point has one time, said once.
+        f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">{t1:%Y-%m-%d %H:%M}</text>'
+        if len(pts) > 1 else f'<text x="{left + plot_w}" y="{height - 12}" text-anchor="end">now</text>',
         f'<path class="line" d="{" ".join(path)}"/>',
     ]
     for t, v, who in pts:
@@ -369,7 +372,8 @@ class LeaderboardHandler(PageHandler):
         if primary is not None:
             better = "lower" if primary.get("sorting") == "asc" else "higher"
             caption = f"Best {primary['title']} on the board over time ({better} is better)."
-        chart = best_score_chart(history, title=caption or "best score over time")
+        # An empty board charts nothing, whatever history its phase has (say, nothing chosen yet under "Add").
+        chart = best_score_chart(history if total else [], title=caption or "best score over time")
         self.show(
             "leaderboard.html",
             comp=comp,
@@ -725,6 +729,66 @@ class ExportDownloadHandler(PageHandler):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class StatisticsPage(PageHandler):
+    """A statistics page: each table's chart (drawn off the event loop, kept by its data) above the table."""
+
+    async def show_statistics(self, stats: dict[str, Any], csv_base: str, **context: Any) -> None:
+        charts = await self.run_blocking(statistics_charts, stats)
+        sections = []
+        for chart, tables in SECTIONS:
+            if not all(name in stats for name in tables):
+                continue
+            sections.append({
+                "name": chart or tables[0], "title": TITLES.get(chart) or TABLE_TITLES[tables[0]],
+                "chart": charts.get(chart) if chart else None,
+                "tables": [{"name": name, "data": stats[name], "csv_url": f"{csv_base}?table={name}",
+                            "caption": TABLE_TITLES.get(name) or TITLES.get(name)} for name in tables],
+            })
+        self.show("statistics.html", stats=stats, sections=sections, summary=dict(stats["summary"]["rows"]),
+                  csv_base=csv_base, column_titles=COLUMN_TITLES, fresh_for=self.platform.statistics.fresh_for,
+                  **context)
+
+    async def send_statistics_csv(self, name: str, slug: Optional[str]) -> None:
+        table = self.get_query_argument("table", "") or ""
+        if not table:
+            raise PlatformError("say which table: ?table=per_day, participants, failures, durations, histogram"
+                                + ("" if slug else ", queues or competitions"))
+        text = await self.run_blocking(self.platform.statistics_csv, table, self.actor, slug)
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{safe_filename(f"{name}-{table}.csv")}"')
+        self.finish(text)
+
+
+class CompetitionStatisticsHandler(StatisticsPage):
+    """`competitions/<slug>/statistics`: the competition's statistics (its organizers)."""
+
+    async def get(self, slug: str) -> None:
+        comp = _organizer_detail(self, slug)
+        stats = await self.run_blocking(self.platform.competition_statistics, slug, self.actor)
+        await self.show_statistics(stats, self.competition_url(slug, "/statistics.csv"), comp=comp)
+
+
+class CompetitionStatisticsCsvHandler(StatisticsPage):
+    async def get(self, slug: str) -> None:
+        self.require_login()
+        await self.send_statistics_csv(f"{slug}-statistics", slug)
+
+
+class PlatformStatisticsHandler(StatisticsPage):
+    """`admin/statistics`: the platform's statistics, each queue's workers and each competition (admins)."""
+
+    async def get(self) -> None:
+        actor = self.require_login()
+        stats = await self.run_blocking(self.platform.platform_statistics, actor)
+        await self.show_statistics(stats, f"{self.prefix}admin/statistics.csv", comp=None)
+
+
+class PlatformStatisticsCsvHandler(StatisticsPage):
+    async def get(self) -> None:
+        self.require_login()
+        await self.send_statistics_csv("platform-statistics", None)
+
+
 # -- queues and admin ----------------------------------------------------------------------
 def human_size(value: Any) -> str:
     if not isinstance(value, (int, float)):
@@ -841,4 +905,8 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/credentials", QueueCredentialsHandler),
         (rf"{prefix}queues/([a-z0-9][a-z0-9-]*)/rotate", QueueRotateHandler),
         (rf"{prefix}admin", AdminHandler),
+        (rf"{comp}/statistics", CompetitionStatisticsHandler),
+        (rf"{comp}/statistics\.csv", CompetitionStatisticsCsvHandler),
+        (rf"{prefix}admin/statistics", PlatformStatisticsHandler),
+        (rf"{prefix}admin/statistics\.csv", PlatformStatisticsCsvHandler),
     ]

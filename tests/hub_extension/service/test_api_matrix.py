@@ -229,6 +229,8 @@ CASES = [
     Case("GET", "api/v1/queues/{queue}/credentials", ORGANIZERS),
     Case("POST", "api/v1/queues/{queue}/rotate", ORGANIZERS),
     Case("GET", "api/v1/admin/storage", (401, 403, 403, 403, 403, 403, 200)),
+    Case("GET", "api/v1/competitions/{slug}/statistics", ORGANIZERS),
+    Case("GET", "api/v1/admin/statistics", (401, 403, 403, 403, 403, 403, 200)),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201),
          lambda s, a: {"json": {"accept_terms": True}}),

@@ -340,9 +340,13 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
             f"{comp}/edit": organizers,
             f"{comp}/export": organizers,
             f"{comp}/export.zip": organizers,
+            f"{comp}/statistics": organizers,
+            f"{comp}/statistics.csv?table=per_day": organizers,
             "new": creators,
             "queues": logged_in,
             "admin": admins,
+            "admin/statistics": admins,
+            "admin/statistics.csv?table=competitions": admins,
         }
         users = {name: server.browser(None if name == "anonymous" else name) for name in everyone}
         wrong = []
