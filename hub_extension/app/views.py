@@ -165,6 +165,23 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     return summary
 
 
+def score_columns(comp: m.Competition, organizer: bool, keys: Any) -> list[dict[str, Any]]:
+    """How pages head and format the scores `keys`: each as {key, title, precision}.
+
+    Keys that are leaderboard columns the viewer may see come first, in the boards' order,
+    with the column's title and precision; other keys (a scoring program's extra
+    outputs) follow by name, headed by the key itself, at the default precision (None).
+    """
+    wanted = set(keys)
+    visible = None if organizer else visible_score_keys(comp)
+    found: dict[str, dict[str, Any]] = {}
+    for board in comp.leaderboards:
+        for c in board.columns:
+            if c.key in wanted and c.key not in found and (visible is None or c.key in visible):
+                found[c.key] = {"key": c.key, "title": c.title or c.key, "precision": c.precision}
+    return list(found.values()) + [{"key": k, "title": k, "precision": None} for k in sorted(wanted - set(found))]
+
+
 def _task_scores(sub: m.Submission, comp: m.Competition, organizer: bool, results_hidden: bool,
                  outputs_shown: bool = True) -> list[dict]:
     """Each task's own scores ([{task, name, scores}]): all of them for organizers.  A participant
@@ -266,6 +283,7 @@ class Views:
             "selected": sub.selected,
             "scores": {sc.key: sc.value for sc in sub.scores},
             "task_scores": _task_scores(sub, comp, True, False),
+            "score_columns": score_columns(comp, True, {sc.key for sc in sub.scores}),
             "artifacts": dict(sub.artifacts or {}),
             "warnings": list(sub.warnings or []),
             "dropped": list(sub.dropped or []),
@@ -341,7 +359,9 @@ class Views:
             phases = {p.id: p for p in comp.phases}
             items = [_submission_summary(sub, part, phases[sub.phase_id], comp, organizer, now)
                      for sub, part in rows]
-            return {"items": items, "total": total, "offset": offset, "limit": limit}
+            shown = {key for item in items for key in item["scores"]}
+            return {"items": items, "total": total, "offset": offset, "limit": limit,
+                    "score_columns": score_columns(comp, organizer, shown)}
 
     def submission_view(self, submission_id: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
         """One submission with its history, logs and files, as the actor may see it."""
@@ -351,6 +371,8 @@ class Views:
             view = _submission_summary(sub, part, ph, comp, organizer, now)
             sides = output_visibility(ph, organizer)
             view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"], sides["scoring"])
+            task_keys = {key for entry in view["task_scores"] for key in entry["scores"]}
+            view["score_columns"] = score_columns(comp, organizer, set(view["scores"]) | task_keys)
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),
                                 "note": h.note if organizer else None} for h in sub.history]
             # The image the bundle names for each task's steps, shown beside the one a run used.

@@ -420,7 +420,8 @@ def test_a_phase_without_submissions_can_be_removed(platform, world):
 # -- leaderboards as CSV and history -----------------------------------------------------------------
 def test_leaderboard_csv_follows_the_viewer(platform, world):
     as_ann = platform.leaderboard_csv(world.slug, actor=ANN).splitlines()
-    assert as_ann[0] == "rank,participant,submission,submitted_at,Accuracy,average_rank"
+    # One column shown: its rank is the rank, so no average rank.
+    assert as_ann[0] == "rank,participant,submission,submitted_at,Accuracy"
     assert [line.split(",")[1] for line in as_ann[1:]] == ["ben", "ann"]
     as_olga = platform.leaderboard_csv(world.slug, actor=ORGANIZER).splitlines()
     assert as_olga[0].split(",")[4:] == ["Accuracy", "Secret", "average_rank"]
@@ -431,8 +432,12 @@ def test_leaderboard_view_has_ranks_and_keeps_the_cli_shape(platform, world):
     assert set(platform.leaderboard(world.slug, actor=ANN)) == {"competition", "phase", "columns", "rows"}
     board = platform.leaderboard_view(world.slug, actor=ANN)
     assert board["board"] == "main" and board["columns"][0]["precision"] == 2
+    assert board["average_rank_shown"] is False  # one column: the rank says it all
     assert [(r["participant"], r["ranks"], r["average_rank"]) for r in board["rows"]] == [
-        ("ben", {"accuracy": 1}, 1.0), ("ann", {"accuracy": 2}, 2.0)]
+        ("ben", {"accuracy": 1}, None), ("ann", {"accuracy": 2}, None)]
+    both = platform.leaderboard_view(world.slug, actor=ORGANIZER)
+    assert [c["key"] for c in both["columns"]] == ["accuracy", "secret"] and both["average_rank_shown"] is True
+    assert all(r["average_rank"] is not None for r in both["rows"])
 
 
 def test_best_score_history(platform, world, tmp_path):
