@@ -18,6 +18,7 @@ from .. import models as m
 from ..bundles.model import PageSpec
 from ..bundles.refs import page_format
 from ..bundles.sanitize import render_page, sanitize_html
+from ..contract import StoreLayout
 from ..convert import dataset_keys, spec_from_competition
 from ..errors import Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
@@ -408,7 +409,13 @@ class Views:
 
     # -- administration ---------------------------------------------------------------------------
     def storage_use(self, actor: Actor) -> dict[str, Any]:
-        """Bytes used by datasets, submissions and outputs, and per competition (admins)."""
+        """Bytes used by datasets, submissions and outputs, and per competition (admins).
+
+        Per competition: its bundle's datasets and programs (`data_bytes`), the files its
+        submissions sent (`submission_bytes`, each stored file once) and their runs' logs
+        and outputs (`output_bytes`).  Sizes come from the `datasets` rows where the platform
+        recorded them, else from the store; outputs from one walk of the submissions' folders.
+        """
         if not actor.is_admin:
             raise Forbidden("only hub admins may see the storage use")
 
@@ -425,26 +432,31 @@ class Views:
         if db.dialect == "sqlite":
             db_file = Path(db.engine.url.database or "")
             db_bytes = sum(p.stat().st_size for p in db_file.parent.glob(db_file.name + "*") if p.is_file())
+        run_bytes = store.folder_bytes(StoreLayout.SUBMISSIONS)
         with db.session() as s:
-            submission_bytes = dict(s.execute(
-                select(m.Participant.competition_id, func.coalesce(func.sum(m.Dataset.size), 0))
+            submitted: dict[int, set[str]] = {}
+            outputs_of: dict[int, int] = {}
+            counts: dict[int, int] = {}
+            for comp_id, sub_id, key in s.execute(
+                select(m.Participant.competition_id, m.Submission.id, m.Submission.file_key)
                 .join(m.Submission, m.Submission.participant_id == m.Participant.id)
-                .join(m.Dataset, m.Dataset.key == m.Submission.file_key, isouter=True)
-                .group_by(m.Participant.competition_id)
-            ).all())
-            counts = dict(s.execute(
-                select(m.Participant.competition_id, func.count(m.Submission.id))
-                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
-                .group_by(m.Participant.competition_id)
-            ).all())
-            competitions = []
+            ):
+                counts[comp_id] = counts.get(comp_id, 0) + 1
+                if key:
+                    submitted.setdefault(comp_id, set()).add(key)
+                outputs_of[comp_id] = outputs_of.get(comp_id, 0) + run_bytes.get(str(sub_id), 0)
+            data_keys = {}
             for comp in s.scalars(select(m.Competition).order_by(m.Competition.id)).all():
                 full = get_competition(s, comp.slug, full=True)
-                keys = set(dataset_keys(spec_from_competition(full)))
-                size = sum(store.dataset_size(k) for k in keys if store.has_dataset(k))
-                competitions.append({"slug": comp.slug, "title": comp.title, "data_bytes": size,
-                                     "submissions": counts.get(comp.id, 0),
-                                     "submission_bytes": int(submission_bytes.get(comp.id, 0) or 0)})
+                data_keys[comp.id] = (comp.slug, comp.title, set(dataset_keys(spec_from_competition(full))))
+            sizes = _key_sizes(s, store, set().union(*submitted.values(), *(k for *_, k in data_keys.values())))
+        competitions = [
+            {"slug": slug, "title": title, "data_bytes": sum(sizes.get(k, 0) for k in keys),
+             "submissions": counts.get(comp_id, 0),
+             "submission_bytes": sum(sizes.get(k, 0) for k in submitted.get(comp_id, ())),
+             "output_bytes": outputs_of.get(comp_id, 0)}
+            for comp_id, (slug, title, keys) in data_keys.items()
+        ]
         return {
             "store": str(root),
             "total_bytes": datasets[1] + outputs[1],
@@ -453,3 +465,20 @@ class Views:
             "database_bytes": db_bytes,
             "competitions": competitions,
         }
+
+
+# Keys asked about in one query (well under every backend's bound on parameters).
+_KEYS_PER_QUERY = 500
+
+
+def _key_sizes(s: Session, store: Any, keys: set[str]) -> dict[str, int]:
+    """The size of each stored dataset key: as recorded in `datasets`, else as the store says (0: not stored)."""
+    ordered = sorted(keys)
+    sizes: dict[str, int] = {}
+    for start in range(0, len(ordered), _KEYS_PER_QUERY):
+        chunk = ordered[start:start + _KEYS_PER_QUERY]
+        sizes.update(s.execute(select(m.Dataset.key, m.Dataset.size).where(m.Dataset.key.in_(chunk))).all())
+    for key in ordered:
+        if not sizes.get(key) and store.has_dataset(key):
+            sizes[key] = store.dataset_size(key)
+    return sizes

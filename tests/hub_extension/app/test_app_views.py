@@ -459,6 +459,24 @@ def test_storage_use_is_for_admins(platform, world):
             platform.storage_use(who)
 
 
+def test_storage_use_counts_the_stored_bytes_of_each_competition(platform, world):
+    sids = [item["id"] for item in platform.submissions_view(world.slug, ORGANIZER, limit=200)["items"]]
+    root = platform.store.root
+    # A run's logs and outputs, as workers leave them: one attempt folder per submission.
+    platform.store.put_file_bytes(f"submissions/{sids[0]}/attempt-1/task-0/scoring/stdout.txt", b"x" * 1234)
+    platform.store.put_file_bytes(f"submissions/{sids[1]}/attempt-1/output/predictions.csv", b"y" * 77)
+    with platform.db.session() as s:
+        keys = {s.get(m.Submission, sid).file_key for sid in sids}
+    submitted = sum((root / "datasets" / key[:2] / key).stat().st_size for key in keys)
+    outputs = sum(p.stat().st_size for sid in sids for p in (root / "files" / "submissions" / str(sid)).rglob("*")
+                  if p.is_file())
+    use = {c["slug"]: c for c in platform.storage_use(ADMIN)["competitions"]}
+    assert submitted > 0 and use[world.slug]["submission_bytes"] == submitted
+    assert outputs >= 1234 + 77 and use[world.slug]["output_bytes"] == outputs
+    assert use[world.slug]["data_bytes"] > 0  # its programs and datasets
+    assert (use[world.other_slug]["submission_bytes"], use[world.other_slug]["output_bytes"]) == (0, 0)
+
+
 def test_a_participant_sees_of_each_tasks_scores_what_the_board_and_the_outputs_show():
     from types import SimpleNamespace as NS
 
