@@ -8,9 +8,11 @@ participant's page.
 """
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import zipfile
+from email.utils import parsedate_to_datetime
 
 from markupsafe import escape
 
@@ -262,6 +264,32 @@ def test_scores_are_headed_by_column_titles_at_their_precision(world_server):
     api = server.client("olga").get(f"api/v1/submissions/{world.subs['ben']}").json()
     assert {c["key"]: (c["title"], c["precision"]) for c in api["score_columns"]} == {
         "accuracy": ("Accuracy", 2), "secret": ("Secret", 3), "private_score": ("Private score", 2)}
+
+
+def test_a_browser_with_a_hub_session_goes_through_the_oauth_login_once(world_server):
+    server, world = world_server
+    browser = server.browser()
+    # The cookie the hub sets at login, on its base URL: the service's pages receive it too.
+    browser.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    first = browser.get(f"competitions/{world.slug}")
+    assert first.status_code == 302 and "oauth2/authorize" in first.headers["Location"]
+    assert "state=" in first.headers["Location"]
+    # Back without a login (the OAuth login failed): the page as anyone sees it, no second round.
+    again = browser.get(f"competitions/{world.slug}")
+    assert again.status_code == 200 and "Log in" in again.text
+    # The API answers scripts, never with a redirect; a browser without a hub session is not sent anywhere.
+    assert server.browser().get("").status_code == 200
+    api = server.browser()
+    api.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    assert api.get("api/v1/competitions").status_code == 200
+    # Once logged in, the marker goes, so that a later expired login is followed again.
+    ann = server.browser("ann")
+    ann.cookies.set("compete-hub-login-tried", "1", path=PREFIX)
+    ann.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    page = ok(ann.get(""))
+    assert "ann" in visible_text(page.text) and page.url.endswith(PREFIX)
+    cleared = re.search(r'compete-hub-login-tried=""; expires=([^;]+);', page.headers.get("Set-Cookie", ""))
+    assert cleared and parsedate_to_datetime(cleared.group(1)) < dt.datetime.now(dt.timezone.utc)
 
 
 def _set_run_warnings(platform, sid: int, warnings: list[str]) -> None:
