@@ -59,7 +59,7 @@ def print_leaderboard(board: dict[str, Any]) -> None:
     for row in board["rows"]:
         lines.append(
             [str(row["rank"]), row["participant"], str(row["submission"])]
-            + [fmt(row["scores"].get(c["key"])) for c in cols]
+            + [fmt(row["scores"].get(c["key"]), 4 if c.get("precision") is None else c["precision"]) for c in cols]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     print(f"{board['competition']} — phase {board['phase']}")
@@ -69,6 +69,15 @@ def print_leaderboard(board: dict[str, Any]) -> None:
             print("  ".join("-" * w for w in widths))
     if not board["rows"]:
         print("(no submissions on the leaderboard yet)")
+
+
+def print_scores(info: dict[str, Any], indent: str = "  ") -> None:
+    """A submission's scores, one a line, headed and rounded as their leaderboard columns say."""
+    columns = {c["key"]: c for c in info.get("score_columns") or []}
+    for key, value in info["scores"].items():
+        column = columns.get(key, {})
+        precision = column.get("precision")
+        print(f"{indent}{column.get('title') or key}: {fmt(value, 6 if precision is None else precision)}")
 
 
 def submission_line(info: dict[str, Any]) -> dict[str, Any]:

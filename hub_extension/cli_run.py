@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import models as m
 from .app import LOCAL_ADMIN, Platform
-from .cli_common import loaded_config, platform as _platform, submission_line
+from .cli_common import loaded_config, platform as _platform, print_scores, submission_line
 from .cli_queue import deferral, run_dispatcher, run_submissions
 from .demo import run_demo
 
@@ -66,8 +66,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(json.dumps(submission_line(info)))
     else:
         print(f"submission {sid}: {info['status']}")
-        for key, value in info["scores"].items():
-            print(f"  {key}: {value}")
+        print_scores(info)
         if info["error"]:
             print(f"  error: {info['error']}")
     return 0 if info["status"] != m.FAILED else 1
@@ -95,8 +94,7 @@ def cmd_submission_show(args: argparse.Namespace) -> int:
         print(f"  worker:  {info['worker']} (queue {info['queue']})")
     if info["elapsed"] is not None:
         print(f"  elapsed: {info['elapsed']:.1f} s")
-    for key, value in info["scores"].items():
-        print(f"  {key}: {value}")
+    print_scores(info)
     if info["error"]:
         print(f"  error:   {info['error']}")
     for h in info["history"]:
@@ -135,8 +133,7 @@ def cmd_baseline_run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"baseline {entry['id']}: solution {entry['solution']} ({entry['name']}, {entry['kind']}): "
                   f"{info['status']}")
-            for key, value in info["scores"].items():
-                print(f"  {key}: {value}")
+            print_scores(info)
             if info["error"]:
                 print(f"  error: {info['error']}")
     for skipped in done["skipped"]:

@@ -194,6 +194,7 @@ class StoreLayout:
 
     DATASETS = "datasets"
     FILES = "files"
+    SUBMISSIONS = "submissions"  # below FILES: one folder per submission, named by its id
     EXECUTED_NOTEBOOK = "executed_notebook.ipynb"
     EXECUTED_NOTEBOOK_HTML = "executed_notebook.html"
     DETAILED_RESULTS = "detailed_results.html"
@@ -216,7 +217,7 @@ class StoreLayout:
 
     @staticmethod
     def submission_files(submission_id: int) -> str:
-        return f"submissions/{submission_id}"
+        return f"{StoreLayout.SUBMISSIONS}/{submission_id}"
 
     @classmethod
     def attempt(cls, submission_id: int, stamp: str) -> str:

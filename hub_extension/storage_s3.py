@@ -310,3 +310,17 @@ class S3Store(Store):
             return int(self.fs.du(self.base))
         except FileNotFoundError:
             return 0
+
+    def folder_bytes(self, relpath: str) -> dict[str, int]:
+        # One listing of every object below; fsspec names them `bucket/prefix/...`, as `base` is.
+        top = self._remote(self._check(relpath)).rstrip("/") + "/"
+        sizes: dict[str, int] = {}
+        try:
+            found = self.fs.find(top, detail=True)
+        except FileNotFoundError:
+            return sizes
+        for path, info in found.items():
+            name, _, below = path[len(top):].partition("/") if path.startswith(top) else ("", "", "")
+            if below:
+                sizes[name] = sizes.get(name, 0) + int(info.get("size") or 0)
+        return sizes

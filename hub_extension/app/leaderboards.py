@@ -80,8 +80,15 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
     ]
 
 
+def shows_average_rank(keys: list[str]) -> bool:
+    """A board shows an average rank only with two columns or more: with one it is the rank itself."""
+    return len(keys) > 1
+
+
 def _average_rank(ranks: dict[str, Optional[int]]) -> Optional[float]:
-    """The mean of a row's column ranks (the leaderboard's "average rank")."""
+    """The mean of a row's column ranks (the leaderboard's "average rank"); None on a one-column board."""
+    if not shows_average_rank(list(ranks)):
+        return None
     known = [r for r in ranks.values() if r is not None]
     return round(sum(known) / len(known), 4) if known else None
 
@@ -361,6 +368,7 @@ class Leaderboards:
             "hidden_for_viewer": result.hidden_for_viewer,
             "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
                          "computation": c.computation} for c in result.columns],
+            "average_rank_shown": shows_average_rank(keys),
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -415,8 +423,8 @@ class Leaderboards:
             opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns]))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
-                ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns],
-                 "average_rank"])
+                ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns]]
+                + (["average_rank"] if shows_average_rank(opened[0][4]) else []))
             return out.getvalue()
 
         first = self._with_board(slug, phase, actor, board, now, header)
@@ -424,6 +432,7 @@ class Leaderboards:
         yield first
         if not shown:
             return
+        average = shows_average_rank(keys)
         with self.ctx.db.session() as s:
             names = {index: name for index, name in s.execute(
                 select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
@@ -439,8 +448,8 @@ class Leaderboards:
                     who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
                     writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
                                      *["" if row["scores"].get(k) is None else repr(float(row["scores"][k]))
-                                       for k in keys],
-                                     "" if row.get("average_rank") is None else row["average_rank"]])
+                                       for k in keys]]
+                                    + (["" if row["average_rank"] is None else row["average_rank"]] if average else []))
                 yield out.getvalue()
 
     def leaderboard_csv(self, slug: str, phase: Optional[int] = None, *, actor: Actor,

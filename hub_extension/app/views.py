@@ -18,6 +18,7 @@ from .. import models as m
 from ..bundles.model import PageSpec
 from ..bundles.refs import page_format
 from ..bundles.sanitize import render_page, sanitize_html
+from ..contract import StoreLayout
 from ..convert import dataset_keys, spec_from_competition
 from ..errors import Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
@@ -165,6 +166,23 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     return summary
 
 
+def score_columns(comp: m.Competition, organizer: bool, keys: Any) -> list[dict[str, Any]]:
+    """How pages head and format the scores `keys`: each as {key, title, precision}.
+
+    Keys that are leaderboard columns the viewer may see come first, in the boards' order,
+    with the column's title and precision; other keys (a scoring program's extra
+    outputs) follow by name, headed by the key itself, at the default precision (None).
+    """
+    wanted = set(keys)
+    visible = None if organizer else visible_score_keys(comp)
+    found: dict[str, dict[str, Any]] = {}
+    for board in comp.leaderboards:
+        for c in board.columns:
+            if c.key in wanted and c.key not in found and (visible is None or c.key in visible):
+                found[c.key] = {"key": c.key, "title": c.title or c.key, "precision": c.precision}
+    return list(found.values()) + [{"key": k, "title": k, "precision": None} for k in sorted(wanted - set(found))]
+
+
 def _task_scores(sub: m.Submission, comp: m.Competition, organizer: bool, results_hidden: bool,
                  outputs_shown: bool = True) -> list[dict]:
     """Each task's own scores ([{task, name, scores}]): all of them for organizers.  A participant
@@ -266,6 +284,7 @@ class Views:
             "selected": sub.selected,
             "scores": {sc.key: sc.value for sc in sub.scores},
             "task_scores": _task_scores(sub, comp, True, False),
+            "score_columns": score_columns(comp, True, {sc.key for sc in sub.scores}),
             "artifacts": dict(sub.artifacts or {}),
             "warnings": list(sub.warnings or []),
             "dropped": list(sub.dropped or []),
@@ -341,7 +360,9 @@ class Views:
             phases = {p.id: p for p in comp.phases}
             items = [_submission_summary(sub, part, phases[sub.phase_id], comp, organizer, now)
                      for sub, part in rows]
-            return {"items": items, "total": total, "offset": offset, "limit": limit}
+            shown = {key for item in items for key in item["scores"]}
+            return {"items": items, "total": total, "offset": offset, "limit": limit,
+                    "score_columns": score_columns(comp, organizer, shown)}
 
     def submission_view(self, submission_id: int, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
         """One submission with its history, logs and files, as the actor may see it."""
@@ -351,6 +372,8 @@ class Views:
             view = _submission_summary(sub, part, ph, comp, organizer, now)
             sides = output_visibility(ph, organizer)
             view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"], sides["scoring"])
+            task_keys = {key for entry in view["task_scores"] for key in entry["scores"]}
+            view["score_columns"] = score_columns(comp, organizer, set(view["scores"]) | task_keys)
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),
                                 "note": h.note if organizer else None} for h in sub.history]
             # The image the bundle names for each task's steps, shown beside the one a run used.
@@ -386,7 +409,13 @@ class Views:
 
     # -- administration ---------------------------------------------------------------------------
     def storage_use(self, actor: Actor) -> dict[str, Any]:
-        """Bytes used by datasets, submissions and outputs, and per competition (admins)."""
+        """Bytes used by datasets, submissions and outputs, and per competition (admins).
+
+        Per competition: its bundle's datasets and programs (`data_bytes`), the files its
+        submissions sent (`submission_bytes`, each stored file once) and their runs' logs
+        and outputs (`output_bytes`).  Sizes come from the `datasets` rows where the platform
+        recorded them, else from the store; outputs from one walk of the submissions' folders.
+        """
         if not actor.is_admin:
             raise Forbidden("only hub admins may see the storage use")
 
@@ -403,26 +432,31 @@ class Views:
         if db.dialect == "sqlite":
             db_file = Path(db.engine.url.database or "")
             db_bytes = sum(p.stat().st_size for p in db_file.parent.glob(db_file.name + "*") if p.is_file())
+        run_bytes = store.folder_bytes(StoreLayout.SUBMISSIONS)
         with db.session() as s:
-            submission_bytes = dict(s.execute(
-                select(m.Participant.competition_id, func.coalesce(func.sum(m.Dataset.size), 0))
+            submitted: dict[int, set[str]] = {}
+            outputs_of: dict[int, int] = {}
+            counts: dict[int, int] = {}
+            for comp_id, sub_id, key in s.execute(
+                select(m.Participant.competition_id, m.Submission.id, m.Submission.file_key)
                 .join(m.Submission, m.Submission.participant_id == m.Participant.id)
-                .join(m.Dataset, m.Dataset.key == m.Submission.file_key, isouter=True)
-                .group_by(m.Participant.competition_id)
-            ).all())
-            counts = dict(s.execute(
-                select(m.Participant.competition_id, func.count(m.Submission.id))
-                .join(m.Submission, m.Submission.participant_id == m.Participant.id)
-                .group_by(m.Participant.competition_id)
-            ).all())
-            competitions = []
+            ):
+                counts[comp_id] = counts.get(comp_id, 0) + 1
+                if key:
+                    submitted.setdefault(comp_id, set()).add(key)
+                outputs_of[comp_id] = outputs_of.get(comp_id, 0) + run_bytes.get(str(sub_id), 0)
+            data_keys = {}
             for comp in s.scalars(select(m.Competition).order_by(m.Competition.id)).all():
                 full = get_competition(s, comp.slug, full=True)
-                keys = set(dataset_keys(spec_from_competition(full)))
-                size = sum(store.dataset_size(k) for k in keys if store.has_dataset(k))
-                competitions.append({"slug": comp.slug, "title": comp.title, "data_bytes": size,
-                                     "submissions": counts.get(comp.id, 0),
-                                     "submission_bytes": int(submission_bytes.get(comp.id, 0) or 0)})
+                data_keys[comp.id] = (comp.slug, comp.title, set(dataset_keys(spec_from_competition(full))))
+            sizes = _key_sizes(s, store, set().union(*submitted.values(), *(k for *_, k in data_keys.values())))
+        competitions = [
+            {"slug": slug, "title": title, "data_bytes": sum(sizes.get(k, 0) for k in keys),
+             "submissions": counts.get(comp_id, 0),
+             "submission_bytes": sum(sizes.get(k, 0) for k in submitted.get(comp_id, ())),
+             "output_bytes": outputs_of.get(comp_id, 0)}
+            for comp_id, (slug, title, keys) in data_keys.items()
+        ]
         return {
             "store": str(root),
             "total_bytes": datasets[1] + outputs[1],
@@ -431,3 +465,20 @@ class Views:
             "database_bytes": db_bytes,
             "competitions": competitions,
         }
+
+
+# Keys asked about in one query (well under every backend's bound on parameters).
+_KEYS_PER_QUERY = 500
+
+
+def _key_sizes(s: Session, store: Any, keys: set[str]) -> dict[str, int]:
+    """The size of each stored dataset key: as recorded in `datasets`, else as the store says (0: not stored)."""
+    ordered = sorted(keys)
+    sizes: dict[str, int] = {}
+    for start in range(0, len(ordered), _KEYS_PER_QUERY):
+        chunk = ordered[start:start + _KEYS_PER_QUERY]
+        sizes.update(s.execute(select(m.Dataset.key, m.Dataset.size).where(m.Dataset.key.in_(chunk))).all())
+    for key in ordered:
+        if not sizes.get(key) and store.has_dataset(key):
+            sizes[key] = store.dataset_size(key)
+    return sizes

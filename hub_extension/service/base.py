@@ -13,6 +13,11 @@ a hub admin's token limited to `access:services!service=competitions` is a parti
 XSRF: a request authenticated by the hub cookie must carry the XSRF token when
 it changes something (form field `_xsrf`, header `X-XSRFToken`, or `?_xsrf=`);
 a request authenticated by a token header is exempt, as in JupyterHub itself.
+
+A page opened by a browser that is logged in to the hub but not yet to the
+service (it holds the hub's session cookie, no service login) goes through the
+OAuth login at once and comes back logged in (`follow_hub_session`), once: a
+short-lived marker cookie keeps a failed OAuth login from looping.
 """
 from __future__ import annotations
 
@@ -58,6 +63,14 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # Whole numbers in a query string (offsets, phase numbers) stay far inside a database integer.
 MAX_QUERY_INT = 2**31 - 1
+# JupyterHub's SESSION_COOKIE_NAME: set at login and cleared at logout, on the hub's base URL
+# ("/" by default), so every service's pages receive it.  Imported from the hub's handlers it
+# would load the whole hub application into the service.
+HUB_SESSION_COOKIE = "jupyterhub-session-id"
+# Set before sending a browser with a hub session through the OAuth login: while it lasts,
+# a browser that came back without a login (the login failed) sees the page as anonymous.
+HUB_LOGIN_TRIED_COOKIE = "compete-hub-login-tried"
+HUB_LOGIN_TRIED_SECONDS = 600
 
 # Short codes of HTTP errors raised by tornado or by the hub glue.
 _HTTP_CODES = {
@@ -167,6 +180,8 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
     actor: Actor = ANONYMOUS
     hub_user: Optional[dict[str, Any]] = None
     token_authenticated = False
+    # Pages log in a browser that has a hub session at once; API clients never get a redirect.
+    follows_hub_session = True
     # The hub knows the user, but their token lacks the scope to use this service.
     access_denied = False
     _authenticating = False
@@ -228,6 +243,23 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
     # -- identity --------------------------------------------------------------------
     async def prepare(self) -> None:
         await self.authenticate()
+        self.follow_hub_session()
+
+    def follow_hub_session(self) -> None:
+        """Send an anonymous page request that carries a hub session through the OAuth login, once."""
+        if not self.follows_hub_session or self.request.method not in ("GET", "HEAD"):
+            return
+        tried = self.get_cookie(HUB_LOGIN_TRIED_COOKIE)
+        if not self.actor.is_anonymous or self.hub_user:
+            if tried:
+                self.clear_cookie(HUB_LOGIN_TRIED_COOKIE, path=self.prefix)
+            return
+        if tried or not self.get_cookie(HUB_SESSION_COOKIE) or not getattr(self.hub_auth, "login_url", ""):
+            return
+        self.set_cookie(HUB_LOGIN_TRIED_COOKIE, "1", path=self.prefix, max_age=HUB_LOGIN_TRIED_SECONDS,
+                        httponly=True, samesite="Lax")
+        self.redirect(self.get_login_url())
+        raise web.Finish()
 
     async def authenticate(self) -> None:
         self._authenticating = True
@@ -350,6 +382,8 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
 
 class ApiHandler(BaseHandler):
     """A JSON endpoint: token or cookie auth, JSON errors, pagination."""
+
+    follows_hub_session = False
 
     def set_default_headers(self) -> None:
         super().set_default_headers()

@@ -330,7 +330,8 @@ class LeaderboardHandler(PageHandler):
         phase_number = board.get("phase", phase)
         board_key = board.get("board") or board_key
         columns = board.get("columns", [])
-        fields = ["rank", "participant", *[c["key"] for c in columns], "average_rank", "submitted_at"]
+        fields = ["rank", "participant", *[c["key"] for c in columns], "submitted_at"]
+        fields += ["average_rank"] if board.get("average_rank_shown") else []
         if sort not in fields:
             sort = "rank"
         default_orders = {"rank": "asc", "participant": "asc", "average_rank": "asc", "submitted_at": "asc"}
@@ -359,7 +360,9 @@ class LeaderboardHandler(PageHandler):
 
         titles = [("rank", "#", True), ("participant", "Participant", False)]
         titles += [(c["key"], c["title"], True) for c in columns]
-        titles += [("average_rank", "Avg. rank", True), ("submitted_at", "Submitted", False)]
+        if board.get("average_rank_shown"):
+            titles.append(("average_rank", "Avg. rank", True))
+        titles.append(("submitted_at", "Submitted", False))
         sort_columns = []
         for key, title, numeric in titles:
             next_order = ("desc" if order == "asc" else "asc") if key == sort else default_orders[key]
@@ -466,12 +469,6 @@ class SubmissionsHandler(PageHandler):
         page = self.platform.submissions_view(
             slug, actor, username=username, phase=phase, status=status, offset=offset, limit=limit
         )
-        keys: list[str] = []
-        for item in page["items"]:
-            for key in item.get("scores") or {}:
-                if key not in keys:
-                    keys.append(key)
-        score_columns = [{"key": k, "title": k, "precision": 4} for k in keys]
 
         def page_url(new_offset: int) -> str:
             args = {"username": username, "phase": phase, "status": status, "offset": new_offset, "limit": limit}
@@ -484,7 +481,7 @@ class SubmissionsHandler(PageHandler):
             filters={"username": username, "phase": phase, "status": status},
             statuses=m.STATUSES,
             terminal=m.TERMINAL_STATUSES,
-            score_columns=score_columns,
+            score_columns=page["score_columns"],
             page_url=page_url,
         )
 

@@ -66,6 +66,10 @@ def test_datasets_and_files_round_trip_through_the_object_store(tmp_path, s3_url
     with pytest.raises(ValueError):
         store.file_path("../escape")
     assert store.usage_bytes() == len(data) + len(b"streamed upload") + len(b"hello\n")
+    store.put_file_bytes("submissions/12/b/out.txt", b"1234")
+    assert store.folder_bytes("submissions") == {"1": len(b"hello\n"), "12": 4}
+    assert store.folder_bytes("nothing-here") == {}
+    store.delete_file("submissions/12")
     store.delete_file("submissions/1")
     assert not store.fs.exists(f"{store.base}/files/submissions/1/a/task-0/scoring/stdout.txt")
     assert not store.file_path("submissions/1/a/task-0/scoring/stdout.txt").exists()

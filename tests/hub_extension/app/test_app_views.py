@@ -420,7 +420,8 @@ def test_a_phase_without_submissions_can_be_removed(platform, world):
 # -- leaderboards as CSV and history -----------------------------------------------------------------
 def test_leaderboard_csv_follows_the_viewer(platform, world):
     as_ann = platform.leaderboard_csv(world.slug, actor=ANN).splitlines()
-    assert as_ann[0] == "rank,participant,submission,submitted_at,Accuracy,average_rank"
+    # One column shown: its rank is the rank, so no average rank.
+    assert as_ann[0] == "rank,participant,submission,submitted_at,Accuracy"
     assert [line.split(",")[1] for line in as_ann[1:]] == ["ben", "ann"]
     as_olga = platform.leaderboard_csv(world.slug, actor=ORGANIZER).splitlines()
     assert as_olga[0].split(",")[4:] == ["Accuracy", "Secret", "average_rank"]
@@ -431,8 +432,12 @@ def test_leaderboard_view_has_ranks_and_keeps_the_cli_shape(platform, world):
     assert set(platform.leaderboard(world.slug, actor=ANN)) == {"competition", "phase", "columns", "rows"}
     board = platform.leaderboard_view(world.slug, actor=ANN)
     assert board["board"] == "main" and board["columns"][0]["precision"] == 2
+    assert board["average_rank_shown"] is False  # one column: the rank says it all
     assert [(r["participant"], r["ranks"], r["average_rank"]) for r in board["rows"]] == [
-        ("ben", {"accuracy": 1}, 1.0), ("ann", {"accuracy": 2}, 2.0)]
+        ("ben", {"accuracy": 1}, None), ("ann", {"accuracy": 2}, None)]
+    both = platform.leaderboard_view(world.slug, actor=ORGANIZER)
+    assert [c["key"] for c in both["columns"]] == ["accuracy", "secret"] and both["average_rank_shown"] is True
+    assert all(r["average_rank"] is not None for r in both["rows"])
 
 
 def test_best_score_history(platform, world, tmp_path):
@@ -452,6 +457,24 @@ def test_storage_use_is_for_admins(platform, world):
     for who in (ORGANIZER, ANN, ANONYMOUS, Actor("x", groups=frozenset({"organizers"}))):
         with pytest.raises(Forbidden):
             platform.storage_use(who)
+
+
+def test_storage_use_counts_the_stored_bytes_of_each_competition(platform, world):
+    sids = [item["id"] for item in platform.submissions_view(world.slug, ORGANIZER, limit=200)["items"]]
+    root = platform.store.root
+    # A run's logs and outputs, as workers leave them: one attempt folder per submission.
+    platform.store.put_file_bytes(f"submissions/{sids[0]}/attempt-1/task-0/scoring/stdout.txt", b"x" * 1234)
+    platform.store.put_file_bytes(f"submissions/{sids[1]}/attempt-1/output/predictions.csv", b"y" * 77)
+    with platform.db.session() as s:
+        keys = {s.get(m.Submission, sid).file_key for sid in sids}
+    submitted = sum((root / "datasets" / key[:2] / key).stat().st_size for key in keys)
+    outputs = sum(p.stat().st_size for sid in sids for p in (root / "files" / "submissions" / str(sid)).rglob("*")
+                  if p.is_file())
+    use = {c["slug"]: c for c in platform.storage_use(ADMIN)["competitions"]}
+    assert submitted > 0 and use[world.slug]["submission_bytes"] == submitted
+    assert outputs >= 1234 + 77 and use[world.slug]["output_bytes"] == outputs
+    assert use[world.slug]["data_bytes"] > 0  # its programs and datasets
+    assert (use[world.other_slug]["submission_bytes"], use[world.other_slug]["output_bytes"]) == (0, 0)
 
 
 def test_a_participant_sees_of_each_tasks_scores_what_the_board_and_the_outputs_show():

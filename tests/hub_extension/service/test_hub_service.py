@@ -114,6 +114,28 @@ def test_an_anonymous_visitor_is_sent_to_the_hub_login(hub):
     assert resp.json()["error"]["code"] == "login_required"
 
 
+def test_a_hub_login_is_recognized_on_a_service_page_opened_directly(hub):
+    account = hub.demo_accounts("participant")[0]
+    session = hub.hub_login(account.username, account.password)
+    # The hub's session cookie is on its base URL: the browser sends it to the service's pages.
+    assert any(c.name == "jupyterhub-session-id" and c.path == "/" for c in session.cookies)
+    page = session.get(hub.service_url, timeout=60)
+    assert page.status_code == 200 and page.url == hub.service_url, page.url
+    assert account.username in page.text and ">Log in<" not in page.text
+    # A visitor without a hub session sees the public list at once, with no redirect.
+    anonymous = requests.get(hub.service_url, allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 200 and ">Log in<" in anonymous.text
+    # A hub session the hub no longer knows (logged out elsewhere): one round through the hub,
+    # then the public page, never a loop.
+    stale = requests.Session()
+    stale.cookies.set("jupyterhub-session-id", uuid.uuid4().hex, path="/")
+    first = stale.get(hub.service_url, allow_redirects=False, timeout=30)
+    assert first.status_code == 302 and "oauth2/authorize" in first.headers["Location"]
+    stale.get(hub.service_url, timeout=30)  # ends on the hub's login page
+    back = stale.get(hub.service_url, allow_redirects=False, timeout=30)
+    assert back.status_code == 200 and ">Log in<" in back.text
+
+
 def test_the_hub_nav_bar_and_home_page_link_to_the_service(hub):
     account = hub.demo_accounts("participant")[0]
     session = hub.hub_login(account.username, account.password)

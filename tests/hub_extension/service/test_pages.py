@@ -8,9 +8,11 @@ participant's page.
 """
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import zipfile
+from email.utils import parsedate_to_datetime
 
 from markupsafe import escape
 
@@ -205,7 +207,7 @@ def test_my_submissions_show_only_mine_without_hidden_columns_and_with_live_stat
     assert str(world.subs["ben"]) not in re.findall(r"submissions/(\d+)", page)
     assert ">ben<" not in page
     # Scores: accuracy shown, the hidden column and the hidden board's column never.
-    assert 'data-score="accuracy"' in page and "0.7000" in page
+    assert '<th class="num">Accuracy</th>' in page and 'data-score="accuracy">0.70<' in page  # its precision: 2
     assert not secret_columns(page) and "0.3000" not in page
     # The waiting submission is polled by the script; the finished one is not.
     waiting = next(r for r in rows if f'data-submission="{world.subs["ann_waiting"]}"' in r)
@@ -221,7 +223,8 @@ def test_the_submission_page_shows_scores_logs_and_the_notebook(world_server):
     ann = server.browser("ann")
     sid = world.subs["ann"]
     page = ok(ann.get(f"submissions/{sid}")).text
-    assert re.search(r'data-score="accuracy">0\.700000<', page)
+    assert re.search(r'<th class="num" title="accuracy">Accuracy</th>', page)
+    assert re.search(r'data-score="accuracy">0\.70<', page)
     assert not secret_columns(page)
     assert builders.PREDICTION_LOG_TEXT in page and builders.SECRET_LOG_TEXT in page
     assert f'src="{PREFIX}submissions/{sid}/files/executed_notebook_html"' in page and "sandbox" in page
@@ -240,6 +243,53 @@ def test_the_submission_page_shows_scores_logs_and_the_notebook(world_server):
     for path in (f"submissions/{ben_sid}", f"submissions/{ben_sid}/files/detailed_results",
                  f"submissions/{ben_sid}/logs/0/scoring/stdout"):
         assert ann.get(path).status_code == 403, path
+
+
+def test_scores_are_headed_by_column_titles_at_their_precision(world_server):
+    server, world = world_server
+    with server.platform.db.session() as s:
+        s.query(m.Column).filter_by(key="secret").one().precision = 3
+    olga = server.browser("olga")
+    listing = ok(olga.get(f"competitions/{world.slug}/submissions")).text
+    heads = re.findall(r'<th class="num">([^<]+)</th>', listing)
+    assert heads[-3:] == ["Accuracy", "Secret", "Private score"]  # the boards' order, titles, never keys
+    ben = next(r for r in rows_of(listing, "submissions") if f'data-submission="{world.subs["ben"]}"' in r)
+    assert 'data-score="accuracy">0.80<' in ben and 'data-score="secret">0.200<' in ben
+    assert 'data-score="private_score">0.40<' in ben
+
+    page = ok(olga.get(f"submissions/{world.subs['ben']}")).text
+    assert re.findall(r'<th class="num" title="(\w+)">([^<]+)</th>', page) == [
+        ("accuracy", "Accuracy"), ("secret", "Secret"), ("private_score", "Private score")]
+    assert 'data-score="secret">0.200<' in page and ">secret<" not in page
+    api = server.client("olga").get(f"api/v1/submissions/{world.subs['ben']}").json()
+    assert {c["key"]: (c["title"], c["precision"]) for c in api["score_columns"]} == {
+        "accuracy": ("Accuracy", 2), "secret": ("Secret", 3), "private_score": ("Private score", 2)}
+
+
+def test_a_browser_with_a_hub_session_goes_through_the_oauth_login_once(world_server):
+    server, world = world_server
+    browser = server.browser()
+    # The cookie the hub sets at login, on its base URL: the service's pages receive it too.
+    browser.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    first = browser.get(f"competitions/{world.slug}")
+    assert first.status_code == 302 and "oauth2/authorize" in first.headers["Location"]
+    assert "state=" in first.headers["Location"]
+    # Back without a login (the OAuth login failed): the page as anyone sees it, no second round.
+    again = browser.get(f"competitions/{world.slug}")
+    assert again.status_code == 200 and "Log in" in again.text
+    # The API answers scripts, never with a redirect; a browser without a hub session is not sent anywhere.
+    assert server.browser().get("").status_code == 200
+    api = server.browser()
+    api.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    assert api.get("api/v1/competitions").status_code == 200
+    # Once logged in, the marker goes, so that a later expired login is followed again.
+    ann = server.browser("ann")
+    ann.cookies.set("compete-hub-login-tried", "1", path=PREFIX)
+    ann.cookies.set("jupyterhub-session-id", "a-hub-session", path="/")
+    page = ok(ann.get(""))
+    assert "ann" in visible_text(page.text) and page.url.endswith(PREFIX)
+    cleared = re.search(r'compete-hub-login-tried=""; expires=([^;]+);', page.headers.get("Set-Cookie", ""))
+    assert cleared and parsedate_to_datetime(cleared.group(1)) < dt.datetime.now(dt.timezone.utc)
 
 
 def _set_run_warnings(platform, sid: int, warnings: list[str]) -> None:
@@ -297,7 +347,8 @@ def test_the_leaderboard_ranks_highlights_my_row_sorts_and_charts(world_server):
     assert [re.search(r'data-participant="(\w+)"', r).group(1) for r in rows] == ["ben", "ann"]
     mine = [r for r in rows if 'class="mine"' in r]
     assert len(mine) == 1 and 'data-participant="ann"' in mine[0] and "(you)" in mine[0]
-    assert 'data-column="average_rank"' in rows[0] and "Avg. rank" in page
+    # One column shown: no average rank (it would repeat the rank).
+    assert 'data-column="average_rank"' not in rows[0] and "Avg. rank" not in page and 'id="rank-note"' not in page
     assert not secret_columns(page)
 
     # Sorting by a column's header link, and back.
@@ -327,6 +378,8 @@ def test_the_organizers_leaderboard_has_hidden_columns_and_boards(world_server):
     server, world = world_server
     page = ok(server.browser("olga").get(f"competitions/{world.slug}/leaderboard")).text
     assert "Secret" in page and 'data-column="secret"' in page
+    # Two columns: each row's average rank, under its heading.
+    assert 'data-column="average_rank"' in rows_of(page, "leaderboard")[0] and "Avg. rank" in page
     assert '<option value="private"' in page
     private = ok(server.browser("olga").get(f"competitions/{world.slug}/leaderboard?board=private")).text
     assert "Private score" in private

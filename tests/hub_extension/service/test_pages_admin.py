@@ -80,6 +80,10 @@ def test_the_admin_page_lists_competitions_queues_and_storage(world_server):
     assert str(server.platform.store.root) in storage
     secrets_row = re.search(rf'<tr data-slug="{world.slug}">.*?</tr>', storage, re.S).group(0)
     assert ">3<" in secrets_row  # three submissions
+    mine = next(c for c in use["competitions"] if c["slug"] == world.slug)
+    # The files they sent, and their runs' logs and outputs, at their stored sizes.
+    assert re.findall(r'data-bytes="(\d+)"', secrets_row) == [str(mine["submission_bytes"]), str(mine["output_bytes"])]
+    assert mine["submission_bytes"] > 0
     assert f'href="{PREFIX}admin"' in page  # the nav links admins to it
     for user in ("olga", "ann"):
         refused = server.browser(user).get("admin")
