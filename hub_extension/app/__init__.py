@@ -14,6 +14,9 @@ nowhere else, one module per reason to change:
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
 - `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
 - `outputs`: a submission's file, logs and feedback files;
+- `reruns`: rerunning every submission of a phase, once its count is confirmed;
+- `deletions`: deleting a submission (its owner, under CodaLab's rules, or the organizers);
+- `downloads`: submissions' files, logs and outputs as the entries of one zip, for organizers;
 - `leaderboards`: boards as data and CSV, the best-score history;
 - `views`: competitions and submissions cut to what the actor may see;
 - `phases`: opening, closing, re-dating and migrating phases; the phase clock;
@@ -48,6 +51,8 @@ from .actors import (
 from .baselines import Baselines
 from .competitions import Competitions, slugify
 from .context import Context
+from .deletions import Deletions
+from .downloads import Downloads
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lease import Leases
@@ -56,6 +61,7 @@ from .phases import Phases
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
+from .reruns import Reruns
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
 from .submissions import Submissions, submission_kind, zip_folder
@@ -107,6 +113,9 @@ class Platform:
         self.phases = Phases(ctx, self.views)
         self.queues = Queues(ctx)
         self.lab = Lab(self.views, self.competitions)
+        self.reruns = Reruns(ctx)
+        self.deletions = Deletions(ctx)
+        self.downloads = Downloads(ctx)
 
     @property
     def config(self) -> Compete:
@@ -188,6 +197,9 @@ class Platform:
     submission_log = _By("outputs")
     submission_artifact = _By("outputs")
     submission_file = _By("outputs")
+    delete_submission = _By("deletions")
+    submission_bundle = _By("downloads")
+    phase_bundle = _By("downloads")
 
     # -- views --------------------------------------------------------------------------------------
     competition_detail = _By("views")
@@ -213,6 +225,9 @@ class Platform:
     close_phase_now = _By("phases")
     set_phase_dates = _By("phases")
     migrate_submissions = _By("phases")
+    migration_plan = _By("phases")
+    rerun_plan = _By("reruns")
+    rerun_phase = _By("reruns")
 
     def tick_phases(self, now: Optional[Any] = None, *, slug: Optional[str] = None) -> dict[str, Any]:
         """One pass of the phase clock (see `phases`): openings marked, auto-migrations run."""
