@@ -497,16 +497,18 @@ class _Outbox:
         return artifacts
 
 
-def _keep_outputs(files: _Outbox, folder: Optional[str], rel: str, what: str, max_bytes: int) -> None:
+def _keep_outputs(files: _Outbox, folder: Optional[str], rel: str, what: str, max_bytes: int,
+                  kept_already: frozenset[str] = frozenset()) -> None:
     """Queue the regular files below a worker-made output folder as `rel/<path>` (no link is followed).
 
     Kept up to `OUTPUT_FILES_KEPT` files and `max_bytes` in all, smallest priority
-    of the outbox; what is left out is said in `warnings` and `dropped`.
+    of the outbox; what is left out is said in `warnings` and `dropped`.  Files
+    kept as feedback already (`kept_already`, worker paths) are not kept twice.
     """
     if not folder:
         return
     root = Path(folder)
-    names = regular_files(root)
+    names = [n for n in regular_files(root) if os.path.normpath(root / n) not in kept_already]
     total = 0
     for count, name in enumerate(names):
         try:
@@ -543,6 +545,8 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
     for task in combined.get("tasks", []):
         outputs = task.get("outputs") or {}
         roots += [Path(outputs[k]) for k in ("logs", "scoring_output") if outputs.get(k)]
+    feedback = frozenset(os.path.normpath(combined[k]) for k in ("detailed_results", "executed_notebook")
+                         if combined.get(k))
     tasks: list[TaskReport] = []
     for task in combined.get("tasks", []):
         index = task.get("task_index", 0)
@@ -565,7 +569,7 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
         outputs = task.get("outputs") or {}
         for side, key in (("prediction", "predictions"), ("scoring", "scoring_output")):
             _keep_outputs(files, outputs.get(key), StoreLayout.step_output(attempt, index, side),
-                          f"the {side} output of task {index}", output_max_bytes)
+                          f"the {side} output of task {index}", output_max_bytes, feedback)
         run_log = outputs.get("run_log")
         if run_log:
             entry.run_log = StoreLayout.task_run_log(attempt, index)
