@@ -227,6 +227,7 @@ class Platform:
     migrate_submissions = _By("phases")
     migration_plan = _By("phases")
     rerun_plan = _By("reruns")
+    rerun_count = _By("reruns")
     rerun_phase = _By("reruns")
 
     def tick_phases(self, now: Optional[Any] = None, *, slug: Optional[str] = None) -> dict[str, Any]:

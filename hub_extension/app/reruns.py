@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from .. import models as m
 from ..errors import CountChanged, PlatformError
@@ -40,17 +40,24 @@ def check_confirmed(what: str, count: int, confirm: Optional[int]) -> None:
                            "nothing was done. Look at the count again and confirm it", count=count)
 
 
-def _originals(s: Session, phase_id: int) -> list[m.Submission]:
-    """The phase's submissions that are not reruns and not cancelled, oldest first."""
+def _originals_query(phase_id: int, what: Any):
+    """`what` of the phase's submissions that are not reruns and not cancelled."""
     parent = aliased(m.Submission)
-    return list(s.scalars(
-        select(m.Submission)
+    return (
+        select(what)
+        .select_from(m.Submission)
         .outerjoin(parent, parent.id == m.Submission.parent_id)
         .where(m.Submission.phase_id == phase_id, m.Submission.status != m.CANCELLED)
         # a submission migrated in has its parent in another phase: it is the phase's own
         .where((m.Submission.parent_id.is_(None)) | (parent.phase_id != phase_id))
-        .order_by(m.Submission.submitted_at, m.Submission.id)
-    ))
+    )
+
+
+def _originals(s: Session, phase_id: int) -> list[m.Submission]:
+    """The phase's submissions that are not reruns and not cancelled, oldest first."""
+    return list(s.scalars(_originals_query(phase_id, m.Submission)
+                          .options(selectinload(m.Submission.participant))
+                          .order_by(m.Submission.submitted_at, m.Submission.id)))
 
 
 def _item(sub: m.Submission) -> dict[str, Any]:
@@ -75,6 +82,12 @@ class Reruns:
             ph = self._phase(s, slug, number, actor)
             items = [_item(sub) for sub in _originals(s, ph.id)]
             return {"competition": slug, "phase": int(number), "count": len(items), "items": items}
+
+    def rerun_count(self, slug: str, number: int, actor: Actor) -> int:
+        """How many submissions rerunning phase `number` would run (one count query)."""
+        with self.ctx.db.session() as s:
+            ph = self._phase(s, slug, number, actor)
+            return int(s.scalar(_originals_query(ph.id, func.count(m.Submission.id))) or 0)
 
     def rerun_phase(self, slug: str, number: int, actor: Actor, *, confirm: Optional[int],
                     now: Optional[dt.datetime] = None) -> dict[str, Any]:

@@ -642,8 +642,7 @@ def _phases_page(handler: PageHandler, slug: str) -> dict[str, Any]:
     (by phase number)."""
     comp = _organizer_detail(handler, slug)
     solutions = {p["phase"]: p["solutions"] for p in handler.platform.phase_solutions(slug, handler.actor)}
-    reruns = {p["number"]: handler.platform.rerun_plan(slug, p["number"], handler.actor)["count"]
-              for p in comp["phases"]}
+    reruns = {p["number"]: handler.platform.rerun_count(slug, p["number"], handler.actor) for p in comp["phases"]}
     return {"comp": comp, "solutions": solutions, "reruns": reruns}
 
 

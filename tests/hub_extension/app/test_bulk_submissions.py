@@ -22,8 +22,9 @@ def test_rerun_plan_counts_the_phase_s_own_submissions_not_reruns_nor_cancelled(
     platform.cancel_submission(world.subs["ann_waiting"], ANN)
     plan = platform.rerun_plan(world.slug, 1, ORGANIZER)
     assert plan["count"] == 2 and {i["id"] for i in plan["items"]} == {world.subs["ann"], world.subs["ben"]}
+    assert platform.rerun_count(world.slug, 1, ORGANIZER) == 2
     platform.rerun(world.subs["ann"], ORGANIZER)  # a rerun is not itself rerun again
-    assert platform.rerun_plan(world.slug, 1, ORGANIZER)["count"] == 2
+    assert platform.rerun_plan(world.slug, 1, ORGANIZER)["count"] == 2 == platform.rerun_count(world.slug, 1, ORGANIZER)
 
 
 def test_rerun_phase_links_each_new_submission_and_charges_no_limit(platform, world):
