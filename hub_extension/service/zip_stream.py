@@ -4,9 +4,10 @@
 since the last chunk (`zipfile` writes to an unseekable stream with data
 descriptors), reading each entry's file in pieces, so neither a file nor
 the zip is ever held whole.  While it writes it counts each entry's size and
-SHA-256, and it ends with `manifest.json`: the bundle's head plus one line
-per entry.  `send_zip` takes each chunk on the blocking pool (files are read
-there, never on the event loop) and flushes it to the client.
+SHA-256, and it ends with `manifest.json`: the bundle's head, one line per
+entry, and the files that could not be read (`left_out`).  `send_zip` takes
+each chunk on the blocking pool (files are read there, never on the event
+loop) and flushes it to the client.
 """
 from __future__ import annotations
 
@@ -61,13 +62,16 @@ def zip_chunks(bundle: Bundle, chunk: int = CHUNK) -> Iterator[bytes]:
     sink = _Sink()
     stamp = time.gmtime()[:6]
     listed: list[dict[str, Any]] = []
+    left_out: list[dict[str, str]] = []
     used = {MANIFEST}
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # type: ignore[arg-type]
         for entry in bundle.entries:
             try:
                 source = entry.open()
             except OSError as exc:
+                # Gone from the store meanwhile (a submission deleted): said in the manifest.
                 log.warning("zip %s: %s left out: %s", bundle.filename, entry.path, exc)
+                left_out.append({"path": entry.path, "reason": f"it could not be read: {exc.strerror or exc}"})
                 continue
             path = _unique(entry.path, used)
             info = zipfile.ZipInfo(path, date_time=stamp)
@@ -85,7 +89,7 @@ def zip_chunks(bundle: Bundle, chunk: int = CHUNK) -> Iterator[bytes]:
             listed.append({"path": path, "size": size, "sha256": digest.hexdigest(), **entry.meta})
             if sink.size >= chunk:
                 yield sink.take()
-        manifest = {**bundle.manifest, "entries": listed}
+        manifest = {**bundle.manifest, "entries": listed, "left_out": left_out}
         zf.writestr(zipfile.ZipInfo(MANIFEST, date_time=stamp),
                     json.dumps(manifest, indent=1, default=str).encode(), zipfile.ZIP_DEFLATED)
     yield sink.take()

@@ -4,10 +4,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 
+from hub_extension.app.downloads import Bundle, Entry
 from hub_extension.contract import StoreLayout
+from hub_extension.service.zip_stream import zip_chunks
 from tests.support import builders
 from tests.support.service_harness import PREFIX, ok
 
@@ -129,3 +132,21 @@ def test_the_phase_zip_streams_every_file_with_its_manifest(world_server):
     for who in ("ann", "oscar"):
         assert server.client(who).get(f"api/v1/competitions/{world.slug}/phases/1/submissions.zip").status_code == 403
         assert server.client(who).get(f"api/v1/submissions/{sid}/bundle.zip").status_code == 403
+
+
+def test_the_zip_is_written_in_bounded_chunks_and_says_what_it_left_out(tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(10 << 20))  # 10 MB that does not compress
+
+    def missing():
+        raise FileNotFoundError(2, "No such file or directory")
+
+    entries = [Entry("a/big.bin", lambda: big.open("rb"), {"submission": 1}),
+               Entry("a/gone.txt", missing, {"submission": 1}),
+               Entry("a/big.bin", lambda: io.BytesIO(b"same name"), {"submission": 2})]
+    chunks = list(zip_chunks(Bundle("t.zip", iter(entries), {"competition": "c"}), chunk=1 << 18))
+    assert len(chunks) > 10 and max(len(c) for c in chunks) < 3 * (1 << 18)
+    manifest = _zip_matches_its_manifest(b"".join(chunks))
+    assert [e["path"] for e in manifest["entries"]] == ["a/big.bin", "a/big.bin~2"]
+    assert manifest["left_out"] == [{"path": "a/gone.txt", "reason": "it could not be read: No such file or directory"}]
+    assert manifest["competition"] == "c"
