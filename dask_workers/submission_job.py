@@ -52,7 +52,8 @@ from .executors import executor_class, executor_config, make_executor, resolve_n
 from .executors.base import Executor
 from .notebook import render_notebook_html
 from .pipeline import AggregationRun, TaskRun, add_aggregation, combine_task_results, run_aggregation, run_task
-from .safe_files import FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath
+from .safe_files import (FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath,
+                         regular_files)
 from .spec import Limits
 from .workdir import CacheUse, DatasetError, UnpackLimits, evict_cache, unpack_dataset
 
@@ -64,6 +65,9 @@ INLINE_FILES_MAX_BYTES = 64 * 1024 * 1024
 # The worker's dataset cache (<work_root>/datasets) is kept under this size
 # unless the job says otherwise (`dataset_cache_mb`).
 DATASET_CACHE_MAX_BYTES = 10 * 1024**3
+# Of each output folder of a task (predictions, scoring output) at most this many files are kept,
+# and at most the bytes a step may write (`output_mb`); the rest is listed in `dropped`.
+OUTPUT_FILES_KEPT = 1000
 # An executed notebook larger than this is kept but not rendered to HTML.
 RENDER_MAX_BYTES = 256 * 1024 * 1024
 
@@ -378,7 +382,7 @@ def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
             )
             combined = add_aggregation(combined, run_aggregation(
                 agg, executor, on_status=lambda status: emit_status(sid, status, key)))
-        return _report(combined, store_root, sid, name, started)
+        return _report(combined, store_root, sid, name, started, output_max_bytes=limits.output_mb << 20)
     except DatasetError as exc:
         message = neutral_paths(str(exc), _neutral_names(job, work))
         return JobResult(status=Status.FAILED, error=f"the data of the run could not be prepared: {message}",
@@ -493,8 +497,39 @@ class _Outbox:
         return artifacts
 
 
+def _keep_outputs(files: _Outbox, folder: Optional[str], rel: str, what: str, max_bytes: int,
+                  kept_already: frozenset[str] = frozenset()) -> None:
+    """Queue the regular files below a worker-made output folder as `rel/<path>` (no link is followed).
+
+    Kept up to `OUTPUT_FILES_KEPT` files and `max_bytes` in all, smallest priority
+    of the outbox; what is left out is said in `warnings` and `dropped`.  Files
+    kept as feedback already (`kept_already`, worker paths) are not kept twice.
+    """
+    if not folder:
+        return
+    root = Path(folder)
+    names = [n for n in regular_files(root) if os.path.normpath(root / n) not in kept_already]
+    total = 0
+    for count, name in enumerate(names):
+        try:
+            size = file_size_beneath(root, name)
+        except OSError:
+            continue
+        if count >= OUTPUT_FILES_KEPT or total + size > max_bytes:
+            left = names[count:]
+            files.dropped.append({"name": f"{what} ({len(left)} file(s) from {name})", "bytes": size,
+                                  "reason": f"at most {OUTPUT_FILES_KEPT} files and {_megabytes(max_bytes)} "
+                                            "of each output folder are kept"})
+            files.warnings.append(f"{what}: {len(left)} of its {len(names)} files were not kept (at most "
+                                  f"{OUTPUT_FILES_KEPT} files and {_megabytes(max_bytes)} are kept)")
+            return
+        total += size
+        files.add_file((root, name), f"{rel}/{name}", f"{what}: {name}", 3)
+
+
 def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, worker: str,
-            started: float, inline_max: int = INLINE_FILES_MAX_BYTES) -> JobResult:
+            started: float, inline_max: int = INLINE_FILES_MAX_BYTES,
+            output_max_bytes: int = 1 << 30) -> JobResult:
     """Put logs and outputs where the platform reads them; return the result.
 
     Besides status, scores and error, the result names each task's steps
@@ -510,6 +545,8 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
     for task in combined.get("tasks", []):
         outputs = task.get("outputs") or {}
         roots += [Path(outputs[k]) for k in ("logs", "scoring_output") if outputs.get(k)]
+    feedback = frozenset(os.path.normpath(combined[k]) for k in ("detailed_results", "executed_notebook")
+                         if combined.get(k))
     tasks: list[TaskReport] = []
     for task in combined.get("tasks", []):
         index = task.get("task_index", 0)
@@ -529,7 +566,11 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
             ))
         entry = TaskReport(task_index=index, status=task.get("status"), error=task.get("error"), steps=steps,
                            scores=dict(task.get("scores") or {}))
-        run_log = (task.get("outputs") or {}).get("run_log")
+        outputs = task.get("outputs") or {}
+        for side, key in (("prediction", "predictions"), ("scoring", "scoring_output")):
+            _keep_outputs(files, outputs.get(key), StoreLayout.step_output(attempt, index, side),
+                          f"the {side} output of task {index}", output_max_bytes, feedback)
+        run_log = outputs.get("run_log")
         if run_log:
             entry.run_log = StoreLayout.task_run_log(attempt, index)
             files.add_file(_source_of(run_log, roots), entry.run_log, f"the run log of task {index}", 0)

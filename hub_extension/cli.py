@@ -104,7 +104,7 @@ def add_platform_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
-    """submit, run-pending, submission, rerun, cancel, baseline, demo (cli_run) and image (cli_worker)."""
+    """submit, run-pending, submission, rerun, rerun-all, cancel, baseline, demo (cli_run) and image (cli_worker)."""
     p = sub.add_parser("submit", help="submit a predictions zip, a code zip, a folder or a notebook")
     p.add_argument("slug")
     p.add_argument("file")
@@ -128,6 +128,17 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--wait", action="store_true")
     p.set_defaults(func=server_command("cli_run:cmd_rerun"))
+
+    p = sub.add_parser("rerun-all", help="rerun every submission of a phase (not reruns, not cancelled), "
+                                         "each linked to its original and counted against no limit")
+    p.add_argument("slug")
+    p.add_argument("--phase", type=int, required=True, help="phase number, 1 for the first")
+    p.add_argument("--confirm", action="store_true", help="do not show the count and ask first")
+    p.add_argument("--wait", action="store_true", help="run them now and wait for their final status")
+    p.add_argument("--json", action="store_true",
+                   help='last line: {"competition", "phase", "count", "submissions": [{"id", "parent", '
+                        '"participant", "status", "scores", "error", "elapsed"}]}')
+    p.set_defaults(func=server_command("cli_run:cmd_rerun_all"))
 
     p = sub.add_parser("cancel", help="cancel a submission and kill its containers")
     p.add_argument("id", type=int)

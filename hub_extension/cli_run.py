@@ -1,4 +1,4 @@
-"""`compete` subcommands that run things: submit, follow, rerun, cancel, baselines, the demo.
+"""`compete` subcommands that run things: submit, follow, rerun, rerun-all, cancel, baselines, the demo.
 
 Without `--wait`, `compete submit` records the submission and hands it to a
 detached runner process (`compete run-pending`), which dispatches every
@@ -114,6 +114,50 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         _start_runner(args, platform)
     print(sid)
     return 0
+
+
+def _agreed(plan: dict, phase: int) -> bool:
+    """Show what rerunning the phase would run and ask (on stderr, so `--json` stays one line)."""
+    count = plan["count"]
+    print(f"phase {phase} of {plan['competition']}: {count} submission{'' if count == 1 else 's'} would run again",
+          file=sys.stderr)
+    for item in plan["items"][:20]:
+        print(f"  {item['id']}  {item['participant']}  {item['status']}  {item['filename']}", file=sys.stderr)
+    if count > 20:
+        print(f"  … and {count - 20} more", file=sys.stderr)
+    print(f"Rerun these {count}? [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_rerun_all(args: argparse.Namespace) -> int:
+    """Every submission of the phase again, after the count is confirmed (or `--confirm`)."""
+    platform = _platform(args)
+    plan = platform.rerun_plan(args.slug, args.phase, LOCAL_ADMIN)
+    if not args.confirm and plan["count"] and not _agreed(plan, args.phase):
+        print("nothing was rerun (answer y, or pass --confirm)", file=sys.stderr)
+        return 1
+    done = platform.rerun_phase(args.slug, args.phase, LOCAL_ADMIN, confirm=plan["count"])
+    ids = [entry["id"] for entry in done["submissions"]]
+    if args.wait:
+        run_submissions(platform, ids)
+    elif ids:
+        _start_runner(args, platform)
+    failed = False
+    for entry in done["submissions"]:
+        info = platform.submission(entry["id"])
+        entry.update(submission_line(info))
+        failed = failed or info["status"] == m.FAILED
+        if not args.json:
+            print(f"submission {entry['id']}: rerun of {entry['parent']} ({entry['participant']}): {info['status']}")
+    if args.json:
+        print(json.dumps(done))
+    elif not ids:
+        print(f"phase {args.phase} of {args.slug} has no submission to rerun")
+    return 1 if failed else 0
 
 
 def cmd_baseline_run(args: argparse.Namespace) -> int:

@@ -199,6 +199,8 @@ class StoreLayout:
     EXECUTED_NOTEBOOK_HTML = "executed_notebook.html"
     DETAILED_RESULTS = "detailed_results.html"
     RUN_LOG = "run.log"
+    # The sides of a task's run whose output folders are kept (`step_output`).
+    OUTPUT_SIDES = ("prediction", "scoring")
 
     @staticmethod
     def is_dataset_key(value: str) -> bool:
@@ -227,6 +229,18 @@ class StoreLayout:
     @staticmethod
     def step_logs(attempt: str, task_index: int, step: str) -> str:
         return f"{attempt}/task-{task_index}/{step}"
+
+    @classmethod
+    def step_output(cls, attempt: str, task_index: int, side: str) -> str:
+        """The folder (below `files/`) of what a task's prediction or scoring step wrote: `…/prediction_output`."""
+        if side not in cls.OUTPUT_SIDES:
+            raise KeyError(f"not an output side: {side!r}")
+        return f"{attempt}/task-{task_index}/{side}_output"
+
+    @staticmethod
+    def attempt_of(log_path: str) -> str:
+        """The attempt folder of a step's log folder (`StoreLayout.step_logs`)."""
+        return log_path.rsplit("/", 2)[0]
 
     @classmethod
     def task_run_log(cls, attempt: str, task_index: int) -> str:

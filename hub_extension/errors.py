@@ -26,3 +26,19 @@ class Forbidden(PlatformError):
 class LimitReached(PlatformError):
     status = 429
     code = "submission_limit"
+
+
+class CountChanged(PlatformError):
+    """A bulk act confirmed for a count that is no longer the count: nothing was done.
+
+    `count` is the count now, and the answer carries it so the caller can ask again.
+    """
+
+    status = 409
+    code = "CountChanged"
+
+    def __init__(self, message: str, *, count: int, code: str = "CountChanged"):
+        super().__init__(message)
+        self.count = count
+        self.code = code
+        self.extra = {"count": count}

@@ -76,6 +76,10 @@ class Store(LoggingConfigurable):
     def open_dataset(self, key: str) -> BinaryIO:
         return open(self.dataset_path(key), "rb")
 
+    def delete_dataset(self, key: str) -> None:
+        """Remove dataset `key` (the caller knows nothing else refers to it); nothing when it is not there."""
+        raise NotImplementedError
+
     def dataset_size(self, key: str) -> int:
         return self.dataset_path(key).stat().st_size
 
@@ -139,6 +143,9 @@ class LocalStore(Store):
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
         return key
+
+    def delete_dataset(self, key: str) -> None:
+        self.dataset_path(key).unlink(missing_ok=True)
 
     # -- plain files -----------------------------------------------------------
     def file_path(self, relpath: str) -> Path:

@@ -14,6 +14,9 @@ nowhere else, one module per reason to change:
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
 - `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
 - `outputs`: a submission's file, logs and feedback files;
+- `reruns`: rerunning every submission of a phase, once its count is confirmed;
+- `deletions`: deleting a submission (its owner, under CodaLab's rules, or the organizers);
+- `downloads`: submissions' files, logs and outputs as the entries of one zip, for organizers;
 - `leaderboards`: boards as data and CSV, the best-score history;
 - `views`: competitions and submissions cut to what the actor may see;
 - `phases`: opening, closing, re-dating and migrating phases; the phase clock;
@@ -49,6 +52,8 @@ from .actors import (
 from .baselines import Baselines
 from .competitions import Competitions, slugify
 from .context import Context
+from .deletions import Deletions
+from .downloads import Downloads
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lease import Leases
@@ -57,6 +62,7 @@ from .phases import Phases
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
+from .reruns import Reruns
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
 from .statistics import Statistics
@@ -110,6 +116,9 @@ class Platform:
         self.queues = Queues(ctx)
         self.lab = Lab(self.views, self.competitions)
         self.statistics = Statistics(ctx)
+        self.reruns = Reruns(ctx)
+        self.deletions = Deletions(ctx)
+        self.downloads = Downloads(ctx)
 
     @property
     def config(self) -> Compete:
@@ -191,6 +200,9 @@ class Platform:
     submission_log = _By("outputs")
     submission_artifact = _By("outputs")
     submission_file = _By("outputs")
+    delete_submission = _By("deletions")
+    submission_bundle = _By("downloads")
+    phase_bundle = _By("downloads")
 
     # -- views --------------------------------------------------------------------------------------
     competition_detail = _By("views")
@@ -216,6 +228,10 @@ class Platform:
     close_phase_now = _By("phases")
     set_phase_dates = _By("phases")
     migrate_submissions = _By("phases")
+    migration_plan = _By("phases")
+    rerun_plan = _By("reruns")
+    rerun_count = _By("reruns")
+    rerun_phase = _By("reruns")
 
     def tick_phases(self, now: Optional[Any] = None, *, slug: Optional[str] = None) -> dict[str, Any]:
         """One pass of the phase clock (see `phases`): openings marked, auto-migrations run."""

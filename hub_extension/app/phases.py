@@ -29,6 +29,7 @@ from .actors import Actor, require_organizer
 from .context import Context
 from .leaderboards import board_from_row, entries
 from .records import get_competition, get_phase, is_open, phase_number, phases_in_order
+from .reruns import check_confirmed
 from .views import Views
 
 log = logging.getLogger("compete.phase_clock")
@@ -101,26 +102,50 @@ class Phases:
         return self._phase_after(slug, number, actor, now)
 
     # -- migration --------------------------------------------------------------------------------
-    def migrate_submissions(self, slug: str, from_number: int, actor: Actor, *,
+    def _migration_phases(self, s: Session, slug: str, from_number: int,
+                          actor: Actor) -> tuple[m.Competition, m.Phase, m.Phase]:
+        comp, source = self._organizer_phase(s, slug, from_number, actor)
+        phases = phases_in_order(comp)
+        if int(from_number) >= len(phases):
+            raise PlatformError(f"phase {from_number} is the last phase of {slug!r}; there is no next phase")
+        return comp, source, phases[int(from_number)]
+
+    def migration_plan(self, slug: str, from_number: int, actor: Actor) -> dict[str, Any]:
+        """What migrating phase `from_number` to the next would re-run: `{"phase", "to", "count", "items"}`."""
+        with self.ctx.db.session() as s:
+            comp, source, target = self._migration_phases(s, slug, from_number, actor)
+            picks = self.migration_picks(s, comp, source, target)
+            items = [{"id": old.id, "participant": old.participant.username, "status": old.status,
+                      "filename": old.filename} for old in picks]
+            return {"competition": slug, "phase": int(from_number), "to": int(from_number) + 1,
+                    "count": len(items), "items": items}
+
+    def migrate_submissions(self, slug: str, from_number: int, actor: Actor, *, confirm: Optional[int],
                             now: Optional[dt.datetime] = None) -> list[int]:
         """Re-run each participant's last (or chosen) finished submission of a phase in the next one.
 
-        Returns the new submissions' ids; a submission already migrated is not
-        migrated again, so calling this twice is harmless.
+        `confirm` is the count of the plan the organizer was shown
+        (`migration_plan`): when it is missing or the count changed, nothing
+        migrates (`CountChanged`, 409).  Returns the new submissions' ids; a
+        submission already migrated is not migrated again, so calling this
+        twice is harmless.
         """
         now = now or m.utcnow()
         with self.ctx.db.session() as s:
-            comp, source = self._organizer_phase(s, slug, from_number, actor)
-            phases = phases_in_order(comp)
-            if int(from_number) >= len(phases):
-                raise PlatformError(f"phase {from_number} is the last phase of {slug!r}; there is no next phase")
-            target = phases[int(from_number)]
-            ids = self.migrate(s, comp, source, target, now)
+            comp, source, target = self._migration_phases(s, slug, from_number, actor)
+            picks = self.migration_picks(s, comp, source, target)
+            check_confirmed(f"migrating phase {from_number} to phase {int(from_number) + 1}", len(picks), confirm)
+            ids = self._migrate_picks(s, comp, picks, target, now)
             target.migrated_at = target.migrated_at or now
             return ids
 
     def migrate(self, s: Session, comp: m.Competition, source: m.Phase, target: m.Phase, now: dt.datetime) -> list[int]:
         """The new submissions of `target` re-running the picks of `source`, in the caller's session."""
+        return self._migrate_picks(s, comp, self.migration_picks(s, comp, source, target), target, now)
+
+    def migration_picks(self, s: Session, comp: m.Competition, source: m.Phase,
+                        target: m.Phase) -> list[m.Submission]:
+        """The submissions of `source` that a migration to `target` re-runs, one per approved participant."""
         boards = [b for b in comp.leaderboards if not b.hidden] or list(comp.leaderboards)
         finished = [e for e in entries(s, source) if e.status == m.FINISHED]
         chosen: dict[str, Any] = {}
@@ -137,17 +162,24 @@ class Phases:
             m.Participant.competition_id == comp.id, m.Participant.status == m.APPROVED)))
         already = set(s.scalars(select(m.Submission.parent_id).where(
             m.Submission.phase_id == target.id, m.Submission.parent_id.is_not(None))))
-        target_number = phase_number(comp, target)
-        new_ids = []
+        olds = []
         for user, entry in sorted(picks.items()):
             if user not in approved or entry.submission_id in already:
                 continue
             old = s.get(m.Submission, entry.submission_id)
-            kind = old.kind
-            if target.results_only and kind != "results":
+            if target.results_only and old.kind != "results":
                 continue
+            olds.append(old)
+        return olds
+
+    @staticmethod
+    def _migrate_picks(s: Session, comp: m.Competition, picks: list[m.Submission], target: m.Phase,
+                       now: dt.datetime) -> list[int]:
+        target_number = phase_number(comp, target)
+        new_ids = []
+        for old in picks:
             new = m.Submission(
-                phase_id=target.id, participant_id=old.participant_id, kind=kind, filename=old.filename,
+                phase_id=target.id, participant_id=old.participant_id, kind=old.kind, filename=old.filename,
                 file_key=old.file_key, status=m.SUBMITTED, submitted_at=now, status_changed_at=now,
                 parent_id=old.id, description=f"migrated from submission {old.id} to phase {target_number}",
             )

@@ -112,6 +112,32 @@ def allowance(s: Session, comp: m.Competition, ph: m.Phase, part: Optional[m.Par
     return {"total": total, "today": today}
 
 
+def add_rerun(s: Session, old: m.Submission, now: dt.datetime, note: str = "") -> m.Submission:
+    """A new submission running `old` again in its phase, linked to it (`parent_id`), in the caller's session.
+
+    A rerun counts against no limit (`_used_query` leaves out submissions with a parent).
+    """
+    note = note or f"rerun of {old.id}"
+    new = m.Submission(
+        phase_id=old.phase_id,
+        participant_id=old.participant_id,
+        kind=old.kind,
+        filename=old.filename,
+        file_key=old.file_key,
+        status=m.SUBMITTED,
+        submitted_at=now,
+        status_changed_at=now,
+        parent_id=old.id,
+        description=note,
+        baseline=old.baseline,  # a baseline's rerun is still its solution's entry
+        solution_index=old.solution_index,
+    )
+    s.add(new)
+    s.flush()
+    s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now, note=note))
+    return new
+
+
 class Submissions:
     """Submitting and the choices about a submission, over the shared context and the runs ledger."""
 
@@ -282,31 +308,13 @@ class Submissions:
     # -- running again, and stopping ------------------------------------------------------------
     def rerun(self, submission_id: int, actor: Actor = LOCAL_ADMIN) -> int:
         """Run a submission again as a new submission (not counted against the limits)."""
-        now = m.utcnow()
         with self.ctx.db.session() as s:
             old = s.get(m.Submission, submission_id)
             if old is None:
                 raise NotFound(f"no submission {submission_id}")
             comp = s.get(m.Competition, s.get(m.Phase, old.phase_id).competition_id)
             require_organizer(actor, comp)
-            new = m.Submission(
-                phase_id=old.phase_id,
-                participant_id=old.participant_id,
-                kind=old.kind,
-                filename=old.filename,
-                file_key=old.file_key,
-                status=m.SUBMITTED,
-                submitted_at=now,
-                status_changed_at=now,
-                parent_id=old.id,
-                description=f"rerun of {old.id}",
-                baseline=old.baseline,  # a baseline's rerun is still its solution's entry
-                solution_index=old.solution_index,
-            )
-            s.add(new)
-            s.flush()
-            s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now, note=f"rerun of {old.id}"))
-            return new.id
+            return add_rerun(s, old, m.utcnow()).id
 
     def cancel_submission(self, submission_id: int, actor: Actor, dispatcher: Any = None) -> None:
         """Cancel a submission that has not finished (its owner or the organizers)."""

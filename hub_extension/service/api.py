@@ -26,6 +26,7 @@ from tornado import web
 from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .uploads import StreamedUpload, safe_upload_name
+from .zip_stream import send_zip
 
 log = logging.getLogger("compete.service")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
@@ -238,7 +239,12 @@ class PhasesHandler(ApiHandler):
 
 
 class PhaseActionHandler(ApiHandler):
-    """POST open / close / migrate on one phase."""
+    """POST open / close / migrate on one phase; GET migrate: what it would re-run (the count to confirm)."""
+
+    def get(self, slug: str, number: str, action: str) -> None:
+        if action != "migrate":
+            raise web.HTTPError(405, "GET works on migrate only (what it would re-run); POST %s", action)
+        self.write_json(self.platform.migration_plan(slug, int(number), self.actor))
 
     def post(self, slug: str, number: str, action: str) -> None:
         n = int(number)
@@ -247,8 +253,28 @@ class PhaseActionHandler(ApiHandler):
         elif action == "close":
             self.write_json(self.platform.close_phase_now(slug, n, self.actor))
         else:
-            ids = self.platform.migrate_submissions(slug, n, self.actor)
+            ids = self.platform.migrate_submissions(slug, n, self.actor, confirm=self.json_body().get("confirm"))
             self.write_json({"submissions": ids})
+
+
+class PhaseRerunHandler(ApiHandler):
+    """GET: what rerunning the whole phase would run (the count to confirm); POST {"confirm": N}: run it."""
+
+    def get(self, slug: str, number: str) -> None:
+        self.write_json(self.platform.rerun_plan(slug, int(number), self.actor))
+
+    async def post(self, slug: str, number: str) -> None:
+        confirm = self.json_body().get("confirm")
+        done = await self.run_blocking(self.platform.rerun_phase, slug, int(number), self.actor, confirm=confirm)
+        self.write_json(done, status=201)
+
+
+class PhaseZipHandler(ApiHandler):
+    """Every submission of the phase, its files, outputs and logs, as one streamed zip (organizers)."""
+
+    async def get(self, slug: str, number: str) -> None:
+        bundle = await self.run_blocking(self.platform.phase_bundle, slug, int(number), self.actor)
+        await send_zip(self, bundle)
 
 
 class PhaseDatesHandler(ApiHandler):
@@ -356,6 +382,18 @@ class SubmissionsLeftHandler(ApiHandler):
 class SubmissionHandler(ApiHandler):
     def get(self, submission_id: str) -> None:
         self.write_json(self.platform.submission_view(int(submission_id), self.actor))
+
+    async def delete(self, submission_id: str) -> None:
+        actor = self.require_login()
+        self.write_json(await self.run_blocking(self.platform.delete_submission, int(submission_id), actor))
+
+
+class SubmissionBundleHandler(ApiHandler):
+    """One submission's files, outputs and logs as a streamed zip with its manifest (organizers)."""
+
+    async def get(self, submission_id: str) -> None:
+        bundle = await self.run_blocking(self.platform.submission_bundle, int(submission_id), self.actor)
+        await send_zip(self, bundle)
 
 
 class SubmissionLogHandler(ApiHandler):
@@ -584,4 +622,7 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{api}/admin/storage", StorageHandler),
         (rf"{comp}/statistics", CompetitionStatisticsHandler),
         (rf"{api}/admin/statistics", PlatformStatisticsHandler),
+        (rf"{comp}/phases/{NUMBER}/rerun", PhaseRerunHandler),
+        (rf"{comp}/phases/{NUMBER}/submissions\.zip", PhaseZipHandler),
+        (rf"{sub}/bundle\.zip", SubmissionBundleHandler),
     ]

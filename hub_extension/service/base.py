@@ -105,7 +105,7 @@ def describe_error(exc: Optional[BaseException], status: int, actor: Actor) -> t
     if isinstance(exc, Forbidden) and actor.is_anonymous:
         return 401, "login_required", f"log in first: {exc}", {}
     if isinstance(exc, PlatformError):
-        return exc.status, exc.code, str(exc), {}
+        return exc.status, exc.code, str(exc), dict(getattr(exc, "extra", None) or {})
     if isinstance(exc, web.HTTPError):
         message = exc.log_message % exc.args if exc.log_message and exc.args else (exc.log_message or "")
         code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "error")

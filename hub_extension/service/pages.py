@@ -26,6 +26,7 @@ from tornado import web
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..bundles.model import BundleError
+from ..errors import CountChanged
 from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 from .charts import COLUMN_TITLES, SECTIONS, TABLE_TITLES, TITLES, statistics_charts
@@ -638,10 +639,22 @@ def _organizer_detail(handler: PageHandler, slug: str) -> dict[str, Any]:
 
 
 def _phases_page(handler: PageHandler, slug: str) -> dict[str, Any]:
-    """What phases.html shows: the competition and each phase's solutions (by phase number)."""
+    """What phases.html shows: the competition, each phase's solutions and what rerunning it would run
+    (by phase number)."""
     comp = _organizer_detail(handler, slug)
     solutions = {p["phase"]: p["solutions"] for p in handler.platform.phase_solutions(slug, handler.actor)}
-    return {"comp": comp, "solutions": solutions}
+    reruns = {p["number"]: handler.platform.rerun_count(slug, p["number"], handler.actor) for p in comp["phases"]}
+    return {"comp": comp, "solutions": solutions, "reruns": reruns}
+
+
+def confirm_field(handler: PageHandler) -> Optional[int]:
+    """The count a confirmation form sends back (None when it sends none)."""
+    raw = handler.get_body_argument("confirm", "") or ""
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise PlatformError(f"confirm: must be the count you were shown, got {raw[:20]!r}")
+    return int(raw)
 
 
 class PhasesHandler(PageHandler):
@@ -676,7 +689,13 @@ class PhaseActionHandler(PageHandler):
                 for skipped in done["skipped"]:
                     self.notice(f"solution {skipped['solution']} ({skipped['name']}) not run: {skipped['reason']}.", "error")
             else:
-                ids = platform.migrate_submissions(slug, n, actor)
+                try:
+                    ids = platform.migrate_submissions(slug, n, actor, confirm=confirm_field(self))
+                except CountChanged as exc:
+                    # Shown again with the count now, to be confirmed.
+                    self.notice(str(exc), "error")
+                    self.redirect(self.competition_url(slug, f"/phases/{n}/confirm/migrate"))
+                    return
                 self.notice(f"{len(ids)} submission{'' if len(ids) == 1 else 's'} of phase {n} "
                             f"re-run in phase {n + 1}.")
         except (Forbidden, NotFound):

@@ -315,7 +315,7 @@ def test_phase_controls_are_for_organizers(platform, world):
         with pytest.raises(Forbidden):
             platform.set_phase_dates(world.slug, 1, "2020-01-01", None, who)
         with pytest.raises(Forbidden):
-            platform.migrate_submissions(world.slug, 1, who)
+            platform.migrate_submissions(world.slug, 1, who, confirm=0)
 
 
 def test_open_next_phase_now_migrates_once(platform, world):
@@ -328,7 +328,7 @@ def test_open_next_phase_now_migrates_once(platform, world):
     assert {(s["participant"], s["parent"]) for s in migrated} == {("ann", world.subs["ann"]), ("ben", world.subs["ben"])}
     assert all(s["status"] == m.SUBMITTED for s in migrated)
     # Again, by hand: nothing new.
-    assert platform.migrate_submissions(world.slug, 1, ORGANIZER) == []
+    assert platform.migrate_submissions(world.slug, 1, ORGANIZER, confirm=0) == []
     # Migrated submissions do not use up the participant's allowance.
     assert platform.submissions_left(world.slug, "ann", 2)["today"] == 5
 
@@ -336,11 +336,11 @@ def test_open_next_phase_now_migrates_once(platform, world):
 def test_migration_takes_the_last_finished_one(platform, world, tmp_path):
     later = platform.submit(world.slug, results_zip(tmp_path, "later.zip"), username="ann", actor=ANN)
     finish(platform, later, {"accuracy": 0.2})
-    ids = platform.migrate_submissions(world.slug, 1, ORGANIZER)
+    ids = platform.migrate_submissions(world.slug, 1, ORGANIZER, confirm=2)
     parents = {platform.submission_view(i, ORGANIZER)["parent"] for i in ids}
     assert parents == {later, world.subs["ben"]}
     with pytest.raises(PlatformError, match="last phase"):
-        platform.migrate_submissions(world.slug, 2, ORGANIZER)
+        platform.migrate_submissions(world.slug, 2, ORGANIZER, confirm=0)
 
 
 def test_close_phase_stops_submissions(platform, world, tmp_path):

@@ -85,7 +85,7 @@ def test_a_baseline_rerun_stays_a_baseline_and_baselines_are_not_migrated(platfo
     with platform.db.session() as s:
         sub = s.get(m.Submission, again)
         assert sub.baseline and sub.solution_index == done[0]["solution"]
-    assert platform.migrate_submissions(slug, 1, OLGA, now=NOW) == []
+    assert platform.migrate_submissions(slug, 1, OLGA, confirm=0, now=NOW) == []
 
 
 def test_only_organizers_run_baselines(platform, slug):

@@ -327,7 +327,11 @@ def test_phase_actions(server, world):
     assert resp.status_code == 200 and resp.json()["state"] == "current"
     migrated = olga.get(f"api/v1/competitions/{world.slug}/submissions?phase=2").json()
     assert migrated["total"] == 2
-    assert olga.post(f"api/v1/competitions/{world.slug}/phases/1/migrate").json() == {"submissions": []}
+    unconfirmed = olga.post(f"api/v1/competitions/{world.slug}/phases/1/migrate")
+    assert unconfirmed.status_code == 409 and error_of(unconfirmed)["count"] == 0
+    assert olga.get(f"api/v1/competitions/{world.slug}/phases/1/migrate").json()["count"] == 0
+    assert olga.post(f"api/v1/competitions/{world.slug}/phases/1/migrate",
+                     json={"confirm": 0}).json() == {"submissions": []}
     resp = olga.put(f"api/v1/competitions/{world.slug}/phases/2/dates", json={"start": "2020-01-01", "end": "bad"})
     assert resp.status_code == 400 and "end" in error_of(resp)["message"]
     resp = olga.post(f"api/v1/competitions/{world.slug}/phases/2/close")

@@ -192,7 +192,8 @@ CASES = [
     Case("POST", "api/v1/competitions/{slug}/phases/1/open", ORGANIZERS, note="phase 1 is open already"),
     Case("POST", "api/v1/competitions/{slug}/phases/2/close", (401, 403, 403, 403, 403, 400, 400),
          note="allowed, but phase 2 has not opened: 400 after the permission check"),
-    Case("POST", "api/v1/competitions/{slug}/phases/1/migrate", ORGANIZERS),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/migrate", (401, 403, 403, 403, 403, 409, 409),
+         note="allowed, but without the count it was shown: 409 after the permission check"),
     Case("PUT", "api/v1/competitions/{slug}/phases/2/dates", ORGANIZERS,
          lambda s, a: {"json": {"start": "2100-01-01T00:00", "end": "2101-01-01T00:00"}}),
     Case("GET", "api/v1/competitions/{slug}/phases/1/starting_kit", APPROVED),
@@ -231,6 +232,16 @@ CASES = [
     Case("GET", "api/v1/admin/storage", (401, 403, 403, 403, 403, 403, 200)),
     Case("GET", "api/v1/competitions/{slug}/statistics", ORGANIZERS),
     Case("GET", "api/v1/admin/statistics", (401, 403, 403, 403, 403, 403, 200)),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/migrate", ORGANIZERS),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/rerun", ORGANIZERS),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/rerun", (401, 403, 403, 403, 403, 409, 409),
+         lambda s, a: {"json": {"confirm": 100000}},
+         "allowed, but confirmed for a count that is not the phase's: 409 after the permission check"),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/submissions.zip", ORGANIZERS),
+    Case("GET", "api/v1/submissions/{sid}/bundle.zip", ORGANIZERS),
+    Case("DELETE", "api/v1/submissions/{sid}", (401, 403, 400, 403, 403, 400, 400),
+         note="allowed for its owner and organizers, but it was rerun above (the rerun keeps it): 400 after "
+              "the permission check"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201),
          lambda s, a: {"json": {"accept_terms": True}}),
@@ -291,7 +302,7 @@ def test_participants_see_no_secret_over_the_real_hub(scene):
 
 
 # -- XSRF with the service cookie ----------------------------------------------------------------------
-UNSAFE = [c for c in CASES if c.method in ("POST", "PUT")]
+UNSAFE = [c for c in CASES if c.method in ("POST", "PUT", "DELETE")]
 
 
 @pytest.fixture(scope="module")

@@ -125,11 +125,17 @@ def test_phases_close_open_dates_and_migrate_from_the_page(world_server):
     base = f"competitions/{world.slug}/phases"
     page = ok(olga.get(base)).text
     first = re.search(r'<tr data-phase="1" class="current">.*?</tr>', page, re.S).group(0)
-    assert f"{base}/1/close" in first and f"{base}/1/migrate" in first and "Migrate to phase 2" in first
+    assert f"{base}/1/close" in first and f"{base}/1/confirm/migrate" in first and "Migrate to phase 2" in first
     second = re.search(r'<tr data-phase="2" class="future">.*?</tr>', page, re.S).group(0)
     assert f"{base}/2/open" in second and "/migrate" not in second  # the last phase has no next one
 
-    migrated = olga.post(f"{base}/1/migrate")
+    # Migrating shows the count first, and needs it back.
+    asked = ok(olga.get(f"{base}/1/confirm/migrate")).text
+    assert 'data-count="2"' in asked and 'name="confirm" value="2"' in asked
+    unconfirmed = olga.post(f"{base}/1/migrate")
+    assert unconfirmed.status_code == 302 and unconfirmed.headers["Location"].endswith(f"{base}/1/confirm/migrate")
+    assert server.platform.submissions_view(world.slug, builders.ORGANIZER, phase=2)["total"] == 0
+    migrated = olga.post(f"{base}/1/migrate", {"confirm": "2"})
     assert migrated.status_code == 302
     assert "2 submissions of phase 1 re-run in phase 2." in ok(olga.follow(migrated)).text
     in_two = server.platform.submissions_view(world.slug, builders.ORGANIZER, phase=2)["items"]
