@@ -4,9 +4,10 @@ A user registers themselves (accepting the terms when there are any); the
 competition approves them at once or leaves them pending for its organizers,
 who approve, deny, remove or ban them, one at a time or many at once.  A
 removed participant may register again (pending); a banned one may not.
-Removing or banning takes the participant's submissions off every board of the
-competition, reinstating (approving again) brings them back where they stood:
-the boards are rebuilt in the transaction that changes the status.
+Only approved participants stand on the boards: removing or banning takes the
+participant's submissions off every board of the competition, reinstating
+(approving again) brings them back where they stood; the boards are rebuilt in
+the transaction that changes the status.
 
 Organizers (the creator, the co-organizers the bundle or the creator names,
 the admins) do not register: their own first submission enters them, approved.
@@ -24,7 +25,7 @@ from ..errors import Forbidden, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
 from .records import find_participant, get_competition
-from .standings import OFF_THE_BOARDS, refresh_competition
+from .standings import ON_THE_BOARDS, refresh_competition
 
 REGISTRATION_STATUSES = (m.APPROVED, m.DENIED, m.REMOVED, m.BANNED, m.PENDING)
 # What organizers set for many participants at once.
@@ -56,7 +57,7 @@ def organizer_entry(s: Session, comp: m.Competition, username: str) -> m.Partici
         s.add(part)
         s.flush()
     elif part.status == m.PENDING:
-        part.status = m.APPROVED
+        _set_status(s, comp, [part], m.APPROVED)
     return part
 
 
@@ -228,10 +229,11 @@ def _organizers_view(comp: m.Competition, actor: Actor) -> dict[str, Any]:
 
 
 def _set_status(s: Session, comp: m.Competition, parts: Iterable[m.Participant], status: str) -> None:
-    """Set the status of `parts`; the boards are rebuilt when someone leaves or returns to them."""
+    """Set the status of `parts`; the boards are rebuilt when someone leaves or returns to them (only
+    approved participants stand on them)."""
     moved = False
     for part in parts:
-        moved = moved or ((part.status in OFF_THE_BOARDS) != (status in OFF_THE_BOARDS))
+        moved = moved or ((part.status == ON_THE_BOARDS) != (status == ON_THE_BOARDS))
         part.status = status
     if moved:
         refresh_competition(s, comp.id, new_version=False)

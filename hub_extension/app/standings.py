@@ -43,8 +43,9 @@ from scoring.leaderboard import Board, Column, Entry, build_leaderboard
 
 from .. import models as m
 
-# Registrations whose submissions stand on no board (the participant was removed or banned).
-OFF_THE_BOARDS = (m.REMOVED, m.BANNED)
+# The registration whose submissions stand on the boards: a participant removed or banned (or pending again
+# after a removal, or denied) stands on none.
+ON_THE_BOARDS = m.APPROVED
 # Rules under which at most one submission of each participant can stand: the window keeps it.
 _LATEST_OF_EACH = {"Force_Last": False, "Add": True, "Add_And_Delete": True}
 # Rules that need every candidate: (only the chosen ones?).
@@ -102,21 +103,22 @@ def definition_digest(board: Board) -> str:
 
 
 def taken_off(phase_id: int):
-    """The ids of the phase's participants who were removed or banned: none of their submissions is ranked.
+    """The ids of the phase's participants who are not approved (removed, banned...): none of their
+    submissions is ranked.
 
     A removal keeps the submissions (reinstating the participant brings them
-    back where they stood); the boards are rebuilt on every change of status.
+    back where they stood); the boards are rebuilt when a participant leaves
+    or returns (`registrations`).
     """
     return (select(m.Participant.id)
             .join(m.Phase, m.Phase.competition_id == m.Participant.competition_id)
-            .where(m.Phase.id == phase_id, m.Participant.status.in_(OFF_THE_BOARDS)))
+            .where(m.Phase.id == phase_id, m.Participant.status != ON_THE_BOARDS))
 
 
 def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> list[Entry]:
     """The entries `select_entries` may choose under `rule`: a superset of what it keeps, one statement.
 
-    Only finished, not hidden submissions of the phase by participants still on
-    its boards; scores of `keys` only (the board's columns).  A baseline counts
+    Only finished, not hidden submissions of the phase by approved participants; scores of `keys` only (the board's columns).  A baseline counts
     as chosen (`leaderboards.entries`).
     """
     sub = m.Submission
@@ -209,7 +211,7 @@ def _extended_history(s: Session, history: dict[str, Any], submission_id: int,
     if found is None:
         return None
     at, hidden, status, username, registration = found
-    if hidden or status != m.FINISHED or registration in OFF_THE_BOARDS:
+    if hidden or status != m.FINISHED or registration != ON_THE_BOARDS:
         return dict(history)
     values = dict(s.execute(select(m.Score.key, m.Score.value).where(
         m.Score.submission_id == submission_id, m.Score.key.in_([key for key, _ in columns]))).all())
