@@ -10,7 +10,7 @@ nowhere else, one module per reason to change:
 - `routing`: which queue a submission runs on;
 - `visibility`: what a viewer may see of a submission;
 - `competitions`: bundles in and out, the list, the yaml editor, the files given out;
-- `registrations`: registering and approving participants;
+- `registrations`: registering, approving, removing and banning participants; co-organizers;
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
 - `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
 - `outputs`: a submission's file, logs and feedback files;
@@ -171,6 +171,9 @@ class Platform:
     register = _By("registrations")
     set_registration = _By("registrations")
     participants = _By("registrations")
+    bulk_set_registration = _By("registrations")
+    organizers = _By("registrations")
+    set_organizers = _By("registrations")
 
     # -- submissions --------------------------------------------------------------------------------
     submit = _By("submissions")

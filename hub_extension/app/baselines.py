@@ -16,13 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy.orm import Session
-
 from .. import models as m
 from ..errors import PlatformError
 from .actors import LOCAL_ADMIN, Actor, require_organizer
 from .context import Context
-from .records import find_participant, get_competition, get_phase, phase_number, phases_in_order
+from .records import get_competition, get_phase, phase_number, phases_in_order
+from .registrations import organizer_entry
 from .submissions import submission_kind
 
 
@@ -82,7 +81,7 @@ class Baselines:
             owner = username or (comp.created_by if actor == LOCAL_ADMIN and comp.created_by else actor.username)
             if owner is None:
                 raise PlatformError("log in to run baselines")
-            part = self._organizer_entry(s, comp, owner)
+            part = organizer_entry(s, comp, owner)
             done, skipped = [], []
             for sol in solutions:
                 kind = submission_kind(self.ctx.store.dataset_path(sol.data_key))
@@ -102,16 +101,6 @@ class Baselines:
                                      note=f"baseline run of solution {sol.index} by {actor.username}"))
                 done.append({"id": sub.id, "solution": sol.index, "name": sol.name, "kind": kind})
             return {"competition": comp.slug, "phase": n, "submissions": done, "skipped": skipped}
-
-    @staticmethod
-    def _organizer_entry(s: Session, comp: m.Competition, username: str) -> m.Participant:
-        """The registration baselines are filed under: the organizer's own, made (approved) when missing."""
-        part = find_participant(s, comp, username)
-        if part is None:
-            part = m.Participant(competition_id=comp.id, username=username, status=m.APPROVED)
-            s.add(part)
-            s.flush()
-        return part
 
 
 def _filename(sol: m.Solution) -> str:

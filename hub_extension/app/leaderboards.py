@@ -41,6 +41,7 @@ from .actors import LOCAL_ADMIN, Actor, is_organizer
 from .context import Context
 from .records import get_competition, get_phase, phase_number
 from .standings import (
+    ON_THE_BOARDS,
     baseline_entrant,
     board_from_row,
     build_missing,
@@ -55,7 +56,7 @@ CSV_BATCH = 1000
 
 
 def entries(s: Session, ph: m.Phase) -> list[Entry]:
-    """The phase's submissions that are not hidden, as leaderboard entries.
+    """The phase's submissions that are not hidden, by approved participants, as leaderboard entries.
 
     A baseline enters as its solution (`baseline_entrant`), not as the
     organizer who ran it, and counts as chosen, so the board shows one
@@ -64,7 +65,8 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
     rows = s.execute(
         select(m.Submission, m.Participant.username)
         .join(m.Participant, m.Participant.id == m.Submission.participant_id)
-        .where(m.Submission.phase_id == ph.id, m.Submission.hidden.is_(False))
+        .where(m.Submission.phase_id == ph.id, m.Submission.hidden.is_(False),
+               m.Participant.status == ON_THE_BOARDS)
         .options(selectinload(m.Submission.scores))
     ).all()
     return [

@@ -43,6 +43,9 @@ from scoring.leaderboard import Board, Column, Entry, build_leaderboard
 
 from .. import models as m
 
+# The registration whose submissions stand on the boards: a participant removed or banned (or pending again
+# after a removal, or denied) stands on none.
+ON_THE_BOARDS = m.APPROVED
 # Rules under which at most one submission of each participant can stand: the window keeps it.
 _LATEST_OF_EACH = {"Force_Last": False, "Add": True, "Add_And_Delete": True}
 # Rules that need every candidate: (only the chosen ones?).
@@ -99,14 +102,28 @@ def definition_digest(board: Board) -> str:
     return hashlib.sha256(repr(board).encode()).hexdigest()
 
 
+def taken_off(phase_id: int):
+    """The ids of the phase's participants who are not approved (removed, banned...): none of their
+    submissions is ranked.
+
+    A removal keeps the submissions (reinstating the participant brings them
+    back where they stood); the boards are rebuilt when a participant leaves
+    or returns (`registrations`).
+    """
+    return (select(m.Participant.id)
+            .join(m.Phase, m.Phase.competition_id == m.Participant.competition_id)
+            .where(m.Phase.id == phase_id, m.Participant.status != ON_THE_BOARDS))
+
+
 def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> list[Entry]:
     """The entries `select_entries` may choose under `rule`: a superset of what it keeps, one statement.
 
-    Only finished, not hidden submissions of the phase; scores of `keys` only
-    (the board's columns).  A baseline counts as chosen (`leaderboards.entries`).
+    Only finished, not hidden submissions of the phase by approved participants; scores of `keys` only (the board's columns).  A baseline counts
+    as chosen (`leaderboards.entries`).
     """
     sub = m.Submission
-    conditions = [sub.phase_id == phase_id, sub.hidden.is_(False), sub.status == m.FINISHED]
+    conditions = [sub.phase_id == phase_id, sub.hidden.is_(False), sub.status == m.FINISHED,
+                  sub.participant_id.not_in(taken_off(phase_id))]
     chosen_only = _LATEST_OF_EACH.get(rule, _ALL_OF_THEM.get(rule, False))
     if chosen_only:
         conditions.append(sub.selected.is_(True) | sub.baseline.is_(True))
@@ -164,7 +181,7 @@ def _history(s: Session, phase_id: int, key: str, sorting: str) -> list[dict[str
         .join(m.Score, m.Score.submission_id == sub.id)
         .join(m.Participant, m.Participant.id == sub.participant_id)
         .where(sub.phase_id == phase_id, sub.status == m.FINISHED, sub.hidden.is_(False),
-               m.Score.key == key, m.Score.value.is_not(None))
+               sub.participant_id.not_in(taken_off(phase_id)), m.Score.key == key, m.Score.value.is_not(None))
         .subquery()
     )
     better = inner.c.value < inner.c.before if sorting == "asc" else inner.c.value > inner.c.before
@@ -186,14 +203,15 @@ def _extended_history(s: Session, history: dict[str, Any], submission_id: int,
     is a new point exactly when it beats the last point's value.
     """
     found = s.execute(
-        select(m.Submission.submitted_at, m.Submission.hidden, m.Submission.status, m.Participant.username)
+        select(m.Submission.submitted_at, m.Submission.hidden, m.Submission.status, m.Participant.username,
+               m.Participant.status)
         .join(m.Participant, m.Participant.id == m.Submission.participant_id)
         .where(m.Submission.id == submission_id)
     ).first()
     if found is None:
         return None
-    at, hidden, status, username = found
-    if hidden or status != m.FINISHED:
+    at, hidden, status, username, registration = found
+    if hidden or status != m.FINISHED or registration != ON_THE_BOARDS:
         return dict(history)
     values = dict(s.execute(select(m.Score.key, m.Score.value).where(
         m.Score.submission_id == submission_id, m.Score.key.in_([key for key, _ in columns]))).all())
@@ -262,12 +280,13 @@ def refresh_phase(s: Session, phase_id: int, *, finished: Union[None, int, Itera
         _rebuild(s, ph, db_board, candidates, finished=ids, keep_history=not history, new_version=new_version)
 
 
-def refresh_competition(s: Session, competition_id: int) -> None:
-    """Bring every board of every phase of a competition up to date (its definition changed)."""
+def refresh_competition(s: Session, competition_id: int, *, new_version: bool = True) -> None:
+    """Bring every board of every phase of a competition up to date (its definition changed; or, with
+    `new_version=False`, who stands on its boards)."""
     s.flush()
     for phase_id in s.scalars(select(m.Phase.id).where(m.Phase.competition_id == competition_id)
                               .order_by(m.Phase.id)).all():
-        refresh_phase(s, phase_id, new_version=True)
+        refresh_phase(s, phase_id, new_version=new_version)
 
 
 def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,

@@ -24,7 +24,7 @@ from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
 from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_rule
-from .registrations import require_approved
+from .registrations import organizer_entry, require_approved
 from .runs import UPLOAD_NOTE, Runs
 from .standings import refresh_phase
 from .visibility import submission_context
@@ -174,7 +174,9 @@ class Submissions:
             if actor.username != username and not is_organizer(actor, comp):
                 raise Forbidden("you can submit only as yourself")
             ph = get_phase(comp, phase, now)
-            part = find_participant(s, comp, username)
+            # An organizer does not register: their own first submission enters them.
+            own = actor.username == username and is_organizer(actor, comp)
+            part = organizer_entry(s, comp, username) if own else find_participant(s, comp, username)
             if part is None:
                 raise Forbidden(f"{username!r} is not registered in {slug!r}; register first")
             if part.status != m.APPROVED:

@@ -81,6 +81,9 @@ TOP_KEYS: dict[str, Known] = {
         "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
         asks=asks_falsy, keep=False),
     **SHARED_TOP_KEYS,
+    # Not Codabench's (it names collaborators in its editor only): CodaLab's co-organizers, read in both dialects
+    # so that an exported competition keeps its co-organizers.
+    "admin_names": HONOURED,
     "can_participants_make_submissions_public": unsupported(
         "would let participants make their submissions public; here only the submitter and the organizers "
         "see a submission"),
@@ -145,6 +148,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         enable_detailed_results=top.flag("enable_detailed_results", False),
         contact_email=top.text("contact_email"),
     )
+    spec.admin_names = top.user_names("admin_names")
     extra: dict = {}
     if top.has("image"):
         spec.logo = files.image(top.raw("image"), "image")
@@ -466,6 +470,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
     for key in ("docker_image", "queue", "contact_email"):
         if getattr(spec, key):
             doc[key] = getattr(spec, key)
+    if spec.admin_names:
+        doc["admin_names"] = ", ".join(spec.admin_names)
     if spec.terms is not None:
         doc["terms"] = names.terms()
     if spec.pages:

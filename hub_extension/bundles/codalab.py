@@ -165,13 +165,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         enable_detailed_results=top.flag("enable_detailed_results", False),
     )
     extra: dict = {}
-    admins = top.raw("admin_names")
-    if isinstance(admins, str):
-        spec.admin_names = [a.strip() for a in admins.split(",") if a.strip()]
-    elif isinstance(admins, list):
-        spec.admin_names = [str(a).strip() for a in admins if str(a).strip()]
-    elif admins is not None:
-        top.error("admin_names", f"must be a comma-separated list of user names, got {describe(admins)}")
+    spec.admin_names = top.user_names("admin_names")
     if top.has("image"):
         spec.logo = files.image(top.raw("image"), "image")
         if spec.logo is not None and spec.logo.kind == "path":

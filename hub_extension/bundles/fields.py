@@ -234,6 +234,29 @@ class Section:
             return value.isoformat()
         return str(value)
 
+    def user_names(self, name: str) -> list[str]:
+        """Hub user names: CodaLab's comma-separated text (`alice, bob`) or a YAML list; a warning names
+        the co-organizers, since the hub's users are not known here."""
+        value = self.raw(name)
+        if isinstance(value, str):
+            names = [n.strip() for n in value.split(",")]
+        elif isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            names = [str(v).strip() for v in value]
+        else:
+            if value is not None:
+                self.error(name, f"must be a comma-separated list of user names, got {describe(value)}")
+            return []
+        names = list(dict.fromkeys(n for n in names if n))
+        for bad in [n for n in names if any(c.isspace() for c in n)]:
+            self.warn(name, f"{bad!r} is not a user name (names are separated by commas and hold no spaces): "
+                            "left out")
+            names.remove(bad)
+        if names:
+            self.warn(name, f"{', '.join(names)} will organize this competition with its creator: each must be "
+                            "that person's hub user name exactly (not checked against the hub's users here); "
+                            "change the list on the competition's participants page")
+        return names
+
     def integer(self, name: str, default: Optional[int] = None, *, minimum: Optional[int] = 0,
                 required: bool = False) -> Optional[int]:
         value = self._get(name, required)

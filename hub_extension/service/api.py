@@ -339,9 +339,34 @@ class ParticipantHandler(ApiHandler):
     def put(self, slug: str, username: str) -> None:
         status = self.json_body().get("status")
         if not isinstance(status, str):
-            raise PlatformError('send {"status": "approved" | "denied" | "removed" | "pending"}')
+            raise PlatformError('send {"status": "approved" | "denied" | "removed" | "banned" | "pending"}')
         self.platform.set_registration(slug, username, status, self.actor)
         self.write_json({"competition": slug, "username": username, "status": status})
+
+
+class ParticipantsBulkHandler(ParticipantHandler):
+    """POST: one status for many participants; PUT: the participant whose user name is `bulk`."""
+
+    def post(self, slug: str) -> None:
+        body = self.json_body()
+        status = body.get("status")
+        if not isinstance(status, str):
+            raise PlatformError('send {"usernames": [...], "status": "approved" | "denied" | "removed" | "banned"}')
+        results = self.platform.bulk_set_registration(slug, body.get("usernames"), status, self.actor)
+        self.write_json({"competition": slug, "status": status, "results": results})
+
+    def put(self, slug: str) -> None:  # type: ignore[override]
+        super().put(slug, "bulk")
+
+
+class OrganizersHandler(ApiHandler):
+    """GET: the creator and co-organizers (organizers); PUT: name the co-organizers (creator, admins)."""
+
+    def get(self, slug: str) -> None:
+        self.write_json(self.platform.organizers(slug, self.actor))
+
+    def put(self, slug: str) -> None:
+        self.write_json(self.platform.set_organizers(slug, self.json_body().get("usernames"), self.actor))
 
 
 # -- submissions ---------------------------------------------------------------------------------
@@ -603,7 +628,9 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/phases/{NUMBER}/baselines", PhaseBaselinesHandler),
         (rf"{comp}/registration", RegistrationHandler),
         (rf"{comp}/participants", ParticipantsHandler),
+        (rf"{comp}/participants/bulk", ParticipantsBulkHandler),
         (rf"{comp}/participants/(?P<username>[^/]+)", ParticipantHandler),
+        (rf"{comp}/organizers", OrganizersHandler),
         (rf"{comp}/submissions", SubmissionsHandler),
         (rf"{comp}/submissions_left", SubmissionsLeftHandler),
         (rf"{comp}/leaderboard", LeaderboardHandler),

@@ -714,14 +714,61 @@ class ParticipantsHandler(PageHandler):
         actor = self.require_login()
         participants = self.platform.participants(slug, actor)
         comp = self.platform.competition_detail(slug, actor)
-        self.show("participants.html", comp=comp, participants=participants)
+        organizers = self.platform.organizers(slug, actor)
+        self.show("participants.html", comp=comp, participants=participants, organizers=organizers)
 
     def post(self, slug: str) -> None:
         actor = self.require_login()
         username = self.get_body_argument("username", "") or ""
         status = self.get_body_argument("status", "") or ""
         self.platform.set_registration(slug, username, status, actor)
-        self.notice(f"{username}: {status}.")
+        self.notice(f"{username}: {status}{_LEAVES_BOARDS.get(status, '')}.")
+        self.redirect(self.competition_url(slug, "/participants"))
+
+
+# What a participant's new status does to the boards, said in the notice.
+_LEAVES_BOARDS = {m.REMOVED: " (off every leaderboard)", m.BANNED: " (off every leaderboard; may not register again)"}
+
+
+class ParticipantsBulkHandler(PageHandler):
+    """`participants/bulk`: the checked participants of the participants page, one status for all."""
+
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        status = self.get_body_argument("status", "") or ""
+        try:
+            results = self.platform.bulk_set_registration(slug, self.get_body_arguments("usernames"), status, actor)
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            self.notice(str(exc), "error")
+        else:
+            changed = [r["username"] for r in results if "error" not in r]
+            if changed:
+                self.notice(f"{', '.join(changed)}: {status}{_LEAVES_BOARDS.get(status, '')}.")
+            for r in results:
+                if "error" in r:
+                    self.notice(r["error"], "error")
+        self.redirect(self.competition_url(slug, "/participants"))
+
+
+class OrganizersPageHandler(PageHandler):
+    """`organizers`: the co-organizers form of the participants page (comma- or space-separated names)."""
+
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        names = [n for n in re.split(r"[\s,]+", self.get_body_argument("usernames", "") or "") if n]
+        try:
+            after = self.platform.set_organizers(slug, names, actor)
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            self.notice(str(exc), "error")
+        else:
+            named = ", ".join(after["co_organizers"]) or "nobody"
+            self.notice(f"Co-organizers: {named}. They must log in with exactly these hub user names.")
+            for note in after["notes"]:
+                self.notice(note, "info")
         self.redirect(self.competition_url(slug, "/participants"))
 
 
@@ -909,6 +956,8 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/phases", PhasesHandler),
         (rf"{comp}/phases/([0-9]{{1,9}})/(open|close|dates|migrate|baselines)", PhaseActionHandler),
         (rf"{comp}/participants", ParticipantsHandler),
+        (rf"{comp}/participants/bulk", ParticipantsBulkHandler),
+        (rf"{comp}/organizers", OrganizersPageHandler),
         (rf"{comp}/export", ExportPageHandler),
         (rf"{comp}/export\.zip", ExportDownloadHandler),
         (rf"{prefix}submissions/([0-9]{{1,9}})", SubmissionHandler),

@@ -1,7 +1,7 @@
 """Maintained boards (`app.standings`) rank exactly as `build_leaderboard` does from scratch.
 
 Random histories of submissions, scores, failures, hides, selections (the
-`Add` rules), baselines and removals of participants go through the
+`Add` rules), baselines, removals, bans, denials and reinstatements of participants go through the
 application layer on SQLite and PostgreSQL; after every step the board's
 maintained rows are compared with `build_leaderboard` over every submission of
 the phase, as an organizer and as a participant sees them, and the best-score
@@ -79,6 +79,9 @@ STEPS = st.one_of(
     st.tuples(st.just("set_selected"), st.integers(0, 30), st.booleans()),
     st.tuples(st.just("baseline"), st.integers(0, 1), scores_of()),
     st.tuples(st.just("remove"), st.sampled_from(PARTICIPANTS)),
+    st.tuples(st.just("ban"), st.sampled_from(PARTICIPANTS)),
+    st.tuples(st.just("deny"), st.sampled_from(PARTICIPANTS)),
+    st.tuples(st.just("reinstate"), st.sampled_from(PARTICIPANTS)),
 )
 
 
@@ -117,7 +120,8 @@ def history_from_scratch(s, ph, db_board, organizer: bool) -> list[dict]:
         .join(m.Score, m.Score.submission_id == m.Submission.id)
         .join(m.Participant, m.Participant.id == m.Submission.participant_id)
         .where(m.Submission.phase_id == ph.id, m.Submission.status == m.FINISHED,
-               m.Submission.hidden.is_(False), m.Score.key == column.key, m.Score.value.is_not(None))
+               m.Submission.hidden.is_(False), m.Participant.status == m.APPROVED,
+               m.Score.key == column.key, m.Score.value.is_not(None))
         .order_by(m.Submission.submitted_at, m.Submission.id)
     ).all()
     better = (lambda a, b: a < b) if column.sorting == "asc" else (lambda a, b: a > b)
@@ -170,8 +174,9 @@ def play(platform, board_spec, dialect: str, steps) -> None:
             sid = add_submission(platform, slug, ORGANIZER, T0 + dt.timedelta(minutes=number),
                                  baseline=True, solution_index=step[1])
             platform.runs.record_scores(sid, step[2])
-        elif kind == "remove":
-            platform.registrations.set_registration(slug, step[1], m.REMOVED, LOCAL_ADMIN)
+        elif kind in ("remove", "ban", "deny", "reinstate"):
+            status = {"remove": m.REMOVED, "ban": m.BANNED, "deny": m.DENIED, "reinstate": m.APPROVED}[kind]
+            platform.registrations.set_registration(slug, step[1], status, LOCAL_ADMIN)
         else:
             if not subs:
                 continue

@@ -270,6 +270,40 @@ def test_register_submit_and_follow(server, world):
     assert resp.status_code == 200 and resp.json()["status"] == m.CANCELLED
 
 
+def test_participants_removed_banned_and_changed_in_bulk(server, world):
+    olga, base = server.client("olga"), f"api/v1/competitions/{world.slug}"
+    resp = olga.post(f"{base}/registration", json={"accept_terms": True})
+    assert resp.status_code == 400 and "organizers do not register" in error_of(resp)["message"]
+    resp = olga.post(f"{base}/participants/bulk", json={"usernames": ["ben", "zed"], "status": "removed"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["results"] == [{"username": "ben", "status": "removed", "previous": "approved"},
+                                      {"username": "zed", "error": f"'zed' is not registered in {world.slug!r}"}]
+    board = server.client("ann").get(f"{base}/leaderboard").json()
+    assert [r["participant"] for r in board["rows"]] == ["ann"]
+    assert olga.put(f"{base}/participants/ben", json={"status": "banned"}).status_code == 200
+    resp = server.client("ben").post(f"{base}/registration", json={"accept_terms": True})
+    assert resp.status_code == 403 and "banned" in error_of(resp)["message"]
+    resp = olga.post(f"{base}/participants/bulk", json={"usernames": "ben", "status": "approved"})
+    assert resp.status_code == 400 and "list of user names" in error_of(resp)["message"]
+    assert olga.put(f"{base}/participants/ben", json={"status": "approved"}).status_code == 200
+    board = server.client("ann").get(f"{base}/leaderboard").json()
+    assert [r["participant"] for r in board["rows"]] == ["ben", "ann"]
+
+
+def test_co_organizers_by_name(server, world):
+    olga, base = server.client("olga"), f"api/v1/competitions/{world.slug}"
+    resp = olga.put(f"{base}/organizers", json={"usernames": ["nora"]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"competition": world.slug, "creator": "olga", "co_organizers": ["nora"],
+                           "may_change": True, "notes": []}
+    nora = server.client("nora")
+    assert nora.get(f"{base}/organizers").json()["may_change"] is False
+    assert nora.get(f"{base}/participants").status_code == 200
+    resp = nora.put(f"{base}/organizers", json={"usernames": ["nora", "ann"]})
+    assert resp.status_code == 403 and "only the creator" in error_of(resp)["message"]
+    assert olga.put(f"{base}/organizers", json={"usernames": "nora"}).status_code == 400
+
+
 def test_the_daily_limit_answers_429(server, world):
     ben = server.client("ben")
     files = {"file": ("p.zip", zip_bytes({"predictions.txt": "1\n"}))}

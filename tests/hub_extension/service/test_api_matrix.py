@@ -206,9 +206,17 @@ CASES = [
     Case("GET", "api/v1/competitions/{slug}/participants", ORGANIZERS),
     Case("PUT", "api/v1/competitions/{slug}/participants/{other_participant}", ORGANIZERS,
          lambda s, a: {"json": {"status": "approved"}}),
+    Case("POST", "api/v1/competitions/{slug}/participants/bulk", ORGANIZERS,
+         lambda s, a: {"json": {"usernames": [s.names["other_participant"]], "status": "approved"}}),
+    Case("PUT", "api/v1/competitions/{slug}/participants/bulk", (401, 403, 403, 403, 403, 404, 404),
+         lambda s, a: {"json": {"status": "approved"}},
+         "the participant whose user name is 'bulk': allowed, but nobody of that name registered"),
+    Case("GET", "api/v1/competitions/{slug}/organizers", ORGANIZERS),
+    Case("PUT", "api/v1/competitions/{slug}/organizers", ORGANIZERS, lambda s, a: {"json": {"usernames": []}},
+         "the creator and the admins name the co-organizers"),
     Case("GET", "api/v1/competitions/{slug}/submissions", LOGGED_IN, note="each participant sees their own"),
-    Case("POST", "api/v1/competitions/{slug}/submissions", (401, 403, 201, 201, 403, 403, 403), upload_predictions,
-         "only registered participants submit (organizers are not registered here)"),
+    Case("POST", "api/v1/competitions/{slug}/submissions", (401, 403, 201, 201, 403, 201, 201), upload_predictions,
+         "registered participants submit; an organizer's own first submission enters them"),
     Case("GET", "api/v1/competitions/{slug}/submissions_left", LOGGED_IN),
     Case("GET", "api/v1/competitions/{slug}/leaderboard", PUBLIC),
     Case("GET", "api/v1/competitions/{slug}/leaderboard.csv", PUBLIC),
@@ -243,8 +251,8 @@ CASES = [
          note="allowed for its owner and organizers, but it was rerun above (the rerun keeps it): 400 after "
               "the permission check"),
     # Last: it registers whoever calls it.
-    Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 201, 201),
-         lambda s, a: {"json": {"accept_terms": True}}),
+    Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
+         lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
 ]
 
 

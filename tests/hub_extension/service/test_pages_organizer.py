@@ -215,6 +215,45 @@ def test_participants_are_approved_denied_and_removed_from_the_page(world_server
     assert {p["username"]: p["status"] for p in server.platform.participants(world.slug, builders.ORGANIZER)}["ben"] == "removed"
 
 
+def test_participants_are_banned_reinstated_and_changed_in_bulk_from_the_page(world_server):
+    server, world = world_server
+    olga, base = server.browser("olga"), f"competitions/{world.slug}"
+    page = ok(olga.get(f"{base}/participants")).text
+    assert re.search(r'<form id="bulk-form" method="post" action="[^"]*/participants/bulk">', page)
+    assert page.count('form="bulk-form"') == 2  # one checkbox per participant
+    assert olga.post(f"{base}/participants/bulk", {"usernames": ["ann", "ben"], "status": "banned"}).status_code == 302
+    page = ok(olga.get(f"{base}/participants")).text
+    assert "ann, ben: banned (off every leaderboard; may not register again)." in page
+    rows = dict(re.findall(r'<tr data-username="(\w+)">(.*?)</tr>', page, re.S))
+    assert all(">Reinstate<" in rows[u] and ">Ban<" not in rows[u] for u in ("ann", "ben"))
+    assert ok(server.browser("ann").get(f"{base}/leaderboard")).text.count(" data-participant=") == 0
+    assert "banned from this competition" in ok(server.browser("ann").get(base)).text
+    # Nothing checked: said, nothing changed.
+    assert olga.post(f"{base}/participants/bulk", {"status": "approved"}).status_code == 302
+    assert "choose at least one participant" in ok(olga.get(f"{base}/participants")).text
+    assert olga.post(f"{base}/participants", {"username": "ben", "status": "approved"}).status_code == 302
+    assert re.findall(r' data-participant="([^"]*)"', ok(olga.get(f"{base}/leaderboard")).text) == ["ben"]
+
+
+def test_organizers_name_co_organizers_and_are_never_offered_to_register(world_server):
+    server, world = world_server
+    olga, base = server.browser("olga"), f"competitions/{world.slug}"
+    page = ok(olga.get(base)).text
+    assert 'id="register-form"' not in page and "You organize this competition: you do not register." in page
+    assert 'id="organizers-form"' in ok(olga.get(f"{base}/participants")).text
+    assert olga.post(f"{base}/organizers", {"usernames": "nora, olga  carol"}).status_code == 302
+    page = ok(olga.get(f"{base}/participants")).text
+    assert "Co-organizers: nora, carol." in page and "olga created &#39;secrets&#39; and organizes it already" in page
+    assert re.findall(r'<span class="co-organizer">([^<]*)</span>', page) == ["nora", "carol"]
+    nora = server.browser("nora")
+    assert 'id="register-form"' not in ok(nora.get(base)).text
+    page = ok(nora.get(f"{base}/participants")).text
+    assert 'id="organizers-form"' not in page and "The creator and the platform admins choose" in page
+    assert nora.post(f"{base}/organizers", {"usernames": "nora"}).status_code == 403
+    assert "You organize this competition" not in ok(server.browser("ben").get(base)).text
+    assert 'id="register-form"' in ok(server.browser("oscar").get(base)).text  # organizes another one only
+
+
 # -- all submissions ----------------------------------------------------------------------------------
 def test_organizers_see_every_submission_and_rerun_cancel_and_hide(world_server):
     server, world = world_server
