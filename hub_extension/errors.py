@@ -26,3 +26,10 @@ class Forbidden(PlatformError):
 class LimitReached(PlatformError):
     status = 429
     code = "submission_limit"
+
+
+class Conflict(PlatformError):
+    """A request the competition's state refuses now (an archived competition is read-only)."""
+
+    status = 409
+    code = "conflict"

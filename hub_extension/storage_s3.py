@@ -268,6 +268,12 @@ class S3Store(Store):
     def dataset_size(self, key: str) -> int:
         return int(self.fs.size(self._remote(StoreLayout.dataset(key))))
 
+    def delete_dataset(self, key: str) -> None:
+        rel = StoreLayout.dataset(key)
+        if self.fs.exists(self._remote(rel)):
+            self.fs.rm(self._remote(rel))
+        (self.cache_dir / rel).unlink(missing_ok=True)
+
     def dataset_url(self, key: str, expires: float = 3600.0) -> Optional[str]:
         return self.fs.sign(self._remote(StoreLayout.dataset(key)), expiration=int(expires))
 

@@ -20,7 +20,8 @@ nowhere else, one module per reason to change:
 - `runs` and `results`: the ledger the dispatcher keeps, and a worker's result checked;
 - `lease`: the dispatcher lease (one dispatching process per database, and which one);
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
-- `lab`: a phase's kit and data into the user's JupyterLab.
+- `lab`: a phase's kit and data into the user's JupyterLab;
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -50,6 +51,7 @@ from .competitions import Competitions, slugify
 from .context import Context
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
+from .lifecycle import Lifecycle
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
@@ -107,6 +109,7 @@ class Platform:
         self.phases = Phases(ctx, self.views)
         self.queues = Queues(ctx)
         self.lab = Lab(self.views, self.competitions)
+        self.lifecycles = Lifecycle(ctx)
 
     @property
     def config(self) -> Compete:
@@ -154,6 +157,13 @@ class Platform:
     phase_download = _By("competitions")
     competition_yaml = _By("competitions")
     update_competition_yaml = _By("competitions")
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    set_lifecycle = _By("lifecycles")
+    lifecycle = _By("lifecycles")
+    rotate_secret = _By("lifecycles")
+    invite = _By("lifecycles")
+    delete_competition = _By("lifecycles")
 
     # -- participants -------------------------------------------------------------------------------
     register = _By("registrations")

@@ -173,6 +173,7 @@ class CompetitionsHandler(UploadHandler):
         found = self.platform.list_competitions(
             search=self.get_query_argument("search", None) or None,
             status=self.get_query_argument("status", None) or None,
+            actor=self.actor,
         )
         self.write_page(found[offset:offset + limit], len(found), offset, limit)
 
@@ -190,7 +191,7 @@ class CompetitionHandler(ApiHandler):
 
 class LogoHandler(FileResponse, ApiHandler):
     async def get(self, slug: str) -> None:
-        path = self.platform.competition_logo(slug)
+        path = self.platform.competition_logo(slug, self.actor)
         head = Path(path).read_bytes()[:16]
         kinds = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
                  (b"RIFF", "image/webp"))
@@ -350,7 +351,8 @@ class SubmissionsHandler(UploadHandler):
 class SubmissionsLeftHandler(ApiHandler):
     def get(self, slug: str) -> None:
         actor = self.require_login()
-        self.write_json(self.platform.submissions_left(slug, actor.username, self.int_argument("phase", None, minimum=1)))
+        self.write_json(self.platform.submissions_left(slug, actor.username, self.int_argument("phase", None, minimum=1),
+                                                       actor=actor))
 
 
 class SubmissionHandler(ApiHandler):

@@ -245,7 +245,7 @@ class CompetitionListHandler(PageHandler):
     def get(self) -> None:
         search = (self.get_query_argument("q", "") or "").strip()
         status = self.get_query_argument("status", "") or ""
-        competitions = self.platform.list_competitions(search=search or None, status=status or None)
+        competitions = self.platform.list_competitions(search=search or None, status=status or None, actor=self.actor)
         self.show("competitions.html", competitions=competitions, search=search, status=status)
 
 
@@ -272,7 +272,7 @@ class RegisterHandler(PageHandler):
 
 class LogoHandler(PageHandler):
     async def get(self, slug: str) -> None:
-        path = Path(self.platform.competition_logo(slug))
+        path = Path(self.platform.competition_logo(slug, self.actor))
         with path.open("rb") as fh:
             content_type = image_type(fh.read(512))
         self.set_header("Cache-Control", "private, max-age=300")
@@ -419,7 +419,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
         phase = next((p for p in comp["phases"] if p["state"] == "current"), None)
         left = {"today": None, "total": None}
         if phase is not None:
-            left = self.platform.submissions_left(slug, actor.username, phase["number"])
+            left = self.platform.submissions_left(slug, actor.username, phase["number"], actor=actor)
         return {"comp": comp, "phase": phase, "left": left}
 
     def get(self, slug: str) -> None:
