@@ -35,6 +35,15 @@ USERNAME = re.compile(r"^[^\s/]{1,200}$")
 MAX_INVITATIONS = 500
 
 
+# What each lifecycle status means, as the organizer is told it.
+NOTES = {
+    m.DRAFT: "a draft: only its organizers see it (they may register and submit to test it)",
+    m.PUBLISHED: "published: listed and open to everyone",
+    m.PRIVATE: "private: listed nowhere; its participants and whoever has its secret link see it",
+    m.ARCHIVED: "archived: read-only, its pages and leaderboards kept",
+}
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
@@ -46,6 +55,7 @@ def lifecycle_view(comp: m.Competition) -> dict[str, Any]:
         "status": comp.status,
         "status_changed_at": comp.status_changed_at.isoformat() if comp.status_changed_at else None,
         "secret": comp.secret if comp.status == m.PRIVATE else None,
+        "note": NOTES.get(comp.status, comp.status),
     }
 
 

@@ -36,7 +36,9 @@ from .fields import (
     asks_falsy,
     codabench_date,
     describe,
+    PUBLISHED_KEY,
     no_effect,
+    read_published,
     stash as _stash,
     unsupported,
 )
@@ -81,6 +83,7 @@ TOP_KEYS: dict[str, Known] = {
         "the detailed results page whenever the scoring program writes one; hide_score_output hides it",
         asks=asks_falsy, keep=False),
     **SHARED_TOP_KEYS,
+    "published": PUBLISHED_KEY,
     "can_participants_make_submissions_public": unsupported(
         "would let participants make their submissions public; here only the submitter and the organizers "
         "see a submission"),
@@ -144,6 +147,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         registration_auto_approve=top.flag("registration_auto_approve", False),
         enable_detailed_results=top.flag("enable_detailed_results", False),
         contact_email=top.text("contact_email"),
+        published=read_published(top),
     )
     extra: dict = {}
     if top.has("image"):
