@@ -72,13 +72,24 @@ def add_platform_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--light", action="store_true", help="refer to stored datasets by key instead of including them")
     p.set_defaults(func=server_command("cli_platform:cmd_bundle_export"))
 
-    comp = _actions(sub, "competition", "create and list competitions")
+    comp = _actions(sub, "competition", "create, list, publish, archive and delete competitions")
     p = comp.add_parser("create", help="create a competition from a bundle; prints its slug last")
     p.add_argument("path")
     p.set_defaults(func=server_command("cli_platform:cmd_competition_create"))
     p = comp.add_parser("list", help="list competitions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=server_command("cli_platform:cmd_competition_list"))
+    for action, what in (("publish", "list it and open it to everyone"),
+                         ("private", "list it nowhere; prints its secret link's secret"),
+                         ("archive", "make it read-only, its pages and leaderboards kept"),
+                         ("draft", "let its organizers only see it")):
+        p = comp.add_parser(action, help=what)
+        p.add_argument("slug")
+        p.set_defaults(func=server_command("cli_platform:cmd_competition_lifecycle"), lifecycle=action)
+    p = comp.add_parser("delete", help="delete a competition with its submissions and the data only it uses")
+    p.add_argument("slug")
+    p.add_argument("--confirm", required=True, metavar="SLUG", help="the slug again, to confirm")
+    p.set_defaults(func=server_command("cli_platform:cmd_competition_delete"))
 
     p = sub.add_parser("register", help="register a user in a competition (approved at once)")
     p.add_argument("slug")

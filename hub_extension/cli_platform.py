@@ -52,7 +52,26 @@ def cmd_competition_list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(c["slug"]) for c in comps)
     for c in comps:
-        print(f"{c['slug']:<{width}}  {c['status']:<9} {c['dialect']:<9} {c['title']}")
+        lifecycle = "" if c["lifecycle"] == "published" else f" ({c['lifecycle']})"
+        print(f"{c['slug']:<{width}}  {c['status']:<9} {c['dialect']:<9} {c['title']}{lifecycle}")
+    return 0
+
+
+LIFECYCLE_ACTIONS = {"publish": "published", "private": "private", "archive": "archived", "draft": "draft"}
+
+
+def cmd_competition_lifecycle(args: argparse.Namespace) -> int:
+    after = platform(args).set_lifecycle(args.slug, LIFECYCLE_ACTIONS[args.lifecycle], LOCAL_ADMIN)
+    print(f"{args.slug}: {after['status']}")
+    if after["secret"]:
+        print(f"secret link: <service>/competitions/{args.slug}?secret={after['secret']}")
+    return 0
+
+
+def cmd_competition_delete(args: argparse.Namespace) -> int:
+    done = platform(args).delete_competition(args.slug, args.confirm, LOCAL_ADMIN)
+    print(f"{args.slug}: deleted with {done['submissions']} submission(s); {len(done['datasets'])} stored "
+          f"dataset(s) no other competition used removed")
     return 0
 
 

@@ -99,6 +99,9 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
         admin_names=list(spec.admin_names),
         extra=dict(spec.extra),
         created_by=created_by,
+        # A bundle saying `published: false` starts as a draft; without the key it is published.
+        status=m.DRAFT if spec.published is False else m.PUBLISHED,
+        status_changed_at=m.utcnow(),
     )
     comp.pages = [m.Page(position=i, **_fields(p, PAGE_FIELDS)) for i, p in enumerate(spec.pages)]
     comp.tasks = [

@@ -42,3 +42,10 @@ class CountChanged(PlatformError):
         self.count = count
         self.code = code
         self.extra = {"count": count}
+
+
+class Conflict(PlatformError):
+    """A request the competition's state refuses now (an archived competition is read-only)."""
+
+    status = 409
+    code = "conflict"

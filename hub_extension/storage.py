@@ -83,6 +83,11 @@ class Store(LoggingConfigurable):
     def dataset_size(self, key: str) -> int:
         return self.dataset_path(key).stat().st_size
 
+    def delete_dataset(self, key: str) -> None:
+        """Remove dataset `key`; nothing when it is not there.  Callers make sure no row refers to it
+        (keys are shared by every competition uploaded from the same bytes)."""
+        raise NotImplementedError
+
     def dataset_url(self, key: str, expires: float = 3600.0) -> Optional[str]:
         """A URL a worker can fetch dataset `key` from for `expires` seconds, signed by the store itself
         (an object store's presigned URL); None when the store has none (the service's per-run link is used)."""

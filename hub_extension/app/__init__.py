@@ -24,7 +24,8 @@ nowhere else, one module per reason to change:
 - `lease`: the dispatcher lease (one dispatching process per database, and which one);
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
-- `statistics`: a competition's and the platform's statistics, as tables.
+- `statistics`: a competition's and the platform's statistics, as tables;
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -56,6 +57,7 @@ from .deletions import Deletions
 from .downloads import Downloads
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
+from .lifecycle import Lifecycle
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
@@ -119,6 +121,7 @@ class Platform:
         self.reruns = Reruns(ctx)
         self.deletions = Deletions(ctx)
         self.downloads = Downloads(ctx)
+        self.lifecycles = Lifecycle(ctx)
 
     @property
     def config(self) -> Compete:
@@ -166,6 +169,13 @@ class Platform:
     phase_download = _By("competitions")
     competition_yaml = _By("competitions")
     update_competition_yaml = _By("competitions")
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    set_lifecycle = _By("lifecycles")
+    lifecycle = _By("lifecycles")
+    rotate_secret = _By("lifecycles")
+    invite = _By("lifecycles")
+    delete_competition = _By("lifecycles")
 
     # -- participants -------------------------------------------------------------------------------
     register = _By("registrations")

@@ -7,10 +7,14 @@ decided here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import hmac
+from typing import Any, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from .. import models as m
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 
 ORGANIZERS_GROUP = "organizers"
 
@@ -26,6 +30,8 @@ class Actor:
     # down-scoped token): the person then acts as a participant everywhere,
     # even in the competitions they created or that name them.
     organizer_powers: bool = True
+    # The secret of a private competition's link, when the request carried one (`?secret=`).
+    secret: Optional[str] = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -45,8 +51,46 @@ def is_organizer(actor: Actor, comp: m.Competition) -> bool:
     return actor.username == comp.created_by or actor.username in (comp.admin_names or [])
 
 
+# A registration that lets its holder into a private competition without the link.
+SEEING_REGISTRATIONS = frozenset({m.APPROVED, m.PENDING})
+
+
+def not_found(slug: str) -> NotFound:
+    """The answer for a competition that does not exist, or that the actor may not know exists."""
+    return NotFound(f"no competition {slug!r}; `compete competition list` shows the slugs")
+
+
+def may_see(actor: Actor, comp: Any, secret: Optional[str] = None, *, session: Optional[Session] = None) -> bool:
+    """Whether the actor may know the competition exists (its page, boards, files, API).
+
+    Organizers always; published and archived competitions everyone; a
+    private one its approved or pending participants (invited, or registered
+    through the link) and whoever holds the secret of its link; a draft its
+    organizers only.  `comp` is a row (or anything with its `id`, `status`,
+    `secret`, `created_by` and `admin_names`); `session` is needed for a
+    private competition when `comp` is not attached to one.
+    """
+    status = comp.status or m.PUBLISHED
+    if status in (m.PUBLISHED, m.ARCHIVED) or is_organizer(actor, comp):
+        return True
+    if status != m.PRIVATE:
+        return False
+    given = secret if secret is not None else actor.secret
+    if given and comp.secret and hmac.compare_digest(given.encode(), comp.secret.encode()):
+        return True
+    s = session or object_session(comp)
+    if actor.username is None or s is None:
+        return False
+    registration = s.scalar(select(m.Participant.status).where(
+        m.Participant.competition_id == comp.id, m.Participant.username == actor.username))
+    return registration in SEEING_REGISTRATIONS
+
+
 def require_organizer(actor: Actor, comp: m.Competition) -> None:
+    """Organizers only; who may not even see the competition is told it does not exist."""
     if not is_organizer(actor, comp):
+        if not may_see(actor, comp):
+            raise not_found(comp.slug)
         raise Forbidden(f"only the organizers of {comp.slug!r} may do this")
 
 

@@ -20,7 +20,7 @@ from .. import models as m
 from ..errors import PlatformError
 from .actors import LOCAL_ADMIN, Actor, require_organizer
 from .context import Context
-from .records import get_competition, get_phase, phase_number, phases_in_order
+from .records import find_participant, get_competition, get_phase, phase_number, phases_in_order, require_active
 from .registrations import organizer_entry
 from .submissions import submission_kind
 
@@ -68,6 +68,7 @@ class Baselines:
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug, full=True)
             require_organizer(actor, comp)
+            require_active(comp, "running baselines")
             ph = get_phase(comp, number, now)
             n = phase_number(comp, ph)
             solutions = phase_solutions(comp, ph)

@@ -25,7 +25,15 @@ from ..convert import competition_from_spec, dataset_keys, spec_from_competition
 from ..errors import NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer, require_organizer_role
 from .context import Context
-from .records import COMPETITION_STATUSES, competition_status, get_competition, get_phase, phases_in_order
+from .records import (
+    COMPETITION_STATUSES,
+    competition_status,
+    get_competition,
+    get_phase,
+    phases_in_order,
+    require_active,
+    visible_competition,
+)
 from .registrations import require_approved
 from .routing import queue_names
 from .standings import refresh_competition
@@ -107,8 +115,13 @@ class Competitions:
 
     # -- the list ---------------------------------------------------------------------------------
     def list_competitions(self, now: Optional[dt.datetime] = None, search: Optional[str] = None,
-                          status: Optional[str] = None) -> list[dict[str, Any]]:
-        """Every competition (public), filtered by words in the title or description and by status."""
+                          status: Optional[str] = None, *, actor: Actor = LOCAL_ADMIN) -> list[dict[str, Any]]:
+        """The competitions listed to the actor, filtered by words in the title or description and by status.
+
+        Published and archived ones are listed to everyone; drafts and private
+        ones to their organizers only (`lifecycle` says which), never to anyone
+        else, even their participants: a private competition is reached by its link.
+        """
         now = now or m.utcnow()
         if status is not None and status not in COMPETITION_STATUSES:
             raise PlatformError(f"unknown status {status!r}; one of {', '.join(COMPETITION_STATUSES)}")
@@ -123,6 +136,8 @@ class Competitions:
                 state = competition_status(c.phases, now)
                 if any(w not in haystack for w in words) or (status is not None and state != status):
                     continue
+                if c.status in (m.DRAFT, m.PRIVATE) and not is_organizer(actor, c):
+                    continue
                 found.append({
                     "slug": c.slug,
                     "title": c.title,
@@ -131,6 +146,7 @@ class Competitions:
                     "phases": len(c.phases),
                     "created_at": c.created_at.isoformat(),
                     "logo": c.logo_key is not None,
+                    "lifecycle": c.status,
                 })
             return found
 
@@ -143,10 +159,10 @@ class Competitions:
             return [{"slug": c.slug, "title": c.title} for c in comps if is_organizer(actor, c)]
 
     # -- files a competition gives out ------------------------------------------------------------
-    def competition_logo(self, slug: str) -> Path:
-        """The logo file (public, like the competition page)."""
+    def competition_logo(self, slug: str, actor: Actor = LOCAL_ADMIN) -> Path:
+        """The logo file (to whoever may see the competition page)."""
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug)
+            comp = visible_competition(s, slug, actor)
             if comp.logo_key is None:
                 raise NotFound(f"competition {slug!r} has no logo")
             return self.ctx.store.dataset_path(comp.logo_key)
@@ -161,7 +177,7 @@ class Competitions:
         if what not in ("starting_kit", "public_data"):
             raise NotFound(f"no download {what!r}; choose starting_kit or public_data")
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
+            comp = visible_competition(s, slug, actor, full=True)
             ph = get_phase(comp, number)
             if not is_organizer(actor, comp):
                 require_approved(s, comp, actor)
@@ -203,6 +219,7 @@ class Competitions:
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug, full=True)
             require_organizer(actor, comp)
+            require_active(comp, "editing")
             with tempfile.TemporaryDirectory(prefix="compete-yaml-") as tmp:
                 root = self._light_bundle_folder(comp, Path(tmp))
                 (root / "competition.yaml").write_text(text, encoding="utf-8")

@@ -37,9 +37,9 @@ from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
 
 from .. import models as m
 from ..errors import NotFound
-from .actors import LOCAL_ADMIN, Actor, is_organizer
+from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
-from .records import get_competition, get_phase, phase_number
+from .records import get_phase, phase_number, visible_competition
 from .standings import (
     ON_THE_BOARDS,
     baseline_entrant,
@@ -223,15 +223,18 @@ class Leaderboards:
                 now: Optional[dt.datetime]) -> _Located:
         """The phase and board a request resolves to, and the board's state, in one statement.
 
-        Raises NotFound as `get_competition`, `get_phase` and `choose_board` say it.
+        Raises NotFound as `visible_competition`, `get_phase` and `choose_board` say it.
         """
         rows = s.execute(_LOCATE, {"slug": slug}).all()
         if not rows:  # no such competition, or one without phases or boards: say which
-            comp = get_competition(s, slug, full=True)
+            comp = visible_competition(s, slug, actor, full=True)
             get_phase(comp, phase, now)
             choose_board(list(comp.leaderboards), slug, board, False)
             raise NotFound(f"competition {slug!r} has no leaderboard")  # pragma: no cover - one of them raised
-        comp = SimpleNamespace(id=rows[0][0], slug=slug, created_by=rows[0][1], admin_names=rows[0][2])
+        comp = SimpleNamespace(id=rows[0][0], slug=slug, created_by=rows[0][1], admin_names=rows[0][2],
+                               status=rows[0][17], secret=rows[0][18])
+        if not may_see(actor, comp, session=s):
+            raise not_found(slug)
         comp.phases = list({r[3]: SimpleNamespace(id=r[3], index=r[4], start=r[5], end=r[6], hide_results=r[7])
                             for r in rows}.values())
         ph = get_phase(comp, phase, now)  # type: ignore[arg-type]
@@ -527,7 +530,7 @@ _LOCATE = (
            m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
            m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
            m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition,
-           m.BoardState.digest)
+           m.BoardState.digest, m.Competition.status, m.Competition.secret)
     .join(m.Phase, m.Phase.competition_id == m.Competition.id)
     .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
     .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,

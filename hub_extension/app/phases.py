@@ -28,7 +28,7 @@ from ..errors import PlatformError
 from .actors import Actor, require_organizer
 from .context import Context
 from .leaderboards import board_from_row, entries
-from .records import get_competition, get_phase, is_open, phase_number, phases_in_order
+from .records import get_competition, get_phase, is_open, phase_number, phases_in_order, require_active
 from .reruns import check_confirmed
 from .views import Views
 
@@ -55,6 +55,7 @@ class Phases:
     def _organizer_phase(self, s: Session, slug: str, number: int, actor: Actor) -> tuple[m.Competition, m.Phase]:
         comp = get_competition(s, slug, full=True)
         require_organizer(actor, comp)
+        require_active(comp, "changing its phases")
         return comp, get_phase(comp, int(number))
 
     def _phase_after(self, slug: str, number: int, actor: Actor, now: dt.datetime) -> dict[str, Any]:

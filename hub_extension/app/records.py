@@ -1,9 +1,11 @@
 """The rows a use case starts from, and the calendar of phases.
 
-A competition by its slug, a phase by its 1-based number (else the current
-one), a participant by name; which phase is current and what state a
-competition is in; the rules a phase runs by (its submission rule, whether its
-tasks ingest code).  Every function takes the open session of its caller.
+A competition by its slug (`visible_competition`: as the actor may see it,
+else "no competition", so a draft or private one never leaks its existence),
+a phase by its 1-based number (else the current one), a participant by name;
+which phase is current and what state a competition is in; the rules a phase
+runs by (its submission rule, whether its tasks ingest code).  Every function
+takes the open session of its caller.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import models as m
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
+from .actors import Actor, may_see, not_found
 
 COMPETITION_STATUSES = ("upcoming", "running", "finished")
 # Rules under which the participant picks what the leaderboard shows.
@@ -33,8 +36,28 @@ def get_competition(s: Session, slug: str, *, full: bool = False) -> m.Competiti
         )
     comp = s.scalars(q).first()
     if comp is None:
-        raise NotFound(f"no competition {slug!r}; `compete competition list` shows the slugs")
+        raise not_found(slug)
     return comp
+
+
+def require_visible(actor: Actor, comp: m.Competition, secret: Optional[str] = None) -> None:
+    """NotFound (not Forbidden: existence does not leak) unless the actor may see the competition."""
+    if not may_see(actor, comp, secret):
+        raise not_found(comp.slug)
+
+
+def visible_competition(s: Session, slug: str, actor: Actor, *, full: bool = False) -> m.Competition:
+    """`get_competition`, as the actor may see it (`actors.may_see`)."""
+    comp = get_competition(s, slug, full=full)
+    require_visible(actor, comp)
+    return comp
+
+
+def require_active(comp: m.Competition, doing: str) -> None:
+    """Refuse `doing` in an archived competition: it is read-only, its boards and pages kept."""
+    if comp.status == m.ARCHIVED:
+        raise Conflict(f"{comp.slug!r} is archived and read-only: {doing} is closed; its organizers may "
+                       f"publish it again (compete competition publish {comp.slug})")
 
 
 def phases_in_order(comp: m.Competition) -> list[m.Phase]:

@@ -24,7 +24,7 @@ from .. import models as m
 from ..errors import Forbidden, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
-from .records import find_participant, get_competition
+from .records import find_participant, get_competition, require_active, visible_competition
 from .standings import ON_THE_BOARDS, refresh_competition
 
 REGISTRATION_STATUSES = (m.APPROVED, m.DENIED, m.REMOVED, m.BANNED, m.PENDING)
@@ -103,7 +103,8 @@ class Registrations:
         """
         actor = actor or Actor(username)
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug)
+            comp = visible_competition(s, slug, actor)
+            require_active(comp, "registration")
             by_organizer = is_organizer(actor, comp)
             if actor.username != username and not by_organizer:
                 raise Forbidden("you can register only yourself")
@@ -149,6 +150,7 @@ class Registrations:
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug)
             require_organizer(actor, comp)
+            require_active(comp, "changing registrations")
             part = find_participant(s, comp, username)
             if part is None:
                 raise NotFound(f"{username!r} is not registered in {slug!r}")

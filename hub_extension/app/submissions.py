@@ -23,7 +23,15 @@ from ..contract import submission_kind_of
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
-from .records import CHOOSING_RULES, find_participant, get_competition, get_phase, phase_rule
+from .records import (
+    CHOOSING_RULES,
+    find_participant,
+    get_competition,
+    get_phase,
+    phase_rule,
+    require_active,
+    visible_competition,
+)
 from .registrations import organizer_entry, require_approved
 from .runs import UPLOAD_NOTE, Runs
 from .standings import refresh_phase
@@ -170,7 +178,8 @@ class Submissions:
         noted = self._check_submission_zip(path)
         file_key = self._store_submission_file(path)
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug)
+            comp = visible_competition(s, slug, actor)
+            require_active(comp, "submission")
             if actor.username != username and not is_organizer(actor, comp):
                 raise Forbidden("you can submit only as yourself")
             ph = get_phase(comp, phase, now)
@@ -212,10 +221,11 @@ class Submissions:
             return sub.id
 
     def submissions_left(self, slug: str, username: str, phase: Optional[int] = None,
-                         now: Optional[dt.datetime] = None) -> dict[str, Optional[int]]:
+                         now: Optional[dt.datetime] = None, *, actor: Optional[Actor] = None) -> dict[str, Optional[int]]:
+        """What `username` may still submit in a phase; `actor` (default: `username` themselves) must see it."""
         now = now or m.utcnow()
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug)
+            comp = visible_competition(s, slug, actor or Actor(username))
             ph = get_phase(comp, phase, now)
             return allowance(s, comp, ph, find_participant(s, comp, username), now)
 
@@ -278,6 +288,7 @@ class Submissions:
         """The participant's choice of what the leaderboard shows, where the phase's rule lets them."""
         with self.ctx.db.session() as s:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
+            require_active(comp, "choosing what the leaderboard shows")
             if not organizer:
                 require_approved(s, comp, actor)
             rule = phase_rule(comp, ph)
@@ -302,6 +313,7 @@ class Submissions:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             if not organizer:
                 raise Forbidden(f"only the organizers of {comp.slug!r} may hide submissions")
+            require_active(comp, "hiding submissions")
             sub.hidden = bool(hidden)
             s.add(m.StatusChange(submission_id=sub.id, status=sub.status, at=m.utcnow(),
                                  note=f"{'hidden' if hidden else 'shown'} by {actor.username}"))
@@ -316,6 +328,7 @@ class Submissions:
                 raise NotFound(f"no submission {submission_id}")
             comp = s.get(m.Competition, s.get(m.Phase, old.phase_id).competition_id)
             require_organizer(actor, comp)
+            require_active(comp, "running submissions again")
             return add_rerun(s, old, m.utcnow()).id
 
     def cancel_submission(self, submission_id: int, actor: Actor, dispatcher: Any = None) -> None:

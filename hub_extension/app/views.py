@@ -34,6 +34,7 @@ from .records import (
     phase_number,
     phase_rule,
     phases_in_order,
+    visible_competition,
 )
 from .routing import queue_of, queue_positions
 from .submissions import allowance
@@ -210,10 +211,10 @@ class Views:
 
     # -- competitions -----------------------------------------------------------------------------
     def competition_detail(self, slug: str, actor: Actor, *, now: Optional[dt.datetime] = None) -> dict[str, Any]:
-        """A competition as its page shows it (public: anyone may read it)."""
+        """A competition as its page shows it, to whoever may see it (`actors.may_see`)."""
         now = now or m.utcnow()
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
+            comp = visible_competition(s, slug, actor, full=True)
             organizer = is_organizer(actor, comp)
             phases = phases_in_order(comp)
             current = current_phase(phases, now) if phases else None
@@ -230,6 +231,7 @@ class Views:
                 "dialect": comp.dialect,
                 "description": sanitize_html(comp.description or ""),
                 "status": competition_status(phases, now),
+                "lifecycle": comp.status,
                 "logo": comp.logo_key is not None,
                 "contact_email": comp.contact_email,
                 "pages": [
@@ -253,6 +255,9 @@ class Views:
             if organizer:
                 detail["organizers"] = sorted({n for n in [comp.created_by, *(comp.admin_names or [])] if n})
                 detail["created_at"] = comp.created_at.isoformat()
+                detail["lifecycle_changed_at"] = (comp.status_changed_at.isoformat()
+                                                  if comp.status_changed_at else None)
+                detail["secret"] = comp.secret if comp.status == m.PRIVATE else None
             if part is not None and part.status == m.APPROVED and current is not None:
                 detail["submissions_left"] = allowance(s, comp, current, part, now)
         return detail
@@ -337,7 +342,7 @@ class Views:
             raise PlatformError(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
         limit = max(1, min(limit, 200))
         with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
+            comp = visible_competition(s, slug, actor, full=True)
             organizer = is_organizer(actor, comp)
             if not organizer:
                 username = actor.username

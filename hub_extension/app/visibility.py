@@ -16,7 +16,7 @@ from .. import models as m
 from ..errors import Forbidden, NotFound
 from ..storage import Store
 from .actors import Actor, is_organizer
-from .records import get_competition
+from .records import get_competition, require_visible
 
 LOG_STREAMS = ("stdout", "stderr")
 # Which side of a run a step or a feedback file belongs to (for hide_*_output).
@@ -54,6 +54,7 @@ def submission_context(s: Session, submission_id: int, actor: Actor):
     part = s.get(m.Participant, sub.participant_id)
     ph = s.get(m.Phase, sub.phase_id)
     comp = get_competition(s, s.get(m.Competition, ph.competition_id).slug, full=True)
+    require_visible(actor, comp)
     organizer = is_organizer(actor, comp)
     if not organizer and (actor.username is None or actor.username != part.username):
         raise Forbidden(f"submission {submission_id} belongs to another participant")

@@ -36,7 +36,9 @@ from .fields import (
     asks_falsy,
     codabench_date,
     describe,
+    PUBLISHED_KEY,
     no_effect,
+    read_published,
     stash as _stash,
     unsupported,
 )
@@ -84,6 +86,7 @@ TOP_KEYS: dict[str, Known] = {
     # Not Codabench's (it names collaborators in its editor only): CodaLab's co-organizers, read in both dialects
     # so that an exported competition keeps its co-organizers.
     "admin_names": HONOURED,
+    "published": PUBLISHED_KEY,
     "can_participants_make_submissions_public": unsupported(
         "would let participants make their submissions public; here only the submitter and the organizers "
         "see a submission"),
@@ -147,6 +150,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         registration_auto_approve=top.flag("registration_auto_approve", False),
         enable_detailed_results=top.flag("enable_detailed_results", False),
         contact_email=top.text("contact_email"),
+        published=read_published(top),
     )
     spec.admin_names = top.user_names("admin_names")
     extra: dict = {}

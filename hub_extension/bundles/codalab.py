@@ -43,7 +43,9 @@ from .fields import (
     asks_never,
     describe,
     jsonable,
+    PUBLISHED_KEY,
     no_effect,
+    read_published,
     stash as _stash,
     unsupported,
 )
@@ -99,8 +101,7 @@ TOP_KEYS: dict[str, Known] = {
                                                "there is none here"),
     "enable_per_submission_metadata": unsupported(
         "would ask for a team name, method name and description with each submission; here it is not asked"),
-    "published": unsupported("false would keep the competition out of the public list; here every "
-                             "competition is listed", asks=asks_falsy),
+    "published": PUBLISHED_KEY,
     "is_migrating": no_effect("CodaLab's own bookkeeping"),
     "is_migrating_delayed": no_effect("CodaLab's own bookkeeping"),
     "last_phase_migration": no_effect("CodaLab's own bookkeeping"),
@@ -163,6 +164,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         queue=top.text("queue"),
         registration_auto_approve=not top.flag("has_registration", False),
         enable_detailed_results=top.flag("enable_detailed_results", False),
+        published=read_published(top),
     )
     extra: dict = {}
     spec.admin_names = top.user_names("admin_names")

@@ -403,6 +403,16 @@ class Known:
 
 
 HONOURED = Known(True)
+# `published`: read as the lifecycle a competition starts in (`read_published`), and kept so that export
+# writes it back as the bundle had it.
+PUBLISHED_KEY = Known(False, "read as the competition's lifecycle at upload", asks_never, True)
+
+
+def read_published(top: "Section") -> Optional[bool]:
+    """The bundle's `published` flag; None when it has none (the competition is then published)."""
+    if top.raw("published") is None:
+        return None
+    return top.flag("published", True)
 
 
 def unsupported(effect: str, asks: Callable[[Any], bool] = asks_truthy, keep: bool = True) -> Known:

@@ -185,6 +185,8 @@ class CompetitionSpec:
     solutions: list[SolutionSpec] = field(default_factory=list)
     # Known keys this platform keeps but does not act on yet (for export).
     extra: dict = field(default_factory=dict)
+    # The bundle's `published`: false uploads a draft, true or absent a published competition.
+    published: Optional[bool] = None
 
 
 @dataclass(frozen=True)

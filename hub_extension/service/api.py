@@ -174,6 +174,7 @@ class CompetitionsHandler(UploadHandler):
         found = self.platform.list_competitions(
             search=self.get_query_argument("search", None) or None,
             status=self.get_query_argument("status", None) or None,
+            actor=self.actor,
         )
         self.write_page(found[offset:offset + limit], len(found), offset, limit)
 
@@ -181,17 +182,60 @@ class CompetitionsHandler(UploadHandler):
         path = self.uploaded_file()
         slug, warnings = await self.run_blocking(self.platform.create_competition, path, self.actor)
         self.set_header("Location", f"{self.prefix}api/v1/competitions/{slug}")
-        self.write_json({"slug": slug, "warnings": warnings}, status=201)
+        lifecycle = self.platform.lifecycle(slug, self.actor)
+        self.write_json({"slug": slug, "warnings": warnings, "lifecycle": lifecycle["status"],
+                         "notice": f"it is {lifecycle['note']} (the bundle's `published` key decides it at "
+                                   "upload: false uploads a draft; true or absent, a published competition)"},
+                        status=201)
 
 
 class CompetitionHandler(ApiHandler):
     def get(self, slug: str) -> None:
         self.write_json(self.platform.competition_detail(slug, self.actor))
 
+    async def delete(self, slug: str) -> None:
+        confirm = self.json_body().get("confirm")
+        if confirm is None:
+            confirm = self.get_query_argument("confirm", None)
+        if not isinstance(confirm, str):
+            raise PlatformError(f'send {{"confirm": "{slug}"}}: the slug, typed, confirms the deletion')
+        self.write_json(await self.run_blocking(self.platform.delete_competition, slug, confirm,
+                                                self.require_login()))
+
+
+class LifecycleHandler(ApiHandler):
+    """GET the lifecycle (organizers); POST {"status": "draft" | "published" | "private" | "archived"}."""
+
+    def get(self, slug: str) -> None:
+        self.write_json(self.platform.lifecycle(slug, self.require_login()))
+
+    def post(self, slug: str) -> None:
+        status = self.json_body().get("status")
+        if not isinstance(status, str):
+            raise PlatformError('send {"status": "draft" | "published" | "private" | "archived"}')
+        self.write_json(self.platform.set_lifecycle(slug, status, self.require_login()))
+
+
+class SecretHandler(ApiHandler):
+    """POST: a new secret link for a private competition (the old one stops working)."""
+
+    def post(self, slug: str) -> None:
+        self.write_json(self.platform.rotate_secret(slug, self.require_login()))
+
+
+class InvitationsHandler(ApiHandler):
+    """POST {"usernames": [...]}: register these hub users, approved."""
+
+    def post(self, slug: str) -> None:
+        usernames = self.json_body().get("usernames")
+        if not isinstance(usernames, list):
+            raise PlatformError('send {"usernames": ["ada", "grace"]}')
+        self.write_json(self.platform.invite(slug, usernames, self.require_login()))
+
 
 class LogoHandler(FileResponse, ApiHandler):
     async def get(self, slug: str) -> None:
-        path = self.platform.competition_logo(slug)
+        path = self.platform.competition_logo(slug, self.actor)
         head = Path(path).read_bytes()[:16]
         kinds = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
                  (b"RIFF", "image/webp"))
@@ -401,7 +445,8 @@ class SubmissionsHandler(UploadHandler):
 class SubmissionsLeftHandler(ApiHandler):
     def get(self, slug: str) -> None:
         actor = self.require_login()
-        self.write_json(self.platform.submissions_left(slug, actor.username, self.int_argument("phase", None, minimum=1)))
+        self.write_json(self.platform.submissions_left(slug, actor.username, self.int_argument("phase", None, minimum=1),
+                                                       actor=actor))
 
 
 class SubmissionHandler(ApiHandler):
@@ -652,4 +697,7 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/phases/{NUMBER}/rerun", PhaseRerunHandler),
         (rf"{comp}/phases/{NUMBER}/submissions\.zip", PhaseZipHandler),
         (rf"{sub}/bundle\.zip", SubmissionBundleHandler),
+        (rf"{comp}/lifecycle", LifecycleHandler),
+        (rf"{comp}/secret", SecretHandler),
+        (rf"{comp}/invitations", InvitationsHandler),
     ]

@@ -22,6 +22,7 @@ short-lived marker cookie keeps a failed OAuth login from looping.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -286,6 +287,10 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
         else:
             # Services and unknown callers act as nobody.
             self.actor = ANONYMOUS
+        secret = self.get_query_argument("secret", None)
+        if secret:
+            # A private competition's link: the platform decides what it opens (`app.actors.may_see`).
+            self.actor = dataclasses.replace(self.actor, secret=secret[:200])
 
     def get_current_user(self) -> Optional[dict[str, Any]]:
         return getattr(self, "_hub_auth_user_cache", None)
@@ -333,6 +338,8 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
             "request_path": self.request.path,
             "logout_url": f"{self.hub_prefix}logout",
             "version": self.settings.get("compete_version", ""),
+            # Carried on by forms of a page reached through a private competition's link.
+            "link_secret": self.actor.secret,
         }
 
     def render_template(self, template_name: str, **context: Any) -> str:

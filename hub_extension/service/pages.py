@@ -249,7 +249,7 @@ class CompetitionListHandler(PageHandler):
     def get(self) -> None:
         search = (self.get_query_argument("q", "") or "").strip()
         status = self.get_query_argument("status", "") or ""
-        competitions = self.platform.list_competitions(search=search or None, status=status or None)
+        competitions = self.platform.list_competitions(search=search or None, status=status or None, actor=self.actor)
         self.show("competitions.html", competitions=competitions, search=search, status=status)
 
 
@@ -276,7 +276,7 @@ class RegisterHandler(PageHandler):
 
 class LogoHandler(PageHandler):
     async def get(self, slug: str) -> None:
-        path = Path(self.platform.competition_logo(slug))
+        path = Path(self.platform.competition_logo(slug, self.actor))
         with path.open("rb") as fh:
             content_type = image_type(fh.read(512))
         self.set_header("Cache-Control", "private, max-age=300")
@@ -427,7 +427,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
         phase = next((p for p in comp["phases"] if p["state"] == "current"), None)
         left = {"today": None, "total": None}
         if phase is not None:
-            left = self.platform.submissions_left(slug, actor.username, phase["number"])
+            left = self.platform.submissions_left(slug, actor.username, phase["number"], actor=actor)
         return {"comp": comp, "phase": phase, "left": left}
 
     def get(self, slug: str) -> None:
@@ -603,7 +603,10 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
                              **self.context())
             return
-        self.notice(f"Competition {slug!r} created.")
+        lifecycle = self.platform.lifecycle(slug, actor)
+        self.notice(f"Competition {slug!r} created; it is {lifecycle['note']}. The bundle's `published` key "
+                    "decides it at upload (false: a draft; true or absent: published); its Lifecycle page "
+                    "changes it.")
         for warning in warnings:
             self.notice(f"warning: {warning}", "info")
         self.redirect(self.competition_url(slug))
@@ -850,6 +853,56 @@ class PlatformStatisticsCsvHandler(StatisticsPage):
     async def get(self) -> None:
         self.require_login()
         await self.send_statistics_csv("platform-statistics", None)
+class LifecycleHandler(PageHandler):
+    """`competitions/<slug>/lifecycle`: publish, make private (and its link), archive, invite, delete."""
+
+    STATUSES = {"draft": m.DRAFT, "publish": m.PUBLISHED, "private": m.PRIVATE, "archive": m.ARCHIVED}
+
+    def context(self, slug: str) -> dict[str, Any]:
+        comp = _organizer_detail(self, slug)
+        lifecycle = self.platform.lifecycle(slug, self.actor)
+        link = None
+        if lifecycle["secret"]:
+            link = (f"{self.request.protocol}://{self.request.host}{self.competition_url(slug)}?"
+                    + urlencode({"secret": lifecycle["secret"]}))
+        return {"comp": comp, "lifecycle": lifecycle, "private_link": link}
+
+    def get(self, slug: str) -> None:
+        self.show("lifecycle.html", **self.context(slug))
+
+    def post(self, slug: str) -> None:
+        actor = self.require_login()
+        action = self.get_body_argument("action", "") or ""
+        try:
+            if action == "delete":
+                done = self.platform.delete_competition(slug, self.get_body_argument("confirm", "").strip(), actor)
+                self.notice(f"{slug} is deleted with its {done['submissions']} submission(s); "
+                            f"{len(done['datasets'])} stored file(s) no other competition used are removed.")
+                self.redirect(self.prefix)
+                return
+            if action in self.STATUSES:
+                after = self.platform.set_lifecycle(slug, self.STATUSES[action], actor)
+                self.notice(f"{slug} is {after['status']} now.")
+            elif action == "rotate":
+                self.platform.rotate_secret(slug, actor)
+                self.notice("A new private link is made; the old one opens nothing any more.")
+            elif action == "invite":
+                done = self.platform.invite(slug, self.get_body_argument("usernames", ""), actor)
+                self.notice(f"Invited: {', '.join(done['invited']) or 'nobody new'}"
+                            + (f"; already in: {', '.join(done['already'])}" if done["already"] else "") + ".")
+                for skipped in done["skipped"]:
+                    self.notice(f"{skipped['username']} not invited: {skipped['reason']}.", "error")
+            else:
+                raise PlatformError(f"unknown action {action[:40]!r}; one of publish, private, archive, draft, "
+                                    "rotate, invite, delete")
+        except (Forbidden, NotFound):
+            raise
+        except PlatformError as exc:
+            # The panel again, with why the change was refused.
+            self.set_status(exc.status)
+            self.render_page("lifecycle.html", **self.context(slug), notices=[{"kind": "error", "text": str(exc)}])
+            return
+        self.redirect(self.competition_url(slug, "/lifecycle"))
 
 
 # -- queues and admin ----------------------------------------------------------------------
@@ -974,4 +1027,5 @@ def page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/statistics\.csv", CompetitionStatisticsCsvHandler),
         (rf"{prefix}admin/statistics", PlatformStatisticsHandler),
         (rf"{prefix}admin/statistics\.csv", PlatformStatisticsCsvHandler),
+        (rf"{comp}/lifecycle", LifecycleHandler),
     ]
