@@ -9,7 +9,8 @@ nowhere else, one module per reason to change:
 - `records`: finding competitions, phases and participants; the phase calendar;
 - `routing`: which queue a submission runs on;
 - `visibility`: what a viewer may see of a submission;
-- `competitions`: bundles in and out, the list, the yaml editor, the files given out;
+- `competitions`: bundles in and out, the list, the yaml text, the files given out;
+- `editor`: the YAML view and the forms (pages, columns, phases, programs and data), saved as uploads are read;
 - `registrations`: registering and approving participants;
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
 - `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
@@ -48,6 +49,7 @@ from .actors import (
 from .baselines import Baselines
 from .competitions import Competitions, slugify
 from .context import Context
+from .editor import Editor
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lease import Leases
@@ -107,6 +109,7 @@ class Platform:
         self.phases = Phases(ctx, self.views)
         self.queues = Queues(ctx)
         self.lab = Lab(self.views, self.competitions)
+        self.editor = Editor(ctx, self.competitions)
 
     @property
     def config(self) -> Compete:
@@ -153,7 +156,20 @@ class Platform:
     competition_logo = _By("competitions")
     phase_download = _By("competitions")
     competition_yaml = _By("competitions")
-    update_competition_yaml = _By("competitions")
+    update_competition_yaml = _By("editor")
+    save_competition_yaml = _By("editor")
+    editable_spec = _By("editor")
+    dataset_info = _By("editor")
+    current_warnings = _By("editor")
+    save_page = _By("editor")
+    delete_page = _By("editor")
+    move_page = _By("editor")
+    preview_page = _By("editor")
+    save_overview = _By("editor")
+    save_phase = _By("editor")
+    save_task = _By("editor")
+    save_columns = _By("editor")
+    replace_data = _By("editor")
 
     # -- participants -------------------------------------------------------------------------------
     register = _By("registrations")
