@@ -57,7 +57,7 @@ DIALECT_COMPUTATIONS = {"codabench": VALUE_COMPUTATIONS, "codalab": ("rank_avg",
 # Phase fields a form may set, with their type (see `PhaseSpec`).
 PHASE_FORM_FIELDS: dict[str, str] = {
     "name": "text", "description": "text", "start": "datetime", "end": "datetime",
-    "max_submissions": "limit", "max_submissions_per_day": "limit", "execution_time_limit": "int",
+    "max_submissions": "int", "max_submissions_per_day": "int", "execution_time_limit": "int",
     "gpus": "int", "color": "text", "queue": "text", "submission_rule": "text",
     "auto_migrate": "flag", "hide_results": "flag", "hide_output": "flag", "hide_prediction_output": "flag",
     "hide_score_output": "flag", "results_only": "flag", "allow_network": "flag",
@@ -129,9 +129,7 @@ def form_value(kind: str, raw: Any, label: str, problems: list[str]) -> Any:
             problems.append(f"{label}: not a date and time: {text[:40]!r} (use YYYY-MM-DD HH:MM, UTC)")
             return None
         return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
-    if kind in ("int", "limit"):
-        if not text and kind == "limit":
-            return None
+    if kind == "int":
         try:
             return int(text)
         except ValueError:
