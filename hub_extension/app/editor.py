@@ -13,6 +13,7 @@ construction).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -232,14 +233,16 @@ class Editor:
             comp = get_competition(s, slug, full=True)
             require_organizer(actor, comp)
             spec = spec_from_competition(comp)
+            before = flatten(spec)
             # The form's own problems, and then the bundle reader's, so that all are said at once.
             problems = change(spec)
+            wanted = {path: value for path, value in flatten(spec).items() if before.get(path, _ABSENT) != value}
             with tempfile.TemporaryDirectory(prefix="compete-edit-") as tmp:
                 root = self._write_folder(spec, Path(tmp))
                 for rel, source in (files or {}).items():
                     (root / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, root / rel)
-                return self._save_folder(s, comp, root, actor, problems)
+                return self._save_folder(s, comp, root, actor, problems, wanted)
 
     def _write_folder(self, spec: CompetitionSpec, folder: Path) -> Path:
         archive = folder / "light.zip"
@@ -251,12 +254,18 @@ class Editor:
         return root
 
     def _save_folder(self, s: Session, comp: m.Competition, root: Path, actor: Actor,
-                     form_problems: Optional[list[str]] = None) -> Edit:
-        """Read the folder as an upload is read; with no problem (the form's included), bring the rows to it."""
+                     form_problems: Optional[list[str]] = None, wanted: Optional[dict[str, Any]] = None) -> Edit:
+        """Read the folder as an upload is read; with no problem (the form's included), bring the rows to it.
+
+        `wanted`: the values a form set (by `flatten` path); one that does not
+        read back is a problem (the dialect has no key for it), never dropped.
+        """
         form_problems = list(form_problems or [])
         try:
             with load_bundle(root, limits=self.ctx.unpack_limits(), dataset_exists=self.ctx.dataset_exists) as bundle:
                 warnings = list(bundle.warnings) + upload_warnings(bundle, self.ctx.config)
+                if wanted and not form_problems:
+                    form_problems = unsaid(wanted, flatten(bundle.spec), comp.dialect)
                 if form_problems:
                     return Edit(form_problems, warnings)
                 spec = store_bundle_data(bundle, self.ctx.store)
@@ -298,7 +307,9 @@ class Editor:
                 spec.pages.append(page)
             if page.format != fmt:
                 page.format, page.source = fmt, None  # type: ignore[assignment]  # a file named for its format
-            page.name, page.title, page.content = new_name, title, content
+            # CodaLab titles a page by its key.
+            shown = new_name.replace("_", " ").strip().title() if spec.dialect == "codalab" else title
+            page.name, page.title, page.content = new_name, shown, content
             return []
 
         return self.save_spec(slug, actor, change)
@@ -339,7 +350,10 @@ class Editor:
         """Set fields of phase `number` (1-based, in phase order)."""
         def change(spec: CompetitionSpec) -> list[str]:
             phase = phase_of(spec, number)
-            return apply_fields(phase, values, PHASE_FORM_FIELDS, f"phase {number}")
+            problems = apply_fields(phase, values, PHASE_FORM_FIELDS, f"phase {number}")
+            if spec.dialect == "codabench" and phase.max_submissions_per_day == 0:
+                phase.max_submissions_per_day = None  # what Codabench's 0 a day means
+            return problems
 
         return self.save_spec(slug, actor, change)
 
@@ -435,6 +449,39 @@ class Editor:
             row = s.get(m.Dataset, ref.value) if ref is not None else None
             if row is not None and not row.name:
                 row.name = filename[:300]
+
+
+_ABSENT = object()
+# Where a file was read from is a name, not part of what a form edits.
+_NOT_COMPARED = ("source",)
+
+
+def flatten(value: Any, path: str = "") -> dict[str, Any]:
+    """A model as {"phases[0].name": "Development", ...} (pages by name, other lists by position)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, DataRef):
+        found: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            if f.name not in _NOT_COMPARED:
+                found.update(flatten(getattr(value, f.name), f"{path}.{f.name}" if path else f.name))
+        return found
+    if isinstance(value, list) and value and all(isinstance(v, PageSpec) for v in value):
+        found = {}
+        for page in value:
+            found.update(flatten(page, f"{path}[{page.name!r}]"))
+        return found
+    if isinstance(value, list) and any(dataclasses.is_dataclass(v) for v in value):
+        found = {}
+        for i, item in enumerate(value):
+            found.update(flatten(item, f"{path}[{i}]"))
+        return found
+    return {path: value}
+
+
+def unsaid(wanted: dict[str, Any], read: dict[str, Any], dialect: str) -> list[str]:
+    """A problem for each value a form set that the bundle does not read back."""
+    return [f"{path}: a {dialect} competition.yaml has no way to say {value!r} here (it reads back as "
+            f"{read.get(path)!r}); change it in another way or leave it"
+            for path, value in wanted.items() if read.get(path, _ABSENT) != value]
 
 
 def phase_of(spec: CompetitionSpec, number: int) -> PhaseSpec:
