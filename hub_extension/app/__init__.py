@@ -9,7 +9,8 @@ nowhere else, one module per reason to change:
 - `records`: finding competitions, phases and participants; the phase calendar;
 - `routing`: which queue a submission runs on;
 - `visibility`: what a viewer may see of a submission;
-- `competitions`: bundles in and out, the list, the yaml editor, the files given out;
+- `competitions`: bundles in and out, the list, the yaml text, the files given out;
+- `editor`: the YAML view and the forms (pages, columns, phases, programs and data), saved as uploads are read;
 - `registrations`: registering, approving, removing and banning participants; co-organizers;
 - `submissions`: submitting within the limits, choosing, hiding, rerunning, cancelling;
 - `baselines`: the bundle's solutions of a phase, run by organizers as baseline submissions;
@@ -55,6 +56,7 @@ from .competitions import Competitions, slugify
 from .context import Context
 from .deletions import Deletions
 from .downloads import Downloads
+from .editor import Editor
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
@@ -122,6 +124,7 @@ class Platform:
         self.deletions = Deletions(ctx)
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
+        self.editor = Editor(ctx, self.competitions)
 
     @property
     def config(self) -> Compete:
@@ -168,7 +171,20 @@ class Platform:
     competition_logo = _By("competitions")
     phase_download = _By("competitions")
     competition_yaml = _By("competitions")
-    update_competition_yaml = _By("competitions")
+    update_competition_yaml = _By("editor")
+    save_competition_yaml = _By("editor")
+    editable_spec = _By("editor")
+    dataset_info = _By("editor")
+    current_warnings = _By("editor")
+    save_page = _By("editor")
+    delete_page = _By("editor")
+    move_page = _By("editor")
+    preview_page = _By("editor")
+    save_overview = _By("editor")
+    save_phase = _By("editor")
+    save_task = _By("editor")
+    save_columns = _By("editor")
+    replace_data = _By("editor")
 
     # -- lifecycle ----------------------------------------------------------------------------------
     set_lifecycle = _By("lifecycles")

@@ -1,4 +1,4 @@
-"""Competitions as bundles: validate, create, export, list, and edit their `competition.yaml`.
+"""Competitions as bundles: validate, create, export, list, and read their `competition.yaml`.
 
 A competition comes in as a bundle (CodaLab v1.5 or Codabench v2) and goes out
 as one; in between it lives as rows (`convert` maps one to the other).  Also
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from .. import models as m
 from ..bundles import export_bundle, load_bundle, store_bundle_data
 from ..bundles.images import upload_warnings
-from ..bundles.model import BundleError, CompetitionSpec
+from ..bundles.model import CompetitionSpec
 from ..convert import competition_from_spec, dataset_keys, spec_from_competition
 from ..errors import NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer, require_organizer_role
@@ -45,7 +45,7 @@ def slugify(title: str) -> str:
 
 
 class Competitions:
-    """Bundles in and out, the list of competitions, the yaml editor, the files a competition gives out."""
+    """Bundles in and out, the list of competitions, the yaml text, the files a competition gives out."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -187,7 +187,7 @@ class Competitions:
             return self.ctx.store.dataset_path(key), f"{comp.slug}-phase{number}-{what.replace('_', '-')}.zip"
 
     # -- competition.yaml in the browser ----------------------------------------------------------
-    def _light_bundle_folder(self, comp: m.Competition, folder: Path) -> Path:
+    def light_bundle_folder(self, comp: m.Competition, folder: Path) -> Path:
         """The competition as a light bundle (datasets by key) unpacked in `folder`."""
         archive = folder / "light.zip"
         export_bundle(spec_from_competition(comp), self.ctx.store, archive, light=True)
@@ -203,37 +203,11 @@ class Competitions:
             comp = get_competition(s, slug, full=True)
             require_organizer(actor, comp)
             with tempfile.TemporaryDirectory(prefix="compete-yaml-") as tmp:
-                root = self._light_bundle_folder(comp, Path(tmp))
+                root = self.light_bundle_folder(comp, Path(tmp))
                 return (root / "competition.yaml").read_text(encoding="utf-8")
 
-    def update_competition_yaml(self, slug: str, text: str, actor: Actor) -> list[str]:
-        """Replace the competition's definition by `text`; returns the problems (empty: saved).
-
-        The text is validated as a bundle (with the competition's pages, terms,
-        logo and stored datasets beside it); nothing is saved when there is any
-        problem.  Phases keep their submissions: a phase that has some cannot be
-        removed.
-        """
-        if not isinstance(text, str) or not text.strip():
-            return ["competition.yaml: (file): is empty"]
-        with self.ctx.db.session() as s:
-            comp = get_competition(s, slug, full=True)
-            require_organizer(actor, comp)
-            require_active(comp, "editing")
-            with tempfile.TemporaryDirectory(prefix="compete-yaml-") as tmp:
-                root = self._light_bundle_folder(comp, Path(tmp))
-                (root / "competition.yaml").write_text(text, encoding="utf-8")
-                try:
-                    with load_bundle(root, limits=self.ctx.unpack_limits(),
-                                     dataset_exists=self.ctx.dataset_exists) as bundle:
-                        spec = store_bundle_data(bundle, self.ctx.store)
-                except BundleError as exc:
-                    return [str(p) for p in exc.problems]
-            # Problems are found before anything changes, so nothing is written then.
-            return self._apply_spec(s, comp, spec, actor)
-
-    def _apply_spec(self, s: Session, comp: m.Competition, spec: CompetitionSpec, actor: Actor) -> list[str]:
-        """Bring a competition's rows to `spec` in place.
+    def apply_spec(self, s: Session, comp: m.Competition, spec: CompetitionSpec, actor: Actor) -> list[str]:
+        """Bring a competition's rows to `spec` in place (the editor's one way to save; see `editor`).
 
         Phases are matched by their index in the bundle, so a kept phase keeps
         its id, its submissions and its clock marks.

@@ -26,7 +26,7 @@ from ..contract import StoreLayout
 from ..errors import Forbidden, PlatformError
 from .actors import Actor
 from .context import Context
-from .records import phase_number, phase_rule
+from .records import phase_number, phase_rule, require_active
 from .standings import refresh_phase
 from .visibility import submission_context
 
@@ -77,6 +77,7 @@ class Deletions:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             if sub.baseline and not organizer:
                 raise Forbidden(f"submission {submission_id} is a baseline of the organizers")
+            require_active(comp, "deleting submissions")
             reason = _refuse(s, sub, ph, comp, organizer, now)
             if reason:
                 raise PlatformError(reason)

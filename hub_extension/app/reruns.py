@@ -24,7 +24,7 @@ from .. import models as m
 from ..errors import CountChanged, PlatformError
 from .actors import Actor, require_organizer
 from .context import Context
-from .records import get_competition, get_phase
+from .records import get_competition, get_phase, require_active
 from .submissions import add_rerun
 
 
@@ -98,6 +98,7 @@ class Reruns:
         now = now or m.utcnow()
         with self.ctx.db.session() as s:
             ph = self._phase(s, slug, number, actor)
+            require_active(ph.competition, "running submissions again")
             originals = _originals(s, ph.id)
             check_confirmed(f"rerunning phase {number}", len(originals), confirm)
             made = []

@@ -34,6 +34,23 @@ UPLOAD_NOTE = "at submission: "
 AGGREGATION_STEP = "aggregation"
 
 
+def program_keys(s: Session, sub: m.Submission) -> dict[tuple[int, str], Optional[str]]:
+    """The program each step of a submission runs, by (task index, step): the key of the
+    task's scoring program (the aggregation task's for the aggregation step) or of its
+    ingestion program (none for a notebook, which runs itself)."""
+    ph = s.get(m.Phase, sub.phase_id)
+    tasks = {t.index: t for t in s.scalars(select(m.Task).where(m.Task.competition_id == ph.competition_id))}
+    keys: dict[tuple[int, str], Optional[str]] = {}
+    for index, t in tasks.items():
+        keys[(index, "scoring")] = t.scoring_program_key
+        keys[(index, "prediction")] = t.ingestion_program_key if sub.kind == "code" else None
+    aggregation = tasks.get(ph.aggregation_task) if ph.aggregation_task is not None else None
+    if aggregation is not None:
+        for index in list(tasks) + [aggregation.index]:
+            keys[(index, AGGREGATION_STEP)] = aggregation.scoring_program_key
+    return keys
+
+
 def transition(s: Session, submission_id: int, values: dict[str, Any], *, key: Optional[str] = None,
                queue: Optional[str] = None, extra: Iterable[Any] = ()) -> bool:
     """Move a non-terminal submission in one conditional UPDATE; False if it was not movable.
@@ -366,6 +383,7 @@ class Runs:
             for rel, data in result.files.items():
                 store.put_file_bytes(rel, data)
             attempt = 1 + max((r.attempt for r in sub.runs), default=0)
+            programs = program_keys(s, sub)
             for task in result.tasks:
                 for step in task.steps:
                     sub.runs.append(
@@ -381,6 +399,7 @@ class Runs:
                             image_digest=step.image_digest,
                             error=step.error,
                             log_path=step.log_path,
+                            program_key=programs.get((task.task_index, step.step)),
                         )
                     )
             if status == Status.FINISHED:

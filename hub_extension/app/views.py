@@ -23,6 +23,7 @@ from ..convert import dataset_keys, spec_from_competition
 from ..errors import Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
 from .context import Context
+from .editor import program_version
 from .records import (
     CHOOSING_RULES,
     competition_status,
@@ -391,7 +392,8 @@ class Views:
                           if run_log(self.ctx.store, r, stream) is not None]
                  if sides[step_side(r.step)] else [],
                  **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error,
-                     "requested_image": named_images.get((r.task_index, r.step == "scoring"))}
+                     "requested_image": named_images.get((r.task_index, r.step == "scoring")),
+                     "program": program_version(s, comp, r)}
                     if organizer else {})}
                 for r in latest_runs(sub)
             ]

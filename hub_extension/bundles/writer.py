@@ -128,11 +128,19 @@ def _write_folder(bundle: CanonicalZip, folder: str, stored: Path) -> None:
                     dst.write(chunk)
 
 
-def export_bundle(spec: CompetitionSpec, store: Store, out_zip: Path, *, light: bool = False) -> None:
-    """Write `spec` as a bundle zip; raise `BundleError` if its data is not all stored."""
+def export_bundle(spec: CompetitionSpec, store: Store, out_zip: Path, *, light: bool = False,
+                  paths: bool = False) -> None:
+    """Write `spec` as a bundle zip; raise `BundleError` if its data is not all stored.
+
+    `paths` (light only): a DataRef of kind "path" is written as that path, for
+    a caller that puts the file there beside the unpacked bundle (the editor's
+    uploads, read back as an upload reads its files).
+    """
     problems = []
     for owner, attr, ref in _refs(spec):
         where = f"{type(owner).__name__.removesuffix('Spec').lower()} {getattr(owner, 'index', '')}".strip()
+        if ref.kind == "path" and light and paths and attr != "logo":
+            continue
         if ref.kind != "key":
             problems.append(Problem("export", f"{where}.{attr}", "is not stored yet; store the bundle data first"))
         elif not store.has_dataset(ref.value):

@@ -25,6 +25,7 @@ from tornado import web
 
 from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
+from .editor_api import editor_api_routes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
 
@@ -253,14 +254,15 @@ class CompetitionYamlHandler(ApiHandler):
         text = body.get("yaml")
         if not isinstance(text, str):
             raise PlatformError('send {"yaml": "<the new competition.yaml>"}')
-        problems = await self.run_blocking(self.platform.update_competition_yaml, slug, text, self.actor)
-        if problems:
+        edit = await self.run_blocking(self.platform.save_competition_yaml, slug, text, self.actor)
+        if edit.problems:
             self.set_status(400)
             self.write_error_body(400, "bundle_invalid",
-                                  f"competition.yaml has {len(problems)} problem(s); nothing was saved",
-                                  {"problems": problems})
+                                  f"competition.yaml has {len(edit.problems)} problem(s); nothing was saved",
+                                  {"problems": edit.problems, "warnings": edit.warnings})
             return
-        self.write_json({"saved": True, "competition": self.platform.competition_detail(slug, self.actor)})
+        self.write_json({"saved": True, "warnings": edit.warnings,
+                         "competition": self.platform.competition_detail(slug, self.actor)})
 
 
 class ExportHandler(FileResponse, ApiHandler):
@@ -700,4 +702,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/lifecycle", LifecycleHandler),
         (rf"{comp}/secret", SecretHandler),
         (rf"{comp}/invitations", InvitationsHandler),
+        *editor_api_routes(comp, NUMBER),
     ]

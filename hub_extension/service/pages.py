@@ -617,19 +617,23 @@ class EditYamlHandler(PageHandler):
         actor = self.require_login()
         text = self.platform.competition_yaml(slug, actor)
         comp = self.platform.competition_detail(slug, actor)
-        self.show("edit.html", comp=comp, yaml_text=text, problems=[])
+        # What an upload of it would warn about, in view for as long as it is true.
+        warnings = self.platform.current_warnings(slug, actor)
+        self.show("edit.html", comp=comp, yaml_text=text, problems=[], warnings=warnings)
 
     async def post(self, slug: str) -> None:
         actor = self.require_login()
         text = self.get_body_argument("yaml", "") or ""
-        problems = await self.run_blocking(self.platform.update_competition_yaml, slug, text, actor)
-        if problems:
+        edit = await self.run_blocking(self.platform.save_competition_yaml, slug, text, actor)
+        comp = self.platform.competition_detail(slug, actor)
+        if edit.problems:
             self.set_status(400)
-            comp = self.platform.competition_detail(slug, actor)
-            self.render_page("edit.html", comp=comp, yaml_text=text, problems=problems, notices=[])
+            self.render_page("edit.html", comp=comp, yaml_text=text, problems=edit.problems,
+                             warnings=edit.warnings, notices=[])
             return
-        self.notice("competition.yaml saved.")
-        self.redirect(self.competition_url(slug, "/edit"))
+        # The saved text again, with this save's warnings (an unknown key is dropped once said).
+        self.render_page("edit.html", comp=comp, yaml_text=self.platform.competition_yaml(slug, actor), problems=[],
+                         warnings=edit.warnings, notices=[{"kind": "ok", "text": "competition.yaml saved."}])
 
 
 def _organizer_detail(handler: PageHandler, slug: str) -> dict[str, Any]:

@@ -169,6 +169,20 @@ def new_queue(scene: Scene, actor: str) -> dict[str, Any]:
     return {"json": {"name": f"{actor.replace('_', '-')}-{uuid.uuid4().hex[:6]}"}}
 
 
+def with_page(scene: Scene, actor: str) -> dict[str, Any]:
+    """Make sure the page the editor cases move and remove is there (each allowed caller acts on it)."""
+    resp = scene.clients["organizer"].put(f"api/v1/competitions/{scene.slug}/pages/matrix-notes",
+                                          json={"title": "Matrix notes", "content": "*notes*"})
+    assert resp.status_code == 200, resp.text
+    return {}
+
+
+def scene_folder_zip(scene: Scene, folder: str) -> dict[str, Any]:
+    """A folder of the scene's bundle as an upload: the same bytes as stored, so nothing changes for later cases."""
+    source = sorted(scene.tmp.glob(f"bundle-*/{folder}"))[0]
+    return {"files": {"file": (f"{folder}.zip", zip_folder(source))}}
+
+
 PUBLIC = (200,) * 7
 #              anon  unreg part other oorg  org  admin
 ORGANIZERS = (401, 403, 403, 403, 403, 200, 200)
@@ -250,6 +264,27 @@ CASES = [
     Case("DELETE", "api/v1/submissions/{sid}", (401, 403, 400, 403, 403, 400, 400),
          note="allowed for its owner and organizers, but it was rerun above (the rerun keeps it): 400 after "
               "the permission check"),
+    Case("GET", "api/v1/competitions/{slug}/spec", ORGANIZERS),
+    Case("POST", "api/v1/competitions/{slug}/preview", ORGANIZERS,
+         lambda s, a: {"json": {"text": "# Hi", "format": "markdown"}}),
+    Case("PUT", "api/v1/competitions/{slug}/overview", ORGANIZERS,
+         lambda s, a: {"json": {"registration_auto_approve": True}}),
+    Case("PUT", "api/v1/competitions/{slug}/pages/matrix-notes", ORGANIZERS,
+         lambda s, a: {"json": {"title": "Matrix notes", "content": "*notes*"}}),
+    Case("POST", "api/v1/competitions/{slug}/pages/matrix-notes/up", ORGANIZERS, with_page),
+    Case("POST", "api/v1/competitions/{slug}/pages/matrix-notes/down", ORGANIZERS, with_page),
+    Case("DELETE", "api/v1/competitions/{slug}/pages/matrix-notes", ORGANIZERS, with_page),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/columns", ORGANIZERS,
+         lambda s, a: {"json": {"columns": [{"key": "accuracy", "precision": 3}]}}),
+    Case("PUT", "api/v1/competitions/{slug}/phases/2/settings", ORGANIZERS,
+         lambda s, a: {"json": {"max_submissions": 5}}),
+    Case("PUT", "api/v1/competitions/{slug}/tasks/0", ORGANIZERS,
+         lambda s, a: {"json": {"name": "Flower species"}}),
+    Case("POST", "api/v1/competitions/{slug}/tasks/0/scoring_program", ORGANIZERS,
+         lambda s, a: scene_folder_zip(s, "scoring_program"),
+         "the same program again: a new version of the same bytes"),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/uploads/starting_kit", ORGANIZERS,
+         lambda s, a: scene_folder_zip(s, "starting_kit")),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),

@@ -112,9 +112,12 @@ def test_editing_competition_yaml_is_checked_before_it_is_saved(world_server):
     assert "sorting: sideways" in refused.text  # the text is kept for fixing
     assert server.platform.competition_detail(world.slug, builders.ORGANIZER)["title"] == "Secrets"
 
-    saved = olga.post(f"competitions/{world.slug}/edit", {"yaml": text.replace("title: Secrets", "title: Secrets, renamed", 1)})
-    assert saved.status_code == 302, saved.text[:2000]
-    assert "competition.yaml saved." in ok(olga.follow(saved)).text
+    saved = olga.post(f"competitions/{world.slug}/edit", {"yaml": text.replace("title: Secrets", "title: Secrets\ntitel: typo", 1).replace("title: Secrets", "title: Secrets, renamed", 1)})
+    assert saved.status_code == 200, saved.text[:2000]
+    assert "competition.yaml saved." in saved.text
+    # The upload's warning about the typo'd key is shown with the save, and the text no longer has it.
+    assert re.search(r'id="edit-warnings".*titel: unknown key, ignored', saved.text, re.S)
+    assert "titel: typo" not in saved.text
     assert server.platform.competition_detail(world.slug, builders.ORGANIZER)["title"] == "Secrets, renamed"
 
 
