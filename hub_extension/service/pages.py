@@ -603,10 +603,10 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             self.render_page("create.html", error=str(exc), problems=[], filename=filename, notices=[],
                              **self.context())
             return
+        self.notice(f"Competition {slug!r} created.")
         lifecycle = self.platform.lifecycle(slug, actor)
-        self.notice(f"Competition {slug!r} created; it is {lifecycle['note']}. The bundle's `published` key "
-                    "decides it at upload (false: a draft; true or absent: published); its Lifecycle page "
-                    "changes it.")
+        self.notice(f"It is {lifecycle['note']}: the bundle's `published` key decides it at upload (false: a "
+                    "draft; true or absent: published), and its Lifecycle page changes it.", "info")
         for warning in warnings:
             self.notice(f"warning: {warning}", "info")
         self.redirect(self.competition_url(slug))

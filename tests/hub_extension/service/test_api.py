@@ -95,7 +95,7 @@ def test_errors_are_json(server, world):
     assert resp.headers["WWW-Authenticate"].startswith("token")
     resp = server.client("olga").put(f"api/v1/competitions/{world.slug}/phases/1/dates", data="{not json")
     assert resp.status_code == 400 and "not JSON" in error_of(resp)["message"]
-    resp = server.client("ann").request("DELETE", f"api/v1/competitions/{world.slug}")
+    resp = server.client("ann").request("DELETE", f"api/v1/competitions/{world.slug}/leaderboard")
     assert resp.status_code == 405 and error_of(resp)["code"] == "method_not_allowed"
 
 
