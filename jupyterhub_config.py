@@ -48,6 +48,7 @@ from hub_extension.embedded import (
     install_judge_kernels,
     judge_kernels_path,
 )
+from hub_extension.lifetime import OWNER_ENV, describe_process
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
@@ -105,6 +106,9 @@ if settings.file is not None:
 for name in ("COMPETE_DB_URL", "DOCKER_HOST"):
     if os.environ.get(name):
         service_env[name] = os.environ[name]
+# This hub's process (this file runs in it): the service and the queue schedulers it starts
+# stop once it is gone, even when it was killed and could tell them nothing.
+service_env[OWNER_ENV] = describe_process()
 
 c.JupyterHub.services = [
     {

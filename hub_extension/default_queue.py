@@ -20,6 +20,7 @@ CA key, which is dropped once they are signed.
 It stops on SIGTERM, or by itself after `idle_exit` seconds without a client
 or a task (`results_hold` seconds while it keeps results no dispatcher
 collected): a platform that is gone for good leaves no process behind.
+Started by a hub's service, it also stops once that hub is gone (`lifetime`).
 
 `DefaultQueueProcess` is the platform's side: find the recorded process,
 check it answers, or start a new one (and record it), and stop it.
@@ -51,6 +52,7 @@ from dask_workers.executors.base import process_alive
 from . import tls
 from .contract import DEFAULT_QUEUE
 from .errors import PlatformError
+from .lifetime import owner_environment, watch_owner
 from .queue_scheduler import WORKER_OPS, GuardedScheduler, ResultLog, install_decode_guard, scheduler_config
 
 log = logging.getLogger("compete.default_queue")
@@ -226,6 +228,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Dask logs every snapshot the platform takes at INFO: keep its warnings only.
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    watch_owner()  # started by a hub's service: SIGTERM (workers stopped too) once that hub is gone
     asyncio.run(serve(args.folder))
     return 0
 
@@ -318,7 +321,8 @@ class DefaultQueueProcess:
                 [sys.executable, "-m", "hub_extension.default_queue", str(folder)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 cwd=str(folder),
-                env=process_environment({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"}),
+                env=process_environment({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576",
+                                         **owner_environment()}),
             )
         finally:
             log_file.close()

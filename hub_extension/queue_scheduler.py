@@ -59,6 +59,7 @@ from distributed.security import Security
 from dask_workers.queue_guard import peer_role, plain_reads_when
 
 from .contract import RESULT_TOPIC
+from .lifetime import watch_owner
 
 log = logging.getLogger("compete.queue_scheduler")
 
@@ -580,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Dask logs every snapshot the platform takes at INFO: keep its warnings only.
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    watch_owner()  # started by a hub's service: SIGTERM once that hub is gone
     asyncio.run(serve(args.queue_dir))
     return 0
 

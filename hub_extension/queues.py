@@ -33,6 +33,7 @@ from dask_workers.executors.base import process_alive
 
 from . import tls
 from .errors import PlatformError
+from .lifetime import owner_environment
 
 CREDENTIALS_FORMAT = "jupyter-compete-worker-credentials/1"
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -134,7 +135,8 @@ class SchedulerSupervisor:
 
     Schedulers run detached (their own session), so that a restart of the
     platform leaves runs in progress alone: the platform finds the scheduler
-    again, follows its runs and collects their results.
+    again, follows its runs and collects their results.  Started by a hub's
+    service, they stop with the hub (`lifetime`).
     """
 
     def __init__(self, platform: Any, start_timeout: float = 30.0):
@@ -178,7 +180,8 @@ class SchedulerSupervisor:
                 [sys.executable, "-m", "hub_extension.queue_scheduler", str(folder)],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=str(folder),
-                env=process_environment({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"}),
+                env=process_environment({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576",
+                                         **owner_environment()}),
             )
         finally:
             log_file.close()

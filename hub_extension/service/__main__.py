@@ -39,6 +39,7 @@ from ..app import Platform
 from ..app.refresher import BoardRefresher
 from ..config import load_config
 from ..db import upgrade_database
+from ..lifetime import watch_owner
 from .app import DEFAULT_PREFIX, make_app
 from .readers import BoardBuilder
 
@@ -123,6 +124,8 @@ class Ticker:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    # A hub stopped cleanly sends SIGTERM; one that was killed sends nothing: follow its process.
+    watch_owner()
     loaded = load_config()
     config = loaded.compete
     logging.basicConfig(
