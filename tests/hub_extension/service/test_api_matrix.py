@@ -285,6 +285,15 @@ CASES = [
          "the same program again: a new version of the same bytes"),
     Case("POST", "api/v1/competitions/{slug}/phases/1/uploads/starting_kit", ORGANIZERS,
          lambda s, a: scene_folder_zip(s, "starting_kit")),
+    Case("GET", "api/v1/competitions/{slug}/lifecycle", ORGANIZERS),
+    Case("POST", "api/v1/competitions/{slug}/lifecycle", ORGANIZERS, lambda s, a: {"json": {"status": "published"}},
+         "published already: it stays so"),
+    Case("POST", "api/v1/competitions/{slug}/secret", ORGANIZERS),
+    Case("POST", "api/v1/competitions/{slug}/invitations", ORGANIZERS,
+         lambda s, a: {"json": {"usernames": [s.names["other_participant"]]}}, "approved already: nothing changes"),
+    Case("DELETE", "api/v1/competitions/{slug}", (401, 403, 403, 403, 403, 400, 400),
+         lambda s, a: {"json": {"confirm": "not-the-slug"}},
+         "allowed, but the typed confirmation is wrong: 400 after the permission check, nothing deleted"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
@@ -342,6 +351,127 @@ def test_participants_see_no_secret_over_the_real_hub(scene):
     assert scene.submission not in [s["id"] for s in theirs["items"]]
     organizer = scene.clients["organizer"].get(f"api/v1/submissions/{scene.submission}").json()
     assert set(organizer["scores"]) == {"accuracy", "f1"}
+
+
+# -- draft and private competitions: invisible to whoever may not see them -------------------------------
+# Every read path of a competition, and what a person who may see it gets (the scene's participants are
+# not registered in the hidden competition; an organizer is not either).
+HIDDEN_READS = [
+    ("GET", "api/v1/competitions/{slug}", 200),
+    ("GET", "api/v1/competitions/{slug}/logo", 200),
+    ("GET", "api/v1/competitions/{slug}/phases", 200),
+    ("GET", "api/v1/competitions/{slug}/leaderboard", 200),
+    ("GET", "api/v1/competitions/{slug}/leaderboard.csv", 200),
+    ("GET", "api/v1/competitions/{slug}/leaderboard/history", 200),
+    ("GET", "api/v1/competitions/{slug}/submissions", 200),
+    ("GET", "api/v1/competitions/{slug}/submissions_left", 200),
+    ("GET", "api/v1/competitions/{slug}/phases/1/starting_kit", 200),
+    ("GET", "api/v1/competitions/{slug}/yaml", 200),
+    ("GET", "api/v1/competitions/{slug}/participants", 200),
+]
+NEEDS_LOGIN = {"api/v1/competitions/{slug}/submissions", "api/v1/competitions/{slug}/submissions_left"}
+NOT_ORGANIZERS = ("anonymous", "unregistered", "participant", "other_organizer", "scoped_organizer", "scoped_admin")
+
+
+@pytest.fixture(scope="module")
+def hidden(scene) -> dict[str, str]:
+    """Two more competitions of the scene's organizer: one uploaded as a draft (`published: false`), one
+    made private; {"draft": slug, "private": slug, "secret": the private link's secret}."""
+    organizer = scene.clients["organizer"]
+    made = {}
+    for kind in ("draft", "private"):
+        bundle = matrix_bundle(scene.tmp, f"Hidden {kind} {uuid.uuid4().hex[:4]}")
+        with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+        doc = yaml.safe_load(files["competition.yaml"])
+        doc["published"] = False
+        files["competition.yaml"] = yaml.safe_dump(doc, sort_keys=False).encode()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+        resp = organizer.post("api/v1/competitions", files={"file": ("bundle.zip", buf.getvalue())})
+        assert resp.status_code == 201 and resp.json()["lifecycle"] == "draft", resp.text
+        made[kind] = resp.json()["slug"]
+    resp = organizer.post(f"api/v1/competitions/{made['private']}/lifecycle", json={"status": "private"})
+    assert resp.status_code == 200 and resp.json()["status"] == "private", resp.text
+    made["secret"] = resp.json()["secret"]
+    return made
+
+
+@pytest.mark.parametrize("kind", ["draft", "private"])
+@pytest.mark.parametrize("method,path,seen", HIDDEN_READS, ids=[p for _, p, _ in HIDDEN_READS])
+def test_draft_and_private_competitions_answer_404_to_whoever_may_not_see_them(scene, hidden, kind, method, path,
+                                                                                 seen):
+    url = path.format(slug=hidden[kind])
+    failures = []
+    for actor in NOT_ORGANIZERS:
+        expected = 401 if actor == "anonymous" and path in NEEDS_LOGIN else 404
+        resp = scene.clients[actor].request(method, url)
+        if resp.status_code != expected:
+            failures.append(f"{actor}: expected {expected}, got {resp.status_code} {resp.text[:200]}")
+        elif expected == 404:
+            # Word for word what a competition that does not exist answers.
+            missing = scene.clients[actor].request(method, path.format(slug="no-such-competition"))
+            assert resp.json()["error"]["message"].replace(hidden[kind], "no-such-competition") == \
+                missing.json()["error"]["message"], (actor, resp.text)
+    for actor in ("organizer", "admin"):
+        resp = scene.clients[actor].request(method, url)
+        if resp.status_code != seen:
+            failures.append(f"{actor}: expected {seen}, got {resp.status_code} {resp.text[:200]}")
+    assert not failures, f"{method} {path} of the {kind} competition:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("kind", ["draft", "private"])
+def test_draft_and_private_competitions_are_listed_to_their_organizers_only(scene, hidden, kind):
+    for actor in NOT_ORGANIZERS:
+        for query in ("limit=200", f"search={hidden[kind]}"):
+            items = scene.clients[actor].get(f"api/v1/competitions?{query}").json()["items"]
+            assert hidden[kind] not in [c["slug"] for c in items], (actor, query)
+    for actor in ("organizer", "admin"):
+        items = scene.clients[actor].get(f"api/v1/competitions?search={hidden[kind]}").json()["items"]
+        assert [(c["slug"], c["lifecycle"]) for c in items] == [(hidden[kind], kind)], actor
+
+
+def test_draft_and_private_competitions_refuse_registration_and_submissions_as_missing(scene, hidden):
+    for kind in ("draft", "private"):
+        for actor in ("unregistered", "participant", "other_organizer"):
+            client = scene.clients[actor]
+            resp = client.post(f"api/v1/competitions/{hidden[kind]}/registration", json={"accept_terms": True})
+            assert resp.status_code == 404, (kind, actor, resp.text)
+            resp = client.post(f"api/v1/competitions/{hidden[kind]}/submissions",
+                               files={"file": ("predictions.zip", predictions_zip())})
+            assert resp.status_code == 404, (kind, actor, resp.text)
+            resp = client.post(f"api/v1/competitions/{hidden[kind]}/lifecycle", json={"status": "published"})
+            assert resp.status_code == 404, (kind, actor, resp.text)
+
+
+def test_a_private_competitions_link_opens_it_and_lets_a_user_register(scene, hidden):
+    slug, secret = hidden["private"], hidden["secret"]
+    nora = scene.clients["unregistered"]
+    assert nora.get(f"api/v1/competitions/{slug}?secret=wrong").status_code == 404
+    for path in ("", "/leaderboard", "/leaderboard.csv", "/phases", "/logo"):
+        resp = nora.get(f"api/v1/competitions/{slug}{path}?secret={secret}")
+        assert resp.status_code == 200, (path, resp.text[:200])
+    assert scene.clients["anonymous"].get(f"api/v1/competitions/{slug}?secret={secret}").status_code == 200
+    resp = nora.post(f"api/v1/competitions/{slug}/registration?secret={secret}", json={"accept_terms": True})
+    assert resp.status_code == 201, resp.text
+    # Registered, the link is no longer needed; the list still does not show it.
+    assert nora.get(f"api/v1/competitions/{slug}").json()["registration"] == resp.json()["status"]
+    assert slug not in [c["slug"] for c in nora.get("api/v1/competitions?limit=200").json()["items"]]
+    # An invitation lets another user in without the link.
+    ben = scene.clients["other_participant"]
+    assert ben.get(f"api/v1/competitions/{slug}").status_code == 404
+    resp = scene.clients["organizer"].post(f"api/v1/competitions/{slug}/invitations",
+                                           json={"usernames": [scene.names["other_participant"]]})
+    assert resp.status_code == 200 and resp.json()["invited"] == [scene.names["other_participant"]], resp.text
+    assert ben.get(f"api/v1/competitions/{slug}").json()["registration"] == "approved"
+    # A new link: the old one opens nothing.
+    rotated = scene.clients["organizer"].post(f"api/v1/competitions/{slug}/secret").json()["secret"]
+    assert rotated != secret
+    oscar = scene.clients["other_organizer"]
+    assert oscar.get(f"api/v1/competitions/{slug}?secret={secret}").status_code == 404
+    assert oscar.get(f"api/v1/competitions/{slug}?secret={rotated}").status_code == 200
 
 
 # -- XSRF with the service cookie ----------------------------------------------------------------------
