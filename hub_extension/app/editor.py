@@ -44,10 +44,9 @@ from ..bundles.sanitize import render_page
 from ..convert import spec_from_competition
 from ..errors import NotFound, PlatformError
 from .actors import Actor, require_organizer
-from .competitions import Competitions
+from .competitions import Competitions, queue_warnings
 from .context import Context
 from .records import get_competition
-from .routing import queue_names
 
 # A page preview is rendered from text the organizer is typing: bounded like a page file.
 MAX_PAGE_CHARS = 1_000_000
@@ -274,11 +273,7 @@ class Editor:
         problems = self.competitions.apply_spec(s, comp, spec, actor)
         if problems:
             return Edit(problems, warnings)
-        existing = queue_names(s)
-        for queue in dict.fromkeys(q for q in [spec.queue] + [p.queue for p in spec.phases] if q and q not in existing):
-            warnings.append(f"competition.yaml: queue: no queue {queue!r} here, so its runs go to the default queue "
-                            f"until an organizer creates it (compete queue create {queue} --competition {comp.slug})")
-        return Edit([], warnings)
+        return Edit([], warnings + queue_warnings(s, spec, comp.slug))
 
     # -- pages -------------------------------------------------------------------------------------
     def save_page(self, slug: str, name: Optional[str], actor: Actor, *, title: str, content: str,
