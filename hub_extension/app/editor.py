@@ -115,7 +115,8 @@ def form_value(kind: str, raw: Any, label: str, problems: list[str]) -> Any:
     """A form value as the model holds it; a value that cannot be read adds a problem."""
     if kind == "flag":
         return raw in (True, "1", "true", "on", "yes", 1)
-    text = "" if raw is None else str(raw).strip()
+    # Browsers send a textarea's lines ending in CRLF.
+    text = "" if raw is None else str(raw).replace("\r\n", "\n").strip()
     if kind == "text":
         return text or None
     if kind == "names":
@@ -280,6 +281,8 @@ class Editor:
                   fmt: str = "markdown") -> Edit:
         """Write a page (a new one when `name` is None or not a page yet)."""
         title = (title or "").strip()
+        if isinstance(content, str):
+            content = content.replace("\r\n", "\n")  # as browsers send a textarea's lines
 
         def change(spec: CompetitionSpec) -> list[str]:
             problems = []
