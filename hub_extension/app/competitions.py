@@ -44,6 +44,15 @@ def slugify(title: str) -> str:
     return slug[:80] or "competition"
 
 
+def queue_warnings(s: Session, spec: CompetitionSpec, slug: str) -> list[str]:
+    """One sentence per queue the spec names that does not exist here."""
+    existing = queue_names(s)
+    named = [spec.queue] + [p.queue for p in spec.phases]
+    return [f"competition.yaml: queue: no queue {queue!r} here, so its runs go to the default queue until an "
+            f"organizer creates it (compete queue create {queue} --competition {slug})"
+            for queue in dict.fromkeys(q for q in named if q and q not in existing)]
+
+
 class Competitions:
     """Bundles in and out, the list of competitions, the yaml text, the files a competition gives out."""
 
@@ -70,13 +79,7 @@ class Competitions:
             stored = store_bundle_data(bundle, self.ctx.store)
         slug = self.insert_competition(stored, actor)
         with self.ctx.db.session() as s:
-            existing = queue_names(s)
-        named = [stored.queue] + [p.queue for p in stored.phases]
-        for queue in dict.fromkeys(q for q in named if q and q not in existing):
-            warnings.append(
-                f"competition.yaml: queue: no queue {queue!r} here, so its runs go to the default queue until an "
-                f"organizer creates it (compete queue create {queue} --competition {slug})"
-            )
+            warnings += queue_warnings(s, stored, slug)
         return slug, warnings
 
     def insert_competition(self, spec: CompetitionSpec, actor: Actor) -> str:

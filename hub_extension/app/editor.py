@@ -44,10 +44,9 @@ from ..bundles.sanitize import render_page
 from ..convert import spec_from_competition
 from ..errors import NotFound, PlatformError
 from .actors import Actor, require_organizer
-from .competitions import Competitions
+from .competitions import Competitions, queue_warnings
 from .context import Context
 from .records import get_competition, require_active
-from .routing import queue_names
 
 # A page preview is rendered from text the organizer is typing: bounded like a page file.
 MAX_PAGE_CHARS = 1_000_000
@@ -116,7 +115,8 @@ def form_value(kind: str, raw: Any, label: str, problems: list[str]) -> Any:
     """A form value as the model holds it; a value that cannot be read adds a problem."""
     if kind == "flag":
         return raw in (True, "1", "true", "on", "yes", 1)
-    text = "" if raw is None else str(raw).strip()
+    # Browsers send a textarea's lines ending in CRLF.
+    text = "" if raw is None else str(raw).replace("\r\n", "\n").strip()
     if kind == "text":
         return text or None
     if kind == "names":
@@ -276,17 +276,15 @@ class Editor:
         problems = self.competitions.apply_spec(s, comp, spec, actor)
         if problems:
             return Edit(problems, warnings)
-        existing = queue_names(s)
-        for queue in dict.fromkeys(q for q in [spec.queue] + [p.queue for p in spec.phases] if q and q not in existing):
-            warnings.append(f"competition.yaml: queue: no queue {queue!r} here, so its runs go to the default queue "
-                            f"until an organizer creates it (compete queue create {queue} --competition {comp.slug})")
-        return Edit([], warnings)
+        return Edit([], warnings + queue_warnings(s, spec, comp.slug))
 
     # -- pages -------------------------------------------------------------------------------------
     def save_page(self, slug: str, name: Optional[str], actor: Actor, *, title: str, content: str,
                   fmt: str = "markdown") -> Edit:
         """Write a page (a new one when `name` is None or not a page yet)."""
         title = (title or "").strip()
+        if isinstance(content, str):
+            content = content.replace("\r\n", "\n")  # as browsers send a textarea's lines
 
         def change(spec: CompetitionSpec) -> list[str]:
             problems = []

@@ -87,6 +87,12 @@ def test_a_page_in_markdown_is_previewed_and_shown_sanitized(platform, world):
     assert shown[0]["html"] == html  # the participant sees what the preview showed
 
 
+def test_a_page_typed_in_a_browser_keeps_its_lines(platform, world):
+    edit = platform.save_page(world.slug, "overview", ORGANIZER, title="Overview", content="# A\r\n\r\nline\r\n")
+    assert edit.saved, edit.problems
+    assert platform.editable_spec(world.slug, ORGANIZER).pages[0].content == "# A\n\nline\n"
+
+
 def test_pages_are_added_renamed_moved_and_removed(platform, world):
     assert platform.save_page(world.slug, None, ORGANIZER, title="Getting started", content="Start *here*").saved
     assert platform.save_page(world.slug, None, ORGANIZER, title="Data", content="<p>data</p>", fmt="html").saved
