@@ -45,6 +45,11 @@ def is_organizer(actor: Actor, comp: m.Competition) -> bool:
     return actor.username == comp.created_by or actor.username in (comp.admin_names or [])
 
 
+def may_name_organizers(actor: Actor, comp: m.Competition) -> bool:
+    """The creator and the admins choose a competition's co-organizers; co-organizers only see them."""
+    return actor.is_admin or (is_organizer(actor, comp) and actor.username == comp.created_by)
+
+
 def require_organizer(actor: Actor, comp: m.Competition) -> None:
     if not is_organizer(actor, comp):
         raise Forbidden(f"only the organizers of {comp.slug!r} may do this")

@@ -23,7 +23,7 @@ from ..bundles.images import upload_warnings
 from ..bundles.model import BundleError, CompetitionSpec
 from ..convert import competition_from_spec, dataset_keys, spec_from_competition
 from ..errors import NotFound, PlatformError
-from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer, require_organizer_role
+from .actors import LOCAL_ADMIN, Actor, is_organizer, may_name_organizers, require_organizer, require_organizer_role
 from .context import Context
 from .records import COMPETITION_STATUSES, competition_status, get_competition, get_phase, phases_in_order
 from .registrations import require_approved
@@ -212,6 +212,9 @@ class Competitions:
                         spec = store_bundle_data(bundle, self.ctx.store)
                 except BundleError as exc:
                     return [str(p) for p in exc.problems]
+            if list(spec.admin_names) != list(comp.admin_names or []) and not may_name_organizers(actor, comp):
+                return [f"competition.yaml: admin_names: only the creator ({comp.created_by}) and the admins choose "
+                        "the co-organizers; leave the list as it is"]
             # Problems are found before anything changes, so nothing is written then.
             return self._apply_spec(s, comp, spec, actor)
 
