@@ -84,6 +84,9 @@ def may_see(actor: Actor, comp: Any, secret: Optional[str] = None, *, session: O
     registration = s.scalar(select(m.Participant.status).where(
         m.Participant.competition_id == comp.id, m.Participant.username == actor.username))
     return registration in SEEING_REGISTRATIONS
+def may_name_organizers(actor: Actor, comp: m.Competition) -> bool:
+    """The creator and the admins choose a competition's co-organizers; co-organizers only see them."""
+    return actor.is_admin or (is_organizer(actor, comp) and actor.username == comp.created_by)
 
 
 def require_organizer(actor: Actor, comp: m.Competition) -> None:

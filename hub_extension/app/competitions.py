@@ -23,7 +23,7 @@ from ..bundles.images import upload_warnings
 from ..bundles.model import CompetitionSpec
 from ..convert import competition_from_spec, dataset_keys, spec_from_competition
 from ..errors import NotFound, PlatformError
-from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer, require_organizer_role
+from .actors import LOCAL_ADMIN, Actor, is_organizer, may_name_organizers, require_organizer, require_organizer_role
 from .context import Context
 from .records import (
     COMPETITION_STATUSES,
@@ -220,6 +220,9 @@ class Competitions:
         new_phases = {ph.index: ph for ph in fresh.phases}
         numbers = {ph.id: n for n, ph in enumerate(phases_in_order(comp), start=1)}
         problems = []
+        if list(spec.admin_names) != list(comp.admin_names or []) and not may_name_organizers(actor, comp):
+            problems.append(f"competition.yaml: admin_names: only the creator ({comp.created_by}) and the admins "
+                            "choose the co-organizers; leave the list as it is")
         for index, ph in sorted(old_phases.items()):
             if index in new_phases:
                 continue

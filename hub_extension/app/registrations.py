@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from .. import models as m
 from ..errors import Forbidden, NotFound, PlatformError
-from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
+from .actors import LOCAL_ADMIN, Actor, is_organizer, may_name_organizers, require_organizer
 from .context import Context
 from .records import find_participant, get_competition, require_active, visible_competition
 from .standings import ON_THE_BOARDS, refresh_competition
@@ -59,11 +59,6 @@ def organizer_entry(s: Session, comp: m.Competition, username: str) -> m.Partici
     elif part.status == m.PENDING:
         _set_status(s, comp, [part], m.APPROVED)
     return part
-
-
-def may_name_organizers(actor: Actor, comp: m.Competition) -> bool:
-    """The creator and the admins choose the co-organizers; co-organizers only see them."""
-    return actor.is_admin or (is_organizer(actor, comp) and actor.username == comp.created_by)
 
 
 def user_names(value: Any, what: str, limit: int) -> list[str]:

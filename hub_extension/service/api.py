@@ -26,6 +26,7 @@ from tornado import web
 from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import editor_api_routes
+from .hub_users import unknown_user_notes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
 
@@ -182,6 +183,8 @@ class CompetitionsHandler(UploadHandler):
     async def post(self) -> None:
         path = self.uploaded_file()
         slug, warnings = await self.run_blocking(self.platform.create_competition, path, self.actor)
+        named = self.platform.organizers(slug, self.actor)["co_organizers"]
+        warnings = warnings + await self.run_blocking(unknown_user_notes, named)
         self.set_header("Location", f"{self.prefix}api/v1/competitions/{slug}")
         lifecycle = self.platform.lifecycle(slug, self.actor)
         self.write_json({"slug": slug, "warnings": warnings, "lifecycle": lifecycle["status"],
@@ -411,8 +414,10 @@ class OrganizersHandler(ApiHandler):
     def get(self, slug: str) -> None:
         self.write_json(self.platform.organizers(slug, self.actor))
 
-    def put(self, slug: str) -> None:
-        self.write_json(self.platform.set_organizers(slug, self.json_body().get("usernames"), self.actor))
+    async def put(self, slug: str) -> None:
+        after = self.platform.set_organizers(slug, self.json_body().get("usernames"), self.actor)
+        after["notes"] += await self.run_blocking(unknown_user_notes, after["co_organizers"])
+        self.write_json(after)
 
 
 # -- submissions ---------------------------------------------------------------------------------

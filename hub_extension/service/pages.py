@@ -30,6 +30,7 @@ from ..errors import CountChanged
 from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 from .charts import COLUMN_TITLES, SECTIONS, TABLE_TITLES, TITLES, statistics_charts
+from .hub_users import unknown_user_notes
 from .uploads import StreamedUpload
 
 # Rows on one page of a leaderboard.
@@ -591,6 +592,7 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             actor = self.require_login()
             filename = path.name
             slug, warnings = await self.run_blocking(self.platform.create_competition, path, actor)
+            warnings += await self.run_blocking(unknown_user_notes, self.platform.organizers(slug, actor)["co_organizers"])
         except BundleError as exc:
             self.set_status(400)
             self.render_page("create.html", problems=[str(p) for p in exc.problems], filename=filename,
@@ -762,11 +764,12 @@ class ParticipantsBulkHandler(PageHandler):
 class OrganizersPageHandler(PageHandler):
     """`organizers`: the co-organizers form of the participants page (comma- or space-separated names)."""
 
-    def post(self, slug: str) -> None:
+    async def post(self, slug: str) -> None:
         actor = self.require_login()
         names = [n for n in re.split(r"[\s,]+", self.get_body_argument("usernames", "") or "") if n]
         try:
             after = self.platform.set_organizers(slug, names, actor)
+            after["notes"] += await self.run_blocking(unknown_user_notes, after["co_organizers"])
         except (Forbidden, NotFound):
             raise
         except PlatformError as exc:

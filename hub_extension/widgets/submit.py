@@ -190,6 +190,7 @@ class SubmitState:
         self.phase_name: Optional[str] = None
         self.phase_info: Optional[dict[str, Any]] = None  # the phase as the competition API describes it
         self.registration: Optional[str] = None
+        self.organizer = False  # organizers do not register: their first submission enters them
         self.columns: dict[str, dict[str, Any]] = {}
         self.stage = "ready"
         self.stages: list[str] = []
@@ -244,6 +245,7 @@ class SubmitState:
             return
         self.title = detail.get("title") or self.competition
         self.registration = detail.get("registration")
+        self.organizer = bool(detail.get("is_organizer"))
         number = self.phase or detail.get("current_phase")
         phase = next((p for p in detail.get("phases") or [] if p.get("number") == number), None)
         self.phase_name = phase.get("name") if phase else None
@@ -321,9 +323,11 @@ class SubmitState:
     def left_text(self) -> str:
         if self.closed_phase:
             return self.closed_phase[0].upper() + self.closed_phase[1:] + "."
+        if self.registration == "none" and self.organizer:
+            return f"You organize {self.title}: your first submission enters you."
         if self.registration == "none":
             return f"You are not registered to {self.title} yet: register on the competition page first."
-        if self.registration in ("pending", "denied", "removed"):
+        if self.registration in ("pending", "denied", "removed", "banned"):
             return f"Your registration to {self.title} is {self.registration}."
         if self.left is None:
             return ""
@@ -806,7 +810,7 @@ class Submit(widgets.VBox):
         phase = f" \u2014 phase {state.phase_name}" if state.phase_name else ""
         self._title.value = f"<b>Submit to {_esc(state.title)}</b>{_esc(phase)}"
         left = state.left_text()
-        if state.registration == "none" and self.client is not None:
+        if state.registration == "none" and not state.organizer and self.client is not None:
             link = f"{self.client.prefix}competitions/{state.competition}"
             self._left.value = (f'<span>{_esc(left)} <a href="{_esc(link)}" target="_blank" rel="noopener">'
                                 "Open the competition page</a></span>")

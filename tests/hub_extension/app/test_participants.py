@@ -252,3 +252,18 @@ def test_a_co_organizers_submission_enters_them(platform, world, tmp_path):
     sid = platform.submit(world.slug, results_zip(tmp_path), username="carol", actor=CAROL)
     assert platform.submission(sid)["participant"] == "carol"
     assert platform.competition_detail(world.slug, CAROL)["registration"] == m.APPROVED
+
+
+def test_co_organizers_edit_the_yaml_but_not_its_co_organizers(platform):
+    slug, _ = platform.create_competition(FIXTURES / "good" / "codalab_results", ORGANIZER)
+    alice = Actor("alice")
+    text = platform.competition_yaml(slug, alice)
+    assert "admin_names: alice, bob" in text
+    problems = platform.update_competition_yaml(slug, text.replace("admin_names: alice, bob", "admin_names: alice, eve"),
+                                                alice)
+    assert problems == ["competition.yaml: admin_names: only the creator (olga) and the admins choose the "
+                        "co-organizers; leave the list as it is"]
+    assert platform.update_competition_yaml(slug, text.replace("Hello World", "Hello Again"), alice) == []
+    assert platform.update_competition_yaml(
+        slug, text.replace("admin_names: alice, bob", "admin_names: alice"), ORGANIZER) == []
+    assert platform.organizers(slug, ORGANIZER)["co_organizers"] == ["alice"]

@@ -138,6 +138,16 @@ def test_closing_stops_following(server, world, cwd):
     assert submission_gets(box, sid) == count
 
 
+def test_an_organizer_is_told_their_first_submission_enters_them(server, world, cwd):
+    results_zip(cwd, "predictions.zip")
+    olga = Submit(world.slug, client=client_for(server, "olga"))
+    assert olga._left.value == "<span>You organize Secrets: your first submission enters you.</span>"
+    olga._button.click()
+    wait_stage(olga, "Submitted")
+    assert olga.state.info["participant"] == "olga"
+    olga.close()
+
+
 # -- errors are shown, never raised -------------------------------------------------------------------------
 def test_errors_from_the_service_are_shown(server, world, platform, cwd):
     results_zip(cwd, "predictions.zip")
