@@ -117,9 +117,18 @@ class Statistics:
         """One table of a competition's statistics (`slug`) or of the platform's, by name."""
         known = COMPETITION_TABLES if slug else PLATFORM_TABLES
         if name not in known:
+            self._may_see(actor, slug)  # who may not see the tables is told that first
             raise NotFound(f"no statistics table {name!r}; the tables are {', '.join(known)}")
         found = self.competition_statistics(slug, actor) if slug else self.platform_statistics(actor)
         return found[name]
+
+    def _may_see(self, actor: Actor, slug: Optional[str]) -> None:
+        if slug is None:
+            if not actor.is_admin:
+                raise Forbidden("only hub admins may see the platform's statistics")
+            return
+        with self.ctx.db.session() as s:
+            require_organizer(actor, get_competition(s, slug))
 
     def statistics_csv(self, name: str, actor: Actor, slug: Optional[str] = None) -> str:
         """One statistics table as CSV, its columns as the header."""

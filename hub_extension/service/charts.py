@@ -170,7 +170,9 @@ def _queues(axes: Any, data: dict[str, Any]) -> None:
 
 
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """A label of at most `width` characters, shown as written: a `$` in it is no mathtext."""
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 DRAWERS: dict[str, Callable[[Any, dict[str, Any]], None]] = {

@@ -172,6 +172,10 @@ def test_only_the_organizers_and_admins_see_statistics(platform, tmp_path):
         platform.competition_statistics("nope", ADMIN)
     with pytest.raises(NotFound, match="the tables are summary, per_day"):
         platform.statistics_table("everything", ORGANIZER, world.slug)
+    with pytest.raises(Forbidden):
+        platform.statistics_table("everything", ANN, world.slug)
+    with pytest.raises(Forbidden):
+        platform.statistics_table("everything", ORGANIZER)
     assert platform.statistics_table("queues", ADMIN)["columns"][0] == "queue"
 
 

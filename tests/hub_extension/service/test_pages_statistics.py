@@ -76,6 +76,20 @@ def test_the_organizers_statistics_page_draws_each_chart_above_its_table(world_s
     assert olga.get(f"competitions/{world.slug}/statistics.csv").status_code == 400
 
 
+def test_a_failure_message_is_drawn_as_text_never_as_markup_or_mathtext(world_server, tmp_path):
+    server, world = world_server
+    platform = server.platform
+    hostile = "cost $\\frac{1}{$ --><script>alert(1)</script><!-- & \"quotes\""
+    sid = platform.submit(world.slug, builders.results_zip(tmp_path), username="ben", actor=builders.BEN)
+    assert platform.runs.record_result(sid, {"status": "Failed", "error": hostile, "scores": {}, "tasks": []})
+    page = ok(server.browser("olga").get(f"competitions/{world.slug}/statistics")).text
+    assert "<script" not in page and "alert(1)</script>" not in page
+    assert "Most common failure reasons" in svgs(page).values()
+    assert "&lt;script&gt;alert(N)&lt;/script&gt;" in page  # in the table, as text
+    text = ok(server.browser("olga").get(f"competitions/{world.slug}/statistics.csv?table=failures")).text
+    assert "cost $\\frac{N}{$ --><script>alert(N)</script>" in text
+
+
 def test_an_empty_competition_says_no_data_yet(world_server):
     server, world = world_server
     page = ok(server.browser("oscar").get(f"competitions/{world.other_slug}/statistics")).text
