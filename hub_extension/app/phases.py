@@ -229,6 +229,8 @@ class Phases:
                     selectinload(m.Competition.leaderboards).selectinload(m.Leaderboard.columns),
                 )
             ).one()
+            if comp.status == m.ARCHIVED:
+                return  # read-only: no phase opens and nothing migrates until it is published again
             phases = phases_in_order(comp)
             for number, phase in enumerate(phases, start=1):
                 if not is_open(phase, now):

@@ -8,6 +8,7 @@ the typed slug and removes the rows and the store files no other competition use
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import shutil
 
 import pytest
@@ -170,6 +171,9 @@ def test_an_archived_competition_is_read_only_with_its_boards_kept(platform, wor
         with pytest.raises(Conflict, match="archived and read-only") as caught:
             change()
         assert caught.value.status == 409, name
+    # The phase clock leaves it alone: phase 2 (auto-migration) opens in 2100.
+    later = dt.datetime(2100, 1, 2)
+    assert platform.tick_phases(later, slug=world.slug) == {"opened": [], "migrated": {}}
     # Its organizers still read everything, and may publish it again.
     assert platform.submissions_view(world.slug, ORGANIZER)["total"] == 3
     platform.set_lifecycle(world.slug, m.PUBLISHED, ORGANIZER)
