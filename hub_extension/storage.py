@@ -110,8 +110,16 @@ class Store(LoggingConfigurable):
         raise NotImplementedError
 
     def folder_bytes(self, relpath: str) -> dict[str, int]:
-        """Bytes below each folder in `relpath` (below `files/`), by folder name, read in one walk."""
-        raise NotImplementedError
+        """Bytes below each folder in `relpath` (below `files/`), by folder name, read in one walk
+        (here: of the local folder `file_path` gives; a store whose files are elsewhere says it its way)."""
+        sizes: dict[str, int] = {}
+        top = self.file_path(relpath)
+        if not top.is_dir():
+            return sizes
+        for child in top.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                sizes[child.name] = sum(p.stat().st_size for p in child.rglob("*") if p.is_file())
+        return sizes
 
 
 class LocalStore(Store):
@@ -174,16 +182,6 @@ class LocalStore(Store):
 
     def usage_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
-
-    def folder_bytes(self, relpath: str) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        top = self.file_path(relpath)
-        if not top.is_dir():
-            return sizes
-        for child in top.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                sizes[child.name] = sum(p.stat().st_size for p in child.rglob("*") if p.is_file())
-        return sizes
 
     @staticmethod
     def _atomic_write(target: Path, data: bytes) -> None:

@@ -36,7 +36,7 @@ def test_the_status_of_a_running_submission_updates_without_a_reload(world_serve
     row = page.locator(f'tr[data-submission="{sid}"]')
     assert row.locator("[data-status]").inner_text() == m.FINISHED
     assert row.get_attribute("data-terminal") == "yes"
-    assert row.locator('[data-score="accuracy"]').inner_text() == "0.5500"
+    assert row.locator('[data-score="accuracy"]').inner_text() == "0.55"  # the column's precision
     assert page.locator('[data-score="secret"]').count() == 0
 
 
@@ -47,7 +47,7 @@ def test_the_submission_page_reads_the_same_without_javascript(world_server, chr
         page = context.new_page()
         log_in(page, server, "ann")
         page.goto(server.base + f"submissions/{world.subs['ann']}")
-        assert page.locator('[data-score="accuracy"]').inner_text() == "0.700000"
+        assert page.locator('[data-score="accuracy"]').inner_text() == "0.70"  # the column's precision
         assert page.locator("[data-status]").first.inner_text() == m.FINISHED
         page.goto(server.base + f"competitions/{world.slug}/leaderboard")
         assert page.locator("#leaderboard tbody tr").count() == 2
