@@ -76,10 +76,6 @@ class Store(LoggingConfigurable):
     def open_dataset(self, key: str) -> BinaryIO:
         return open(self.dataset_path(key), "rb")
 
-    def delete_dataset(self, key: str) -> None:
-        """Remove dataset `key` (the caller knows nothing else refers to it); nothing when it is not there."""
-        raise NotImplementedError
-
     def dataset_size(self, key: str) -> int:
         return self.dataset_path(key).stat().st_size
 
