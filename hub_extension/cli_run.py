@@ -143,14 +143,8 @@ def cmd_rerun_all(args: argparse.Namespace) -> int:
         return 1
     done = platform.rerun_phase(args.slug, args.phase, LOCAL_ADMIN, confirm=plan["count"])
     ids = [entry["id"] for entry in done["submissions"]]
-    if args.wait:
-        run_submissions(platform, ids)
-    elif ids:
-        _start_runner(args, platform)
     failed = False
-    for entry in done["submissions"]:
-        info = platform.submission(entry["id"])
-        entry.update(submission_line(info))
+    for entry, info in _follow(args, platform, done["submissions"]):
         failed = failed or info["status"] == m.FAILED
         if not args.json:
             print(f"submission {entry['id']}: rerun of {entry['parent']} ({entry['participant']}): {info['status']}")
@@ -161,19 +155,27 @@ def cmd_rerun_all(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _follow(args: argparse.Namespace, platform, entries: list[dict]):
+    """Run the new submissions (here with --wait, else by a runner in the background); each entry
+    with its submission's state, the entry completed with the submission's line."""
+    ids = [entry["id"] for entry in entries]
+    if args.wait:
+        run_submissions(platform, ids)
+    elif ids:
+        _start_runner(args, platform)
+    for entry in entries:
+        info = platform.submission(entry["id"])
+        entry.update(submission_line(info))
+        yield entry, info
+
+
 def cmd_baseline_run(args: argparse.Namespace) -> int:
     """Each solution of the phase as a baseline: one line per submission (and per solution skipped)."""
     platform = _platform(args)
     done = platform.run_baselines(args.slug, args.phase, LOCAL_ADMIN, username=args.user)
     ids = [entry["id"] for entry in done["submissions"]]
-    if args.wait:
-        run_submissions(platform, ids)
-    elif ids:
-        _start_runner(args, platform)
     failed = False
-    for entry in done["submissions"]:
-        info = platform.submission(entry["id"])
-        entry.update(submission_line(info))
+    for entry, info in _follow(args, platform, done["submissions"]):
         failed = failed or info["status"] == m.FAILED
         if not args.json:
             print(f"baseline {entry['id']}: solution {entry['solution']} ({entry['name']}, {entry['kind']}): "

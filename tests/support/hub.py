@@ -76,6 +76,21 @@ def sample_predictions_zip(tmp_path: Path, name: str = "petal_rule") -> Path:
     return archive
 
 
+# How long a browser test waits for one demo submission to be scored.
+SCORING_TIMEOUT_S = 180
+
+
+def wait_finished(client: "ServiceClient", submission: int, timeout: float = SCORING_TIMEOUT_S) -> dict:
+    """Poll a submission through the API until it ends; its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get(f"api/v1/submissions/{submission}").json()
+        if state["terminal"]:
+            return state
+        assert time.monotonic() < deadline, f"submission {submission} still {state['status']}"
+        time.sleep(0.5)
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
     sockets = []

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 import zipfile
 
 import pytest
 
 from tests.support.browser import browser_login
-from tests.support.hub import demo_bundle_zip, sample_predictions_zip
+from tests.support.hub import demo_bundle_zip, sample_predictions_zip, wait_finished
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-SCORING_TIMEOUT_S = 180
 
-
-def _wait_finished(client, sid: int) -> dict:
-    deadline = time.monotonic() + SCORING_TIMEOUT_S
-    while True:
-        state = client.get(f"api/v1/submissions/{sid}").json()
-        if state["terminal"]:
-            assert state["status"] == "Finished", state
-            return state
-        assert time.monotonic() < deadline, f"submission {sid} still {state['status']}"
-        time.sleep(0.5)
 
 
 def _open_competition(page, title: str, section: str) -> None:
@@ -66,7 +54,7 @@ def test_participant_deletes_a_submission_and_organizer_downloads_the_phase(hub,
         assert resp.status_code == 201, resp.text
         ids.append(resp.json()["id"])
     for sid in ids:
-        _wait_finished(ann, sid)
+        assert wait_finished(ann, sid)["status"] == "Finished"
     first, kept = ids
 
     # -- the participant deletes their first submission ---------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -21,11 +20,10 @@ import pytest
 
 from hub_extension.demo import DEMO_BUNDLE
 from tests.support.browser import browser_login
-from tests.support.hub import demo_bundle_zip, sample_predictions_zip
+from tests.support.hub import demo_bundle_zip, sample_predictions_zip, wait_finished
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-SCORING_TIMEOUT_S = 180
 NEW_SCORE_PY = """\
 import json, os, sys
 os.makedirs(sys.argv[2], exist_ok=True)
@@ -44,15 +42,6 @@ class Scene:
     participant_password: str
     submission: int
 
-
-def wait_finished(client, submission: int) -> dict:
-    deadline = time.monotonic() + SCORING_TIMEOUT_S
-    while True:
-        state = client.get(f"api/v1/submissions/{submission}").json()
-        if state["terminal"]:
-            return state
-        assert time.monotonic() < deadline, f"submission {submission} still {state['status']}"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

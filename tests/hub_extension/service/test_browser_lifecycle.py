@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 import uuid
 
 import pytest
@@ -20,12 +19,11 @@ import yaml
 from hub_extension.app import Platform
 from tests.support.browser import browser_login
 from tests.support.bundles import zip_folder
-from tests.support.hub import sample_predictions_zip
+from tests.support.hub import sample_predictions_zip, wait_finished
 from tests.support.paths import DEMO as DEMO_BUNDLE
 
 pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
-SCORING_TIMEOUT_S = 180
 
 
 def draft_bundle(tmp_path, title: str):
@@ -39,15 +37,6 @@ def draft_bundle(tmp_path, title: str):
     (folder / "scoring_program" / "owner.txt").write_text(f"only {title} has this file\n")
     return zip_folder(folder, tmp_path / "bundle.zip")
 
-
-def wait_finished(client, submission: int) -> dict:
-    deadline = time.monotonic() + SCORING_TIMEOUT_S
-    while True:
-        state = client.get(f"api/v1/submissions/{submission}").json()
-        if state["terminal"]:
-            return state
-        assert time.monotonic() < deadline, f"submission {submission} still {state['status']}"
-        time.sleep(0.5)
 
 
 def test_draft_publish_archive_delete_through_the_real_hub(hub, browser_pages, tmp_path):
