@@ -119,7 +119,7 @@ def new_scoring_program(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_new_scoring_program_scores_a_rerun_and_the_steps_say_which_version(hub, scene, browser_pages, tmp_path):
+def test_a_new_scoring_program_scores_the_rerun_of_its_phase_and_the_steps_say_which_version(hub, scene, browser_pages, tmp_path):
     from playwright.sync_api import expect
 
     organizer = hub.user_client(scene.organizer)
@@ -146,11 +146,20 @@ def test_a_new_scoring_program_scores_a_rerun_and_the_steps_say_which_version(hu
     program = page.locator("#runs td[data-program]").last
     expect(program).to_have_attribute("data-program", old_key)
     expect(program.locator("[data-program-replaced]")).to_be_visible()
-    page.click("form[action$='/rerun'] button[type=submit]")
+    phase = organizer.get(f"api/v1/submissions/{scene.submission}").json()["phase"]
+
+    # Rerun all of its phase with the new program: the count is shown and confirmed first.
+    page.click("nav.subnav >> text=Phases")
+    page.click(f"[data-rerun-all='{phase}']")
+    expect(page.locator("#confirm-count")).to_have_attribute("data-count", "1")
+    expect(page.locator("#confirm-items")).to_contain_text(str(scene.submission))
+    page.click("#confirm-form button[type=submit]")
+    expect(page.locator(".notice").first).to_be_visible()
 
     listing = organizer.get(f"api/v1/competitions/{scene.slug}/submissions").json()["items"]
-    rerun = max(item["id"] for item in listing)
-    assert rerun != scene.submission
+    reruns = [item["id"] for item in listing if item.get("parent") == scene.submission]
+    assert len(reruns) == 1, listing
+    rerun = reruns[0]
     state = wait_finished(organizer, rerun)
     assert state["status"] == "Finished", state
     assert state["scores"]["accuracy"] == pytest.approx(0.25)  # the new program's score
