@@ -244,7 +244,8 @@ class LogoHandler(FileResponse, ApiHandler):
         kinds = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
                  (b"RIFF", "image/webp"))
         content_type = next((t for sig, t in kinds if head.startswith(sig)), "application/octet-stream")
-        self.set_header("Cache-Control", "public, max-age=300")
+        # Private: a draft's or a private competition's logo must not stay in a shared cache.
+        self.set_header("Cache-Control", "private, max-age=300")
         await self.send_file(path, content_type=content_type)
 
 
