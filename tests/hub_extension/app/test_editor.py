@@ -235,6 +235,23 @@ def test_a_program_recorded_for_each_step_of_a_code_submission(platform, world, 
                     "scoring": spec.tasks[0].scoring_program.value}
 
 
+def test_a_run_names_the_program_it_was_sent_with_even_if_replaced_while_it_runs(platform, world, tmp_path):
+    old_key = platform.editable_spec(world.slug, ORGANIZER).tasks[0].scoring_program.value
+    sid = platform.rerun(world.subs["ann"], ORGANIZER)
+    platform.runs.note_programs(platform.runs.job_for(sid))  # what the dispatcher does when it sends the job
+    edit = platform.replace_data(world.slug, "task", 0, "scoring_program",
+                                 scoring_zip(tmp_path, "upload.zip", "print('v2')\n"), "score_v2.zip", ORGANIZER)
+    assert edit.saved, edit.problems
+    new_key = platform.editable_spec(world.slug, ORGANIZER).tasks[0].scoring_program.value
+    assert new_key != old_key
+    # While it runs, no outcome is shown for a step not reported yet.
+    assert platform.submission_view(sid, ORGANIZER)["runs"] == []
+    finish(platform, sid, {"accuracy": 0.5, "secret": 0.5, "private_score": 0.25})
+    with platform.db.session() as s:
+        runs = [(r.step, r.status, r.program_key) for r in s.get(m.Submission, sid).runs]
+    assert sorted(runs) == [("prediction", "Finished", None), ("scoring", "Finished", old_key)]
+
+
 # -- forms and YAML are equivalent -------------------------------------------------------------------
 COLUMN_EDITS = st.fixed_dictionaries({}, optional={
     "title": st.text(alphabet="abcdefgh XYZ", min_size=1, max_size=12).map(str.strip).filter(bool),
