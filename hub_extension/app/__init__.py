@@ -184,6 +184,10 @@ class Platform:
     save_phase = _By("editor")
     save_task = _By("editor")
     save_columns = _By("editor")
+    add_column = _By("editor")
+    remove_column = _By("editor")
+    add_phase = _By("editor")
+    remove_phase = _By("editor")
     replace_data = _By("editor")
 
     # -- lifecycle ----------------------------------------------------------------------------------

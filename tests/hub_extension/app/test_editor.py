@@ -166,6 +166,55 @@ def test_phase_settings_are_saved_and_bad_values_refused_together(platform, worl
     assert platform.editable_spec(world.slug, ORGANIZER).phases[0].execution_time_limit == 120
 
 
+def test_a_column_added_then_removed_gives_the_model_back(platform, world):
+    before = platform.editable_spec(world.slug, ORGANIZER)
+    board = before.leaderboards[0].key
+    bad = platform.add_column(world.slug, board, {"key": "has space", "title": "X"}, ORGANIZER)
+    assert not bad.saved and any("has space" in p for p in bad.problems), bad.problems
+    edit = platform.add_column(world.slug, board, {"key": "recall", "title": "Recall", "sorting": "asc",
+                                                   "precision": "3"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    added = platform.editable_spec(world.slug, ORGANIZER).leaderboards[0].columns[-1]
+    assert (added.key, added.title, added.sorting, added.precision) == ("recall", "Recall", "asc", 3)
+    assert "key: recall" in platform.competition_yaml(world.slug, ORGANIZER)
+    again = platform.add_column(world.slug, board, {"key": "recall"}, ORGANIZER)
+    assert not again.saved and "already has a column 'recall'" in again.problems[0]
+    assert platform.remove_column(world.slug, board, "recall", ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).leaderboards == before.leaderboards
+
+
+def test_the_only_column_is_not_removed(platform, world):
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    board = spec.leaderboards[0]
+    for column in board.columns[1:]:
+        assert platform.remove_column(world.slug, board.key, column.key, ORGANIZER).saved
+    edit = platform.remove_column(world.slug, board.key, board.columns[0].key, ORGANIZER)
+    assert not edit.saved and "only column" in edit.problems[0]
+
+
+def test_a_phase_added_then_removed_gives_the_model_back_and_one_with_submissions_stays(platform, world):
+    before = platform.editable_spec(world.slug, ORGANIZER)
+    last = sorted(before.phases, key=lambda p: p.index)[-1]
+    assert not platform.add_phase(world.slug, {"name": "Late", "start": "soon"}, ORGANIZER).saved
+    edit = platform.add_phase(world.slug, {"name": "Late", "start": "2101-01-01 00:00"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    added = sorted(spec.phases, key=lambda p: p.index)[-1]
+    assert (added.name, added.start, added.task_indexes) == ("Late", dt.datetime(2101, 1, 1), last.task_indexes)
+    assert "Late" in platform.competition_yaml(world.slug, ORGANIZER)
+    assert sorted(spec.phases, key=lambda p: p.index)[-2].end == (last.end or added.start)
+    assert platform.remove_phase(world.slug, len(spec.phases), ORGANIZER).saved
+    if last.end is None:
+        assert platform.save_phase(world.slug, len(before.phases), {"end": ""}, ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).phases == before.phases
+    # The phase the submissions were made in is refused, with the reason.
+    with platform.db.session() as s:
+        used = s.get(m.Phase, s.get(m.Submission, world.subs["ann"]).phase_id).index
+    number = 1 + [p.index for p in sorted(before.phases, key=lambda p: p.index)].index(used)
+    refused = platform.remove_phase(world.slug, number, ORGANIZER)
+    assert not refused.saved and any("submission" in p for p in refused.problems), refused.problems
+
+
 # -- programs and data -------------------------------------------------------------------------------
 def test_a_new_scoring_program_scores_the_rerun_and_the_runs_say_which_version(platform, world, tmp_path):
     sid = world.subs["ann"]
