@@ -180,6 +180,7 @@ class Platform:
     delete_page = _By("editor")
     move_page = _By("editor")
     preview_page = _By("editor")
+    terms_format = _By("editor")
     save_overview = _By("editor")
     save_phase = _By("editor")
     save_task = _By("editor")

@@ -42,6 +42,7 @@ from ..bundles.model import (
     PageSpec,
     PhaseSpec,
 )
+from ..bundles.refs import page_format
 from ..bundles.sanitize import render_page
 from ..convert import spec_from_competition
 from ..errors import NotFound, PlatformError
@@ -69,6 +70,7 @@ PHASE_FORM_FIELDS: dict[str, str] = {
 OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "title": "text", "description": "text", "docker_image": "text", "queue": "text", "contact_email": "text",
     "registration_auto_approve": "flag", "enable_detailed_results": "flag", "admin_names": "names",
+    "terms": "page",
 }
 TASK_FORM_FIELDS: dict[str, str] = {"name": "text", "description": "text", "scoring_docker_image": "text",
                                     "ingestion_docker_image": "text"}
@@ -123,6 +125,11 @@ def form_value(kind: str, raw: Any, label: str, problems: list[str]) -> Any:
     text = "" if raw is None else str(raw).replace("\r\n", "\n").strip()
     if kind == "text":
         return text or None
+    if kind == "page":  # kept as typed (Markdown's leading spaces mean something); blank is none
+        if len(text) > MAX_PAGE_CHARS:
+            problems.append(f"{label}: must be text of at most {MAX_PAGE_CHARS} characters")
+            return None
+        return str(raw).replace("\r\n", "\n") if text else None
     if kind == "names":
         return [n.strip() for n in re.split(r"[,\s]+", text) if n.strip()]
     if kind == "datetime":
@@ -340,6 +347,10 @@ class Editor:
             return []
 
         return self.save_spec(slug, actor, change)
+
+    def terms_format(self, spec: CompetitionSpec) -> str:
+        """How the terms are read: by their file's name in the bundle (an HTML file when there is none yet)."""
+        return page_format(str((spec.extra or {}).get("files", {}).get("terms") or "terms.html"))
 
     def preview_page(self, slug: str, text: str, fmt: str, actor: Actor) -> str:
         with self.ctx.db.session() as s:

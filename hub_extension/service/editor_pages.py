@@ -66,9 +66,18 @@ class EditorPage(PageHandler):
 
 
 class OverviewPage(EditorPage):
+    """The overview, with the terms' text and their live preview (as a page's)."""
+
     FIELDS = ["title", "description", "docker_image", "queue", "contact_email", "admin_names",
-              "registration_auto_approve", "enable_detailed_results"]
+              "registration_auto_approve", "enable_detailed_results", "terms"]
     FLAGS = ("registration_auto_approve", "enable_detailed_results")
+
+    def editor_context(self, slug: str, section: str, **extra: Any) -> dict[str, Any]:
+        context = super().editor_context(slug, section, **extra)
+        fmt = self.platform.terms_format(context["spec"])
+        text = context["form"].get("terms", context["spec"].terms or "")
+        context.update(terms_format=fmt, preview=self.platform.preview_page(slug, text, fmt, self.actor))
+        return context
 
     def get(self, slug: str) -> None:
         self.show_section(slug, "overview")

@@ -215,6 +215,20 @@ def test_a_phase_added_then_removed_gives_the_model_back_and_one_with_submission
     assert not refused.saved and any("submission" in p for p in refused.problems), refused.problems
 
 
+def test_the_terms_are_edited_in_the_overview_and_shown_sanitized(platform, world):
+    edit = platform.save_overview(world.slug, {"terms": "<p>Be fair.</p>\r\n<script>x()</script>"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    assert spec.terms == "<p>Be fair.</p>\n<script>x()</script>"
+    shown = platform.competition_detail(world.slug, ANN)["terms"]
+    assert "Be fair." in shown and "script" not in shown
+    assert platform.terms_format(spec) == "html"
+    assert platform.save_overview(world.slug, {"terms": "  "}, ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).terms is None
+    too_long = platform.save_overview(world.slug, {"terms": "x" * 1_000_001}, ORGANIZER)
+    assert not too_long.saved and "at most" in too_long.problems[0]
+
+
 # -- programs and data -------------------------------------------------------------------------------
 def test_a_new_scoring_program_scores_the_rerun_and_the_runs_say_which_version(platform, world, tmp_path):
     sid = world.subs["ann"]

@@ -129,6 +129,19 @@ def test_columns_and_phases_are_added_and_removed_from_their_forms(world_server)
     assert refused.status_code == 400 and "submission" in visible_text(refused.text).split("Phase 1")[0]
 
 
+def test_the_terms_are_edited_with_their_preview_in_the_overview_form(world_server):
+    server, world = world_server
+    olga = server.browser("olga")
+    base = f"competitions/{world.slug}/edit"
+    page = ok(olga.get(f"{base}/overview")).text
+    assert 'name="terms"' in page and 'id="page-preview"' in page and "page_preview.js" in page
+    saved = olga.post(f"{base}/overview", {"title": "Secrets", "terms": "<p>No sharing.</p><script>x()</script>"})
+    assert saved.status_code == 200 and 'id="edit-saved"' in saved.text, saved.text[:3000]
+    preview = saved.text.split('id="page-preview">')[1].split("</div>")[0]
+    assert "No sharing." in preview and "<script" not in preview
+    assert server.platform.editable_spec(world.slug, ORGANIZER).terms == "<p>No sharing.</p><script>x()</script>"
+
+
 def test_a_new_scoring_program_is_uploaded_from_the_tasks_page(world_server):
     server, world = world_server
     olga = server.browser("olga")
