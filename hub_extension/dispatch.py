@@ -288,6 +288,7 @@ class Dispatcher(LoggingConfigurable):
             self._done.setdefault(submission_id, threading.Event())
         try:
             job = self.runs.job_for(submission_id).with_changes(key=key)
+            self.runs.note_programs(job)
             job, data = backend.prepare(job)
             gpus = int(job.limits.gpus or 0)
             backend.submit(submission_id, key, job.to_wire(), data, {"GPU": gpus} if gpus else None)

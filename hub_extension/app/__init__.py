@@ -180,10 +180,15 @@ class Platform:
     delete_page = _By("editor")
     move_page = _By("editor")
     preview_page = _By("editor")
+    terms_format = _By("editor")
     save_overview = _By("editor")
     save_phase = _By("editor")
     save_task = _By("editor")
     save_columns = _By("editor")
+    add_column = _By("editor")
+    remove_column = _By("editor")
+    add_phase = _By("editor")
+    remove_phase = _By("editor")
     replace_data = _By("editor")
 
     # -- lifecycle ----------------------------------------------------------------------------------

@@ -35,11 +35,14 @@ from ..bundles.model import (
     TASK_DATA_KINDS,
     VALUE_COMPUTATIONS,
     BundleError,
+    ColumnSpec,
     CompetitionSpec,
     DataRef,
+    LeaderboardSpec,
     PageSpec,
     PhaseSpec,
 )
+from ..bundles.refs import page_format
 from ..bundles.sanitize import render_page
 from ..convert import spec_from_competition
 from ..errors import NotFound, PlatformError
@@ -54,6 +57,8 @@ MAX_PAGE_CHARS = 1_000_000
 UPLOADS = "_editor_uploads"
 # The computations a form offers per dialect (export keeps only these).
 DIALECT_COMPUTATIONS = {"codabench": VALUE_COMPUTATIONS, "codalab": ("rank_avg", "rank_weighted", "mrr", "max")}
+# A column's key as a scoring program writes it and as it appears in a column's address.
+COLUMN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,120}")
 # Phase fields a form may set, with their type (see `PhaseSpec`).
 PHASE_FORM_FIELDS: dict[str, str] = {
     "name": "text", "description": "text", "start": "datetime", "end": "datetime",
@@ -65,6 +70,7 @@ PHASE_FORM_FIELDS: dict[str, str] = {
 OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "title": "text", "description": "text", "docker_image": "text", "queue": "text", "contact_email": "text",
     "registration_auto_approve": "flag", "enable_detailed_results": "flag", "admin_names": "names",
+    "terms": "page",
 }
 TASK_FORM_FIELDS: dict[str, str] = {"name": "text", "description": "text", "scoring_docker_image": "text",
                                     "ingestion_docker_image": "text"}
@@ -119,6 +125,11 @@ def form_value(kind: str, raw: Any, label: str, problems: list[str]) -> Any:
     text = "" if raw is None else str(raw).replace("\r\n", "\n").strip()
     if kind == "text":
         return text or None
+    if kind == "page":  # kept as typed (Markdown's leading spaces mean something); blank is none
+        if len(text) > MAX_PAGE_CHARS:
+            problems.append(f"{label}: must be text of at most {MAX_PAGE_CHARS} characters")
+            return None
+        return str(raw).replace("\r\n", "\n") if text else None
     if kind == "names":
         return [n.strip() for n in re.split(r"[,\s]+", text) if n.strip()]
     if kind == "datetime":
@@ -337,6 +348,10 @@ class Editor:
 
         return self.save_spec(slug, actor, change)
 
+    def terms_format(self, spec: CompetitionSpec) -> str:
+        """How the terms are read: by their file's name in the bundle (an HTML file when there is none yet)."""
+        return page_format(str((spec.extra or {}).get("files", {}).get("terms") or "terms.html"))
+
     def preview_page(self, slug: str, text: str, fmt: str, actor: Actor) -> str:
         with self.ctx.db.session() as s:
             require_organizer(actor, get_competition(s, slug))
@@ -369,9 +384,7 @@ class Editor:
     def save_columns(self, slug: str, board_key: str, columns: list[dict[str, Any]], actor: Actor) -> Edit:
         """Set titles, sorting, precision, hidden and computations of a board's columns (by column key)."""
         def change(spec: CompetitionSpec) -> list[str]:
-            board = next((b for b in spec.leaderboards if b.key == board_key), None)
-            if board is None:
-                raise NotFound(f"competition {slug!r} has no leaderboard {board_key!r}")
+            board = board_of(spec, slug, board_key)
             by_key = {c.key: c for c in board.columns}
             problems: list[str] = []
             offered = DIALECT_COMPUTATIONS.get(spec.dialect, COMPUTATIONS)
@@ -380,7 +393,7 @@ class Editor:
                 column = by_key.get(key)
                 label = f"leaderboard {board_key!r}: column {key!r}"
                 if column is None:
-                    problems.append(f"{label}: no such column; columns are added in the YAML view")
+                    problems.append(f"{label}: no such column; add it first")
                     continue
                 problems += apply_fields(column, {k: v for k, v in values.items()
                                                   if k in ("title", "hidden")}, {"title": "text", "hidden": "flag"},
@@ -404,6 +417,85 @@ class Editor:
                 if column.computation is None:
                     column.source_keys = []
             return problems
+
+        return self.save_spec(slug, actor, change)
+
+    def add_column(self, slug: str, board_key: str, values: dict[str, Any], actor: Actor) -> Edit:
+        """Add a column (key, title, sorting, precision) at the end of a board; the reader checks its key."""
+        key = str(values.get("key") or "").strip()
+        title = str(values.get("title") or "").strip() or key
+
+        def change(spec: CompetitionSpec) -> list[str]:
+            board = board_of(spec, slug, board_key)
+            label = f"leaderboard {board_key!r}: new column"
+            if not key:
+                return [f"{label}: key: is required (the name the scoring program writes)"]
+            if not COLUMN_KEY.fullmatch(key):
+                return [f"{label}: key: {key[:60]!r} must be letters, digits, '_', '-' or '.' (at most 120), "
+                        "as the scoring program writes it in scores.txt"]
+            if any(c.key == key for c in board.columns):
+                return [f"{label}: key: the board already has a column {key!r}"]
+            problems: list[str] = []
+            precision = form_value("int", values.get("precision", 2) or 2, f"{label}: precision", problems)
+            board.columns.append(ColumnSpec(key=key, title=title, index=1 + max((c.index for c in board.columns),
+                                                                                    default=-1),
+                                            sorting=values.get("sorting") or "desc", precision=precision))
+            return problems
+
+        return self.save_spec(slug, actor, change)
+
+    def remove_column(self, slug: str, board_key: str, column_key: str, actor: Actor) -> Edit:
+        """Remove a board's column; refused for its only column or one a computed column reads."""
+        def change(spec: CompetitionSpec) -> list[str]:
+            board = board_of(spec, slug, board_key)
+            label = f"leaderboard {board_key!r}: column {column_key!r}"
+            if not any(c.key == column_key for c in board.columns):
+                raise NotFound(f"{label}: no such column")
+            if len(board.columns) == 1:
+                return [f"{label}: is the board's only column; add another before removing it"]
+            readers = [c.key for c in board.columns if column_key in (c.source_keys or [])]
+            if readers:
+                return [f"{label}: computed column(s) {', '.join(readers)} read it; change their inputs first"]
+            board.columns = [c for c in board.columns if c.key != column_key]
+            if board.primary_key == column_key:
+                board.primary_key = board.columns[0].key  # the board is ranked by its first column now
+            return []
+
+        return self.save_spec(slug, actor, change)
+
+    def add_phase(self, slug: str, values: dict[str, Any], actor: Actor) -> Edit:
+        """Add a phase after the last (name, start), with the last phase's tasks and limits; an
+        open-ended last phase then ends when the new one starts."""
+        def change(spec: CompetitionSpec) -> list[str]:
+            phases = sorted(spec.phases, key=lambda p: p.index)
+            problems: list[str] = []
+            name = form_value("text", values.get("name"), "new phase: name", problems)
+            start = form_value("datetime", values.get("start"), "new phase: start", problems)
+            if not name:
+                problems.append("new phase: name: is required")
+            if start is None and not problems:
+                problems.append("new phase: start: is required (YYYY-MM-DD HH:MM, UTC)")
+            if problems:
+                return problems
+            last = phases[-1]
+            if last.end is None:
+                last.end = start  # only the last phase may be open-ended: the one before ends as it opens
+            spec.phases.append(PhaseSpec(
+                index=last.index + 1, name=name, start=start, task_indexes=list(last.task_indexes),
+                max_submissions=last.max_submissions, max_submissions_per_day=last.max_submissions_per_day,
+                execution_time_limit=last.execution_time_limit))
+            return []
+
+        return self.save_spec(slug, actor, change)
+
+    def remove_phase(self, slug: str, number: int, actor: Actor) -> Edit:
+        """Remove phase `number` (1-based); the save refuses a phase that has submissions."""
+        def change(spec: CompetitionSpec) -> list[str]:
+            if len(spec.phases) == 1:
+                return [f"phase {number}: is the competition's only phase; add another before removing it"]
+            phase = phase_of(spec, number)
+            spec.phases = [p for p in spec.phases if p is not phase]
+            return []
 
         return self.save_spec(slug, actor, change)
 
@@ -482,6 +574,13 @@ def unsaid(wanted: dict[str, Any], read: dict[str, Any], dialect: str) -> list[s
     return [f"{path}: a {dialect} competition.yaml has no way to say {value!r} here (it reads back as "
             f"{read.get(path)!r}); change it in another way or leave it"
             for path, value in wanted.items() if read.get(path, _ABSENT) != value]
+
+
+def board_of(spec: CompetitionSpec, slug: str, key: str) -> LeaderboardSpec:
+    board = next((b for b in spec.leaderboards if b.key == key), None)
+    if board is None:
+        raise NotFound(f"competition {slug!r} has no leaderboard {key!r}")
+    return board
 
 
 def phase_of(spec: CompetitionSpec, number: int) -> PhaseSpec:

@@ -51,6 +51,19 @@ def program_keys(s: Session, sub: m.Submission) -> dict[tuple[int, str], Optiona
     return keys
 
 
+def job_program_keys(job: Job) -> dict[tuple[int, str], Optional[str]]:
+    """The program each step of a job runs, by (task index, step), as the job carries it
+    (what `program_keys` reads from the tasks, taken when the job is sent)."""
+    keys: dict[tuple[int, str], Optional[str]] = {}
+    for t in job.tasks:
+        keys[(t.index, "scoring")] = t.scoring_program
+        keys[(t.index, "prediction")] = t.ingestion_program if job.kind == "code" else None
+    if job.aggregation is not None:
+        for index in [t.index for t in job.tasks] + [job.aggregation.index]:
+            keys[(index, AGGREGATION_STEP)] = job.aggregation.scoring_program
+    return keys
+
+
 def transition(s: Session, submission_id: int, values: dict[str, Any], *, key: Optional[str] = None,
                queue: Optional[str] = None, extra: Iterable[Any] = ()) -> bool:
     """Move a non-terminal submission in one conditional UPDATE; False if it was not movable.
@@ -188,6 +201,20 @@ class Runs:
     def dispatch_key(self, submission_id: int) -> Optional[str]:
         with self.ctx.db.session() as s:
             return s.scalar(select(m.Submission.dispatch_key).where(m.Submission.id == submission_id))
+
+    def note_programs(self, job: Job) -> None:
+        """Keep, as runs waiting for their result, the programs a job carries when it is sent: its
+        result's runs name these even if an organizer replaces a program while it runs."""
+        with self.ctx.db.session() as s:
+            sub = s.get(m.Submission, job.submission_id)
+            if sub is None:
+                return
+            for run in [r for r in sub.runs if r.status == m.SUBMITTED]:
+                sub.runs.remove(run)  # an earlier sending that never reported (lost, sent again)
+            for (index, step), key in job_program_keys(job).items():
+                if key:
+                    sub.runs.append(m.Run(task_index=index, step=step, attempt=0, status=m.SUBMITTED,
+                                          program_key=key))
 
     # -- the job ---------------------------------------------------------------------------------
     def job_for(self, submission_id: int) -> Job:
@@ -382,8 +409,12 @@ class Runs:
             warnings += list(result.warnings)
             for rel, data in result.files.items():
                 store.put_file_bytes(rel, data)
+            sent = {(r.task_index, r.step): r for r in sub.runs if r.status == m.SUBMITTED}
+            for run in sent.values():
+                sub.runs.remove(run)
             attempt = 1 + max((r.attempt for r in sub.runs), default=0)
-            programs = program_keys(s, sub)
+            # The programs noted when the job was sent; the tasks' current ones only for a job sent without.
+            programs = {**program_keys(s, sub), **{k: r.program_key for k, r in sent.items()}}
             for task in result.tasks:
                 for step in task.steps:
                     sub.runs.append(

@@ -65,6 +65,8 @@ def latest_runs(sub: m.Submission) -> list[m.Run]:
     """The runs of the latest attempt of each task and step."""
     latest: dict[tuple[int, str], m.Run] = {}
     for run in sub.runs:
+        if run.status == m.SUBMITTED:
+            continue  # a step sent, not reported yet: it has no outcome to show
         key = (run.task_index, run.step)
         if key not in latest or (run.attempt, run.id) > (latest[key].attempt, latest[key].id):
             latest[key] = run

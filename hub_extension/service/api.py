@@ -25,7 +25,7 @@ from tornado import web
 
 from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
-from .editor_api import editor_api_routes
+from .editor_api import PhaseAddHandler, editor_api_routes
 from .hub_users import unknown_user_notes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
@@ -283,7 +283,9 @@ class ExportHandler(FileResponse, ApiHandler):
 
 
 # -- phases --------------------------------------------------------------------------------------
-class PhasesHandler(ApiHandler):
+class PhasesHandler(PhaseAddHandler):
+    """GET the phases; POST a new one (the editor's)."""
+
     def get(self, slug: str) -> None:
         self.write_json({"items": self.platform.phases_view(slug, self.actor)})
 

@@ -84,10 +84,37 @@ class ColumnsHandler(EditHandler):
                                                 self.require_login()))
 
 
+    async def post(self, slug: str, board: str) -> None:
+        body = self.json_body()
+        if not isinstance(body.get("key"), str):
+            raise PlatformError('send {"key": "recall", "title": "Recall", "sorting": "desc", "precision": 2}')
+        self.write_edit(await self.run_blocking(self.platform.add_column, slug, board, body, self.require_login()))
+
+
+class ColumnHandler(EditHandler):
+    async def delete(self, slug: str, board: str, column: str) -> None:
+        self.write_edit(await self.run_blocking(self.platform.remove_column, slug, board, column,
+                                                self.require_login()))
+
+
+class PhaseAddHandler(EditHandler):
+    async def post(self, slug: str) -> None:
+        body = self.json_body()
+        if not isinstance(body.get("name"), str) or not isinstance(body.get("start"), str):
+            raise PlatformError('send {"name": "Final", "start": "2030-01-01 00:00"} (UTC)')
+        self.write_edit(await self.run_blocking(self.platform.add_phase, slug, body, self.require_login()))
+
+
 class PhaseSettingsHandler(EditHandler):
     async def put(self, slug: str, number: str) -> None:
         values = self.json_body()
         self.write_edit(await self.run_blocking(self.platform.save_phase, slug, int(number), values,
+                                                self.require_login()))
+
+
+class PhaseRemoveHandler(EditHandler):
+    async def delete(self, slug: str, number: str) -> None:
+        self.write_edit(await self.run_blocking(self.platform.remove_phase, slug, int(number),
                                                 self.require_login()))
 
 
@@ -128,6 +155,9 @@ def editor_api_routes(comp: str, number: str) -> list[Any]:
         (rf"{comp}/pages/{page}/(?P<direction>up|down)", PageMoveHandler),
         (rf"{comp}/leaderboards/(?P<board>[A-Za-z0-9_.-]{{1,120}})/columns", ColumnsHandler),
         (rf"{comp}/phases/{number}/settings", PhaseSettingsHandler),
+        (rf"{comp}/leaderboards/(?P<board>[A-Za-z0-9_.-]{{1,120}})/columns/(?P<column>[A-Za-z0-9_.-]{{1,120}})",
+         ColumnHandler),
+        (rf"{comp}/phases/{number}", PhaseRemoveHandler),
         (rf"{comp}/tasks/(?P<index>[0-9]{{1,9}})", TaskSettingsHandler),
         (rf"{comp}/(?P<owner>task)s/(?P<number>[0-9]{{1,9}})/"
          r"(?P<what>scoring_program|ingestion_program|reference_data|input_data)", DataUploadHandler),

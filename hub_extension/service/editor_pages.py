@@ -1,7 +1,8 @@
 """The pages of the competition editor: forms over the competition's model, beside the YAML view.
 
 `{comp}/edit/overview`, `/edit/pages` (a page's Markdown or HTML with a live
-preview, `static/page_preview.js`), `/edit/phases`, `/edit/leaderboards` and
+preview, `static/page_preview.js`), `/edit/phases` and `/edit/leaderboards` (each
+also adding and removing phases or columns) and
 `/edit/tasks` (a task's or phase's new program or data, as a zip).  Each form
 posts here; the handler turns the form into values and calls the platform's
 editor, which saves through the same reading as a bundle upload.  A refused
@@ -65,9 +66,18 @@ class EditorPage(PageHandler):
 
 
 class OverviewPage(EditorPage):
+    """The overview, with the terms' text and their live preview (as a page's)."""
+
     FIELDS = ["title", "description", "docker_image", "queue", "contact_email", "admin_names",
-              "registration_auto_approve", "enable_detailed_results"]
+              "registration_auto_approve", "enable_detailed_results", "terms"]
     FLAGS = ("registration_auto_approve", "enable_detailed_results")
+
+    def editor_context(self, slug: str, section: str, **extra: Any) -> dict[str, Any]:
+        context = super().editor_context(slug, section, **extra)
+        fmt = self.platform.terms_format(context["spec"])
+        text = context["form"].get("terms", context["spec"].terms or "")
+        context.update(terms_format=fmt, preview=self.platform.preview_page(slug, text, fmt, self.actor))
+        return context
 
     def get(self, slug: str) -> None:
         self.show_section(slug, "overview")
@@ -160,6 +170,40 @@ class LeaderboardsPage(EditorPage):
         self.answer(slug, "leaderboards", edit, form=form)
 
 
+class ColumnAddPage(EditorPage):
+    """POST `edit/leaderboards/BOARD/columns`: a new column (key, title, sorting, precision)."""
+
+    async def post(self, slug: str, board: str) -> None:
+        values = self.form_values(["key", "title", "sorting", "precision"])
+        edit = await self.run_blocking(self.platform.add_column, slug, board, values, self.require_login())
+        self.answer(slug, "leaderboards", edit, form={"board": board, "new": values} if edit.problems else {})
+
+
+class ColumnRemovePage(EditorPage):
+    """POST `edit/leaderboards/BOARD/columns/KEY/delete`."""
+
+    async def post(self, slug: str, board: str, column: str) -> None:
+        edit = await self.run_blocking(self.platform.remove_column, slug, board, column, self.require_login())
+        self.answer(slug, "leaderboards", edit)
+
+
+class PhaseAddPage(EditorPage):
+    """POST `edit/phases/new`: a phase after the last (name, start)."""
+
+    async def post(self, slug: str) -> None:
+        values = self.form_values(["name", "start"])
+        edit = await self.run_blocking(self.platform.add_phase, slug, values, self.require_login())
+        self.answer(slug, "phases", edit, form={"number": "new", **values} if edit.problems else {})
+
+
+class PhaseRemovePage(EditorPage):
+    """POST `edit/phases/N/delete`."""
+
+    async def post(self, slug: str, number: str) -> None:
+        edit = await self.run_blocking(self.platform.remove_phase, slug, int(number), self.require_login())
+        self.answer(slug, "phases", edit)
+
+
 class TasksPage(EditorPage):
     FIELDS = ["name", "description", "scoring_docker_image", "ingestion_docker_image"]
 
@@ -196,6 +240,11 @@ def editor_page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/phases/([0-9]{{1,9}})", PhasesPage),
         (rf"{comp}/leaderboards", LeaderboardsPage),
         (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})", LeaderboardsPage),
+        (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})/columns", ColumnAddPage),
+        (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})/columns/([A-Za-z0-9_.-]{{1,120}})/delete",
+         ColumnRemovePage),
+        (rf"{comp}/phases/new", PhaseAddPage),
+        (rf"{comp}/phases/([0-9]{{1,9}})/delete", PhaseRemovePage),
         (rf"{comp}/tasks", TasksPage),
         (rf"{comp}/tasks/([0-9]{{1,9}})", TasksPage),
         (rf"{comp}/(task)s/([0-9]{{1,9}})/(scoring_program|ingestion_program|reference_data|input_data)",

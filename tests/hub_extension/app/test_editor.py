@@ -166,6 +166,69 @@ def test_phase_settings_are_saved_and_bad_values_refused_together(platform, worl
     assert platform.editable_spec(world.slug, ORGANIZER).phases[0].execution_time_limit == 120
 
 
+def test_a_column_added_then_removed_gives_the_model_back(platform, world):
+    before = platform.editable_spec(world.slug, ORGANIZER)
+    board = before.leaderboards[0].key
+    bad = platform.add_column(world.slug, board, {"key": "has space", "title": "X"}, ORGANIZER)
+    assert not bad.saved and any("has space" in p for p in bad.problems), bad.problems
+    edit = platform.add_column(world.slug, board, {"key": "recall", "title": "Recall", "sorting": "asc",
+                                                   "precision": "3"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    added = platform.editable_spec(world.slug, ORGANIZER).leaderboards[0].columns[-1]
+    assert (added.key, added.title, added.sorting, added.precision) == ("recall", "Recall", "asc", 3)
+    assert "key: recall" in platform.competition_yaml(world.slug, ORGANIZER)
+    again = platform.add_column(world.slug, board, {"key": "recall"}, ORGANIZER)
+    assert not again.saved and "already has a column 'recall'" in again.problems[0]
+    assert platform.remove_column(world.slug, board, "recall", ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).leaderboards == before.leaderboards
+
+
+def test_the_only_column_is_not_removed(platform, world):
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    board = spec.leaderboards[0]
+    for column in board.columns[1:]:
+        assert platform.remove_column(world.slug, board.key, column.key, ORGANIZER).saved
+    edit = platform.remove_column(world.slug, board.key, board.columns[0].key, ORGANIZER)
+    assert not edit.saved and "only column" in edit.problems[0]
+
+
+def test_a_phase_added_then_removed_gives_the_model_back_and_one_with_submissions_stays(platform, world):
+    before = platform.editable_spec(world.slug, ORGANIZER)
+    last = sorted(before.phases, key=lambda p: p.index)[-1]
+    assert not platform.add_phase(world.slug, {"name": "Late", "start": "soon"}, ORGANIZER).saved
+    edit = platform.add_phase(world.slug, {"name": "Late", "start": "2101-01-01 00:00"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    added = sorted(spec.phases, key=lambda p: p.index)[-1]
+    assert (added.name, added.start, added.task_indexes) == ("Late", dt.datetime(2101, 1, 1), last.task_indexes)
+    assert "Late" in platform.competition_yaml(world.slug, ORGANIZER)
+    assert sorted(spec.phases, key=lambda p: p.index)[-2].end == (last.end or added.start)
+    assert platform.remove_phase(world.slug, len(spec.phases), ORGANIZER).saved
+    if last.end is None:
+        assert platform.save_phase(world.slug, len(before.phases), {"end": ""}, ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).phases == before.phases
+    # The phase the submissions were made in is refused, with the reason.
+    with platform.db.session() as s:
+        used = s.get(m.Phase, s.get(m.Submission, world.subs["ann"]).phase_id).index
+    number = 1 + [p.index for p in sorted(before.phases, key=lambda p: p.index)].index(used)
+    refused = platform.remove_phase(world.slug, number, ORGANIZER)
+    assert not refused.saved and any("submission" in p for p in refused.problems), refused.problems
+
+
+def test_the_terms_are_edited_in_the_overview_and_shown_sanitized(platform, world):
+    edit = platform.save_overview(world.slug, {"terms": "<p>Be fair.</p>\r\n<script>x()</script>"}, ORGANIZER)
+    assert edit.saved, edit.problems
+    spec = platform.editable_spec(world.slug, ORGANIZER)
+    assert spec.terms == "<p>Be fair.</p>\n<script>x()</script>"
+    shown = platform.competition_detail(world.slug, ANN)["terms"]
+    assert "Be fair." in shown and "script" not in shown
+    assert platform.terms_format(spec) == "html"
+    assert platform.save_overview(world.slug, {"terms": "  "}, ORGANIZER).saved
+    assert platform.editable_spec(world.slug, ORGANIZER).terms is None
+    too_long = platform.save_overview(world.slug, {"terms": "x" * 1_000_001}, ORGANIZER)
+    assert not too_long.saved and "at most" in too_long.problems[0]
+
+
 # -- programs and data -------------------------------------------------------------------------------
 def test_a_new_scoring_program_scores_the_rerun_and_the_runs_say_which_version(platform, world, tmp_path):
     sid = world.subs["ann"]
@@ -233,6 +296,23 @@ def test_a_program_recorded_for_each_step_of_a_code_submission(platform, world, 
     assert kind == "code"
     assert keys == {"prediction": spec.tasks[0].ingestion_program.value,
                     "scoring": spec.tasks[0].scoring_program.value}
+
+
+def test_a_run_names_the_program_it_was_sent_with_even_if_replaced_while_it_runs(platform, world, tmp_path):
+    old_key = platform.editable_spec(world.slug, ORGANIZER).tasks[0].scoring_program.value
+    sid = platform.rerun(world.subs["ann"], ORGANIZER)
+    platform.runs.note_programs(platform.runs.job_for(sid))  # what the dispatcher does when it sends the job
+    edit = platform.replace_data(world.slug, "task", 0, "scoring_program",
+                                 scoring_zip(tmp_path, "upload.zip", "print('v2')\n"), "score_v2.zip", ORGANIZER)
+    assert edit.saved, edit.problems
+    new_key = platform.editable_spec(world.slug, ORGANIZER).tasks[0].scoring_program.value
+    assert new_key != old_key
+    # While it runs, no outcome is shown for a step not reported yet.
+    assert platform.submission_view(sid, ORGANIZER)["runs"] == []
+    finish(platform, sid, {"accuracy": 0.5, "secret": 0.5, "private_score": 0.25})
+    with platform.db.session() as s:
+        runs = [(r.step, r.status, r.program_key) for r in s.get(m.Submission, sid).runs]
+    assert sorted(runs) == [("prediction", "Finished", None), ("scoring", "Finished", old_key)]
 
 
 # -- forms and YAML are equivalent -------------------------------------------------------------------

@@ -178,6 +178,47 @@ def with_page(scene: Scene, actor: str) -> dict[str, Any]:
     return {}
 
 
+SPARE_COLUMN = {"key": "matrix_spare", "title": "Spare"}
+# The callers allowed to add and remove: a spare is made again only for them, so none is left behind.
+EDITORS = ("organizer", "admin")
+
+
+def without_spare_column(scene: Scene, actor: str) -> dict[str, Any]:
+    """The board keeps its columns: the spare an earlier caller added is removed first."""
+    scene.clients["organizer"].delete(f"api/v1/competitions/{scene.slug}/leaderboards/main/columns/matrix_spare")
+    return {"json": SPARE_COLUMN}
+
+
+def with_spare_column(scene: Scene, actor: str) -> dict[str, Any]:
+    """Make sure the column the removal case removes is there (for the callers allowed to remove it)."""
+    if actor in EDITORS:
+        resp = scene.clients["organizer"].post(f"api/v1/competitions/{scene.slug}/leaderboards/main/columns",
+                                               json=SPARE_COLUMN)
+        assert resp.status_code == 200, resp.text
+    return {}
+
+
+def spare_phase_count(scene: Scene) -> int:
+    return len(scene.clients["organizer"].get(f"api/v1/competitions/{scene.slug}/phases").json()["items"])
+
+
+def with_spare_phase_removed(scene: Scene, actor: str) -> dict[str, Any]:
+    """The scene keeps its two phases: a spare one left by an earlier case is removed first."""
+    while spare_phase_count(scene) > 2:
+        resp = scene.clients["organizer"].delete(f"api/v1/competitions/{scene.slug}/phases/3")
+        assert resp.status_code == 200, resp.text
+    return {"json": {"name": "Spare", "start": "2199-01-01 00:00"}}
+
+
+def with_spare_phase(scene: Scene, actor: str) -> dict[str, Any]:
+    """Make sure phase 3, without submissions, is there for the removal case."""
+    if actor in EDITORS and spare_phase_count(scene) < 3:
+        body = with_spare_phase_removed(scene, actor)
+        resp = scene.clients["organizer"].post(f"api/v1/competitions/{scene.slug}/phases", **body)
+        assert resp.status_code == 200, resp.text
+    return {}
+
+
 def scene_folder_zip(scene: Scene, folder: str) -> dict[str, Any]:
     """A folder of the scene's bundle as an upload: the same bytes as stored, so nothing changes for later cases."""
     source = sorted(scene.tmp.glob(f"bundle-*/{folder}"))[0]
@@ -278,6 +319,12 @@ CASES = [
     Case("DELETE", "api/v1/competitions/{slug}/pages/matrix-notes", ORGANIZERS, with_page),
     Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/columns", ORGANIZERS,
          lambda s, a: {"json": {"columns": [{"key": "accuracy", "precision": 3}]}}),
+    Case("POST", "api/v1/competitions/{slug}/leaderboards/main/columns", ORGANIZERS, without_spare_column,
+         "a column removed again by the next case"),
+    Case("DELETE", "api/v1/competitions/{slug}/leaderboards/main/columns/matrix_spare", ORGANIZERS, with_spare_column),
+    Case("POST", "api/v1/competitions/{slug}/phases", ORGANIZERS, with_spare_phase_removed,
+         "a phase long after the others, removed again by the next case"),
+    Case("DELETE", "api/v1/competitions/{slug}/phases/3", ORGANIZERS, with_spare_phase),
     Case("PUT", "api/v1/competitions/{slug}/phases/2/settings", ORGANIZERS,
          lambda s, a: {"json": {"max_submissions": 5}}),
     Case("PUT", "api/v1/competitions/{slug}/tasks/0", ORGANIZERS,

@@ -102,6 +102,46 @@ def test_columns_and_phases_forms_save_and_show_every_problem(world_server):
     assert refused.status_code == 400 and len(re.findall(r"<li>phase 1|<li>competition\.yaml", refused.text)) == 2
 
 
+def test_columns_and_phases_are_added_and_removed_from_their_forms(world_server):
+    server, world = world_server
+    olga = server.browser("olga")
+    base = f"competitions/{world.slug}/edit"
+    page = ok(olga.get(f"{base}/leaderboards")).text
+    assert 'id="add-column-main"' in page and 'data-remove-column="accuracy"' in page
+    added = olga.post(f"{base}/leaderboards/main/columns", {"key": "recall", "title": "Recall", "sorting": "asc",
+                                                            "precision": "3"})
+    assert added.status_code == 200 and 'data-remove-column="recall"' in added.text, added.text[:3000]
+    assert server.platform.editable_spec(world.slug, ORGANIZER).leaderboards[0].columns[-1].key == "recall"
+    refused = olga.post(f"{base}/leaderboards/main/columns", {"key": "has space", "title": "X"})
+    assert refused.status_code == 400 and "must be letters, digits" in html.unescape(refused.text)
+    assert 'value="has space"' in refused.text  # as typed
+    ok(olga.post(f"{base}/leaderboards/main/columns/recall/delete"))
+    assert "recall" not in [c.key for c in server.platform.editable_spec(world.slug, ORGANIZER).leaderboards[0].columns]
+
+    phases = len(server.platform.editable_spec(world.slug, ORGANIZER).phases)
+    assert 'id="add-phase"' in ok(olga.get(f"{base}/phases")).text
+    added = olga.post(f"{base}/phases/new", {"name": "Late", "start": "2101-01-01 00:00"})
+    assert added.status_code == 200 and "Phase 3: Late" in added.text, added.text[:3000]
+    ok(olga.post(f"{base}/phases/{phases + 1}/delete"))
+    assert len(server.platform.editable_spec(world.slug, ORGANIZER).phases) == phases
+    # The phase the submissions were made in stays, and the page says why.
+    refused = olga.post(f"{base}/phases/1/delete")
+    assert refused.status_code == 400 and "submission" in visible_text(refused.text).split("Phase 1")[0]
+
+
+def test_the_terms_are_edited_with_their_preview_in_the_overview_form(world_server):
+    server, world = world_server
+    olga = server.browser("olga")
+    base = f"competitions/{world.slug}/edit"
+    page = ok(olga.get(f"{base}/overview")).text
+    assert 'name="terms"' in page and 'id="page-preview"' in page and "page_preview.js" in page
+    saved = olga.post(f"{base}/overview", {"title": "Secrets", "terms": "<p>No sharing.</p><script>x()</script>"})
+    assert saved.status_code == 200 and 'id="edit-saved"' in saved.text, saved.text[:3000]
+    preview = saved.text.split('id="page-preview">')[1].split("</div>")[0]
+    assert "No sharing." in preview and "<script" not in preview
+    assert server.platform.editable_spec(world.slug, ORGANIZER).terms == "<p>No sharing.</p><script>x()</script>"
+
+
 def test_a_new_scoring_program_is_uploaded_from_the_tasks_page(world_server):
     server, world = world_server
     olga = server.browser("olga")
@@ -168,6 +208,19 @@ def test_the_editor_api_saves_through_the_bundle_reader(world_server):
     assert olga.post(f"{base}/pages/extra/up").status_code == 200
     assert olga.request("DELETE", f"{base}/pages/extra").status_code == 200
     assert olga.request("DELETE", f"{base}/pages/extra").status_code == 400
+
+    resp = olga.post(f"{base}/leaderboards/main/columns", json={"key": "recall", "title": "Recall"})
+    assert resp.status_code == 200 and resp.json()["saved"], resp.text
+    assert olga.request("DELETE", f"{base}/leaderboards/main/columns/recall").status_code == 200
+    resp = olga.request("DELETE", f"{base}/leaderboards/main/columns/recall")
+    assert resp.status_code == 404, resp.text
+    resp = olga.post(f"{base}/phases", json={"name": "Late", "start": "2101-01-01 00:00"})
+    assert resp.status_code == 200, resp.text
+    phases = olga.get(f"{base}/phases").json()["items"]
+    assert phases[-1]["name"] == "Late"
+    assert olga.request("DELETE", f"{base}/phases/{len(phases)}").status_code == 200
+    resp = olga.request("DELETE", f"{base}/phases/1")
+    assert resp.status_code == 400 and "submission" in " ".join(resp.json()["error"]["problems"])
 
     yaml_put = olga.put(f"{base}/yaml", json={"yaml": olga.get(f"{base}/yaml").json()["yaml"] + "colour: blue\n"})
     assert yaml_put.status_code == 200 and any("colour" in w for w in yaml_put.json()["warnings"])
