@@ -342,7 +342,8 @@ def test_cli_commands_defer_to_a_running_dispatcher_and_every_run_is_sent_once(d
     sid = int(lines[0].split()[1].rstrip(":"))
     assert lines[0] == f"submission {sid}: running"
     assert lines[1] == f"submission {sid}: Finished"
-    assert [line.split(":")[0] for line in lines[2:]] == ["  accuracy", "  f1"]
+    # Scores are printed under their columns' titles.
+    assert [line.split(":")[0] for line in lines[2:]] == ["  Accuracy", "  Macro F1"]
     assert f"{deferral}" in proc.stderr and "waiting on the database" in proc.stderr
     ids.append(sid)
 

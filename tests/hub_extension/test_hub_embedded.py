@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -162,7 +163,10 @@ def test_the_config_file_of_the_embedded_default(tmp_path):
     assert service["name"] == "competitions"
     assert service["command"] == [sys.executable, "-m", "hub_extension.service"]
     # COMPETE_PUBLIC_URL: the proxy, through which the service reaches users' servers (Open in JupyterLab).
-    assert service["environment"] == {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": "http://127.0.0.1:8000/"}
+    # COMPETE_HUB_PROCESS: the hub's pid and start time, so that the service and its queues stop with it.
+    environment = dict(service["environment"])
+    assert re.fullmatch(r"[0-9]+:[0-9.]+", environment.pop("COMPETE_HUB_PROCESS"))
+    assert environment == {"COMPETE_HOME": str(home), "COMPETE_PUBLIC_URL": "http://127.0.0.1:8000/"}
     assert service["oauth_no_confirm"] is True and service["display"] is True
     # Roles come from the scopes of a request's token: every user may run the competitions
     # that name them, the hub's admin role holds the admin scope, organizers the create scope.
@@ -195,7 +199,9 @@ def test_the_config_file_reads_address_settings_and_demo_switch_from_the_environ
     cfg = load_hub_config(tmp_path, COMPETE_HOME=str(home), COMPETE_HUB_IP="0.0.0.0", COMPETE_HUB_PORT="8123",
                           COMPETE_DB_URL="postgresql://u@db/compete", COMPETE_DEMO="0")
     assert cfg["bind_url"] == "http://0.0.0.0:8123"
-    assert cfg["services"][0]["environment"] == {
+    environment = dict(cfg["services"][0]["environment"])
+    environment.pop("COMPETE_HUB_PROCESS")
+    assert environment == {
         "COMPETE_HOME": str(home),
         "COMPETE_PUBLIC_URL": "http://127.0.0.1:8123/",  # a hub on all interfaces is reached on 127.0.0.1
         "COMPETE_CONFIG": str(home / "compete_config.py"),
