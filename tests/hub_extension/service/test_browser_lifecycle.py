@@ -1,8 +1,8 @@
 """Headless Chromium takes a competition through its lifecycle on the real hub: draft, published, archived, deleted.
 
 An organizer uploads a bundle that says `published: false`: a draft, which a
-second user finds nowhere (list, page, API) while the organizer registers and
-submits to test it.  Published from its Lifecycle page, the second user finds
+second user finds nowhere (list, page, API) while the organizer
+submits to test it (a first submission enters an organizer).  Published from its Lifecycle page, the second user finds
 it in the list; archived, its page and leaderboard stay readable and
 registration is closed; deleted with the typed slug, it is gone for everyone
 and so are its submission's files and the stored data only it used.
@@ -62,10 +62,9 @@ def test_draft_publish_archive_delete_through_the_real_hub(hub, browser_pages, t
     expect(org.locator(".notice", has_text="a draft: only its organizers see it")).to_have_count(1)
     slug = re.search(r"/competitions/([^/?#]+)$", org.url).group(1)
     page_url = org.url
-    # Organizers test a draft: they register and submit.
-    org.check("#register-form input[name=accept_terms]")
-    org.click("#register-form button[type=submit]")
-    expect(org.locator("#registration-status")).to_contain_text("You are registered")
+    # Organizers test a draft: they are not offered to register; their own first submission enters them.
+    expect(org.locator("#registration-status")).to_contain_text("You organize this competition")
+    assert org.locator("#register-form").count() == 0
     organizer_api = hub.user_client(organizer)
     scoring_key = yaml.safe_load(organizer_api.get(f"api/v1/competitions/{slug}/yaml").json()["yaml"])[
         "tasks"][0]["scoring_program"]
