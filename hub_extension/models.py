@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -87,6 +88,14 @@ class Competition(Base):
     status_changed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     # The token of a private competition's secret link (None until first made private).
     secret: Mapped[Optional[str]] = mapped_column(String(64))
+    # Community settings (CodaLab's and Codabench's keys of the same names).
+    allow_teams: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    enable_forum: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Boards of this competition hide participants' names unless a board says otherwise.
+    anonymous_leaderboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Codabench's fact sheet: questions asked with each submission
+    # [{"key", "title", "type": text|checkbox|select, "selection": [...], "is_required"}].
+    fact_sheet: Mapped[Optional[list[Any]]] = mapped_column(JSON)
 
     pages: Mapped[list["Page"]] = relationship(
         back_populates="competition", cascade="all, delete-orphan", order_by="Page.position"
@@ -230,6 +239,10 @@ class Leaderboard(Base):
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     submission_rule: Mapped[str] = mapped_column(String(40), default="Force_Last")
     primary_key: Mapped[Optional[str]] = mapped_column(String(200))
+    # Names shown as stable pseudonyms to everyone but organizers (None: the competition's setting).
+    anonymous: Mapped[Optional[bool]] = mapped_column(Boolean)
+    # Fact sheet questions whose answers the board shows as columns, by question key.
+    fact_sheet_columns: Mapped[list[Any]] = mapped_column(default=list)
 
     competition: Mapped[Competition] = relationship(back_populates="leaderboards")
     columns: Mapped[list["Column"]] = relationship(
@@ -322,6 +335,10 @@ class Submission(Base):
     # Each task's own scores, as its scoring program wrote them: [{"task": index, "scores": {key: value}}]
     # (`scores` holds what the leaderboard takes: their union, or the phase's aggregation).
     task_scores: Mapped[list[Any]] = mapped_column(default=list)
+    # The team the submission was made for by one of its members (None: the participant alone).
+    team_id: Mapped[Optional[int]] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    # The submitter's answers to the competition's fact sheet, by question key.
+    fact_sheet: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()
@@ -494,3 +511,159 @@ class BoardRow(Base):
     submitted_at: Mapped[dt.datetime] = mapped_column(DateTime)
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ranks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The team the row stands for (None: a participant alone).
+    team_id: Mapped[Optional[int]] = mapped_column(Integer)
+
+
+# Membership of a user in a team.
+INVITED = "invited"
+MEMBER = "member"
+DECLINED = "declined"
+LEFT = "left"
+TEAM_OWNER = "owner"
+
+
+class Team(Base):
+    """Participants entering a competition together: one board entry, shared limits."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("competition_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))  # the creator, or whom they handed it to
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The token of the team's invitation link (None: no link).
+    invite_token: Mapped[Optional[str]] = mapped_column(String(64))
+    # Bumped by every submission attempt of a member, as Participant.submission_seq:
+    # the row lock makes "check the team's limits, then insert" atomic.
+    submission_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    members: Mapped[list["TeamMember"]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", order_by="TeamMember.id"
+    )
+
+
+class TeamMember(Base):
+    """A user's place in a team: invited, member, declined or left."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (
+        UniqueConstraint("team_id", "username"),
+        Index("ix_team_members_competition_user", "competition_id", "username"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    # Kept here too so that "at most one team per competition" is one indexed read.
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=INVITED)
+    role: Mapped[str] = mapped_column(String(20), default=MEMBER)
+    invited_by: Mapped[Optional[str]] = mapped_column(String(200))
+    invited_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    joined_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+    team: Mapped[Team] = relationship(back_populates="members")
+
+
+class ForumThread(Base):
+    __tablename__ = "forum_threads"
+    __table_args__ = (Index("ix_forum_threads_listing", "competition_id", "pinned", "last_post_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_post_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    post_count: Mapped[int] = mapped_column(Integer, default=0)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The post marked as the answer (None: not answered).
+    answer_post_id: Mapped[Optional[int]] = mapped_column(Integer)
+    # The failed submission the thread asks about, when opened from it.
+    submission_id: Mapped[Optional[int]] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+
+    posts: Mapped[list["ForumPost"]] = relationship(
+        back_populates="thread", cascade="all, delete-orphan", order_by="ForumPost.id"
+    )
+
+
+class ForumPost(Base):
+    __tablename__ = "forum_posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("forum_threads.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown, as written
+    html: Mapped[str] = mapped_column(Text, default="")  # rendered and sanitized as pages are
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    edited_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    edited_by: Mapped[Optional[str]] = mapped_column(String(200))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    thread: Mapped[ForumThread] = relationship(back_populates="posts")
+
+
+class Message(Base):
+    """Something the platform told users: an announcement or a notification, kept whether or not mail went out."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_competition", "competition_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[Optional[int]] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    # announcement | submission_finished | submission_failed | phase_opened | phase_closed | approved
+    kind: Mapped[str] = mapped_column(String(40))
+    # Who it was for: "all", "phase:<index>", "team:<id>", "user:<name>".
+    audience: Mapped[str] = mapped_column(String(300), default="all")
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    html: Mapped[str] = mapped_column(Text, default="")  # rendered and sanitized
+    sender: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    recipients: Mapped[list["MessageRecipient"]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="MessageRecipient.id"
+    )
+
+
+class MessageRecipient(Base):
+    """One user's copy of a message, and what became of its mail."""
+
+    __tablename__ = "message_recipients"
+    __table_args__ = (
+        UniqueConstraint("message_id", "username"),
+        Index("ix_message_recipients_user", "username", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200))
+    address: Mapped[Optional[str]] = mapped_column(String(300))
+    # queued | sent | failed | no_address | unsubscribed
+    mail_status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    read_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+    message: Mapped[Message] = relationship(back_populates="recipients")
+
+
+class Profile(Base):
+    """What a hub user chose to show and to receive: display name, affiliation, mail address and kinds."""
+
+    __tablename__ = "profiles"
+
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[Optional[str]] = mapped_column(String(200))
+    affiliation: Mapped[Optional[str]] = mapped_column(String(300))
+    email: Mapped[Optional[str]] = mapped_column(String(300))
+    # Mail wanted per kind of message ({kind: bool}); a kind absent takes its default.
+    mail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The token of the one-click unsubscribe links in this user's mail.
+    unsubscribe_token: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
