@@ -24,6 +24,7 @@ from sqlalchemy import text
 from tornado import web
 
 from ..app import NotFound, PlatformError
+from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .hub_users import unknown_user_notes
@@ -188,8 +189,8 @@ class CompetitionsHandler(UploadHandler):
         self.set_header("Location", f"{self.prefix}api/v1/competitions/{slug}")
         lifecycle = self.platform.lifecycle(slug, self.actor)
         self.write_json({"slug": slug, "warnings": warnings, "lifecycle": lifecycle["status"],
-                         "notice": f"it is {lifecycle['note']} (the bundle's `published` key decides it at "
-                                   "upload: false uploads a draft; true or absent, a published competition)"},
+                         "notice": upload_notice(lifecycle, f"POST {self.prefix}api/v1/competitions/{slug}/lifecycle "
+                                                            '{"status": "published"} opens it to everyone')},
                         status=201)
 
 

@@ -25,6 +25,7 @@ from tornado import web
 
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
+from ..app.lifecycle import upload_notice
 from ..bundles.model import BundleError
 from ..errors import CountChanged
 from .api import first_chunk, stream_text
@@ -607,8 +608,8 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             return
         self.notice(f"Competition {slug!r} created.")
         lifecycle = self.platform.lifecycle(slug, actor)
-        self.notice(f"It is {lifecycle['note']}: the bundle's `published` key decides it at upload (false: a "
-                    "draft; true or absent: published), and its Lifecycle page changes it.", "info")
+        self.notice(upload_notice(lifecycle, "the Publish button of its Lifecycle page opens it to everyone"),
+                    "info")
         for warning in warnings:
             self.notice(f"warning: {warning}", "info")
         self.redirect(self.competition_url(slug))

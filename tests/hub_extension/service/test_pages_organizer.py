@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -60,6 +61,27 @@ def test_an_organizer_creates_the_demo_competition_from_an_uploaded_bundle(world
     assert "Competition &#39;demo-flower-species&#39; created." in page
     assert "Demo: flower species" in page and 'id="organizer-note"' in page
     assert server.platform.competition_detail("demo-flower-species", builders.ORGANIZER)["is_organizer"]
+    # The demo's bundle says `published: true`: it is published at once, and the organizer is told why.
+    assert "It is published: listed and open to everyone, as its bundle&#39;s `published: true` asks." in page
+    assert server.platform.lifecycle("demo-flower-species", builders.ORGANIZER)["status"] == m.PUBLISHED
+
+
+def test_a_bundle_without_published_uploads_a_draft_and_says_how_to_publish_it(world_server, tmp_path):
+    server, _ = world_server
+    root = tmp_path / "bundle"
+    shutil.copytree(DEMO_BUNDLE, root)
+    text = (root / "competition.yaml").read_text()
+    (root / "competition.yaml").write_text(text.replace("published: true\n", "").replace(
+        'title: "Demo: flower species"', 'title: "Unpublished flowers"'))
+    olga = server.browser("olga")
+    created = olga.post("new", files={"bundle": ("b.zip", folder_zip(root), "application/zip")})
+    assert created.status_code == 302, created.text[:2000]
+    page = ok(olga.follow(created)).text
+    assert "It is a draft: only its organizers see it" in page, visible_text(page)[:2000]
+    assert "the Publish button of its Lifecycle page opens it to everyone" in page
+    slug = created.headers["Location"].rsplit("/", 1)[1]
+    assert server.platform.lifecycle(slug, builders.ORGANIZER)["status"] == m.DRAFT
+    assert server.browser("ann").get(f"competitions/{slug}").status_code == 404
 
 
 def test_a_bad_bundle_lists_every_problem_inline_and_creates_nothing(world_server):
