@@ -404,8 +404,12 @@ class ParticipantsBulkHandler(ParticipantHandler):
         body = self.json_body()
         status = body.get("status")
         if not isinstance(status, str):
-            raise PlatformError('send {"usernames": [...], "status": "approved" | "denied" | "removed" | "banned"}')
-        results = self.platform.bulk_set_registration(slug, body.get("usernames"), status, self.actor)
+            raise PlatformError('send {"usernames": [...], "status": "approved" | "denied" | "removed" | "banned" '
+                                '| "reinstate"}')
+        if status == "reinstate":
+            results = self.platform.bulk_reinstate(slug, body.get("usernames"), self.actor)
+        else:
+            results = self.platform.bulk_set_registration(slug, body.get("usernames"), status, self.actor)
         self.write_json({"competition": slug, "status": status, "results": results})
 
     def put(self, slug: str) -> None:  # type: ignore[override]

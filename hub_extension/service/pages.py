@@ -746,15 +746,21 @@ class ParticipantsBulkHandler(PageHandler):
     def post(self, slug: str) -> None:
         actor = self.require_login()
         status = self.get_body_argument("status", "") or ""
+        names = self.get_body_arguments("usernames")
         try:
-            results = self.platform.bulk_set_registration(slug, self.get_body_arguments("usernames"), status, actor)
+            if status == "reinstate":
+                results = self.platform.bulk_reinstate(slug, names, actor)
+            else:
+                results = self.platform.bulk_set_registration(slug, names, status, actor)
         except (Forbidden, NotFound):
             raise
         except PlatformError as exc:
             self.notice(str(exc), "error")
         else:
             changed = [r["username"] for r in results if "error" not in r]
-            if changed:
+            if changed and status == "reinstate":
+                self.notice(f"{', '.join(changed)}: reinstated, approved and back on the leaderboards.")
+            elif changed:
                 self.notice(f"{', '.join(changed)}: {status}{_LEAVES_BOARDS.get(status, '')}.")
             for r in results:
                 if "error" in r:

@@ -258,6 +258,15 @@ def test_participants_are_banned_reinstated_and_changed_in_bulk_from_the_page(wo
     assert "choose at least one participant" in ok(olga.get(f"{base}/participants")).text
     assert olga.post(f"{base}/participants", {"username": "ben", "status": "approved"}).status_code == 302
     assert re.findall(r' data-participant="([^"]*)"', ok(olga.get(f"{base}/leaderboard")).text) == ["ben"]
+    # Reinstate in bulk: the banned one comes back; the approved one is said to be left as they are.
+    page = ok(olga.get(f"{base}/participants")).text
+    assert '<button type="submit" name="status" value="reinstate">Reinstate</button>' in page
+    assert olga.post(f"{base}/participants/bulk", {"usernames": ["ann", "ben"], "status": "reinstate"}
+                     ).status_code == 302
+    page = ok(olga.get(f"{base}/participants")).text
+    assert "ann: reinstated, approved and back on the leaderboards." in page
+    assert "&#39;ben&#39; is approved, neither removed nor banned: left as they are" in page
+    assert re.findall(r' data-participant="([^"]*)"', ok(olga.get(f"{base}/leaderboard")).text) == ["ben", "ann"]
 
 
 def test_organizers_name_co_organizers_and_are_never_offered_to_register(world_server):
