@@ -421,6 +421,10 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
             f"{comp}/export.zip": organizers,
             f"{comp}/statistics": organizers,
             f"{comp}/statistics.csv?table=per_day": organizers,
+            f"{comp}/lifecycle": organizers,
+            **{f"{comp}/edit/{form}": organizers for form in ("overview", "pages", "phases", "leaderboards", "tasks")},
+            f"{comp}/phases/1/confirm/rerun-all": organizers,
+            f"submissions/{sid}/delete": own,
             "new": creators,
             "queues": logged_in,
             "admin": admins,
@@ -439,6 +443,20 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
                 elif status == 200 and response.headers["Content-Type"].startswith("text/html") and "/files/" not in path:
                     assert response.text.rstrip().endswith("</html>"), (name, path)
                     assert "Traceback" not in response.text
+        # A draft: every page of it answers as a competition that does not exist, but to its organizers.
+        spec = builders.secrets_spec(platform.store)
+        spec.published = False
+        draft = platform.competitions.insert_competition(spec, builders.OTHER_ORGANIZER)
+        hidden = {**{name: 404 for name in everyone}, "oscar": 200, "root": 200}
+        for path in ("", "/leaderboard", "/leaderboard.csv", "/phases/1/starting-kit", "/submit",
+                     "/submissions", "/phases", "/participants", "/edit", "/edit/overview", "/lifecycle",
+                     "/statistics", "/export", "/phases/1/confirm/rerun-all"):
+            for name, status in hidden.items():
+                # Anonymous visitors of a page that needs a login are sent to log in first: nothing leaks.
+                allowed = {302, 404} if name == "anonymous" else {status}
+                response = users[name].get(f"competitions/{draft}{path}")
+                if response.status_code not in allowed:
+                    wrong.append(f"{name} GET draft {path}: {response.status_code}, expected {status}")
         assert not wrong, "\n".join(wrong)
         # The demo's pages as a participant sees them.
         page = ok(users["ann"].get(comp)).text
