@@ -40,8 +40,8 @@ def cmd_competition_create(args: argparse.Namespace) -> int:
     slug, warnings = plat.create_competition(args.path)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(upload_notice(plat.lifecycle(slug, LOCAL_ADMIN), f"`compete competition publish {slug}` opens it to everyone"),
-          file=sys.stderr)
+    how = f"`compete competition publish {slug}` opens it to everyone"
+    print(upload_notice(plat.lifecycle(slug, LOCAL_ADMIN), how), file=sys.stderr)
     print(slug)
     return 0
 
