@@ -59,7 +59,7 @@ def make_bundle(tmp: Path, title: str, sleep_scorer: bool = False) -> Path:
     target = tmp / title.replace(" ", "-")
     shutil.copytree(TEMPLATE, target)
     yaml = target / "competition.yaml"
-    text = yaml.read_text().replace("title: Animals (results)", f"title: {title}")
+    text = yaml.read_text().replace("title: Animals (results)", f"title: {title}\npublished: true")
     yaml.write_text(text.replace("max_submissions: 100", "max_submissions: 100000")
                     .replace("max_submissions_per_day: 5", "max_submissions_per_day: 100000"))
     if sleep_scorer:

@@ -110,7 +110,7 @@ def make_bundle(tmp: Path) -> Path:
     target = tmp / "bundle"
     shutil.copytree(TEMPLATE, target)
     yaml = target / "competition.yaml"
-    body = (yaml.read_text().replace("title: Animals (results)", "title: Scale")
+    body = (yaml.read_text().replace("title: Animals (results)", "title: Scale\npublished: true")
             .replace("max_submissions: 100", "max_submissions: 10000000")
             .replace("max_submissions_per_day: 5", "max_submissions_per_day: 10000000"))
     body = body.rstrip("\n") + """

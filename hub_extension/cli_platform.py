@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .app import LOCAL_ADMIN, Actor
+from .app.lifecycle import upload_notice
 from .bundles import init_bundle, summarize
 from .bundles.model import BundleError
 from .cli_common import platform, print_json, print_leaderboard
@@ -35,9 +36,12 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
 
 
 def cmd_competition_create(args: argparse.Namespace) -> int:
-    slug, warnings = platform(args).create_competition(args.path)
+    plat = platform(args)
+    slug, warnings = plat.create_competition(args.path)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+    how = f"`compete competition publish {slug}` opens it to everyone"
+    print(upload_notice(plat.lifecycle(slug, LOCAL_ADMIN), how), file=sys.stderr)
     print(slug)
     return 0
 

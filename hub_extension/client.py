@@ -457,16 +457,23 @@ class CompeteClient:
 
     def follow(self, submission_id: int, *, timeout: Optional[float] = None, interval: float = 2.0,
                on_change: Optional[Callable[[dict[str, Any]], None]] = None,
-               stop: Optional[threading.Event] = None) -> dict[str, Any]:
+               stop: Optional[threading.Event] = None, board_timeout: float = 30.0) -> dict[str, Any]:
         """Wait until the submission is Finished, Failed or Cancelled; return it then.
 
-        `on_change(info)` is called with the first answer and after each change
-        of status or of the position in the queue.  Raises `CompeteTimeout`
-        after `timeout` seconds (with the last answer as `.info`); setting the
-        `stop` event returns the last answer at once.  A few failed polls in a
-        row (the network, a restarting service) are retried before giving up.
+        A Finished submission is returned once the leaderboards include it
+        (`on_leaderboard` is no longer false: they are ranked again apart from
+        recording the result), so that a leaderboard read next shows it; after
+        `board_timeout` more seconds it is returned anyway, `on_leaderboard`
+        still false.  `on_change(info)` is called with the first answer and
+        after each change of status, of the position in the queue or of
+        `on_leaderboard`.  Raises `CompeteTimeout` after `timeout` seconds
+        while the submission has not ended (with the last answer as `.info`);
+        setting the `stop` event returns the last answer at once.  A few failed
+        polls in a row (the network, a restarting service) are retried before
+        giving up.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        board_deadline: Optional[float] = None
         seen: Optional[tuple[Any, ...]] = None
         info: dict[str, Any] = {}
         failures = 0
@@ -479,14 +486,20 @@ class CompeteClient:
                 if exc.status is not None and exc.status < 500 or failures >= 5:
                     raise
             else:
-                mark = (info.get("status"), (info.get("waiting") or {}).get("position"))
+                mark = (info.get("status"), (info.get("waiting") or {}).get("position"), info.get("on_leaderboard"))
                 if mark != seen:
                     seen = mark
                     if on_change is not None:
                         on_change(info)
                 if info.get("status") in TERMINAL:
-                    return info
+                    if info.get("on_leaderboard") is not False:
+                        return info
+                    board_deadline = board_deadline or time.monotonic() + board_timeout
+                    if time.monotonic() >= board_deadline:
+                        return info  # ended; its leaderboards are late, and the answer says so
             if deadline is not None and time.monotonic() >= deadline:
+                if info.get("status") in TERMINAL:
+                    return info
                 raise CompeteTimeout(f"submission {submission_id} is still {info.get('status', '?')} after "
                                      f"{timeout:g} s", info)
             wait = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))

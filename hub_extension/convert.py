@@ -99,8 +99,9 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
         admin_names=list(spec.admin_names),
         extra=dict(spec.extra),
         created_by=created_by,
-        # A bundle saying `published: false` starts as a draft; without the key it is published.
-        status=m.DRAFT if spec.published is False else m.PUBLISHED,
+        # As on CodaLab and Codabench, a competition is public only once published: a bundle
+        # saying `published: true` is published at upload, any other starts as a draft.
+        status=m.PUBLISHED if spec.published else m.DRAFT,
         status_changed_at=m.utcnow(),
     )
     comp.pages = [m.Page(position=i, **_fields(p, PAGE_FIELDS)) for i, p in enumerate(spec.pages)]

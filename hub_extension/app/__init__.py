@@ -203,6 +203,7 @@ class Platform:
     set_registration = _By("registrations")
     participants = _By("registrations")
     bulk_set_registration = _By("registrations")
+    bulk_reinstate = _By("registrations")
     organizers = _By("registrations")
     set_organizers = _By("registrations")
 

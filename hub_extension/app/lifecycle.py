@@ -44,6 +44,18 @@ NOTES = {
 }
 
 
+def upload_notice(view: dict[str, Any], how_to_publish: str) -> str:
+    """What the organizer is told, at upload, of the state the competition starts in.
+
+    `view` is its `lifecycle_view`; `how_to_publish` names the way to publish it from where they
+    uploaded it (a page, the API, the CLI).
+    """
+    if view["status"] == m.DRAFT:
+        return (f"It is {view['note']}. As on CodaLab and Codabench, an uploaded competition stays a draft "
+                f"until it is published, unless its bundle says `published: true`: {how_to_publish}.")
+    return f"It is {view['note']}, as its bundle's `published: true` asks."
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(24)
 

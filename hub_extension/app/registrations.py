@@ -160,17 +160,37 @@ class Registrations:
         if status not in BULK_STATUSES:
             raise PlatformError(f"unknown status {status!r} for many participants; use one of "
                                 f"{', '.join(BULK_STATUSES)}")
+        return self._bulk(slug, usernames, status, actor)
+
+    def bulk_reinstate(self, slug: str, usernames: Any, actor: Actor = LOCAL_ADMIN) -> list[dict[str, Any]]:
+        """Approve again, and put back on the boards, those of `usernames` who were removed or banned
+        (organizers); the others are left as they are, each with an `error` saying why.  Results as
+        `bulk_set_registration`'s."""
+        return self._bulk(slug, usernames, m.APPROVED, actor, only_from=(m.REMOVED, m.BANNED))
+
+    def _bulk(self, slug: str, usernames: Any, status: str, actor: Actor,
+              only_from: Optional[tuple[str, ...]] = None) -> list[dict[str, Any]]:
         names = user_names(usernames, "participants", MAX_BULK)
         if not names:
             raise PlatformError("choose at least one participant")
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug)
             require_organizer(actor, comp)
+            require_active(comp, "changing registrations")
             found = {p.username: p for p in s.scalars(select(m.Participant).where(
                 m.Participant.competition_id == comp.id, m.Participant.username.in_(names)))}
-            results = [{"username": n, "status": status, "previous": found[n].status} if n in found
-                       else {"username": n, "error": f"{n!r} is not registered in {slug!r}"} for n in names]
-            _set_status(s, comp, list(found.values()), status)
+            results, changed = [], []
+            for n in names:
+                part = found.get(n)
+                if part is None:
+                    results.append({"username": n, "error": f"{n!r} is not registered in {slug!r}"})
+                elif only_from is not None and part.status not in only_from:
+                    results.append({"username": n, "error": f"{n!r} is {part.status}, neither removed nor "
+                                                            "banned: left as they are"})
+                else:
+                    results.append({"username": n, "status": status, "previous": part.status})
+                    changed.append(part)
+            _set_status(s, comp, changed, status)
             return results
 
     def participants(self, slug: str, actor: Actor) -> list[dict[str, Any]]:

@@ -54,6 +54,26 @@ from .visibility import (
 MAX_OFFSET = 2**31 - 1
 
 
+def on_leaderboard(s: Session, sub: m.Submission, competition_id: int) -> Optional[bool]:
+    """Whether the phase's leaderboards were ranked with the submission's result.
+
+    None when there is nothing to wait for: it is not Finished, it is one task's
+    part of a submission (its parent is what is ranked), or the competition has
+    no leaderboard.  False while a board was last ranked before the result was
+    recorded: ranking runs apart from recording (`refresher`), so a board read
+    right after Finished may not show it yet.  True once every board of the
+    phase was ranked since (where it stands then is the submission rule's call).
+    """
+    if sub.status != m.FINISHED or sub.parent_id is not None:
+        return None
+    boards = s.scalar(select(func.count(m.Leaderboard.id)).where(m.Leaderboard.competition_id == competition_id))
+    if not boards:
+        return None
+    built, oldest = s.execute(select(func.count(), func.min(m.BoardState.built_at))
+                              .where(m.BoardState.phase_id == sub.phase_id)).one()
+    return built >= boards and oldest is not None and oldest >= sub.status_changed_at
+
+
 def _waiting(s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, Any]]:
     """Where a Submitted submission stands: its position and whether any worker can take it."""
     if sub.status != m.SUBMITTED:
@@ -298,6 +318,7 @@ class Views:
             "queue": queue,
             "worker": sub.worker,
             "waiting": _waiting(s, sub, queue),
+            "on_leaderboard": on_leaderboard(s, sub, comp.id),
         }
 
     def submission(self, submission_id: int) -> dict[str, Any]:
@@ -412,6 +433,7 @@ class Views:
                 view["warnings"] = list(sub.warnings or [])
                 view["dropped"] = list(sub.dropped or [])
             view["waiting"] = _waiting(s, sub, queue)
+            view["on_leaderboard"] = on_leaderboard(s, sub, comp.id)
         return view
 
     # -- administration ---------------------------------------------------------------------------

@@ -409,7 +409,7 @@ PUBLISHED_KEY = Known(False, "read as the competition's lifecycle at upload", as
 
 
 def read_published(top: "Section") -> Optional[bool]:
-    """The bundle's `published` flag; None when it has none (the competition is then published)."""
+    """The bundle's `published` flag; None when it has none (the competition then starts as a draft)."""
     if top.raw("published") is None:
         return None
     return top.flag("published", True)

@@ -185,7 +185,7 @@ class CompetitionSpec:
     solutions: list[SolutionSpec] = field(default_factory=list)
     # Known keys this platform keeps but does not act on yet (for export).
     extra: dict = field(default_factory=dict)
-    # The bundle's `published`: false uploads a draft, true or absent a published competition.
+    # The bundle's `published`: true uploads a published competition, false or absent a draft.
     published: Optional[bool] = None
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from tornado import web
 
 from ..app import NotFound, PlatformError
+from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .hub_users import unknown_user_notes
@@ -188,8 +189,8 @@ class CompetitionsHandler(UploadHandler):
         self.set_header("Location", f"{self.prefix}api/v1/competitions/{slug}")
         lifecycle = self.platform.lifecycle(slug, self.actor)
         self.write_json({"slug": slug, "warnings": warnings, "lifecycle": lifecycle["status"],
-                         "notice": f"it is {lifecycle['note']} (the bundle's `published` key decides it at "
-                                   "upload: false uploads a draft; true or absent, a published competition)"},
+                         "notice": upload_notice(lifecycle, f"POST {self.prefix}api/v1/competitions/{slug}/lifecycle "
+                                                            '{"status": "published"} opens it to everyone')},
                         status=201)
 
 
@@ -403,8 +404,12 @@ class ParticipantsBulkHandler(ParticipantHandler):
         body = self.json_body()
         status = body.get("status")
         if not isinstance(status, str):
-            raise PlatformError('send {"usernames": [...], "status": "approved" | "denied" | "removed" | "banned"}')
-        results = self.platform.bulk_set_registration(slug, body.get("usernames"), status, self.actor)
+            raise PlatformError('send {"usernames": [...], "status": "approved" | "denied" | "removed" | "banned" '
+                                '| "reinstate"}')
+        if status == "reinstate":
+            results = self.platform.bulk_reinstate(slug, body.get("usernames"), self.actor)
+        else:
+            results = self.platform.bulk_set_registration(slug, body.get("usernames"), status, self.actor)
         self.write_json({"competition": slug, "status": status, "results": results})
 
     def put(self, slug: str) -> None:  # type: ignore[override]

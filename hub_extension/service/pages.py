@@ -25,6 +25,7 @@ from tornado import web
 
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
+from ..app.lifecycle import upload_notice
 from ..bundles.model import BundleError
 from ..errors import CountChanged
 from .api import first_chunk, stream_text
@@ -607,8 +608,8 @@ class NewCompetitionHandler(StreamedUpload, PageHandler):
             return
         self.notice(f"Competition {slug!r} created.")
         lifecycle = self.platform.lifecycle(slug, actor)
-        self.notice(f"It is {lifecycle['note']}: the bundle's `published` key decides it at upload (false: a "
-                    "draft; true or absent: published), and its Lifecycle page changes it.", "info")
+        self.notice(upload_notice(lifecycle, "the Publish button of its Lifecycle page opens it to everyone"),
+                    "info")
         for warning in warnings:
             self.notice(f"warning: {warning}", "info")
         self.redirect(self.competition_url(slug))
@@ -745,15 +746,21 @@ class ParticipantsBulkHandler(PageHandler):
     def post(self, slug: str) -> None:
         actor = self.require_login()
         status = self.get_body_argument("status", "") or ""
+        names = self.get_body_arguments("usernames")
         try:
-            results = self.platform.bulk_set_registration(slug, self.get_body_arguments("usernames"), status, actor)
+            if status == "reinstate":
+                results = self.platform.bulk_reinstate(slug, names, actor)
+            else:
+                results = self.platform.bulk_set_registration(slug, names, status, actor)
         except (Forbidden, NotFound):
             raise
         except PlatformError as exc:
             self.notice(str(exc), "error")
         else:
             changed = [r["username"] for r in results if "error" not in r]
-            if changed:
+            if changed and status == "reinstate":
+                self.notice(f"{', '.join(changed)}: reinstated, approved and back on the leaderboards.")
+            elif changed:
                 self.notice(f"{', '.join(changed)}: {status}{_LEAVES_BOARDS.get(status, '')}.")
             for r in results:
                 if "error" in r:

@@ -57,6 +57,10 @@ from .preflight import Preflight
 SAVE_SCRIPT = (Path(__file__).with_name("save_notebook.js")).read_text()
 
 
+# Said while a finished submission's leaderboards are still to be ranked with it (`on_leaderboard` false).
+BOARD_LATE = "The leaderboard is being ranked again with this result: it shows there in a moment."
+
+
 def save_script(token: str, issued_ms: int) -> str:
     """The script that saves the notebook holding `element` and answers with `token` (issued at `issued_ms`)."""
     return (f"var token = {json.dumps(token)}, issued = {int(issued_ms)};\n"
@@ -440,7 +444,8 @@ class SubmitState:
             rows.append(f'<tr data-score="{_esc(key)}"><td style="padding: 2px 8px;">{_esc(column.get("title") or key)}'
                         f'</td><td style="padding: 2px 8px;"><b>{_esc(_fmt_score(scores[key], column.get("precision")))}'
                         f"</b></td></tr>")
-        return head + '<table class="compete-scores">' + "".join(rows) + "</table>"
+        late = f'<p class="compete-board-late">{_esc(BOARD_LATE)}</p>' if info.get("on_leaderboard") is False else ""
+        return head + '<table class="compete-scores">' + "".join(rows) + "</table>" + late
 
     def _failure_html(self) -> str:
         error = str((self.info or {}).get("error") or ("cancelled" if self.stage == Status.CANCELLED else "no reason given"))
@@ -466,6 +471,8 @@ class SubmitState:
                     lines.append(f"  {column.get('title') or key}: {_fmt_score(value, column.get('precision'))}")
                 if info.get("results_hidden"):
                     lines.append("  (the scores of this phase are hidden)")
+                if info.get("on_leaderboard") is False:
+                    lines.append(f"  ({BOARD_LATE})")
             else:
                 lines.append(str(info.get("error") or ""))
         elif self.stage != "ready":

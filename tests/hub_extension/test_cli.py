@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,26 @@ def test_create_list_leaderboard_export(capsys, home, tmp_path):
     light = tmp_path / "light.zip"
     code, _, _ = run(capsys, "--home", home, "bundle", "export", slug, "-o", light, "--light")
     assert code == 0 and light.stat().st_size < out_zip.stat().st_size
+
+
+def test_create_says_the_state_and_how_to_publish_a_draft(capsys, home, tmp_path):
+    code, out, err = run(capsys, "--home", home, "competition", "create", DEMO)
+    assert code == 0 and "It is published: listed and open to everyone, as its bundle's `published: true` asks." in err
+
+    folder = tmp_path / "draft"
+    shutil.copytree(DEMO, folder)
+    yaml_file = folder / "competition.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("published: true\n", "").replace(
+        'title: "Demo: flower species"', 'title: "Drafted flowers"'))
+    code, out, err = run(capsys, "--home", home, "competition", "create", folder)
+    slug = out.strip().splitlines()[-1]
+    assert code == 0 and slug == "drafted-flowers"
+    assert "It is a draft: only its organizers see it" in err
+    assert f"`compete competition publish {slug}` opens it to everyone" in err
+    code, out, _ = run(capsys, "--home", home, "competition", "list")
+    assert "Drafted flowers (draft)" in out
+    code, out, _ = run(capsys, "--home", home, "competition", "publish", slug)
+    assert code == 0 and out.strip() == f"{slug}: published"
 
 
 def test_round_trip_through_the_database(home, tmp_path):

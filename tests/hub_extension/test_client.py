@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import requests
 
+from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN
 from hub_extension.client import (
     CompeteClient,
@@ -330,6 +331,35 @@ def test_follow_reports_each_change_and_times_out(server, world, platform, tmp_p
     assert [(e["step"], e["stream"]) for e in logs] == [("prediction", "stdout"), ("prediction", "stderr"),
                                                         ("scoring", "stdout"), ("scoring", "stderr")]
     assert PREDICTION_LOG_TEXT in str(logs) and "--- task 0 prediction stdout ---" in str(logs)
+
+
+def test_follow_returns_a_finished_submission_once_the_leaderboard_includes_it(server, world, platform, tmp_path):
+    ann = client_for(server, "ann")
+    sid = ann.submit(world.slug, results_zip(tmp_path))["id"]
+    platform.runs.after_finish = lambda phase_id, s: None  # ranked later, as the service's refresher does
+    try:
+        finish(platform, sid, {"accuracy": 0.99, "secret": 0.1, "private_score": 0.2})
+        late = ann.submit(world.slug, results_zip(tmp_path, "late.zip"))["id"]
+        finish(platform, late, {"accuracy": 0.98, "secret": 0.1, "private_score": 0.2})
+    finally:
+        platform.runs.after_finish = None
+    assert ann.submission(sid)["on_leaderboard"] is False
+    with platform.db.session() as s:
+        phase_id = s.get(m.Submission, sid).phase_id
+    # Never ranked: `follow` gives up waiting for the board after `board_timeout`, and says so.
+    started = time.monotonic()
+    final = ann.follow(late, timeout=30, interval=0.05, board_timeout=0.5)
+    assert final["status"] == "Finished" and final["on_leaderboard"] is False
+    assert 0.5 <= time.monotonic() - started < 10
+    # Ranked half a second later: `follow` returns then, and the leaderboard read next shows it.
+    seen = []
+    timer = threading.Timer(0.5, platform.runs.refresh_boards, (phase_id, (sid, late)))
+    timer.start()
+    final = ann.follow(sid, timeout=30, interval=0.05, on_change=lambda info: seen.append(info["on_leaderboard"]))
+    timer.join()
+    assert seen == [False, True] and final["on_leaderboard"] is True
+    rows = ann.leaderboard_json(world.slug)["rows"]
+    assert (rows[0]["participant"], rows[0]["submission"]) == ("ann", late)  # the board keeps the last
 
 
 # -- the leaderboard -------------------------------------------------------------------------------

@@ -66,12 +66,13 @@ def results_zip(tmp_path: Path, name: str = "predictions.zip", content: str = "1
 
 
 def simple_spec(dialect: str = "codabench", **phase_options) -> CompetitionSpec:
-    """One task, one open phase (`phase_options` change it), one board ranked by `accuracy`."""
+    """One task, one open phase (`phase_options` change it), one board ranked by `accuracy`; published."""
     phase = dict(index=0, name="Development", start=dt.datetime(2020, 1, 1), end=None, task_indexes=[0])
     phase.update(phase_options)
     return CompetitionSpec(
         title="Limits Test",
         dialect=dialect,
+        published=True,
         tasks=[TaskSpec(index=0, name="task")],
         phases=[PhaseSpec(**phase)],
         leaderboards=[
@@ -94,6 +95,7 @@ def secrets_spec(store, *, blind: bool = False, hide_score_output: bool = False)
     return CompetitionSpec(
         title="Secrets",
         dialect="codabench",
+        published=True,
         description="A competition with <b>secrets</b><script>alert(1)</script>",
         pages=[PageSpec(name="overview", title="Overview", content="# Hello\n<script>alert('x')</script>\n\nbody",
                         format="markdown")],
@@ -155,7 +157,7 @@ def build_world(platform, tmp_path: Path, *, blind: bool = False, hide_score_out
     slug = platform.competitions.insert_competition(secrets_spec(platform.store, blind=blind,
                                                      hide_score_output=hide_score_output), ORGANIZER)
     other = CompetitionSpec(
-        title="Other", dialect="codabench", tasks=[TaskSpec(index=0, name="t")],
+        title="Other", dialect="codabench", published=True, tasks=[TaskSpec(index=0, name="t")],
         phases=[PhaseSpec(index=0, name="Only", start=dt.datetime(2020, 1, 1), task_indexes=[0])],
         leaderboards=[LeaderboardSpec(key="main", title="Main", primary_key="accuracy",
                                       columns=[ColumnSpec(key="accuracy", title="Accuracy", index=0)])],

@@ -81,11 +81,12 @@ SCORING_TIMEOUT_S = 180
 
 
 def wait_finished(client: "ServiceClient", submission: int, timeout: float = SCORING_TIMEOUT_S) -> dict:
-    """Poll a submission through the API until it ends; its last state."""
+    """Poll a submission through the API until it ends, and, Finished, until the leaderboards include it
+    (the service ranks them apart from recording the result); its last state."""
     deadline = time.monotonic() + timeout
     while True:
         state = client.get(f"api/v1/submissions/{submission}").json()
-        if state["terminal"]:
+        if state["terminal"] and state.get("on_leaderboard") is not False:
             return state
         assert time.monotonic() < deadline, f"submission {submission} still {state['status']}"
         time.sleep(0.5)

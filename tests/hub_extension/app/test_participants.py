@@ -131,6 +131,25 @@ def test_bulk_approve_and_bulk_remove(platform, tmp_path):
     assert [r["participant"] for r in platform.leaderboard_view(slug, actor=ORGANIZER)["rows"]] == ["ben", "ann"]
 
 
+def test_bulk_reinstate_brings_back_only_the_removed_and_banned(platform, world):
+    platform.set_registration(world.slug, "ann", m.REMOVED, ORGANIZER)
+    platform.set_registration(world.slug, "ben", m.BANNED, ORGANIZER)
+    platform.register(world.slug, "nora", NORA, accept_terms=True)
+    assert boards(platform, world.slug)["main"] == []
+    results = platform.bulk_reinstate(world.slug, ["ann", "ben", "nora", "zed"], ORGANIZER)
+    assert results == [
+        {"username": "ann", "status": m.APPROVED, "previous": m.REMOVED},
+        {"username": "ben", "status": m.APPROVED, "previous": m.BANNED},
+        {"username": "nora", "error": "'nora' is approved, neither removed nor banned: left as they are"},
+        {"username": "zed", "error": f"'zed' is not registered in {world.slug!r}"},
+    ]
+    assert [row[1] for row in boards(platform, world.slug)["main"]] == ["ben", "ann"]
+    with pytest.raises(Forbidden):
+        platform.bulk_reinstate(world.slug, ["ann"], ANN)
+    with pytest.raises(PlatformError, match="choose at least one participant"):
+        platform.bulk_reinstate(world.slug, [], ORGANIZER)
+
+
 @pytest.mark.parametrize("usernames, status, message", [
     (["ann"], "pending", "unknown status 'pending' for many participants"),
     ([], m.APPROVED, "choose at least one participant"),

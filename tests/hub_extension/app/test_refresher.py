@@ -120,3 +120,21 @@ def test_the_services_builder_ranks_in_a_process_of_its_own(platform, world, tmp
         assert platform.leaderboard_view(world.slug, actor=Actor("ann"))["rows"][0]["participant"] == "p1"
     finally:
         builder.close()
+
+
+def test_a_submissions_view_says_whether_the_boards_include_it(platform, world, tmp_path):
+    sid = submit(platform, world, tmp_path, "p0")
+    ann_view = platform.submission_view(world.subs["ann"], Actor("ann"))
+    assert ann_view["on_leaderboard"] is True  # finished and ranked when it was recorded
+    assert platform.submission_view(sid, LOCAL_ADMIN)["on_leaderboard"] is None  # not finished yet
+    platform.runs.after_finish = lambda phase_id, s: None  # recorded, not ranked yet
+    try:
+        finish(platform, sid, {"accuracy": 0.99, "secret": 0.0, "private_score": 0.0}, with_outputs=False)
+    finally:
+        platform.runs.after_finish = None
+    assert platform.submission_view(sid, LOCAL_ADMIN)["on_leaderboard"] is False
+    assert platform.submission(sid)["on_leaderboard"] is False
+    assert ("p0", sid) not in board(platform, world.slug)
+    platform.runs.refresh_boards(_phase(platform, sid), (sid,))
+    assert platform.submission_view(sid, LOCAL_ADMIN)["on_leaderboard"] is True
+    assert board(platform, world.slug)[0] == ("p0", sid)

@@ -285,7 +285,11 @@ def test_participants_removed_banned_and_changed_in_bulk(server, world):
     assert resp.status_code == 403 and "banned" in error_of(resp)["message"]
     resp = olga.post(f"{base}/participants/bulk", json={"usernames": "ben", "status": "approved"})
     assert resp.status_code == 400 and "list of user names" in error_of(resp)["message"]
-    assert olga.put(f"{base}/participants/ben", json={"status": "approved"}).status_code == 200
+    resp = olga.post(f"{base}/participants/bulk", json={"usernames": ["ben", "ann"], "status": "reinstate"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["results"] == [
+        {"username": "ben", "status": "approved", "previous": "banned"},
+        {"username": "ann", "error": "'ann' is approved, neither removed nor banned: left as they are"}]
     board = server.client("ann").get(f"{base}/leaderboard").json()
     assert [r["participant"] for r in board["rows"]] == ["ben", "ann"]
 

@@ -424,8 +424,9 @@ NOT_ORGANIZERS = ("anonymous", "unregistered", "participant", "other_organizer",
 
 @pytest.fixture(scope="module")
 def hidden(scene) -> dict[str, str]:
-    """Two more competitions of the scene's organizer: one uploaded as a draft (`published: false`), one
-    made private; {"draft": slug, "private": slug, "secret": the private link's secret}."""
+    """Two more competitions of the scene's organizer: one uploaded as a draft (no `published` key), one
+    uploaded with `published: false` and made private; {"draft": slug, "private": slug, "secret": the
+    private link's secret}."""
     organizer = scene.clients["organizer"]
     made = {}
     for kind in ("draft", "private"):
@@ -433,7 +434,9 @@ def hidden(scene) -> dict[str, str]:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             files = {name: zf.read(name) for name in zf.namelist()}
         doc = yaml.safe_load(files["competition.yaml"])
-        doc["published"] = False
+        doc.pop("published")
+        if kind == "private":
+            doc["published"] = False
         files["competition.yaml"] = yaml.safe_dump(doc, sort_keys=False).encode()
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
@@ -442,6 +445,11 @@ def hidden(scene) -> dict[str, str]:
         resp = organizer.post("api/v1/competitions", files={"file": ("bundle.zip", buf.getvalue())})
         assert resp.status_code == 201 and resp.json()["lifecycle"] == "draft", resp.text
         made[kind] = resp.json()["slug"]
+        # The organizer is told it is a draft, and how to publish it.
+        notice = resp.json()["notice"]
+        assert notice.startswith("It is a draft: only its organizers see it"), notice
+        assert f'POST /services/competitions/api/v1/competitions/{made[kind]}/lifecycle {{"status": "published"}}' \
+            in notice, notice
     resp = organizer.post(f"api/v1/competitions/{made['private']}/lifecycle", json={"status": "private"})
     assert resp.status_code == 200 and resp.json()["status"] == "private", resp.text
     made["secret"] = resp.json()["secret"]

@@ -1,6 +1,6 @@
 """Headless Chromium takes a competition through its lifecycle on the real hub: draft, published, archived, deleted.
 
-An organizer uploads a bundle that says `published: false`: a draft, which a
+An organizer uploads a bundle without `published: true`: a draft, which a
 second user finds nowhere (list, page, API) while the organizer
 submits to test it (a first submission enters an organizer).  Published from its Lifecycle page, the second user finds
 it in the list; archived, its page and leaderboard stay readable and
@@ -27,12 +27,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.chromium]
 
 
 def draft_bundle(tmp_path, title: str):
-    """The demo bundle under `title`, uploaded as a draft, with a scoring program no other competition has."""
+    """The demo bundle under `title` without its `published: true` (so it uploads as a draft), with a scoring
+    program no other competition has."""
     folder = tmp_path / "bundle"
     shutil.copytree(DEMO_BUNDLE, folder)
     doc = yaml.safe_load((folder / "competition.yaml").read_text())
     doc["title"] = title
-    doc["published"] = False
+    del doc["published"]
     (folder / "competition.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     (folder / "scoring_program" / "owner.txt").write_text(f"only {title} has this file\n")
     return zip_folder(folder, tmp_path / "bundle.zip")
@@ -59,7 +60,8 @@ def test_draft_publish_archive_delete_through_the_real_hub(hub, browser_pages, t
     org.click("#create-form button[type=submit]")
     expect(org.locator(".comp-head h1")).to_have_text(title)
     expect(org.locator("#lifecycle")).to_have_text("draft")
-    expect(org.locator(".notice", has_text="a draft: only its organizers see it")).to_have_count(1)
+    expect(org.locator(".notice", has_text="a draft: only its organizers see it")).to_contain_text(
+        "the Publish button of its Lifecycle page opens it to everyone")
     slug = re.search(r"/competitions/([^/?#]+)$", org.url).group(1)
     page_url = org.url
     # Organizers test a draft: they are not offered to register; their own first submission enters them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -60,6 +61,27 @@ def test_an_organizer_creates_the_demo_competition_from_an_uploaded_bundle(world
     assert "Competition &#39;demo-flower-species&#39; created." in page
     assert "Demo: flower species" in page and 'id="organizer-note"' in page
     assert server.platform.competition_detail("demo-flower-species", builders.ORGANIZER)["is_organizer"]
+    # The demo's bundle says `published: true`: it is published at once, and the organizer is told why.
+    assert "It is published: listed and open to everyone, as its bundle&#39;s `published: true` asks." in page
+    assert server.platform.lifecycle("demo-flower-species", builders.ORGANIZER)["status"] == m.PUBLISHED
+
+
+def test_a_bundle_without_published_uploads_a_draft_and_says_how_to_publish_it(world_server, tmp_path):
+    server, _ = world_server
+    root = tmp_path / "bundle"
+    shutil.copytree(DEMO_BUNDLE, root)
+    text = (root / "competition.yaml").read_text()
+    (root / "competition.yaml").write_text(text.replace("published: true\n", "").replace(
+        'title: "Demo: flower species"', 'title: "Unpublished flowers"'))
+    olga = server.browser("olga")
+    created = olga.post("new", files={"bundle": ("b.zip", folder_zip(root), "application/zip")})
+    assert created.status_code == 302, created.text[:2000]
+    page = ok(olga.follow(created)).text
+    assert "It is a draft: only its organizers see it" in page, visible_text(page)[:2000]
+    assert "the Publish button of its Lifecycle page opens it to everyone" in page
+    slug = created.headers["Location"].rsplit("/", 1)[1]
+    assert server.platform.lifecycle(slug, builders.ORGANIZER)["status"] == m.DRAFT
+    assert server.browser("ann").get(f"competitions/{slug}").status_code == 404
 
 
 def test_a_bad_bundle_lists_every_problem_inline_and_creates_nothing(world_server):
@@ -236,6 +258,15 @@ def test_participants_are_banned_reinstated_and_changed_in_bulk_from_the_page(wo
     assert "choose at least one participant" in ok(olga.get(f"{base}/participants")).text
     assert olga.post(f"{base}/participants", {"username": "ben", "status": "approved"}).status_code == 302
     assert re.findall(r' data-participant="([^"]*)"', ok(olga.get(f"{base}/leaderboard")).text) == ["ben"]
+    # Reinstate in bulk: the banned one comes back; the approved one is said to be left as they are.
+    page = ok(olga.get(f"{base}/participants")).text
+    assert '<button type="submit" name="status" value="reinstate">Reinstate</button>' in page
+    assert olga.post(f"{base}/participants/bulk", {"usernames": ["ann", "ben"], "status": "reinstate"}
+                     ).status_code == 302
+    page = ok(olga.get(f"{base}/participants")).text
+    assert "ann: reinstated, approved and back on the leaderboards." in page
+    assert "&#39;ben&#39; is approved, neither removed nor banned: left as they are" in page
+    assert re.findall(r' data-participant="([^"]*)"', ok(olga.get(f"{base}/leaderboard")).text) == ["ben", "ann"]
 
 
 def test_organizers_name_co_organizers_and_are_never_offered_to_register(world_server):
@@ -390,6 +421,10 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
             f"{comp}/export.zip": organizers,
             f"{comp}/statistics": organizers,
             f"{comp}/statistics.csv?table=per_day": organizers,
+            f"{comp}/lifecycle": organizers,
+            **{f"{comp}/edit/{form}": organizers for form in ("overview", "pages", "phases", "leaderboards", "tasks")},
+            f"{comp}/phases/1/confirm/rerun-all": organizers,
+            f"submissions/{sid}/delete": own,
             "new": creators,
             "queues": logged_in,
             "admin": admins,
@@ -408,6 +443,20 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
                 elif status == 200 and response.headers["Content-Type"].startswith("text/html") and "/files/" not in path:
                     assert response.text.rstrip().endswith("</html>"), (name, path)
                     assert "Traceback" not in response.text
+        # A draft: every page of it answers as a competition that does not exist, but to its organizers.
+        spec = builders.secrets_spec(platform.store)
+        spec.published = False
+        draft = platform.competitions.insert_competition(spec, builders.OTHER_ORGANIZER)
+        hidden = {**{name: 404 for name in everyone}, "oscar": 200, "root": 200}
+        for path in ("", "/leaderboard", "/leaderboard.csv", "/phases/1/starting-kit", "/submit",
+                     "/submissions", "/phases", "/participants", "/edit", "/edit/overview", "/lifecycle",
+                     "/statistics", "/export", "/phases/1/confirm/rerun-all"):
+            for name, status in hidden.items():
+                # Anonymous visitors of a page that needs a login are sent to log in first: nothing leaks.
+                allowed = {302, 404} if name == "anonymous" else {status}
+                response = users[name].get(f"competitions/{draft}{path}")
+                if response.status_code not in allowed:
+                    wrong.append(f"{name} GET draft {path}: {response.status_code}, expected {status}")
         assert not wrong, "\n".join(wrong)
         # The demo's pages as a participant sees them.
         page = ok(users["ann"].get(comp)).text
