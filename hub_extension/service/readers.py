@@ -19,6 +19,7 @@ service's process is gone.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import json
 import logging
@@ -49,11 +50,71 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+class Answers:
+    """Answers kept as JSON text by their ETag, the most recently used first, up to `max_bytes` in all.
+
+    An ETag names one answer (the board's version, the phase, who asks and
+    what they asked: `leaderboards._etag`), so a kept answer is served while
+    its ETag is current, without reading rows or encoding them again.
+    """
+
+    def __init__(self, max_bytes: int = 16 << 20):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._lock = threading.Lock()
+        self._texts: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def __contains__(self, etag: object) -> bool:
+        with self._lock:
+            return etag in self._texts
+
+    def get(self, etag: str) -> Optional[str]:
+        with self._lock:
+            text = self._texts.get(etag)
+            if text is not None:
+                self._texts.move_to_end(etag)
+            return text
+
+    def put(self, etag: str, text: str) -> None:
+        if len(text) > self.max_bytes // 8:
+            return
+        with self._lock:
+            old = self._texts.pop(etag, None)
+            self.size += len(text) - (len(old) if old is not None else 0)
+            self._texts[etag] = text
+            while self.size > self.max_bytes:
+                self.size -= len(self._texts.popitem(last=False)[1])
+
+
+# A reader process's answers (it reads one database).
+ANSWERS = Answers()
+
+
 def answer_json(answer: Callable[..., tuple[Optional[str], Optional[dict[str, Any]]]], *args: Any,
-                **kwargs: Any) -> tuple[Optional[str], Optional[str]]:
-    """`leaderboard_answer`'s (ETag, page) with the page as JSON text (None: not modified)."""
-    etag, data = answer(*args, **kwargs)
-    return etag, None if data is None else json.dumps(data, default=json_default)
+                answers: Optional[Answers] = None, **kwargs: Any) -> tuple[Optional[str], Optional[str]]:
+    """`leaderboard_answer`'s (ETag, page) with the page as JSON text (None: not modified).
+
+    The text of an answer is kept in `answers` by its ETag: while the ETag
+    is current, a request costs the statement that locates the board.
+    Answers naming a baseline's solution are not kept (a solution's name is
+    not part of the ETag).
+    """
+    tags = list(kwargs.get("if_none_match") or ())
+    etag, data = answer(*args, have=answers if answers is not None else (), **kwargs)
+    if data is None:
+        if etag in tags or "*" in tags or answers is None:
+            return etag, None
+        kept = answers.get(etag) if etag is not None else None
+        if kept is not None:
+            return etag, kept
+        # Dropped since the check (another thread's answers pushed it out): read it again.
+        etag, data = answer(*args, **kwargs)
+        if data is None:
+            return etag, None
+    text = json.dumps(data, default=json_default)
+    if answers is not None and etag is not None and not any(r.get("baseline") for r in data.get("rows") or ()):
+        answers.put(etag, text)
+    return etag, text
 
 
 def _watch_parent(parent: int) -> None:
@@ -78,7 +139,7 @@ def _start_worker(db_url: str, parent: int) -> None:
 
 def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
     if name == "answer_json":
-        return answer_json(_leaderboards.leaderboard_answer, *args, **kwargs)
+        return answer_json(_leaderboards.leaderboard_answer, *args, answers=ANSWERS, **kwargs)
     return getattr(_leaderboards, name)(*args, **kwargs)
 
 
