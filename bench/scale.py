@@ -486,10 +486,10 @@ def service_pid(hub_pid: int) -> Optional[int]:
         pid = todo.pop()
         for child in children.get(pid, []):
             try:
-                cmd = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ")
+                args = (Path("/proc") / str(child) / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"hub_extension.service" in cmd:
+            if b"hub_extension.service" in args:  # `-m hub_extension.service`, not the proxy's module
                 return child
             todo.append(child)
     return None
