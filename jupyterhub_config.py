@@ -3,8 +3,9 @@
 One machine, nothing else to install: the hub listens on 127.0.0.1:8000, keeps
 its SQLite file next to the platform's in $COMPETE_HOME, runs the competitions
 service as a managed service, spawns single-user servers as local processes
-and uses the Python `configurable-http-proxy` from PyPI (no Node.js).  People
-log in with local accounts; the first start creates demo accounts (printed on
+and uses the Python `configurable-http-proxy` from PyPI (no Node.js; started by
+`hub_extension.service.proxy`, which keeps its connections to the hub and the
+service open).  People log in with local accounts; the first start creates demo accounts (printed on
 every start, kept in $COMPETE_HOME/demo-accounts.txt) and loads the demo
 competition.
 
@@ -89,7 +90,10 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
 # Without --proxy-timeout, this proxy gives every request 20 seconds in all (its HTTP client's
 # default), so opening a kit while the user's server starts on a busy machine, a large
 # upload or a long download ended in "503 Timeout during request".  An hour, in milliseconds.
-c.ConfigurableHTTPProxy.command = [_tool("configurable-http-proxy"), "--proxy-timeout", str(3600 * 1000)]
+# `hub_extension.service.proxy` runs that proxy keeping its connections to the hub and the
+# service open (it opened one per request: more CPU than the answer for polled leaderboards).
+c.ConfigurableHTTPProxy.command = [sys.executable, "-m", "hub_extension.service.proxy",
+                                   "--proxy-timeout", str(3600 * 1000)]
 c.ConfigurableHTTPProxy.pid_file = str(home / "jupyterhub-proxy.pid")
 
 # -- state -------------------------------------------------------------------------------------

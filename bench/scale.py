@@ -49,6 +49,14 @@ Measured (per size):
 - `service_rss_peak_mb`: the service process's peak RSS (VmHWM) at the end;
   `service_helpers_rss_peak_mb`: its leaderboard reader and board builder
   processes, each and with the service in all;
+- `cpu`: CPU-seconds per 1000 requests during `leaderboard_20` and
+  `health_20`, by process group (read from /proc by psutil before and after
+  the load): the service, its reader and builder processes, the hub's proxy,
+  the hub, the database server's backends serving this bench's database
+  (PostgreSQL; SQLite works inside the service's processes) and this bench's
+  own client threads; `total` sums them without the client.  The baseline's
+  CPU per ranking (this process and, on PostgreSQL, its backend) is in
+  `baseline.cpu_ms`, and `ratios` divides the CPU per request by it;
 - `baseline`: the same ranking done by one SQL query with a window function
   (each participant's last finished, shown submission) plus pandas (the
   pivot of the scores, dense ranks per column, average rank, the first 50
@@ -89,6 +97,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import requests  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
@@ -381,38 +390,71 @@ def health_poller(url: str, every: float = 0.05) -> Iterator[list[float]]:
 
 
 @contextlib.contextmanager
-def load(make_session: Callable[[], requests.Session], url: str, clients: int) -> Iterator[dict[str, Any]]:
-    """`clients` keep-alive clients requesting `url` back to back while the block runs."""
-    times: list[float] = []
-    failed = [0]
-    stop = threading.Event()
-    lock = threading.Lock()
+def load(url: str, clients: int, token: str) -> Iterator[dict[str, Any]]:
+    """`clients` keep-alive clients requesting `url` back to back while the block runs.
 
-    def run() -> None:
-        session = make_session()
-        while not stop.is_set():
-            try:
-                took, status, _ = timed(session, url)
-            except requests.RequestException:
-                with lock:
-                    failed[0] += 1
-                continue
-            with lock:
-                times.append(took)
-                failed[0] += status != 200
-
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
-    state: dict[str, Any] = {"times": times, "failed": failed}
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
+    The clients are coroutines of one asyncio process of their own
+    (`load_process`, aiohttp, one connection each): threads of this process
+    would cost more CPU than the service answering them, and their GIL
+    would delay this process's `/health` pollers.  Afterwards the state holds
+    `times` (latencies), `failed`, `seconds`, `done` (the monotonic time each
+    request ended, to count the requests of a window) and `pid`.
+    """
+    child = subprocess.Popen([sys.executable, __file__, "--load-process", url, str(clients)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             env={**os.environ, "BENCH_TOKEN": token}, text=True)
+    state: dict[str, Any] = {"times": [], "failed": 0, "done": [], "pid": child.pid}
+    assert child.stdout is not None and child.stdin is not None
+    if child.stdout.readline().strip() != "started":
+        raise RuntimeError("the load process did not start")
     try:
         yield state
     finally:
+        out, _ = child.communicate("stop\n", timeout=300)
+        result = json.loads(out)
+        state.update(times=result["times"], failed=result["failed"], seconds=result["seconds"], done=result["done"])
+
+
+def load_process(url: str, clients: int) -> None:
+    """The clients of `load`: until a line arrives on stdin, then their figures as JSON on stdout."""
+    # Imported here: only the load process needs them.
+    import asyncio
+
+    import aiohttp
+
+    async def main() -> dict[str, Any]:
+        headers = {"Authorization": f"token {os.environ['BENCH_TOKEN']}"}
+        stop = asyncio.Event()
+        times: list[float] = []
+        done: list[float] = []
+        failed = [0]
+
+        async def client() -> None:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=120)) as session:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    try:
+                        async with session.get(url) as resp:
+                            await resp.read()
+                            ok = resp.status == 200
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        failed[0] += 1
+                        continue
+                    times.append(time.perf_counter() - started)
+                    done.append(time.monotonic())
+                    failed[0] += not ok
+
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(client()) for _ in range(clients)]
+        print("started", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
         stop.set()
-        for thread in threads:
-            thread.join(180)
-        state["seconds"] = time.perf_counter() - started
+        await asyncio.gather(*tasks)
+        return {"times": times, "done": done, "failed": failed[0], "seconds": time.perf_counter() - started}
+
+    print(json.dumps(asyncio.run(main())), flush=True)
 
 
 def drain(health_url: str, limit: float = 600.0) -> float:
@@ -444,10 +486,10 @@ def service_pid(hub_pid: int) -> Optional[int]:
         pid = todo.pop()
         for child in children.get(pid, []):
             try:
-                cmd = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ")
+                args = (Path("/proc") / str(child) / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"hub_extension.service" in cmd:
+            if b"hub_extension.service" in args:  # `-m hub_extension.service`, not the proxy's module
                 return child
             todo.append(child)
     return None
@@ -480,6 +522,79 @@ def rss_peak_mb(pid: Optional[int]) -> Optional[float]:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU-seconds of one process so far (0 once it is gone)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system
+
+
+def database_backends(db_url: str) -> list[int]:
+    """The PostgreSQL server's processes that serve the database of `db_url` (their titles name it)."""
+    if not db_url.startswith("postgresql"):
+        return []
+    name = db_url.rsplit("/", 1)[1].split("?")[0].encode()
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"
+            and name in cmdline(p.pid)]
+
+
+class CpuMeter:
+    """CPU-seconds of the processes that answer a request, by group, over a window (`start`, `stop`).
+
+    Groups: the service's process, its spawned helpers (leaderboard readers,
+    board builder), the hub's proxy, the hub, the database backends of this
+    bench's database, and the clients (the load process and this bench's
+    process, whose threads poll `/health`).  Processes that appear during the
+    window count from zero.
+    """
+
+    def __init__(self, hub_pid: int, service: Optional[int], db_url: str):
+        self.hub_pid, self.service, self.db_url = hub_pid, service, db_url
+
+    def groups(self, clients: Iterable[int]) -> dict[str, list[int]]:
+        hub_children = children_of(self.hub_pid)
+        service = [self.service] if self.service else []
+        return {
+            "service": service,
+            "readers": [c for c in children_of(self.service) if b"spawn_main" in cmdline(c)] if self.service else [],
+            "proxy": [c for c in hub_children if b"configurable-http-proxy" in cmdline(c)
+                      or b"configurable_http_proxy" in cmdline(c) or b"hub_extension.service.proxy" in cmdline(c)],
+            "hub": [self.hub_pid],
+            "database": database_backends(self.db_url),
+            "client": [os.getpid(), *clients],
+        }
+
+    def read(self, clients: Iterable[int]) -> dict[tuple[str, int], float]:
+        return {(group, pid): cpu_seconds(pid) for group, pids in self.groups(clients).items() for pid in pids}
+
+    def start(self, *clients: int) -> dict[str, Any]:
+        return {"clients": clients, "before": self.read(clients), "from": time.monotonic()}
+
+    def stop(self, window: dict[str, Any]) -> dict[str, Any]:
+        window["after"] = self.read(window["clients"])
+        window["to"] = time.monotonic()
+        return window
+
+    @staticmethod
+    def per_request(window: dict[str, Any], n: int) -> dict[str, Any]:
+        """CPU-seconds by group over the window and per 1000 of its `n` requests (`total`: all but the clients)."""
+        used: dict[str, float] = {}
+        for (group, pid), value in window["after"].items():
+            used[group] = used.get(group, 0.0) + max(0.0, value - window["before"].get((group, pid), 0.0))
+        per: dict[str, Optional[float]] = {g: round(1000 * v / n, 3) if n else None for g, v in used.items()}
+        per["total"] = round(1000 * sum(v for g, v in used.items() if g != "client") / n, 3) if n else None
+        # CPU-seconds per 1000 requests: the same number as milliseconds of CPU per request.
+        return {"requests": n, "seconds": round(window["to"] - window["from"], 2),
+                "cpu_s": {g: round(v, 3) for g, v in used.items()}, "cpu_s_per_1000": per}
+
+
+def ended_within(done: list[float], window: dict[str, Any]) -> int:
+    """How many of the requests that ended at the monotonic times `done` ended within the window."""
+    return sum(window["from"] <= t <= window["to"] for t in done)
 
 
 def on_board(platform: Platform, sid: int) -> bool:
@@ -547,7 +662,7 @@ def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix=f"compete-bench-scale-{n}-"))
     res: dict[str, Any] = {"submissions": n, "participants": n // PER_PARTICIPANT, "database": kind,
-                           "proxy": args.proxy or "configurable-http-proxy (PyPI, the embedded default's)"}
+                           "proxy": args.proxy or "the embedded default's: configurable-http-proxy (PyPI) by hub_extension.service.proxy"}
     try:
         with database(kind, tmp) as db_url:
             fill_home = tmp / "fill-home"
@@ -559,7 +674,7 @@ def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 with platform.db.session() as s:
                     phase_id = s.scalar(select(m.Phase.id).join(m.Competition).where(m.Competition.slug == slug))
                 print(f"[{n}] filled: {res['fill']}", flush=True)
-                res["baseline"] = baseline(platform.db.engine, phase_id, args.requests)
+                res["baseline"] = baseline(platform.db.engine, phase_id, args.requests, db_url)
                 print(f"  baseline (SQL + pandas): {res['baseline']}", flush=True)
             finally:
                 platform.close()
@@ -574,19 +689,26 @@ def measure_size(n: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
                                 ignore=shutil.ignore_patterns("*.sqlite*", "service_cookie_secret"))
                 res.update(measure_service(hub, slug, db_url, upload, n // PER_PARTICIPANT, args))
         res["ratios"] = ratios(res)
+        res["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
 
 
-def baseline(engine, phase_id: int, n: int) -> dict[str, Any]:
+def baseline(engine, phase_id: int, n: int, db_url: str) -> dict[str, Any]:
+    """Latency of the SQL-plus-pandas ranking, and its CPU per ranking (this process and its database backend)."""
     times = []
     rows: list[dict[str, Any]] = []
+    baseline_board(engine, phase_id)  # the imports (pandas) and the connection aside
+    cpu_before = time.process_time()
+    db_before = {pid: cpu_seconds(pid) for pid in database_backends(db_url)}
     for _ in range(max(3, min(n, 10))):
         started = time.perf_counter()
         rows = baseline_board(engine, phase_id)
         times.append(time.perf_counter() - started)
-    return summary(times, rows=len(rows))
+    cpu = time.process_time() - cpu_before
+    cpu += sum(max(0.0, cpu_seconds(pid) - db_before.get(pid, 0.0)) for pid in database_backends(db_url))
+    return summary(times, rows=len(rows), cpu_ms=round(1000 * cpu / len(times), 2))
 
 
 def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int,
@@ -617,17 +739,29 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
     # The service's own address (not the proxy's): how its loop answers, apart from the proxy's queue.
     own = (hub.api("GET", "services/competitions").json().get("url") or "").rstrip("/")
     direct_health_url = f"{own}{urlparse(health_url).path}" if own else None
+    meter = CpuMeter(hub.process.pid, service_pid(hub.process.pid), db_url)
     with health_poller(health_url) as health, \
             (health_poller(direct_health_url) if direct_health_url else contextlib.nullcontext([])) as direct:
-        with load(session, board_url, args.clients) as state:
+        with load(board_url, args.clients, token) as state:
+            time.sleep(min(1.0, seconds / 10))  # the clients' connections made
+            polled = len(health) + len(direct)
+            window = meter.start(state["pid"])
             time.sleep(seconds)
-    out["leaderboard_20"] = summary(state["times"], state["failed"][0], clients=args.clients,
+            meter.stop(window)
+            # The pollers' few requests count too: they cross the same processes.
+            polled = len(health) + len(direct) - polled
+    out["leaderboard_20"] = summary(state["times"], state["failed"], clients=args.clients,
                                     requests_per_s=round(len(state["times"]) / state["seconds"], 2))
+    out["cpu"] = {"leaderboard_20": meter.per_request(window, ended_within(state["done"], window) + polled)}
     # The same clients on /health: what the hub, its proxy and this client do for the cheapest request.
-    with load(session, health_url, args.clients) as floor:
+    with load(health_url, args.clients, token) as floor:
+        time.sleep(min(1.0, seconds / 10))
+        window = meter.start(floor["pid"])
         time.sleep(min(seconds, 10.0))
-    out["health_20"] = summary(floor["times"], floor["failed"][0], clients=args.clients,
+        meter.stop(window)
+    out["health_20"] = summary(floor["times"], floor["failed"], clients=args.clients,
                                requests_per_s=round(len(floor["times"]) / floor["seconds"], 2))
+    out["cpu"]["health_20"] = meter.per_request(window, ended_within(floor["done"], window))
     out["health_under_load"] = summary(health, sum(t >= 60.0 for t in health))
     out["health_direct_under_load"] = summary(direct, sum(t >= 60.0 for t in direct))
     # Requests the clients gave up on are still worked through by the service: let it drain first.
@@ -636,6 +770,8 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
           flush=True)
     print(f"  /health alone, {args.clients} clients: {out['health_20']}; /health at the service's own address "
           f"under the leaderboard load: {out['health_direct_under_load']}", flush=True)
+    print(f"  CPU-seconds per 1000 requests: leaderboard {out['cpu']['leaderboard_20']['cpu_s_per_1000']}; "
+          f"/health {out['cpu']['health_20']['cpu_s_per_1000']}", flush=True)
     out["page"] = sequential(client, f"{base}/competitions/{slug}/leaderboard", max(3, args.requests // 4), seconds)
     out["csv"] = sequential(client, f"{api}/competitions/{slug}/leaderboard.csv", max(3, args.requests // 4), seconds)
     etag = client.get(board_url, timeout=300).headers.get("ETag")
@@ -649,7 +785,7 @@ def measure_service(hub, slug: str, db_url: str, upload: Path, participants: int
         idle_board: list[float] = []
         busy_board: list[float] = []
         idle = submit_to_finished(platform, slug, upload, args.submissions, boarded=idle_board)
-        with load(session, board_url, args.clients):
+        with load(board_url, args.clients, token):
             busy = submit_to_finished(platform, slug, upload, args.submissions, boarded=busy_board)
         drain(health_url)
     finally:
@@ -686,7 +822,15 @@ def ratios(res: dict[str, Any]) -> dict[str, Optional[float]]:
         "page_p50": r(res["page"]["p50_ms"]),
         "csv_p50": r(res["csv"]["p50_ms"]),
         "not_modified_p50": r(res["not_modified"].get("p50_ms")),
+        # CPU per leaderboard request (every process but the clients) against the baseline's per ranking.
+        "leaderboard_20_cpu": cpu_ratio(res),
     }
+
+
+def cpu_ratio(res: dict[str, Any]) -> Optional[float]:
+    per = (res.get("cpu") or {}).get("leaderboard_20", {}).get("cpu_s_per_1000", {}).get("total")
+    base = res["baseline"].get("cpu_ms")
+    return None if per is None or not base else round(per / base, 3)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -703,14 +847,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--proxy", default=None,
                         help="the hub's proxy command instead of the embedded default's (the PyPI "
                         "configurable-http-proxy), e.g. the npm configurable-http-proxy production uses")
+    parser.add_argument("--load-process", nargs=2, metavar=("URL", "CLIENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.load_process:
+        load_process(args.load_process[0], int(args.load_process[1]))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(s % PER_PARTICIPANT for s in sizes):
         parser.error(f"sizes are multiples of {PER_PARTICIPANT}")
     out = Path(args.out or ROOT / "bench" / f"scale-{args.database}.json")
     results: dict[str, Any] = {
         "command": "python bench/scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
         "sizes": [],
@@ -723,7 +872,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{res['submissions']:>7}: leaderboard p50 {res['leaderboard_1']['p50_ms']} ms "
               f"(×{res['ratios']['leaderboard_1_p50']} the baseline {res['baseline']['p50_ms']} ms), "
               f"20 clients p99 {res['leaderboard_20']['p99_ms']} ms, {res['leaderboard_20']['requests_per_s']} req/s, "
-              f"/health p99 {res['health_under_load']['p99_ms']} ms, RSS {res['service_rss_peak_mb']} MB")
+              f"/health p99 {res['health_under_load']['p99_ms']} ms, RSS {res['service_rss_peak_mb']} MB, "
+              f"CPU {res['cpu']['leaderboard_20']['cpu_s_per_1000']['total']} ms per request "
+              f"(×{res['ratios']['leaderboard_20_cpu']} the baseline's {res['baseline']['cpu_ms']} ms)")
     return 0
 
 

@@ -28,7 +28,7 @@ import io
 import logging
 import threading
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Container, Iterable, Iterator, Optional, TypeVar
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
@@ -484,15 +484,17 @@ class Leaderboards:
     def leaderboard_answer(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
                            board: Optional[str] = None, offset: int = 0, limit: Optional[int] = None,
                            query: str = "", if_none_match: Iterable[str] = (),
-                           now: Optional[dt.datetime] = None) -> tuple[Optional[str], Optional[dict[str, Any]]]:
+                           now: Optional[dt.datetime] = None,
+                           have: Container[str] = ()) -> tuple[Optional[str], Optional[dict[str, Any]]]:
         """(ETag, page) of a leaderboard request, in one call: the page is None when the ETag is one of
-        `if_none_match` (the client's copy is current; `*` matches any)."""
+        `if_none_match` (the client's copy is current; `*` matches any) or in `have` (the caller keeps the
+        answer of that ETag: an ETag names one answer)."""
         tags = set(if_none_match)
         etags: list[str] = []
 
         def current(at: _Located) -> bool:
             etags.append(_etag(at, actor, query))
-            return etags[-1] in tags or "*" in tags
+            return etags[-1] in tags or "*" in tags or etags[-1] in have
 
         def read(s: Session, o: _Opened) -> dict[str, Any]:
             return self._view(s, o, actor, max(0, int(offset or 0)), limit)
@@ -552,9 +554,10 @@ _OWN_ROW = (
 
 
 def _etag(at: _Located, actor: Actor, query: str) -> str:
-    """The ETag of an answer: the board's version, where the request landed, who asks, what they asked."""
-    key = (f"{at.comp_id}:{at.phase_id}:{at.board_id}:{at.version}:{at.definition}:{at.digest}:{int(at.organizer)}:"
-           f"{actor.username or ''}:{query}")
+    """The ETag of an answer: the board's version, where the request landed (the phase's number and
+    blindness too), who asks, what they asked."""
+    key = (f"{at.comp_id}:{at.slug}:{at.phase_id}:{at.number}:{int(at.hide_results)}:{at.board_id}:{at.version}:"
+           f"{at.definition}:{at.digest}:{int(at.organizer)}:{actor.username or ''}:{query}")
     return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 

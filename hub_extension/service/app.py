@@ -8,6 +8,7 @@ the hub gives its services, unless the caller passes another.
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,29 @@ SERVICE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = templates("service")
 STATIC_DIR = SERVICE_DIR / "static"
 DEFAULT_PREFIX = "/services/competitions/"
+access_log = logging.getLogger("tornado.access")
+# A request slower than this is logged at INFO even when it succeeded.
+SLOW_REQUEST_S = 1.0
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """The access log: errors and slow requests at INFO and above, other requests at DEBUG.
+
+    Thousands of widgets poll leaderboards: a line for each of their
+    answers would cost the service more than answering them.
+    """
+    status = handler.get_status()
+    seconds = handler.request.request_time()
+    if status >= 500:
+        level = logging.ERROR
+    elif status >= 400:
+        level = logging.WARNING
+    elif seconds >= SLOW_REQUEST_S:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
+    if access_log.isEnabledFor(level):
+        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), 1000.0 * seconds)
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -122,6 +146,7 @@ def make_app(
         board_readers=board_readers,
         compete_version=service_version(),
         login_url=getattr(hub_auth, "login_url", None) or f"{hub_prefix}login",
+        log_function=log_request,
     )
     app_settings.update(settings)
     return web.Application(routes, **app_settings)

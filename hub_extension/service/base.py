@@ -36,7 +36,7 @@ from tornado import web
 
 from ..app import ORGANIZERS_GROUP, Actor, Forbidden, PlatformError
 from ..bundles.model import BundleError
-from .readers import answer_json, json_default
+from .readers import Answers, answer_json, json_default
 
 log = logging.getLogger("compete.service")
 
@@ -228,7 +228,8 @@ class BaseHandler(HubAuthFromSettings, HubOAuthenticated, web.RequestHandler):
 
         def here() -> Any:
             if name == "answer_json":
-                return self.run_blocking(answer_json, self.platform.leaderboard_answer, *args, **kwargs)
+                return self.run_blocking(answer_json, self.platform.leaderboard_answer, *args,
+                                         answers=self.settings.setdefault("board_answers", Answers()), **kwargs)
             return self.run_blocking(getattr(self.platform, name), *args, **kwargs)
 
         readers = self.settings.get("board_readers")

@@ -155,7 +155,8 @@ def test_the_config_file_of_the_embedded_default(tmp_path):
     assert cfg["db_url"] == f"sqlite:///{home / 'jupyterhub.sqlite'}"
     assert cfg["spawner_class"] == "simple"
     # The proxy's own default gives a request 20 s in all: opening a kit while a server starts took longer.
-    assert cfg["proxy_command"] == [str(Path(sys.executable).parent / "configurable-http-proxy"),
+    # The PyPI configurable-http-proxy, with kept connections to its targets.
+    assert cfg["proxy_command"] == [sys.executable, "-m", "hub_extension.service.proxy",
                                     "--proxy-timeout", "3600000"]
     assert cfg["template_paths"] == [str(REPO / "templates" / "hub")]
     assert cfg["authenticator_class"] == "hub_extension.embedded.LocalAccountAuthenticator"
