@@ -142,6 +142,10 @@ def describe_failure(report: dict) -> str:
     return "\n".join([head, *lines]) if lines else head
 
 
+# Largest executed notebook rendered as HTML.
+RENDER_MAX_BYTES = 256 * 1024 * 1024
+
+
 def render_notebook_html(executed: str | Path | bytes) -> str:
     """The executed notebook (a path, or its bytes) as a stand-alone HTML page.
 

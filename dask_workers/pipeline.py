@@ -75,8 +75,8 @@ from scoring.scores import ScoreFileError, read_scores
 
 from .executors.base import Executor
 from .mirror import FolderMirror, Route
-from .notebook import EXECUTED_NAME, REPORT_NAME, describe_failure, read_report
-from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, regular_files, walk_entries
+from .notebook import EXECUTED_NAME, RENDER_MAX_BYTES, REPORT_NAME, describe_failure, read_report, render_notebook_html
+from .safe_files import REMOVED_SUFFIX, copy_beneath, neutral_paths, read_file, regular_files, walk_entries
 from .spec import Limits, StepResult, StepSpec, resolve_command
 from .workdir import DatasetError, ProgramError, populate, read_program_command, unpack_dataset
 
@@ -194,6 +194,22 @@ def _find_notebook(run: TaskRun) -> str:
     )
 
 
+# One thread renders executed notebooks as HTML while the scoring step runs (it keeps its
+# exporter, whose templates take a while to load).
+_renderer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebook-html")
+
+
+def _render_html(executed: Path, target: Path) -> Optional[str]:
+    """Write the HTML page of the kept executed notebook to `target`; its path, or None if it failed."""
+    try:
+        html = render_notebook_html(read_file(executed, max_bytes=RENDER_MAX_BYTES))
+        target.write_text(html, encoding="utf-8")
+        return str(target)
+    except Exception as exc:  # noqa: BLE001 - feedback only: the report renders it again, or says why not
+        log.warning("could not render %s as HTML: %s", executed, exc)
+        return None
+
+
 class _Runner:
     """The state of one `run_task` call."""
 
@@ -214,6 +230,7 @@ class _Runner:
         self.ingestion_shared = work / "ingestion" / "shared"
         self.messages: list[str] = []
         self.removed: list[str] = []
+        self.rendering: Optional[concurrent.futures.Future] = None
         self.result: dict = {
             "submission_id": run.submission_id,
             "task_index": run.task_index,
@@ -229,6 +246,7 @@ class _Runner:
             },
             "detailed_results": None,
             "executed_notebook": None,
+            "executed_notebook_html": None,
             "removed": self.removed,
             # What the submission should know about how it was run (shown with it).
             "notices": [],
@@ -368,6 +386,8 @@ class _Runner:
             else:
                 if where == "executed_notebook":
                     self.result["executed_notebook"] = str(target)
+                    # Rendered beside the scoring step rather than after it.
+                    self.rendering = _renderer.submit(_render_html, target, self.logs / "executed_notebook.html")
                 else:
                     self.result["outputs"]["notebook_report"] = str(target)
             try:
@@ -570,6 +590,9 @@ class _Runner:
             self.result.update(status=failure.status, error=failure.reason, scores={})
         except (DatasetError, OSError) as error:
             self.result.update(status=Status.FAILED, error=f"the worker could not prepare the run: {error}", scores={})
+        finally:
+            if self.rendering is not None:
+                self.result["executed_notebook_html"] = self.rendering.result()
         self.result["error"] = neutral_paths(self.result["error"], self.neutral_names)
         for entry in self.result["steps"]:
             entry["error"] = neutral_paths(entry.get("error"), self.neutral_names)
@@ -731,6 +754,9 @@ def combine_task_results(results: list[dict], *, aggregated: bool = False) -> di
         "outputs": {"tasks": {str(r.get("task_index", 0)): r.get("outputs", {}) for r in ordered}},
         "detailed_results": first("detailed_results"),
         "executed_notebook": first("executed_notebook"),
+        # The page of that same notebook, when it was rendered on the worker.
+        "executed_notebook_html": next((r.get("executed_notebook_html") for r in ordered
+                                        if r.get("executed_notebook")), None),
         "tasks": ordered,
     }
 

@@ -42,7 +42,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 # Tags papermill puts on the cells it adds to the executed notebook.
 _ADDED_CELL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
@@ -266,6 +266,19 @@ def _quick_ready_client_class() -> type:
     return QuickReadyClient
 
 
+def preload_code(modules: Sequence[str]) -> str:
+    """Code importing `modules` in a namespace of its own (no name of the notebook's is bound); failures skipped."""
+    return ("exec('for name in names:\\n    try:\\n        __import__(name)\\n"
+            "    except Exception:\\n        pass', {'names': %r})" % (list(modules),))
+
+
+def preload_in(client: Any, modules: Sequence[str], timeout: float = 120) -> None:
+    """Import `modules` in the kernel of a started, ready blocking `client`; return once it has."""
+    msg_id = client.execute(preload_code(modules), silent=True, store_history=False)
+    while client.get_shell_msg(timeout=timeout)["parent_header"].get("msg_id") != msg_id:
+        pass
+
+
 def _start_kernel(kernel_name: str, preload: tuple[str, ...] = ()) -> Any:
     """A started kernel answering requests, its manager handing out quick-ready clients; None on failure.
 
@@ -286,11 +299,7 @@ def _start_kernel(kernel_name: str, preload: tuple[str, ...] = ()) -> Any:
         try:
             probe.wait_for_ready(timeout=60)
             if preload:
-                code = ("exec('for name in names:\\n    try:\\n        __import__(name)\\n"
-                        "    except Exception:\\n        pass', {'names': %r})" % (list(preload),))
-                msg_id = probe.execute(code, silent=True, store_history=False)
-                while probe.get_shell_msg(timeout=120)["parent_header"].get("msg_id") != msg_id:
-                    pass
+                preload_in(probe, preload)
         finally:
             probe.stop_channels()
         km.client_factory = _quick_ready_client_class()

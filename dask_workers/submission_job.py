@@ -50,7 +50,7 @@ from hub_extension.contract import (RESULT_TOPIC, STATUS_TOPIC, DroppedFile, Job
 from .data_cache import DataCache
 from .executors import executor_class, executor_config, make_executor, resolve_name
 from .executors.base import Executor
-from .notebook import render_notebook_html
+from .notebook import RENDER_MAX_BYTES, render_notebook_html
 from .pipeline import AggregationRun, TaskRun, add_aggregation, combine_task_results, run_aggregation, run_task
 from .safe_files import (FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath,
                          regular_files)
@@ -69,7 +69,6 @@ DATASET_CACHE_MAX_BYTES = 10 * 1024**3
 # and at most the bytes a step may write (`output_mb`); the rest is listed in `dropped`.
 OUTPUT_FILES_KEPT = 1000
 # An executed notebook larger than this is kept but not rendered to HTML.
-RENDER_MAX_BYTES = 256 * 1024 * 1024
 
 _executors: dict[tuple[str, str], Executor] = {}
 _executors_lock = threading.Lock()
@@ -580,10 +579,15 @@ def _report(combined: dict[str, Any], store_root: Optional[Path], sid: int, work
         source = _source_of(notebook, roots)
         files.add_file(source, f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK}", "the executed notebook", 1,
                        artifact="executed_notebook")
+        rendered = combined.get("executed_notebook_html")
         try:
-            html = render_notebook_html(read_beneath(*source, max_bytes=RENDER_MAX_BYTES)).encode()
-            files.add_bytes(html, f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK_HTML}", "the executed notebook as HTML",
-                            1, artifact="executed_notebook_html")
+            if rendered:  # on the worker, while the scoring step ran
+                files.add_file(_source_of(rendered, roots), f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK_HTML}",
+                               "the executed notebook as HTML", 1, artifact="executed_notebook_html")
+            else:
+                html = render_notebook_html(read_beneath(*source, max_bytes=RENDER_MAX_BYTES)).encode()
+                files.add_bytes(html, f"{attempt}/{StoreLayout.EXECUTED_NOTEBOOK_HTML}",
+                                "the executed notebook as HTML", 1, artifact="executed_notebook_html")
         except FileNotFoundError:
             pass
         except Exception as exc:  # noqa: BLE001 - feedback only: the scores still count

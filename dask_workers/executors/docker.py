@@ -20,8 +20,9 @@ Notebook steps run on warm judges (`dask_workers.executors.warm`): after a
 notebook step of a given image, limits and data, `warm_pool_size`
 containers of exactly that definition are started ahead of time, with
 papermill imported and a kernel answering (which has imported
-`warm_preload`); the next such step is handed to
-one of them (its program copied into the container's own fresh folders, its
+`warm_preload`, and the modules of `warm_preload_learned` packages that the
+previous notebook of that kind imported: `dask_workers.preload`); the next
+such step is handed to one of them (or waits for one being started) (its program copied into the container's own fresh folders, its
 time limit counted from the hand-over), and that container is removed after
 the step like any other.  Pool containers carry the worker's labels and the
 `jupyter-compete.warm` label instead of a submission's.
@@ -48,6 +49,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, validate
 
 from ..notebook import (CONTAINER_RUNNER_PATH, REPORT_NAME, WARM_CONTROL_NAME, describe_failure, read_report,
                         runner_argv, warm_run_description, warm_runner_argv)
+from ..preload import LEARNED_PACKAGES, Preloads
 from ..spec import CONTAINER_PATHS, PREDICTION_INPUT, StepResult, StepSpec
 from .base import (Executor, LogFn, OutputWatch, container_layout, process_alive, remove_unsafe_entries,
                    substitute_placeholders, write_metadata)
@@ -144,10 +146,22 @@ class DockerExecutor(Executor):
     )
 
     warm_pool_size = Integer(
-        1,
+        2,
         help="Containers kept started ahead of time (kernel up, papermill imported) per kind of notebook "
-             "step (same image, limits and data); each serves one submission and is then removed. "
+             "step (same image, limits and data); each serves one submission and is then removed. Two let "
+             "one finish its imports while the other serves the next step. "
              "0: every notebook step starts its container cold.",
+    ).tag(config=True)
+
+    warm_preload_learned = List(
+        Unicode(), list(LEARNED_PACKAGES),
+        help="Packages whose modules a warm container's kernel also imports when the previous notebook of "
+             "the same kind imported them (only their names are kept from it). Empty: only `warm_preload`.",
+    ).tag(config=True)
+
+    warm_wait = Float(
+        30.0, help="Seconds a notebook step waits for a warm container being started when none waits yet, "
+                   "before it starts its own cold.",
     ).tag(config=True)
 
     warm_preload = List(
@@ -185,6 +199,7 @@ class DockerExecutor(Executor):
         self._running: dict[str, int] = {}  # container id -> submission id
         self._cancelled: set[str] = set()  # container ids killed by cancel()
         self.pool = WarmPool(self.warm_pool_size, self.warm_max_age, self.warm_max_keys)
+        self.preloads = Preloads(self.warm_preload, self.warm_preload_learned)
         if self.pool.enabled:
             # Waiting containers would outlive a worker that never calls close().
             atexit.register(self.pool.close)
@@ -359,6 +374,9 @@ class DockerExecutor(Executor):
     def make_warm(self, key: str, template: dict[str, Any]) -> Warm:
         """Create and start one waiting container of `template`, with a fresh slot of its own."""
         slot = Path(tempfile.mkdtemp(prefix="slot-", dir=self.warm_root()))
+        # The key names the fixed preloads; the learned ones change from one container to the next.
+        template = {**template, "command": warm_runner_argv(OUTPUT_TARGET, runner=CONTAINER_RUNNER_PATH,
+                                                            preload=self.preloads.modules(key))}
         uid, gid = self._uid_gid()
         folders: dict[str, Path] = {}
         volumes = dict(template["volumes"])
@@ -403,7 +421,9 @@ class DockerExecutor(Executor):
         plan = self.warm_template(spec, image)
         try:
             if plan is not None:
-                warm = self.pool.take(plan[0], self._warm_alive)
+                # The containers made from now on import what this notebook imports.
+                self.preloads.learn(Path(spec.program_dir) / (spec.notebook or ""), plan[0])
+                warm = self.pool.take(plan[0], self._warm_alive, wait=self.warm_wait)
                 if warm is not None:
                     return self._run_warm(spec, warm, image, say)
             kwargs = self.create_kwargs(spec, image)

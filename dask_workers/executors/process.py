@@ -22,10 +22,13 @@ Placeholders in commands are replaced by real host paths (`$program` is
 cannot run here; they need the Docker executor.
 
 Notebook steps run fast: papermill stays imported in the worker process and
-a Jupyter kernel is started ahead of time, so a notebook step costs about
-the execution of its cells.  The kernel is used for one step only, gets the
-step's rlimits (`prlimit`) and working directory before the notebook runs,
-and is killed afterwards.
+`warm_kernels` Jupyter kernels are started ahead of time, each having
+imported `warm_preload` (numpy, pandas) and the modules of
+`warm_preload_learned` packages that the previous notebook imported
+(`dask_workers.preload`), so a notebook step costs about the execution of
+its cells.  Each kernel is used for one step only, gets the step's rlimits
+(`prlimit`) and working directory before the notebook runs, and is killed
+afterwards.
 """
 from __future__ import annotations
 
@@ -49,10 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, List, Unicode
 
 from .. import limited_exec
 from ..notebook import EXECUTED_NAME, REPORT_NAME, describe_failure
+from ..preload import LEARNED_PACKAGES, Preloads
 from ..spec import Limits, StepResult, StepSpec
 from ..safe_files import read_file
 from .base import Executor, LogFn, OutputWatch, remove_unsafe_entries, substitute_placeholders, write_metadata
@@ -242,7 +246,7 @@ def _quick_ready_client_class() -> type:
 class _Kernel:
     """A started Jupyter kernel for one notebook step, with its own scratch folder."""
 
-    def __init__(self, kernel_name: str, launcher: list[str]):
+    def __init__(self, kernel_name: str, launcher: list[str], preload: list[str] = ()):  # type: ignore[assignment]
         from jupyter_client.manager import KernelManager  # slow to import; notebook steps only
 
         self.scratch = Path(tempfile.mkdtemp(prefix="compete-kernel-"))
@@ -272,6 +276,25 @@ class _Kernel:
         self.km.start_kernel(env=env)
         self.pid: int = self.km.provisioner.pid  # type: ignore[union-attr]
         self.pgid: int = self.km.provisioner.pgid or self.pid  # type: ignore[union-attr]
+        if preload:
+            self._preload(list(preload))
+
+    def _preload(self, modules: list[str]) -> None:
+        """Import `modules` in the kernel now (a failure only leaves the notebook to import them)."""
+        from jupyter_client.blocking import BlockingKernelClient  # with the kernel manager above
+
+        from ..run_notebook import preload_in  # with papermill's runner: notebook steps only
+
+        client = BlockingKernelClient()
+        client.load_connection_info(self.km.get_connection_info())
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            preload_in(client, modules)
+        except Exception:  # noqa: BLE001 - the kernel stays usable; `alive` tells whether it is
+            pass
+        finally:
+            client.stop_channels()
 
     def alive(self) -> bool:
         try:
@@ -318,8 +341,8 @@ class UnsafeProcessExecutor(Executor):
     """Runs steps as local processes with rlimits.  Isolates nothing: trusted code only.
 
     `max_file_bytes` bounds every file a step writes (RLIMIT_FSIZE);
-    `warm_kernel` keeps one Jupyter kernel started ahead of time for the next
-    notebook step (and imports papermill in the background at start).
+    `warm_kernel` keeps `warm_kernels` Jupyter kernels started ahead of time
+    for the next notebook steps (and imports papermill in the background at start).
     """
 
     name = "process"
@@ -334,6 +357,24 @@ class UnsafeProcessExecutor(Executor):
                    "papermill in the background at start.",
     ).tag(config=True)
 
+    warm_kernels = Integer(
+        2, help="Kernels kept started ahead of time (with `warm_kernel`); each serves one notebook step. Two let "
+                "a kernel finish its imports while the other serves the next step.",
+    ).tag(config=True)
+
+    warm_preload = List(
+        Unicode(), ["numpy", "pandas"],
+        help="Modules a warm kernel imports while it waits (without binding their names), so that the "
+             "notebook's own imports of them are instant; counted in the step's memory like any import. "
+             "Modules that are not installed are skipped.",
+    ).tag(config=True)
+
+    warm_preload_learned = List(
+        Unicode(), list(LEARNED_PACKAGES),
+        help="Packages whose modules a warm kernel also imports when the previous notebook imported them "
+             "(only their names are kept from it). Empty: only `warm_preload`.",
+    ).tag(config=True)
+
     kernel_name = Unicode("python3", help="Jupyter kernel that runs notebook steps.").tag(config=True)
 
     python = Unicode(
@@ -345,12 +386,14 @@ class UnsafeProcessExecutor(Executor):
         self._running: dict[int, list[_Running]] = {}
         self._lock = threading.Lock()
         self._starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-kernel")
-        self._next_kernel: Optional[concurrent.futures.Future] = None
+        self._kernels: deque[concurrent.futures.Future] = deque()  # oldest first
         self._closed = False
+        self.preloads = Preloads(self.warm_preload, self.warm_preload_learned)
         if self.warm_kernel:
             self._starter.submit(self._import_papermill)
-            self._next_kernel = self._starter.submit(self._start_kernel)
-            # The warm kernel would outlive a worker that never calls close().
+            with self._lock:
+                self._refill()
+            # The warm kernels would outlive a worker that never calls close().
             atexit.register(self.close)
 
     # -- bookkeeping -------------------------------------------------------
@@ -377,10 +420,14 @@ class UnsafeProcessExecutor(Executor):
         return bool(entries)
 
     def close(self) -> None:
-        """Stop the warm kernel; the executor stays usable (notebooks then start kernels on demand)."""
-        self._closed = True
-        future, self._next_kernel = self._next_kernel, None
-        if future is not None:
+        """Stop the warm kernels; the executor stays usable (notebooks then start kernels on demand)."""
+        with self._lock:
+            self._closed = True
+            futures = list(self._kernels)
+            self._kernels.clear()
+        for future in futures:
+            if future.cancel():
+                continue
             try:
                 kernel = future.result(timeout=60)
             except Exception:  # noqa: BLE001 - nothing to stop
@@ -475,14 +522,21 @@ class UnsafeProcessExecutor(Executor):
         import papermill  # noqa: F401  (import once, so the first notebook does not pay for it)
         import nbclient  # noqa: F401
 
-    def _start_kernel(self) -> _Kernel:
-        return _Kernel(self.kernel_name, [self.python, "-I", "-S", LAUNCHER])
+    def _start_kernel(self, preload: bool = True) -> _Kernel:
+        modules = self.preloads.modules() if preload else []
+        return _Kernel(self.kernel_name, [self.python, "-I", "-S", LAUNCHER], modules)
 
-    def _take_kernel(self) -> _Kernel:
+    def _refill(self) -> None:
+        """Ask for warm kernels until `warm_kernels` wait or are starting (under the lock)."""
+        while self.warm_kernel and not self._closed and len(self._kernels) < max(1, self.warm_kernels):
+            self._kernels.append(self._starter.submit(self._start_kernel))
+
+    def _take_kernel(self, notebook: Path) -> _Kernel:
+        # The kernels started from now on import what this notebook imports.
+        self.preloads.learn(notebook)
         with self._lock:
-            future, self._next_kernel = self._next_kernel, None
-            if self.warm_kernel and not self._closed:
-                self._next_kernel = self._starter.submit(self._start_kernel)
+            future = self._kernels.popleft() if self._kernels else None
+            self._refill()
         kernel = None
         if future is not None:
             try:
@@ -494,7 +548,7 @@ class UnsafeProcessExecutor(Executor):
                 kernel = None
         if kernel is None:
             try:
-                kernel = self._start_kernel()
+                kernel = self._start_kernel(preload=False)
             except Exception as error:
                 raise RuntimeError(
                     f"cannot start the Jupyter kernel {self.kernel_name!r} on this worker ({error}); "
@@ -511,7 +565,7 @@ class UnsafeProcessExecutor(Executor):
         input_dir = str(Path(spec.input_dir).resolve()) if spec.input_dir else ""
         log(f"process executor: {spec.step} step runs the notebook {spec.notebook}")
         started = time.monotonic()
-        kernel = self._take_kernel()
+        kernel = self._take_kernel(notebook)
         entry = self._track(spec.submission_id, kernel.pgid)
         watchdog = threading.Timer(max(0.0, limits.time_limit - (time.monotonic() - started)),
                                    entry.kill, args=("timeout",))

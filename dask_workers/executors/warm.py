@@ -13,7 +13,9 @@ Each container serves one submission only and is removed afterwards, with
 its slot: nothing is shared between submissions.  The key is everything of
 the container's definition but the slot; a key's first step runs cold and
 asks for a pool, and each use of a warm container asks for its replacement,
-made in the background by one thread.  A container that died, grew older
+made in the background by one thread.  A step that finds none waiting but
+one being made waits for it (up to `wait` seconds): the rest of its start is
+shorter than a cold one.  A container that died, grew older
 than `max_age`, or whose data mounts no longer name the folders they were
 made from (a dataset evicted and unpacked again) is removed instead of
 used.  At most `max_keys` keys are kept (the least recently used goes).
@@ -78,6 +80,7 @@ class WarmPool:
         self.max_age = float(max_age)
         self.max_keys = max(1, int(max_keys))
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a container was made (or failed to be)
         self._ready: dict[str, list[Warm]] = {}
         self._pending: dict[str, int] = {}
         self._used: dict[str, float] = {}  # key -> last time it was asked for
@@ -91,25 +94,33 @@ class WarmPool:
     def enabled(self) -> bool:
         return self.size > 0 and not self._closed
 
-    def take(self, key: str, alive: Callable[[Warm], bool]) -> Optional[Warm]:
+    def take(self, key: str, alive: Callable[[Warm], bool], wait: float = 0.0) -> Optional[Warm]:
         """A usable container of `key` (it leaves the pool), or None; a replacement is asked for either way.
 
         `alive` tells whether a container still runs (one engine call);
         containers failing it, too old or with moved mounts are removed.
+        When none waits but one of `key` is being made, wait up to `wait`
+        seconds for it.
         """
         if not self.enabled:
             return None
         found: Optional[Warm] = None
         dropped: list[Warm] = []
+        deadline = time.monotonic() + wait
         with self._lock:
             self._used[key] = time.monotonic()
-            waiting = self._ready.get(key, [])
-            while waiting and found is None:
-                candidate = waiting.pop(0)
-                if self._usable(candidate, alive):
-                    found = candidate
-                else:
-                    dropped.append(candidate)
+            while found is None:
+                waiting = self._ready.get(key, [])
+                while waiting and found is None:
+                    candidate = waiting.pop(0)
+                    if self._usable(candidate, alive):
+                        found = candidate
+                    else:
+                        dropped.append(candidate)
+                left = deadline - time.monotonic()
+                if found is not None or dropped or not self._pending.get(key) or left <= 0 or self._closed:
+                    break
+                self._changed.wait(left)
         for warm in dropped:
             self.discarded += 1
             self.remove(warm)
@@ -175,6 +186,7 @@ class WarmPool:
                 if warm is not None and not self._closed and key in self._used:
                     self._ready.setdefault(key, []).append(warm)
                     keep = True
+                self._changed.notify_all()
             if warm is not None and not keep:
                 self.remove(warm)
 
@@ -211,6 +223,7 @@ class WarmPool:
             if self._closed:
                 return
             self._closed = True
+            self._changed.notify_all()
         # Containers being made now are removed by their maker, which sees the pool closed.
         self._filler.shutdown(wait=True, cancel_futures=True)
         with self._lock:

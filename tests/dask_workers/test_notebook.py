@@ -114,8 +114,9 @@ def test_executed_notebook_is_written_a_few_times_not_at_every_cell(tmp_path, mo
     assert report["ok"] is True
     assert 1 <= len(writes) <= 10  # unspaced: 86 (two per cell, the start and the end)
     cells = nbformat.read(str(executed), as_version=4).cells
-    printed = ["".join(o.get("text", "")) for cell in cells for o in cell.get("outputs", [])]
-    assert printed == [f"{i}\n" for i in range(40)]
+    # A busy kernel may send one print as two stream messages: compare the whole text.
+    printed = "".join("".join(o.get("text", "")) for cell in cells for o in cell.get("outputs", []))
+    assert printed == "".join(f"{i}\n" for i in range(40))
     assert all(cell.metadata.papermill["status"] == "completed" for cell in cells)
 
 

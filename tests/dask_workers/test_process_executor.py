@@ -193,3 +193,26 @@ def test_docker_available_answers_quickly_without_engine(monkeypatch):
     started = time.monotonic()
     assert executors.docker_available() is False
     assert time.monotonic() - started < 3
+
+
+def test_warm_kernels_import_fixed_and_learned_modules_without_binding_names(tmp_path):
+    made = UnsafeProcessExecutor(warm_kernels=1)
+    try:
+        program = tmp_path / "program"
+        write_notebook(program / "nb.ipynb", "from sklearn.preprocessing import StandardScaler\nimport json")
+        first = spec_for(tmp_path / "first", None, program_dir=program, notebook="nb.ipynb")
+        assert made.run_step(first).ok
+        # The kernel taken by the next step was started after the first notebook was read.
+        check = tmp_path / "check"
+        write_notebook(check / "nb.ipynb",
+                       "import os, sys, json\n"
+                       "seen = {'loaded': [m for m in ('pandas', 'sklearn.preprocessing') if m in sys.modules],\n"
+                       "        'names': [n for n in ('numpy', 'pandas', 'sklearn', 'name', 'names') if n in globals()]}\n"
+                       "open(os.path.join(output_dir, 'seen.json'), 'w').write(json.dumps(seen))")
+        second = spec_for(tmp_path / "second", None, program_dir=check, notebook="nb.ipynb")
+        result = made.run_step(second)
+        assert result.ok, result.stderr
+        seen = __import__("json").loads((tmp_path / "second" / "output" / "seen.json").read_text())
+        assert seen == {"loaded": ["pandas", "sklearn.preprocessing"], "names": []}
+    finally:
+        made.close()

@@ -63,7 +63,8 @@ def steps(tmp_path, runtime_image) -> Steps:
 @pytest.fixture
 def executor(runtime_image, docker_engine, tmp_path):
     """A Docker executor with a pool of one and its own slot folder; nothing of it may outlive the test."""
-    made = DockerExecutor(worker_id=f"warm-{uuid.uuid4().hex[:8]}", warm_dir=str(tmp_path / "slots"))
+    made = DockerExecutor(worker_id=f"warm-{uuid.uuid4().hex[:8]}", warm_dir=str(tmp_path / "slots"),
+                          warm_pool_size=1)
     yield made
     made.close()
     left = docker_engine.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={made.worker_id}"})
@@ -252,7 +253,8 @@ def test_pool_containers_are_removed_at_close_and_the_executor_then_runs_cold(ex
 def test_pool_of_a_dead_worker_is_removed_by_cleanup_orphans(steps, docker_engine, runtime_image, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid now names a process that is gone
-    gone = DockerExecutor(worker_id=f"warm-gone-{uuid.uuid4().hex[:8]}", warm_dir=str(tmp_path / "slots"))
+    gone = DockerExecutor(worker_id=f"warm-gone-{uuid.uuid4().hex[:8]}", warm_dir=str(tmp_path / "slots"),
+                          warm_pool_size=1)
     gone.pid = dead.pid  # as if this executor had lived in that process
     first = steps.make(SUM)
     try:
@@ -325,3 +327,28 @@ def test_preloaded_modules_are_imported_without_binding_names(executor, steps):
 
     assert result.ok and warm, (result.error, result.stderr)
     assert __import__("json").loads(Path(spec.output_dir, "seen.json").read_text()) == {"loaded": True, "names": []}
+
+
+def test_modules_the_previous_notebook_imported_are_imported_ahead_without_binding_names(executor, steps):
+    first = steps.make(notebook("from sklearn.preprocessing import StandardScaler\nimport json"))
+    assert run(executor, first)[0].ok
+    wait_for_pool(executor, first)
+    spec = steps.make(notebook(
+        "import os, sys, json\n"
+        "seen = {'loaded': [m for m in ('pandas', 'sklearn.preprocessing') if m in sys.modules],\n"
+        "        'names': [n for n in ('sklearn', 'StandardScaler', 'name', 'names') if n in globals()]}\n"
+        "open(os.path.join(output_dir, 'seen.json'), 'w').write(json.dumps(seen))"))
+
+    result, warm = run(executor, spec)
+
+    assert result.ok and warm, (result.error, result.stderr)
+    seen = __import__("json").loads(Path(spec.output_dir, "seen.json").read_text())
+    assert seen == {"loaded": ["pandas", "sklearn.preprocessing"], "names": []}
+
+
+def test_a_step_arriving_while_its_warm_container_starts_waits_for_it(executor, steps):
+    first = steps.make(SUM)
+    assert run(executor, first)[0].ok
+    # No wait for the pool: the replacement is still being made when the next step comes.
+    result, warm = run(executor, steps.make(SUM))
+    assert result.ok and warm, (result.error, result.stderr)
