@@ -187,6 +187,8 @@ class CompetitionSpec:
     extra: dict = field(default_factory=dict)
     # The bundle's `published`: false uploads a draft, true or absent a published competition.
     published: Optional[bool] = None
+    # Participants may enter as teams (CodaLab's `allow_teams`/`enable_teams`, Codabench's `allow_teams`).
+    allow_teams: bool = False
 
 
 @dataclass(frozen=True)
