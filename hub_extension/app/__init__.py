@@ -306,6 +306,7 @@ class Platform:
     invitation_link = _By("teams")
     answer_invitation = _By("teams")
     join_by_link = _By("teams")
+    team_by_link = _By("teams")
     leave_team = _By("teams")
     hand_over_team = _By("teams")
     dissolve_team = _By("teams")

@@ -38,6 +38,8 @@ from .submissions import used_counts
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
 MAX_INVITES = 50
+# Submissions listed on a team's page, newest first.
+TEAM_PAGE_SUBMISSIONS = 50
 
 
 def shown(username: str) -> str:
@@ -98,8 +100,39 @@ class Teams:
                              "invited_at": x.invited_at.isoformat()}
                             for x in team.members if x.status == m.INVITED] if insider else [],
                 "invite_token": team.invite_token if team.owner == actor.username else None,
+                "submissions": self._submissions(s, comp, team) if insider else [],
             })
             return view
+
+    @staticmethod
+    def _submissions(s: Session, comp: m.Competition, team: m.Team) -> list[dict[str, Any]]:
+        """The latest submissions made for the team (what its page lists; all of them on the submissions page)."""
+        numbers = {ph.id: n for n, ph in enumerate(phases_in_order(comp), start=1)}
+        rows = s.execute(
+            select(m.Submission.id, m.Submission.phase_id, m.Participant.username, m.Submission.status,
+                   m.Submission.submitted_at, m.Submission.filename)
+            .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+            .where(m.Submission.team_id == team.id).order_by(m.Submission.id.desc()).limit(TEAM_PAGE_SUBMISSIONS)
+        ).all()
+        return [{"id": sid, "phase": numbers.get(phase_id), "submitted_by": shown(username), "status": status,
+                 "submitted_at": at.isoformat(), "filename": filename}
+                for sid, phase_id, username, status, at, filename in rows]
+
+    def team_by_link(self, slug: str, token: str, actor: Actor) -> dict[str, Any]:
+        """The team an invitation link leads to, before joining it."""
+        with self.ctx.db.session() as s:
+            comp = visible_competition(s, slug, actor)
+            self._open_to_teams(comp, "joining teams")
+            team = self._linked(s, comp, token)
+            return self._summary(team)
+
+    @staticmethod
+    def _linked(s: Session, comp: m.Competition, token: str) -> m.Team:
+        team = s.scalars(select(m.Team).where(m.Team.competition_id == comp.id,
+                                              m.Team.invite_token == str(token))).first() if token else None
+        if team is None:
+            raise NotFound("this invitation link is not valid (any more); ask the team's owner for a new one")
+        return team
 
     @staticmethod
     def _summary(team: m.Team) -> dict[str, Any]:
@@ -231,10 +264,7 @@ class Teams:
         with self.ctx.db.session() as s:
             comp = visible_competition(s, slug, actor)
             self._open_to_teams(comp, "joining teams")
-            team = s.scalars(select(m.Team).where(m.Team.competition_id == comp.id,
-                                                  m.Team.invite_token == str(token or ""))).first() if token else None
-            if team is None:
-                raise NotFound("this invitation link is not valid (any more); ask the team's owner for a new one")
+            team = self._linked(s, comp, token)
             row = next((x for x in team.members if x.username == actor.username), None)
             if row is not None and row.status == m.MEMBER:
                 return team.id
