@@ -6,6 +6,7 @@ import html
 import re
 
 from hub_extension.app import LOCAL_ADMIN
+from hub_extension.client import CompeteClient
 from tests.support.builders import results_zip, simple_spec
 from tests.support.service_harness import PREFIX, ok, visible_text
 
@@ -111,3 +112,14 @@ def test_the_api_and_a_competition_without_teams(platform, server):
     page = server.browser("ann").get(f"competitions/{closed}/teams")
     assert 'id="teams-off"' in ok(page).text
     assert f"/competitions/{closed}/teams" not in ok(server.browser("ann").get(f"competitions/{closed}")).text
+
+
+def test_the_client_forms_a_team(platform, server):
+    slug = _competition(platform)
+    ann = CompeteClient(url=server.base, token="token-ann")
+    ben = CompeteClient(url=server.base, token="token-ben")
+    team = ann.create_team(slug, "Owls", invite=["ben", "nobody"])
+    assert [r["invited"] for r in team["invitations"]] == [True, False]
+    assert ben.teams(slug)["invitations"][0]["id"] == team["id"]
+    assert ben.join_team(slug, team["id"]) == {"team": team["id"], "status": "member"}
+    assert ben.teams(slug)["my_team"] == team["id"]
