@@ -167,6 +167,7 @@ def add_rerun(s: Session, old: m.Submission, now: dt.datetime, note: str = "") -
         description=note,
         baseline=old.baseline,  # a baseline's rerun is still its solution's entry
         solution_index=old.solution_index,
+        team_id=old.team_id,  # a team's submission run again is still the team's
     )
     s.add(new)
     s.flush()

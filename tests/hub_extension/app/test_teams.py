@@ -194,3 +194,11 @@ def test_the_board_shows_one_entry_per_team(platform, tmp_path):
     platform.dissolve_team(slug, team, ANN)
     rows = platform.leaderboard_view(slug, actor=ANN)["rows"]
     assert sorted(r["participant"] for r in rows) == ["ann", "bob", "cy"]
+
+
+def test_a_rerun_of_a_team_submission_is_the_teams(platform, tmp_path):
+    slug = _setup(platform)
+    team = _team_of_two(platform, slug)
+    sid = platform.submit(slug, results_zip(tmp_path), username="ann")
+    again = platform.rerun(sid)
+    assert platform.submission_view(again, BOB)["team"] == team
