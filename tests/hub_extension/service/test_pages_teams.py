@@ -47,6 +47,8 @@ def test_two_participants_form_a_team_through_the_pages(platform, server, tmp_pa
     for who in (ann, ben):
         assert f'data-submission="{sid}"' in ok(who.get(f"{base}/teams/{team}")).text
         ok(who.get(f"submissions/{sid}"))
+    mine = ok(ben.get(f"{base}/submissions")).text
+    assert f'data-submission="{sid}"' in mine and 'id="team-note"' in mine
     outsider = ok(nora.get(f"{base}/teams/{team}")).text
     assert "team-submissions" not in outsider and "Owls" in outsider
     assert nora.get(f"submissions/{sid}").status_code == 403
