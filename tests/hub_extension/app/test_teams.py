@@ -202,3 +202,14 @@ def test_a_rerun_of_a_team_submission_is_the_teams(platform, tmp_path):
     sid = platform.submit(slug, results_zip(tmp_path), username="ann")
     again = platform.rerun(sid)
     assert platform.submission_view(again, BOB)["team"] == team
+
+
+def test_the_editor_turns_teams_on_and_off(platform):
+    slug = _setup(platform, allow_teams=False)
+    edit = platform.save_overview(slug, {"allow_teams": True}, LOCAL_ADMIN)
+    assert not edit.problems, edit.problems
+    assert platform.competition_detail(slug, ANN)["allow_teams"] is True
+    platform.create_team(slug, "Owls", ANN)
+    platform.save_overview(slug, {"allow_teams": False}, LOCAL_ADMIN)
+    with pytest.raises(Conflict, match="does not allow teams"):
+        platform.create_team(slug, "Larks", BOB)
