@@ -403,6 +403,24 @@ class CompeteClient:
         """`{"today": n, "total": n}` in the phase (default: the one open now); None means no limit."""
         return self._json("GET", f"competitions/{_seg(slug)}/submissions_left", params={"phase": phase})
 
+    # -- teams ------------------------------------------------------------------------------
+    def teams(self, slug: str) -> dict[str, Any]:
+        """The competition's teams, your team's id (`my_team`) and the invitations waiting for you."""
+        return self._json("GET", f"competitions/{_seg(slug)}/teams")
+
+    def create_team(self, slug: str, name: str, *, invite: Optional[list[str]] = None) -> dict[str, Any]:
+        """Create a team that you own (where the competition allows teams), inviting these hub users; the team."""
+        team = self._json("POST", f"competitions/{_seg(slug)}/teams", ok=(201,), json={"name": name})
+        if invite:
+            team["invitations"] = self._json("POST", f"competitions/{_seg(slug)}/teams/{int(team['id'])}/invitations",
+                                             json={"usernames": list(invite)})["results"]
+        return team
+
+    def join_team(self, slug: str, team_id: int, *, accept: bool = True) -> dict[str, Any]:
+        """Accept (or, with `accept=False`, decline) your invitation to a team."""
+        answer = "accept" if accept else "decline"
+        return self._json("POST", f"competitions/{_seg(slug)}/teams/{int(team_id)}/{answer}")
+
     # -- submissions ------------------------------------------------------------------------
     def submit(self, slug: str, path: Optional[str | os.PathLike] = None, *, phase: Optional[int] = None,
                description: str = "") -> dict[str, Any]:

@@ -26,7 +26,8 @@ nowhere else, one module per reason to change:
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
 - `statistics`: a competition's and the platform's statistics, as tables;
-- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
+- `teams`: teams of participants (create, invite, join, leave, hand over, dissolve).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -71,6 +72,7 @@ from .routing import DEFAULT_QUEUE
 from .runs import Runs
 from .statistics import Statistics
 from .submissions import Submissions, submission_kind, zip_folder
+from .teams import Teams
 from .views import MAX_OFFSET, Views
 
 
@@ -125,6 +127,7 @@ class Platform:
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
+        self.teams = Teams(ctx)
 
     @property
     def config(self) -> Compete:
@@ -295,6 +298,19 @@ class Platform:
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
     statistics_csv = _By("statistics")
+
+    # -- teams --------------------------------------------------------------------------------------
+    team_list = _By("teams")
+    team = _By("teams")
+    create_team = _By("teams")
+    invite_to_team = _By("teams")
+    invitation_link = _By("teams")
+    answer_invitation = _By("teams")
+    join_by_link = _By("teams")
+    team_by_link = _By("teams")
+    leave_team = _By("teams")
+    hand_over_team = _By("teams")
+    dissolve_team = _By("teams")
 
 
 __all__ = [

@@ -77,6 +77,9 @@ class Deletions:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             if sub.baseline and not organizer:
                 raise Forbidden(f"submission {submission_id} is a baseline of the organizers")
+            if not organizer and part.username != actor.username:
+                raise Forbidden(f"submission {submission_id} was made by {part.username}; only they or the "
+                                "organizers may delete it")
             require_active(comp, "deleting submissions")
             reason = _refuse(s, sub, ph, comp, organizer, now)
             if reason:

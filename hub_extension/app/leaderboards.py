@@ -15,6 +15,10 @@ is ranked among the participants' entries, as an organizer's submission is
 on Codabench: each solution stands as an entry of its own, always chosen
 under the `Add` rules, and its rows say `"baseline": true` with the
 solution's name.
+
+A team stands as one entry (`standings.team_entrant`): its row shows the
+team's name as `participant`, with `team` (its id) and `submitted_by` (the
+member who made the submission); it is the own row of every member.
 """
 from __future__ import annotations
 
@@ -39,13 +43,13 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
-from .records import get_phase, phase_number, visible_competition
+from .records import find_team, get_phase, phase_number, visible_competition
 from .standings import (
     ON_THE_BOARDS,
-    baseline_entrant,
     board_from_row,
     build_missing,
     definition_digest,
+    entrant,
     refresh_phase,
 )
 
@@ -72,7 +76,7 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
     return [
         Entry(
             submission_id=sub.id,
-            participant=baseline_entrant(username, sub.solution_index) if sub.baseline else username,
+            participant=entrant(username, sub.baseline, sub.solution_index, sub.team_id),
             submitted_at=sub.submitted_at,
             status=sub.status,
             scores={sc.key: (float("nan") if sc.value is None else sc.value) for sc in sub.scores},
@@ -356,13 +360,15 @@ class Leaderboards:
         if o.rows_shown:
             total = o.at.total
             username = actor.username
-            rows = [dict(r, own=True) if username and not r["baseline"] and r["participant"] == username else r
+            team = find_team(s, o.at.comp_id, username)
+            rows = [dict(r, own=True) if _is_own(r, username, team) else r
                     for r in self._page(s, o, keys, offset, limit)]
             if username and not any(r["own"] for r in rows):
-                own = s.execute(_OWN_ROW, {"phase_id": o.phase_id, "board_id": o.board_id,
-                                           "username": username}).first()
+                own = s.execute(_OWN_TEAM_ROW if team is not None else _OWN_ROW,
+                                {"phase_id": o.phase_id, "board_id": o.board_id, "username": username,
+                                 "team_id": team.id if team is not None else None}).first()
                 if own is not None:
-                    rows.append(_row_view(own, keys, self._solution_names(s, o.at.comp_id, [own]), username))
+                    rows.append(dict(_row_view(own, keys, self._names(s, o.at.comp_id, [own]), None), own=True))
         return {
             "competition": o.at.slug,
             "phase": o.at.number,
@@ -397,9 +403,9 @@ class Leaderboards:
         upto = offset + int(limit) if limit is not None else _NO_LIMIT
         page = list(s.execute(_PAGE, {"phase_id": o.phase_id, "board_id": o.board_id,
                                       "after": min(offset, _NO_LIMIT), "upto": min(upto, _NO_LIMIT)}))
-        names = self._solution_names(s, o.at.comp_id, page)
+        names = self._names(s, o.at.comp_id, page)
         made = [_row_view(r, keys, names, None) for r in page]
-        if names:  # a solution's name is not part of the board's digests: read it each time
+        if names.get("solutions"):  # a solution's name is not part of the board's digests: read it each time
             return made
         with self._definitions_lock:
             self._pages[key] = made
@@ -413,6 +419,12 @@ class Leaderboards:
             return {}
         return {index: name for index, name in s.execute(
             select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
+
+    @classmethod
+    def _names(cls, s: Session, competition_id: int, rows: list[Any]) -> dict[str, dict[int, str]]:
+        """The names rows show besides their user names: solutions' (baselines) and teams'."""
+        return {"solutions": cls._solution_names(s, competition_id, rows),
+                "teams": team_names(s, {r.team_id for r in rows if r.team_id is not None})}
 
     def leaderboard_csv_chunks(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
                                board: Optional[str] = None, now: Optional[dt.datetime] = None) -> Iterator[str]:
@@ -439,8 +451,9 @@ class Leaderboards:
             return
         average = shows_average_rank(keys)
         with self.ctx.db.session() as s:
-            names = {index: name for index, name in s.execute(
-                select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))}
+            names = {"solutions": {index: name for index, name in s.execute(
+                select(m.Solution.index, m.Solution.name).where(m.Solution.competition_id == competition_id))},
+                "teams": team_names(s, None, competition_id)}
             rows = s.execute(
                 select(*_ROWS.c).where(_ROWS.c.phase_id == phase_id, _ROWS.c.leaderboard_id == board_id)
                 .order_by(_ROWS.c.position).execution_options(yield_per=CSV_BATCH))
@@ -548,9 +561,37 @@ _PAGE = (
 _OWN_ROW = (
     select(*_ROWS.c)
     .where(_ROWS.c.phase_id == bindparam("phase_id"), _ROWS.c.leaderboard_id == bindparam("board_id"),
-           _ROWS.c.username == bindparam("username"), _ROWS.c.baseline.is_(False))
+           _ROWS.c.username == bindparam("username"), _ROWS.c.baseline.is_(False), _ROWS.c.team_id.is_(None))
     .order_by(_ROWS.c.position).limit(1)
 )
+# A member's own row is their team's.
+_OWN_TEAM_ROW = (
+    select(*_ROWS.c)
+    .where(_ROWS.c.phase_id == bindparam("phase_id"), _ROWS.c.leaderboard_id == bindparam("board_id"),
+           _ROWS.c.team_id == bindparam("team_id"))
+    .order_by(_ROWS.c.position).limit(1)
+)
+
+
+def team_names(s: Session, ids: Optional[set[int]], competition_id: Optional[int] = None) -> dict[int, str]:
+    """Teams' names by id: of `ids`, or (None) of every team of the competition."""
+    q = select(m.Team.id, m.Team.name)
+    if ids is not None:
+        if not ids:
+            return {}
+        q = q.where(m.Team.id.in_(sorted(ids)))
+    else:
+        q = q.where(m.Team.competition_id == competition_id)
+    return dict(s.execute(q).all())
+
+
+def _is_own(row: dict[str, Any], username: Optional[str], team: Optional[m.Team]) -> bool:
+    """Whether a row is the viewer's: their team's, or (outside a team) their own."""
+    if not username or row["baseline"]:
+        return False
+    if team is not None:
+        return row.get("team") == team.id
+    return row.get("team") is None and row["submitted_by"] == username
 
 
 def _etag(at: _Located, actor: Actor, query: str) -> str:
@@ -561,20 +602,23 @@ def _etag(at: _Located, actor: Actor, query: str) -> str:
     return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 
-def _row_view(r: Any, keys: list[str], names: dict[int, str], username: Optional[str]) -> dict[str, Any]:
+def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], username: Optional[str]) -> dict[str, Any]:
     """A maintained row as a viewer gets it: the columns they may see, their average rank."""
     scores = r.scores or {}
     ranks = {k: (r.ranks or {}).get(k) for k in keys}
     row: dict[str, Any] = {"rank": r.position, "participant": r.username, "baseline": False}
     if r.baseline:
         row.update({"baseline": True,
-                    "solution": names.get(r.solution_index, f"Solution {r.solution_index}")})
+                    "solution": names["solutions"].get(r.solution_index, f"Solution {r.solution_index}")})
+    row.update({"team": r.team_id, "submitted_by": r.username})
+    if r.team_id is not None:
+        row["participant"] = names["teams"].get(r.team_id, f"Team {r.team_id}")
     row.update({
         "submission": r.submission_id,
         "submitted_at": r.submitted_at.isoformat(),
         "scores": {k: scores.get(k) for k in keys},
         "ranks": ranks,
         "average_rank": _average_rank(ranks),
-        "own": bool(username) and not r.baseline and r.username == username,
+        "own": bool(username) and not r.baseline and r.team_id is None and r.username == username,
     })
     return row

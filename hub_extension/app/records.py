@@ -2,7 +2,8 @@
 
 A competition by its slug (`visible_competition`: as the actor may see it,
 else "no competition", so a draft or private one never leaks its existence),
-a phase by its 1-based number (else the current one), a participant by name;
+a phase by its 1-based number (else the current one), a participant by name,
+the team a user is a member of;
 which phase is current and what state a competition is in; the rules a phase
 runs by (its submission rule, whether its tasks ingest code).  Every function
 takes the open session of its caller.
@@ -83,6 +84,17 @@ def phase_number(comp: m.Competition, ph: m.Phase) -> int:
 def find_participant(s: Session, comp: m.Competition, username: str) -> Optional[m.Participant]:
     return s.scalars(
         select(m.Participant).where(m.Participant.competition_id == comp.id, m.Participant.username == username)
+    ).first()
+
+
+def find_team(s: Session, competition_id: int, username: Optional[str]) -> Optional[m.Team]:
+    """The team `username` is a member of in a competition (at most one), if any."""
+    if not username:
+        return None
+    return s.scalars(
+        select(m.Team).join(m.TeamMember, m.TeamMember.team_id == m.Team.id)
+        .where(m.TeamMember.competition_id == competition_id, m.TeamMember.username == username,
+               m.TeamMember.status == m.MEMBER)
     ).first()
 
 

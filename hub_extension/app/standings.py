@@ -13,7 +13,9 @@ object per submission: one statement selects the columns it needs of the
 rule's candidates (under the rules that keep one entry per participant, a
 window function keeps each participant's latest finished, or latest chosen,
 submission; `Force_Best` needs every finished one, since its ranks are taken
-over all of them) joined with the scores of the board's columns.  The rows are
+over all of them) joined with the scores of the board's columns.  An entrant
+is a team for the submissions its members made for it (`team_entrant`), else
+the participant.  The rows are
 written again only when they changed; then the board's `version` goes up, and
 the leaderboard's ETag with it.
 
@@ -97,6 +99,24 @@ def baseline_entrant(username: str, solution_index: Optional[int]) -> str:
     return f"{username}\x00baseline {solution_index}"
 
 
+def team_entrant(team_id: int) -> str:
+    """Who a team's submissions stand as on the board: the team, whichever member made them."""
+    return f"\x00team {team_id}"
+
+
+def entrant(username: str, baseline: bool, solution_index: Optional[int], team_id: Optional[int]) -> str:
+    """Who a submission ranks as: its baseline solution, its team, or its participant."""
+    if baseline:
+        return baseline_entrant(username, solution_index)
+    return team_entrant(team_id) if team_id is not None else username
+
+
+def team_of_entrant(participant: str) -> Optional[int]:
+    """The team an entrant stands for (`team_entrant`'s inverse), None for anyone else."""
+    mark, _, rest = participant.partition("\x00team ")
+    return int(rest) if not mark and rest.isdigit() else None
+
+
 def definition_digest(board: Board) -> str:
     """A digest of everything the ranking of `board` depends on besides its entries."""
     return hashlib.sha256(repr(board).encode()).hexdigest()
@@ -127,11 +147,13 @@ def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> li
     chosen_only = _LATEST_OF_EACH.get(rule, _ALL_OF_THEM.get(rule, False))
     if chosen_only:
         conditions.append(sub.selected.is_(True) | sub.baseline.is_(True))
-    columns = [sub.id, sub.participant_id, sub.submitted_at, sub.selected, sub.baseline, sub.solution_index]
+    columns = [sub.id, sub.participant_id, sub.submitted_at, sub.selected, sub.baseline, sub.solution_index,
+               sub.team_id]
     if rule in _LATEST_OF_EACH:
-        # One entrant: a participant's own submissions, or one baseline solution of theirs.
-        entrant = (sub.participant_id, sub.baseline, case((sub.baseline.is_(True), sub.solution_index), else_=None))
-        latest = func.row_number().over(partition_by=entrant, order_by=(sub.submitted_at.desc(), sub.id.desc()))
+        # One entrant: a team's submissions, a participant's own, or one baseline solution of theirs.
+        who = (sub.team_id, case((sub.team_id.is_(None), sub.participant_id), else_=None), sub.baseline,
+               case((sub.baseline.is_(True), sub.solution_index), else_=None))
+        latest = func.row_number().over(partition_by=who, order_by=(sub.submitted_at.desc(), sub.id.desc()))
         inner = select(*columns, latest.label("latest")).where(*conditions).subquery()
         picked = select(inner).where(inner.c.latest == 1).subquery()
     else:
@@ -140,7 +162,7 @@ def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> li
     # Through the connection: plain rows, without the ORM's per-row work.
     rows = s.connection().execute(
         select(picked.c.id, m.Participant.username, picked.c.submitted_at, picked.c.selected, picked.c.baseline,
-               picked.c.solution_index, m.Score.key, m.Score.value)
+               picked.c.solution_index, picked.c.team_id, m.Score.key, m.Score.value)
         .select_from(picked)
         .join(m.Participant, m.Participant.id == picked.c.participant_id)
         .outerjoin(m.Score, and_(m.Score.submission_id == picked.c.id, m.Score.key.in_(keys)))
@@ -149,12 +171,12 @@ def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> li
     entries: list[Entry] = []
     current: Optional[int] = None
     scores: dict[str, float] = {}
-    for sid, username, submitted_at, selected, baseline, solution_index, key, value in rows:
+    for sid, username, submitted_at, selected, baseline, solution_index, team_id, key, value in rows:
         if sid != current:
             current, scores = sid, {}
             entries.append(Entry(
                 submission_id=sid,
-                participant=baseline_entrant(username, solution_index) if baseline else username,
+                participant=entrant(username, baseline, solution_index, team_id),
                 submitted_at=submitted_at,
                 status=m.FINISHED,
                 scores=scores,
@@ -308,8 +330,11 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
     except ValueError as exc:
         error = str(exc)
     else:
+        teams = {row.submission_id: team_of_entrant(row.participant) for row in built.rows}
+        submitters = _submitters(s, [sid for sid, team in teams.items() if team is not None])
         for row in built.rows:
             username, baseline, solution_index = entrant_of(row.participant)
+            username = submitters.get(row.submission_id, username)
             rows.append({
                 "phase_id": ph.id,
                 "leaderboard_id": db_board.id,
@@ -319,6 +344,7 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
                 "baseline": baseline,
                 "solution_index": solution_index,
                 "submitted_at": row.submitted_at,
+                "team_id": teams[row.submission_id],
                 "scores": dict(row.scores),
                 "ranks": dict(row.ranks),
             })
@@ -326,7 +352,7 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
     # a submission's time never changes, so its id stands for it).
     digest = hashlib.sha256(pickle.dumps(
         [error, *[(r["position"], r["submission_id"], r["username"], r["baseline"], r["solution_index"],
-                   r["scores"], r["ranks"]) for r in rows]], protocol=4)).hexdigest()
+                   r["scores"], r["ranks"], r["team_id"]) for r in rows]], protocol=4)).hexdigest()
     wanted_history = history_columns(db_board)
     history: Optional[dict[str, Any]] = None
     if state is not None and state.definition == definition and set(state.history or {}) == {
@@ -363,7 +389,16 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
 
 
 _ROW_COLUMNS = ("phase_id", "leaderboard_id", "position", "submission_id", "username", "baseline",
-                "solution_index", "submitted_at", "scores", "ranks")
+                "solution_index", "submitted_at", "team_id", "scores", "ranks")
+
+
+def _submitters(s: Session, ids: list[int]) -> dict[int, str]:
+    """Who made each of these submissions (a team's row names the member who made its submission)."""
+    if not ids:
+        return {}
+    return dict(s.execute(select(m.Submission.id, m.Participant.username)
+                          .join(m.Participant, m.Participant.id == m.Submission.participant_id)
+                          .where(m.Submission.id.in_(ids))).all())
 
 
 def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:

@@ -1,8 +1,10 @@
 """Submissions: the participant submits within the phase's dates and limits, and chooses what the board shows.
 
 `submit` checks the phase is open, the participant approved and the limits,
-then inserts, in one transaction that holds the participant's row lock, so
-concurrent submissions of one participant never pass a limit together.  Also
+then inserts, in one transaction that holds the participant's row lock (and
+their team's), so concurrent submissions of one participant, or of one team's
+members, never pass a limit together.  A member of a team submits for the
+team: its limits count the team's submissions and its members' own.  Also
 here: what a participant has left, the organizers' rerun and hide, the
 participant's choice for the leaderboard, and cancelling.
 """
@@ -14,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import models as m
@@ -26,6 +28,7 @@ from .context import Context
 from .records import (
     CHOOSING_RULES,
     find_participant,
+    find_team,
     get_competition,
     get_phase,
     phase_rule,
@@ -75,24 +78,49 @@ def _counted_statuses(comp: m.Competition) -> tuple[str, ...]:
     return (m.FAILED,) if comp.dialect == "codabench" else (m.FAILED, m.CANCELLED)
 
 
-def _used_query(comp: m.Competition, ph: m.Phase, participant_id: int):
-    """Count of the submissions that use up the participant's allowance in the phase."""
+def team_members_own(team_id: int):
+    """The participants of a team's members (their registrations in the team's competition)."""
+    return (select(m.Participant.id)
+            .join(m.TeamMember, and_(m.TeamMember.competition_id == m.Participant.competition_id,
+                                     m.TeamMember.username == m.Participant.username))
+            .where(m.TeamMember.team_id == team_id, m.TeamMember.status == m.MEMBER))
+
+
+def _entrant_clause(participant_id: int, team_id: Optional[int]):
+    """The submissions of an entrant: a participant's, or a team's and its members' own (made outside it)."""
+    if team_id is None:
+        return m.Submission.participant_id == participant_id
+    return or_(m.Submission.team_id == team_id,
+               and_(m.Submission.team_id.is_(None), m.Submission.participant_id.in_(team_members_own(team_id))))
+
+
+def _used_query(comp: m.Competition, ph: m.Phase, participant_id: int, team_id: Optional[int] = None):
+    """Count of the submissions that use up the participant's (or their team's) allowance in the phase."""
     return select(func.count(m.Submission.id)).where(
         m.Submission.phase_id == ph.id,
-        m.Submission.participant_id == participant_id,
+        _entrant_clause(participant_id, team_id),
         m.Submission.status.not_in(_counted_statuses(comp)),
         m.Submission.parent_id.is_(None),
         m.Submission.baseline.is_(False),  # an organizer's baselines count against no limit
     )
 
 
-def _check_limits(s: Session, comp: m.Competition, ph: m.Phase, part: m.Participant, now: dt.datetime) -> None:
-    base = _used_query(comp, ph, part.id)
+def used_counts(s: Session, comp: m.Competition, ph: m.Phase, participant_id: int, team_id: Optional[int],
+                now: dt.datetime) -> tuple[int, int]:
+    """(in all, today UTC): the submissions an entrant has used in a phase."""
+    base = _used_query(comp, ph, participant_id, team_id)
+    return s.scalar(base), s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
+
+
+def _check_limits(s: Session, comp: m.Competition, ph: m.Phase, part: m.Participant, now: dt.datetime,
+                  team: Optional[m.Team] = None) -> None:
+    base = _used_query(comp, ph, part.id, team.id if team is not None else None)
+    who = f"your team {team.name!r} has" if team is not None else "you have"
     if ph.max_submissions is not None:
         total = s.scalar(base)
         if total >= ph.max_submissions:
             raise LimitReached(
-                f"you have used all {ph.max_submissions} submissions of phase {ph.name!r}"
+                f"{who} used all {ph.max_submissions} submissions of phase {ph.name!r}"
             )
     if ph.max_submissions_per_day is not None:
         if ph.max_submissions_per_day == 0:
@@ -100,19 +128,19 @@ def _check_limits(s: Session, comp: m.Competition, ph: m.Phase, part: m.Particip
         today = s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
         if today >= ph.max_submissions_per_day:
             raise LimitReached(
-                f"you have used all {ph.max_submissions_per_day} submissions of today (UTC) in phase "
+                f"{who} used all {ph.max_submissions_per_day} submissions of today (UTC) in phase "
                 f"{ph.name!r}; try again after 00:00 UTC"
             )
 
 
 def allowance(s: Session, comp: m.Competition, ph: m.Phase, part: Optional[m.Participant],
               now: dt.datetime) -> dict[str, Optional[int]]:
-    """`{"total", "today"}`: the submissions a participant has left in a phase (None: no limit)."""
+    """`{"total", "today"}`: the submissions a participant (their team, if any) has left in a phase (None: no
+    limit)."""
     used_total = used_today = 0
     if part is not None:
-        base = _used_query(comp, ph, part.id)
-        used_total = s.scalar(base)
-        used_today = s.scalar(base.where(m.Submission.submitted_at >= _utc_day_start(now)))
+        team = find_team(s, comp.id, part.username)
+        used_total, used_today = used_counts(s, comp, ph, part.id, team.id if team is not None else None, now)
     total = None if ph.max_submissions is None else max(ph.max_submissions - used_total, 0)
     today = None if ph.max_submissions_per_day is None else max(ph.max_submissions_per_day - used_today, 0)
     if total is not None and today is not None:
@@ -139,11 +167,20 @@ def add_rerun(s: Session, old: m.Submission, now: dt.datetime, note: str = "") -
         description=note,
         baseline=old.baseline,  # a baseline's rerun is still its solution's entry
         solution_index=old.solution_index,
+        team_id=old.team_id,  # a team's submission run again is still the team's
     )
     s.add(new)
     s.flush()
     s.add(m.StatusChange(submission_id=new.id, status=m.SUBMITTED, at=now, note=note))
     return new
+
+
+def _chosen_with(sub: m.Submission, part: m.Participant):
+    """The submissions a choice for the board is made among: the team's when `sub` is a team's, else the
+    participant's."""
+    if sub.team_id is not None:
+        return m.Submission.team_id == sub.team_id
+    return m.Submission.participant_id == part.id
 
 
 class Submissions:
@@ -202,7 +239,12 @@ class Submissions:
                 .where(m.Participant.id == part.id)
                 .values(submission_seq=m.Participant.submission_seq + 1)
             )
-            _check_limits(s, comp, ph, part, now)
+            # A member submits for their team: its row lock, after the participant's (the order joining keeps).
+            team = None if not comp.allow_teams else find_team(s, comp.id, part.username)
+            if team is not None:
+                s.execute(update(m.Team).where(m.Team.id == team.id)
+                          .values(submission_seq=m.Team.submission_seq + 1))
+            _check_limits(s, comp, ph, part, now, team)
             sub = m.Submission(
                 phase_id=ph.id,
                 participant_id=part.id,
@@ -214,6 +256,7 @@ class Submissions:
                 status_changed_at=now,
                 description=description,
                 warnings=[f"{UPLOAD_NOTE}{note}" for note in noted],
+                team_id=team.id if team is not None else None,
             )
             s.add(sub)
             s.flush()
@@ -277,9 +320,7 @@ class Submissions:
             if actor.username != part.username and not is_organizer(actor, comp):
                 raise Forbidden("you can choose only your own submissions")
             for other in s.scalars(
-                select(m.Submission).where(
-                    m.Submission.participant_id == part.id, m.Submission.phase_id == sub.phase_id
-                )
+                select(m.Submission).where(_chosen_with(sub, part), m.Submission.phase_id == sub.phase_id)
             ):
                 other.selected = other.id == sub.id
             refresh_phase(s, sub.phase_id, history=False)
@@ -301,7 +342,7 @@ class Submissions:
                 raise PlatformError("in this phase a submission shown on the leaderboard cannot be taken off")
             if selected and rule != "Add_And_Delete_Multiple":
                 for other in s.scalars(select(m.Submission).where(
-                        m.Submission.participant_id == part.id, m.Submission.phase_id == ph.id,
+                        _chosen_with(sub, part), m.Submission.phase_id == ph.id,
                         m.Submission.id != sub.id)):
                     other.selected = False
             sub.selected = bool(selected)

@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from kernels.images import expected_image
@@ -29,6 +29,7 @@ from .records import (
     competition_status,
     current_phase,
     find_participant,
+    find_team,
     get_competition,
     get_phase,
     is_open,
@@ -162,6 +163,7 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
         "phase": phase_number(comp, ph),
         "phase_name": ph.name,
         "participant": part.username,
+        "team": sub.team_id,
         "kind": sub.kind,
         "baseline": bool(sub.baseline),
         "filename": sub.filename,
@@ -272,7 +274,12 @@ class Views:
                 "leaderboards": [{"key": b.key, "title": b.title, "hidden": b.hidden} for b in boards],
                 "enable_detailed_results": comp.enable_detailed_results,
                 "submissions_left": None,
+                "allow_teams": comp.allow_teams,
+                "team": None,
             }
+            team = find_team(s, comp.id, actor.username) if comp.allow_teams else None
+            if team is not None:
+                detail["team"] = {"id": team.id, "name": team.name, "owner": team.owner}
             if organizer:
                 detail["organizers"] = sorted({n for n in [comp.created_by, *(comp.admin_names or [])] if n})
                 detail["created_at"] = comp.created_at.isoformat()
@@ -366,14 +373,19 @@ class Views:
         with self.ctx.db.session() as s:
             comp = visible_competition(s, slug, actor, full=True)
             organizer = is_organizer(actor, comp)
+            team = None
             if not organizer:
+                # A participant's own, and their team's (made by any member).
                 username = actor.username
+                team = find_team(s, comp.id, username)
             q = (
                 select(m.Submission, m.Participant)
                 .join(m.Participant, m.Participant.id == m.Submission.participant_id)
                 .where(m.Participant.competition_id == comp.id)
             )
-            if username is not None:
+            if team is not None:
+                q = q.where(or_(m.Participant.username == username, m.Submission.team_id == team.id))
+            elif username is not None:
                 q = q.where(m.Participant.username == username)
             if phase is not None:
                 q = q.where(m.Submission.phase_id == get_phase(comp, phase).id)

@@ -1,6 +1,7 @@
 """What a viewer may see of a submission: whose it is, which side of its run, which scores.
 
-Organizers see everything.  A participant sees their own submissions only,
+Organizers see everything.  A participant sees their own submissions only
+(and, in a team, the team's),
 the prediction side (and ingestion) unless the phase hides it, the scoring
 side unless the phase hides it or its results, and the scores of the columns
 and boards that are not hidden.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import models as m
@@ -56,9 +58,18 @@ def submission_context(s: Session, submission_id: int, actor: Actor):
     comp = get_competition(s, s.get(m.Competition, ph.competition_id).slug, full=True)
     require_visible(actor, comp)
     organizer = is_organizer(actor, comp)
-    if not organizer and (actor.username is None or actor.username != part.username):
+    if not organizer and (actor.username is None or actor.username != part.username) \
+            and not is_team_member(s, sub.team_id, actor.username):
         raise Forbidden(f"submission {submission_id} belongs to another participant")
     return sub, part, ph, comp, organizer
+
+
+def is_team_member(s: Session, team_id: Optional[int], username: Optional[str]) -> bool:
+    """Whether `username` is a member of team `team_id` now (a submission made for the team is theirs to see)."""
+    if team_id is None or not username:
+        return False
+    return s.scalar(select(m.TeamMember.id).where(m.TeamMember.team_id == team_id, m.TeamMember.username == username,
+                                                  m.TeamMember.status == m.MEMBER)) is not None
 
 
 def latest_runs(sub: m.Submission) -> list[m.Run]:

@@ -105,7 +105,7 @@ TOP_KEYS: dict[str, Known] = {
     "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
     "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; here "
                                          "participants' user names are shown"),
-    "allow_teams": unsupported("would let participants enter as teams; here each participant is ranked alone"),
+    "allow_teams": HONOURED,
 }
 TASK_DATA = TASK_DATA_KINDS
 WORKER_DATA = ("reference_data", "input_data")
@@ -153,6 +153,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         published=read_published(top),
     )
     spec.admin_names = top.user_names("admin_names")
+    spec.allow_teams = top.flag("allow_teams", False)
     extra: dict = {}
     if top.has("image"):
         spec.logo = files.image(top.raw("image"), "image")
@@ -471,6 +472,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
         doc["image"] = names.logo()
     doc["registration_auto_approve"] = spec.registration_auto_approve
     doc["enable_detailed_results"] = spec.enable_detailed_results
+    if spec.allow_teams:
+        doc["allow_teams"] = True
     for key in ("docker_image", "queue", "contact_email"):
         if getattr(spec, key):
             doc[key] = getattr(spec, key)

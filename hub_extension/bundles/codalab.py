@@ -78,10 +78,9 @@ TOP_KEYS: dict[str, Known] = {
     "force_submission_to_leaderboard": HONOURED, "admin_names": HONOURED, "html": HONOURED,
     "phases": HONOURED, "leaderboard": HONOURED, "queue": HONOURED,
     "start_date": no_effect("CodaLab replaces it with the start of the first phase, as this platform does"),
-    "allow_teams": unsupported("would let participants enter as teams; here each participant is ranked alone"),
-    "enable_teams": unsupported("would let participants form teams; here each participant is ranked alone"),
-    "require_team_approval": unsupported("would have organizers approve new teams; there are no teams here",
-                                         asks=asks_never),
+    "allow_teams": HONOURED, "enable_teams": HONOURED,
+    "require_team_approval": unsupported("would have organizers approve new teams; here a team exists as soon "
+                                         "as a participant creates it", asks=asks_never),
     "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; " + NAMES_SHOWN),
     "disallow_leaderboard_modifying": unsupported(
         "would stop participants from changing which submission is on the leaderboard; here a participant "
@@ -90,7 +89,7 @@ TOP_KEYS: dict[str, Known] = {
     "allow_public_submissions": unsupported(
         "would let participants share their submissions publicly; here only the submitter and the "
         "organizers see a submission"),
-    "allow_organizer_teams": unsupported("would let organizers form teams; there are no teams here"),
+    "allow_organizer_teams": unsupported("would let organizers form teams; here organizers enter alone"),
     "hide_top_three": no_effect("hides CodaLab's top-three display; there is none here"),
     "hide_chart": unsupported("would hide the leaderboard's chart; here the best-score chart is shown"),
     "show_datasets_from_yaml": unsupported(
@@ -166,6 +165,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         enable_detailed_results=top.flag("enable_detailed_results", False),
         published=read_published(top),
     )
+    spec.allow_teams = top.flag("allow_teams", False) or top.flag("enable_teams", False)
     extra: dict = {}
     spec.admin_names = top.user_names("admin_names")
     if top.has("image"):
@@ -616,6 +616,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
     if spec.queue:
         doc["queue"] = spec.queue
     doc["enable_detailed_results"] = spec.enable_detailed_results
+    if spec.allow_teams:
+        doc["enable_teams"] = doc["allow_teams"] = True
     if spec.admin_names:
         doc["admin_names"] = ", ".join(spec.admin_names)
     doc["force_submission_to_leaderboard"] = any(b.submission_rule == "Force_Last" for b in spec.leaderboards)

@@ -187,6 +187,8 @@ class CompetitionSpec:
     extra: dict = field(default_factory=dict)
     # The bundle's `published`: true uploads a published competition, false or absent a draft.
     published: Optional[bool] = None
+    # Participants may enter as teams (CodaLab's `allow_teams`/`enable_teams`, Codabench's `allow_teams`).
+    allow_teams: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .hub_users import unknown_user_notes
+from .team_api import team_api_routes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
 
@@ -716,4 +717,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/secret", SecretHandler),
         (rf"{comp}/invitations", InvitationsHandler),
         *editor_api_routes(comp, NUMBER),
+        *team_api_routes(comp),
     ]

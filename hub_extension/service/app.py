@@ -21,6 +21,7 @@ from tornado import web
 
 from ..resources import templates
 from . import api, bulk_pages, editor_pages, pages, run_data
+from . import team_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
@@ -129,6 +130,7 @@ def make_app(
     routes += editor_pages.editor_page_routes(prefix)
     routes += pages.page_routes(prefix)
     routes += bulk_pages.bulk_page_routes(prefix)
+    routes += team_pages.team_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,

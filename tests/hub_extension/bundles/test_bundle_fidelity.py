@@ -216,11 +216,10 @@ def test_task_key_beside_its_files_builds_the_task_from_the_files(tmp_path):
 def test_codalab_keys_accepted_but_not_supported_are_said():
     with load_bundle(CODALAB) as bundle:
         said = [w for w in bundle.warnings if "accepted but not supported" in w]
+        assert bundle.spec.allow_teams is True  # honoured, so nothing said
     assert said == [
         "competition.yaml: phases[1].datasets: accepted but not supported: datasets (would list these links on "
         "the data page; here they are not listed)",
-        "competition.yaml: allow_teams: accepted but not supported: allow_teams (would let participants enter "
-        "as teams; here each participant is ranked alone)",
         "competition.yaml: enable_forum: accepted but not supported: enable_forum (would open a forum for the "
         "competition; there is no forum here)",
         "competition.yaml: anonymous_leaderboard: accepted but not supported: anonymous_leaderboard (would hide "

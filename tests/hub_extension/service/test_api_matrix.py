@@ -59,6 +59,7 @@ def matrix_bundle(tmp: Path, title: str) -> bytes:
     doc["phases"].append({"index": 1, "name": "Final", "start": "1-1-2100", "end": "1-1-2101", "tasks": [0],
                           "max_submissions": 5, "max_submissions_per_day": 5})
     doc["leaderboards"][0]["columns"][1]["hidden"] = True
+    doc["allow_teams"] = True
     doc["leaderboards"].append({"title": "Private", "key": "private", "hidden": True, "submission_rule": "Force_Last",
                                 "columns": [{"title": "Accuracy", "key": "accuracy", "index": 0}]})
     (root / "competition.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -225,6 +226,54 @@ def scene_folder_zip(scene: Scene, folder: str) -> dict[str, Any]:
     return {"files": {"file": (f"{folder}.zip", zip_folder(source))}}
 
 
+# -- teams: "participant" owns the scene's team; "other_participant" joins it, submits for it, and leaves ------
+class TeamCase(Case):
+    """A case whose path names the scene's team (`{team}`), made by `scene_team` when the case runs."""
+
+    def __init__(self, method: str, team_path: str, *args: Any, **kwargs: Any):
+        super().__init__(method, team_path.replace("{team}", "1"), *args, **kwargs)
+        self.team_path = team_path
+
+    def url(self, scene: Scene) -> str:
+        path = self.team_path.replace("{team}", str(scene_team(scene)))
+        path = path.replace("{team_sid}", str(TEAM_STATE.get("submission", 0)))
+        return path.format(slug=scene.slug, sid=scene.submission, queue=scene.queue,
+                           other_participant=scene.names["other_participant"])
+
+
+TEAM_STATE: dict[str, Any] = {}
+
+
+def scene_team(scene: Scene) -> int:
+    """The team "participant" owns in the scene's competition (made again when an earlier case dissolved it)."""
+    teams = scene.clients["participant"].get(f"api/v1/competitions/{scene.slug}/teams").json()
+    if teams["my_team"] is not None:
+        return teams["my_team"]
+    resp = scene.clients["participant"].post(f"api/v1/competitions/{scene.slug}/teams", json={"name": "Matrix team"})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def team_invitation(scene: Scene, actor: str) -> dict[str, Any]:
+    """"other_participant" holds an invitation to the scene's team when they are the caller."""
+    if actor == "other_participant":
+        resp = scene.clients["participant"].post(f"api/v1/competitions/{scene.slug}/teams/{scene_team(scene)}/invitations",
+                                                 json={"usernames": [scene.names["other_participant"]]})
+        assert resp.status_code == 200 and resp.json()["results"][0]["invited"], resp.text
+    return {}
+
+
+def team_submission(scene: Scene, actor: str) -> dict[str, Any]:
+    """A submission "other_participant" made for the team (once; its logs' rights are the submission's)."""
+    if "submission" not in TEAM_STATE:
+        client = scene.clients["other_participant"]
+        resp = client.post(f"api/v1/competitions/{scene.slug}/submissions",
+                           files={"file": ("predictions.zip", predictions_zip())})
+        assert resp.status_code == 201 and resp.json()["team"] == scene_team(scene), resp.text
+        TEAM_STATE["submission"] = resp.json()["id"]
+    return {}
+
+
 PUBLIC = (200,) * 7
 #              anon  unreg part other oorg  org  admin
 ORGANIZERS = (401, 403, 403, 403, 403, 200, 200)
@@ -343,6 +392,32 @@ CASES = [
     Case("DELETE", "api/v1/competitions/{slug}", (401, 403, 403, 403, 403, 400, 400),
          lambda s, a: {"json": {"confirm": "not-the-slug"}},
          "allowed, but the typed confirmation is wrong: 400 after the permission check, nothing deleted"),
+    TeamCase("GET", "api/v1/competitions/{slug}/teams", PUBLIC),
+    TeamCase("GET", "api/v1/competitions/{slug}/teams/{team}", PUBLIC, note="members are public; invitations not"),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams", (401, 403, 409, 409, 403, 409, 409),
+             lambda s, a: {"json": {"name": "Matrix team"}},
+             "approved participants (the organizers, entered by their own submission above) create teams; the owner "
+             "is in one already and the name is taken: 409 after the permission check", scoped=409),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/{team}/invitations", (401, 403, 200, 403, 403, 403, 403),
+             lambda s, a: {"json": {"usernames": [s.names["other_participant"]]}}, "the owner invites"),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/{team}/decline", (401, 404, 404, 200, 404, 404, 404),
+             note="the invitee answers; for anyone else there is no invitation"),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/{team}/accept", (401, 404, 404, 200, 404, 404, 404),
+             team_invitation, "the invitee answers (invited again first)"),
+    TeamCase("GET", "api/v1/submissions/{team_sid}", (401, 403, 200, 200, 403, 200, 200), team_submission,
+             "a submission made for the team: its members and the organizers"),
+    TeamCase("GET", "api/v1/submissions/{team_sid}/file", (401, 403, 200, 200, 403, 200, 200), team_submission),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/{team}/link", (401, 403, 200, 403, 403, 403, 403),
+             note="the owner shares the link"),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/join", (401, 404, 404, 404, 404, 404, 404),
+             lambda s, a: {"json": {"token": "not-a-link"}}, "a token no team has: 404 for everyone"),
+    TeamCase("PUT", "api/v1/competitions/{slug}/teams/{team}/owner", (401, 403, 400, 403, 403, 403, 403),
+             lambda s, a: {"json": {"username": s.names["participant"]}},
+             "the owner hands over, but not to themselves: 400 after the permission check"),
+    TeamCase("POST", "api/v1/competitions/{slug}/teams/{team}/leave", (401, 403, 409, 200, 403, 403, 403),
+             note="a member leaves; the owner must hand over or dissolve: 409"),
+    TeamCase("DELETE", "api/v1/competitions/{slug}/teams/{team}", (401, 403, 200, 403, 403, 200, 200),
+             note="the owner or the organizers dissolve (the team is made again for each caller that may)"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
