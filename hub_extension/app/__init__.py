@@ -26,7 +26,9 @@ nowhere else, one module per reason to change:
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
 - `statistics`: a competition's and the platform's statistics, as tables;
-- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
+- `profiles` and `names`: a user's display name and affiliation; names as a viewer sees them
+  (display names, pseudonyms on anonymous boards).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -63,6 +65,7 @@ from .lifecycle import Lifecycle
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
+from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
@@ -125,6 +128,7 @@ class Platform:
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
+        self.profiles = Profiles(ctx)
 
     @property
     def config(self) -> Compete:
@@ -294,6 +298,10 @@ class Platform:
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
     statistics_csv = _By("statistics")
+
+    # -- profiles -----------------------------------------------------------------------------------
+    profile = _By("profiles")
+    save_profile = _By("profiles")
 
 
 __all__ = [

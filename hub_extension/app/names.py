@@ -165,6 +165,8 @@ class Naming:
                 row["participant"] = self.name(username, r.get("team_id"), shown, teams)
             if self.organizer:
                 row["username"] = username
+            elif self.hides:
+                row.pop("team_id", None)  # a team's page lists its members
             named.append(row)
         return named
 

@@ -62,7 +62,7 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _start_worker(db_url: str, parent: int) -> None:
+def _start_worker(db_url: str, parent: int, home: Optional[str] = None) -> None:
     global _leaderboards
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
@@ -72,8 +72,9 @@ def _start_worker(db_url: str, parent: int) -> None:
     from ..config import Compete
     from ..db import Database
 
-    # Only the database is used by reads; the store stays unset.
-    _leaderboards = Leaderboards(Context(config=Compete(), db=Database(db_url), store=None))  # type: ignore[arg-type]
+    # Only the database, and the home's key of pseudonyms, are used by reads; the store stays unset.
+    config = Compete(home=home) if home else Compete()
+    _leaderboards = Leaderboards(Context(config=config, db=Database(db_url), store=None))  # type: ignore[arg-type]
 
 
 def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -82,10 +83,10 @@ def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
     return getattr(_leaderboards, name)(*args, **kwargs)
 
 
-def _worker_pool(db_url: str, processes: int) -> ProcessPoolExecutor:
+def _worker_pool(db_url: str, processes: int, home: Optional[str] = None) -> ProcessPoolExecutor:
     """`processes` fresh interpreters (spawned: the service's threads are not forked), each with its engine."""
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(db_url, os.getpid()))
+                               initializer=_start_worker, initargs=(db_url, os.getpid(), home))
 
 
 def _ready() -> int:
@@ -101,13 +102,15 @@ def _rebuild(phase_id: int, finished: tuple[int, ...]) -> None:
 
 
 class BoardReaders:
-    """A pool of `processes` worker processes that read leaderboards from the database at `db_url`."""
+    """A pool of `processes` worker processes that read leaderboards from the database at `db_url`
+    (with the platform's `home`, where the key of pseudonyms is)."""
 
     NAMES = ("answer_json", "leaderboard_view", "best_score_history")
 
-    def __init__(self, db_url: str, processes: int):
+    def __init__(self, db_url: str, processes: int, home: Optional[str] = None):
         self.db_url = db_url
         self.processes = processes
+        self.home = home
         self._lock = threading.Lock()
         self._pool: Optional[ProcessPoolExecutor] = None
         self.pool()  # started now, so that the first reader does not wait for the workers' imports
@@ -115,7 +118,7 @@ class BoardReaders:
     def pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = _worker_pool(self.db_url, self.processes)
+                self._pool = _worker_pool(self.db_url, self.processes, self.home)
                 for _ in range(self.processes):
                     self._pool.submit(_ready)
             return self._pool
