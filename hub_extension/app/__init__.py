@@ -194,6 +194,7 @@ class Platform:
     add_phase = _By("editor")
     remove_phase = _By("editor")
     replace_data = _By("editor")
+    save_board_anonymity = _By("editor")
 
     # -- lifecycle ----------------------------------------------------------------------------------
     set_lifecycle = _By("lifecycles")

@@ -163,6 +163,8 @@ class LeaderboardSpec:
     submission_rule: str = "Force_Last"
     primary_key: Optional[str] = None  # key of the column rows are ordered by
     columns: list[ColumnSpec] = field(default_factory=list)
+    # Names shown as pseudonyms to all but organizers (None: the competition's `anonymous_leaderboard`).
+    anonymous: Optional[bool] = None
 
 
 @dataclass
@@ -187,6 +189,8 @@ class CompetitionSpec:
     extra: dict = field(default_factory=dict)
     # The bundle's `published`: false uploads a draft, true or absent a published competition.
     published: Optional[bool] = None
+    # CodaLab's and Codabench's `anonymous_leaderboard`: participants' names hidden on the boards.
+    anonymous_leaderboard: bool = False
 
 
 @dataclass(frozen=True)
