@@ -102,6 +102,19 @@ def display_names(s: Session, usernames: Iterable[str]) -> dict[str, str]:
     return {u: name for u, name in s.execute(q) if u in wanted}
 
 
+def profiles_of(s: Session, usernames: Iterable[str]) -> dict[str, dict[str, Optional[str]]]:
+    """{username: {"display_name", "affiliation"}} of these users who have a profile, in one statement
+    (for organizers' lists)."""
+    wanted = {u for u in usernames if u}
+    if not wanted:
+        return {}
+    q = select(m.Profile.username, m.Profile.display_name, m.Profile.affiliation)
+    if len(wanted) <= IN_LIST_MAX:
+        q = q.where(m.Profile.username.in_(sorted(wanted)))
+    return {u: {"display_name": name or None, "affiliation": affiliation or None}
+            for u, name, affiliation in s.execute(q) if u in wanted}
+
+
 def shown_names(s: Session, usernames: Iterable[str]) -> dict[str, str]:
     """{username: what a viewer sees}: the display name when set, else the username; one statement."""
     wanted = [u for u in usernames if u]

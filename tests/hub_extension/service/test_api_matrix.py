@@ -343,6 +343,11 @@ CASES = [
     Case("DELETE", "api/v1/competitions/{slug}", (401, 403, 403, 403, 403, 400, 400),
          lambda s, a: {"json": {"confirm": "not-the-slug"}},
          "allowed, but the typed confirmation is wrong: 400 after the permission check, nothing deleted"),
+    Case("GET", "api/v1/profile", LOGGED_IN, note="each their own profile"),
+    Case("PUT", "api/v1/profile", LOGGED_IN, lambda s, a: {"json": {"affiliation": "Matrix University"}},
+         "each sets their own profile"),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/anonymity", ORGANIZERS,
+         lambda s, a: {"json": {"anonymous": None}}, "the board follows the competition's setting"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
