@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -79,6 +80,7 @@ def entrant(username: str, team_id: Optional[int] = None) -> str:
     return f"team:{team_id}" if team_id is not None else f"user:{username}"
 
 
+@functools.lru_cache(maxsize=65536)  # a board of many rows is named on every read
 def pseudonym(secret: bytes, competition_id: int, who: str) -> str:
     """The stable pseudonym of an entrant (`entrant`) in a competition."""
     digest = hmac.new(secret, f"{competition_id}\x00{who}".encode(), hashlib.sha256).digest()
