@@ -38,6 +38,8 @@ PHASE_FIELDS = ("index", "name", "description", "start", "end", "max_submissions
 PHASE_DATA = PHASE_DATA_KINDS  # row: <name>_key
 BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_key")
 COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")
+COMPETITION_FIELDS += ("anonymous_leaderboard",)
+BOARD_FIELDS += ("anonymous",)
 PAGE_FIELDS = ("name", "title", "content", "format", "source")
 SOLUTION_FIELDS = ("index", "name", "description", "source")  # row: data_key, task_indexes
 

@@ -28,6 +28,8 @@ nowhere else, one module per reason to change:
 - `statistics`: a competition's and the platform's statistics, as tables;
 - `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
 - `teams`: teams of participants (create, invite, join, leave, hand over, dissolve).
+- `profiles` and `names`: a user's display name and affiliation; names as a viewer sees them
+  (display names, pseudonyms on anonymous boards).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -64,6 +66,7 @@ from .lifecycle import Lifecycle
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
+from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
@@ -128,6 +131,7 @@ class Platform:
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
         self.teams = Teams(ctx)
+        self.profiles = Profiles(ctx)
 
     @property
     def config(self) -> Compete:
@@ -193,6 +197,7 @@ class Platform:
     add_phase = _By("editor")
     remove_phase = _By("editor")
     replace_data = _By("editor")
+    save_board_anonymity = _By("editor")
 
     # -- lifecycle ----------------------------------------------------------------------------------
     set_lifecycle = _By("lifecycles")
@@ -311,6 +316,9 @@ class Platform:
     leave_team = _By("teams")
     hand_over_team = _By("teams")
     dissolve_team = _By("teams")
+    # -- profiles -----------------------------------------------------------------------------------
+    profile = _By("profiles")
+    save_profile = _By("profiles")
 
 
 __all__ = [

@@ -238,6 +238,7 @@ class Competitions:
                      "admin_names", "extra"):
             setattr(comp, name, getattr(fresh, name))
         comp.allow_teams = fresh.allow_teams
+        comp.anonymous_leaderboard = fresh.anonymous_leaderboard
         new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
         new_solutions = list(fresh.solutions)
         fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases, fresh.solutions = [], [], [], [], []

@@ -73,6 +73,9 @@ OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "terms": "page",
     "allow_teams": "flag",
 }
+OVERVIEW_FORM_FIELDS["anonymous_leaderboard"] = "flag"
+# A board's own anonymity: "on", "off", or "" for its competition's setting.
+BOARD_ANONYMITY = {"": None, "default": None, "on": True, "off": False}
 TASK_FORM_FIELDS: dict[str, str] = {"name": "text", "description": "text", "scoring_docker_image": "text",
                                     "ingestion_docker_image": "text"}
 
@@ -460,6 +463,22 @@ class Editor:
             board.columns = [c for c in board.columns if c.key != column_key]
             if board.primary_key == column_key:
                 board.primary_key = board.columns[0].key  # the board is ranked by its first column now
+            return []
+
+        return self.save_spec(slug, actor, change)
+
+    def save_board_anonymity(self, slug: str, board_key: str, anonymous: Any, actor: Actor) -> Edit:
+        """Whether a board hides names (True, False), or follows its competition's `anonymous_leaderboard`
+        (None, "default")."""
+        def change(spec: CompetitionSpec) -> list[str]:
+            board = board_of(spec, slug, board_key)
+            if isinstance(anonymous, bool) or anonymous is None:
+                board.anonymous = anonymous
+            elif isinstance(anonymous, str) and anonymous.strip().lower() in BOARD_ANONYMITY:
+                board.anonymous = BOARD_ANONYMITY[anonymous.strip().lower()]
+            else:
+                return [f"leaderboard {board_key!r}: anonymous: must be true, false or null (the competition's "
+                        f"setting), got {anonymous!r}"]
             return []
 
         return self.save_spec(slug, actor, change)

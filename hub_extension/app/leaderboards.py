@@ -34,7 +34,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable, Container, Iterable, Iterator, Optional, TypeVar
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
@@ -43,6 +43,7 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
+from .names import Naming, is_anonymous, platform_secret
 from .records import find_team, get_phase, phase_number, visible_competition
 from .standings import (
     ON_THE_BOARDS,
@@ -138,6 +139,8 @@ class _Located:
     error: Optional[str]
     definition: str  # digest of the definition the rows were ranked by
     digest: str  # digest of the rows
+    anonymous: bool = False  # names are pseudonyms for everyone but organizers (`names`)
+    names_stamp: str = ""  # when a display name last changed: names shown are part of the answer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +253,14 @@ class Leaderboards:
         return _Located(comp_id=comp.id, slug=slug, phase_id=ph.id,
                         number=phase_number(comp, ph), hide_results=bool(ph.hide_results),  # type: ignore[arg-type]
                         board_id=chosen.id, organizer=organizer, version=state[12], total=state[13] or 0,
-                        error=state[14], definition=state[15] or "", digest=state[16] or "")
+                        error=state[14], definition=state[15] or "", digest=state[16] or "",
+                        anonymous=is_anonymous(rows[0][19], state[20]), names_stamp=str(rows[0][21] or ""))
+
+    def naming(self, at: _Located, actor: Actor) -> Naming:
+        """How this viewer sees the entrants of the board `at` (`names`)."""
+        hides = at.anonymous and not at.organizer
+        return Naming(competition_id=at.comp_id, anonymous=at.anonymous, organizer=at.organizer,
+                      viewer=actor.username, secret=platform_secret(self.ctx.config.home) if hides else b"")
 
     def _definition(self, s: Session, at: _Located) -> _Definition:
         """The definition the board's current version stands for, read once per process and version."""
@@ -369,6 +379,7 @@ class Leaderboards:
                                  "team_id": team.id if team is not None else None}).first()
                 if own is not None:
                     rows.append(dict(_row_view(own, keys, self._names(s, o.at.comp_id, [own]), None), own=True))
+            rows = self.naming(o.at, actor).rows(s, rows)
         return {
             "competition": o.at.slug,
             "phase": o.at.number,
@@ -380,6 +391,7 @@ class Leaderboards:
             "columns": [{"key": c.key, "title": c.title, "sorting": c.sorting, "precision": c.precision,
                          "computation": c.computation} for c in result.columns],
             "average_rank_shown": shows_average_rank(keys),
+            "anonymous": o.at.anonymous,
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -437,7 +449,8 @@ class Leaderboards:
 
         def header(s: Session, o: _Opened) -> str:
             result = o.cut()
-            opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns]))
+            opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns],
+                           self.naming(o.at, actor)))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
                 ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns]]
@@ -445,7 +458,7 @@ class Leaderboards:
             return out.getvalue()
 
         first = self._with_board(slug, phase, actor, board, now, header)
-        phase_id, board_id, competition_id, shown, keys = opened[0]
+        phase_id, board_id, competition_id, shown, keys, naming = opened[0]
         yield first
         if not shown:
             return
@@ -460,8 +473,7 @@ class Leaderboards:
             for batch in rows.partitions():
                 out = io.StringIO()
                 writer = csv.writer(out, lineterminator="\n")
-                for r in batch:
-                    row = _row_view(r, keys, names, None)
+                for row in naming.rows(s, [_row_view(r, keys, names, None) for r in batch]):
                     # A baseline stands as its solution, as on the board's page.
                     who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
                     writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
@@ -532,7 +544,7 @@ class Leaderboards:
                 return []
             history = s.scalar(select(m.BoardState.history).where(
                 m.BoardState.phase_id == o.phase_id, m.BoardState.leaderboard_id == o.board_id)) or {}
-            return list(history.get(column) or [])
+            return self.naming(o.at, actor).history(s, list(history.get(column) or []))
 
         return self._with_board(slug, phase, actor, board_key, now, read)
 
@@ -545,7 +557,9 @@ _LOCATE = (
            m.Phase.id, m.Phase.index, m.Phase.start, m.Phase.end, m.Phase.hide_results,
            m.Leaderboard.id, m.Leaderboard.key, m.Leaderboard.hidden, m.Leaderboard.index,
            m.BoardState.version, m.BoardState.total, m.BoardState.error, m.BoardState.definition,
-           m.BoardState.digest, m.Competition.status, m.Competition.secret)
+           m.BoardState.digest, m.Competition.status, m.Competition.secret,
+           m.Competition.anonymous_leaderboard, m.Leaderboard.anonymous,
+           select(func.max(m.Profile.updated_at)).scalar_subquery())
     .join(m.Phase, m.Phase.competition_id == m.Competition.id)
     .join(m.Leaderboard, m.Leaderboard.competition_id == m.Competition.id)
     .outerjoin(m.BoardState, and_(m.BoardState.phase_id == m.Phase.id,
@@ -596,9 +610,10 @@ def _is_own(row: dict[str, Any], username: Optional[str], team: Optional[m.Team]
 
 def _etag(at: _Located, actor: Actor, query: str) -> str:
     """The ETag of an answer: the board's version, where the request landed (the phase's number and
-    blindness too), who asks, what they asked."""
+    blindness too), who asks, what they asked, and how names are shown."""
     key = (f"{at.comp_id}:{at.slug}:{at.phase_id}:{at.number}:{int(at.hide_results)}:{at.board_id}:{at.version}:"
-           f"{at.definition}:{at.digest}:{int(at.organizer)}:{actor.username or ''}:{query}")
+           f"{at.definition}:{at.digest}:{int(at.organizer)}:{actor.username or ''}:{query}:"
+           f"{int(at.anonymous)}:{at.names_stamp}")
     return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 
@@ -621,4 +636,6 @@ def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], usernam
         "average_rank": _average_rank(ranks),
         "own": bool(username) and not r.baseline and r.team_id is None and r.username == username,
     })
+    if r.team_id is not None:
+        row["team_id"] = r.team_id
     return row

@@ -24,6 +24,7 @@ from .. import models as m
 from ..errors import Forbidden, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_name_organizers, require_organizer
 from .context import Context
+from .names import profiles_of
 from .records import find_participant, get_competition, require_active, visible_competition
 from .standings import ON_THE_BOARDS, refresh_competition
 
@@ -208,9 +209,11 @@ class Registrations:
                 select(m.Participant).where(m.Participant.competition_id == comp.id).order_by(m.Participant.id)
             ).all()
             organizers = {comp.created_by, *(comp.admin_names or [])}
+            profiles = profiles_of(s, [p.username for p in parts])
             return [
                 {"username": p.username, "status": p.status, "registered_at": p.registered_at.isoformat(),
-                 "submissions": counts.get(p.id, 0), "organizer": p.username in organizers}
+                 "submissions": counts.get(p.id, 0), "organizer": p.username in organizers,
+                 **profiles.get(p.username, {"display_name": None, "affiliation": None})}
                 for p in parts
             ]
 

@@ -24,6 +24,7 @@ from ..errors import Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
 from .context import Context
 from .editor import program_version
+from .names import shown_names
 from .records import (
     CHOOSING_RULES,
     competition_status,
@@ -399,6 +400,9 @@ class Views:
             phases = {p.id: p for p in comp.phases}
             items = [_submission_summary(sub, part, phases[sub.phase_id], comp, organizer, now)
                      for sub, part in rows]
+            shown = shown_names(s, {item["participant"] for item in items})
+            for item in items:
+                item["participant_name"] = shown.get(item["participant"], item["participant"])
             shown = {key for item in items for key in item["scores"]}
             return {"items": items, "total": total, "offset": offset, "limit": limit,
                     "score_columns": score_columns(comp, organizer, shown)}
@@ -409,6 +413,7 @@ class Views:
         with self.ctx.db.session() as s:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
             view = _submission_summary(sub, part, ph, comp, organizer, now)
+            view["participant_name"] = shown_names(s, [part.username]).get(part.username, part.username)
             sides = output_visibility(ph, organizer)
             view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"], sides["scoring"])
             task_keys = {key for entry in view["task_scores"] for key in entry["scores"]}

@@ -103,8 +103,7 @@ TOP_KEYS: dict[str, Known] = {
     "allow_robot_submissions": unsupported("would let robot accounts submit through the API; there are no "
                                            "robot accounts here"),
     "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
-    "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; here "
-                                         "participants' user names are shown"),
+    "anonymous_leaderboard": HONOURED,
     "allow_teams": HONOURED,
 }
 TASK_DATA = TASK_DATA_KINDS
@@ -131,7 +130,7 @@ PHASE_KEYS: dict[str, Known] = {
 SOLUTION_KEYS: dict[str, Known] = {
     **{key: HONOURED for key in ("index", "tasks", "path", "name", "description", "key")},
 }
-BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns"}
+BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns", "anonymous"}
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
 
 
@@ -151,6 +150,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         enable_detailed_results=top.flag("enable_detailed_results", False),
         contact_email=top.text("contact_email"),
         published=read_published(top),
+        anonymous_leaderboard=top.flag("anonymous_leaderboard", False),
     )
     spec.admin_names = top.user_names("admin_names")
     spec.allow_teams = top.flag("allow_teams", False)
@@ -394,6 +394,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
             index=bs.integer("index", position) if bs.has("index") else position,
             hidden=bs.flag("hidden", False),
             submission_rule=bs.choice("submission_rule", SUBMISSION_RULES, "Add") or "Add",
+            anonymous=bs.flag("anonymous", False) if bs.has("anonymous") else None,
         )
         by_index: dict[int, ColumnSpec] = {}
         pending: list[tuple[ColumnSpec, Section, list]] = []
@@ -474,6 +475,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
     doc["enable_detailed_results"] = spec.enable_detailed_results
     if spec.allow_teams:
         doc["allow_teams"] = True
+    if spec.anonymous_leaderboard:
+        doc["anonymous_leaderboard"] = True
     for key in ("docker_image", "queue", "contact_email"):
         if getattr(spec, key):
             doc[key] = getattr(spec, key)
@@ -557,6 +560,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
                  "submission_rule": board.submission_rule}
         if board.primary_key in by_key:
             entry["primary_index"] = by_key[board.primary_key].index
+        if board.anonymous is not None:
+            entry["anonymous"] = board.anonymous
         entry["columns"] = columns
         entry.update(extra.get("leaderboards", {}).get(board.key, {}))
         boards.append(entry)

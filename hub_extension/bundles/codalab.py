@@ -67,7 +67,6 @@ from .refs import BundleFiles, ExportNames, page_format
 # keys Codabench reads in a v1.5 bundle.  Honoured keys are read below; the
 # others are kept for export and reported at upload when their value asks for
 # what this platform does not do.  A new key is one line here.
-NAMES_SHOWN = "here participants' user names are shown"
 TOP_KEYS: dict[str, Known] = {
     "version": HONOURED, "title": HONOURED, "description": HONOURED, "image": HONOURED,
     "has_registration": HONOURED, "end_date": HONOURED, "competition_docker_image": HONOURED,
@@ -81,7 +80,7 @@ TOP_KEYS: dict[str, Known] = {
     "allow_teams": HONOURED, "enable_teams": HONOURED,
     "require_team_approval": unsupported("would have organizers approve new teams; here a team exists as soon "
                                          "as a participant creates it", asks=asks_never),
-    "anonymous_leaderboard": unsupported("would hide participants' names on the leaderboard; " + NAMES_SHOWN),
+    "anonymous_leaderboard": HONOURED,
     "disallow_leaderboard_modifying": unsupported(
         "would stop participants from changing which submission is on the leaderboard; here a participant "
         "can still choose another of their submissions when the board's rule lets them"),
@@ -135,7 +134,7 @@ PHASE_KEYS: dict[str, Known] = {
     "starting_kit_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
     "hide_output": HONOURED, "hide_prediction_output": HONOURED, "hide_score_output": HONOURED,
 }
-BOARD_USED = {"label", "rank"}
+BOARD_USED = {"label", "rank", "anonymous"}
 COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "selection_default", "hidden",
                "computed"}
 COLUMN_KEYS: dict[str, Known] = {
@@ -164,6 +163,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         registration_auto_approve=not top.flag("has_registration", False),
         enable_detailed_results=top.flag("enable_detailed_results", False),
         published=read_published(top),
+        anonymous_leaderboard=top.flag("anonymous_leaderboard", False),
     )
     spec.allow_teams = top.flag("allow_teams", False) or top.flag("enable_teams", False)
     extra: dict = {}
@@ -477,7 +477,8 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
     for position, (key, value) in enumerate(boards_section.data.items()):
         bs = Section(top.issues, top.file, boards_section.key(key), value)
         rank = bs.integer("rank", None)
-        board = LeaderboardSpec(key=str(key), title=bs.text("label", str(key)) or str(key), submission_rule=rule)
+        board = LeaderboardSpec(key=str(key), title=bs.text("label", str(key)) or str(key), submission_rule=rule,
+                                anonymous=bs.flag("anonymous", False) if bs.has("anonymous") else None)
         _stash(extra, "leaderboards", key, bs.leftovers(BOARD_USED))
         boards.append((value, board, math.inf if rank is None else rank, position))
     boards.sort(key=lambda item: (item[2], item[3]))
@@ -618,6 +619,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
     doc["enable_detailed_results"] = spec.enable_detailed_results
     if spec.allow_teams:
         doc["enable_teams"] = doc["allow_teams"] = True
+    if spec.anonymous_leaderboard:
+        doc["anonymous_leaderboard"] = True
     if spec.admin_names:
         doc["admin_names"] = ", ".join(spec.admin_names)
     doc["force_submission_to_leaderboard"] = any(b.submission_rule == "Force_Last" for b in spec.leaderboards)
@@ -697,6 +700,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
             # The same dict object under the board and in each column makes
             # PyYAML write an anchor and aliases, as CodaLab bundles do.
             boards[board.key] = {"label": board.title, "rank": board.index + 1,
+                                 **({"anonymous": board.anonymous} if board.anonymous is not None else {}),
                                  **extra.get("leaderboards", {}).get(board.key, {})}
             for column in sorted(board.columns, key=lambda c: c.index):
                 entry = {"leaderboard": boards[board.key], "label": column.title, "rank": column.index + 1,

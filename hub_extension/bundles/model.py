@@ -163,6 +163,8 @@ class LeaderboardSpec:
     submission_rule: str = "Force_Last"
     primary_key: Optional[str] = None  # key of the column rows are ordered by
     columns: list[ColumnSpec] = field(default_factory=list)
+    # Names shown as pseudonyms to all but organizers (None: the competition's `anonymous_leaderboard`).
+    anonymous: Optional[bool] = None
 
 
 @dataclass
@@ -189,6 +191,8 @@ class CompetitionSpec:
     published: Optional[bool] = None
     # Participants may enter as teams (CodaLab's `allow_teams`/`enable_teams`, Codabench's `allow_teams`).
     allow_teams: bool = False
+    # CodaLab's and Codabench's `anonymous_leaderboard`: participants' names hidden on the boards.
+    anonymous_leaderboard: bool = False
 
 
 @dataclass(frozen=True)

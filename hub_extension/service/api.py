@@ -27,6 +27,7 @@ from ..app import NotFound, PlatformError
 from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .profile_api import ProfileHandler
 from .hub_users import unknown_user_notes
 from .team_api import team_api_routes
 from .uploads import StreamedUpload, safe_upload_name
@@ -718,4 +719,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/invitations", InvitationsHandler),
         *editor_api_routes(comp, NUMBER),
         *team_api_routes(comp),
+        (rf"{api}/profile", ProfileHandler),
     ]

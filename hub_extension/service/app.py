@@ -20,7 +20,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from . import api, bulk_pages, editor_pages, pages, run_data
+from . import api, bulk_pages, editor_pages, pages, profile_pages, run_data
 from . import team_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
@@ -116,7 +116,7 @@ def make_app(
     prefix = normalize_prefix(prefix)
     if board_readers == "config":
         processes = platform.config.board_reader_processes
-        board_readers = BoardReaders(platform.db.url, processes) if processes > 0 else None
+        board_readers = BoardReaders(platform.db.url, processes, platform.config.home) if processes > 0 else None
     if hub_auth is None:
         hub_auth = make_hub_auth(prefix)
     if hub_prefix is None:
@@ -131,6 +131,7 @@ def make_app(
     routes += pages.page_routes(prefix)
     routes += bulk_pages.bulk_page_routes(prefix)
     routes += team_pages.team_page_routes(prefix)
+    routes += profile_pages.profile_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,

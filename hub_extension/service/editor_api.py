@@ -91,6 +91,15 @@ class ColumnsHandler(EditHandler):
         self.write_edit(await self.run_blocking(self.platform.add_column, slug, board, body, self.require_login()))
 
 
+class BoardAnonymityHandler(EditHandler):
+    async def put(self, slug: str, board: str) -> None:
+        body = self.json_body()
+        if "anonymous" not in body:
+            raise PlatformError('send {"anonymous": true}, false, or null for the competition\'s setting')
+        self.write_edit(await self.run_blocking(self.platform.save_board_anonymity, slug, board, body["anonymous"],
+                                                self.require_login()))
+
+
 class ColumnHandler(EditHandler):
     async def delete(self, slug: str, board: str, column: str) -> None:
         self.write_edit(await self.run_blocking(self.platform.remove_column, slug, board, column,
@@ -163,4 +172,5 @@ def editor_api_routes(comp: str, number: str) -> list[Any]:
          r"(?P<what>scoring_program|ingestion_program|reference_data|input_data)", DataUploadHandler),
         (rf"{comp}/(?P<owner>phase)s/(?P<number>[0-9]{{1,9}})/uploads/(?P<what>starting_kit|public_data)",
          DataUploadHandler),
+        (rf"{comp}/leaderboards/(?P<board>[A-Za-z0-9_.-]{{1,120}})/anonymity", BoardAnonymityHandler),
     ]

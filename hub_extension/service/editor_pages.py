@@ -73,6 +73,8 @@ class OverviewPage(EditorPage):
     FLAGS = ("registration_auto_approve", "enable_detailed_results")
     FIELDS += ["allow_teams"]
     FLAGS += ("allow_teams",)
+    FIELDS += ["anonymous_leaderboard"]
+    FLAGS += ("anonymous_leaderboard",)
 
     def editor_context(self, slug: str, section: str, **extra: Any) -> dict[str, Any]:
         context = super().editor_context(slug, section, **extra)
@@ -172,6 +174,15 @@ class LeaderboardsPage(EditorPage):
         self.answer(slug, "leaderboards", edit, form=form)
 
 
+class BoardAnonymityPage(EditorPage):
+    """POST `edit/leaderboards/BOARD/anonymity`: the board hides names, shows them, or follows the competition."""
+
+    async def post(self, slug: str, board: str) -> None:
+        choice = self.get_body_argument("anonymous", "")
+        edit = await self.run_blocking(self.platform.save_board_anonymity, slug, board, choice, self.require_login())
+        self.answer(slug, "leaderboards", edit)
+
+
 class ColumnAddPage(EditorPage):
     """POST `edit/leaderboards/BOARD/columns`: a new column (key, title, sorting, precision)."""
 
@@ -243,6 +254,7 @@ def editor_page_routes(prefix: str) -> list[tuple[str, type]]:
         (rf"{comp}/leaderboards", LeaderboardsPage),
         (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})", LeaderboardsPage),
         (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})/columns", ColumnAddPage),
+        (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})/anonymity", BoardAnonymityPage),
         (rf"{comp}/leaderboards/([A-Za-z0-9_.-]{{1,120}})/columns/([A-Za-z0-9_.-]{{1,120}})/delete",
          ColumnRemovePage),
         (rf"{comp}/phases/new", PhaseAddPage),

@@ -112,7 +112,7 @@ def best_score_chart(points: list[dict[str, Any]], *, title: str, width: int = 6
         if value is None or at is None:
             continue
         when = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(str(at))
-        pts.append((when.replace(tzinfo=None), float(value), str(p.get("username") or "")))
+        pts.append((when.replace(tzinfo=None), float(value), str(p.get("participant") or p.get("username") or "")))
     if not pts:
         return Markup("")
     pts.sort(key=lambda p: p[0])

@@ -128,7 +128,7 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _start_worker(db_url: str, parent: int) -> None:
+def _start_worker(db_url: str, parent: int, home: Optional[str] = None) -> None:
     global _leaderboards
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
@@ -138,8 +138,9 @@ def _start_worker(db_url: str, parent: int) -> None:
     from ..config import Compete
     from ..db import Database
 
-    # Only the database is used by reads; the store stays unset.
-    _leaderboards = Leaderboards(Context(config=Compete(), db=Database(db_url), store=None))  # type: ignore[arg-type]
+    # Only the database, and the home's key of pseudonyms, are used by reads; the store stays unset.
+    config = Compete(home=home) if home else Compete()
+    _leaderboards = Leaderboards(Context(config=config, db=Database(db_url), store=None))  # type: ignore[arg-type]
 
 
 def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -148,10 +149,10 @@ def _read(name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
     return getattr(_leaderboards, name)(*args, **kwargs)
 
 
-def _worker_pool(db_url: str, processes: int) -> ProcessPoolExecutor:
+def _worker_pool(db_url: str, processes: int, home: Optional[str] = None) -> ProcessPoolExecutor:
     """`processes` fresh interpreters (spawned: the service's threads are not forked), each with its engine."""
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(db_url, os.getpid()))
+                               initializer=_start_worker, initargs=(db_url, os.getpid(), home))
 
 
 def _rebuild(phase_id: int, finished: tuple[int, ...]) -> None:
@@ -166,9 +167,9 @@ class ReaderGone(Exception):
     """The reader process that had the request exited before answering."""
 
 
-def _serve(conn: Any, db_url: str, parent: int) -> None:
+def _serve(conn: Any, db_url: str, parent: int, home: Optional[str] = None) -> None:
     """A reader process: requests `(id, name, args, kwargs)` from `conn`, answers `(id, ok, value)`, in order."""
-    _start_worker(db_url, parent)
+    _start_worker(db_url, parent, home)
     while True:
         try:
             request_id, name, args, kwargs = pickle.loads(conn.recv_bytes())
@@ -193,10 +194,10 @@ class _Reader:
     for each request).
     """
 
-    def __init__(self, db_url: str):
+    def __init__(self, db_url: str, home: Optional[str] = None):
         context = multiprocessing.get_context("spawn")  # the service's threads are not forked
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, db_url, os.getpid()), daemon=True,
+        self.process = context.Process(target=_serve, args=(child, db_url, os.getpid(), home), daemon=True,
                                        name="compete-board-reader")
         self.process.start()
         child.close()
@@ -277,7 +278,8 @@ class _Reader:
 
 
 class BoardReaders:
-    """`processes` reader processes that read leaderboards from the database at `db_url`.
+    """`processes` reader processes that read leaderboards from the database at `db_url` (with the
+    platform's `home`, where the key of pseudonyms is).
 
     A request goes to the process with the fewest unanswered requests.  A
     process that exited (killed, crashed) fails the requests it had, which
@@ -289,13 +291,14 @@ class BoardReaders:
     # Unanswered requests per process beyond which the service's threads answer (a stuck process).
     MAX_PENDING = 256
 
-    def __init__(self, db_url: str, processes: int):
+    def __init__(self, db_url: str, processes: int, home: Optional[str] = None):
         self.db_url = db_url
         self.processes = processes
+        self.home = home
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         # Started now, so that the first reader does not wait for the processes' imports.
-        self._readers: list[_Reader] = [_Reader(db_url) for _ in range(processes)]
+        self._readers: list[_Reader] = [_Reader(db_url, home) for _ in range(processes)]
 
     def pids(self) -> list[int]:
         """The process ids of the readers (dead ones replaced first)."""
@@ -306,7 +309,7 @@ class BoardReaders:
             for i, reader in enumerate(self._readers):
                 if not reader.alive:
                     reader.close()
-                    self._readers[i] = _Reader(self.db_url)
+                    self._readers[i] = _Reader(self.db_url, self.home)
             return list(self._readers)
 
     async def read(self, name: str, *args: Any, fallback: Callable[..., Any], **kwargs: Any) -> Any:

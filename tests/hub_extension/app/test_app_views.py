@@ -446,7 +446,7 @@ def test_best_score_history(platform, world, tmp_path):
     worse = platform.submit(world.slug, results_zip(tmp_path, "d.zip"), username="ben", actor=BEN)
     finish(platform, worse, {"accuracy": 0.5})
     history = platform.best_score_history(world.slug, 1, "main", NORA)
-    assert [(p["username"], p["value"]) for p in history] == [("ann", 0.7), ("ben", 0.8), ("ann", 0.95)]
+    assert [(p["participant"], p["value"]) for p in history] == [("ann", 0.7), ("ben", 0.8), ("ann", 0.95)]
 
 
 # -- administration ----------------------------------------------------------------------------------

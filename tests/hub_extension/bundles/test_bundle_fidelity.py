@@ -222,8 +222,6 @@ def test_codalab_keys_accepted_but_not_supported_are_said():
         "the data page; here they are not listed)",
         "competition.yaml: enable_forum: accepted but not supported: enable_forum (would open a forum for the "
         "competition; there is no forum here)",
-        "competition.yaml: anonymous_leaderboard: accepted but not supported: anonymous_leaderboard (would hide "
-        "participants' names on the leaderboard; here participants' user names are shown)",
         "competition.yaml: show_datasets_from_yaml: accepted but not supported: show_datasets_from_yaml (would "
         "list each phase's 'datasets' links on the data page; here they are not listed)",
     ]
@@ -244,8 +242,9 @@ def test_a_value_that_asks_for_nothing_different_is_not_reported(tmp_path):
         assert [w for w in loaded.warnings if "accepted but not supported" in w] == [
             "competition.yaml: phases[1].datasets: accepted but not supported: datasets (would list these links "
             "on the data page; here they are not listed)"]
-        # kept for export all the same
-        assert loaded.spec.extra["competition"]["anonymous_leaderboard"] is False
+        # honoured: read into the competition, not kept aside
+        assert loaded.spec.anonymous_leaderboard is False
+        assert "anonymous_leaderboard" not in loaded.spec.extra.get("competition", {})
 
 
 def test_a_false_flag_can_be_what_is_not_supported(tmp_path):

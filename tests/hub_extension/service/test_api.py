@@ -352,7 +352,7 @@ def test_leaderboard_json_csv_and_history(server, world):
     assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/csv")
     assert resp.text.splitlines()[0] == "rank,participant,submission,submitted_at,Accuracy"
     history = anyone.get(f"api/v1/competitions/{world.slug}/leaderboard/history?board=main").json()["items"]
-    assert [p["username"] for p in history] == ["ann", "ben"]
+    assert [p["participant"] for p in history] == ["ann", "ben"]
     hidden = anyone.get(f"api/v1/competitions/{world.slug}/leaderboard?board=private").json()
     assert hidden["rows"] == [] and hidden["columns"] == [] and hidden["hidden_for_viewer"] is True
     organizer = server.client("olga").get(f"api/v1/competitions/{world.slug}/leaderboard?board=private").json()

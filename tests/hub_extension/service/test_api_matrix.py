@@ -418,6 +418,11 @@ CASES = [
              note="a member leaves; the owner must hand over or dissolve: 409"),
     TeamCase("DELETE", "api/v1/competitions/{slug}/teams/{team}", (401, 403, 200, 403, 403, 200, 200),
              note="the owner or the organizers dissolve (the team is made again for each caller that may)"),
+    Case("GET", "api/v1/profile", LOGGED_IN, note="each their own profile"),
+    Case("PUT", "api/v1/profile", LOGGED_IN, lambda s, a: {"json": {"affiliation": "Matrix University"}},
+         "each sets their own profile"),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/anonymity", ORGANIZERS,
+         lambda s, a: {"json": {"anonymous": None}}, "the board follows the competition's setting"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
