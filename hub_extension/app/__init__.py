@@ -26,7 +26,8 @@ nowhere else, one module per reason to change:
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
 - `statistics`: a competition's and the platform's statistics, as tables;
-- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
+- `forum`: a competition's threads and posts, who may write them, their moderation.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -57,6 +58,7 @@ from .context import Context
 from .deletions import Deletions
 from .downloads import Downloads
 from .editor import Editor
+from .forum import Forum
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
@@ -125,6 +127,7 @@ class Platform:
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
+        self.forum = Forum(ctx)
 
     @property
     def config(self) -> Compete:
@@ -294,6 +297,20 @@ class Platform:
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
     statistics_csv = _By("statistics")
+
+    # -- forum --------------------------------------------------------------------------------------
+    forum_threads = _By("forum")
+    forum_thread = _By("forum")
+    forum_page_of = _By("forum")
+    forum_submission = _By("forum")
+    create_thread = _By("forum")
+    reply = _By("forum")
+    edit_post = _By("forum")
+    edit_thread = _By("forum")
+    mark_answer = _By("forum")
+    delete_post = _By("forum")
+    delete_thread = _By("forum")
+    forum_preview = _By("forum")
 
 
 __all__ = [

@@ -235,7 +235,8 @@ class Competitions:
         self._record_datasets(s, spec, actor)
         for name in ("title", "dialect", "description", "logo_key", "docker_image", "queue",
                      "registration_auto_approve", "enable_detailed_results", "terms", "contact_email",
-                     "admin_names", "extra"):
+                     "admin_names", "extra",
+                     "enable_forum"):
             setattr(comp, name, getattr(fresh, name))
         new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
         new_solutions = list(fresh.solutions)

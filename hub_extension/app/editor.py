@@ -71,6 +71,7 @@ OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "title": "text", "description": "text", "docker_image": "text", "queue": "text", "contact_email": "text",
     "registration_auto_approve": "flag", "enable_detailed_results": "flag", "admin_names": "names",
     "terms": "page",
+    "enable_forum": "flag",
 }
 TASK_FORM_FIELDS: dict[str, str] = {"name": "text", "description": "text", "scoring_docker_image": "text",
                                     "ingestion_docker_image": "text"}

@@ -187,6 +187,8 @@ class CompetitionSpec:
     extra: dict = field(default_factory=dict)
     # The bundle's `published`: false uploads a draft, true or absent a published competition.
     published: Optional[bool] = None
+    # A forum for the competition (CodaLab's `enable_forum`, Codabench's `forum_enabled`).
+    enable_forum: bool = False
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class OverviewPage(EditorPage):
     FIELDS = ["title", "description", "docker_image", "queue", "contact_email", "admin_names",
               "registration_auto_approve", "enable_detailed_results", "terms"]
     FLAGS = ("registration_auto_approve", "enable_detailed_results")
+    FIELDS += ["enable_forum"]
+    FLAGS += ("enable_forum",)
 
     def editor_context(self, slug: str, section: str, **extra: Any) -> dict[str, Any]:
         context = super().editor_context(slug, section, **extra)

@@ -221,8 +221,6 @@ def test_codalab_keys_accepted_but_not_supported_are_said():
         "the data page; here they are not listed)",
         "competition.yaml: allow_teams: accepted but not supported: allow_teams (would let participants enter "
         "as teams; here each participant is ranked alone)",
-        "competition.yaml: enable_forum: accepted but not supported: enable_forum (would open a forum for the "
-        "competition; there is no forum here)",
         "competition.yaml: anonymous_leaderboard: accepted but not supported: anonymous_leaderboard (would hide "
         "participants' names on the leaderboard; here participants' user names are shown)",
         "competition.yaml: show_datasets_from_yaml: accepted but not supported: show_datasets_from_yaml (would "
