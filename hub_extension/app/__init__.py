@@ -302,6 +302,7 @@ class Platform:
     forum_threads = _By("forum")
     forum_thread = _By("forum")
     forum_page_of = _By("forum")
+    forum_post = _By("forum")
     forum_submission = _By("forum")
     create_thread = _By("forum")
     reply = _By("forum")

@@ -237,6 +237,13 @@ class Forum:
                 m.ForumPost.thread_id == t.id, m.ForumPost.id < post_id)) or 0
             return before // per_page + 1
 
+    def forum_post(self, slug: str, post_id: int, actor: Actor) -> dict[str, Any]:
+        """One post (its Markdown for whoever may edit it), with its thread's number and title."""
+        with self.ctx.db.session() as s:
+            viewer = seat(s, slug, actor)
+            post, t = self._post(s, viewer, post_id)
+            return {**post_view(post, t, viewer), "thread": {"id": t.id, "title": t.title}}
+
     def forum_submission(self, slug: str, submission_id: int, actor: Actor) -> dict[str, Any]:
         """What a new thread about a submission shows its author: the submission's number, phase and status."""
         with self.ctx.db.session() as s:

@@ -19,7 +19,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from . import api, bulk_pages, editor_pages, pages, run_data
+from . import api, bulk_pages, editor_pages, forum_pages, pages, run_data
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
@@ -103,6 +103,7 @@ def make_app(
     routes += api.api_routes(prefix)
     routes += run_data.run_data_routes(prefix)
     routes += editor_pages.editor_page_routes(prefix)
+    routes += forum_pages.forum_page_routes(prefix)
     routes += pages.page_routes(prefix)
     routes += bulk_pages.bulk_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
