@@ -50,7 +50,7 @@ def test_a_thread_with_a_reply_and_an_organizers_pin_through_the_real_hub(hub, b
     assert part.locator("#page-preview script").count() == 0
     part.click("#forum-form button[type=submit]")
     expect(part.locator("#thread-title")).to_have_text("How is accuracy computed?")
-    expect(part.locator(".forum-post strong").first).to_have_text("macro")
+    expect(part.locator(".forum-post .page-content strong").first).to_have_text("macro")
     assert part.evaluate("window.pwned === undefined")
     expect(part.locator("#moderation")).to_have_count(0)
     thread_url = part.url
@@ -64,7 +64,7 @@ def test_a_thread_with_a_reply_and_an_organizers_pin_through_the_real_hub(hub, b
     org.fill("#page-content", "Macro: see the *Evaluation* page.")
     org.click("#reply-form button[type=submit]")
     expect(org.locator(".forum-post")).to_have_count(2)
-    expect(org.locator(".forum-post em").last).to_have_text("Evaluation")
+    expect(org.locator(".forum-post .page-content em").last).to_have_text("Evaluation")
     org.click("#thread-pin")
     expect(org.locator(".notice").first).to_contain_text("The thread is pinned.")
     expect(org.locator("#thread-pinned")).to_have_text("pinned")
