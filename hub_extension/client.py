@@ -578,6 +578,35 @@ class CompeteClient:
         """
         return leaderboard_frame(self.leaderboard_json(slug, phase, board=board))
 
+    # -- forum --------------------------------------------------------------------------------
+    def forum_threads(self, slug: str, search: Optional[str] = None) -> list[dict[str, Any]]:
+        """The competition forum's threads, pinned first, then by their last post (`search`: words to find)."""
+        return self._all_pages(f"competitions/{_seg(slug)}/forum/threads", {"q": search})
+
+    def forum_thread(self, slug: str, thread_id: int) -> dict[str, Any]:
+        """A thread with every post (`items`, oldest first; `html` is each post rendered)."""
+        path = f"competitions/{_seg(slug)}/forum/threads/{int(thread_id)}"
+        thread = self._json("GET", path, params={"offset": 0, "limit": PAGE_LIMIT})
+        while len(thread["items"]) < int(thread.get("total") or 0):
+            more = self._json("GET", path, params={"offset": len(thread["items"]), "limit": PAGE_LIMIT})["items"]
+            if not more:
+                break
+            thread["items"].extend(more)
+        return thread
+
+    def ask(self, slug: str, title: str, body: str, *, submission_id: Optional[int] = None) -> dict[str, Any]:
+        """Open a thread in the competition's forum (Markdown `body`); `submission_id` refers it to one of your
+        submissions, whose logs stay yours."""
+        payload: dict[str, Any] = {"title": title, "body": body}
+        if submission_id is not None:
+            payload["submission_id"] = int(submission_id)
+        return self._json("POST", f"competitions/{_seg(slug)}/forum/threads", ok=(201,), json=payload)
+
+    def reply(self, slug: str, thread_id: int, body: str) -> dict[str, Any]:
+        """Reply in a thread of the competition's forum (Markdown `body`); the new post."""
+        return self._json("POST", f"competitions/{_seg(slug)}/forum/threads/{int(thread_id)}/posts", ok=(201,),
+                          json={"body": body})
+
 
 def leaderboard_frame(data: dict[str, Any]):
     """A DataFrame of a leaderboard answer (see `CompeteClient.leaderboard`)."""

@@ -28,6 +28,7 @@ from .bundles.model import (
 COMPETITION_FIELDS = ("title", "dialect", "description", "docker_image", "queue", "registration_auto_approve",
                       "enable_detailed_results", "terms", "contact_email")
 COMPETITION_FIELDS += ("allow_teams",)
+COMPETITION_FIELDS += ("enable_forum",)
 TASK_FIELDS = ("index", "name", "description", "ingestion_only_during_scoring", "scoring_docker_image",
                "ingestion_docker_image")
 TASK_DATA = TASK_DATA_KINDS  # row: <name>_key

@@ -30,6 +30,7 @@ nowhere else, one module per reason to change:
 - `teams`: teams of participants (create, invite, join, leave, hand over, dissolve).
 - `profiles` and `names`: a user's display name and affiliation; names as a viewer sees them
   (display names, pseudonyms on anonymous boards).
+- `forum`: a competition's threads and posts, who may write them, their moderation.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -60,6 +61,7 @@ from .context import Context
 from .deletions import Deletions
 from .downloads import Downloads
 from .editor import Editor
+from .forum import Forum
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
@@ -132,6 +134,7 @@ class Platform:
         self.editor = Editor(ctx, self.competitions)
         self.teams = Teams(ctx)
         self.profiles = Profiles(ctx)
+        self.forum = Forum(ctx)
 
     @property
     def config(self) -> Compete:
@@ -319,6 +322,20 @@ class Platform:
     # -- profiles -----------------------------------------------------------------------------------
     profile = _By("profiles")
     save_profile = _By("profiles")
+    # -- forum --------------------------------------------------------------------------------------
+    forum_threads = _By("forum")
+    forum_thread = _By("forum")
+    forum_page_of = _By("forum")
+    forum_post = _By("forum")
+    forum_submission = _By("forum")
+    create_thread = _By("forum")
+    reply = _By("forum")
+    edit_post = _By("forum")
+    edit_thread = _By("forum")
+    mark_answer = _By("forum")
+    delete_post = _By("forum")
+    delete_thread = _By("forum")
+    forum_preview = _By("forum")
 
 
 __all__ = [

@@ -235,7 +235,8 @@ class Competitions:
         self._record_datasets(s, spec, actor)
         for name in ("title", "dialect", "description", "logo_key", "docker_image", "queue",
                      "registration_auto_approve", "enable_detailed_results", "terms", "contact_email",
-                     "admin_names", "extra"):
+                     "admin_names", "extra",
+                     "enable_forum"):
             setattr(comp, name, getattr(fresh, name))
         comp.allow_teams = fresh.allow_teams
         comp.anonymous_leaderboard = fresh.anonymous_leaderboard

@@ -72,6 +72,7 @@ OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "registration_auto_approve": "flag", "enable_detailed_results": "flag", "admin_names": "names",
     "terms": "page",
     "allow_teams": "flag",
+    "enable_forum": "flag",
 }
 OVERVIEW_FORM_FIELDS["anonymous_leaderboard"] = "flag"
 # A board's own anonymity: "on", "off", or "" for its competition's setting.

@@ -274,6 +274,7 @@ class Views:
                 "is_organizer": organizer,
                 "leaderboards": [{"key": b.key, "title": b.title, "hidden": b.hidden} for b in boards],
                 "enable_detailed_results": comp.enable_detailed_results,
+                "enable_forum": comp.enable_forum,
                 "submissions_left": None,
                 "allow_teams": comp.allow_teams,
                 "team": None,

@@ -18,6 +18,7 @@ for this dialect (facts in docs/bundle-formats.md):
   Codabench would make another of it (it drops the time of an unquoted
   date-time and ignores offsets);
 - a task with both a `key` and its files is built from the files;
+- `forum_enabled` (or CodaLab's `enable_forum`) is true unless it says false, as on Codabench;
 - every key Codabench reads is in `TOP_KEYS`, `TASK_KEYS`, `SOLUTION_KEYS` or `PHASE_KEYS`,
   honoured or reported at upload as accepted but not supported.
 """
@@ -93,7 +94,7 @@ TOP_KEYS: dict[str, Known] = {
     "fact_sheet": unsupported("would ask participants these questions with each submission; here they are "
                               "not asked"),
     "reward": unsupported("would show the prize on the competition page; here it is not shown"),
-    "forum_enabled": unsupported("would open a forum for the competition; there is no forum here"),
+    "forum_enabled": HONOURED,
     "competition_type": unsupported("'benchmark' would show the competition as a benchmark; here every "
                                     "competition is shown the same way",
                                     asks=lambda value: str(value).strip().lower() != "competition"),
@@ -102,7 +103,7 @@ TOP_KEYS: dict[str, Known] = {
                                     "registration follows registration_auto_approve"),
     "allow_robot_submissions": unsupported("would let robot accounts submit through the API; there are no "
                                            "robot accounts here"),
-    "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
+    "enable_forum": HONOURED,  # CodaLab's name, found in Codabench bundles written from CodaLab's
     "anonymous_leaderboard": HONOURED,
     "allow_teams": HONOURED,
 }
@@ -134,6 +135,15 @@ BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_ind
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
 
 
+def _forum_flag(top: Section) -> bool:
+    """`forum_enabled` (Codabench's name; every Codabench competition has a forum unless it says false),
+    else CodaLab's `enable_forum`; both given and different is a problem."""
+    ours, theirs = top.flag("forum_enabled", True), top.flag("enable_forum", True)
+    if top.has("forum_enabled") and top.has("enable_forum") and ours != theirs:
+        top.error("enable_forum", f"says {theirs} but forum_enabled says {ours}: keep one of them")
+    return ours if top.has("forum_enabled") else theirs
+
+
 def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "page"
 
@@ -152,6 +162,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         published=read_published(top),
         anonymous_leaderboard=top.flag("anonymous_leaderboard", False),
     )
+    spec.enable_forum = _forum_flag(top)
     spec.admin_names = top.user_names("admin_names")
     spec.allow_teams = top.flag("allow_teams", False)
     extra: dict = {}
@@ -477,6 +488,7 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
         doc["allow_teams"] = True
     if spec.anonymous_leaderboard:
         doc["anonymous_leaderboard"] = True
+    doc["forum_enabled"] = spec.enable_forum
     for key in ("docker_image", "queue", "contact_email"):
         if getattr(spec, key):
             doc[key] = getattr(spec, key)

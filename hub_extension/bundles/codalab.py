@@ -84,7 +84,7 @@ TOP_KEYS: dict[str, Known] = {
     "disallow_leaderboard_modifying": unsupported(
         "would stop participants from changing which submission is on the leaderboard; here a participant "
         "can still choose another of their submissions when the board's rule lets them"),
-    "enable_forum": unsupported("would open a forum for the competition; there is no forum here"),
+    "enable_forum": HONOURED,
     "allow_public_submissions": unsupported(
         "would let participants share their submissions publicly; here only the submitter and the "
         "organizers see a submission"),
@@ -166,6 +166,7 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
         anonymous_leaderboard=top.flag("anonymous_leaderboard", False),
     )
     spec.allow_teams = top.flag("allow_teams", False) or top.flag("enable_teams", False)
+    spec.enable_forum = top.flag("enable_forum", False)  # CodaLab's default: no forum
     extra: dict = {}
     spec.admin_names = top.user_names("admin_names")
     if top.has("image"):
@@ -621,6 +622,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
         doc["enable_teams"] = doc["allow_teams"] = True
     if spec.anonymous_leaderboard:
         doc["anonymous_leaderboard"] = True
+    doc["enable_forum"] = spec.enable_forum
     if spec.admin_names:
         doc["admin_names"] = ", ".join(spec.admin_names)
     doc["force_submission_to_leaderboard"] = any(b.submission_rule == "Force_Last" for b in spec.leaderboards)

@@ -193,6 +193,8 @@ class CompetitionSpec:
     allow_teams: bool = False
     # CodaLab's and Codabench's `anonymous_leaderboard`: participants' names hidden on the boards.
     anonymous_leaderboard: bool = False
+    # A forum for the competition (CodaLab's `enable_forum`, Codabench's `forum_enabled`).
+    enable_forum: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .profile_api import ProfileHandler
+from .forum_api import forum_api_routes
 from .hub_users import unknown_user_notes
 from .team_api import team_api_routes
 from .uploads import StreamedUpload, safe_upload_name
@@ -720,4 +721,5 @@ def api_routes(prefix: str) -> list[Any]:
         *editor_api_routes(comp, NUMBER),
         *team_api_routes(comp),
         (rf"{api}/profile", ProfileHandler),
+        *forum_api_routes(comp),
     ]

@@ -20,7 +20,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from . import api, bulk_pages, editor_pages, pages, profile_pages, run_data
+from . import api, bulk_pages, editor_pages, forum_pages, pages, profile_pages, run_data
 from . import team_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
@@ -128,6 +128,7 @@ def make_app(
     routes += api.api_routes(prefix)
     routes += run_data.run_data_routes(prefix)
     routes += editor_pages.editor_page_routes(prefix)
+    routes += forum_pages.forum_page_routes(prefix)
     routes += pages.page_routes(prefix)
     routes += bulk_pages.bulk_page_routes(prefix)
     routes += team_pages.team_page_routes(prefix)

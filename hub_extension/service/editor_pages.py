@@ -75,6 +75,8 @@ class OverviewPage(EditorPage):
     FLAGS += ("allow_teams",)
     FIELDS += ["anonymous_leaderboard"]
     FLAGS += ("anonymous_leaderboard",)
+    FIELDS += ["enable_forum"]
+    FLAGS += ("enable_forum",)
 
     def editor_context(self, slug: str, section: str, **extra: Any) -> dict[str, Any]:
         context = super().editor_context(slug, section, **extra)

@@ -508,3 +508,20 @@ def test_current_notebook_path_in_a_real_kernel_also_after_a_rename(tmp_path):
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# -- forum ------------------------------------------------------------------------------------------
+def test_asks_and_replies_in_the_forum(server, world, platform):
+    from tests.support.builders import ORGANIZER
+
+    assert platform.save_overview(world.slug, {"enable_forum": True}, ORGANIZER).saved
+    ann, ben, nora = client_for(server, "ann"), client_for(server, "ben"), client_for(server, "nora")
+    thread = ann.ask(world.slug, "Where is the data?", "I looked in `input/`.", submission_id=world.subs["ann"])
+    assert thread["submission_id"] == world.subs["ann"] and "<code>input/</code>" in thread["items"][0]["html"]
+    for i in range(3):
+        ben.reply(world.slug, thread["id"], f"reply {i}")
+    assert [t["title"] for t in nora.forum_threads(world.slug, search="data")] == ["Where is the data?"]
+    assert [p["author"] for p in nora.forum_thread(world.slug, thread["id"])["items"]] == ["ann", "ben", "ben", "ben"]
+    with pytest.raises(CompeteError) as err:
+        nora.reply(world.slug, thread["id"], "me too")
+    assert err.value.status == 403 and "register for the competition" in err.value.message

@@ -220,8 +220,6 @@ def test_codalab_keys_accepted_but_not_supported_are_said():
     assert said == [
         "competition.yaml: phases[1].datasets: accepted but not supported: datasets (would list these links on "
         "the data page; here they are not listed)",
-        "competition.yaml: enable_forum: accepted but not supported: enable_forum (would open a forum for the "
-        "competition; there is no forum here)",
         "competition.yaml: show_datasets_from_yaml: accepted but not supported: show_datasets_from_yaml (would "
         "list each phase's 'datasets' links on the data page; here they are not listed)",
     ]

@@ -272,6 +272,49 @@ def team_submission(scene: Scene, actor: str) -> dict[str, Any]:
         assert resp.status_code == 201 and resp.json()["team"] == scene_team(scene), resp.text
         TEAM_STATE["submission"] = resp.json()["id"]
     return {}
+# -- the forum: a thread the participant opened, with a reply of the other participant -------------------
+FORUM: dict[str, int] = {}
+
+
+def forum_scene(scene: Scene) -> dict[str, int]:
+    """The scene's forum thread ({"thread", "first", "reply"}), opened on first use."""
+    if "thread" not in FORUM:
+        api = f"api/v1/competitions/{scene.slug}/forum"
+        opened = scene.clients["participant"].post(f"{api}/threads", json={"title": "Matrix", "body": "*question*"})
+        assert opened.status_code == 201, opened.text
+        reply = scene.clients["other_participant"].post(f"{api}/threads/{opened.json()['id']}/posts",
+                                                        json={"body": "an answer"})
+        assert reply.status_code == 201, reply.text
+        FORUM.update(thread=opened.json()["id"], first=opened.json()["items"][0]["id"], reply=reply.json()["id"])
+    return FORUM
+
+
+def fresh_forum_thread(scene: Scene, actor: str) -> dict[str, Any]:
+    """A thread of the organizer's for this caller to delete (`{fresh}` in the path)."""
+    resp = scene.clients["organizer"].post(f"api/v1/competitions/{scene.slug}/forum/threads",
+                                           json={"title": f"For {actor} to delete", "body": "x"})
+    assert resp.status_code == 201, resp.text
+    FORUM["fresh"] = resp.json()["id"]
+    return {}
+
+
+def fresh_forum_post(scene: Scene, actor: str) -> dict[str, Any]:
+    """A reply of the organizer's in the scene's thread for this caller to delete (`{fresh}` in the path)."""
+    thread = forum_scene(scene)["thread"]
+    resp = scene.clients["organizer"].post(f"api/v1/competitions/{scene.slug}/forum/threads/{thread}/posts",
+                                           json={"body": f"for {actor} to delete"})
+    assert resp.status_code == 201, resp.text
+    FORUM["fresh"] = resp.json()["id"]
+    return {}
+
+
+@dataclass
+class ForumCase(Case):
+    """A case whose path names the scene's forum thread (`{thread}`), its posts (`{first}`, `{reply}`) or one made
+    for the caller (`{fresh}`)."""
+
+    def url(self, scene: Scene) -> str:
+        return self.path.format(slug=scene.slug, **forum_scene(scene))
 
 
 PUBLIC = (200,) * 7
@@ -423,6 +466,27 @@ CASES = [
          "each sets their own profile"),
     Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/anonymity", ORGANIZERS,
          lambda s, a: {"json": {"anonymous": None}}, "the board follows the competition's setting"),
+    ForumCase("GET", "api/v1/competitions/{slug}/forum/threads", PUBLIC,
+              note="the forum is read by whoever may see the competition"),
+    ForumCase("POST", "api/v1/competitions/{slug}/forum/threads", (401, 403, 201, 201, 403, 201, 201),
+              lambda s, a: {"json": {"title": f"By {a}", "body": "**hello**"}},
+              "organizers and approved participants post (the organizers and the admin entered by submitting)",
+              scoped=201),
+    ForumCase("GET", "api/v1/competitions/{slug}/forum/threads/{thread}", PUBLIC),
+    ForumCase("PATCH", "api/v1/competitions/{slug}/forum/threads/{thread}", OWNER,
+              lambda s, a: {"json": {"title": "Matrix"}}, "its author or an organizer renames a thread"),
+    ForumCase("PATCH", "api/v1/competitions/{slug}/forum/threads/{thread}", ORGANIZERS,
+              lambda s, a: {"json": {"pinned": True}}, "moderation: organizers only"),
+    ForumCase("DELETE", "api/v1/competitions/{slug}/forum/threads/{fresh}", ORGANIZERS, fresh_forum_thread),
+    ForumCase("POST", "api/v1/competitions/{slug}/forum/threads/{thread}/posts", (401, 403, 201, 201, 403, 201, 201),
+              lambda s, a: {"json": {"body": f"reply of {a}"}}, scoped=201),
+    ForumCase("PUT", "api/v1/competitions/{slug}/forum/threads/{thread}/answer", OWNER,
+              lambda s, a: {"json": {"post_id": forum_scene(s)["reply"]}}, "the thread's author or an organizer"),
+    ForumCase("PATCH", "api/v1/competitions/{slug}/forum/posts/{first}", OWNER,
+              lambda s, a: {"json": {"body": "*question*, edited"}}, "its author or an organizer edits a post"),
+    ForumCase("DELETE", "api/v1/competitions/{slug}/forum/posts/{fresh}", ORGANIZERS, fresh_forum_post),
+    ForumCase("POST", "api/v1/competitions/{slug}/forum/preview", (401, 403, 200, 200, 403, 200, 200),
+              lambda s, a: {"json": {"text": "_hi_"}}, "whoever may post", scoped=200),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
@@ -431,7 +495,7 @@ CASES = [
 
 def _template(path: str) -> str:
     return path.replace("{slug}", "s").replace("{sid}", "1").replace("{queue}", "q").replace(
-        "{other_participant}", "u")
+        "{other_participant}", "u").replace("{thread}", "1").replace("{first}", "1").replace("{fresh}", "1")
 
 
 def test_the_matrix_covers_every_api_route():
@@ -497,6 +561,7 @@ HIDDEN_READS = [
     ("GET", "api/v1/competitions/{slug}/phases/1/starting_kit", 200),
     ("GET", "api/v1/competitions/{slug}/yaml", 200),
     ("GET", "api/v1/competitions/{slug}/participants", 200),
+    ("GET", "api/v1/competitions/{slug}/forum/threads", 200),
 ]
 NEEDS_LOGIN = {"api/v1/competitions/{slug}/submissions", "api/v1/competitions/{slug}/submissions_left"}
 NOT_ORGANIZERS = ("anonymous", "unregistered", "participant", "other_organizer", "scoped_organizer", "scoped_admin")
@@ -612,7 +677,7 @@ def test_a_private_competitions_link_opens_it_and_lets_a_user_register(scene, hi
 
 
 # -- XSRF with the service cookie ----------------------------------------------------------------------
-UNSAFE = [c for c in CASES if c.method in ("POST", "PUT", "DELETE")]
+UNSAFE = [c for c in CASES if c.method in ("POST", "PUT", "PATCH", "DELETE")]
 
 
 @pytest.fixture(scope="module")
