@@ -26,7 +26,8 @@ nowhere else, one module per reason to change:
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
 - `statistics`: a competition's and the platform's statistics, as tables;
-- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
+- `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -60,6 +61,7 @@ from .editor import Editor
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
+from .messages import Messages
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
@@ -125,6 +127,7 @@ class Platform:
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
+        self.messages = Messages(ctx)
 
     @property
     def config(self) -> Compete:
@@ -294,6 +297,19 @@ class Platform:
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
     statistics_csv = _By("statistics")
+
+    # -- messages and mail --------------------------------------------------------------------------
+    send_announcement = _By("messages")
+    audiences = _By("messages")
+    announcements = _By("messages")
+    inbox = _By("messages")
+    read_message = _By("messages")
+    mail_settings = _By("messages")
+    save_mail_settings = _By("messages")
+    unsubscribe = _By("messages")
+    unsubscribe_kind_label = _By("messages")
+    mailbox = _By("messages")
+    send_queued = _By("messages")
 
 
 __all__ = [

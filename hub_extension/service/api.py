@@ -26,6 +26,7 @@ from tornado import web
 from ..app import NotFound, PlatformError
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .message_api import message_api_routes
 from .hub_users import unknown_user_notes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
@@ -711,4 +712,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/secret", SecretHandler),
         (rf"{comp}/invitations", InvitationsHandler),
         *editor_api_routes(comp, NUMBER),
+        *message_api_routes(api, comp),
     ]
