@@ -197,7 +197,8 @@ class Phases:
         """One pass of the clock over every competition (or only `slug`).
 
         Returns what it did: {"opened": ["slug/2", ...], "migrated": {"slug/2": [new ids]},
-        "closed": ["slug/<phase name>", ...] (the phases whose participants were told they closed)}.
+        and, when some closed since the last pass, "closed": ["slug/<phase name>", ...] (their
+        participants were told)}.
         """
         now = now or m.utcnow()
         done: dict[str, Any] = {"opened": [], "migrated": {}}
@@ -218,7 +219,9 @@ class Phases:
                 self._tick_competition(competition_id, now, done)
             except Exception:  # noqa: BLE001 - one broken competition must not stop the others
                 log.exception("phase clock: competition %s failed", competition_id)
-        done["closed"] = notify_closed_phases(self.ctx, now, slug)
+        closed = notify_closed_phases(self.ctx, now, slug)
+        if closed:
+            done["closed"] = closed
         return done
 
     def _tick_competition(self, competition_id: int, now: dt.datetime, done: dict[str, Any]) -> None:

@@ -174,7 +174,7 @@ def test_notices_of_approval_phases_and_submissions(platform, world, tmp_path):
         phase.end = m.utcnow() - dt.timedelta(minutes=1)
         phase.opened_at = phase.opened_at or m.utcnow() - dt.timedelta(days=1)
     assert platform.tick_phases()["closed"]
-    assert platform.tick_phases()["closed"] == []
+    assert "closed" not in platform.tick_phases()
     tab = platform.announcements(world.slug, CARL)["items"]
     assert [i["kind"] for i in tab].count("phase_closed") == 1
 
