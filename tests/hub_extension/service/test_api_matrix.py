@@ -357,7 +357,9 @@ CASES = [
          lambda s, a: {"json": {"subject": f"Matrix news from {a}", "body": "*hello*"}},
          "organizers send announcements"),
     Case("GET", "api/v1/competitions/{slug}/announcements", APPROVED,
-         note="its participants read theirs; organizers all of them"),
+         note="its participants read theirs; organizers all of them; the down-scoped tokens read, as the "
+              "approved participants their owners became by submitting above, the ones sent to them",
+         scoped=200),
     Case("GET", "api/v1/messages", LOGGED_IN, note="each sees their own messages"),
     Case("GET", "api/v1/messages/{message}", (401, 404, 200, 200, 404, 404, 404),
          note="an announcement to both participants: its recipients only, anyone else 404 (admins too)"),
