@@ -214,6 +214,44 @@ class Compete(LoggingConfigurable):
         2, help="Runs at a time per worker process of the default queue."
     ).tag(config=True)
 
+    smtp_host = Unicode(
+        "", help="SMTP server that sends the platform's mail (announcements, notifications). Empty: no mail "
+        "leaves the machine; each one is kept in the Maildir `<home>/mail`, which admins read on the admin "
+        "pages. Every message is kept in the platform (Announcements, Messages) whatever happens to its mail.",
+    ).tag(config=True)
+    smtp_port = Integer(0, help="Port of `smtp_host`; 0: 465 with `smtp_ssl`, else 587 with `smtp_starttls`, "
+                        "else 25.").tag(config=True)
+    smtp_user = Unicode("", help="User name to log in to `smtp_host` (empty: no login).").tag(config=True)
+    smtp_password = Unicode("", help="Password of `smtp_user`.").tag(config=True)
+    smtp_starttls = Bool(False, help="Upgrade the SMTP connection with STARTTLS before logging in.").tag(config=True)
+    smtp_ssl = Bool(False, help="Speak SMTP over TLS from the start (SMTPS, usually port 465).").tag(config=True)
+    smtp_timeout = Float(30.0, help="Seconds one SMTP conversation may take before it is given up and "
+                         "retried.").tag(config=True)
+    mail_from = Unicode(
+        "", help="The From address of the platform's mail ('Competitions <noreply@example.org>'). "
+        "Empty: competitions@<this machine's name>.",
+    ).tag(config=True)
+    mail_retry_seconds = Float(
+        60.0, help="Seconds before a mail that could not be sent (server away, temporary refusal) is tried "
+        "again; it is tried until `mail_give_up_hours` after it was written, then marked failed.",
+    ).tag(config=True)
+    mail_give_up_hours = Float(24.0, help="Hours after which a mail still not sent is marked failed.").tag(config=True)
+    mail_site_url = Unicode(
+        help="The competitions service's address as people's browsers reach it "
+        "(https://hub.example.org/services/competitions/), for the links in mail (the message, the "
+        "unsubscribe link). Defaults to the hub's public address the service is given "
+        "($COMPETE_PUBLIC_URL or $JUPYTERHUB_PUBLIC_HUB_URL) with the service's prefix.",
+    ).tag(config=True)
+
+    @default("mail_site_url")
+    def _mail_site_url_default(self) -> str:
+        public = os.environ.get("COMPETE_PUBLIC_URL", "")
+        hub_public = os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "").rstrip("/")
+        if not public and hub_public.endswith("/hub"):
+            public = hub_public[: -len("hub")]
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/competitions/")
+        return (public or "http://localhost:8000/").rstrip("/") + "/" + prefix.strip("/") + "/"
+
     def resolved_db_url(self) -> str:
         return self.db_url or f"sqlite:///{Path(self.home) / 'compete.sqlite'}"
 

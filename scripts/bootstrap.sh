@@ -41,7 +41,7 @@ def name(req):
 print("\n".join(dict.fromkeys(r for r in reqs if name(r) != own)))
 PY
     "$VENV/bin/python" -m pip install -q -r "$VENV/requirements.txt" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-    "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis, uv"
+    "$VENV/bin/python" -c "import jupyterhub, sqlalchemy, alembic, yaml, nh3, pytest, hypothesis, uv, aiosmtpd"
     touch "$VENV/.deps-ready"
 fi
 # The default runtime image's packages at its versions (kernels/requirements-py3.txt,

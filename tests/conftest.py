@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.support.service_harness",
     "tests.support.lab",
     "tests.support.object_store",
+    "tests.support.mail",
 ]

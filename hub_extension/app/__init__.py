@@ -31,6 +31,7 @@ nowhere else, one module per reason to change:
 - `profiles` and `names`: a user's display name and affiliation; names as a viewer sees them
   (display names, pseudonyms on anonymous boards).
 - `forum`: a competition's threads and posts, who may write them, their moderation.
+- `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -65,6 +66,7 @@ from .forum import Forum
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
+from .messages import Messages
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
@@ -135,6 +137,7 @@ class Platform:
         self.teams = Teams(ctx)
         self.profiles = Profiles(ctx)
         self.forum = Forum(ctx)
+        self.messages = Messages(ctx)
 
     @property
     def config(self) -> Compete:
@@ -336,6 +339,18 @@ class Platform:
     delete_post = _By("forum")
     delete_thread = _By("forum")
     forum_preview = _By("forum")
+    # -- messages and mail --------------------------------------------------------------------------
+    send_announcement = _By("messages")
+    audiences = _By("messages")
+    announcements = _By("messages")
+    inbox = _By("messages")
+    read_message = _By("messages")
+    mail_settings = _By("messages")
+    save_mail_settings = _By("messages")
+    unsubscribe = _By("messages")
+    unsubscribe_kind_label = _By("messages")
+    mailbox = _By("messages")
+    send_queued = _By("messages")
 
 
 __all__ = [

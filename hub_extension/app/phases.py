@@ -28,6 +28,7 @@ from ..errors import PlatformError
 from .actors import Actor, require_organizer
 from .context import Context
 from .leaderboards import board_from_row, entries
+from .messages import PHASE_OPENED, notify_closed_phases, notify_phase
 from .records import get_competition, get_phase, is_open, phase_number, phases_in_order, require_active
 from .reruns import check_confirmed
 from .views import Views
@@ -196,7 +197,9 @@ class Phases:
     def tick(self, now: Optional[dt.datetime] = None, *, slug: Optional[str] = None) -> dict[str, Any]:
         """One pass of the clock over every competition (or only `slug`).
 
-        Returns what it did: {"opened": ["slug/2", ...], "migrated": {"slug/2": [new ids]}}.
+        Returns what it did: {"opened": ["slug/2", ...], "migrated": {"slug/2": [new ids]},
+        and, when some closed since the last pass, "closed": ["slug/<phase name>", ...] (their
+        participants were told)}.
         """
         now = now or m.utcnow()
         done: dict[str, Any] = {"opened": [], "migrated": {}}
@@ -217,6 +220,9 @@ class Phases:
                 self._tick_competition(competition_id, now, done)
             except Exception:  # noqa: BLE001 - one broken competition must not stop the others
                 log.exception("phase clock: competition %s failed", competition_id)
+        closed = notify_closed_phases(self.ctx, now, slug)
+        if closed:
+            done["closed"] = closed
         return done
 
     def _tick_competition(self, competition_id: int, now: dt.datetime, done: dict[str, Any]) -> None:
@@ -244,6 +250,7 @@ class Phases:
                     ).rowcount
                     if opened:
                         opened_now.append(name)
+                        notify_phase(s, comp, phase, PHASE_OPENED)
                 if not phase.auto_migrate or phase.migrated_at is not None:
                     continue
                 # The claim and the new submissions commit together: a crash leaves neither.

@@ -25,6 +25,7 @@ from ..errors import Forbidden, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_name_organizers, require_organizer
 from .context import Context
 from .names import profiles_of
+from .messages import notify_approved
 from .records import find_participant, get_competition, require_active, visible_competition
 from .standings import ON_THE_BOARDS, refresh_competition
 
@@ -133,6 +134,7 @@ class Registrations:
                                  username: str) -> str:
         if part is None:
             s.add(m.Participant(competition_id=comp.id, username=username, status=m.APPROVED))
+            notify_approved(s, comp, [username])
             return m.APPROVED
         _set_status(s, comp, [part], m.APPROVED)
         return m.APPROVED
@@ -251,6 +253,8 @@ def _organizers_view(comp: m.Competition, actor: Actor) -> dict[str, Any]:
 def _set_status(s: Session, comp: m.Competition, parts: Iterable[m.Participant], status: str) -> None:
     """Set the status of `parts`; the boards are rebuilt when someone leaves or returns to them (only
     approved participants stand on them)."""
+    parts = list(parts)
+    notify_approved(s, comp, [p.username for p in parts if status == m.APPROVED and p.status != m.APPROVED])
     moved = False
     for part in parts:
         moved = moved or ((part.status == ON_THE_BOARDS) != (status == ON_THE_BOARDS))

@@ -21,6 +21,7 @@ from ..contract import RESULT_WARNINGS_MAX, Job, JobResult, Status, StepLimits, 
 from ..errors import NotFound
 from .context import Context
 from .lease import DISPATCHER_LEASE
+from .messages import notify_submission
 from .routing import queue_of, queue_positions, submission_queues
 from .standings import refresh_phase
 
@@ -313,6 +314,7 @@ class Runs:
             phase_id = s.get(m.Submission, submission_id).phase_id
         if status == m.FINISHED:
             self._finished(phase_id, submission_id)
+        notify_submission(self.ctx, submission_id, status)
         return True
 
     def record_scores(self, submission_id: int, scores: dict[str, float]) -> None:
@@ -329,6 +331,7 @@ class Runs:
             s.add(m.StatusChange(submission_id=sub.id, status=m.FINISHED, at=now))
             phase_id = sub.phase_id
         self._finished(phase_id, submission_id)
+        notify_submission(self.ctx, submission_id, m.FINISHED)
 
     def _finished(self, phase_id: int, submission_id: int) -> None:
         if self.after_finish is not None:
@@ -456,4 +459,5 @@ class Runs:
             phase_id = sub.phase_id
         if status == Status.FINISHED:
             self._finished(phase_id, submission_id)
+        notify_submission(self.ctx, submission_id, status)
         return True

@@ -5,10 +5,11 @@ It reads its configuration as every platform process does
 over COMPETE_HOME and COMPETE_DB_URL), upgrades the database's schema (the
 explicit step `compete db upgrade`), and listens where the hub tells a managed
 service to (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX: the defaults of
-`c.ServiceProcess.*`).  It serves the pages and the API while two periodic
-tasks run, neither on the loop that answers requests: the dispatcher (every
-2 s, in the dispatcher's own thread: `Dispatcher.start`) and the phase clock
-(every 30 s, in a thread of its own).  A failing tick is logged and retried,
+`c.ServiceProcess.*`).  It serves the pages and the API while three periodic
+tasks run, none on the loop that answers requests: the dispatcher (every
+2 s, in the dispatcher's own thread: `Dispatcher.start`), the phase clock
+(every 30 s, in a thread of its own) and the mail thread (every 3 s: the mail
+queued in the database goes to SMTP or the Maildir, `app.messages`).  A failing tick is logged and retried,
 never fatal.
 
 The dispatcher dispatches only while it holds the database's dispatcher lease
@@ -46,6 +47,8 @@ from .readers import BoardBuilder
 log = logging.getLogger("compete.service")
 
 PHASE_CLOCK_SECONDS = 30.0
+# Mail waits in the database; a request never waits for an SMTP server.
+MAIL_SECONDS = 3.0
 FALLBACK_WARNING = (
     "No Docker engine answers: submissions run with the 'process' executor, which does not "
     "isolate them. Run only trusted code, or start Docker and restart the hub."
@@ -182,7 +185,8 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info("competition service listening at %s (prefix %s)", url.geturl(), prefix)
 
-    tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS)]
+    tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS),
+               Ticker("mail", platform.send_queued, MAIL_SECONDS)]
     for ticker in tickers:
         ticker.start()
     if dispatcher is not None:

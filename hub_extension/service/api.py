@@ -29,6 +29,7 @@ from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .profile_api import ProfileHandler
 from .forum_api import forum_api_routes
+from .message_api import message_api_routes
 from .hub_users import unknown_user_notes
 from .team_api import team_api_routes
 from .uploads import StreamedUpload, safe_upload_name
@@ -722,4 +723,5 @@ def api_routes(prefix: str) -> list[Any]:
         *team_api_routes(comp),
         (rf"{api}/profile", ProfileHandler),
         *forum_api_routes(comp),
+        *message_api_routes(api, comp),
     ]

@@ -417,16 +417,18 @@ def _stop(process: subprocess.Popen, home: Path) -> None:
 
 
 @contextlib.contextmanager
-def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None, extra_config: str = "") -> Iterator[Hub]:
-    """A real hub in `root` (its home, config and log), with `extra_env` in its environment and `extra_config`
-    (lines of hub configuration) after the test configuration; stopped at the end."""
+def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None, extra_config: str = "",
+              compete_config: str = "") -> Iterator[Hub]:
+    """A real hub in `root` (its home, config and log), with `extra_env` in its environment, `extra_config`
+    (lines of hub configuration) after the test configuration and `compete_config` (lines of the platform's
+    configuration) after the tests' own; stopped at the end."""
     home = root / "home"
     home.mkdir()
     # The platform's own settings for this hub (read by the service and the first start).
     (home / "compete_config.py").write_text(
         "c = get_config()  # noqa: F821\n"
         "# Submissions run as local processes: the Docker executor has its own tests.\n"
-        "c.Compete.executor = 'process'\n"
+        "c.Compete.executor = 'process'\n" + compete_config
     )
     (home / "jupyterhub-proxy.pid").unlink(missing_ok=True)
     public_port, hub_api_port, proxy_api_port, service_port = free_ports(4)
@@ -466,15 +468,17 @@ def start_hub(root: Path, extra_env: Optional[dict[str, str]] = None, extra_conf
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory) -> Iterator[Hub]:
-    """The real hub with the competitions service, started once per session.
+def hub(tmp_path_factory, smtp_server) -> Iterator[Hub]:
+    """The real hub with the competitions service, started once per session; its mail goes to the tests'
+    SMTP server (`tests.support.mail`).
 
     Its users' servers may not use Docker (COMPETE_LAB_DOCKER=0): no judge
     kernels; their notebooks run in the project's Python, which has the
     default runtime's packages (the fallback environment).  `judge_hub` is
     the hub whose servers get the judge's kernels.
     """
-    with start_hub(tmp_path_factory.mktemp("hub"), {"COMPETE_LAB_DOCKER": "0"}) as running:
+    mail = f"c.Compete.smtp_host = '{smtp_server.host}'\nc.Compete.smtp_port = {smtp_server.port}\n"
+    with start_hub(tmp_path_factory.mktemp("hub"), {"COMPETE_LAB_DOCKER": "0"}, compete_config=mail) as running:
         yield running
 
 

@@ -156,7 +156,17 @@ class Case:
 
     def url(self, scene: Scene) -> str:
         return self.path.format(slug=scene.slug, sid=scene.submission, queue=scene.queue,
-                                other_participant=scene.names["other_participant"])
+                                other_participant=scene.names["other_participant"], message=scene_message(scene))
+
+
+def scene_message(scene: Scene) -> int:
+    """An announcement to the scene's two participants (sent once, by the organizer)."""
+    if not hasattr(scene, "message"):
+        resp = scene.clients["organizer"].post(f"api/v1/competitions/{scene.slug}/announcements",
+                                               json={"subject": "Matrix", "body": "for both participants"})
+        assert resp.status_code == 201 and resp.json()["recipients"] == 2, resp.text
+        scene.message = resp.json()["id"]
+    return scene.message
 
 
 def upload_bundle(scene: Scene, actor: str) -> dict[str, Any]:
@@ -487,6 +497,20 @@ CASES = [
     ForumCase("DELETE", "api/v1/competitions/{slug}/forum/posts/{fresh}", ORGANIZERS, fresh_forum_post),
     ForumCase("POST", "api/v1/competitions/{slug}/forum/preview", (401, 403, 200, 200, 403, 200, 200),
               lambda s, a: {"json": {"text": "_hi_"}}, "whoever may post", scoped=200),
+    Case("POST", "api/v1/competitions/{slug}/announcements", (401, 403, 403, 403, 403, 201, 201),
+         lambda s, a: {"json": {"subject": f"Matrix news from {a}", "body": "*hello*"}},
+         "organizers send announcements"),
+    Case("GET", "api/v1/competitions/{slug}/announcements", APPROVED,
+         note="its participants read theirs; organizers all of them; the down-scoped tokens read, as the "
+              "approved participants their owners became by submitting above, the ones sent to them",
+         scoped=200),
+    Case("GET", "api/v1/messages", LOGGED_IN, note="each sees their own messages"),
+    Case("GET", "api/v1/messages/{message}", (401, 404, 200, 200, 404, 404, 404),
+         note="an announcement to both participants: its recipients only, anyone else 404 (admins too)"),
+    Case("GET", "api/v1/me/mail", LOGGED_IN),
+    Case("PUT", "api/v1/me/mail", LOGGED_IN, lambda s, a: {"json": {"mail": {"submission_failed": False}}},
+         "each sets their own"),
+    Case("GET", "api/v1/admin/mail", (401, 403, 403, 403, 403, 403, 200)),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
@@ -495,7 +519,7 @@ CASES = [
 
 def _template(path: str) -> str:
     return path.replace("{slug}", "s").replace("{sid}", "1").replace("{queue}", "q").replace(
-        "{other_participant}", "u").replace("{thread}", "1").replace("{first}", "1").replace("{fresh}", "1")
+        "{other_participant}", "u").replace("{thread}", "1").replace("{first}", "1").replace("{fresh}", "1").replace("{message}", "1")
 
 
 def test_the_matrix_covers_every_api_route():
