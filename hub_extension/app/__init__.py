@@ -26,7 +26,8 @@ nowhere else, one module per reason to change:
 - `queues`: organizer queues (create, rotate, see) and what the dispatcher saw of them;
 - `lab`: a phase's kit and data into the user's JupyterLab;
 - `statistics`: a competition's and the platform's statistics, as tables;
-- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted.
+- `lifecycle`: draft, published, private (secret link, invitations), archived, deleted;
+- `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -57,6 +58,7 @@ from .context import Context
 from .deletions import Deletions
 from .downloads import Downloads
 from .editor import Editor
+from .fact_sheets import FactSheets
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
@@ -125,6 +127,7 @@ class Platform:
         self.downloads = Downloads(ctx)
         self.lifecycles = Lifecycle(ctx)
         self.editor = Editor(ctx, self.competitions)
+        self.fact_sheets = FactSheets(ctx, self.editor)
 
     @property
     def config(self) -> Compete:
@@ -294,6 +297,12 @@ class Platform:
     platform_statistics = _By("statistics")
     statistics_table = _By("statistics")
     statistics_csv = _By("statistics")
+
+    # -- fact sheets --------------------------------------------------------------------------------
+    fact_sheet = _By("fact_sheets")
+    save_fact_sheet = _By("fact_sheets")
+    save_fact_sheet_columns = _By("fact_sheets")
+    fact_sheet_csv = _By("fact_sheets")
 
 
 __all__ = [

@@ -237,6 +237,7 @@ class Competitions:
                      "registration_auto_approve", "enable_detailed_results", "terms", "contact_email",
                      "admin_names", "extra"):
             setattr(comp, name, getattr(fresh, name))
+        comp.fact_sheet = fresh.fact_sheet
         new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
         new_solutions = list(fresh.solutions)
         fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases, fresh.solutions = [], [], [], [], []

@@ -39,6 +39,7 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
+from .fact_sheets import board_columns
 from .records import get_phase, phase_number, visible_competition
 from .standings import (
     ON_THE_BOARDS,
@@ -363,6 +364,7 @@ class Leaderboards:
                                            "username": username}).first()
                 if own is not None:
                     rows.append(_row_view(own, keys, self._solution_names(s, o.at.comp_id, [own]), username))
+        fact_columns, rows = board_columns(s, o.at.comp_id, o.board_id, rows)
         return {
             "competition": o.at.slug,
             "phase": o.at.number,
@@ -378,6 +380,7 @@ class Leaderboards:
             "offset": offset,
             "limit": limit,
             "rows": rows,
+            "fact_sheet_columns": fact_columns,
         }
 
     def _page(self, s: Session, o: _Opened, keys: list[str], offset: int,

@@ -23,6 +23,7 @@ from ..contract import submission_kind_of
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
+from .fact_sheets import check_answers
 from .records import (
     CHOOSING_RULES,
     find_participant,
@@ -163,11 +164,13 @@ class Submissions:
         actor: Optional[Actor] = None,
         now: Optional[dt.datetime] = None,
         description: str = "",
+        fact_sheet: Optional[dict[str, Any]] = None,
     ) -> int:
         """Record a submission of `path` (zip, folder or .ipynb); returns its id.
 
-        Checks the phase is open, the participant approved and the limits, then
-        inserts, in one transaction that holds the participant's row lock.
+        Checks the phase is open, the participant approved, the limits and the
+        fact sheet's answers (`fact_sheets.check_answers`), then inserts, in one
+        transaction that holds the participant's row lock.
         """
         actor = actor or Actor(username)
         now = now or m.utcnow()
@@ -203,6 +206,7 @@ class Submissions:
                 .values(submission_seq=m.Participant.submission_seq + 1)
             )
             _check_limits(s, comp, ph, part, now)
+            answers = check_answers(comp.fact_sheet, fact_sheet)
             sub = m.Submission(
                 phase_id=ph.id,
                 participant_id=part.id,
@@ -214,6 +218,7 @@ class Submissions:
                 status_changed_at=now,
                 description=description,
                 warnings=[f"{UPLOAD_NOTE}{note}" for note in noted],
+                fact_sheet=answers,
             )
             s.add(sub)
             s.flush()

@@ -24,6 +24,7 @@ from ..errors import Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
 from .context import Context
 from .editor import program_version
+from .fact_sheets import answers_shown
 from .records import (
     CHOOSING_RULES,
     competition_status,
@@ -252,6 +253,7 @@ class Views:
                 "leaderboards": [{"key": b.key, "title": b.title, "hidden": b.hidden} for b in boards],
                 "enable_detailed_results": comp.enable_detailed_results,
                 "submissions_left": None,
+                "fact_sheet": [dict(q) for q in comp.fact_sheet or []],
             }
             if organizer:
                 detail["organizers"] = sorted({n for n in [comp.created_by, *(comp.admin_names or [])] if n})
@@ -412,6 +414,7 @@ class Views:
                 view["warnings"] = list(sub.warnings or [])
                 view["dropped"] = list(sub.dropped or [])
             view["waiting"] = _waiting(s, sub, queue)
+            view["fact_sheet"] = answers_shown(comp, sub)
         return view
 
     # -- administration ---------------------------------------------------------------------------

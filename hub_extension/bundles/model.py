@@ -163,6 +163,8 @@ class LeaderboardSpec:
     submission_rule: str = "Force_Last"
     primary_key: Optional[str] = None  # key of the column rows are ordered by
     columns: list[ColumnSpec] = field(default_factory=list)
+    # Keys of the fact sheet questions whose answers the board shows as columns.
+    fact_sheet_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -187,6 +189,9 @@ class CompetitionSpec:
     extra: dict = field(default_factory=dict)
     # The bundle's `published`: false uploads a draft, true or absent a published competition.
     published: Optional[bool] = None
+    # Questions asked with each submission ({"key", "type", "title", "selection", "is_required",
+    # "is_on_leaderboard"}, see `fact_sheet`); None when there are none.
+    fact_sheet: Optional[list[dict]] = None
 
 
 @dataclass(frozen=True)

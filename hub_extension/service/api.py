@@ -24,6 +24,7 @@ from sqlalchemy import text
 from tornado import web
 
 from ..app import NotFound, PlatformError
+from ..app.fact_sheets import answers_from_json
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
 from .hub_users import unknown_user_notes
@@ -447,6 +448,7 @@ class SubmissionsHandler(UploadHandler):
         sid = await self.run_blocking(
             self.platform.submit, slug, path, username=actor.username, phase=int(phase) if phase else None,
             actor=actor, description=(self.field("description") or "")[:1000],
+            fact_sheet=answers_from_json(self.field("fact_sheet")),
         )
         self.set_header("Location", f"{self.prefix}api/v1/submissions/{sid}")
         self.write_json(await self.run_blocking(self.platform.submission_view, sid, actor), status=201)

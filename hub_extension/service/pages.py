@@ -25,6 +25,7 @@ from tornado import web
 
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
+from ..app.fact_sheets import answers_from_fields
 from ..bundles.model import BundleError
 from ..errors import CountChanged
 from .api import first_chunk, stream_text
@@ -435,15 +436,18 @@ class SubmitHandler(StreamedUpload, PageHandler):
         self.show("submit.html", **self.context(slug))
 
     async def post(self, slug: str) -> None:
+        answers: dict[str, Any] = {}
         try:
             path = self.uploaded_file()  # first: it raises what prepare refused (login, XSRF)
             actor = self.require_login()
             raw_phase = self.field("phase") or ""
             phase = int(raw_phase) if raw_phase.isdigit() and len(raw_phase) < 10 else None
             description = (self.field("description") or "").strip()[:500]
+            questions = self.platform.fact_sheet(slug, actor)
+            answers = answers_from_fields(questions, self.field)
             submission_id = await self.run_blocking(
                 self.platform.submit, slug, path, username=actor.username, phase=phase, actor=actor,
-                description=description,
+                description=description, fact_sheet=answers,
             )
         except (Forbidden, NotFound):
             raise
@@ -451,6 +455,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
             # The form again, with why it was refused (limits, closed phase, wrong file).
             self.set_status(exc.status)
             context = self.context(slug)
+            context["answers"] = answers  # what was typed stays in the form
             self.render_page("submit.html", notices=[{"kind": "error", "text": str(exc)}], **context)
             return
         self.notice(f"Submission {submission_id} received; its status updates below.")
