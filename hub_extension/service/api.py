@@ -27,6 +27,7 @@ from ..app import NotFound, PlatformError
 from ..app.fact_sheets import answers_from_json
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .fact_sheet_api import fact_sheet_api_routes
 from .hub_users import unknown_user_notes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
@@ -713,4 +714,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{comp}/secret", SecretHandler),
         (rf"{comp}/invitations", InvitationsHandler),
         *editor_api_routes(comp, NUMBER),
+        *fact_sheet_api_routes(comp, NUMBER),
     ]

@@ -19,7 +19,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from . import api, bulk_pages, editor_pages, pages, run_data
+from . import api, bulk_pages, editor_pages, fact_sheet_pages, pages, run_data
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
@@ -105,6 +105,7 @@ def make_app(
     routes += editor_pages.editor_page_routes(prefix)
     routes += pages.page_routes(prefix)
     routes += bulk_pages.bulk_page_routes(prefix)
+    routes += fact_sheet_pages.fact_sheet_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,
