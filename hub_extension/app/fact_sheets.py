@@ -138,8 +138,8 @@ def board_columns(s: Session, competition_id: int, board_id: int,
     columns = [{"key": k, "title": by_key[k].get("title") or k, "type": by_key[k]["type"]}
                for k in found[0] if k in by_key]
     ids = [r["submission"] for r in rows if r.get("submission") is not None]
-    answers = dict(s.execute(select(m.Submission.id, m.Submission.fact_sheet)
-                             .where(m.Submission.id.in_(ids)))) if ids else {}
+    answers = {sid: fact for sid, fact in s.execute(select(m.Submission.id, m.Submission.fact_sheet)
+                                                    .where(m.Submission.id.in_(ids)))} if ids else {}
     keys = [c["key"] for c in columns]
     # New dicts: a page of rows may be shared between readers.
     return columns, [dict(r, fact_sheet={k: (answers.get(r.get("submission")) or {}).get(k) for k in keys})
