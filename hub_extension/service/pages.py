@@ -430,7 +430,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
         left = {"today": None, "total": None}
         if phase is not None:
             left = self.platform.submissions_left(slug, actor.username, phase["number"], actor=actor)
-        return {"comp": comp, "phase": phase, "left": left}
+        return {"comp": comp, "phase": phase, "left": left, "answers": {}}
 
     def get(self, slug: str) -> None:
         self.show("submit.html", **self.context(slug))

@@ -343,6 +343,13 @@ CASES = [
     Case("DELETE", "api/v1/competitions/{slug}", (401, 403, 403, 403, 403, 400, 400),
          lambda s, a: {"json": {"confirm": "not-the-slug"}},
          "allowed, but the typed confirmation is wrong: 400 after the permission check, nothing deleted"),
+    Case("GET", "api/v1/competitions/{slug}/fact_sheet", PUBLIC),
+    Case("PUT", "api/v1/competitions/{slug}/fact_sheet", ORGANIZERS,
+         lambda s, a: {"json": {"questions": [{"key": "method", "type": "text", "title": "Method",
+                                               "is_on_leaderboard": True}]}}),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/fact_sheet_columns", ORGANIZERS,
+         lambda s, a: {"json": {"keys": ["method"]}}, "the question the case above saved"),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv", ORGANIZERS),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
