@@ -1,10 +1,12 @@
 """The submit box's fact sheet, against the real REST API: fields built from the questions, answers sent."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from hub_extension.widgets import Submit
-from tests.support.builders import ORGANIZER, results_zip
+from hub_extension.widgets import Leaderboard, Submit
+from tests.support.builders import BEN, ORGANIZER, finish, results_zip
 from tests.support.lab import client_for, wait_for
 
 pytestmark = pytest.mark.usefixtures("widget_comms")
@@ -61,3 +63,16 @@ def test_a_competition_without_questions_shows_no_fact_sheet(server, world, cwd)
     assert box._fact_sheet.questions == [] and box._fact_sheet.layout.display == "none"
     assert box._fact_sheet.answers() == {}
     box.close()
+
+
+def test_the_leaderboard_widget_shows_the_answers_the_board_shows(server, world, platform, cwd):
+    marked = [dict(q, is_on_leaderboard=q["key"] == "family") for q in QUESTIONS]
+    assert platform.save_fact_sheet(world.slug, marked, ORGANIZER).saved
+    sid = platform.submit(world.slug, cwd / "predictions.zip", username="ben", actor=BEN,
+                          fact_sheet={"method": "m", "extra_data": True, "family": "tree"})
+    finish(platform, sid, {"accuracy": 0.99, "secret": 0, "private_score": 0})
+    board = Leaderboard(world.slug, client=client_for(server, "ann"), refresh=0)
+    table = board._table.value
+    assert '<th data-fact-sheet="family"' in table and ">Model family</th>" in table
+    assert re.search(r'data-participant="ben".*?<td data-fact-sheet="family"[^>]*>tree</td>', table, re.S)
+    board.close()
