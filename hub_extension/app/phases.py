@@ -183,6 +183,7 @@ class Phases:
                 phase_id=target.id, participant_id=old.participant_id, kind=old.kind, filename=old.filename,
                 file_key=old.file_key, status=m.SUBMITTED, submitted_at=now, status_changed_at=now,
                 parent_id=old.id, description=f"migrated from submission {old.id} to phase {target_number}",
+                fact_sheet=dict(old.fact_sheet or {}),
             )
             s.add(new)
             s.flush()

@@ -140,6 +140,7 @@ def add_rerun(s: Session, old: m.Submission, now: dt.datetime, note: str = "") -
         description=note,
         baseline=old.baseline,  # a baseline's rerun is still its solution's entry
         solution_index=old.solution_index,
+        fact_sheet=dict(old.fact_sheet or {}),  # the same work, the same answers
     )
     s.add(new)
     s.flush()

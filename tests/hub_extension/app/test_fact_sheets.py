@@ -148,3 +148,12 @@ def test_the_board_shows_the_chosen_questions_as_columns(platform, asked, tmp_pa
     edit = platform.save_fact_sheet_columns(asked.slug, "main", ["nope"], ORGANIZER)
     assert edit.problems == ["leaderboard 'main': no fact sheet question 'nope'; questions: method, extra_data, "
                              "family"]
+
+
+def test_a_rerun_keeps_the_answers_of_its_original(platform, asked, tmp_path):
+    sid = platform.submit(asked.slug, results_zip(tmp_path), username="ben", actor=BEN,
+                          fact_sheet={"method": "CNN", "family": "net"})
+    finish(platform, sid, {"accuracy": 0.9, "secret": 0.1, "private_score": 0.4})
+    new_id = platform.rerun(sid, ORGANIZER)
+    answers = {q["key"]: q["answer"] for q in platform.submission_view(new_id, ORGANIZER)["fact_sheet"]}
+    assert answers == {"method": "CNN", "extra_data": False, "family": "net"}
