@@ -93,7 +93,7 @@ def export_as_organizer(hub, browser_pages, slug, title, organizer, password, pa
     expect(row).to_be_visible()
     # The answers on the submission page.
     sid = row.get_attribute("data-submission")
-    page.goto(page.url.split("/competitions/")[0] + f"/submissions/{sid}")
+    page.goto(page.url.split(f"competitions/{slug}/")[0] + f"submissions/{sid}")
     answers = page.locator("#fact-sheet-answers")
     expect(answers.locator("tr[data-question='method'] td")).to_have_text("Petal-length rule")
     expect(answers.locator("tr[data-question='extra_data'] td")).to_have_text("yes")
