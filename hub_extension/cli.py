@@ -123,6 +123,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", default=None, help="submit as this participant, registering them if needed")
     p.add_argument("--wait", action="store_true", help="run it now and wait for the final status")
     p.add_argument("--json", action="store_true", help='last line: {"id", "status", "scores", "error", "elapsed"}')
+    p.add_argument("--fact-sheet", default=None, metavar="JSON",
+                   help='answers to the competition\'s fact sheet, as a JSON object: \'{"method": "CNN"}\'')
     p.set_defaults(func=server_command("cli_run:cmd_submit"))
 
     p = sub.add_parser("run-pending", help="run every waiting submission, then exit")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import models as m
 from .app import LOCAL_ADMIN, Platform
+from .app.fact_sheets import answers_from_json
 from .cli_common import loaded_config, platform as _platform, print_scores, submission_line
 from .cli_queue import deferral, run_dispatcher, run_submissions
 from .demo import run_demo
@@ -55,7 +56,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     user = args.user or getpass.getuser()
     if user != LOCAL_ADMIN.username:  # the local admin organizes: its own submission enters it
         platform.register(args.slug, user, LOCAL_ADMIN)
-    sid = platform.submit(args.slug, args.file, username=user, phase=args.phase, actor=LOCAL_ADMIN)
+    sid = platform.submit(args.slug, args.file, username=user, phase=args.phase, actor=LOCAL_ADMIN,
+                          fact_sheet=answers_from_json(getattr(args, "fact_sheet", None)))
     if args.wait:
         if not args.json:
             print(f"submission {sid}: running", flush=True)

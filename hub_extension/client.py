@@ -32,6 +32,7 @@ DataFrame is asked for), so it loads in any participant kernel.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import sys
@@ -423,13 +424,15 @@ class CompeteClient:
 
     # -- submissions ------------------------------------------------------------------------
     def submit(self, slug: str, path: Optional[str | os.PathLike] = None, *, phase: Optional[int] = None,
-               description: str = "") -> dict[str, Any]:
+               description: str = "", fact_sheet: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """Submit and return the new submission (its `id`, `status`...).
 
         `path` is a notebook (.ipynb), a zip, or a folder (zipped here, without
         .ipynb_checkpoints, __pycache__ and .git); None submits the notebook
         this kernel runs, as saved on disk (save it first: Ctrl+S).  `phase`
-        defaults to the phase open now.
+        defaults to the phase open now.  `fact_sheet`: answers to the
+        competition's fact sheet by question key (`competition(slug)["fact_sheet"]`
+        lists the questions): text, True/False for a checkbox, one of a select's choices.
         """
         target = current_notebook_path() if path is None else Path(path).expanduser()
         if not target.exists():
@@ -437,12 +440,14 @@ class CompeteClient:
         if target.is_dir():
             with tempfile.TemporaryDirectory(prefix="compete-submit-") as tmp:
                 archive = zip_folder(target, Path(tmp) / f"{target.resolve().name or 'submission'}.zip")
-                return self._upload(slug, archive, phase=phase, description=description)
-        return self._upload(slug, target, phase=phase, description=description)
+                return self._upload(slug, archive, phase=phase, description=description, fact_sheet=fact_sheet)
+        return self._upload(slug, target, phase=phase, description=description, fact_sheet=fact_sheet)
 
-    def _upload(self, slug: str, file: Path, *, phase: Optional[int], description: str) -> dict[str, Any]:
+    def _upload(self, slug: str, file: Path, *, phase: Optional[int], description: str,
+                fact_sheet: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         size = file.stat().st_size
-        params = {"filename": file.name, "phase": phase, "description": description or None}
+        params = {"filename": file.name, "phase": phase, "description": description or None,
+                  "fact_sheet": json.dumps(fact_sheet) if fact_sheet else None}
         with open(file, "rb") as fh:
             try:
                 resp = self._request(

@@ -101,6 +101,7 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
         **_fields(spec, COMPETITION_FIELDS),
         logo_key=_key(spec.logo),
         admin_names=list(spec.admin_names),
+        fact_sheet=[dict(q) for q in spec.fact_sheet] if spec.fact_sheet else None,
         extra=dict(spec.extra),
         created_by=created_by,
         # As on CodaLab and Codabench, a competition is public only once published: a bundle
@@ -129,6 +130,7 @@ def competition_from_spec(spec: CompetitionSpec, slug: str, created_by: Optional
                 m.Column(**_fields(c, COLUMN_FIELDS), source_keys=list(c.source_keys), weights=_weights(c.weights))
                 for c in b.columns
             ],
+            fact_sheet_columns=list(b.fact_sheet_columns),
         )
         for b in spec.leaderboards
     ]
@@ -163,8 +165,10 @@ def spec_from_competition(comp: m.Competition) -> CompetitionSpec:
                                weights=_weights(c.weights))
                     for c in b.columns
                 ],
+                fact_sheet_columns=list(b.fact_sheet_columns or []),
             )
             for b in comp.leaderboards
         ],
         extra=dict(comp.extra or {}),
+        fact_sheet=[dict(q) for q in comp.fact_sheet] if comp.fact_sheet else None,
     )

@@ -32,6 +32,7 @@ nowhere else, one module per reason to change:
   (display names, pseudonyms on anonymous boards).
 - `forum`: a competition's threads and posts, who may write them, their moderation.
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
+- `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -63,6 +64,7 @@ from .deletions import Deletions
 from .downloads import Downloads
 from .editor import Editor
 from .forum import Forum
+from .fact_sheets import FactSheets
 from .lab import Lab
 from .leaderboards import Leaderboards, board_from_row
 from .lifecycle import Lifecycle
@@ -138,6 +140,7 @@ class Platform:
         self.profiles = Profiles(ctx)
         self.forum = Forum(ctx)
         self.messages = Messages(ctx)
+        self.fact_sheets = FactSheets(ctx, self.editor)
 
     @property
     def config(self) -> Compete:
@@ -351,6 +354,11 @@ class Platform:
     unsubscribe_kind_label = _By("messages")
     mailbox = _By("messages")
     send_queued = _By("messages")
+    # -- fact sheets --------------------------------------------------------------------------------
+    fact_sheet = _By("fact_sheets")
+    save_fact_sheet = _By("fact_sheets")
+    save_fact_sheet_columns = _By("fact_sheets")
+    fact_sheet_csv = _By("fact_sheets")
 
 
 __all__ = [

@@ -240,6 +240,7 @@ class Competitions:
             setattr(comp, name, getattr(fresh, name))
         comp.allow_teams = fresh.allow_teams
         comp.anonymous_leaderboard = fresh.anonymous_leaderboard
+        comp.fact_sheet = fresh.fact_sheet
         new_pages, new_tasks, new_boards = list(fresh.pages), list(fresh.tasks), list(fresh.leaderboards)
         new_solutions = list(fresh.solutions)
         fresh.pages, fresh.tasks, fresh.leaderboards, fresh.phases, fresh.solutions = [], [], [], [], []

@@ -43,6 +43,7 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
+from .fact_sheets import board_columns
 from .names import Naming, is_anonymous, platform_secret
 from .records import find_team, get_phase, phase_number, visible_competition
 from .standings import (
@@ -380,6 +381,7 @@ class Leaderboards:
                 if own is not None:
                     rows.append(dict(_row_view(own, keys, self._names(s, o.at.comp_id, [own]), None), own=True))
             rows = self.naming(o.at, actor).rows(s, rows)
+        fact_columns, rows = board_columns(s, o.at.comp_id, o.board_id, rows)
         return {
             "competition": o.at.slug,
             "phase": o.at.number,
@@ -396,6 +398,7 @@ class Leaderboards:
             "offset": offset,
             "limit": limit,
             "rows": rows,
+            "fact_sheet_columns": fact_columns,
         }
 
     def _page(self, s: Session, o: _Opened, keys: list[str], offset: int,

@@ -185,6 +185,7 @@ class Phases:
                 file_key=old.file_key, status=m.SUBMITTED, submitted_at=now, status_changed_at=now,
                 parent_id=old.id, description=f"migrated from submission {old.id} to phase {target_number}",
                 team_id=old.team_id,  # a team's entry stays the team's
+                fact_sheet=dict(old.fact_sheet or {}),
             )
             s.add(new)
             s.flush()

@@ -25,6 +25,7 @@ from ..contract import submission_kind_of
 from ..errors import Forbidden, LimitReached, NotFound, PlatformError
 from .actors import LOCAL_ADMIN, Actor, is_organizer, require_organizer
 from .context import Context
+from .fact_sheets import check_answers
 from .records import (
     CHOOSING_RULES,
     find_participant,
@@ -168,6 +169,7 @@ def add_rerun(s: Session, old: m.Submission, now: dt.datetime, note: str = "") -
         baseline=old.baseline,  # a baseline's rerun is still its solution's entry
         solution_index=old.solution_index,
         team_id=old.team_id,  # a team's submission run again is still the team's
+        fact_sheet=dict(old.fact_sheet or {}),  # the same work, the same answers
     )
     s.add(new)
     s.flush()
@@ -200,11 +202,13 @@ class Submissions:
         actor: Optional[Actor] = None,
         now: Optional[dt.datetime] = None,
         description: str = "",
+        fact_sheet: Optional[dict[str, Any]] = None,
     ) -> int:
         """Record a submission of `path` (zip, folder or .ipynb); returns its id.
 
-        Checks the phase is open, the participant approved and the limits, then
-        inserts, in one transaction that holds the participant's row lock.
+        Checks the phase is open, the participant approved, the limits and the
+        fact sheet's answers (`fact_sheets.check_answers`), then inserts, in one
+        transaction that holds the participant's row lock.
         """
         actor = actor or Actor(username)
         now = now or m.utcnow()
@@ -245,6 +249,7 @@ class Submissions:
                 s.execute(update(m.Team).where(m.Team.id == team.id)
                           .values(submission_seq=m.Team.submission_seq + 1))
             _check_limits(s, comp, ph, part, now, team)
+            answers = check_answers(comp.fact_sheet, fact_sheet)
             sub = m.Submission(
                 phase_id=ph.id,
                 participant_id=part.id,
@@ -257,6 +262,7 @@ class Submissions:
                 description=description,
                 warnings=[f"{UPLOAD_NOTE}{note}" for note in noted],
                 team_id=team.id if team is not None else None,
+                fact_sheet=answers,
             )
             s.add(sub)
             s.flush()

@@ -25,6 +25,7 @@ from .actors import Actor, is_organizer
 from .context import Context
 from .editor import program_version
 from .names import shown_names
+from .fact_sheets import answers_shown
 from .records import (
     CHOOSING_RULES,
     competition_status,
@@ -278,6 +279,7 @@ class Views:
                 "submissions_left": None,
                 "allow_teams": comp.allow_teams,
                 "team": None,
+                "fact_sheet": [dict(q) for q in comp.fact_sheet or []],
             }
             team = find_team(s, comp.id, actor.username) if comp.allow_teams else None
             if team is not None:
@@ -452,6 +454,7 @@ class Views:
                 view["dropped"] = list(sub.dropped or [])
             view["waiting"] = _waiting(s, sub, queue)
             view["on_leaderboard"] = on_leaderboard(s, sub, comp.id)
+            view["fact_sheet"] = answers_shown(comp, sub)
         return view
 
     # -- administration ---------------------------------------------------------------------------

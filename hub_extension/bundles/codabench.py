@@ -55,6 +55,7 @@ from .model import (
     SolutionSpec,
     TaskSpec,
 )
+from .fact_sheet import board_columns_entry, fact_sheet_document, read_board_columns, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
 
 # Every key Codabench's importer reads (src/apps/competitions/unpackers/v2.py
@@ -91,8 +92,7 @@ TOP_KEYS: dict[str, Known] = {
     "can_participants_make_submissions_public": unsupported(
         "would let participants make their submissions public; here only the submitter and the organizers "
         "see a submission"),
-    "fact_sheet": unsupported("would ask participants these questions with each submission; here they are "
-                              "not asked"),
+    "fact_sheet": HONOURED,
     "reward": unsupported("would show the prize on the competition page; here it is not shown"),
     "forum_enabled": HONOURED,
     "competition_type": unsupported("'benchmark' would show the competition as a benchmark; here every "
@@ -131,7 +131,8 @@ PHASE_KEYS: dict[str, Known] = {
 SOLUTION_KEYS: dict[str, Known] = {
     **{key: HONOURED for key in ("index", "tasks", "path", "name", "description", "key")},
 }
-BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns", "anonymous"}
+BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns", "anonymous",
+              "fact_sheet_columns"}
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
 
 
@@ -191,6 +192,7 @@ def read_codabench(doc: dict, files: BundleFiles, issues: Issues) -> Competition
         spec.pages.append(PageSpec(name=name, title=title, content=found[1], format=page_format(found[0]),
                                    source=found[0]))
 
+    spec.fact_sheet = read_fact_sheet(top)
     _read_tasks(top, files, spec, extra)
     declared = _read_solutions(top, files, spec)
     _read_phases(top, files, spec, extra, declared)
@@ -452,6 +454,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
                     continue
                 column.source_keys.append(by_index[source].key)
         board.columns = sorted(by_index.values(), key=lambda c: c.index)
+        board.fact_sheet_columns = read_board_columns(bs, spec.fact_sheet)
         if bs.has("primary_index"):
             primary = bs.integer("primary_index", 0)
             if primary in by_index:
@@ -575,9 +578,14 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
         if board.anonymous is not None:
             entry["anonymous"] = board.anonymous
         entry["columns"] = columns
+        shown = board_columns_entry(spec.fact_sheet, board.fact_sheet_columns)
+        if shown is not None:
+            entry["fact_sheet_columns"] = shown
         entry.update(extra.get("leaderboards", {}).get(board.key, {}))
         boards.append(entry)
     doc["leaderboards"] = boards
+    if spec.fact_sheet:
+        doc["fact_sheet"] = fact_sheet_document(spec.fact_sheet)
     for key, value in extra.get("competition", {}).items():
         doc.setdefault(key, value)
     return doc, lost

@@ -60,6 +60,7 @@ from .model import (
     TaskSpec,
 )
 from .codabench import SHARED_TOP_KEYS
+from .fact_sheet import board_columns_entry, fact_sheet_document, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
 
 # Every key CodaLab's importer accepts (apps/web/models.py: the Competition and
@@ -76,6 +77,8 @@ TOP_KEYS: dict[str, Known] = {
         asks=asks_falsy, keep=False),
     "force_submission_to_leaderboard": HONOURED, "admin_names": HONOURED, "html": HONOURED,
     "phases": HONOURED, "leaderboard": HONOURED, "queue": HONOURED,
+    # Codabench's fact sheet, read in this dialect too so that any competition can ask one.
+    "fact_sheet": HONOURED,
     "start_date": no_effect("CodaLab replaces it with the start of the first phase, as this platform does"),
     "allow_teams": HONOURED, "enable_teams": HONOURED,
     "require_team_approval": unsupported("would have organizers approve new teams; here a team exists as soon "
@@ -177,6 +180,9 @@ def read_codalab(doc: dict, files: BundleFiles, issues: Issues) -> CompetitionSp
     _read_pages(top, files, spec, extra)
     _read_phases(top, files, spec, extra)
     _read_leaderboards(top, spec, extra)
+    spec.fact_sheet = read_fact_sheet(top)
+    for board in spec.leaderboards:  # no place for a board's own choice in this dialect
+        board.fact_sheet_columns = [q["key"] for q in spec.fact_sheet or [] if q["is_on_leaderboard"]]
 
     if top.has("version") and str(top.raw("version")).strip() not in ("1", "1.5", "1.0"):
         top.error("version", f"must be 2 for a Codabench bundle or absent for CodaLab v1.5, "
@@ -718,6 +724,12 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
                     lost.append(f"column {column.key!r} is on several boards; CodaLab keeps one")
                 columns[column.key] = entry
         doc["leaderboard"] = {"leaderboards": boards, "columns": columns, **extra.get("leaderboard", {})}
+    if spec.fact_sheet:
+        doc["fact_sheet"] = fact_sheet_document(spec.fact_sheet)
+    for board in spec.leaderboards:
+        if board_columns_entry(spec.fact_sheet, board.fact_sheet_columns) is not None:
+            lost.append(f"leaderboard {board.key!r}: its own choice of fact sheet columns has no CodaLab key; "
+                        "the questions marked is_on_leaderboard are shown")
     return doc, lost
 
 

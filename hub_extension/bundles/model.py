@@ -165,6 +165,8 @@ class LeaderboardSpec:
     columns: list[ColumnSpec] = field(default_factory=list)
     # Names shown as pseudonyms to all but organizers (None: the competition's `anonymous_leaderboard`).
     anonymous: Optional[bool] = None
+    # Keys of the fact sheet questions whose answers the board shows as columns.
+    fact_sheet_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -195,6 +197,9 @@ class CompetitionSpec:
     anonymous_leaderboard: bool = False
     # A forum for the competition (CodaLab's `enable_forum`, Codabench's `forum_enabled`).
     enable_forum: bool = False
+    # Questions asked with each submission ({"key", "type", "title", "selection", "is_required",
+    # "is_on_leaderboard"}, see `fact_sheet`); None when there are none.
+    fact_sheet: Optional[list[dict]] = None
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,11 @@ from sqlalchemy import text
 from tornado import web
 
 from ..app import NotFound, PlatformError
+from ..app.fact_sheets import answers_from_json
 from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .fact_sheet_api import fact_sheet_api_routes
 from .profile_api import ProfileHandler
 from .forum_api import forum_api_routes
 from .message_api import message_api_routes
@@ -456,6 +458,7 @@ class SubmissionsHandler(UploadHandler):
         sid = await self.run_blocking(
             self.platform.submit, slug, path, username=actor.username, phase=int(phase) if phase else None,
             actor=actor, description=(self.field("description") or "")[:1000],
+            fact_sheet=answers_from_json(self.field("fact_sheet")),
         )
         self.set_header("Location", f"{self.prefix}api/v1/submissions/{sid}")
         self.write_json(await self.run_blocking(self.platform.submission_view, sid, actor), status=201)
@@ -724,4 +727,5 @@ def api_routes(prefix: str) -> list[Any]:
         (rf"{api}/profile", ProfileHandler),
         *forum_api_routes(comp),
         *message_api_routes(api, comp),
+        *fact_sheet_api_routes(comp, NUMBER),
     ]

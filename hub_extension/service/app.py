@@ -20,7 +20,7 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 
 from ..resources import templates
-from . import api, bulk_pages, editor_pages, forum_pages, message_pages, pages, profile_pages, run_data
+from . import api, bulk_pages, editor_pages, fact_sheet_pages, forum_pages, message_pages, pages, profile_pages, run_data
 from . import team_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
@@ -134,6 +134,7 @@ def make_app(
     routes += team_pages.team_page_routes(prefix)
     routes += profile_pages.profile_page_routes(prefix)
     routes += message_pages.message_page_routes(prefix)
+    routes += fact_sheet_pages.fact_sheet_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,

@@ -26,6 +26,7 @@ from tornado import web
 from .. import models as m
 from ..app import Forbidden, NotFound, PlatformError
 from ..app.lifecycle import upload_notice
+from ..app.fact_sheets import answers_from_fields
 from ..bundles.model import BundleError
 from ..errors import CountChanged
 from .api import first_chunk, stream_text
@@ -430,21 +431,24 @@ class SubmitHandler(StreamedUpload, PageHandler):
         left = {"today": None, "total": None}
         if phase is not None:
             left = self.platform.submissions_left(slug, actor.username, phase["number"], actor=actor)
-        return {"comp": comp, "phase": phase, "left": left}
+        return {"comp": comp, "phase": phase, "left": left, "answers": {}}
 
     def get(self, slug: str) -> None:
         self.show("submit.html", **self.context(slug))
 
     async def post(self, slug: str) -> None:
+        answers: dict[str, Any] = {}
         try:
             path = self.uploaded_file()  # first: it raises what prepare refused (login, XSRF)
             actor = self.require_login()
             raw_phase = self.field("phase") or ""
             phase = int(raw_phase) if raw_phase.isdigit() and len(raw_phase) < 10 else None
             description = (self.field("description") or "").strip()[:500]
+            questions = self.platform.fact_sheet(slug, actor)
+            answers = answers_from_fields(questions, self.field)
             submission_id = await self.run_blocking(
                 self.platform.submit, slug, path, username=actor.username, phase=phase, actor=actor,
-                description=description,
+                description=description, fact_sheet=answers,
             )
         except (Forbidden, NotFound):
             raise
@@ -452,6 +456,7 @@ class SubmitHandler(StreamedUpload, PageHandler):
             # The form again, with why it was refused (limits, closed phase, wrong file).
             self.set_status(exc.status)
             context = self.context(slug)
+            context["answers"] = answers  # what was typed stays in the form
             self.render_page("submit.html", notices=[{"kind": "error", "text": str(exc)}], **context)
             return
         self.notice(f"Submission {submission_id} received; its status updates below.")

@@ -276,6 +276,9 @@ class LeaderboardState:
             mark = (" \u25b4" if self.reverse else " \u25be") if key == self.sort_key else ""
             out.append(f'<th data-sort-key="{_esc(key)}" title="{_esc(hint)}" '
                        f'style="text-align: left; padding: 2px 8px;">{_esc(title)}{mark}</th>')
+        facts = list(self.data.get("fact_sheet_columns") or [])  # answers, after the scores
+        out += [f'<th data-fact-sheet="{_esc(f.get("key"))}" style="text-align: left; padding: 2px 8px;">'
+                f'{_esc(f.get("title") or f.get("key"))}</th>' for f in facts]
         out.append("</tr></thead><tbody>")
         for row in rows:
             mine = own is not None and row is own
@@ -289,6 +292,8 @@ class LeaderboardState:
             keys = ["rank", "participant", *(c["key"] for c in columns), "submitted_at"]
             out.append(f"<tr{attrs}>" + "".join(
                 f'<td data-column="{_esc(k)}" style="padding: 2px 8px;">{v}</td>' for k, v in zip(keys, cells))
+                + "".join(f'<td data-fact-sheet="{_esc(f.get("key"))}" style="padding: 2px 8px;">'
+                          f'{_esc(_answer((row.get("fact_sheet") or {}).get(f.get("key"))))}</td>' for f in facts)
                 + "</tr>")
         out.append("</tbody></table>")
         if not rows and not self.data.get("note"):
@@ -559,3 +564,12 @@ class Leaderboard(widgets.VBox):
     def __repr__(self) -> str:
         rows = len((self.state.data or {}).get("rows") or [])
         return f"<Leaderboard {self.state.competition} phase {self.state.phase}: {rows} rows>"
+
+
+def _answer(value: Any) -> str:
+    """A fact sheet answer in a board's cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -51,6 +51,7 @@ from .common import (
     log,
     refresh_open_boards,
 )
+from .fact_sheet import FactSheetFields
 from .preflight import Preflight
 
 # A function expression `(element, token, issued)`; `save_script` adds the call.
@@ -196,6 +197,7 @@ class SubmitState:
         self.registration: Optional[str] = None
         self.organizer = False  # organizers do not register: their first submission enters them
         self.columns: dict[str, dict[str, Any]] = {}
+        self.fact_sheet: list[dict[str, Any]] = []  # the questions asked with each submission
         self.stage = "ready"
         self.stages: list[str] = []
         self.info: Optional[dict[str, Any]] = None
@@ -250,6 +252,7 @@ class SubmitState:
         self.title = detail.get("title") or self.competition
         self.registration = detail.get("registration")
         self.organizer = bool(detail.get("is_organizer"))
+        self.fact_sheet = list(detail.get("fact_sheet") or [])
         number = self.phase or detail.get("current_phase")
         phase = next((p for p in detail.get("phases") or [] if p.get("number") == number), None)
         self.phase_name = phase.get("name") if phase else None
@@ -297,7 +300,8 @@ class SubmitState:
                 self.last_submission = info
         self._changed()
 
-    def run(self, path: Path, description: str = "") -> Optional[dict[str, Any]]:
+    def run(self, path: Path, description: str = "",
+            fact_sheet: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """Upload `path`, then follow the submission to its end; returns the final answer (or None)."""
         if self.client is None:
             self.fail("no competition service to submit to")
@@ -308,7 +312,8 @@ class SubmitState:
             self.target = Path(path).name
         self.set_stage("uploading")
         try:
-            info = self.client.submit(self.competition, path, phase=self.phase, description=description)
+            info = self.client.submit(self.competition, path, phase=self.phase, description=description,
+                                      fact_sheet=fact_sheet or None)
             self.update(info)
             self.refresh_left()  # one fewer left, shown while it runs
             if info.get("status") in TERMINAL:
@@ -559,6 +564,8 @@ class Submit(widgets.VBox):
             self.state.fail(problem)
         else:
             self.state.load()
+        self._fact_sheet = FactSheetFields(self.state.fact_sheet)
+        self.children = [*self.children[:5], self._fact_sheet, *self.children[5:]]
         if path is None:
             self._what.value = self._first_accepted(options)
         self._button.on_click(self._on_click)
@@ -671,6 +678,8 @@ class Submit(widgets.VBox):
             self.state.fail(target)
         elif refused:
             self.state.fail(refused)
+        elif self._fact_sheet.missing():
+            self.state.fail(self._fact_sheet.missing())
         elif kind == "save":
             self._request_save(target)
         else:
@@ -736,7 +745,7 @@ class Submit(widgets.VBox):
                     self.state.fail("the notebook was not saved (its file did not change): save it (Ctrl+S), "
                                     "choose \"as last saved\" and click Submit again")
                     return
-            final = self.state.run(path, self._description.value.strip())
+            final = self.state.run(path, self._description.value.strip(), self._fact_sheet.answers())
             if final is not None and final.get("status") == Status.FINISHED:
                 refresh_open_boards(self.state.competition)
         finally:

@@ -225,10 +225,12 @@ def test_codalab_keys_accepted_but_not_supported_are_said():
     ]
 
 
-def test_codabench_keys_accepted_but_not_supported_are_said():
+def test_codabench_2019_fact_sheet_and_approval_are_honoured_without_a_warning():
     with load_bundle(CODABENCH_2019) as bundle:
-        assert ("competition.yaml: fact_sheet: accepted but not supported: fact_sheet (would ask participants "
-                "these questions with each submission; here they are not asked)") in bundle.warnings
+        # The fact sheet is honoured: its question read (the keys it leaves out take their defaults).
+        assert bundle.spec.fact_sheet == [{"key": "method", "type": "text", "title": "Describe your method",
+                                           "selection": [], "is_required": True, "is_on_leaderboard": False}]
+        assert not any("fact_sheet" in w for w in bundle.warnings)
         assert bundle.spec.registration_auto_approve is True  # honoured, so nothing said
         assert not any("registration_auto_approve" in w for w in bundle.warnings)
 

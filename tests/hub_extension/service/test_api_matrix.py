@@ -511,6 +511,13 @@ CASES = [
     Case("PUT", "api/v1/me/mail", LOGGED_IN, lambda s, a: {"json": {"mail": {"submission_failed": False}}},
          "each sets their own"),
     Case("GET", "api/v1/admin/mail", (401, 403, 403, 403, 403, 403, 200)),
+    Case("GET", "api/v1/competitions/{slug}/fact_sheet", PUBLIC),
+    Case("PUT", "api/v1/competitions/{slug}/fact_sheet", ORGANIZERS,
+         lambda s, a: {"json": {"questions": [{"key": "method", "type": "text", "title": "Method",
+                                               "is_on_leaderboard": True}]}}),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/fact_sheet_columns", ORGANIZERS,
+         lambda s, a: {"json": {"keys": ["method"]}}, "the question the case above saved"),
+    Case("GET", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv", ORGANIZERS),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
