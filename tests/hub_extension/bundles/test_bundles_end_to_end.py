@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from itertools import count
+from typing import Optional
 from pathlib import Path
 
 import pytest
@@ -125,11 +126,13 @@ class Stack:
             self.slugs[key], _ = self.platform.create_competition(bundle, LOCAL_ADMIN)
         return self.slugs[key]
 
-    def run(self, bundle: Path, path: Path, phase: int = 1, timeout: float = 300) -> dict:
+    def run(self, bundle: Path, path: Path, phase: int = 1, timeout: float = 300,
+            fact_sheet: Optional[dict] = None) -> dict:
         slug = self.competition(bundle)
         user = f"ann{next(self.users)}"
         self.platform.register(slug, user, LOCAL_ADMIN)
-        sid = self.platform.submit(slug, path, username=user, phase=phase, actor=LOCAL_ADMIN, now=NOW)
+        sid = self.platform.submit(slug, path, username=user, phase=phase, actor=LOCAL_ADMIN, now=NOW,
+                                   fact_sheet=fact_sheet)
         assert self.dispatcher.dispatch(sid)
         return self.dispatcher.wait(sid, timeout)
 

@@ -19,6 +19,7 @@ import pytest
 
 from hub_extension import models as m
 from hub_extension.app import LOCAL_ADMIN
+from hub_extension.errors import PlatformError
 
 from tests.hub_extension.bundles.test_bundles_end_to_end import (  # noqa: F401  (stack is a fixture)
     codabench_expected,
@@ -42,8 +43,8 @@ def create(stack, bundle: Path) -> list[str]:
     return said
 
 
-def submit_solution(stack, bundle: Path, tmp_path: Path, solution: Path) -> dict:
-    info = stack.run(bundle, zip_of(solution, tmp_path / "submission.zip"))
+def submit_solution(stack, bundle: Path, tmp_path: Path, solution: Path, **kwargs) -> dict:
+    info = stack.run(bundle, zip_of(solution, tmp_path / "submission.zip"), **kwargs)
     assert info["status"] == m.FINISHED, info["error"]
     return info
 
@@ -69,7 +70,11 @@ def test_codabench_2019_bundle_without_version(stack, tmp_path):
     assert said[0].startswith("competition.yaml: version: is missing; read as a Codabench v2 bundle because")
     assert stack.platform.competition_spec(stack.slugs[str(CODABENCH_2019)]).dialect == "codabench"
 
-    info = submit_solution(stack, CODABENCH_2019, tmp_path, CODABENCH_2019 / "solution")
+    # The bundle's fact sheet asks a required question: a submission without its answer is refused.
+    with pytest.raises(PlatformError, match="Describe your method"):
+        submit_solution(stack, CODABENCH_2019, tmp_path, CODABENCH_2019 / "solution")
+    info = submit_solution(stack, CODABENCH_2019, tmp_path, CODABENCH_2019 / "solution",
+                           fact_sheet={"method": "the reference answers"})
     want = codabench_expected(CODABENCH_2019, CODABENCH_2019 / "solution", tmp_path / "by-hand")
     assert want == {"accuracy": 1.0, "errors": 0}
     assert info["scores"] == pytest.approx(want)
