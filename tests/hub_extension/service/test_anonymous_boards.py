@@ -54,6 +54,12 @@ WALK = [
     "competitions/{slug}/statistics.csv", "admin/statistics", "admin/statistics.csv",
     "competitions/{slug}/lifecycle", "competitions/{slug}/phases/1/confirm/migrate",
     "submissions/{theirs}/delete", "profile",
+    "api/v1/competitions/{slug}/teams", "api/v1/competitions/{slug}/teams/1",
+    "api/v1/competitions/{slug}/forum/threads", "api/v1/competitions/{slug}/forum/threads/1",
+    "api/v1/competitions/{slug}/announcements", "api/v1/messages", "api/v1/messages/1", "api/v1/me/mail",
+    "api/v1/admin/mail", "api/v1/competitions/{slug}/fact_sheet", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv",
+    "competitions/{slug}/teams", "competitions/{slug}/forum", "competitions/{slug}/announcements", "messages",
+    "messages/settings", "admin/mail",
 ]
 
 
