@@ -28,6 +28,7 @@ from ..errors import Conflict, Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
 from .context import Context
 from .editor import preview_html
+from .names import shown_names
 from .records import find_participant, phase_number, require_active, visible_competition
 
 THREADS_PAGE = 20
@@ -47,8 +48,20 @@ REGISTRATION_REASONS = {
 
 
 def _shown(username: Optional[str]) -> str:
-    """How a user is named in the forum (the one place where display names come in)."""
+    """How a user is named in the forum before display names are read (`_named`)."""
     return username or "—"
+
+
+def _named(s: Session, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Thread and post views with their authors' (and editors') display names, read in one statement."""
+    every = [v for view in views for v in (view, *view.get("items", []))]
+    names = shown_names(s, {u for v in every for u in (v.get("author"), v.get("edited_by_user")) if u})
+    for v in every:
+        if v.get("author"):
+            v["author_name"] = names.get(v["author"], v["author"])
+        if v.get("edited_by_user"):
+            v["edited_by"] = names.get(v["edited_by_user"], v["edited_by_user"])
+    return views
 
 
 @dataclasses.dataclass
@@ -175,6 +188,7 @@ def post_view(p: m.ForumPost, t: m.ForumThread, viewer: Seat) -> dict[str, Any]:
         "created_at": _iso(p.created_at),
         "edited_at": _iso(p.edited_at),
         "edited_by": _shown(p.edited_by) if p.edited_by else None,
+        "edited_by_user": p.edited_by,
         "deleted": p.deleted,
         "html": "" if p.deleted else p.html,
         "is_answer": t.answer_post_id == p.id,
@@ -211,7 +225,7 @@ class Forum:
                                         m.ForumThread.id.desc()).offset(offset).limit(limit)).all()
             return {
                 "competition": {"slug": viewer.comp.slug, "title": viewer.comp.title},
-                "items": [thread_summary(t, viewer) for t in rows],
+                "items": _named(s, [thread_summary(t, viewer) for t in rows]),
                 "total": total, "offset": offset, "limit": limit, "search": " ".join(words),
                 **self._abilities(viewer),
             }
@@ -398,6 +412,7 @@ class Forum:
         view = thread_summary(t, viewer)
         view["competition"] = {"slug": viewer.comp.slug, "title": viewer.comp.title}
         view["items"] = [post_view(p, t, viewer) for p in posts]
+        _named(s, [view])
         view.update(total=total, offset=offset, limit=limit, **self._abilities(viewer))
         active = viewer.comp.status != m.ARCHIVED
         view["may_reply"] = viewer.may_post and (viewer.organizer or not t.locked)

@@ -30,6 +30,7 @@ from .. import models as m
 from ..errors import Conflict, Forbidden, NotFound, PlatformError
 from .actors import Actor, is_organizer
 from .context import Context
+from .names import shown_names
 from .records import find_participant, find_team, phases_in_order, require_active, visible_competition
 from .registrations import require_approved
 from .standings import refresh_competition
@@ -43,8 +44,17 @@ TEAM_PAGE_SUBMISSIONS = 50
 
 
 def shown(username: str) -> str:
-    """How a user is named on the team pages (one place, for display names)."""
+    """How a user is named on the team pages before display names are read (`_with_display_names`)."""
     return username
+
+
+def _with_display_names(s: Session, view: dict[str, Any]) -> dict[str, Any]:
+    """A team's view with its members' and invitees' display names, read in one statement."""
+    people = [*view.get("members", []), *view.get("invited", [])]
+    names = shown_names(s, {p["username"] for p in people})
+    for p in people:
+        p["shown"] = names.get(p["username"], p["username"])
+    return view
 
 
 def _clean_name(name: Any) -> str:
@@ -102,7 +112,7 @@ class Teams:
                 "invite_token": team.invite_token if team.owner == actor.username else None,
                 "submissions": self._submissions(s, comp, team) if insider else [],
             })
-            return view
+            return _with_display_names(s, view)
 
     @staticmethod
     def _submissions(s: Session, comp: m.Competition, team: m.Team) -> list[dict[str, Any]]:

@@ -194,3 +194,14 @@ def test_hidden_and_archived_competitions_forums(platform, forum):
             platform.reply(forum, thread["id"], "x", actor)
     with pytest.raises(Conflict, match="archived"):
         platform.edit_thread(forum, thread["id"], ORGANIZER, pinned=True)
+
+
+def test_the_forum_names_authors_by_their_display_names(platform, forum):
+    thread = platform.create_thread(forum, "Named", "first", ANN)
+    platform.save_profile(ANN, {"display_name": "Ann of the Lab"})
+    platform.reply(forum, thread["id"], "second", BEN)
+    seen = platform.forum_thread(forum, thread["id"], ANONYMOUS)
+    assert seen["author_name"] == "Ann of the Lab" and seen["author"] == ANN.username
+    assert [p["author_name"] for p in seen["items"]] == ["Ann of the Lab", BEN.username]
+    listing = platform.forum_threads(forum, BEN)
+    assert [t["author_name"] for t in listing["items"] if t["id"] == thread["id"]] == ["Ann of the Lab"]

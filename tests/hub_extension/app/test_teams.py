@@ -213,3 +213,14 @@ def test_the_editor_turns_teams_on_and_off(platform):
     platform.save_overview(slug, {"allow_teams": False}, LOCAL_ADMIN)
     with pytest.raises(Conflict, match="does not allow teams"):
         platform.create_team(slug, "Larks", BOB)
+
+
+def test_the_team_page_names_members_by_their_display_names(platform):
+    slug = _setup(platform)
+    team = _team_of_two(platform, slug)
+    platform.save_profile(BOB, {"display_name": "Bob the Builder"})
+    platform.invite_to_team(slug, team, ["cy"], ANN)
+    platform.save_profile(CY, {"display_name": "Cy"})
+    view = platform.team(slug, team, ANN)
+    assert [(x["username"], x["shown"]) for x in view["members"]] == [("ann", "ann"), ("bob", "Bob the Builder")]
+    assert [(x["username"], x["shown"]) for x in view["invited"]] == [("cy", "Cy")]
