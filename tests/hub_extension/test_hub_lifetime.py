@@ -39,6 +39,10 @@ def processes_of(home: Path) -> dict[int, str]:
         cmdline = " ".join(proc.info["cmdline"] or ())
         if "hub_extension" not in cmdline and "dask_worker" not in cmdline:
             continue
+        if "hub_extension.service.proxy" in cmdline:
+            # The proxy outlives its hub by JupyterHub's design, whichever proxy it is: a hub started
+            # again finds it by its pid file and keeps users' routes.  Only the platform's own go.
+            continue
         try:
             env_home = proc.environ().get("COMPETE_HOME", "")
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
