@@ -205,6 +205,11 @@ class Phase(Base):
     # The task whose scoring program scores the phase from its tasks' scoring outputs,
     # after them (a CodaLab 1.8 parallel parent's own); None: the union of their scores.
     aggregation_task: Mapped[Optional[int]] = mapped_column(Integer)
+    # Fair share: at most this many of a participant's (or team's) submissions waiting
+    # or running at once (None: no limit).
+    max_concurrent_submissions: Mapped[Optional[int]] = mapped_column(Integer)
+    # Whether participants may reproduce their own submissions (organizers always may).
+    allow_reproduce: Mapped[bool] = mapped_column(Boolean, default=False)
 
     competition: Mapped[Competition] = relationship(back_populates="phases")
 
@@ -243,6 +248,12 @@ class Leaderboard(Base):
     anonymous: Mapped[Optional[bool]] = mapped_column(Boolean)
     # Fact sheet questions whose answers the board shows as columns, by question key.
     fact_sheet_columns: Mapped[list[Any]] = mapped_column(default=list)
+    # Probing resistance of the public board: scores shown to this many decimals
+    # (None: as stored), and the Ladder rule ("fixed" with `ladder_step`, or
+    # "parameter_free"; None: off).  Organizers and the final ranking see the stored scores.
+    display_precision: Mapped[Optional[int]] = mapped_column(Integer)
+    ladder: Mapped[Optional[str]] = mapped_column(String(20))
+    ladder_step: Mapped[Optional[float]] = mapped_column(Float)
 
     competition: Mapped[Competition] = relationship(back_populates="leaderboards")
     columns: Mapped[list["Column"]] = relationship(
@@ -339,6 +350,11 @@ class Submission(Base):
     team_id: Mapped[Optional[int]] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     # The submitter's answers to the competition's fact sheet, by question key.
     fact_sheet: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A reproduction: the submission it reruns (never on a board, under no limit), and
+    # what it was pinned to: {"image_digest", "program_keys", "data_keys", ...}.
+    reproduces_id: Mapped[Optional[int]] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"),
+                                                         index=True)
+    pinned: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     phase: Mapped[Phase] = relationship()
     participant: Mapped[Participant] = relationship()
@@ -388,6 +404,10 @@ class Run(Base):
     # The program the step ran (the task's scoring or ingestion program's key at
     # dispatch): which version of a replaced program scored the submission.
     program_key: Mapped[Optional[str]] = mapped_column(String(64))
+    # What exactly ran: image and digest, content keys of the submission, programs and
+    # datasets, the executor and its limits, the worker and its hardware, a digest of
+    # the image's Python packages, times and exit codes (`app.provenance`).
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     submission: Mapped[Submission] = relationship(back_populates="runs")
 
@@ -513,6 +533,9 @@ class BoardRow(Base):
     ranks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The team the row stands for (None: a participant alone).
     team_id: Mapped[Optional[int]] = mapped_column(Integer)
+    # The scores the public sees when the board limits precision or follows the Ladder
+    # (None: `scores` as they are); `scores` keeps the stored values for organizers.
+    shown: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
 
 
 # Membership of a user in a team.
@@ -667,3 +690,37 @@ class Profile(Base):
     # The token of the one-click unsubscribe links in this user's mail.
     unsubscribe_token: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SimilaritySignature(Base):
+    """The MinHash signature of one code or notebook submission's normalized tokens."""
+
+    __tablename__ = "similarity_signatures"
+    __table_args__ = (Index("ix_similarity_signatures_competition", "competition_id"),)
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(200))
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    signature: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SimilarityPair(Base):
+    """Two submissions of different participants whose code is alike (for organizers to review)."""
+
+    __tablename__ = "similarity_pairs"
+    __table_args__ = (
+        UniqueConstraint("first_id", "second_id"),
+        Index("ix_similarity_pairs_competition", "competition_id", "similarity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"))
+    first_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    second_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    similarity: Mapped[float] = mapped_column(Float)
+    found_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    reviewed_by: Mapped[Optional[str]] = mapped_column(String(200))
+    verdict: Mapped[Optional[str]] = mapped_column(String(40))
