@@ -612,6 +612,42 @@ class CompeteClient:
         return self._json("POST", f"competitions/{_seg(slug)}/forum/threads/{int(thread_id)}/posts", ok=(201,),
                           json={"body": body})
 
+    # -- announcements, messages, profile -----------------------------------------------------
+    def announcements(self, slug: str) -> list[dict[str, Any]]:
+        """The competition's announcements that reached you (organizers: every one), newest first."""
+        return self._all_pages(f"competitions/{_seg(slug)}/announcements")
+
+    def announce(self, slug: str, subject: str, body: str, *, phase: Optional[int] = None,
+                 team: Optional[int] = None) -> dict[str, Any]:
+        """Send an announcement (organizers) to every participant, to a phase's or to a team's (Markdown `body`);
+        its recipients and their mail status."""
+        payload: dict[str, Any] = {"subject": subject, "body": body}
+        if phase is not None:
+            payload["phase"] = int(phase)
+        if team is not None:
+            payload["team"] = int(team)
+        return self._json("POST", f"competitions/{_seg(slug)}/announcements", ok=(201,), json=payload)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Your messages from every competition (announcements and notices), newest first."""
+        return self._all_pages("messages")
+
+    def message(self, message_id: int) -> dict[str, Any]:
+        """One of your messages, which reading marks read."""
+        return self._json("GET", f"messages/{int(message_id)}")
+
+    def mail_settings(self, **changes: Any) -> dict[str, Any]:
+        """Your mail address and the kinds of mail you get; `email=` or `mail={kind: bool}` change them."""
+        if not changes:
+            return self._json("GET", "me/mail")
+        return self._json("PUT", "me/mail", json=changes)
+
+    def profile(self, **changes: Any) -> dict[str, Any]:
+        """Your profile; `display_name=` or `affiliation=` change it ("" clears), shown on boards and in forums."""
+        if not changes:
+            return self._json("GET", "profile")
+        return self._json("PUT", "profile", json=changes)
+
 
 def leaderboard_frame(data: dict[str, Any]):
     """A DataFrame of a leaderboard answer (see `CompeteClient.leaderboard`)."""

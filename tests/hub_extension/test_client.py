@@ -525,3 +525,23 @@ def test_asks_and_replies_in_the_forum(server, world, platform):
     with pytest.raises(CompeteError) as err:
         nora.reply(world.slug, thread["id"], "me too")
     assert err.value.status == 403 and "register for the competition" in err.value.message
+
+
+# -- announcements, messages, profile ---------------------------------------------------------------
+def test_announcements_messages_and_profile_through_the_client(server, world):
+    olga, ann = client_for(server, "olga"), client_for(server, "ann")
+    sent = olga.announce(world.slug, "Data fixed", "The labels of `test/` were **wrong**.")
+    assert sent["subject"] == "Data fixed"
+    with pytest.raises(CompeteError) as err:
+        ann.announce(world.slug, "Me too", "not an organizer")
+    assert err.value.status == 403
+    assert [a["subject"] for a in ann.announcements(world.slug)] == ["Data fixed"]
+    inbox = ann.messages()
+    assert [m["subject"] for m in inbox] == ["Data fixed"]
+    assert "<strong>wrong</strong>" in ann.message(inbox[0]["id"])["html"]
+    assert ann.mail_settings(mail={"submission_finished": True})["mail"]["submission_finished"] is True
+    assert ann.profile(display_name="Ann Lovelace", affiliation="Analytical Engines")["display_name"] == "Ann Lovelace"
+    assert ann.profile()["affiliation"] == "Analytical Engines"
+    with pytest.raises(CompeteError) as err:
+        ann.profile(display_name="x" * 1000)
+    assert err.value.status == 400 and ann.profile()["display_name"] == "Ann Lovelace"
