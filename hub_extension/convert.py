@@ -35,7 +35,7 @@ TASK_DATA = TASK_DATA_KINDS  # row: <name>_key
 PHASE_FIELDS = ("index", "name", "description", "start", "end", "max_submissions", "max_submissions_per_day",
                 "execution_time_limit", "auto_migrate", "hide_results", "hide_output", "hide_prediction_output",
                 "hide_score_output", "results_only", "submission_rule", "color", "gpus", "allow_network", "queue",
-                "aggregation_task")
+                "aggregation_task", "max_concurrent_submissions", "allow_reproduce")
 PHASE_DATA = PHASE_DATA_KINDS  # row: <name>_key
 BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_key")
 COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")

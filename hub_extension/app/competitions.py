@@ -257,11 +257,14 @@ class Competitions:
         comp.leaderboards.extend(new_boards)
         comp.solutions.extend(new_solutions)
         kept = {"id", "competition_id", "opened_at", "migrated_at"}
-        columns = [c.key for c in m.Phase.__table__.columns if c.key not in kept]
+        columns = [c for c in m.Phase.__table__.columns if c.key not in kept]
         for index, new in sorted(new_phases.items()):
             if index in old_phases:
-                for name in columns:
-                    setattr(old_phases[index], name, getattr(new, name))
+                for column in columns:
+                    value = getattr(new, column.key)
+                    if value is None and not column.nullable:
+                        continue  # a column the spec does not carry keeps its value
+                    setattr(old_phases[index], column.key, value)
             else:
                 comp.phases.append(new)
         s.flush()

@@ -121,6 +121,11 @@ class PhaseSpec:
     # tasks' scoring outputs, run after them (a CodaLab 1.8 parallel parent's own
     # scoring program); not one of `task_indexes`.  None: the union of the tasks' scores.
     aggregation_task: Optional[int] = None
+    # Waiting runs held per participant (or team) beyond this many running;
+    # None: no limit (EvalAI's max_concurrent_submissions_allowed).
+    max_concurrent_submissions: Optional[int] = None
+    # Participants may rerun their own submissions exactly (organizers always may).
+    allow_reproduce: bool = False
 
 
 @dataclass
