@@ -235,12 +235,13 @@ class FactSheets:
             for sid, username, at, status, answers in rows:
                 answers = answers or {}
                 writer.writerow([sid, _shown(username), at.isoformat(), status,
-                                 *[_cell(answers.get(q["key"])) for q in questions]])
+                                 *[answer_cell(answers.get(q["key"])) for q in questions]])
             n = phases_in_order(comp).index(ph) + 1
             return f"{comp.slug}-phase{n}-fact-sheets.csv", out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def answer_cell(value: Any) -> str:
+    """An answer as one CSV cell, safe to open in a spreadsheet."""
     if value is None:
         return ""
     if isinstance(value, bool):

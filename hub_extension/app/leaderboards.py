@@ -43,7 +43,7 @@ from .. import models as m
 from ..errors import NotFound
 from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
-from .fact_sheets import board_columns
+from .fact_sheets import answer_cell, board_columns
 from .names import Naming, is_anonymous, platform_secret
 from .records import find_team, get_phase, phase_number, visible_competition
 from .standings import (
@@ -452,16 +452,18 @@ class Leaderboards:
 
         def header(s: Session, o: _Opened) -> str:
             result = o.cut()
+            facts, _ = board_columns(s, o.at.comp_id, o.board_id, [])
             opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns],
-                           self.naming(o.at, actor)))
+                           self.naming(o.at, actor), bool(facts)))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
                 ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns]]
-                + (["average_rank"] if shows_average_rank(opened[0][4]) else []))
+                + (["average_rank"] if shows_average_rank(opened[0][4]) else [])
+                + [c["title"] for c in facts])
             return out.getvalue()
 
         first = self._with_board(slug, phase, actor, board, now, header)
-        phase_id, board_id, competition_id, shown, keys, naming = opened[0]
+        phase_id, board_id, competition_id, shown, keys, naming, with_facts = opened[0]
         yield first
         if not shown:
             return
@@ -476,13 +478,18 @@ class Leaderboards:
             for batch in rows.partitions():
                 out = io.StringIO()
                 writer = csv.writer(out, lineterminator="\n")
-                for row in naming.rows(s, [_row_view(r, keys, names, None) for r in batch]):
+                viewed = naming.rows(s, [_row_view(r, keys, names, None) for r in batch])
+                facts: list[dict[str, Any]] = []
+                if with_facts:  # the answers the board shows, as its page shows them
+                    facts, viewed = board_columns(s, competition_id, board_id, viewed)
+                for row in viewed:
                     # A baseline stands as its solution, as on the board's page.
                     who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
-                    writer.writerow([row["rank"], who, row["submission"], row.get("submitted_at", ""),
+                    writer.writerow([row["rank"], answer_cell(who), row["submission"], row.get("submitted_at", ""),
                                      *["" if row["scores"].get(k) is None else repr(float(row["scores"][k]))
                                        for k in keys]]
-                                    + (["" if row["average_rank"] is None else row["average_rank"]] if average else []))
+                                    + (["" if row["average_rank"] is None else row["average_rank"]] if average else [])
+                                    + [answer_cell(row["fact_sheet"].get(c["key"])) for c in facts])
                 yield out.getvalue()
 
     def leaderboard_csv(self, slug: str, phase: Optional[int] = None, *, actor: Actor,

@@ -134,6 +134,14 @@ def test_the_board_shows_the_chosen_questions_as_columns(platform, asked, tmp_pa
     rows = {r["participant"]: r for r in board["rows"]}
     assert rows["ben"]["fact_sheet"] == {"method": "CNN", "family": "net"}
     assert rows["ann"]["fact_sheet"] == {"method": None, "family": None}
+    # The board's CSV carries the same columns, its cells safe to open in a spreadsheet.
+    again = platform.submit(asked.slug, upload, username="ann", actor=ANN, fact_sheet={"method": "=cmd()"})
+    finish(platform, again, {"accuracy": 0.99, "secret": 0.05, "private_score": 0.4})
+    lines = list(csv.reader(io.StringIO(platform.leaderboard_csv(asked.slug, 1, actor=NORA))))
+    assert lines[0][-2:] == ["Method name", "Model family"]
+    by_name = {line[1]: line for line in lines[1:]}
+    assert by_name["ben"][-2:] == ["CNN", "net"]
+    assert by_name["ann"][-2:] == ["'=cmd()", ""]
 
     edit = platform.save_fact_sheet_columns(asked.slug, "main", ["extra_data"], ORGANIZER)
     assert edit.saved, edit.problems
