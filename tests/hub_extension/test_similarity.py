@@ -281,3 +281,29 @@ def test_scan_signs_what_waits_now(platform, comp, tmp_path):
     # A new signature is compared with those kept from before (the matrix is refreshed, not re-read).
     submit(platform, comp, tmp_path, "nora", "c.ipynb", notebook(CELLS))
     assert platform.scan_similarity(comp, ORGANIZER)["pairs"] == 2
+
+
+def test_the_cli_scans_lists_shows_and_records_a_verdict(platform, comp, tmp_path, capsys):
+    from hub_extension.cli import main
+
+    submit(platform, comp, tmp_path, "ann", "a.ipynb", notebook(CELLS))
+    submit(platform, comp, tmp_path, "ben", "b.ipynb", notebook(RENAMED))
+    home = platform.config.home
+
+    def run(*argv):
+        code = main(["--home", home, "competition", "similarity", comp, *map(str, argv)])
+        return code, capsys.readouterr()
+
+    code, out = run("--scan")
+    assert code == 0 and "2 submission(s) signed (0 with an error), 1 pair(s) found, 0 waiting" in out.out
+    code, out = run("--json")
+    [pair] = json.loads(out.out.splitlines()[-1])["pairs"]
+    code, out = run()
+    assert code == 0 and f"pair {pair['id']:>5}" in out.out and "ann #" in out.out and "ben #" in out.out
+    code, out = run("--pair", pair["id"])
+    assert code == 0 and "+clf.fit(A, b)" in out.out and "-model.fit(X, y)" in out.out
+    code, out = run("--pair", pair["id"], "--verdict", "independent")
+    assert code == 0 and "verdict independent" in out.out
+    assert platform.similarity_pair(comp, pair["id"], ORGANIZER)["reviewed_by"] == "admin"
+    code, out = run("--pair", 999_999)
+    assert code != 0 and "no similarity pair 999999" in out.err
