@@ -67,8 +67,10 @@ class ReadLimits:
 
     max_file_bytes: int = 50 * 1024**2  # the submitted file itself
     max_members: int = 5000  # entries of a zip
-    max_total_bytes: int = 20 * 1024**2  # source bytes read from one zip, in all
-    max_member_bytes: int = 2 * 1024**2  # one source file (or notebook) inside a zip
+    # Source read from one zip in all, and per file: Python's tokenizer reads about 1 MB a second
+    # of dense code, so these bound one submission's signing to seconds.
+    max_total_bytes: int = 8 * 1024**2
+    max_member_bytes: int = 1024**2
     max_units: int = 2000  # cells and files kept
 
 
@@ -268,6 +270,10 @@ def _python_tokens(text: str) -> Optional[list[list[str]]]:
                 value = STRING
             elif tok.type == tokenize.ERRORTOKEN and not tok.string.strip():
                 continue
+            elif tok.type == tokenize.ERRORTOKEN and tok.string[:1] in ("'", '"'):
+                # An unterminated string: tokenize would rescan the rest of its line at every
+                # character after it (quadratic on a hostile line); the regular expression does not.
+                return None
             else:
                 value = tok.string
             lines.setdefault(tok.start[0], []).append(value)
@@ -277,13 +283,13 @@ def _python_tokens(text: str) -> Optional[list[list[str]]]:
 
 
 _REGEX = re.compile(r"""
-    (?P<comment>/\*.*?\*/|//[^\n]*|\#[^\n]*|--[^\n]*)
-  | (?P<string>"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\\n])*`)
+    (?P<comment>/\*(?:.*?\*/|.*\Z)|//[^\n]*|\#[^\n]*|--[^\n]*)
+  | (?P<string>"(?:\\.|[^"\\\n])*+(?:"|\\?$)|'(?:\\.|[^'\\\n])*+(?:'|\\?$)|`(?:\\.|[^`\\\n])*+(?:`|\\?$))
   | (?P<number>\b\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?[a-zA-Z]*|\.\d+(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<newline>\n)
   | (?P<op><-|->|<=|>=|==|!=|&&|\|\||::|\+=|-=|\*=|/=|%%|\S)
-""", re.X | re.S)
+""", re.X | re.S | re.M)
 # `--` starts a comment in SQL and Lua only; `#` not in C-like code (preprocessor lines are code there).
 _COMMENTS = {"sql": ("--", "#", "/*"), "lua": ("--",), "c": ("//", "/*"), "java": ("//", "/*"),
              "javascript": ("//", "/*")}

@@ -41,6 +41,8 @@ KINDS = ("code", "notebook")
 VERDICTS = ("copy", "independent", "unsure")
 # Submissions signed by one pass of the sweep (the next pass takes the rest).
 SWEEP_BATCH = 100
+# Pairs listed at most (the most alike; `total` says how many there are).
+MAX_PAIRS = 1000
 # Characters of each source a pair's view carries.
 MAX_SOURCE_CHARS = 300_000
 
@@ -101,7 +103,8 @@ class Similarity:
              .join(m.SimilaritySignature, m.SimilaritySignature.submission_id == m.Submission.id, isouter=True)
              .where(m.SimilaritySignature.submission_id.is_(None), m.Submission.kind.in_(KINDS),
                     m.Submission.file_key.is_not(None), m.Submission.baseline.is_(False),
-                    m.Submission.reproduces_id.is_(None)))
+                    # Reruns and reproductions carry their original's file: it speaks for them.
+                    m.Submission.parent_id.is_(None), m.Submission.reproduces_id.is_(None)))
         if competition_id is not None:
             q = q.join(m.Participant, m.Participant.id == m.Submission.participant_id).where(
                 m.Participant.competition_id == competition_id)
@@ -245,18 +248,20 @@ class Similarity:
                 return total
 
     def similarity_pairs(self, slug: str, actor: Actor, minimum: Optional[float] = None) -> dict[str, Any]:
-        """The competition's pairs at or above `minimum` (default: the threshold), most alike first; what
-        could not be signed; how many are signed and waiting (organizers)."""
+        """The competition's pairs at or above `minimum` (default: the threshold), the `MAX_PAIRS` most alike
+        first (`total`: how many); what could not be signed; how many are signed and waiting (organizers)."""
         threshold = self.ctx.config.similarity_threshold
         if minimum is not None and not 0.0 <= minimum <= 1.0:
             raise PlatformError(f"min must be between 0 and 1, got {minimum}")
         with self.ctx.db.session() as s:
             comp = get_competition(s, slug)
             require_organizer(actor, comp)
-            pairs = s.scalars(select(m.SimilarityPair).where(
-                m.SimilarityPair.competition_id == comp.id,
-                m.SimilarityPair.similarity >= (threshold if minimum is None else minimum))
-                .order_by(m.SimilarityPair.similarity.desc(), m.SimilarityPair.id)).all()
+            where = (m.SimilarityPair.competition_id == comp.id,
+                     m.SimilarityPair.similarity >= (threshold if minimum is None else minimum))
+            total = s.scalar(select(func.count()).select_from(m.SimilarityPair).where(*where)) or 0
+            pairs = s.scalars(select(m.SimilarityPair).where(*where)
+                              .order_by(m.SimilarityPair.similarity.desc(), m.SimilarityPair.id)
+                              .limit(MAX_PAIRS)).all()
             sides = self._sides(s, {i for p in pairs for i in (p.first_id, p.second_id)})
             errors = s.execute(
                 select(m.SimilaritySignature.submission_id, m.SimilaritySignature.username,
@@ -271,7 +276,7 @@ class Similarity:
             "competition": slug, "title": title, "threshold": threshold,
             "min": threshold if minimum is None else minimum,
             "signed": signed, "pending": self._pending_count(comp_id),
-            "pairs": [self._pair_view(p, sides) for p in pairs],
+            "pairs": [self._pair_view(p, sides) for p in pairs], "total": total,
             "errors": [{"submission_id": e[0], "username": e[1], "error": e[2], "compared": e[3] > 0,
                         "filename": e[4]} for e in errors],
         }

@@ -156,3 +156,37 @@ def test_the_sweep_pairs_near_copies_and_only_organizers_review_them(service):
     assert olga.get(f"{api}/similarity/{pair['id']}", timeout=30).json()["verdict"] == "copy"
     text = Path(log_path).read_text()
     assert "Traceback" not in text, text[-3000:]
+
+
+def test_the_pages_sign_on_demand_and_record_a_verdict(platform, tmp_path):
+    """The pages' forms, with strict templates (an undefined name fails a render): scan, list, compare, verdict."""
+    from tests.support.service_harness import start_server
+
+    kit = platform.store.put_dataset_bytes(zipped({"kit.ipynb": notebook(KIT)}))
+    slug = platform.competitions.insert_competition(
+        simple_spec(starting_kit=DataRef("key", kit), start=dt.datetime(2020, 1, 1)), ORGANIZER)
+    for who, cells in (("ann", CELLS + [SCRIPT]), ("ben", RENAMED + [SCRIPT])):
+        platform.register(slug, who, Actor(who), accept_terms=True)
+        path = tmp_path / f"{who}.zip"
+        path.write_bytes(code_zip(cells))
+        platform.submit(slug, path, username=who, actor=Actor(who))
+    server = start_server(platform)
+    try:
+        olga = server.browser("olga")
+        page = olga.get(f"competitions/{slug}/similarity")
+        assert page.status_code == 200 and 'data-measure="pending">2<' in page.text and "similarity-none" in page.text
+        done = olga.follow(olga.post(f"competitions/{slug}/similarity"))
+        assert "2 submission(s) signed (0 with an error), 1 pair(s) found." in done.text
+        [pair] = platform.similarity_pairs(slug, ORGANIZER)["pairs"]
+        assert f'data-pair="{pair["id"]}"' in done.text
+        shown = olga.follow(olga.post(f"competitions/{slug}/similarity/{pair['id']}", {"verdict": "unsure"}))
+        assert "Verdict on pair" in shown.text and 'id="reviewed-by">unsure, by olga<' in shown.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown.text and "<script>alert(1)" not in shown.text
+        cleared = olga.follow(olga.post(f"competitions/{slug}/similarity/{pair['id']}", {"verdict": ""}))
+        assert 'id="reviewed-by"' not in cleared.text
+        assert platform.similarity_pair(slug, pair["id"], ORGANIZER)["verdict"] is None
+        ann = server.browser("ann")
+        assert ann.post(f"competitions/{slug}/similarity/{pair['id']}", {"verdict": "independent"}).status_code == 403
+        assert ann.post(f"competitions/{slug}/similarity").status_code == 403
+    finally:
+        server.stop()
