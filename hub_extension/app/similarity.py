@@ -78,6 +78,8 @@ class Similarity:
         self._lock = threading.Lock()
         self._signatures: dict[int, _Signatures] = {}
         self._kits: dict[tuple[str, ...], tuple[set[int], list[str]]] = {}
+        # What of each competition's kit could not be read, as the last sweep found it (shown to organizers).
+        self._kit_problems: dict[int, list[str]] = {}
 
     # -- the sweep --------------------------------------------------------------------------------------
     def similarity_sweep(self, *, competition_id: Optional[int] = None, limit: int = SWEEP_BATCH) -> dict[str, int]:
@@ -131,7 +133,7 @@ class Similarity:
         file_key, filename, team_id, username, comp_id = row
         signed: Optional[sim.Signed] = None
         try:
-            kit, kit_problems = self._kit(comp_id)
+            kit, _ = self._kit(comp_id)  # what of the kit could not be read: `kit_problems` of the listing
             data = self._read(file_key, filename)
             signed = sim.sign(data, filename, kit, self.limits)
             error = signed.error
@@ -197,6 +199,7 @@ class Similarity:
                 log.warning("similarity: the starting kit of competition %s is read in part: %s", comp_id,
                             "; ".join(problems))
             self._kits[ident] = (shingles, problems)
+        self._kit_problems[comp_id] = self._kits[ident][1]
         return self._kits[ident]
 
     def _matches(self, comp_id: int, sid: int, username: str, team_id: Optional[int],
@@ -279,6 +282,7 @@ class Similarity:
             "pairs": [self._pair_view(p, sides) for p in pairs], "total": total,
             "errors": [{"submission_id": e[0], "username": e[1], "error": e[2], "compared": e[3] > 0,
                         "filename": e[4]} for e in errors],
+            "kit_problems": list(self._kit_problems.get(comp_id, [])),
         }
 
     def similarity_pair(self, slug: str, pair_id: int, actor: Actor) -> dict[str, Any]:

@@ -307,3 +307,14 @@ def test_the_cli_scans_lists_shows_and_records_a_verdict(platform, comp, tmp_pat
     assert platform.similarity_pair(comp, pair["id"], ORGANIZER)["reviewed_by"] == "admin"
     code, out = run("--pair", 999_999)
     assert code != 0 and "no similarity pair 999999" in out.err
+
+
+def test_a_starting_kit_that_cannot_be_read_is_shown_to_organizers(platform, comp, tmp_path):
+    with platform.db.session() as s:
+        key = s.scalars(select(m.Phase.starting_kit_key).join(m.Competition)
+                        .where(m.Competition.slug == comp)).one()
+    platform.store.delete_dataset(key)
+    submit(platform, comp, tmp_path, "ann", "a.ipynb", notebook(KIT + CELLS))
+    assert platform.similarity_sweep()["signed"] == 1
+    [problem] = platform.similarity_pairs(comp, ORGANIZER)["kit_problems"]
+    assert "gone from the store" in problem
