@@ -90,6 +90,17 @@ def add_platform_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("slug")
     p.add_argument("--confirm", required=True, metavar="SLUG", help="the slug again, to confirm")
     p.set_defaults(func=server_command("cli_platform:cmd_competition_delete"))
+    p = comp.add_parser("similarity", help="pairs of code and notebook submissions of different participants "
+                        "whose code is alike, for review (signals, never verdicts)")
+    p.add_argument("slug")
+    p.add_argument("--min", type=float, default=None, help="the least similarity listed (default: the threshold)")
+    p.add_argument("--scan", action="store_true", help="sign the submissions the sweep has not signed yet, now")
+    p.add_argument("--pair", type=int, default=None, metavar="ID", help="show one pair with a diff of its sources")
+    p.add_argument("--verdict", choices=["copy", "independent", "unsure", "none"], default=None,
+                   help="with --pair: record the review (none clears it)")
+    p.add_argument("--normalized", action="store_true", help="with --pair: diff the sources as compared")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=server_command("cli_similarity:cmd_competition_similarity"))
 
     p = sub.add_parser("register", help="register a user in a competition (approved at once)")
     p.add_argument("slug")

@@ -252,6 +252,24 @@ class Compete(LoggingConfigurable):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/competitions/")
         return (public or "http://localhost:8000/").rstrip("/") + "/" + prefix.strip("/") + "/"
 
+    similarity_threshold = Float(
+        0.8, help="Code and notebook submissions of two different participants (or teams) whose estimated "
+        "similarity (Jaccard of normalized 5-token shingles, starting kit left out) reaches this are listed "
+        "for the organizers to review. Nothing is done to them automatically.",
+    ).tag(config=True)
+    similarity_sweep_seconds = Float(
+        20.0, help="Seconds between the service's passes that sign new code and notebook submissions and "
+        "compare them with the competition's others (0: never; `compete competition similarity SLUG --scan` "
+        "still signs them on demand).",
+    ).tag(config=True)
+
+    @validate("similarity_threshold")
+    def _check_similarity_threshold(self, proposal):
+        value = proposal["value"]
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"c.Compete.similarity_threshold must be in (0, 1], got {value}")
+        return value
+
     def resolved_db_url(self) -> str:
         return self.db_url or f"sqlite:///{Path(self.home) / 'compete.sqlite'}"
 

@@ -33,6 +33,7 @@ nowhere else, one module per reason to change:
 - `forum`: a competition's threads and posts, who may write them, their moderation.
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
+- `similarity`: code and notebook submissions alike enough for organizers to review (signals, never verdicts).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -79,6 +80,7 @@ from .registrations import Registrations
 from .reruns import Reruns
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
+from .similarity import Similarity
 from .statistics import Statistics
 from .submissions import Submissions, submission_kind, zip_folder
 from .teams import Teams
@@ -141,6 +143,7 @@ class Platform:
         self.forum = Forum(ctx)
         self.messages = Messages(ctx)
         self.fact_sheets = FactSheets(ctx, self.editor)
+        self.similarity = Similarity(ctx)
 
     @property
     def config(self) -> Compete:
@@ -359,6 +362,12 @@ class Platform:
     save_fact_sheet = _By("fact_sheets")
     save_fact_sheet_columns = _By("fact_sheets")
     fact_sheet_csv = _By("fact_sheets")
+    # -- similarity ---------------------------------------------------------------------------------
+    similarity_sweep = _By("similarity")
+    scan_similarity = _By("similarity")
+    similarity_pairs = _By("similarity")
+    similarity_pair = _By("similarity")
+    set_similarity_verdict = _By("similarity")
 
 
 __all__ = [

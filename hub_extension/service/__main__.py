@@ -10,7 +10,8 @@ tasks run, none on the loop that answers requests: the dispatcher (every
 2 s, in the dispatcher's own thread: `Dispatcher.start`), the phase clock
 (every 30 s, in a thread of its own) and the mail thread (every 3 s: the mail
 queued in the database goes to SMTP or the Maildir, `app.messages`).  A failing tick is logged and retried,
-never fatal.
+never fatal.  A fourth, the similarity sweep (every `c.Compete.similarity_sweep_seconds`, in a thread of
+its own: `app.similarity`), signs new code and notebook submissions for the organizers' review.
 
 The dispatcher dispatches only while it holds the database's dispatcher lease
 (`app.lease`); while another process holds it (a `compete dispatcher`, a
@@ -187,6 +188,8 @@ async def serve(platform, dispatcher, executor_warning: Optional[str],
 
     tickers = [Ticker("phase-clock", platform.tick_phases, PHASE_CLOCK_SECONDS),
                Ticker("mail", platform.send_queued, MAIL_SECONDS)]
+    if platform.config.similarity_sweep_seconds > 0:
+        tickers.append(Ticker("similarity", platform.similarity_sweep, platform.config.similarity_sweep_seconds))
     for ticker in tickers:
         ticker.start()
     if dispatcher is not None:

@@ -518,6 +518,11 @@ CASES = [
     Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/fact_sheet_columns", ORGANIZERS,
          lambda s, a: {"json": {"keys": ["method"]}}, "the question the case above saved"),
     Case("GET", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv", ORGANIZERS),
+    Case("GET", "api/v1/competitions/{slug}/similarity", ORGANIZERS),
+    Case("GET", "api/v1/competitions/{slug}/similarity/999999", (401, 403, 403, 403, 403, 404, 404),
+         note="no such pair: 404 after the permission check"),
+    Case("PATCH", "api/v1/competitions/{slug}/similarity/999999", (401, 403, 403, 403, 403, 404, 404),
+         lambda s, a: {"json": {"verdict": "copy"}}, "no such pair: 404 after the permission check"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),

@@ -422,6 +422,7 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
             f"{comp}/statistics": organizers,
             f"{comp}/statistics.csv?table=per_day": organizers,
             f"{comp}/lifecycle": organizers,
+            f"{comp}/similarity": organizers,
             **{f"{comp}/edit/{form}": organizers for form in ("overview", "pages", "phases", "leaderboards", "tasks")},
             f"{comp}/phases/1/confirm/rerun-all": organizers,
             f"submissions/{sid}/delete": own,
@@ -450,7 +451,7 @@ def test_every_page_answers_each_kind_of_visitor(platform, tmp_path):
         hidden = {**{name: 404 for name in everyone}, "oscar": 200, "root": 200}
         for path in ("", "/leaderboard", "/leaderboard.csv", "/phases/1/starting-kit", "/submit",
                      "/submissions", "/phases", "/participants", "/edit", "/edit/overview", "/lifecycle",
-                     "/statistics", "/export", "/phases/1/confirm/rerun-all"):
+                     "/statistics", "/export", "/phases/1/confirm/rerun-all", "/similarity"):
             for name, status in hidden.items():
                 # Anonymous visitors of a page that needs a login are sent to log in first: nothing leaks.
                 allowed = {302, 404} if name == "anonymous" else {status}
