@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from scoring.leaderboard import FINISHED, Board, Entry, Row, build_leaderboard
 
 __all__ = [
     "LADDERS",
@@ -53,6 +56,7 @@ __all__ = [
     "parameter_free_ladder_on_losses",
     "round_to_precision",
     "shown_history",
+    "shown_rows",
 ]
 
 LADDERS: tuple[str, ...] = ("fixed", "parameter_free")
@@ -219,3 +223,53 @@ def shown_history(probing: Probing, values: Sequence[float | None], sorting: str
     if probing.display_precision is None:
         return shown
     return [round_to_precision(v, probing.display_precision) for v in shown]
+
+
+def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
+               history: Sequence[Entry] = ()) -> dict[int, dict[str, Any]]:
+    """What the public board shows of each row of a built board (`build_leaderboard`, every column), by
+    submission id: ``{"scores": {column: shown value}, "ranks": {column: rank}, "position": rank}``.
+
+    A plain column's shown value is :func:`shown_history` over the row's
+    entrant's finished submissions up to and including the row's own
+    (``history``: every finished entry of the board's entrants; needed by a
+    Ladder only, a precision-only board rounds each row's own score).  A
+    computed column is computed again from the shown values, so it tells
+    nothing they do not.  The public order and ranks are those of the
+    board's ranking rules on the shown values: equal shown values share a
+    rank, and further ties go as the board breaks them (other columns, then
+    submission time).
+    """
+    plain = [column for column in board.columns if column.computation is None]
+    shown_at: dict[int, dict[str, float | None]] = {}
+    if probing.ladder is not None:
+        by_entrant: dict[str, list[Entry]] = {}
+        for entry in history:
+            by_entrant.setdefault(entry.participant, []).append(entry)
+        for entries in by_entrant.values():
+            entries.sort(key=lambda e: (e.submitted_at, e.submission_id))
+            for column in plain:
+                values = [_score(entry.scores.get(column.key)) for entry in entries]
+                for entry, value in zip(entries, shown_history(probing, values, column.sorting)):
+                    shown_at.setdefault(entry.submission_id, {})[column.key] = value
+    public_entries = []
+    for row in rows:
+        found = shown_at.get(row.submission_id)
+        if found is None:  # a precision-only board, or a row without history: its own score alone
+            found = {column.key: shown_history(probing, [row.scores.get(column.key)], column.sorting)[0]
+                     for column in plain}
+        public_entries.append(Entry(
+            submission_id=row.submission_id, participant=row.participant, submitted_at=row.submitted_at,
+            status=FINISHED, scores={key: (math.nan if value is None else value) for key, value in found.items()},
+            selected=True))
+    # Every row stands already: rank them all, by the board's columns and tie-breaks.
+    public = replace(board, submission_rule="Force_Latest_Multiple", hidden=False)
+    built = build_leaderboard(public, public_entries, viewer_is_organizer=True)
+    return {row.submission_id: {"scores": dict(row.scores), "ranks": dict(row.ranks), "position": row.rank}
+            for row in built.rows}
+
+
+def _score(raw: object) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return None if math.isnan(raw) else float(raw)

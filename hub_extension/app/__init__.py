@@ -33,6 +33,7 @@ nowhere else, one module per reason to change:
 - `forum`: a competition's threads and posts, who may write them, their moderation.
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
+- `probing`: probing-resistant boards (display precision, the Ladder): what participants may read of scores.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -72,6 +73,7 @@ from .messages import Messages
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
+from .probing import Probings
 from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
@@ -141,6 +143,7 @@ class Platform:
         self.forum = Forum(ctx)
         self.messages = Messages(ctx)
         self.fact_sheets = FactSheets(ctx, self.editor)
+        self.probings = Probings(ctx, self.editor)
 
     @property
     def config(self) -> Compete:
@@ -359,6 +362,8 @@ class Platform:
     save_fact_sheet = _By("fact_sheets")
     save_fact_sheet_columns = _By("fact_sheets")
     fact_sheet_csv = _By("fact_sheets")
+    # -- probing-resistant boards -------------------------------------------------------------------
+    set_probing = _By("probings")
 
 
 __all__ = [

@@ -42,8 +42,10 @@ from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Column, Entry, build_leaderboard
+from scoring.probing import Probing, shown_rows
 
 from .. import models as m
+from .probing import probing_of
 
 # The registration whose submissions stand on the boards: a participant removed or banned (or pending again
 # after a removal, or denied) stands on none.
@@ -117,9 +119,11 @@ def team_of_entrant(participant: str) -> Optional[int]:
     return int(rest) if not mark and rest.isdigit() else None
 
 
-def definition_digest(board: Board) -> str:
-    """A digest of everything the ranking of `board` depends on besides its entries."""
-    return hashlib.sha256(repr(board).encode()).hexdigest()
+def definition_digest(board: Board, probing: Optional[Probing] = None) -> str:
+    """A digest of everything the ranking of `board` depends on besides its entries (and what its public
+    board shows, `probing`)."""
+    shown = "" if probing is None or not probing.active else repr(probing)
+    return hashlib.sha256((repr(board) + shown).encode()).hexdigest()
 
 
 def taken_off(phase_id: int):
@@ -321,12 +325,20 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
     definition = ""
     try:
         board = board_from_row(db_board, ph)
-        definition = definition_digest(board)
+        probing = probing_of(db_board)
+        definition = definition_digest(board, probing)
         keys = tuple(sorted(c.key for c in board.columns))
         wanted = (board.submission_rule, keys)
         if wanted not in candidates:
             candidates[wanted] = _candidates(s, ph.id, board.submission_rule, keys)
         built = build_leaderboard(board, candidates[wanted], viewer_is_organizer=True)
+        shown: dict[int, dict[str, Any]] = {}
+        if probing is not None:
+            # A Ladder follows each entrant's every finished submission, not only the rows'.
+            every = ("Force_Latest_Multiple", keys)
+            if probing.ladder is not None and every not in candidates:
+                candidates[every] = _candidates(s, ph.id, "Force_Latest_Multiple", keys)
+            shown = shown_rows(board, probing, built.rows, candidates[every] if probing.ladder else ())
     except ValueError as exc:
         error = str(exc)
     else:
@@ -347,12 +359,13 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
                 "team_id": teams[row.submission_id],
                 "scores": dict(row.scores),
                 "ranks": dict(row.ranks),
+                "shown": shown.get(row.submission_id),
             })
     # What the rows say, to write them only when it changed (pickle: fast, and the same bytes for the same rows;
     # a submission's time never changes, so its id stands for it).
     digest = hashlib.sha256(pickle.dumps(
         [error, *[(r["position"], r["submission_id"], r["username"], r["baseline"], r["solution_index"],
-                   r["scores"], r["ranks"], r["team_id"]) for r in rows]], protocol=4)).hexdigest()
+                   r["scores"], r["ranks"], r["team_id"], r["shown"]) for r in rows]], protocol=4)).hexdigest()
     wanted_history = history_columns(db_board)
     history: Optional[dict[str, Any]] = None
     if state is not None and state.definition == definition and set(state.history or {}) == {
@@ -389,7 +402,7 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
 
 
 _ROW_COLUMNS = ("phase_id", "leaderboard_id", "position", "submission_id", "username", "baseline",
-                "solution_index", "submitted_at", "team_id", "scores", "ranks")
+                "solution_index", "submitted_at", "team_id", "scores", "ranks", "shown")
 
 
 def _submitters(s: Session, ids: list[int]) -> dict[int, str]:
@@ -410,7 +423,8 @@ def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:
     with conn.connection.dbapi_connection.cursor() as cursor:
         with cursor.copy(f"COPY board_rows ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
             for r in rows:
-                copy.write_row([*(r[c] for c in _ROW_COLUMNS[:-2]), json.dumps(r["scores"]), json.dumps(r["ranks"])])
+                copy.write_row([*(r[c] for c in _ROW_COLUMNS[:-3]), json.dumps(r["scores"]), json.dumps(r["ranks"]),
+                                None if r["shown"] is None else json.dumps(r["shown"])])
 
 
 def entrant_of(participant: str) -> tuple[str, bool, Optional[int]]:
