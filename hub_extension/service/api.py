@@ -28,6 +28,7 @@ from ..app.fact_sheets import answers_from_json
 from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .probing_api import probing_api_routes
 from .fact_sheet_api import fact_sheet_api_routes
 from .profile_api import ProfileHandler
 from .forum_api import forum_api_routes
@@ -728,4 +729,5 @@ def api_routes(prefix: str) -> list[Any]:
         *forum_api_routes(comp),
         *message_api_routes(api, comp),
         *fact_sheet_api_routes(comp, NUMBER),
+        *probing_api_routes(comp),
     ]

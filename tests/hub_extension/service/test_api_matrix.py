@@ -518,6 +518,8 @@ CASES = [
     Case("PUT", "api/v1/competitions/{slug}/leaderboards/main/fact_sheet_columns", ORGANIZERS,
          lambda s, a: {"json": {"keys": ["method"]}}, "the question the case above saved"),
     Case("GET", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv", ORGANIZERS),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/private/probing", ORGANIZERS,
+         lambda s, a: {"json": {"display_precision": 3}}, "the organizers round the (hidden) board's shown scores"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
