@@ -37,10 +37,11 @@ NaN) never moves a ladder; an infinite one is shown as it is.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from scoring.leaderboard import FINISHED, Board, Entry, Row, build_leaderboard
@@ -105,13 +106,21 @@ def _missing(value: float | None) -> bool:
 
 
 def round_to_precision(value: float | None, precision: int) -> float | None:
-    """``value`` rounded to ``precision`` decimals (half to even on its decimal form); None stays None."""
+    """``value`` rounded to ``precision`` decimals (the float nearest the rounded decimal, as Python's
+    ``round``: half to even on the exact binary value); None stays None."""
     if _missing(value):
         return None
     value = float(value)  # type: ignore[arg-type]
     if not math.isfinite(value):
         return value
-    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-precision), rounding=ROUND_HALF_EVEN))
+    return round(value, precision)
+
+
+@functools.lru_cache(maxsize=64)
+def _decimals(step: float) -> int:
+    """How many decimals the shortest form of ``step`` has (0.05: 2; 1e-07: 7)."""
+    exponent = Decimal(repr(step)).as_tuple().exponent
+    return max(0, -int(exponent))
 
 
 def on_grid(value: float, step: float) -> float:
@@ -119,9 +128,7 @@ def on_grid(value: float, step: float) -> float:
     multiple's decimal value (so 7 steps of 0.01 shows as 0.07, not 0.07000000000000001)."""
     if not math.isfinite(value):
         return value
-    multiple = Decimal(repr(value)) / Decimal(repr(step))
-    count = multiple.to_integral_value(rounding=ROUND_HALF_EVEN)
-    return float(count * Decimal(repr(step)))
+    return round(round(value / step) * step, _decimals(step))
 
 
 def beats(value: float, best: float | None, margin: float, sorting: str) -> bool:
@@ -232,8 +239,9 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
 
     A plain column's shown value is :func:`shown_history` over the row's
     entrant's finished submissions up to and including the row's own
-    (``history``: every finished entry of the board's entrants; needed by a
-    Ladder only, a precision-only board rounds each row's own score).  A
+    (``history``: the entries of the board's entrants, of which the finished
+    count; needed by a Ladder only, a precision-only board rounds each row's
+    own score).  A
     computed column is computed again from the shown values, so it tells
     nothing they do not.  The public order and ranks are those of the
     board's ranking rules on the shown values: equal shown values share a
@@ -243,19 +251,32 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
     plain = [column for column in board.columns if column.computation is None]
     shown_at: dict[int, dict[str, float | None]] = {}
     if probing.ladder is not None:
+        wanted = {row.submission_id for row in rows}
         by_entrant: dict[str, list[Entry]] = {}
         for entry in history:
-            by_entrant.setdefault(entry.participant, []).append(entry)
+            if entry.status.lower() == FINISHED.lower():
+                by_entrant.setdefault(entry.participant, []).append(entry)
         for entries in by_entrant.values():
             entries.sort(key=lambda e: (e.submitted_at, e.submission_id))
+            # Each row's value is the ladder's after its own submission: only those are kept.
+            kept = [(i, entry.submission_id) for i, entry in enumerate(entries) if entry.submission_id in wanted]
+            if not kept:
+                continue
+            found: dict[int, dict[str, float | None]] = {sid: {} for _, sid in kept}
             for column in plain:
-                values = [_score(entry.scores.get(column.key)) for entry in entries]
-                for entry, value in zip(entries, shown_history(probing, values, column.sorting)):
-                    shown_at.setdefault(entry.submission_id, {})[column.key] = value
+                key = column.key
+                seq = shown_history(probing, [_score(entry.scores.get(key)) for entry in entries], column.sorting)
+                for i, sid in kept:
+                    found[sid][key] = seq[i]
+            shown_at.update(found)
     public_entries = []
     for row in rows:
         found = shown_at.get(row.submission_id)
-        if found is None:  # a precision-only board, or a row without history: its own score alone
+        if found is None and probing.ladder is None:  # a precision-only board: each row's own score, rounded
+            found = {column.key: round_to_precision(_score(row.scores.get(column.key)),
+                                                    probing.display_precision)  # type: ignore[arg-type]
+                     for column in plain}
+        elif found is None:  # a row without history (not among `history`): its own score alone
             found = {column.key: shown_history(probing, [row.scores.get(column.key)], column.sorting)[0]
                      for column in plain}
         public_entries.append(Entry(
@@ -270,6 +291,8 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
 
 
 def _score(raw: object) -> float | None:
+    if raw.__class__ is float:  # the usual case, first
+        return None if raw != raw else raw  # type: ignore[return-value]
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return None
     return None if math.isnan(raw) else float(raw)

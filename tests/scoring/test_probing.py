@@ -161,3 +161,80 @@ def test_active():
     assert not Probing().active
     assert Probing(display_precision=0).active
     assert Probing(ladder="parameter_free").active
+
+
+# -- the public board ------------------------------------------------------------------------------
+from datetime import datetime, timedelta  # noqa: E402
+
+from scoring.leaderboard import SUBMISSION_RULES, Board, Column, Entry, build_leaderboard  # noqa: E402
+from scoring.probing import shown_rows  # noqa: E402
+from scoring.ranking import dense_ranks  # noqa: E402
+
+T0 = datetime(2026, 3, 1)
+BOARD_VALUES = st.sampled_from([0.0, 0.11, 0.5, 0.52, 0.58, 0.9, 1.0, float("nan")])
+
+
+@st.composite
+def histories(draw):
+    count = draw(st.integers(0, 14))
+    entries = []
+    for n in range(count):
+        scores = {"a": draw(BOARD_VALUES)}
+        if draw(st.booleans()):
+            scores["b"] = draw(BOARD_VALUES)
+        entries.append(Entry(submission_id=n + 1, participant=draw(st.sampled_from(["ann", "bob", "cy"])),
+                             submitted_at=T0 + timedelta(minutes=n), status="Finished", scores=scores,
+                             selected=draw(st.booleans())))
+    return entries
+
+
+def probing_settings():
+    return st.one_of(
+        st.builds(Probing, display_precision=st.integers(0, 3)),
+        st.builds(lambda step: Probing(ladder="fixed", ladder_step=step), STEPS),
+        st.builds(lambda precision: Probing(ladder="parameter_free", display_precision=precision),
+                  st.one_of(st.none(), st.integers(0, 3))),
+    )
+
+
+@settings(max_examples=200)
+@given(histories(), probing_settings(), SORTINGS, st.sampled_from(SUBMISSION_RULES), st.booleans())
+def test_the_public_board_follows_the_shown_values(entries, probing, sorting, rule, computed):
+    columns = [Column(key="a", title="A", index=0, sorting=sorting), Column(key="b", title="B", index=1)]
+    if computed:
+        columns.append(Column(key="s", title="S", index=2, computation="sum", source_keys=("a", "b")))
+    board = Board(key="main", title="Main", columns=tuple(columns), submission_rule=rule)
+    built = build_leaderboard(board, entries, viewer_is_organizer=True)
+    shown = shown_rows(board, probing, built.rows, entries)
+    assert set(shown) == {row.submission_id for row in built.rows}
+    assert sorted(s["position"] for s in shown.values()) == list(range(1, len(built.rows) + 1))
+    by_position = sorted(shown.values(), key=lambda s: s["position"])
+    # Ranks are dense ranks of the shown values: equal shown values share a rank, and the order follows them.
+    values = [s["scores"]["a"] for s in by_position]
+    assert [s["ranks"]["a"] for s in by_position] == dense_ranks(values, sorting)
+    ranks = [s["ranks"]["a"] for s in by_position]
+    assert [r for r in ranks if r is not None] == sorted(r for r in ranks if r is not None)
+    for row in built.rows:
+        own = [e for e in entries if e.participant == row.participant and e.submitted_at <= row.submitted_at]
+        expected = shown_history(probing, [e.scores.get("a") for e in own], sorting)[-1] if probing.ladder else \
+            round_to_precision(row.scores["a"], probing.display_precision)
+        assert shown[row.submission_id]["scores"]["a"] == expected
+        if computed:  # a computed column from the shown values only
+            a, b = shown[row.submission_id]["scores"]["a"], shown[row.submission_id]["scores"]["b"]
+            total = shown[row.submission_id]["scores"]["s"]
+            assert (total is None) if (a is None or b is None) else total == pytest.approx(a + b)
+
+
+@given(histories(), histories(), probing_settings(), SORTINGS)
+def test_a_rows_shown_value_does_not_depend_on_later_submissions(entries, later, probing, sorting):
+    board = Board(key="main", title="Main", columns=(Column(key="a", title="A", index=0, sorting=sorting),),
+                  submission_rule="Force_Latest_Multiple")
+    more = [Entry(submission_id=100 + e.submission_id, participant=e.participant,
+                  submitted_at=e.submitted_at + timedelta(days=1), status="Finished", scores=e.scores)
+            for e in later]
+    before = build_leaderboard(board, entries, viewer_is_organizer=True)
+    after = build_leaderboard(board, entries + more, viewer_is_organizer=True)
+    first, second = shown_rows(board, probing, before.rows, entries), shown_rows(board, probing, after.rows,
+                                                                                    entries + more)
+    for sid, value in first.items():
+        assert second[sid]["scores"] == value["scores"]
