@@ -124,3 +124,29 @@ def test_the_organizers_set_and_lift_the_rule(ladder):
     ok(server.client("olga").put(url, json={}))
     board = ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).json()
     assert board["probing"] is None and board["rows"][0]["scores"]["accuracy"] == 0.8234
+
+
+def test_the_pages_say_so_and_the_editor_sets_the_rule(ladder):
+    server, slug, subs = ladder
+    page = ok(server.browser("ann").get(f"competitions/{slug}/leaderboard")).text
+    assert 'id="probing-note"' in page and "by more than 0.05" in page
+    own = ok(server.browser("ann").get(f"submissions/{subs['ann'][0]}")).text
+    assert 'id="scores-withheld"' in own
+    browser = server.browser("olga")
+    form = ok(browser.get(f"competitions/{slug}/edit/leaderboards")).text
+    assert 'id="probing-main"' in form and 'value="0.05"' in form
+    refused = browser.post(f"competitions/{slug}/edit/leaderboards/main/probing",
+                           {"display_precision": "two", "ladder": "fixed", "ladder_step": "0.05"})
+    assert refused.status_code == 400 and "display_precision must be a number, got &#39;two&#39;" in refused.text
+    refused = browser.post(f"competitions/{slug}/edit/leaderboards/main/probing",
+                           {"display_precision": "", "ladder": "fixed", "ladder_step": ""})
+    assert refused.status_code == 400 and "ladder &#39;fixed&#39; needs ladder_step" in refused.text
+    saved = browser.post(f"competitions/{slug}/edit/leaderboards/main/probing",
+                         {"display_precision": "3", "ladder": "parameter_free", "ladder_step": "0.05"})
+    assert saved.status_code in (200, 302), saved.text[:500]
+    board = ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).json()
+    assert board["probing"] == {"display_precision": 3, "ladder": "parameter_free", "ladder_step": None,
+                                "shown_values": True}
+    assert not leaks(ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).text)
+    assert server.browser("ann").post(f"competitions/{slug}/edit/leaderboards/main/probing",
+                                      {"display_precision": ""}).status_code in (403, 404)
