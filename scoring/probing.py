@@ -51,6 +51,7 @@ __all__ = [
     "MAX_DISPLAY_PRECISION",
     "Probing",
     "beats",
+    "describe",
     "fixed_ladder",
     "on_grid",
     "parameter_free_ladder",
@@ -296,3 +297,20 @@ def _score(raw: object) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return None
     return None if math.isnan(raw) else float(raw)
+
+
+def describe(probing: Probing, *, organizer: bool = False) -> str:
+    """What a probing-resistant board shows, in one sentence for the people reading it."""
+    if organizer:
+        return ("Participants and visitors see this board's shown values (each row's \"shown\") in their own "
+                "order; you, an organizer, see the stored scores.")
+    parts = []
+    if probing.display_precision is not None:
+        parts.append(f"to {probing.display_precision} decimal(s)")
+    if probing.ladder == "fixed":
+        parts.append(f"by the Ladder: an entry's shown score changes only when a new submission beats it by more "
+                     f"than {probing.ladder_step:g}")
+    elif probing.ladder == "parameter_free":
+        parts.append("by the Ladder: an entry's shown score changes only when a new submission beats it by more "
+                     "than the spread of that entry's own scores")
+    return f"Scores on this board are shown {', '.join(parts)}; the final ranking uses the exact scores."

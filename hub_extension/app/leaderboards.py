@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
 from scoring.probing import Probing, round_to_precision
+from scoring.probing import describe as describe_probing
 
 from .. import models as m
 from ..errors import NotFound
@@ -420,8 +421,9 @@ class Leaderboards:
             "rows": rows,
             "fact_sheet_columns": fact_columns,
             # Organizers read stored scores (each row's `shown` beside them), everyone else what is shown.
-            "probing": None if o.definition.probing is None else {**o.definition.probing.to_dict(),
-                                                                  "shown_values": not o.organizer},
+            "probing": None if o.definition.probing is None else {
+                **o.definition.probing.to_dict(), "shown_values": not o.organizer,
+                "note": describe_probing(o.definition.probing, organizer=o.organizer)},
         }
 
     def _page(self, s: Session, o: _Opened, keys: list[str], offset: int,

@@ -52,7 +52,10 @@ def test_participants_and_visitors_read_the_shown_values_in_their_order(ladder):
     for client in (server.client("ann"), server.client("ben"), server.client()):
         board = ok(client.get(f"api/v1/competitions/{slug}/leaderboard")).json()
         assert board["probing"] == {"display_precision": None, "ladder": "fixed", "ladder_step": 0.05,
-                                    "shown_values": True}
+                                    "shown_values": True, "note": (
+                                        "Scores on this board are shown by the Ladder: an entry's shown score "
+                                        "changes only when a new submission beats it by more than 0.05; the "
+                                        "final ranking uses the exact scores.")}
         rows = [(r["rank"], r["submission"], r["scores"]["accuracy"], r["ranks"]["accuracy"]) for r in board["rows"]]
         # Equal shown values share rank 1; the earlier submission (ann's 0.7789) comes first.
         assert rows == [(1, subs["ann"][2], 0.8, 1), (2, subs["ben"][1], 0.8, 1)]
@@ -145,8 +148,9 @@ def test_the_pages_say_so_and_the_editor_sets_the_rule(ladder):
                          {"display_precision": "3", "ladder": "parameter_free", "ladder_step": "0.05"})
     assert saved.status_code in (200, 302), saved.text[:500]
     board = ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).json()
-    assert board["probing"] == {"display_precision": 3, "ladder": "parameter_free", "ladder_step": None,
-                                "shown_values": True}
+    assert {k: v for k, v in board["probing"].items() if k != "note"} == {
+        "display_precision": 3, "ladder": "parameter_free", "ladder_step": None, "shown_values": True}
+    assert board["probing"]["note"].startswith("Scores on this board are shown to 3 decimal(s), by the Ladder")
     assert not leaks(ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).text)
     assert server.browser("ann").post(f"competitions/{slug}/edit/leaderboards/main/probing",
                                       {"display_precision": ""}).status_code in (403, 404)
