@@ -1,6 +1,6 @@
 """The cost of a probing-resistant board's shown values, against building the board without them.
 
-    python bench/probing_rows.py [--participants 10000] [--per-participant 10] [--repeat 3] [--out bench/probing_rows.json]
+    python bench/probing_rows.py [--participants 10000] [--per-participant 10] [--repeat 5] [--out bench/probing_rows.json]
 
 At 100k submissions (10,000 participants, 10 each; one board of 3 score
 columns, rule Force_Last), in one run:
@@ -10,13 +10,14 @@ columns, rule Force_Last), in one run:
   `scoring.probing.shown_rows` over those rows: with a fixed Ladder (each
   participant's 10 submissions followed in time order on each column) and
   with a display precision alone;
-- `maintained`: `Platform.rebuild_boards` of the phase on SQLite (what a
+- `maintained`: `Platform.rebuild_boards` of a phase on SQLite (what a
   change of the phase costs in `app.standings`: the candidates' statement,
-  the ranking, the comparison with the rows kept), without probing, then with
-  a fixed Ladder (which also reads every finished submission, not only each
-  participant's latest), then with a display precision alone.
+  the ranking, the comparison with the rows kept), for three competitions
+  filled alike in one database, timed in turn: without probing, with a fixed
+  Ladder (which also reads every finished submission, not only each
+  participant's latest), with a display precision alone.
 
-Each figure is the median of `--repeat` runs; `ratio` divides the time with
+Each figure is the median of `--repeat` runs (`--repeat 5` by default); `ratio` divides the time with
 shown values by the time without.  The submissions are bulk-loaded as the
 maintained-boards test loads them (`tests.hub_extension.app.test_standings.fill`).
 """
@@ -66,32 +67,46 @@ def pure(participants: int, per: int, repeat: int) -> dict:
     built = build_leaderboard(board, entries, viewer_is_organizer=True)
     ladder = Probing(ladder="fixed", ladder_step=0.01)
     precision = Probing(display_precision=2)
-    without = median_seconds(lambda: build_leaderboard(board, entries, viewer_is_organizer=True), repeat)
-    with_ladder = median_seconds(lambda: shown_rows(board, ladder, built.rows, entries), repeat)
-    with_precision = median_seconds(lambda: shown_rows(board, precision, built.rows), repeat)
+    runs = {"build": lambda: build_leaderboard(board, entries, viewer_is_organizer=True),
+            "ladder": lambda: shown_rows(board, ladder, built.rows, entries),
+            "precision": lambda: shown_rows(board, precision, built.rows)}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):  # interleaved, as in `maintained`
+        for name, run in runs.items():
+            times[name].append(median_seconds(run, 1))
+    without, with_ladder, with_precision = (statistics.median(times[name]) for name in runs)
     return {"submissions": len(entries), "rows": len(built.rows), "build_s": round(without, 3),
             "shown_ladder_s": round(with_ladder, 3), "shown_precision_s": round(with_precision, 3),
             "ratio_ladder": round(with_ladder / without, 2), "ratio_precision": round(with_precision / without, 2)}
 
 
 def maintained(participants: int, per: int, repeat: int) -> dict:
+    settings = {"none": {}, "ladder": {"ladder": "fixed", "ladder_step": 0.01}, "precision": {"display_precision": 2}}
     with tempfile.TemporaryDirectory() as home:
         platform = Platform(home=home)
-        spec = simple_spec(max_submissions=None, max_submissions_per_day=None)
-        spec.leaderboards[0].columns += [ColumnSpec(key="b", title="B", index=1, sorting="asc"),
-                                         ColumnSpec(key="c", title="C", index=2)]
-        slug = platform.competitions.insert_competition(spec, LOCAL_ADMIN)
-        fill(platform, slug, participants, per, keys=("accuracy", "b", "c"))
+        slugs = {}
+        for name, probing in settings.items():  # one competition each, filled alike, in one database
+            spec = simple_spec(max_submissions=None, max_submissions_per_day=None)
+            spec.title = f"Probing {name}"
+            board = spec.leaderboards[0]
+            board.columns += [ColumnSpec(key="b", title="B", index=1, sorting="asc"),
+                              ColumnSpec(key="c", title="C", index=2)]
+            for key, value in probing.items():
+                setattr(board, key, value)
+            slugs[name] = platform.competitions.insert_competition(spec, LOCAL_ADMIN)
+            fill(platform, slugs[name], participants, per, keys=("accuracy", "b", "c"))
+        times: dict[str, list[float]] = {name: [] for name in settings}
+        for _ in range(repeat):  # interleaved, so that the machine's load weighs on each alike
+            for name, slug in slugs.items():
+                began = time.perf_counter()
+                platform.rebuild_boards(slug)
+                times[name].append(time.perf_counter() - began)
         result = {"submissions": participants * per, "database": platform.db.engine.dialect.name}
-        result["rebuild_s"] = round(median_seconds(lambda: platform.rebuild_boards(slug), repeat), 3)
-        for name, settings in (("ladder", {"ladder": "fixed", "ladder_step": 0.01}),
-                               ("precision", {"display_precision": 2})):
-            began = time.perf_counter()
-            edit = platform.set_probing(slug, "main", LOCAL_ADMIN, **settings)
-            assert edit.saved, edit.problems
-            result[f"set_{name}_s"] = round(time.perf_counter() - began, 3)  # the save, and the rows written again
-            result[f"rebuild_{name}_s"] = round(median_seconds(lambda: platform.rebuild_boards(slug), repeat), 3)
-            result[f"ratio_{name}"] = round(result[f"rebuild_{name}_s"] / result["rebuild_s"], 2)
+        base = statistics.median(times["none"])
+        result["rebuild_s"] = round(base, 3)
+        for name in ("ladder", "precision"):
+            result[f"rebuild_{name}_s"] = round(statistics.median(times[name]), 3)
+            result[f"ratio_{name}"] = round(statistics.median(times[name]) / base, 2)
         platform.close()
         return result
 
@@ -100,7 +115,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=10_000)
     parser.add_argument("--per-participant", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", default="bench/probing_rows.json")
     args = parser.parse_args()
     results = {"pure": pure(args.participants, args.per_participant, args.repeat)}
