@@ -16,6 +16,10 @@ on Codabench: each solution stands as an entry of its own, always chosen
 under the `Add` rules, and its rows say `"baseline": true` with the
 solution's name.
 
+On a probing-resistant board (`probing`) everyone but organizers reads the
+rows' shown values, ranks and positions (`board_rows.shown`) in the public
+order; organizers read the stored ones with the shown ones beside them.
+
 A team stands as one entry (`standings.team_entrant`): its row shows the
 team's name as `participant`, with `team` (its id) and `submitted_by` (the
 member who made the submission); it is the own row of every member.

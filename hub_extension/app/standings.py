@@ -23,8 +23,16 @@ Each rebuild first locks the phase's row (PostgreSQL: `SELECT ... FOR
 UPDATE`; SQLite has one writer at a time), so two changes of one phase
 committing at once rebuild one after the other, the second seeing the first.
 
+A probing-resistant board (`probing`: a display precision, the Ladder) keeps
+with each row what the public sees of it, `board_rows.shown` =
+`{"scores": {column: shown value}, "ranks": {column: rank}, "position": n}`
+(`scoring.probing.shown_rows`: its ranks and position are the public board's,
+ranked on the shown values), computed in the same rebuild; a Ladder also
+reads every finished submission of the phase (`Force_Latest_Multiple`'s
+candidates), since an entrant's shown value follows all of theirs.
+
 `definition` records a digest of the board definition the rows were ranked
-by: a reader that finds none, or another one (a board never built, a
+by (and of its probing settings): a reader that finds none, or another one (a board never built, a
 database written by something else than this layer), builds the board before
 reading it (`Leaderboards`), which a platform also does at start for every
 board that has no rows yet (`build_missing`).
