@@ -147,11 +147,16 @@ def fixed_ladder(values: Sequence[float | None], step: float, sorting: str) -> l
     """The shown value after each of a participant's submissions (Algorithm 1), in submission order."""
     if not (step > 0 and math.isfinite(step)):
         raise ValueError(f"ladder_step must be a number greater than 0, got {step!r}")
+    if sorting not in ("asc", "desc"):
+        raise ValueError(f"sorting must be 'asc' or 'desc', got {sorting!r}")
+    lower_is_better = sorting == "asc"
     shown: float | None = None
     out: list[float | None] = []
     for value in values:
-        if not _missing(value) and beats(float(value), shown, step, sorting):  # type: ignore[arg-type]
-            shown = on_grid(float(value), step)  # type: ignore[arg-type]
+        # `beats` inlined: a board's every submission goes through here.
+        if value is not None and value == value and (
+                shown is None or (value < shown - step if lower_is_better else value > shown + step)):
+            shown = on_grid(float(value), step)
         out.append(shown)
     return out
 
@@ -266,7 +271,9 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
             found: dict[int, dict[str, float | None]] = {sid: {} for _, sid in kept}
             for column in plain:
                 key = column.key
-                seq = shown_history(probing, [_score(entry.scores.get(key)) for entry in entries], column.sorting)
+                values = [entry.scores.get(key) for entry in entries]
+                values = [v if v.__class__ is float else _score(v) for v in values]
+                seq = shown_history(probing, values, column.sorting)
                 for i, sid in kept:
                     found[sid][key] = seq[i]
             shown_at.update(found)
