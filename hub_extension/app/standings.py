@@ -337,16 +337,16 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
         definition = definition_digest(board, probing)
         keys = tuple(sorted(c.key for c in board.columns))
         wanted = (board.submission_rule, keys)
+        if probing is not None and probing.ladder is not None:
+            # A Ladder follows each entrant's every finished submission, not only the rows': those are a
+            # superset of any rule's candidates, so the rule chooses among them too (one statement).
+            wanted = ("Force_Latest_Multiple", keys)
         if wanted not in candidates:
-            candidates[wanted] = _candidates(s, ph.id, board.submission_rule, keys)
+            candidates[wanted] = _candidates(s, ph.id, wanted[0], keys)
         built = build_leaderboard(board, candidates[wanted], viewer_is_organizer=True)
         shown: dict[int, dict[str, Any]] = {}
         if probing is not None:
-            # A Ladder follows each entrant's every finished submission, not only the rows'.
-            every = ("Force_Latest_Multiple", keys)
-            if probing.ladder is not None and every not in candidates:
-                candidates[every] = _candidates(s, ph.id, "Force_Latest_Multiple", keys)
-            shown = shown_rows(board, probing, built.rows, candidates[every] if probing.ladder else ())
+            shown = shown_rows(board, probing, built.rows, candidates[wanted] if probing.ladder else ())
     except ValueError as exc:
         error = str(exc)
     else:
