@@ -353,13 +353,16 @@ class Leaderboards:
     ) -> dict[str, Any]:
         """The leaderboard of a phase as plain data: the shape of `compete leaderboard --json`."""
         view = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now)
-        return {
+        data = {
             "competition": view["competition"],
             "phase": view["phase"],
             "columns": [{k: c[k] for k in ("key", "title", "sorting")} for c in view["columns"]],
             "rows": [{k: r[k] for k in ("rank", "participant", "submission", "scores", "baseline")}
                      for r in view["rows"]],
         }
+        if view["probing"] is not None:  # a probing-resistant board says how it shows its scores
+            data["probing"] = view["probing"]
+        return data
 
     def leaderboard_view(
         self,
