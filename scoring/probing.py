@@ -241,22 +241,31 @@ def shown_history(probing: Probing, values: Sequence[float | None], sorting: str
 def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
                history: Sequence[Entry] = ()) -> dict[int, dict[str, Any]]:
     """What the public board shows of each row of a built board (`build_leaderboard`, every column), by
-    submission id: ``{"scores": {column: shown value}, "ranks": {column: rank}, "position": rank}``.
+    submission id: ``{"scores": {column: shown value}, "ranks": {column: rank}, "position": rank}``, and
+    on a ``Force_Best`` board the submission the public sees the row stand on (``"submission"``,
+    ``"submitted_at"``).
 
     A plain column's shown value is :func:`shown_history` over the row's
     entrant's finished submissions up to and including the row's own
     (``history``: the entries of the board's entrants, of which the finished
-    count; needed by a Ladder only, a precision-only board rounds each row's
-    own score).  A
-    computed column is computed again from the shown values, so it tells
-    nothing they do not.  The public order and ranks are those of the
-    board's ranking rules on the shown values: equal shown values share a
-    rank, and further ties go as the board breaks them (other columns, then
-    submission time).
+    count; a Ladder needs them, and so does ``Force_Best``; without them a row
+    shows its own score alone).  A computed column is computed again from the
+    shown values, so it tells nothing they do not.  The public order and
+    ranks are those of the board's ranking rules on the shown values: equal
+    shown values share a rank, and further ties go as the board breaks them
+    (other columns, then submission time).
+
+    ``Force_Best`` chooses each entrant's row by the exact scores, so its
+    submission (and its time, which breaks ties) would tell the entrant which
+    of their submissions is exactly best: the public row stands instead on the
+    earliest of their submissions that shows the same on every plain column
+    (on a Ladder, the one that set the shown values).
     """
     plain = [column for column in board.columns if column.computation is None]
     shown_at: dict[int, dict[str, float | None]] = {}
-    if probing.ladder is not None:
+    stands_on: dict[int, Entry] = {}
+    by_best = board.submission_rule == "Force_Best"
+    if probing.ladder is not None or by_best:
         wanted = {row.submission_id for row in rows}
         by_entrant: dict[str, list[Entry]] = {}
         for entry in history:
@@ -264,19 +273,25 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
                 by_entrant.setdefault(entry.participant, []).append(entry)
         for entries in by_entrant.values():
             entries.sort(key=lambda e: (e.submitted_at, e.submission_id))
-            # Each row's value is the ladder's after its own submission: only those are kept.
+            # Each row's value is the rule's after its own submission: only those are kept.
             kept = [(i, entry.submission_id) for i, entry in enumerate(entries) if entry.submission_id in wanted]
             if not kept:
                 continue
             found: dict[int, dict[str, float | None]] = {sid: {} for _, sid in kept}
+            sequences = []
             for column in plain:
                 key = column.key
                 values = [entry.scores.get(key) for entry in entries]
                 values = [v if v.__class__ is float else _score(v) for v in values]
                 seq = shown_history(probing, values, column.sorting)
+                sequences.append(seq)
                 for i, sid in kept:
                     found[sid][key] = seq[i]
             shown_at.update(found)
+            if by_best:
+                for i, sid in kept:
+                    same = next(j for j in range(i + 1) if all(_same(seq[j], seq[i]) for seq in sequences))
+                    stands_on[sid] = entries[same]
     public_entries = []
     for row in rows:
         found = shown_at.get(row.submission_id)
@@ -287,15 +302,27 @@ def shown_rows(board: Board, probing: Probing, rows: Sequence[Row],
         elif found is None:  # a row without history (not among `history`): its own score alone
             found = {column.key: shown_history(probing, [row.scores.get(column.key)], column.sorting)[0]
                      for column in plain}
+        shown_as = stands_on.get(row.submission_id)
         public_entries.append(Entry(
-            submission_id=row.submission_id, participant=row.participant, submitted_at=row.submitted_at,
+            submission_id=row.submission_id, participant=row.participant,
+            submitted_at=row.submitted_at if shown_as is None else shown_as.submitted_at,
             status=FINISHED, scores={key: (math.nan if value is None else value) for key, value in found.items()},
             selected=True))
     # Every row stands already: rank them all, by the board's columns and tie-breaks.
     public = replace(board, submission_rule="Force_Latest_Multiple", hidden=False)
     built = build_leaderboard(public, public_entries, viewer_is_organizer=True)
-    return {row.submission_id: {"scores": dict(row.scores), "ranks": dict(row.ranks), "position": row.rank}
-            for row in built.rows}
+    made: dict[int, dict[str, Any]] = {}
+    for row in built.rows:
+        made[row.submission_id] = {"scores": dict(row.scores), "ranks": dict(row.ranks), "position": row.rank}
+        shown_as = stands_on.get(row.submission_id)
+        if shown_as is not None:
+            made[row.submission_id].update(submission=shown_as.submission_id,
+                                           submitted_at=shown_as.submitted_at.isoformat())
+    return made
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a == b or (a is None and b is None)
 
 
 def _score(raw: object) -> float | None:

@@ -700,8 +700,9 @@ def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], usernam
     if r.team_id is not None:
         row["participant"] = names["teams"].get(r.team_id, f"Team {r.team_id}")
     row.update({
-        "submission": r.submission_id,
-        "submitted_at": r.submitted_at.isoformat(),
+        # On a probing-resistant Force_Best board, the public row stands on a submission that shows the same.
+        "submission": shown.get("submission", r.submission_id) if public else r.submission_id,
+        "submitted_at": (shown.get("submitted_at") if public else None) or r.submitted_at.isoformat(),
         "scores": {k: scores.get(k) for k in keys},
         "ranks": ranks,
         "average_rank": _average_rank(ranks),

@@ -346,7 +346,9 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
         built = build_leaderboard(board, candidates[wanted], viewer_is_organizer=True)
         shown: dict[int, dict[str, Any]] = {}
         if probing is not None:
-            shown = shown_rows(board, probing, built.rows, candidates[wanted] if probing.ladder else ())
+            # Force_Best's candidates are every finished submission too: the rows stand on what is shown.
+            needs_history = probing.ladder is not None or board.submission_rule == "Force_Best"
+            shown = shown_rows(board, probing, built.rows, candidates[wanted] if needs_history else ())
     except ValueError as exc:
         error = str(exc)
     else:

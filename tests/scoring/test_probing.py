@@ -166,6 +166,8 @@ def test_active():
 # -- the public board ------------------------------------------------------------------------------
 from datetime import datetime, timedelta  # noqa: E402
 
+from dataclasses import replace  # noqa: E402
+
 from scoring.leaderboard import SUBMISSION_RULES, Board, Column, Entry, build_leaderboard  # noqa: E402
 from scoring.probing import shown_rows  # noqa: E402
 from scoring.ranking import dense_ranks  # noqa: E402
@@ -238,3 +240,38 @@ def test_a_rows_shown_value_does_not_depend_on_later_submissions(entries, later,
                                                                                     entries + more)
     for sid, value in first.items():
         assert second[sid]["scores"] == value["scores"]
+
+
+def test_a_force_best_row_stands_on_the_submission_that_set_the_shown_values():
+    board = Board(key="main", title="Main", columns=(Column(key="a", title="A", index=0),), submission_rule="Force_Best")
+    history = [Entry(submission_id=n, participant="ann", submitted_at=T0 + timedelta(minutes=n), status="Finished",
+                     scores={"a": value}) for n, value in enumerate([0.5, 0.52, 0.55, 0.3], start=1)]
+    built = build_leaderboard(board, history, viewer_is_organizer=True)
+    assert [row.submission_id for row in built.rows] == [3]  # the exact best
+    shown = shown_rows(board, Probing(ladder="fixed", ladder_step=0.1), built.rows, history)
+    # 0.52 and 0.55 do not beat 0.5 by more than 0.1: the public sees the board stand on the first.
+    assert shown[3]["submission"] == 1 and shown[3]["submitted_at"] == (T0 + timedelta(minutes=1)).isoformat()
+    shown = shown_rows(board, Probing(display_precision=1), built.rows, history)
+    assert shown[3]["scores"]["a"] == 0.6 and shown[3]["submission"] == 3  # 0.5 and 0.52 show 0.5
+    assert "submission" not in shown_rows(replace(board, submission_rule="Force_Last"),
+                                          Probing(ladder="fixed", ladder_step=0.1),
+                                          build_leaderboard(replace(board, submission_rule="Force_Last"), history,
+                                                            viewer_is_organizer=True).rows, history)[4]
+
+
+@given(histories(), probing_settings(), SORTINGS)
+def test_a_force_best_rows_public_submission_shows_the_same_and_comes_first(entries, probing, sorting):
+    board = Board(key="main", title="Main", submission_rule="Force_Best", columns=(
+        Column(key="a", title="A", index=0, sorting=sorting), Column(key="b", title="B", index=1)))
+    built = build_leaderboard(board, entries, viewer_is_organizer=True)
+    shown = shown_rows(board, probing, built.rows, entries)
+    for row in built.rows:
+        own = [e for e in entries if e.participant == row.participant and e.submitted_at <= row.submitted_at]
+        vectors = {e.submission_id: tuple(shown_history(probing, [x.scores.get(k) for x in own[:i + 1]],
+                                                        c.sorting)[-1] for k, c in (("a", board.columns[0]),
+                                                                                    ("b", board.columns[1])))
+                   for i, e in enumerate(own)}
+        public = shown[row.submission_id]["submission"]
+        assert vectors[public] == vectors[row.submission_id]
+        assert all(vectors[e.submission_id] != vectors[public] for e in own if e.submitted_at < next(
+            x.submitted_at for x in own if x.submission_id == public))

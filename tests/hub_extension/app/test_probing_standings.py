@@ -51,7 +51,8 @@ def check(platform, slug: str) -> None:
     if view["rows"]:
         keys = [c["key"] for c in view["columns"]]
         assert [(r["rank"], r["submission"], r["scores"], r["ranks"]) for r in view["rows"]] == [
-            (shown["position"], sid, {k: shown["scores"][k] for k in keys}, {k: shown["ranks"][k] for k in keys})
+            (shown["position"], shown.get("submission", sid), {k: shown["scores"][k] for k in keys},
+             {k: shown["ranks"][k] for k in keys})
             for sid, shown in public]
     organizer = platform.leaderboard_view(slug, actor=LOCAL_ADMIN)
     assert [(r["rank"], r["submission"]) for r in organizer["rows"]] == [(r.rank, r.submission_id) for r in full.rows]
