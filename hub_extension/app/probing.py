@@ -13,7 +13,8 @@ So, for everyone but organizers, in a competition with a Ladder board:
   submission says `scores_withheld: true`, each task's scores lose them too);
 - the scoring side of every run (its logs, detailed results, score output
   files) is hidden, as if the phase hid its score output;
-- the best-score history of a Ladder board is not given.
+- the best-score history of a Ladder board is not given;
+- a failed scoring step's error keeps its sentence, not the stderr it quotes.
 
 On a board that only limits precision, a participant's own scores on its
 columns are shown rounded to the same decimals.
@@ -86,6 +87,21 @@ def cut_scores(comp: m.Competition, scores: dict[str, Any]) -> tuple[dict[str, A
             value = round_to_precision(float(value), rounded[key])
         cut[key] = value
     return cut, any(key in withheld for key in scores)
+
+
+# How a worker's error quotes a failing program's stderr (`dask_workers.pipeline._with_tail`).
+STDERR_TAIL_MARK = "\n--- last lines of stderr ---\n"
+
+
+def cut_error(comp: m.Competition, error: Optional[str]) -> Optional[str]:
+    """A failed submission's error as a participant reads it: in a competition with a Ladder board, without
+    the stderr a scoring program left (scoring output, which can quote exact scores)."""
+    if not error or not has_ladder(comp):
+        return error
+    head, mark, _ = error.partition(STDERR_TAIL_MARK)
+    if mark and "scoring" in head:
+        return f"{head} (the scoring program's output is not shown in this competition)"
+    return error
 
 
 class Probings:

@@ -40,7 +40,7 @@ from .records import (
     phases_in_order,
     visible_competition,
 )
-from .probing import cut_scores
+from .probing import cut_error, cut_scores
 from .routing import queue_of, queue_positions
 from .submissions import allowance
 from .visibility import (
@@ -193,6 +193,8 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     if results_hidden:
         # A scoring error can quote scores or reference values.
         summary["error"] = "the results of this phase are hidden" if sub.status == m.FAILED else None
+    elif not organizer:
+        summary["error"] = cut_error(comp, summary["error"])
     return summary
 
 

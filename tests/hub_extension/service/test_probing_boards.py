@@ -154,3 +154,15 @@ def test_the_pages_say_so_and_the_editor_sets_the_rule(ladder):
     assert not leaks(ok(server.client("ann").get(f"api/v1/competitions/{slug}/leaderboard")).text)
     assert server.browser("ann").post(f"competitions/{slug}/edit/leaderboards/main/probing",
                                       {"display_precision": ""}).status_code in (403, 404)
+
+
+def test_a_failed_scoring_steps_stderr_is_not_quoted_to_participants(ladder, platform, tmp_path):
+    server, slug, subs = ladder
+    sid = platform.submit(slug, results_zip(tmp_path, "again.zip"), username="ann", actor=ANN)
+    error = "the scoring program exited with code 1\n--- last lines of stderr ---\naccuracy so far 0.7321"
+    assert platform.runs.record_result(sid, {"status": "Failed", "error": error, "scores": {}, "tasks": [],
+                                             "artifacts": {}, "worker": "test-worker"})
+    detail = ok(server.client("ann").get(f"api/v1/submissions/{sid}")).json()
+    assert detail["error"] == ("the scoring program exited with code 1 (the scoring program's output is not "
+                               "shown in this competition)")
+    assert ok(server.client("olga").get(f"api/v1/submissions/{sid}")).json()["error"] == error
