@@ -69,6 +69,8 @@ def print_leaderboard(board: dict[str, Any]) -> None:
             print("  ".join("-" * w for w in widths))
     if not board["rows"]:
         print("(no submissions on the leaderboard yet)")
+    if (board.get("probing") or {}).get("note"):
+        print(board["probing"]["note"])
 
 
 def print_scores(info: dict[str, Any], indent: str = "  ") -> None:

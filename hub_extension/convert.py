@@ -41,6 +41,7 @@ BOARD_FIELDS = ("index", "key", "title", "hidden", "submission_rule", "primary_k
 COLUMN_FIELDS = ("index", "key", "title", "sorting", "precision", "hidden", "computation")
 COMPETITION_FIELDS += ("anonymous_leaderboard",)
 BOARD_FIELDS += ("anonymous",)
+BOARD_FIELDS += ("display_precision", "ladder", "ladder_step")
 PAGE_FIELDS = ("name", "title", "content", "format", "source")
 SOLUTION_FIELDS = ("index", "name", "description", "source")  # row: data_key, task_indexes
 

@@ -34,6 +34,7 @@ nowhere else, one module per reason to change:
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
 - `similarity`: code and notebook submissions alike enough for organizers to review (signals, never verdicts).
+- `probing`: probing-resistant boards (display precision, the Ladder): what participants may read of scores.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -73,6 +74,7 @@ from .messages import Messages
 from .lease import Leases
 from .outputs import Outputs
 from .phases import Phases
+from .probing import Probings
 from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
@@ -144,6 +146,7 @@ class Platform:
         self.messages = Messages(ctx)
         self.fact_sheets = FactSheets(ctx, self.editor)
         self.similarity = Similarity(ctx)
+        self.probings = Probings(ctx, self.editor)
 
     @property
     def config(self) -> Compete:
@@ -368,6 +371,8 @@ class Platform:
     similarity_pairs = _By("similarity")
     similarity_pair = _By("similarity")
     set_similarity_verdict = _By("similarity")
+    # -- probing-resistant boards -------------------------------------------------------------------
+    set_probing = _By("probings")
 
 
 __all__ = [

@@ -16,6 +16,10 @@ on Codabench: each solution stands as an entry of its own, always chosen
 under the `Add` rules, and its rows say `"baseline": true` with the
 solution's name.
 
+On a probing-resistant board (`probing`) everyone but organizers reads the
+rows' shown values, ranks and positions (`board_rows.shown`) in the public
+order; organizers read the stored ones with the shown ones beside them.
+
 A team stands as one entry (`standings.team_entrant`): its row shows the
 team's name as `participant`, with `team` (its id) and `submitted_by` (the
 member who made the submission); it is the own row of every member.
@@ -38,6 +42,8 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Entry, Leaderboard, build_leaderboard
+from scoring.probing import Probing, round_to_precision
+from scoring.probing import describe as describe_probing
 
 from .. import models as m
 from ..errors import NotFound
@@ -45,6 +51,7 @@ from .actors import LOCAL_ADMIN, Actor, is_organizer, may_see, not_found
 from .context import Context
 from .fact_sheets import answer_cell, board_columns
 from .names import Naming, is_anonymous, platform_secret
+from .probing import probing_of
 from .records import find_team, get_phase, phase_number, visible_competition
 from .standings import (
     ON_THE_BOARDS,
@@ -122,6 +129,8 @@ class _Definition:
     digest: str
     # The column whose best-score history an organizer, and a participant, is shown (None: none).
     history_key: dict[bool, Optional[str]]
+    # What the public board shows instead of the stored scores (None: them; `probing`).
+    probing: Optional[Probing] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +183,16 @@ class _Opened:
     @property
     def rows_shown(self) -> bool:
         return self.organizer or not (self.board.hidden or self.at.hide_results)
+
+    @property
+    def public(self) -> bool:
+        """Whether this viewer reads the shown values in their order (`board_rows.shown`), not the stored."""
+        return not self.organizer and self.definition.probing is not None
+
+    @property
+    def alongside(self) -> bool:
+        """Whether this viewer reads the stored values with the shown ones beside them (organizers)."""
+        return self.organizer and self.definition.probing is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -279,8 +298,13 @@ class Leaderboards:
                      .selectinload(m.Competition.leaderboards).selectinload(m.Leaderboard.columns))
         ).one()
         board = board_from_row(db_board, s.get(m.Phase, at.phase_id))
-        made = _Definition(board=board, digest=definition_digest(board),
-                           history_key={True: _history_key(db_board, True), False: _history_key(db_board, False)})
+        try:
+            probing = probing_of(db_board)
+        except ValueError:  # the rows say the error (`standings`)
+            probing = None
+        made = _Definition(board=board, digest=definition_digest(board, probing),
+                           history_key={True: _history_key(db_board, True), False: _history_key(db_board, False)},
+                           probing=probing)
         if made.digest == at.definition:  # only a definition the rows were built by is kept
             with self._definitions_lock:
                 self._definitions[key] = made
@@ -329,13 +353,16 @@ class Leaderboards:
     ) -> dict[str, Any]:
         """The leaderboard of a phase as plain data: the shape of `compete leaderboard --json`."""
         view = self.leaderboard_view(slug, phase, actor=actor, board=board, now=now)
-        return {
+        data = {
             "competition": view["competition"],
             "phase": view["phase"],
             "columns": [{k: c[k] for k in ("key", "title", "sorting")} for c in view["columns"]],
             "rows": [{k: r[k] for k in ("rank", "participant", "submission", "scores", "baseline")}
                      for r in view["rows"]],
         }
+        if view["probing"] is not None:  # a probing-resistant board says how it shows its scores
+            data["probing"] = view["probing"]
+        return data
 
     def leaderboard_view(
         self,
@@ -379,7 +406,8 @@ class Leaderboards:
                                 {"phase_id": o.phase_id, "board_id": o.board_id, "username": username,
                                  "team_id": team.id if team is not None else None}).first()
                 if own is not None:
-                    rows.append(dict(_row_view(own, keys, self._names(s, o.at.comp_id, [own]), None), own=True))
+                    rows.append(dict(_row_view(own, keys, self._names(s, o.at.comp_id, [own]), None,
+                                               public=o.public, alongside=o.alongside), own=True))
             rows = self.naming(o.at, actor).rows(s, rows)
         fact_columns, rows = board_columns(s, o.at.comp_id, o.board_id, rows)
         return {
@@ -399,6 +427,10 @@ class Leaderboards:
             "limit": limit,
             "rows": rows,
             "fact_sheet_columns": fact_columns,
+            # Organizers read stored scores (each row's `shown` beside them), everyone else what is shown.
+            "probing": None if o.definition.probing is None else {
+                **o.definition.probing.to_dict(), "shown_values": not o.organizer,
+                "note": describe_probing(o.definition.probing, organizer=o.organizer)},
         }
 
     def _page(self, s: Session, o: _Opened, keys: list[str], offset: int,
@@ -409,17 +441,24 @@ class Leaderboards:
         so the thousands of clients polling it share one read.  Shared: never
         changed in place.
         """
-        key = (o.phase_id, o.board_id, o.at.version or 0, o.at.definition, o.at.digest, tuple(keys), offset, limit)
+        key = (o.phase_id, o.board_id, o.at.version or 0, o.at.definition, o.at.digest, tuple(keys), offset, limit,
+               o.public, o.alongside)
         with self._definitions_lock:
             found = self._pages.get(key)
             if found is not None:
                 self._pages.move_to_end(key)
                 return found
         upto = offset + int(limit) if limit is not None else _NO_LIMIT
-        page = list(s.execute(_PAGE, {"phase_id": o.phase_id, "board_id": o.board_id,
-                                      "after": min(offset, _NO_LIMIT), "upto": min(upto, _NO_LIMIT)}))
+        if o.public:
+            # The public order is the shown values' (`board_rows.shown`), not the positions': every row of
+            # the version is read once, and its pages are kept as any other.
+            page = public_order(s.execute(_PAGE, {"phase_id": o.phase_id, "board_id": o.board_id, "after": 0,
+                                                  "upto": _NO_LIMIT}))[offset:upto]
+        else:
+            page = list(s.execute(_PAGE, {"phase_id": o.phase_id, "board_id": o.board_id,
+                                          "after": min(offset, _NO_LIMIT), "upto": min(upto, _NO_LIMIT)}))
         names = self._names(s, o.at.comp_id, page)
-        made = [_row_view(r, keys, names, None) for r in page]
+        made = [_row_view(r, keys, names, None, public=o.public, alongside=o.alongside) for r in page]
         if names.get("solutions"):  # a solution's name is not part of the board's digests: read it each time
             return made
         with self._definitions_lock:
@@ -454,16 +493,17 @@ class Leaderboards:
             result = o.cut()
             facts, _ = board_columns(s, o.at.comp_id, o.board_id, [])
             opened.append((o.phase_id, o.board_id, o.at.comp_id, o.rows_shown, [c.key for c in result.columns],
-                           self.naming(o.at, actor), bool(facts)))
+                           self.naming(o.at, actor), o.public, o.alongside, bool(facts)))
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerow(
                 ["rank", "participant", "submission", "submitted_at", *[c.title for c in result.columns]]
                 + (["average_rank"] if shows_average_rank(opened[0][4]) else [])
-                + [c["title"] for c in facts])
+                + [c["title"] for c in facts]
+                + ([f"{c.title} (shown)" for c in result.columns] + ["rank (shown)"] if o.alongside else []))
             return out.getvalue()
 
         first = self._with_board(slug, phase, actor, board, now, header)
-        phase_id, board_id, competition_id, shown, keys, naming, with_facts = opened[0]
+        phase_id, board_id, competition_id, shown, keys, naming, public, alongside, with_facts = opened[0]
         yield first
         if not shown:
             return
@@ -475,10 +515,19 @@ class Leaderboards:
             rows = s.execute(
                 select(*_ROWS.c).where(_ROWS.c.phase_id == phase_id, _ROWS.c.leaderboard_id == board_id)
                 .order_by(_ROWS.c.position).execution_options(yield_per=CSV_BATCH))
-            for batch in rows.partitions():
+            batches: Iterable[Any] = rows.partitions()
+            if public:  # in the shown values' order
+                ordered = public_order(rows)
+                batches = (ordered[i:i + CSV_BATCH] for i in range(0, len(ordered), CSV_BATCH))
+
+            def number(value: Any) -> Any:
+                return "" if value is None else repr(float(value))
+
+            for batch in batches:
                 out = io.StringIO()
                 writer = csv.writer(out, lineterminator="\n")
-                viewed = naming.rows(s, [_row_view(r, keys, names, None) for r in batch])
+                viewed = naming.rows(s, [_row_view(r, keys, names, None, public=public, alongside=alongside)
+                                         for r in batch])
                 facts: list[dict[str, Any]] = []
                 if with_facts:  # the answers the board shows, as its page shows them
                     facts, viewed = board_columns(s, competition_id, board_id, viewed)
@@ -486,10 +535,11 @@ class Leaderboards:
                     # A baseline stands as its solution, as on the board's page.
                     who = f"{row.get('solution')} (baseline)" if row.get("baseline") else row["participant"]
                     writer.writerow([row["rank"], answer_cell(who), row["submission"], row.get("submitted_at", ""),
-                                     *["" if row["scores"].get(k) is None else repr(float(row["scores"][k]))
-                                       for k in keys]]
+                                     *[number(row["scores"].get(k)) for k in keys]]
                                     + (["" if row["average_rank"] is None else row["average_rank"]] if average else [])
-                                    + [answer_cell(row["fact_sheet"].get(c["key"])) for c in facts])
+                                    + [answer_cell(row["fact_sheet"].get(c["key"])) for c in facts]
+                                    + ([number(row["shown"]["scores"].get(k)) for k in keys]
+                                       + [row["shown"]["rank"]] if alongside else []))
                 yield out.getvalue()
 
     def leaderboard_csv(self, slug: str, phase: Optional[int] = None, *, actor: Actor,
@@ -552,9 +602,15 @@ class Leaderboards:
             column = o.definition.history_key[o.organizer]
             if column is None:
                 return []
+            if o.public and o.definition.probing.ladder:  # exact bests would undo the Ladder (`probing`)
+                return []
             history = s.scalar(select(m.BoardState.history).where(
                 m.BoardState.phase_id == o.phase_id, m.BoardState.leaderboard_id == o.board_id)) or {}
-            return self.naming(o.at, actor).history(s, list(history.get(column) or []))
+            points = list(history.get(column) or [])
+            if o.public:
+                decimals = o.definition.probing.display_precision
+                points = [dict(p, value=round_to_precision(p["value"], decimals)) for p in points]
+            return self.naming(o.at, actor).history(s, points)
 
         return self._with_board(slug, phase, actor, board_key, now, read)
 
@@ -627,11 +683,23 @@ def _etag(at: _Located, actor: Actor, query: str) -> str:
     return '"lb-' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
 
 
-def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], username: Optional[str]) -> dict[str, Any]:
-    """A maintained row as a viewer gets it: the columns they may see, their average rank."""
-    scores = r.scores or {}
-    ranks = {k: (r.ranks or {}).get(k) for k in keys}
-    row: dict[str, Any] = {"rank": r.position, "participant": r.username, "baseline": False}
+def public_order(rows: Iterable[Any]) -> list[Any]:
+    """Maintained rows in the order of the public board: by their shown position (`board_rows.shown`)."""
+    return sorted(rows, key=lambda r: ((r.shown or {}).get("position", _NO_LIMIT), r.position))
+
+
+def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], username: Optional[str], *,
+              public: bool = False, alongside: bool = False) -> dict[str, Any]:
+    """A maintained row as a viewer gets it: the columns they may see, their average rank.
+
+    `public`: the values and ranks shown to the public (a probing-resistant
+    board, `probing`) in place of the stored ones; `alongside`: the stored
+    ones, with the shown ones as `shown` (organizers)."""
+    shown = r.shown or {}
+    scores = (shown.get("scores") or {}) if public else (r.scores or {})
+    ranks = {k: ((shown.get("ranks") if public else r.ranks) or {}).get(k) for k in keys}
+    row: dict[str, Any] = {"rank": shown.get("position") if public else r.position, "participant": r.username,
+                           "baseline": False}
     if r.baseline:
         row.update({"baseline": True,
                     "solution": names["solutions"].get(r.solution_index, f"Solution {r.solution_index}")})
@@ -639,8 +707,9 @@ def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], usernam
     if r.team_id is not None:
         row["participant"] = names["teams"].get(r.team_id, f"Team {r.team_id}")
     row.update({
-        "submission": r.submission_id,
-        "submitted_at": r.submitted_at.isoformat(),
+        # On a probing-resistant Force_Best board, the public row stands on a submission that shows the same.
+        "submission": shown.get("submission", r.submission_id) if public else r.submission_id,
+        "submitted_at": (shown.get("submitted_at") if public else None) or r.submitted_at.isoformat(),
         "scores": {k: scores.get(k) for k in keys},
         "ranks": ranks,
         "average_rank": _average_rank(ranks),
@@ -648,4 +717,7 @@ def _row_view(r: Any, keys: list[str], names: dict[str, dict[int, str]], usernam
     })
     if r.team_id is not None:
         row["team_id"] = r.team_id
+    if alongside:
+        row["shown"] = {"rank": shown.get("position"),
+                        "scores": {k: (shown.get("scores") or {}).get(k) for k in keys}}
     return row

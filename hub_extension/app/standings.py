@@ -23,8 +23,16 @@ Each rebuild first locks the phase's row (PostgreSQL: `SELECT ... FOR
 UPDATE`; SQLite has one writer at a time), so two changes of one phase
 committing at once rebuild one after the other, the second seeing the first.
 
+A probing-resistant board (`probing`: a display precision, the Ladder) keeps
+with each row what the public sees of it, `board_rows.shown` =
+`{"scores": {column: shown value}, "ranks": {column: rank}, "position": n}`
+(`scoring.probing.shown_rows`: its ranks and position are the public board's,
+ranked on the shown values), computed in the same rebuild; a Ladder also
+reads every finished submission of the phase (`Force_Latest_Multiple`'s
+candidates), since an entrant's shown value follows all of theirs.
+
 `definition` records a digest of the board definition the rows were ranked
-by: a reader that finds none, or another one (a board never built, a
+by (and of its probing settings): a reader that finds none, or another one (a board never built, a
 database written by something else than this layer), builds the board before
 reading it (`Leaderboards`), which a platform also does at start for every
 board that has no rows yet (`build_missing`).
@@ -42,8 +50,10 @@ from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from scoring.leaderboard import Board, Column, Entry, build_leaderboard
+from scoring.probing import Probing, shown_rows
 
 from .. import models as m
+from .probing import probing_of
 
 # The registration whose submissions stand on the boards: a participant removed or banned (or pending again
 # after a removal, or denied) stands on none.
@@ -117,9 +127,11 @@ def team_of_entrant(participant: str) -> Optional[int]:
     return int(rest) if not mark and rest.isdigit() else None
 
 
-def definition_digest(board: Board) -> str:
-    """A digest of everything the ranking of `board` depends on besides its entries."""
-    return hashlib.sha256(repr(board).encode()).hexdigest()
+def definition_digest(board: Board, probing: Optional[Probing] = None) -> str:
+    """A digest of everything the ranking of `board` depends on besides its entries (and what its public
+    board shows, `probing`)."""
+    shown = "" if probing is None or not probing.active else repr(probing)
+    return hashlib.sha256((repr(board) + shown).encode()).hexdigest()
 
 
 def taken_off(phase_id: int):
@@ -321,12 +333,22 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
     definition = ""
     try:
         board = board_from_row(db_board, ph)
-        definition = definition_digest(board)
+        probing = probing_of(db_board)
+        definition = definition_digest(board, probing)
         keys = tuple(sorted(c.key for c in board.columns))
         wanted = (board.submission_rule, keys)
+        if probing is not None and probing.ladder is not None:
+            # A Ladder follows each entrant's every finished submission, not only the rows': those are a
+            # superset of any rule's candidates, so the rule chooses among them too (one statement).
+            wanted = ("Force_Latest_Multiple", keys)
         if wanted not in candidates:
-            candidates[wanted] = _candidates(s, ph.id, board.submission_rule, keys)
+            candidates[wanted] = _candidates(s, ph.id, wanted[0], keys)
         built = build_leaderboard(board, candidates[wanted], viewer_is_organizer=True)
+        shown: dict[int, dict[str, Any]] = {}
+        if probing is not None:
+            # Force_Best's candidates are every finished submission too: the rows stand on what is shown.
+            needs_history = probing.ladder is not None or board.submission_rule == "Force_Best"
+            shown = shown_rows(board, probing, built.rows, candidates[wanted] if needs_history else ())
     except ValueError as exc:
         error = str(exc)
     else:
@@ -347,12 +369,13 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
                 "team_id": teams[row.submission_id],
                 "scores": dict(row.scores),
                 "ranks": dict(row.ranks),
+                "shown": shown.get(row.submission_id),
             })
     # What the rows say, to write them only when it changed (pickle: fast, and the same bytes for the same rows;
     # a submission's time never changes, so its id stands for it).
     digest = hashlib.sha256(pickle.dumps(
         [error, *[(r["position"], r["submission_id"], r["username"], r["baseline"], r["solution_index"],
-                   r["scores"], r["ranks"], r["team_id"]) for r in rows]], protocol=4)).hexdigest()
+                   r["scores"], r["ranks"], r["team_id"], r["shown"]) for r in rows]], protocol=4)).hexdigest()
     wanted_history = history_columns(db_board)
     history: Optional[dict[str, Any]] = None
     if state is not None and state.definition == definition and set(state.history or {}) == {
@@ -389,7 +412,7 @@ def _rebuild(s: Session, ph: m.Phase, db_board: m.Leaderboard,
 
 
 _ROW_COLUMNS = ("phase_id", "leaderboard_id", "position", "submission_id", "username", "baseline",
-                "solution_index", "submitted_at", "team_id", "scores", "ranks")
+                "solution_index", "submitted_at", "team_id", "scores", "ranks", "shown")
 
 
 def _submitters(s: Session, ids: list[int]) -> dict[int, str]:
@@ -410,7 +433,8 @@ def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> None:
     with conn.connection.dbapi_connection.cursor() as cursor:
         with cursor.copy(f"COPY board_rows ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
             for r in rows:
-                copy.write_row([*(r[c] for c in _ROW_COLUMNS[:-2]), json.dumps(r["scores"]), json.dumps(r["ranks"])])
+                copy.write_row([*(r[c] for c in _ROW_COLUMNS[:-3]), json.dumps(r["scores"]), json.dumps(r["ranks"]),
+                                None if r["shown"] is None else json.dumps(r["shown"])])
 
 
 def entrant_of(participant: str) -> tuple[str, bool, Optional[int]]:

@@ -40,6 +40,7 @@ from .records import (
     phases_in_order,
     visible_competition,
 )
+from .probing import cut_error, cut_scores
 from .routing import queue_of, queue_positions
 from .submissions import allowance
 from .visibility import (
@@ -154,6 +155,8 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     else:
         visible = visible_score_keys(comp)
         scores = {sc.key: sc.value for sc in sub.scores if sc.key in visible}
+    # A Ladder board's columns are withheld from participants, a precision board's rounded (`probing`).
+    scores, withheld = (scores, False) if organizer else cut_scores(comp, scores)
     running = None
     if sub.started_at is not None:
         running = ((sub.finished_at or now) - sub.started_at).total_seconds()
@@ -181,6 +184,7 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
         "hidden": sub.hidden,
         "parent": sub.parent_id,
         "scores": scores,
+        "scores_withheld": withheld,
         "results_hidden": results_hidden,
         "outputs_hidden": not (sides["prediction"] and sides["scoring"]),
         "participant_chooses": rule in CHOOSING_RULES,
@@ -189,6 +193,8 @@ def _submission_summary(sub: m.Submission, part: m.Participant, ph: m.Phase, com
     if results_hidden:
         # A scoring error can quote scores or reference values.
         summary["error"] = "the results of this phase are hidden" if sub.status == m.FAILED else None
+    elif not organizer:
+        summary["error"] = cut_error(comp, summary["error"])
     return summary
 
 
@@ -419,6 +425,10 @@ class Views:
             view["participant_name"] = shown_names(s, [part.username]).get(part.username, part.username)
             sides = output_visibility(ph, organizer)
             view["task_scores"] = _task_scores(sub, comp, organizer, view["results_hidden"], sides["scoring"])
+            if not organizer:
+                for entry in view["task_scores"]:
+                    entry["scores"], cut = cut_scores(comp, entry["scores"])
+                    view["scores_withheld"] = view["scores_withheld"] or cut
             task_keys = {key for entry in view["task_scores"] for key in entry["scores"]}
             view["score_columns"] = score_columns(comp, organizer, set(view["scores"]) | task_keys)
             view["history"] = [{"status": h.status, "at": h.at.isoformat(),

@@ -18,6 +18,7 @@ from .. import models as m
 from ..errors import Forbidden, NotFound
 from ..storage import Store
 from .actors import Actor, is_organizer
+from .probing import has_ladder
 from .records import get_competition, require_visible
 
 LOG_STREAMS = ("stdout", "stderr")
@@ -39,12 +40,15 @@ def visible_score_keys(comp: m.Competition) -> set[str]:
 
 
 def output_visibility(ph: m.Phase, organizer: bool) -> dict[str, bool]:
-    """Which side of a run the viewer may see: `prediction` (and ingestion) and `scoring`."""
+    """Which side of a run the viewer may see: `prediction` (and ingestion) and `scoring`.
+
+    A competition with a Ladder board hides the scoring side from participants
+    (its logs and files can carry exact scores: `probing`)."""
     if organizer:
         return {"prediction": True, "scoring": True}
     return {
         "prediction": not (ph.hide_output or ph.hide_prediction_output),
-        "scoring": not (ph.hide_output or ph.hide_score_output or ph.hide_results),
+        "scoring": not (ph.hide_output or ph.hide_score_output or ph.hide_results or has_ladder(ph.competition)),
     }
 
 

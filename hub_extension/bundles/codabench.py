@@ -57,6 +57,7 @@ from .model import (
 )
 from .fact_sheet import board_columns_entry, fact_sheet_document, read_board_columns, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
+from .probing import PROBING_KEYS, probing_entry, read_probing
 
 # Every key Codabench's importer reads (src/apps/competitions/unpackers/v2.py
 # and the competition fields its export writes).  Honoured keys are read
@@ -133,6 +134,7 @@ SOLUTION_KEYS: dict[str, Known] = {
 }
 BOARD_USED = {"index", "title", "key", "hidden", "submission_rule", "primary_index", "columns", "anonymous",
               "fact_sheet_columns"}
+BOARD_USED |= PROBING_KEYS
 COLUMN_USED = {"title", "key", "index", "sorting", "computation", "computation_indexes", "precision", "hidden"}
 
 
@@ -409,6 +411,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
             submission_rule=bs.choice("submission_rule", SUBMISSION_RULES, "Add") or "Add",
             anonymous=bs.flag("anonymous", False) if bs.has("anonymous") else None,
         )
+        read_probing(bs, board)
         by_index: dict[int, ColumnSpec] = {}
         pending: list[tuple[ColumnSpec, Section, list]] = []
         for cpos, cs in enumerate(bs.sections("columns", required=True)):
@@ -577,6 +580,7 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             entry["primary_index"] = by_key[board.primary_key].index
         if board.anonymous is not None:
             entry["anonymous"] = board.anonymous
+        entry.update(probing_entry(board))
         entry["columns"] = columns
         shown = board_columns_entry(spec.fact_sheet, board.fact_sheet_columns)
         if shown is not None:

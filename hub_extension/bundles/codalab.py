@@ -62,6 +62,7 @@ from .model import (
 from .codabench import SHARED_TOP_KEYS
 from .fact_sheet import board_columns_entry, fact_sheet_document, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
+from .probing import PROBING_KEYS, probing_entry, read_probing
 
 # Every key CodaLab's importer accepts (apps/web/models.py: the Competition and
 # CompetitionPhase fields, which it fills from the YAML as they are), plus the
@@ -138,6 +139,7 @@ PHASE_KEYS: dict[str, Known] = {
     "hide_output": HONOURED, "hide_prediction_output": HONOURED, "hide_score_output": HONOURED,
 }
 BOARD_USED = {"label", "rank", "anonymous"}
+BOARD_USED |= PROBING_KEYS
 COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "selection_default", "hidden",
                "computed"}
 COLUMN_KEYS: dict[str, Known] = {
@@ -486,6 +488,7 @@ def _read_leaderboards(top: Section, spec: CompetitionSpec, extra: dict) -> None
         rank = bs.integer("rank", None)
         board = LeaderboardSpec(key=str(key), title=bs.text("label", str(key)) or str(key), submission_rule=rule,
                                 anonymous=bs.flag("anonymous", False) if bs.has("anonymous") else None)
+        read_probing(bs, board)
         _stash(extra, "leaderboards", key, bs.leftovers(BOARD_USED))
         boards.append((value, board, math.inf if rank is None else rank, position))
     boards.sort(key=lambda item: (item[2], item[3]))
@@ -709,6 +712,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
             # PyYAML write an anchor and aliases, as CodaLab bundles do.
             boards[board.key] = {"label": board.title, "rank": board.index + 1,
                                  **({"anonymous": board.anonymous} if board.anonymous is not None else {}),
+                                 **probing_entry(board),
                                  **extra.get("leaderboards", {}).get(board.key, {})}
             for column in sorted(board.columns, key=lambda c: c.index):
                 entry = {"leaderboard": boards[board.key], "label": column.title, "rank": column.index + 1,

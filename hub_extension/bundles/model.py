@@ -172,6 +172,10 @@ class LeaderboardSpec:
     anonymous: Optional[bool] = None
     # Keys of the fact sheet questions whose answers the board shows as columns.
     fact_sheet_columns: list[str] = field(default_factory=list)
+    # Probing resistance of the public board (`scoring.probing`): shown decimals, and the Ladder.
+    display_precision: Optional[int] = None
+    ladder: Optional[str] = None  # "fixed" (with ladder_step) or "parameter_free"
+    ladder_step: Optional[float] = None
 
 
 @dataclass

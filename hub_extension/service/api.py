@@ -28,6 +28,7 @@ from ..app.fact_sheets import answers_from_json
 from ..app.lifecycle import upload_notice
 from .base import SANDBOX_CSP, ApiHandler, service_version
 from .editor_api import PhaseAddHandler, editor_api_routes
+from .probing_api import probing_api_routes
 from .fact_sheet_api import fact_sheet_api_routes
 from .similarity_api import similarity_api_routes
 from .profile_api import ProfileHandler
@@ -730,4 +731,5 @@ def api_routes(prefix: str) -> list[Any]:
         *message_api_routes(api, comp),
         *fact_sheet_api_routes(comp, NUMBER),
         *similarity_api_routes(comp),
+        *probing_api_routes(comp),
     ]

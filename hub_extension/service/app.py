@@ -22,6 +22,7 @@ from tornado import web
 from ..resources import templates
 from . import api, bulk_pages, editor_pages, fact_sheet_pages, forum_pages, message_pages, pages, profile_pages, run_data
 from . import similarity_pages
+from . import probing_pages
 from . import team_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
@@ -137,6 +138,7 @@ def make_app(
     routes += message_pages.message_page_routes(prefix)
     routes += fact_sheet_pages.fact_sheet_page_routes(prefix)
     routes += similarity_pages.similarity_page_routes(prefix)
+    routes += probing_pages.probing_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,

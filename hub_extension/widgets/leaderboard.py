@@ -310,6 +310,8 @@ class LeaderboardState:
             out.append(f'<p class="compete-leaderboard-chosen">{_esc(self.chosen_note)}</p>')
         if self.data.get("note"):
             out.append(f'<p class="compete-leaderboard-note"><i>{_esc(self.data["note"])}</i></p>')
+        if (self.data.get("probing") or {}).get("note"):  # a probing-resistant board (`scoring.probing`)
+            out.append(f'<p class="compete-leaderboard-probing"><i>{_esc(self.data["probing"]["note"])}</i></p>')
         if self.error:
             out.append(f'<p class="compete-leaderboard-error" style="color: #b00020;">Could not refresh: '
                        f'{_esc(self.error)} (showing the leaderboard of {_clock(self.updated_at)})</p>')
@@ -347,6 +349,8 @@ class LeaderboardState:
                       for sub in self.choices]
         if self.data.get("note"):
             lines.append(str(self.data["note"]))
+        if (self.data.get("probing") or {}).get("note"):
+            lines.append(str(self.data["probing"]["note"]))
         if self.error:
             lines.append(f"could not refresh: {self.error}")
         return "\n".join(lines)

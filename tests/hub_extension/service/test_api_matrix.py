@@ -523,6 +523,8 @@ CASES = [
          note="no such pair: 404 after the permission check"),
     Case("PATCH", "api/v1/competitions/{slug}/similarity/999999", (401, 403, 403, 403, 403, 404, 404),
          lambda s, a: {"json": {"verdict": "copy"}}, "no such pair: 404 after the permission check"),
+    Case("PUT", "api/v1/competitions/{slug}/leaderboards/private/probing", ORGANIZERS,
+         lambda s, a: {"json": {"display_precision": 3}}, "the organizers round the (hidden) board's shown scores"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
