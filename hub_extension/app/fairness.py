@@ -44,7 +44,7 @@ def owner_of(participant_id: int, team_id: Optional[int]) -> Owner:
     return ("team", team_id) if team_id is not None else ("participant", participant_id)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Waiting:
     """A submission waiting to be sent, as the order needs it."""
 
