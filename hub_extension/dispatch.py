@@ -14,8 +14,9 @@ What waits is sent in the fair order of `hub_extension.app.fairness`
 and only as worker slots free up (`send_ahead` more): a queue's scheduler
 runs what it holds first come, first served, so the order is kept here.  A
 run that ends wakes the dispatcher's thread for the next round at once.
-`dispatch(sid)` itself sends the one submission asked for, as an operator's
-explicit request (`compete run`).
+`dispatch(sid)` itself sends the one submission asked for at once (the CLI's
+own runner, `compete submit` or `run-pending` while no process holds the
+lease, sends what it names that way).
 
 Nothing stays stuck: `tick()` (run every `dispatch_seconds` by the
 dispatcher's own thread, `start()`, and while waiting from the CLI) reconciles
