@@ -6,7 +6,7 @@ created here, and when each waiting owner was last served (one query per
 kind of owner, through the indexes on phase and participant, and on team).
 So a queue's positions cost the same few statements however many
 submissions the platform has ever run; the estimate of a start time adds one
-read of the queue's last `RECENT_RUNS` finished submissions.
+bounded read of the queue's last `RECENT_RUNS` finished submissions.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from .routing import queue_names, resolve_queue
 # The worker slots a run needs: GPU workers' for a phase with GPUs, any worker's otherwise.
 GPU_POOL = "GPU"
 CPU_POOL = None
+# How far back (in submissions of the whole platform) the estimate of a start time looks for runs.
+RECENT_WINDOW = 1000
 
 
 @dataclass
@@ -109,12 +111,19 @@ def _last_served(s: Session, waiting: list[Waiting]) -> dict[Hashable, dt.dateti
 
 
 def typical_run_seconds(s: Session, queue: str) -> Optional[float]:
-    """The median time of the last `RECENT_RUNS` submissions that finished on `queue` (None: none yet)."""
+    """The median time of the last `RECENT_RUNS` submissions that finished on `queue`, among the
+    platform's last `RECENT_WINDOW` submissions (None: none there).
+
+    Read from the newest submissions down (the primary key's index, a bounded read): no index
+    leads with a submission's queue, and the finished ones are most of the table.
+    """
+    recent = (select(m.Submission.id, m.Submission.queue, m.Submission.status, m.Submission.started_at,
+                     m.Submission.finished_at)
+              .order_by(m.Submission.id.desc()).limit(RECENT_WINDOW).subquery())
     rows = s.execute(
-        select(m.Submission.started_at, m.Submission.finished_at)
-        .where(m.Submission.queue == queue, m.Submission.status == m.FINISHED,
-               m.Submission.started_at.is_not(None))
-        .order_by(m.Submission.id.desc())
+        select(recent.c.started_at, recent.c.finished_at)
+        .where(recent.c.queue == queue, recent.c.status == m.FINISHED, recent.c.started_at.is_not(None))
+        .order_by(recent.c.id.desc())
         .limit(RECENT_RUNS)
     ).all()
     return median_seconds([(finished - started).total_seconds() for started, finished in rows if finished])
