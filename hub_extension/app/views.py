@@ -128,6 +128,7 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         "open": open_now,
         "max_submissions": ph.max_submissions,
         "max_submissions_per_day": ph.max_submissions_per_day,
+        "max_concurrent_submissions": ph.max_concurrent_submissions,
         "execution_time_limit": ph.execution_time_limit,
         "has_starting_kit": ph.starting_kit_key is not None,
         "has_public_data": ph.public_data_key is not None,
