@@ -131,7 +131,9 @@ class Dispatcher(LoggingConfigurable):
         help="Runs sent to a queue beyond its free worker slots. The dispatcher sends waiting submissions in "
              "the fair order (scoring first, owners in turn; `hub_extension.app.fairness`) only as slots free "
              "up, since a queue's scheduler runs what it holds first come, first served; a few more hide the "
-             "time a run takes to reach a worker. None: send everything at once (no fair share).",
+             "time a run takes to reach a worker. None: send everything that may go at once (the fair order "
+             "then holds only among what waits at the same moment; a phase's max_concurrent_submissions "
+             "still holds).",
     ).tag(config=True)
 
     nudge_seconds = Float(
