@@ -33,6 +33,8 @@ nowhere else, one module per reason to change:
 - `forum`: a competition's threads and posts, who may write them, their moderation.
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
+- `fairness` and `queue_order`: the fair order of a queue's waiting submissions (pure), and the
+  queue's line as the database has it (positions, held submissions, estimated starts).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
