@@ -9,6 +9,15 @@ status and results as Dask events of plain data (topics `STATUS_TOPIC` and
 unpickles what a worker computed, and `Platform.record_result` validates and
 records each result exactly once, for the current key only.
 
+What waits is sent in the fair order of `hub_extension.app.fairness`
+(scoring first, owners in turn, a phase's `max_concurrent_submissions` held)
+and only as worker slots free up (`send_ahead` more): a queue's scheduler
+runs what it holds first come, first served, so the order is kept here.  A
+run that ends wakes the dispatcher's thread for the next round at once.
+`dispatch(sid)` itself sends the one submission asked for at once (the CLI's
+own runner, `compete submit` or `run-pending` while no process holds the
+lease, sends what it names that way).
+
 Nothing stays stuck: `tick()` (run every `dispatch_seconds` by the
 dispatcher's own thread, `start()`, and while waiting from the CLI) reconciles
 every sent, unfinished submission with what its scheduler knows:
@@ -65,7 +74,9 @@ from traitlets.config import LoggingConfigurable
 
 from . import models as m
 from .app import NotFound, Platform
+from .app.fairness import to_send
 from .app.lease import Holder, LeaseState
+from .app.queue_order import CPU_POOL, GPU_POOL, slots_of
 from .contract import DEFAULT_QUEUE, JobResult, Status
 from .default_queue import DefaultQueueProcess
 from .queue_backends import DefaultQueue, OrganizerQueue, QueueBackend
@@ -115,6 +126,21 @@ class Dispatcher(LoggingConfigurable):
                            "queue pages.",
     ).tag(config=True)
 
+    send_ahead = Integer(
+        0, allow_none=True,
+        help="Runs sent to a queue beyond its free worker slots. The dispatcher sends waiting submissions in "
+             "the fair order (scoring first, owners in turn; `hub_extension.app.fairness`) only as slots free "
+             "up, since a queue's scheduler runs what it holds first come, first served; a few more hide the "
+             "time a run takes to reach a worker. None: send everything that may go at once (the fair order "
+             "then holds only among what waits at the same moment; a phase's max_concurrent_submissions "
+             "still holds).",
+    ).tag(config=True)
+
+    nudge_seconds = Float(
+        0.2, help="Seconds the dispatcher's thread waits, after a run ended, before its next round sends "
+                  "what waits to the freed slot (it gathers the runs that end together into one round).",
+    ).tag(config=True)
+
     default_queue_class = Type(
         DefaultQueue, klass=QueueBackend,
         help="The backend of the default queue (a QueueBackend subclass).",
@@ -155,6 +181,10 @@ class Dispatcher(LoggingConfigurable):
         # The thread that runs the ticks (`start`), and what stops it.
         self._runner: Optional[threading.Thread] = None
         self._stopping = threading.Event()
+        # Set when a run ends: a slot is free, so the thread's next round comes early.
+        self._nudged = threading.Event()
+        # The workers each queue's scheduler last reported (their slots bound what is sent).
+        self._workers: dict[str, list[Any]] = {}
         options = {name: value for name, value in (("scheduler_address", scheduler_address),
                                                     ("n_workers", n_workers),
                                                     ("threads_per_worker", threads_per_worker))
@@ -297,6 +327,19 @@ class Dispatcher(LoggingConfigurable):
             self._record(submission_id, _failure(f"cannot prepare the run: {exc}"), key)
         return True
 
+    def send_waiting(self, link: QueueBackend) -> list[int]:
+        """Send what waits on `link`'s queue, in the fair order, as many as its free worker slots take
+        (plus `send_ahead`; every one when that is None); the ids sent."""
+        plan = self.runs.fair_queue(link.name)
+        if self.send_ahead is None:
+            chosen = plan.order.ready
+        else:
+            workers = self._workers.get(link.name, [])
+            free = {pool: slots_of(workers, pool) - plan.in_flight.get(pool, 0) + self.send_ahead
+                    for pool in (CPU_POOL, GPU_POOL)}
+            chosen = to_send(plan.order, plan.pools, free)
+        return [sid for sid in chosen if self.dispatch(sid)]
+
     def dispatch_pending(self) -> list[int]:
         return [sid for sid in self.runs.pending_submissions() if self.dispatch(sid)]
 
@@ -348,6 +391,7 @@ class Dispatcher(LoggingConfigurable):
                 log.exception("submission %s left unrecorded", sid)
                 handled = False
         self._wake(sid)
+        self._nudged.set()
         return handled
 
     def _on_done(self, link: QueueBackend, sid: int, key: str, future: Any) -> None:
@@ -391,8 +435,7 @@ class Dispatcher(LoggingConfigurable):
                 except Exception as exc:  # noqa: BLE001 - one queue's trouble must not stop the others
                     log.warning("queue %s: reconciliation failed: %s", name, exc)
                     continue
-                for sid in self.runs.pending_submissions(name):
-                    self.dispatch(sid)
+                self.send_waiting(link)
         finally:
             self._last_tick = time.monotonic()
             self._tick_lock.release()
@@ -403,6 +446,7 @@ class Dispatcher(LoggingConfigurable):
             return
         sent = self.runs.dispatched_submissions(link.name)
         snapshot = link.snapshot([s["key"] for s in sent])
+        self._workers[link.name] = list(snapshot["workers"])
         self.platform.record_queue_state(link.name, connected=True, workers=snapshot["workers"])
         now = time.monotonic()
         replayed = False
@@ -497,10 +541,14 @@ class Dispatcher(LoggingConfigurable):
                 if text != last_error:
                     log.exception("dispatcher tick failed (retrying every %.0f s)", self.tick_seconds)
                 last_error = text
-            self._stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - started)))
+            if self._nudged.wait(max(0.0, self.tick_seconds - (time.monotonic() - started))):
+                # A run ended: its slot goes to the next in line without waiting for the full period.
+                self._nudged.clear()
+                self._stopping.wait(self.nudge_seconds)
 
     def _stop_runner(self) -> None:
         self._stopping.set()
+        self._nudged.set()
         runner = self._runner
         if runner is not None and runner is not threading.current_thread():
             runner.join(self.lease_seconds)

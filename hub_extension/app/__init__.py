@@ -35,6 +35,8 @@ nowhere else, one module per reason to change:
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
 - `similarity`: code and notebook submissions alike enough for organizers to review (signals, never verdicts).
 - `probing`: probing-resistant boards (display precision, the Ladder): what participants may read of scores.
+- `fairness` and `queue_order`: the fair order of a queue's waiting submissions (pure), and the
+  queue's line as the database has it (positions, held submissions, estimated starts).
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the

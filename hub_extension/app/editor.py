@@ -66,6 +66,7 @@ PHASE_FORM_FIELDS: dict[str, str] = {
     "gpus": "int", "color": "text", "queue": "text", "submission_rule": "text",
     "auto_migrate": "flag", "hide_results": "flag", "hide_output": "flag", "hide_prediction_output": "flag",
     "hide_score_output": "flag", "results_only": "flag", "allow_network": "flag",
+    "max_concurrent_submissions": "int",
 }
 OVERVIEW_FORM_FIELDS: dict[str, str] = {
     "title": "text", "description": "text", "docker_image": "text", "queue": "text", "contact_email": "text",

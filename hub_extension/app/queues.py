@@ -97,6 +97,7 @@ def _submissions(s: Session, name: str) -> tuple[list[dict[str, Any]], list[dict
             running.append({"id": sub.id, "status": sub.status, "competition": slug, "participant": username,
                             "worker": sub.worker,
                             "started_at": sub.started_at.isoformat() if sub.started_at else None})
+    waiting.sort(key=lambda entry: entry["position"])  # the order they go to workers in (fair share)
     return waiting, running
 
 

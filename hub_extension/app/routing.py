@@ -51,8 +51,8 @@ def submission_queues(s: Session, *where: Any, order_by: tuple[Any, ...] = (m.Su
 
 
 def queue_positions(s: Session, queue: str) -> dict[int, int]:
-    """Position (1 = next) of every submission of `queue` that waits for a worker."""
-    rows = submission_queues(s, m.Submission.status == m.SUBMITTED,
-                             order_by=(m.Submission.submitted_at, m.Submission.id))
-    waiting = [sid for sid, sent, resolved in rows if (sent or resolved) == queue]
-    return {sid: i + 1 for i, sid in enumerate(waiting)}
+    """Position (1 = next) of every submission of `queue` that waits for a worker, in the fair order
+    the dispatcher sends them in (`queue_order`, `fairness`)."""
+    from .queue_order import queue_plan  # it reads the queues through this module
+
+    return queue_plan(s, queue).positions

@@ -22,6 +22,7 @@ from ..errors import NotFound
 from .context import Context
 from .lease import DISPATCHER_LEASE
 from .messages import notify_submission
+from .queue_order import QueuePlan, queue_plan
 from .routing import queue_of, queue_positions, submission_queues
 from .standings import refresh_phase
 
@@ -195,6 +196,12 @@ class Runs:
         with self.ctx.db.session() as s:
             return queue_positions(s, queue)
 
+    def fair_queue(self, queue: str) -> QueuePlan:
+        """The line of `queue`: what was sent and waits, what waits to be sent in the fair order
+        (`fairness`), and the runs sent and unfinished per slot pool."""
+        with self.ctx.db.session() as s:
+            return queue_plan(s, queue)
+
     def submission_status(self, submission_id: int) -> Optional[str]:
         with self.ctx.db.session() as s:
             return s.scalar(select(m.Submission.status).where(m.Submission.id == submission_id))
@@ -295,7 +302,7 @@ class Runs:
             raise ValueError(f"unknown status {status!r}")
         now = m.utcnow()
         values: dict[str, Any] = {"status": status, "status_changed_at": now}
-        if status == m.RUNNING:
+        if status in (m.RUNNING, m.SCORING):  # a results submission's run starts with its scoring
             values["started_at"] = func.coalesce(m.Submission.started_at, now)
         if status in m.TERMINAL_STATUSES:
             values["finished_at"] = now

@@ -42,6 +42,8 @@ from .records import (
 )
 from .probing import cut_error, cut_scores
 from .routing import queue_of, queue_positions
+from .queue_order import queue_plan, waiting_estimate
+from .routing import queue_of
 from .submissions import allowance
 from .visibility import (
     ARTIFACT_SIDES,
@@ -82,7 +84,9 @@ def _waiting(s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, An
     """Where a Submitted submission stands: its position and whether any worker can take it."""
     if sub.status != m.SUBMITTED:
         return None
-    position = queue_positions(s, queue).get(sub.id)
+    plan = queue_plan(s, queue)
+    position = plan.positions.get(sub.id)
+    estimate = waiting_estimate(s, plan, sub.id, m.utcnow())
     state = s.get(m.QueueState, queue)
     workers = list(state.workers or []) if state is not None else []
     if state is None:
@@ -93,7 +97,17 @@ def _waiting(s: Session, sub: m.Submission, queue: str) -> Optional[dict[str, An
         note = f"no worker is attached to queue {queue!r}"
     else:
         note = f"waiting for a free worker of queue {queue!r} ({len(workers)} attached)"
-    return {"position": position, "queue": queue, "workers": len(workers), "note": note}
+    if sub.id in plan.order.held:
+        note = ("held: the phase runs at most so many submissions of each participant or team at once; "
+                "it goes when one of theirs ends")
+    return {"position": position, "queue": queue, "workers": len(workers), "note": note,
+            "estimated_start": estimate["estimated_start"], "held": sub.id in plan.order.held}
+
+
+def queue_place(waiting: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """`queue_position` and `estimated_start` of a submission view (None when it does not wait)."""
+    waiting = waiting or {}
+    return {"queue_position": waiting.get("position"), "estimated_start": waiting.get("estimated_start")}
 
 
 def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: dt.datetime,
@@ -116,6 +130,7 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         "open": open_now,
         "max_submissions": ph.max_submissions,
         "max_submissions_per_day": ph.max_submissions_per_day,
+        "max_concurrent_submissions": ph.max_concurrent_submissions,
         "execution_time_limit": ph.execution_time_limit,
         "has_starting_kit": ph.starting_kit_key is not None,
         "has_public_data": ph.public_data_key is not None,
@@ -334,7 +349,8 @@ class Views:
             "history": [{"status": h.status, "at": h.at.isoformat(), "note": h.note} for h in sub.history],
             "queue": queue,
             "worker": sub.worker,
-            "waiting": _waiting(s, sub, queue),
+            "waiting": (waiting := _waiting(s, sub, queue)),
+            **queue_place(waiting),
             "on_leaderboard": on_leaderboard(s, sub, comp.id),
         }
 
@@ -463,6 +479,7 @@ class Views:
                 view["warnings"] = list(sub.warnings or [])
                 view["dropped"] = list(sub.dropped or [])
             view["waiting"] = _waiting(s, sub, queue)
+            view.update(queue_place(view["waiting"]))
             view["on_leaderboard"] = on_leaderboard(s, sub, comp.id)
             view["fact_sheet"] = answers_shown(comp, sub)
         return view

@@ -55,6 +55,7 @@ from .model import (
     SolutionSpec,
     TaskSpec,
 )
+from . import fair_share
 from .fact_sheet import board_columns_entry, fact_sheet_document, read_board_columns, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
 from .probing import PROBING_KEYS, probing_entry, read_probing
@@ -127,6 +128,8 @@ PHASE_KEYS: dict[str, Known] = {
     "public_data_organizer_dataset": no_effect("Codabench's own bookkeeping"),
     "execution_time_limit_ms": unsupported("was read by early Codabench versions as the time limit; here the "
                                            "limit is execution_time_limit, in seconds"),
+    # This platform's fair share (EvalAI's name too): read by fair_share.read_concurrency.
+    fair_share.KEY: HONOURED, fair_share.ALIAS: HONOURED,
 }
 # A solution of Codabench's unpacker (`_unpack_solutions`) and export.
 SOLUTION_KEYS: dict[str, Known] = {
@@ -369,6 +372,7 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             starting_kit=files.data(ps.raw("starting_kit"), ps.key("starting_kit")),
             public_data=files.data(ps.raw("public_data"), ps.key("public_data")),
         )
+        phase.max_concurrent_submissions = fair_share.read_concurrency(ps)
         phase.task_indexes = _indexes(ps, "tasks", task_indexes, "task", required=True)
         phase.solution_indexes = _indexes(ps, "solutions", solution_indexes, "solution")
         for index_ in phase.solution_indexes:
@@ -546,6 +550,7 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             del entry["max_submissions"]
         if phase.max_submissions_per_day == 0:
             lost.append(f"phase {phase.index}: Codabench reads 0 a day as unlimited")
+        fair_share.write_concurrency(entry, phase.max_concurrent_submissions)
         if phase.starting_kit is not None:
             entry["starting_kit"] = names.data(phase.starting_kit)
         if phase.public_data is not None:

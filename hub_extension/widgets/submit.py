@@ -26,6 +26,7 @@ submitting it (`preflight.py`).
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import os
 import threading
@@ -366,7 +367,9 @@ class SubmitState:
             waiting = info.get("waiting") or {}
             if waiting.get("position"):
                 note = f" \u2014 {waiting['note']}" if waiting.get("note") else ""
-                return f"Waiting in the queue: position {waiting['position']}{note}."
+                start = _start_text(info.get("estimated_start"))
+                return f"Waiting in the queue: position {waiting['position']}{note}." + (
+                    f" Expected to start about {start}." if start else "")
             return "Waiting to be sent to a worker."
         if status == Status.PREPARING:
             return "A worker is preparing the run."
@@ -848,3 +851,16 @@ class Submit(widgets.VBox):
 
     def __repr__(self) -> str:
         return f"<Submit {self.state.competition}: {self.state.stage}>"
+
+
+def _start_text(moment: Any) -> Optional[str]:
+    """An estimated start (ISO text, UTC) as the status line says it: `HH:MM UTC`, with the date when
+    it is not today; None when there is no estimate."""
+    if not isinstance(moment, str) or not moment:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(moment)
+    except ValueError:
+        return None
+    today = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).date()
+    return when.strftime("%H:%M UTC" if when.date() == today else "%Y-%m-%d %H:%M UTC")

@@ -55,7 +55,16 @@ def hot_path(platform, world) -> dict[str, Callable[[], Any]]:
         "queues in use": lambda: platform.runs.queues_in_use(),
         "waiting to be sent": lambda: platform.runs.pending_submissions(),
         "sent and unfinished": lambda: platform.runs.dispatched_submissions("default"),
+        "fair order of a queue": lambda: platform.runs.fair_queue("default"),
+        "recent run times of a queue": lambda: recent_run_seconds(platform),
     }
+
+
+def recent_run_seconds(platform) -> Any:
+    from hub_extension.app.queue_order import typical_run_seconds
+
+    with platform.db.session() as s:
+        return typical_run_seconds(s, "default")
 
 
 def counts(platform, world) -> dict[str, int]:

@@ -16,6 +16,21 @@
     return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
   }
 
+  // Where a waiting submission stands, as the page first showed it (the JSON's `waiting`).
+  function waitingText(data) {
+    var waiting = data.waiting;
+    if (!waiting) { return ""; }
+    var text = "";
+    if (data.queue_position) {
+      text = "#" + data.queue_position + " in the queue";
+      if (data.estimated_start) {
+        text += ", starts about " + data.estimated_start.slice(0, 16).replace("T", " ") + " UTC";
+      }
+      text += " — ";
+    }
+    return text + (waiting.note || "");
+  }
+
   function update(row, data) {
     var badge = row.querySelector("[data-status]");
     if (badge && data.status && badge.textContent !== data.status) {
@@ -26,7 +41,7 @@
     var seconds = data.running_time !== null && data.running_time !== undefined ? data.running_time : data.elapsed;
     if (elapsed && seconds !== undefined) { elapsed.textContent = formatElapsed(seconds); }
     var waiting = row.querySelector("[data-waiting]");
-    if (waiting) { waiting.textContent = data.waiting || ""; }
+    if (waiting) { waiting.textContent = waitingText(data); }
     return TERMINAL.indexOf(data.status) >= 0;
   }
 
