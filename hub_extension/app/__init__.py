@@ -33,6 +33,8 @@ nowhere else, one module per reason to change:
 - `forum`: a competition's threads and posts, who may write them, their moderation.
 - `messages`: announcements and notices, kept in the platform and sent by mail; mail choices.
 - `fact_sheets`: the questions asked with each submission, their answers checked, shown and as CSV.
+- `provenance` and `reproduce`: what each run ran with and where; reproducing a submission pinned to it,
+  comparing the two; signed manifests of submissions.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -76,6 +78,7 @@ from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
+from .reproduce import Reproductions
 from .reruns import Reruns
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
@@ -141,6 +144,7 @@ class Platform:
         self.forum = Forum(ctx)
         self.messages = Messages(ctx)
         self.fact_sheets = FactSheets(ctx, self.editor)
+        self.reproductions = Reproductions(ctx)
 
     @property
     def config(self) -> Compete:
@@ -359,6 +363,12 @@ class Platform:
     save_fact_sheet = _By("fact_sheets")
     save_fact_sheet_columns = _By("fact_sheets")
     fact_sheet_csv = _By("fact_sheets")
+    # -- provenance, reproductions and manifests ----------------------------------------------------
+    run_provenance = _By("reproductions")
+    submission_manifest = _By("reproductions")
+    reproduce = _By("reproductions")
+    reproduce_top = _By("reproductions")
+    reproduction_comparison = _By("reproductions")
 
 
 __all__ = [
