@@ -137,6 +137,8 @@ PHASE_KEYS: dict[str, Known] = {
     "starting_kit_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
     "hide_output": HONOURED, "hide_prediction_output": HONOURED, "hide_score_output": HONOURED,
 }
+# Jupyter Compete's own: participants may reproduce their submissions (`app.reproduce`).
+PHASE_KEYS["allow_reproduce"] = HONOURED
 BOARD_USED = {"label", "rank", "anonymous"}
 COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "selection_default", "hidden",
                "computed"}
@@ -332,6 +334,7 @@ def _phase_of(number: int, ph: Section, files: BundleFiles, *, results_only_defa
         hide_output=ph.flag("hide_output", False),
         hide_prediction_output=ph.flag("hide_prediction_output", False),
         hide_score_output=ph.flag("hide_score_output", False),
+        allow_reproduce=ph.flag("allow_reproduce", False),
     )
 
 
@@ -667,6 +670,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
         for flag in ("hide_output", "hide_prediction_output", "hide_score_output"):
             if getattr(phase, flag):
                 entry[flag] = True
+        if phase.allow_reproduce:
+            entry["allow_reproduce"] = True
         if phase.submission_rule == "Force_Best":
             entry["force_best_submission_to_leaderboard"] = True
         numbers = children.get(phase.index)

@@ -34,6 +34,7 @@ from .forum_api import forum_api_routes
 from .message_api import message_api_routes
 from .hub_users import unknown_user_notes
 from .team_api import team_api_routes
+from .reproduce_api import reproduce_api_routes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
 
@@ -728,4 +729,5 @@ def api_routes(prefix: str) -> list[Any]:
         *forum_api_routes(comp),
         *message_api_routes(api, comp),
         *fact_sheet_api_routes(comp, NUMBER),
+        *reproduce_api_routes(comp, sub, NUMBER),
     ]
