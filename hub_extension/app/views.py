@@ -129,6 +129,7 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         "participant_chooses": rule in CHOOSING_RULES,
         "color": ph.color,
     }
+    view["allow_reproduce"] = bool(ph.allow_reproduce)  # its participants may reproduce their submissions
     if organizer:
         view["opened_at"] = ph.opened_at.isoformat() if ph.opened_at else None
         view["migrated_at"] = ph.migrated_at.isoformat() if ph.migrated_at else None

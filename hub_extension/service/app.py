@@ -22,6 +22,7 @@ from tornado import web
 from ..resources import templates
 from . import api, bulk_pages, editor_pages, fact_sheet_pages, forum_pages, message_pages, pages, profile_pages, run_data
 from . import team_pages
+from . import reproduce_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
@@ -135,6 +136,7 @@ def make_app(
     routes += profile_pages.profile_page_routes(prefix)
     routes += message_pages.message_page_routes(prefix)
     routes += fact_sheet_pages.fact_sheet_page_routes(prefix)
+    routes += reproduce_pages.reproduce_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,
