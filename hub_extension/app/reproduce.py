@@ -255,8 +255,6 @@ class Reproductions:
     def reproduce_top(self, slug: str, number: int, top: Any, actor: Actor, *,
                       queue: Optional[str] = None) -> dict[str, Any]:
         """Reproduce the top `top` (1 to 100) submissions of a phase's primary board (organizers)."""
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= TOP_MAX:
-            raise PlatformError(f'"top" must be a whole number from 1 to {TOP_MAX}, got {top!r}')
         from .leaderboards import Leaderboards  # the board as organizers see it
 
         with self.ctx.db.session() as s:
@@ -264,6 +262,8 @@ class Reproductions:
             require_organizer(actor, comp)
             require_active(comp, "reproducing submissions")
             get_phase(comp, number)
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= TOP_MAX:
+            raise PlatformError(f'"top" must be a whole number from 1 to {TOP_MAX}, got {top!r}')
         board = Leaderboards(self.ctx).leaderboard(slug, number, actor=actor)
         chosen = [row["submission"] for row in sorted(board["rows"], key=lambda r: (r["rank"], r["submission"]))]
         chosen = list(dict.fromkeys(chosen))[:top]

@@ -26,13 +26,15 @@ def _queue(body: dict[str, Any]) -> Optional[str]:
 
 class SubmissionProvenanceHandler(ApiHandler):
     async def get(self, submission_id: str) -> None:
-        runs = await self.run_blocking(self.platform.run_provenance, int(submission_id), self.actor)
+        actor = self.require_login()
+        runs = await self.run_blocking(self.platform.run_provenance, int(submission_id), actor)
         self.write_json({"submission": int(submission_id), "runs": runs})
 
 
 class SubmissionManifestHandler(ApiHandler):
     async def get(self, submission_id: str) -> None:
-        document = await self.run_blocking(self.platform.submission_manifest, int(submission_id), self.actor)
+        actor = self.require_login()
+        document = await self.run_blocking(self.platform.submission_manifest, int(submission_id), actor)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Content-Disposition", f'attachment; filename="submission-{int(submission_id)}-manifest.json"')
         self.finish(signing.document_bytes(document))
