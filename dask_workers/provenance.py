@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How long reading one image's package list may take (a container start and one Python run).
 PACKAGES_TIMEOUT = 60.0
+# The most of a package list read from an image.
+PACKAGES_MAX_BYTES = 4 * 1024 * 1024
 # How long `nvidia-smi` may take.
 GPU_QUERY_TIMEOUT = 5.0
 # Run inside the image: one `name==version` line per installed distribution, sorted, deduplicated.
@@ -115,7 +117,14 @@ def _image_packages(client: Any, image: str, timeout: float) -> dict[str, Any]:
             status = container.wait(timeout=timeout)
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             return {"sha256": None, "error": f"listing the image's packages took over {timeout:g} s"}
-        text = container.logs(stdout=True, stderr=False)[:4 * 1024 * 1024].decode("utf-8", "replace")
+        # What the image prints is read up to a cap: an image's Python is a program like any other.
+        chunks, size = [], 0
+        for chunk in container.logs(stdout=True, stderr=False, stream=True):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > PACKAGES_MAX_BYTES:
+                return {"sha256": None, "error": f"the image's package list is over {PACKAGES_MAX_BYTES} bytes"}
+        text = b"".join(chunks).decode("utf-8", "replace")
         if status.get("StatusCode") != 0:
             return {"sha256": None, "error": f"listing the image's packages exited with {status.get('StatusCode')}"}
         sha, count = _digest_of_lines(text)

@@ -462,7 +462,7 @@ class Views:
             view["on_leaderboard"] = on_leaderboard(s, sub, comp.id)
             view["fact_sheet"] = answers_shown(comp, sub)
             view["reproduces"] = sub.reproduces_id
-            if organizer:
+            if organizer or ph.allow_reproduce:
                 view["reproductions"] = list(s.scalars(select(m.Submission.id).where(
                     m.Submission.reproduces_id == sub.id).order_by(m.Submission.id)))
         return view
