@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from ..contract import TASK_DATA_KINDS, Job, TaskJob, plain_facts
+from ..contract import Job, TaskJob, plain_facts
 
 # The datasets of a task, by kind (programs are listed apart).
 DATA_KINDS = ("reference_data", "input_data")
@@ -126,4 +126,4 @@ def provenance_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["DATA_KINDS", "PROGRAM_KINDS", "TASK_DATA_KINDS", "job_facts", "provenance_rows", "run_provenance"]
+__all__ = ["DATA_KINDS", "PROGRAM_KINDS", "job_facts", "provenance_rows", "run_provenance"]

@@ -31,7 +31,7 @@ from .. import manifest as signing
 from .. import models as m
 from ..contract import Job
 from ..errors import Forbidden, NotFound, PlatformError
-from .actors import Actor, is_organizer, require_organizer
+from .actors import Actor, require_organizer
 from .context import Context
 from .records import get_competition, get_phase, phase_number, require_active
 from .routing import DEFAULT_QUEUE, queue_names
@@ -327,6 +327,3 @@ def _without_nan(value: Any) -> Any:
         return [_without_nan(v) for v in value]
     return value
 
-
-def organizer_of(actor: Actor, comp: m.Competition) -> bool:
-    return is_organizer(actor, comp)
