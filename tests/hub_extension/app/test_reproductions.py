@@ -226,3 +226,13 @@ def test_a_manifest_is_signed_with_the_homes_key(platform, world, recorded):
 
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert verify_bytes(document_bytes(document), load_key(platform.config.home)).valid
+
+
+def test_a_reproduction_tells_the_participant_nothing(platform, world, recorded):
+    platform.save_mail_settings(ANN, mail={"submission_finished": True, "submission_failed": True})
+    made = platform.reproduce(recorded, ORGANIZER)
+    record(platform, made["id"], {"accuracy": 0.75, "secret": 0.25, "private_score": 0.1})
+    assert platform.inbox(ANN)["total"] == 0
+    again = platform.rerun(recorded, ORGANIZER)  # a rerun is theirs: it is told
+    record(platform, again, {"accuracy": 0.75, "secret": 0.25, "private_score": 0.1})
+    assert platform.inbox(ANN)["items"][0]["subject"].endswith(f"submission {again} finished")
