@@ -97,6 +97,19 @@ def run_provenance(job: dict[str, Any], worker: dict[str, Any], *, task_index: i
     }, depth=6) or {}
 
 
+def _limits_text(limits: dict[str, Any]) -> str:
+    """A step's limits as a person reads them: `600 s, 2048 MB, 1 CPU, 256 processes, no network`."""
+    parts = []
+    for name, unit in (("time_limit", "s"), ("memory_mb", "MB"), ("cpus", "CPU"), ("pids", "processes"),
+                       ("gpus", "GPU")):
+        value = limits.get(name)
+        if value is not None and not (name == "gpus" and not value):
+            parts.append(f"{value:g} {unit}" if isinstance(value, float) else f"{value} {unit}")
+    if "network" in limits:
+        parts.append("network" if limits["network"] else "no network")
+    return ", ".join(parts) or "-"
+
+
 def provenance_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of the "Provenance" table of a submission's page: one per run, the facts as short text."""
     rows = []
@@ -112,9 +125,10 @@ def provenance_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "image": (p.get("image") or {}).get("name") or "-",
             "digest": (p.get("image") or {}).get("digest") or "-",
             "program": p.get("program") or "-",
-            "datasets": ", ".join(f"{k}: {v}" for k, v in (p.get("datasets") or {}).items() if v) or "-",
+            "datasets": ", ".join(f"{k.replace('_', ' ')} {str(v)[:12]}" for k, v in (p.get("datasets") or {}).items()
+                                  if v) or "-",
             "executor": (p.get("executor") or {}).get("name") or "-",
-            "limits": ", ".join(f"{k} {v}" for k, v in limits.items() if v is not None) or "-",
+            "limits": _limits_text(limits),
             "worker": " / ".join(str(x) for x in (worker.get("queue"), worker.get("name"), worker.get("host")) if x)
                       or "-",
             "cpu": f"{worker.get('cpu_model') or '?'} × {worker.get('cpu_count') or '?'}",
