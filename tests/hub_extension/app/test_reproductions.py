@@ -147,6 +147,9 @@ def test_reproductions_stay_off_boards_limits_and_participants_lists(platform, w
         platform.submission_view(made["id"], ANN)
     planned = [item["id"] for item in platform.rerun_plan(world.slug, 1, ORGANIZER)["items"]]
     assert recorded in planned and made["id"] not in planned  # rerunning a phase leaves reproductions alone
+    # Migrating the phase takes each participant's own latest, never the organizers' reproduction of it.
+    migrated = [item["id"] for item in platform.migration_plan(world.slug, 1, ORGANIZER)["items"]]
+    assert recorded in migrated and made["id"] not in migrated
 
 
 def test_who_may_reproduce(platform, world, recorded):
