@@ -329,10 +329,12 @@ class DockerExecutor(Executor):
         The line names the image asked for and the one used, so that the
         run's log says it wherever the step ran.
         """
+        # The images module needs the docker SDK only when one of its functions is called.
         from kernels.images import is_digest_reference, resolve_image_choice
 
+        # An image named by digest (a reproduction's) is never replaced: without it the step fails, saying so.
         if not self.default_image or is_digest_reference(spec.image):
-            return spec.image  # the images module needs the docker SDK only when called
+            return spec.image
 
         choice = resolve_image_choice(spec.image, self.image_aliases, self.default_image)
         if choice.replaced:
