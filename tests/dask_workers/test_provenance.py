@@ -67,3 +67,12 @@ def test_run_facts_and_what_the_platform_keeps_of_them():
     assert kept == facts
     assert JobResult.from_untrusted(1, {"status": "Finished", "provenance": ["not", "a", "dict"]}).provenance == {}
     assert plain_facts({"a": object(), "b": [float("inf")], "c": 2**70}) == {"a": None, "b": [None], "c": None}
+
+
+def test_images_named_by_digest_are_recognised():
+    from kernels.images import is_digest_reference
+
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert is_digest_reference(digest) and is_digest_reference(f"registry.example.org/judge@{digest}")
+    for image in (None, "", "python:3.11-slim", "sha256:abc", "judge@sha256:" + "G" * 64, digest + "0"):
+        assert not is_digest_reference(image), image
