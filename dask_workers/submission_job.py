@@ -51,6 +51,7 @@ from .data_cache import DataCache
 from .executors import executor_class, executor_config, make_executor, resolve_name
 from .executors.base import Executor
 from .notebook import RENDER_MAX_BYTES, render_notebook_html
+from .provenance import run_facts
 from .pipeline import AggregationRun, TaskRun, add_aggregation, combine_task_results, run_aggregation, run_task
 from .safe_files import (FileTooLargeError, copy_beneath, file_size_beneath, neutral_paths, read_beneath,
                          regular_files)
@@ -279,6 +280,13 @@ def _neutral_names(job: Job, work: Optional[Path] = None) -> dict[str, str]:
     return names
 
 
+def _utc_now() -> str:
+    """Now, UTC, as ISO 8601 (the times a run's provenance records)."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
 def _limits_of(job: Job) -> Limits:
     """The step limits of a job: its `limits`, with `step_output_mb` as `output_mb`."""
     values = {name: value for name, value in dataclasses.asdict(job.limits).items() if value is not None}
@@ -317,6 +325,7 @@ def run_submission_job(job: Union[Job, Mapping[str, Any]], data: Optional[dict[s
 def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
     sid, key = int(job.submission_id), job.key
     started = time.monotonic()
+    started_at = _utc_now()
     emit_status(sid, Status.PREPARING, key)
     base, cache, store_root = _work_paths(job)
     (base / "work").mkdir(parents=True, exist_ok=True)
@@ -381,7 +390,12 @@ def _run(job: Job, data: Optional[dict[str, bytes]]) -> JobResult:
             )
             combined = add_aggregation(combined, run_aggregation(
                 agg, executor, on_status=lambda status: emit_status(sid, status, key)))
-        return _report(combined, store_root, sid, name, started, output_max_bytes=limits.output_mb << 20)
+        result = _report(combined, store_root, sid, name, started, output_max_bytes=limits.output_mb << 20)
+        ended_at = _utc_now()
+        digests = [step.image_digest for task in result.tasks for step in task.steps]
+        result.provenance = run_facts(executor, digests, queue=job.queue, worker=name,
+                                      started_at=started_at, ended_at=ended_at)
+        return result
     except DatasetError as exc:
         message = neutral_paths(str(exc), _neutral_names(job, work))
         return JobResult(status=Status.FAILED, error=f"the data of the run could not be prepared: {message}",

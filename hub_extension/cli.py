@@ -22,7 +22,7 @@ import importlib
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import cli_kernel, cli_worker
+from . import cli_kernel, cli_manifest, cli_worker
 
 Command = Callable[[argparse.Namespace], Optional[int]]
 
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(sub)
     add_queue_commands(sub)
     cli_kernel.add_commands(sub)
+    cli_manifest.add_commands(sub)
     return parser
 
 

@@ -313,6 +313,26 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+def plain_facts(value: Any, depth: int = 4) -> Any:
+    """`value` reduced to bounded plain data (dicts of at most 50 keys, lists of at most 50 items,
+    strings of at most 300 characters, finite numbers, booleans, None), at most `depth` levels deep."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else None
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str):
+        return value[:300]
+    if depth <= 0:
+        return None
+    if isinstance(value, dict):
+        return {str(k)[:100]: plain_facts(v, depth - 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, (list, tuple)):
+        return [plain_facts(v, depth - 1) for v in list(value)[:50]]
+    return None
+
+
 @dataclass
 class StepReport:
     """One step (prediction or scoring) of one task, as the worker ran it."""
@@ -370,6 +390,9 @@ class JobResult:
     dropped: list[DroppedFile] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     worker_elapsed: Optional[float] = None
+    # Where and with what it ran, as the worker saw it: machine, executor, package lists, times
+    # (`dask_workers.provenance`); plain, bounded data (`plain_facts`).
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -408,6 +431,8 @@ class JobResult:
             worker=_text(raw.get("worker"), 300),
             worker_elapsed=_number(raw.get("worker_elapsed")),
         )
+        facts = plain_facts(raw.get("provenance"))
+        result.provenance = facts if isinstance(facts, dict) else {}
         raw_warnings = raw.get("warnings")
         result.warnings = [
             message(w, 1000) for w in _items(raw_warnings)[:RESULT_WARNINGS_MAX]

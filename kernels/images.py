@@ -62,6 +62,15 @@ def image_exists(name: str, client=None) -> bool:
             client.close()
 
 
+def is_digest_reference(image: Optional[str]) -> bool:
+    """Whether `image` names an image by its content (`sha256:<id>` or `name@sha256:<digest>`): such an
+    image is never replaced by an alias or the default runtime (a reproduction is pinned to it)."""
+    if not image:
+        return False
+    digest = image.rsplit("@", 1)[-1] if "@" in image else image
+    return digest.startswith("sha256:") and len(digest) == 71 and all(c in "0123456789abcdef" for c in digest[7:])
+
+
 def image_digest(name: str, client=None) -> Optional[str]:
     """The registry digest of a local image, else its content id; None if it is not here.
 

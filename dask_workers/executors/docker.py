@@ -329,9 +329,12 @@ class DockerExecutor(Executor):
         The line names the image asked for and the one used, so that the
         run's log says it wherever the step ran.
         """
-        if not self.default_image:
+        # The images module needs the docker SDK only when one of its functions is called.
+        from kernels.images import is_digest_reference, resolve_image_choice
+
+        # An image named by digest (a reproduction's) is never replaced: without it the step fails, saying so.
+        if not self.default_image or is_digest_reference(spec.image):
             return spec.image
-        from kernels.images import resolve_image_choice  # the images module needs the docker SDK only when called
 
         choice = resolve_image_choice(spec.image, self.image_aliases, self.default_image)
         if choice.replaced:
@@ -414,6 +417,7 @@ class DockerExecutor(Executor):
 
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
         import docker  # the docker SDK: loaded only where steps run in containers
+        from kernels.images import is_digest_reference
 
         say: LogFn = log or logger.info
         image = self.resolve(spec, say)
@@ -431,6 +435,12 @@ class DockerExecutor(Executor):
                 container = self.client.containers.create(**kwargs)
             except docker.errors.ImageNotFound:
                 plan = None  # nothing to keep warm
+                if is_digest_reference(image):
+                    return self._finish(spec, StepResult(
+                        exit_code=None, elapsed=0.0, image=image,
+                        error=f"the run is pinned to the image {image}, which is not on this worker; a pinned "
+                              "image is never replaced by another: load that image on the queue's workers (or "
+                              "reproduce on a queue whose workers have it)"), say)
                 return self._finish(spec, StepResult(
                     exit_code=None, elapsed=0.0, image=image,
                     error=f"the image {image} is not available on this worker; build it "

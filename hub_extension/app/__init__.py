@@ -37,6 +37,8 @@ nowhere else, one module per reason to change:
 - `probing`: probing-resistant boards (display precision, the Ladder): what participants may read of scores.
 - `fairness` and `queue_order`: the fair order of a queue's waiting submissions (pure), and the
   queue's line as the database has it (positions, held submissions, estimated starts).
+- `provenance` and `reproduce`: what each run ran with and where; reproducing a submission pinned to it,
+  comparing the two; signed manifests of submissions.
 
 Each part works on the shared `Context` (database, store, configuration);
 `Platform` builds it, composes the parts and answers each use case by the
@@ -81,6 +83,7 @@ from .profiles import Profiles
 from .queues import Queues
 from .records import CHOOSING_RULES, COMPETITION_STATUSES, competition_status, current_phase, phase_number
 from .registrations import Registrations
+from .reproduce import Reproductions
 from .reruns import Reruns
 from .routing import DEFAULT_QUEUE
 from .runs import Runs
@@ -149,6 +152,7 @@ class Platform:
         self.fact_sheets = FactSheets(ctx, self.editor)
         self.similarity = Similarity(ctx)
         self.probings = Probings(ctx, self.editor)
+        self.reproductions = Reproductions(ctx)
 
     @property
     def config(self) -> Compete:
@@ -375,6 +379,12 @@ class Platform:
     set_similarity_verdict = _By("similarity")
     # -- probing-resistant boards -------------------------------------------------------------------
     set_probing = _By("probings")
+    # -- provenance, reproductions and manifests ----------------------------------------------------
+    run_provenance = _By("reproductions")
+    submission_manifest = _By("reproductions")
+    reproduce = _By("reproductions")
+    reproduce_top = _By("reproductions")
+    reproduction_comparison = _By("reproductions")
 
 
 __all__ = [

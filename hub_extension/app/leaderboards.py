@@ -79,7 +79,8 @@ def entries(s: Session, ph: m.Phase) -> list[Entry]:
         select(m.Submission, m.Participant.username)
         .join(m.Participant, m.Participant.id == m.Submission.participant_id)
         .where(m.Submission.phase_id == ph.id, m.Submission.hidden.is_(False),
-               m.Participant.status == ON_THE_BOARDS)
+               m.Participant.status == ON_THE_BOARDS,
+               m.Submission.reproduces_id.is_(None))  # a reproduction checks an entry, it is not one
         .options(selectinload(m.Submission.scores))
     ).all()
     return [

@@ -159,7 +159,8 @@ def notify_submission(ctx: Context, submission_id: int, status: str) -> None:
                 .join(m.Submission, m.Submission.participant_id == m.Participant.id)
                 .join(m.Competition, m.Competition.id == m.Participant.competition_id)
                 .join(m.Profile, m.Profile.username == m.Participant.username)
-                .where(m.Submission.id == submission_id)
+                .where(m.Submission.id == submission_id,
+                       m.Submission.reproduces_id.is_(None))  # a reproduction is the organizers' check, not theirs
             ).first()
             if row is None or not wanted(row.Profile, kind):
                 return  # no profile: mail not asked for (the default), and the message would bury the others

@@ -52,7 +52,7 @@ def queue_plan(s: Session, queue: str) -> QueuePlan:
         select(m.Submission.id, m.Submission.queue, m.Phase.queue, m.Competition.queue, m.Submission.status,
                m.Submission.dispatch_key, m.Submission.dispatched_at, m.Submission.participant_id,
                m.Submission.team_id, m.Submission.phase_id, m.Submission.kind, m.Submission.submitted_at,
-               m.Phase.max_concurrent_submissions, m.Phase.gpus)
+               m.Phase.max_concurrent_submissions, m.Phase.gpus, m.Submission.reproduces_id, m.Submission.pinned)
         .join(m.Phase, m.Submission.phase_id == m.Phase.id)
         .join(m.Competition, m.Phase.competition_id == m.Competition.id)
         .where(m.Submission.status.in_(Status.STEPS))
@@ -64,7 +64,7 @@ def queue_plan(s: Session, queue: str) -> QueuePlan:
     waiting: list[Waiting] = []
     sent: list[tuple[dt.datetime, int]] = []
     for (sid, sent_to, phase_queue, comp_queue, status, key, dispatched_at, participant, team, phase, kind,
-         submitted_at, limit, gpus) in rows:
+         submitted_at, limit, gpus, reproduces, pinned) in rows:
         owner = owner_of(participant, team)
         pool = GPU_POOL if gpus else CPU_POOL
         if key is not None:
@@ -76,7 +76,9 @@ def queue_plan(s: Session, queue: str) -> QueuePlan:
                 if status == m.SUBMITTED:
                     sent.append((dispatched_at or submitted_at, sid))
             continue
-        if status != m.SUBMITTED or (sent_to or resolve_queue(existing, phase_queue, comp_queue)) != queue:
+        # A reproduction runs on the queue its organizer chose, when they chose one (`routing.submission_queues`).
+        chosen = (pinned or {}).get("queue") if reproduces is not None else None
+        if status != m.SUBMITTED or (sent_to or resolve_queue(existing, chosen, phase_queue, comp_queue)) != queue:
             continue
         plan.pools[sid] = pool
         waiting.append(Waiting(id=sid, owner=owner, phase=phase, submitted_at=submitted_at,

@@ -50,6 +50,7 @@ def _originals_query(phase_id: int, what: Any):
         .where(m.Submission.phase_id == phase_id, m.Submission.status != m.CANCELLED)
         # a submission migrated in has its parent in another phase: it is the phase's own
         .where((m.Submission.parent_id.is_(None)) | (parent.phase_id != phase_id))
+        .where(m.Submission.reproduces_id.is_(None))
     )
 
 

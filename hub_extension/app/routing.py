@@ -39,7 +39,8 @@ def queue_of(s: Session, comp: m.Competition, ph: m.Phase) -> str:
 def submission_queues(s: Session, *where: Any, order_by: tuple[Any, ...] = (m.Submission.id,)) -> list[tuple[int, Optional[str], str]]:
     """`(id, queue sent to or None, queue its phase runs on)` of the submissions matching `where`."""
     q = (
-        select(m.Submission.id, m.Submission.queue, m.Phase.queue, m.Competition.queue)
+        select(m.Submission.id, m.Submission.queue, m.Phase.queue, m.Competition.queue, m.Submission.reproduces_id,
+               m.Submission.pinned)
         .join(m.Phase, m.Submission.phase_id == m.Phase.id)
         .join(m.Competition, m.Phase.competition_id == m.Competition.id)
         .where(*where)
@@ -47,7 +48,9 @@ def submission_queues(s: Session, *where: Any, order_by: tuple[Any, ...] = (m.Su
     )
     rows = s.execute(q).all()
     existing = queue_names(s)
-    return [(sid, sent, resolve_queue(existing, pq, cq)) for sid, sent, pq, cq in rows]
+    # A reproduction runs on the queue its organizer chose (`reproduce`), when they chose one.
+    return [(sid, sent, resolve_queue(existing, (pinned or {}).get("queue") if reproduces else None, pq, cq))
+            for sid, sent, pq, cq, reproduces, pinned in rows]
 
 
 def queue_positions(s: Session, queue: str) -> dict[int, int]:

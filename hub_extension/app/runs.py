@@ -23,6 +23,8 @@ from .context import Context
 from .lease import DISPATCHER_LEASE
 from .messages import notify_submission
 from .queue_order import QueuePlan, queue_plan
+from .provenance import job_facts, run_provenance
+from .reproduce import pinned_job, pinned_queue
 from .routing import queue_of, queue_positions, submission_queues
 from .standings import refresh_phase
 
@@ -219,10 +221,11 @@ class Runs:
                 return
             for run in [r for r in sub.runs if r.status == m.SUBMITTED]:
                 sub.runs.remove(run)  # an earlier sending that never reported (lost, sent again)
+            facts = {"job": job_facts(job)}
             for (index, step), key in job_program_keys(job).items():
                 if key:
                     sub.runs.append(m.Run(task_index=index, step=step, attempt=0, status=m.SUBMITTED,
-                                          program_key=key))
+                                          program_key=key, provenance=facts))
 
     # -- the job ---------------------------------------------------------------------------------
     def job_for(self, submission_id: int) -> Job:
@@ -259,9 +262,9 @@ class Runs:
             aggregation = tasks.get(ph.aggregation_task) if ph.aggregation_task is not None else None
             if aggregation is not None and not aggregation.scoring_program_key:
                 aggregation = None
-            return Job(
+            job = Job(
                 submission_id=sub.id,
-                queue=queue_of(s, comp, ph),
+                queue=pinned_queue(s, sub) or queue_of(s, comp, ph),
                 kind=sub.kind,
                 filename=sub.filename,
                 submission=sub.file_key,
@@ -290,6 +293,8 @@ class Runs:
                     max_ratio=c.unpack_max_ratio,
                 ),
             )
+            # A reproduction runs what its original ran: programs, data and images as pinned.
+            return pinned_job(job, sub.pinned) if sub.reproduces_id is not None else job
 
     def set_status(self, submission_id: int, status: str, *, note: Optional[str] = None, error: Optional[str] = None,
                    key: Optional[str] = None, worker: Optional[str] = None, queue: Optional[str] = None) -> bool:
@@ -376,6 +381,19 @@ class Runs:
             return bool(s.scalar(select(m.Task.scoring_program_key).where(
                 m.Task.competition_id == row[1], m.Task.index == row[0])))
 
+    def _noted_job_facts(self, submission_id: int) -> dict[str, Any]:
+        """The job's facts noted when it was sent (`note_programs`); else the job as it would be sent now."""
+        with self.ctx.db.session() as s:
+            for facts in s.scalars(select(m.Run.provenance).where(m.Run.submission_id == submission_id,
+                                                                  m.Run.status == m.SUBMITTED)):
+                if isinstance(facts, dict) and isinstance(facts.get("job"), dict):
+                    return facts["job"]
+        try:
+            return job_facts(self.job_for(submission_id))
+        except Exception:  # noqa: BLE001 - provenance is a record: the result is recorded whatever happens here
+            log.exception("the job of submission %s could not be read for its provenance", submission_id)
+            return {}
+
     def record_result(self, submission_id: int, result: Any, *, key: Optional[str] = None,
                       queue: Optional[str] = None) -> bool:
         """Record a worker's result exactly once; False if the submission was already terminal.
@@ -405,6 +423,7 @@ class Runs:
                 "the phase's own scoring program (its aggregation step over the tasks' outputs) did not run: "
                 "the worker that ran this submission is older than the platform; update Jupyter Compete on "
                 "the queue's machines, then rerun it")
+        noted = self._noted_job_facts(submission_id)
         now = m.utcnow()
         values: dict[str, Any] = {"status": status, "status_changed_at": now, "finished_at": now,
                                   "error": error if status != Status.FINISHED else None}
@@ -441,6 +460,10 @@ class Runs:
                             error=step.error,
                             log_path=step.log_path,
                             program_key=programs.get((task.task_index, step.step)),
+                            provenance=run_provenance(
+                                noted, result.provenance, task_index=task.task_index, step=step.step,
+                                image=step.image, image_digest=step.image_digest, exit_code=step.exit_code,
+                                elapsed=step.elapsed, program_key=programs.get((task.task_index, step.step))),
                         )
                     )
             if status == Status.FINISHED:

@@ -155,7 +155,8 @@ def _candidates(s: Session, phase_id: int, rule: str, keys: Iterable[str]) -> li
     """
     sub = m.Submission
     conditions = [sub.phase_id == phase_id, sub.hidden.is_(False), sub.status == m.FINISHED,
-                  sub.participant_id.not_in(taken_off(phase_id))]
+                  sub.participant_id.not_in(taken_off(phase_id)),
+                  sub.reproduces_id.is_(None)]  # a reproduction checks a result, it is not one
     chosen_only = _LATEST_OF_EACH.get(rule, _ALL_OF_THEM.get(rule, False))
     if chosen_only:
         conditions.append(sub.selected.is_(True) | sub.baseline.is_(True))

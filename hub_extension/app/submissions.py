@@ -103,6 +103,7 @@ def _used_query(comp: m.Competition, ph: m.Phase, participant_id: int, team_id: 
         m.Submission.status.not_in(_counted_statuses(comp)),
         m.Submission.parent_id.is_(None),
         m.Submission.baseline.is_(False),  # an organizer's baselines count against no limit
+        m.Submission.reproduces_id.is_(None),  # nor do reproductions
     )
 
 

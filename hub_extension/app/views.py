@@ -41,7 +41,7 @@ from .records import (
     visible_competition,
 )
 from .probing import cut_error, cut_scores
-from .routing import queue_of, queue_positions
+from .routing import queue_of
 from .queue_order import queue_plan, waiting_estimate
 from .routing import queue_of
 from .submissions import allowance
@@ -145,6 +145,7 @@ def _phase_view(s: Session, comp: m.Competition, ph: m.Phase, number: int, now: 
         "participant_chooses": rule in CHOOSING_RULES,
         "color": ph.color,
     }
+    view["allow_reproduce"] = bool(ph.allow_reproduce)  # its participants may reproduce their submissions
     if organizer:
         view["opened_at"] = ph.opened_at.isoformat() if ph.opened_at else None
         view["migrated_at"] = ph.migrated_at.isoformat() if ph.migrated_at else None
@@ -369,7 +370,8 @@ class Views:
             subs = s.scalars(
                 select(m.Submission)
                 .join(m.Participant, m.Participant.id == m.Submission.participant_id)
-                .where(m.Participant.competition_id == comp.id, m.Participant.username == username)
+                .where(m.Participant.competition_id == comp.id, m.Participant.username == username,
+                       m.Submission.reproduces_id.is_(None))
                 .order_by(m.Submission.id)
             ).all()
             return [self._submission(s, sub) for sub in subs]
@@ -409,6 +411,8 @@ class Views:
                 .join(m.Participant, m.Participant.id == m.Submission.participant_id)
                 .where(m.Participant.competition_id == comp.id)
             )
+            if not organizer:
+                q = q.where(m.Submission.reproduces_id.is_(None))  # reproductions are the organizers' checks
             if team is not None:
                 q = q.where(or_(m.Participant.username == username, m.Submission.team_id == team.id))
             elif username is not None:
@@ -437,6 +441,8 @@ class Views:
         now = now or m.utcnow()
         with self.ctx.db.session() as s:
             sub, part, ph, comp, organizer = submission_context(s, submission_id, actor)
+            if sub.reproduces_id is not None and not organizer and not ph.allow_reproduce:
+                raise Forbidden(f"submission {submission_id} is a reproduction the organizers ran")
             view = _submission_summary(sub, part, ph, comp, organizer, now)
             view["participant_name"] = shown_names(s, [part.username]).get(part.username, part.username)
             sides = output_visibility(ph, organizer)
@@ -460,7 +466,7 @@ class Views:
                  if sides[step_side(r.step)] else [],
                  **({"image": r.image, "image_digest": r.image_digest, "worker": r.worker, "error": r.error,
                      "requested_image": named_images.get((r.task_index, r.step == "scoring")),
-                     "program": program_version(s, comp, r)}
+                     "program": program_version(s, comp, r), "provenance": dict(r.provenance or {})}
                     if organizer else {})}
                 for r in latest_runs(sub)
             ]
@@ -482,6 +488,10 @@ class Views:
             view.update(queue_place(view["waiting"]))
             view["on_leaderboard"] = on_leaderboard(s, sub, comp.id)
             view["fact_sheet"] = answers_shown(comp, sub)
+            view["reproduces"] = sub.reproduces_id
+            if organizer or ph.allow_reproduce:
+                view["reproductions"] = list(s.scalars(select(m.Submission.id).where(
+                    m.Submission.reproduces_id == sub.id).order_by(m.Submission.id)))
         return view
 
     # -- administration ---------------------------------------------------------------------------

@@ -131,6 +131,8 @@ PHASE_KEYS: dict[str, Known] = {
     # This platform's fair share (EvalAI's name too): read by fair_share.read_concurrency.
     fair_share.KEY: HONOURED, fair_share.ALIAS: HONOURED,
 }
+# Jupyter Compete's own: participants may reproduce their submissions (`app.reproduce`).
+PHASE_KEYS["allow_reproduce"] = HONOURED
 # A solution of Codabench's unpacker (`_unpack_solutions`) and export.
 SOLUTION_KEYS: dict[str, Known] = {
     **{key: HONOURED for key in ("index", "tasks", "path", "name", "description", "key")},
@@ -373,6 +375,7 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             public_data=files.data(ps.raw("public_data"), ps.key("public_data")),
         )
         phase.max_concurrent_submissions = fair_share.read_concurrency(ps)
+        phase.allow_reproduce = ps.flag("allow_reproduce", False)
         phase.task_indexes = _indexes(ps, "tasks", task_indexes, "task", required=True)
         phase.solution_indexes = _indexes(ps, "solutions", solution_indexes, "solution")
         for index_ in phase.solution_indexes:
@@ -557,6 +560,8 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             entry["public_data"] = names.data(phase.public_data)
         if phase.solution_indexes:
             entry["solutions"] = list(phase.solution_indexes)
+        if phase.allow_reproduce:
+            entry["allow_reproduce"] = True
         if phase.hide_results or phase.submission_rule or phase.results_only:
             lost.append(f"phase {phase.index}: hide_results, results_only and a phase submission rule "
                         "have no Codabench key")

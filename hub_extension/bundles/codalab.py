@@ -141,6 +141,8 @@ PHASE_KEYS: dict[str, Known] = {
     # This platform's fair share (EvalAI's name too): read by fair_share.read_concurrency.
     fair_share.KEY: HONOURED, fair_share.ALIAS: HONOURED,
 }
+# Jupyter Compete's own: participants may reproduce their submissions (`app.reproduce`).
+PHASE_KEYS["allow_reproduce"] = HONOURED
 BOARD_USED = {"label", "rank", "anonymous"}
 BOARD_USED |= PROBING_KEYS
 COLUMN_USED = {"leaderboard", "label", "rank", "sort", "numeric_format", "selection_default", "hidden",
@@ -338,6 +340,7 @@ def _phase_of(number: int, ph: Section, files: BundleFiles, *, results_only_defa
         hide_prediction_output=ph.flag("hide_prediction_output", False),
         hide_score_output=ph.flag("hide_score_output", False),
         max_concurrent_submissions=fair_share.read_concurrency(ph),
+        allow_reproduce=ph.flag("allow_reproduce", False),
     )
 
 
@@ -674,6 +677,8 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
         for flag in ("hide_output", "hide_prediction_output", "hide_score_output"):
             if getattr(phase, flag):
                 entry[flag] = True
+        if phase.allow_reproduce:
+            entry["allow_reproduce"] = True
         if phase.submission_rule == "Force_Best":
             entry["force_best_submission_to_leaderboard"] = True
         fair_share.write_concurrency(entry, phase.max_concurrent_submissions)

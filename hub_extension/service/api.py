@@ -36,6 +36,7 @@ from .forum_api import forum_api_routes
 from .message_api import message_api_routes
 from .hub_users import unknown_user_notes
 from .team_api import team_api_routes
+from .reproduce_api import reproduce_api_routes
 from .uploads import StreamedUpload, safe_upload_name
 from .zip_stream import send_zip
 
@@ -732,4 +733,5 @@ def api_routes(prefix: str) -> list[Any]:
         *fact_sheet_api_routes(comp, NUMBER),
         *similarity_api_routes(comp),
         *probing_api_routes(comp),
+        *reproduce_api_routes(comp, sub, NUMBER),
     ]

@@ -24,6 +24,7 @@ from . import api, bulk_pages, editor_pages, fact_sheet_pages, forum_pages, mess
 from . import similarity_pages
 from . import probing_pages
 from . import team_pages
+from . import reproduce_pages
 from .readers import BoardReaders
 from .base import NotFoundHandler, OAuthCallbackHandler, service_version
 
@@ -139,6 +140,7 @@ def make_app(
     routes += fact_sheet_pages.fact_sheet_page_routes(prefix)
     routes += similarity_pages.similarity_page_routes(prefix)
     routes += probing_pages.probing_page_routes(prefix)
+    routes += reproduce_pages.reproduce_page_routes(prefix)
     app_settings: dict[str, Any] = dict(
         platform=platform,
         dispatcher=dispatcher,

@@ -522,8 +522,11 @@ class SubmissionHandler(PageHandler):
                      for name in sub.get("artifacts") or []]
         notebook = "executed_notebook_html" if "executed_notebook_html" in (sub.get("artifacts") or []) else None
         phase = next((p for p in comp["phases"] if p["number"] == sub["phase"]), None)
+        from .reproduce_pages import reproduction_context  # it builds on this module's PageHandler
+
+        repro = reproduction_context(self.platform, sub, actor, comp.get("is_organizer"), phase)
         self.show("submission.html", comp=comp, sub=sub, phase=phase, logs=logs, artifacts=artifacts,
-                  notebook_html_name=notebook)
+                  notebook_html_name=notebook, repro=repro)
 
 
 class SubmissionFileHandler(PageHandler):

@@ -525,6 +525,16 @@ CASES = [
          lambda s, a: {"json": {"verdict": "copy"}}, "no such pair: 404 after the permission check"),
     Case("PUT", "api/v1/competitions/{slug}/leaderboards/private/probing", ORGANIZERS,
          lambda s, a: {"json": {"display_precision": 3}}, "the organizers round the (hidden) board's shown scores"),
+    Case("GET", "api/v1/submissions/{sid}/provenance", ORGANIZERS),
+    Case("GET", "api/v1/submissions/{sid}/manifest", ORGANIZERS),
+    Case("POST", "api/v1/submissions/{sid}/reproduce", (401, 403, 403, 403, 403, 404, 404),
+         lambda s, a: {"json": {"queue": "no-such-queue"}},
+         "the phase does not let participants reproduce; organizers name a queue that does not exist: 404 after "
+         "the permission check"),
+    Case("GET", "api/v1/submissions/{sid}/comparison", (401, 403, 403, 403, 403, 404, 404),
+         note="organizers only here (the phase does not allow reproductions); never reproduced: 404"),
+    Case("POST", "api/v1/competitions/{slug}/phases/1/reproduce-top", (401, 403, 403, 403, 403, 400, 400),
+         lambda s, a: {"json": {"top": 0}}, "allowed, but top must be from 1 to 100: 400 after the permission check"),
     # Last: it registers whoever calls it.
     Case("POST", "api/v1/competitions/{slug}/registration", (401, 201, 201, 201, 201, 400, 400),
          lambda s, a: {"json": {"accept_terms": True}}, "organizers do not register"),
