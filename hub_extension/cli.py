@@ -102,6 +102,14 @@ def add_platform_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=server_command("cli_similarity:cmd_competition_similarity"))
 
+    p = comp.add_parser("probing", help="what a board shows participants: a display precision, the Ladder rule")
+    p.add_argument("slug")
+    p.add_argument("--board", required=True, help="the leaderboard's key")
+    p.add_argument("--precision", default=None, metavar="N|none", help="decimals shown (0-10); none: as stored")
+    p.add_argument("--ladder", default=None, metavar="fixed|parameter_free|none", help="the Ladder rule, or none")
+    p.add_argument("--step", default=None, metavar="X|none", help="with --ladder fixed: the least improvement shown")
+    p.set_defaults(func=server_command("cli_platform:cmd_competition_probing"))
+
     p = sub.add_parser("register", help="register a user in a competition (approved at once)")
     p.add_argument("slug")
     p.add_argument("user")

@@ -99,3 +99,36 @@ def cmd_init(args: argparse.Namespace) -> int:
     init_bundle(Path(args.dir), args.template)
     print(f"wrote a {args.template} bundle in {args.dir}; check it with `compete bundle validate {args.dir}`")
     return 0
+
+
+def _probing_value(text: str | None, convert):
+    """A probing option from the command line: None when not given, "none" turns it off."""
+    if text is None or text.lower() == "none":
+        return None
+    return convert(text)
+
+
+def cmd_competition_probing(args: argparse.Namespace) -> int:
+    """Set what a board shows participants (display precision, the Ladder), as the editor saves it."""
+    p = platform(args)
+    try:
+        precision = _probing_value(args.precision, int)
+        step = _probing_value(args.step, float)
+    except ValueError:
+        print("error: --precision takes a whole number of decimals and --step a number (or none)", file=sys.stderr)
+        return 2
+    ladder = _probing_value(args.ladder, str)
+    edit = p.set_probing(args.slug, args.board, LOCAL_ADMIN, display_precision=precision, ladder=ladder,
+                         ladder_step=step)
+    for warning in edit.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not edit.saved:
+        for problem in edit.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    shown = ", ".join(part for part in (
+        f"display precision {precision}" if precision is not None else "",
+        f"ladder {ladder}" + (f" (step {step:g})" if step is not None else "") if ladder else "") if part)
+    print(f"{args.slug}: board {args.board!r} shows participants "
+          + (shown if shown else "the stored scores") + "; organizers see the stored scores")
+    return 0

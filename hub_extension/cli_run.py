@@ -93,6 +93,8 @@ def cmd_submission_show(args: argparse.Namespace) -> int:
     waiting = info.get("waiting")
     if waiting:
         print(f"  queue:   {waiting['queue']}, position {waiting['position']}: {waiting['note']}")
+        if waiting.get("estimated_start"):
+            print(f"  starts:  about {waiting['estimated_start']} (from the queue's recent run times)")
     elif info.get("worker"):
         print(f"  worker:  {info['worker']} (queue {info['queue']})")
     if info["elapsed"] is not None:

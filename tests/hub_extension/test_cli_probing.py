@@ -38,3 +38,34 @@ def test_the_cli_shows_participants_the_shown_values(capsys, tmp_path):
     stored = json.loads(run(capsys, "--home", home, "leaderboard", slug, "--json"))
     assert [(r["participant"], r["scores"]["accuracy"]) for r in stored["rows"]] == [("ben", 0.9123),
                                                                                       ("ann", 0.5731)]
+
+
+def test_the_cli_sets_and_clears_a_boards_probing_resistance(capsys, tmp_path):
+    home = tmp_path / "home"
+    slug = run(capsys, "--home", home, "competition", "create", DEMO).strip().splitlines()[-1]
+    out = run(capsys, "--home", home, "competition", "probing", slug, "--board", "main", "--precision", "2",
+              "--ladder", "fixed", "--step", "0.05")
+    assert "display precision 2, ladder fixed (step 0.05)" in out
+    platform = Platform(home=str(home))
+    board = next(b for b in platform.editable_spec(slug, LOCAL_ADMIN).leaderboards if b.key == "main")
+    assert (board.display_precision, board.ladder, board.ladder_step) == (2, "fixed", 0.05)
+    platform.close()
+
+    # A fixed Ladder without its step is refused, and nothing changes.
+    assert main(["--home", str(home), "competition", "probing", slug, "--board", "main", "--ladder", "fixed",
+                 "--step", "none"]) == 1
+    assert "ladder_step" in capsys.readouterr().err
+    assert main(["--home", str(home), "competition", "probing", slug, "--board", "main", "--precision",
+                 "two"]) == 2
+    capsys.readouterr()
+    platform = Platform(home=str(home))
+    board = next(b for b in platform.editable_spec(slug, LOCAL_ADMIN).leaderboards if b.key == "main")
+    assert board.ladder == "fixed"
+    platform.close()
+
+    out = run(capsys, "--home", home, "competition", "probing", slug, "--board", "main")
+    assert "shows participants the stored scores" in out
+    platform = Platform(home=str(home))
+    board = next(b for b in platform.editable_spec(slug, LOCAL_ADMIN).leaderboards if b.key == "main")
+    assert (board.display_precision, board.ladder, board.ladder_step) == (None, None, None)
+    platform.close()
