@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
+import warnings
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from hub_extension.app import Platform
 from hub_extension.db import normalize_url
@@ -40,9 +43,23 @@ def pg_url(pg_server_url: str):
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     base = pg_server_url.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _drop(admin, name)
     admin.dispose()
+
+
+def _drop(admin, name: str) -> None:
+    """Drop a test database.  FORCE ends the test's own connections, but not a backend of another role
+    (an autovacuum worker that started on the new database): that one is waited for, a few seconds."""
+    for attempt in range(20):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as exc:
+            if "pg_signal_backend" not in str(exc) or attempt == 19:
+                warnings.warn(f"test database {name} left on the test server: {exc}")
+                return
+            time.sleep(0.5)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
