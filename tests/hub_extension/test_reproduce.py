@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from hub_extension import models as m
-from hub_extension.app import LOCAL_ADMIN, Actor, Platform
+from hub_extension.app import LOCAL_ADMIN, Actor
+from tests.support.stacks import DockerStack
 
 ANN = Actor("ann")
 
@@ -79,23 +80,9 @@ def predictions(path: Path) -> Path:
     return path
 
 
-class Stack:
-    def __init__(self, home: Path):
-        from hub_extension.dispatch import Dispatcher
-
-        self.platform = Platform(home=str(home))
-        self.platform.config.executor = "docker"
-        self.dispatcher = Dispatcher(self.platform)
-
+class Stack(DockerStack):
     def run(self, sid: int) -> dict:
-        assert self.dispatcher.dispatch(sid)
-        return self.dispatcher.wait(sid, 300)
-
-    def close(self) -> None:
-        try:
-            self.dispatcher.close()
-        finally:
-            self.platform.close()
+        return self.finish(sid)
 
 
 @pytest.fixture(scope="module")

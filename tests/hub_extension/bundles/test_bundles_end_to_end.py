@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from hub_extension import models as m
-from hub_extension.app import LOCAL_ADMIN, Platform
+from hub_extension.app import LOCAL_ADMIN
 from tests.support.paths import BUNDLE_FIXTURES
+from tests.support.stacks import DockerStack
 
 GOOD = BUNDLE_FIXTURES / "good"
 NOW = dt.datetime(2025, 6, 1, 12, 0)  # inside the first phase of every bundle used here
@@ -108,15 +109,11 @@ def codalab_code_expected(bundle: Path, submission: Path, work: Path) -> dict:
     return scores
 
 
-class Stack:
+class Stack(DockerStack):
     """One platform and one dispatcher on the docker executor, shared by the module."""
 
     def __init__(self, home: Path):
-        from hub_extension.dispatch import Dispatcher
-
-        self.platform = Platform(home=str(home))
-        self.platform.config.executor = "docker"
-        self.dispatcher = Dispatcher(self.platform)
+        super().__init__(home)
         self.slugs: dict[str, str] = {}
         self.users = count(1)
 
@@ -133,14 +130,7 @@ class Stack:
         self.platform.register(slug, user, LOCAL_ADMIN)
         sid = self.platform.submit(slug, path, username=user, phase=phase, actor=LOCAL_ADMIN, now=NOW,
                                    fact_sheet=fact_sheet)
-        assert self.dispatcher.dispatch(sid)
-        return self.dispatcher.wait(sid, timeout)
-
-    def close(self) -> None:
-        try:
-            self.dispatcher.close()
-        finally:
-            self.platform.close()
+        return self.finish(sid, timeout)
 
 
 @pytest.fixture(scope="module")
