@@ -478,6 +478,24 @@ class CompeteClient:
         """Put a finished submission on the leaderboard (or take it off), where the phase lets you choose."""
         self._json("PUT", f"submissions/{int(submission_id)}/selected", json={"selected": bool(selected)})
 
+    def reproduce(self, submission_id: int, *, queue: Optional[str] = None) -> dict[str, Any]:
+        """Run a submission again exactly as it ran (its image digest, programs and data): organizers,
+        or you for your own where the phase allows it.  `queue`: organizers only."""
+        return self._json("POST", f"submissions/{int(submission_id)}/reproduce", ok=(201,),
+                          json={"queue": queue} if queue else {})
+
+    def comparison(self, submission_id: int) -> dict[str, Any]:
+        """A submission's scores beside its latest reproduction's, and the inputs that differed."""
+        return self._json("GET", f"submissions/{int(submission_id)}/comparison")
+
+    def provenance(self, submission_id: int) -> dict[str, Any]:
+        """What each run of a submission ran with and where (organizers)."""
+        return self._json("GET", f"submissions/{int(submission_id)}/provenance")
+
+    def manifest(self, submission_id: int) -> dict[str, Any]:
+        """The submission's manifest signed by the platform (organizers); `compete manifest verify` checks it."""
+        return self._json("GET", f"submissions/{int(submission_id)}/manifest")
+
     def follow(self, submission_id: int, *, timeout: Optional[float] = None, interval: float = 2.0,
                on_change: Optional[Callable[[dict[str, Any]], None]] = None,
                stop: Optional[threading.Event] = None, board_timeout: float = 30.0) -> dict[str, Any]:

@@ -545,3 +545,20 @@ def test_announcements_messages_and_profile_through_the_client(server, world):
     with pytest.raises(CompeteError) as err:
         ann.profile(display_name="x" * 1000)
     assert err.value.status == 400 and ann.profile()["display_name"] == "Ann Lovelace"
+
+
+def test_reproduces_and_reads_provenance_through_the_client(server, world):
+    olga, ann = client_for(server, "olga"), client_for(server, "ann")
+    sid = world.subs["ann"]
+    made = olga.reproduce(sid)
+    assert made["reproduces"] == sid and made["status"] == "Submitted"
+    assert olga.comparison(sid)["reproduction"]["id"] == made["id"]
+    signed = olga.manifest(sid)
+    assert signed["manifest"]["submission"]["id"] == sid and signed["signature"]["algorithm"] == "HMAC-SHA256"
+    assert [r["status"] for r in olga.provenance(sid)["runs"]]
+    for call in (lambda: ann.reproduce(sid), lambda: ann.manifest(sid), lambda: ann.provenance(sid)):
+        with pytest.raises(CompeteError) as err:
+            call()
+        assert err.value.status == 403
+    # The reproduction is no one's submission to list.
+    assert made["id"] not in {s["id"] for s in ann.submissions(world.slug)}
