@@ -26,7 +26,7 @@ from hub_extension.app import LOCAL_ADMIN, Platform
 from hub_extension.app.lease import Holder
 from hub_extension.resources import templates
 from tests.support import builders
-from tests.support.components import wait_for
+from tests.support.components import terminate, wait_for
 from tests.support.service_harness import ok, start_server
 
 DEMO = templates("demo")
@@ -296,13 +296,7 @@ def dispatcher_process(tmp_path, any_db_url):
                  lambda: (tmp_path / "dispatcher.log").read_text())
         yield home, any_db_url, slug, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
 
 
 def test_cli_commands_defer_to_a_running_dispatcher_and_every_run_is_sent_once(dispatcher_process, tmp_path):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,3 +63,14 @@ def wait_for(condition, timeout: float, what: str, diagnose=lambda: "") -> float
             return time.monotonic() - started
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}")
+
+
+def terminate(proc: "subprocess.Popen", timeout: float = 60) -> None:
+    """SIGTERM a process the test started and wait for it; kill it when it does not stop in `timeout` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from hub_extension.app import Actor, Platform
 from hub_extension.bundles.model import DataRef
 from tests.hub_extension.test_similarity import CELLS, KIT, RENAMED, UNRELATED, notebook, zipped
 from tests.support.builders import ORGANIZER, simple_spec
-from tests.support.components import wait_for
+from tests.support.components import terminate, wait_for
 from tests.support.hub import free_ports
 from tests.support.paths import REPO
 from tests.support.queues import stop_default_queue
@@ -72,13 +71,7 @@ def service(tmp_path):
         wait_for(answers, 120, "the service to answer", lambda: log_path.read_text())
         yield base, slug, platform, log_path
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         stop_default_queue(platform)
         platform.close()
         hub_api.close()
