@@ -1,12 +1,13 @@
 """`compete manifest get|verify`, `compete submission reproduce` and `compete competition reproduce-top`.
 
 `manifest get ID [-o FILE]` writes a submission's signed manifest (canonical
-JSON, see `hub_extension.manifest`); `manifest verify FILE [--key KEYFILE]`
-checks one byte for byte against the platform's key (`<home>/manifest_key`
-unless `--key` names another): exit 0 when it is valid, 1 when it is not
-(a byte changed, another key), 2 when the input cannot be used (not a
-manifest, no key).  Verifying needs no database: any machine with the key
-file checks a manifest.
+JSON, see `hub_extension.manifest`); `manifest verify FILE [--key KEYFILE]
+[--public-key FILE]` checks one byte for byte against the platform's key
+(`<home>/manifest_key` unless `--key` names another), or against its
+published public key (`manifest public-key`): exit 0 when it is valid, 1
+when it is not (a byte changed, another key), 2 when the input cannot be
+used (not a manifest, no key).  Verifying needs no database: any machine
+with the key file, or anyone with the public key, checks a manifest.
 
 `submission reproduce ID [--queue Q]` makes a reproduction pinned to what the
 submission ran with; `competition reproduce-top SLUG --phase I --top N`
@@ -45,7 +46,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = mf.add_parser("verify", help="check a manifest file: exit 0 valid, 1 invalid, 2 unusable input")
     p.add_argument("file")
     p.add_argument("--key", default=None, help="the key file (default: <home>/manifest_key)")
+    p.add_argument("--public-key", default=None, metavar="FILE",
+                   help="check with the platform's published public key instead (PEM or hex, from "
+                        "`compete manifest public-key` or GET /api/v1/manifest-key): no secret needed")
     p.set_defaults(func=cmd_manifest_verify)
+    p = mf.add_parser("public-key", help="the public key manifests are signed with (PEM), to publish")
+    p.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_manifest_public_key)
 
     p = _subcommands(sub, "submission").add_parser(
         "reproduce", help="run a finished submission again pinned to the image digests, programs and data it ran "
@@ -86,6 +93,10 @@ def _key_file(args: argparse.Namespace) -> Path:
 
     if args.key:
         return Path(args.key)
+    return Path(_home(args)) / KEY_FILE
+
+
+def _home(args: argparse.Namespace) -> str:
     home = args.home
     if not home:
         try:
@@ -96,15 +107,33 @@ def _key_file(args: argparse.Namespace) -> Path:
             home = os.environ.get("COMPETE_HOME")
     if not home:
         raise FileNotFoundError("no platform home: give the key file with --key")
-    return Path(home) / KEY_FILE
+    return home
+
+
+def cmd_manifest_public_key(args: argparse.Namespace) -> int:
+    from .manifest import ManifestError, load_signing_key, public_key_pem
+
+    try:
+        pem = public_key_pem(load_signing_key(_home(args)))
+    except (ManifestError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return UNUSABLE
+    if args.output:
+        Path(args.output).write_text(pem)
+        print(f"wrote the manifests' public key to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(pem)
+    return 0
 
 
 def cmd_manifest_verify(args: argparse.Namespace) -> int:
-    from .manifest import ManifestError, read_key, verify_file
+    from .manifest import ManifestError, read_key, read_public_key, verify_file
 
     try:
-        key = read_key(_key_file(args))
-        verdict = verify_file(args.file, key)
+        public = read_public_key(args.public_key) if args.public_key else None
+        # With a public key alone, no secret is needed; --key adds the platform's own check.
+        key = read_key(_key_file(args)) if public is None or args.key else None
+        verdict = verify_file(args.file, key, public)
     except (ManifestError, FileNotFoundError) as exc:
         print(f"unusable: {exc}", file=sys.stderr)
         return UNUSABLE

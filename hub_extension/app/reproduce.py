@@ -186,7 +186,8 @@ class Reproductions:
             }
         # The canonical form refuses NaN: a score that is not a number is null in the manifest.
         record = _without_nan(record)
-        return signing.sign(record, signing.load_key(self.ctx.config.home))
+        home = self.ctx.config.home
+        return signing.sign(record, signing.load_key(home), signing.load_signing_key(home))
 
     # -- reproducing ---------------------------------------------------------------------------------
     def _may_reproduce(self, s: Session, sub: m.Submission, actor: Actor) -> tuple[m.Competition, bool]:

@@ -6,7 +6,8 @@
   submission ran with (organizers; its owner when the phase allows reproductions);
 - `GET submissions/{id}/comparison`: an original and its reproduction side by side;
 - `POST competitions/{slug}/phases/{n}/reproduce-top` `{"top": N, "queue": name?}`: the top N
-  (1 to 100) of the phase's primary board reproduced (organizers).
+  (1 to 100) of the phase's primary board reproduced (organizers);
+- `GET manifest-key`: the public key manifests are signed with (Ed25519), for anyone, logged in or not.
 """
 from __future__ import annotations
 
@@ -40,6 +41,18 @@ class SubmissionManifestHandler(ApiHandler):
         self.finish(signing.document_bytes(document))
 
 
+class ManifestKeyHandler(ApiHandler):
+    """No login needed: whoever holds a manifest checks it with this key."""
+
+    async def prepare(self) -> None:
+        pass
+
+    async def get(self) -> None:
+        key = await self.run_blocking(signing.load_signing_key, self.platform.config.home)
+        self.write_json({"algorithm": signing.PUBLIC_ALGORITHM, "public_key": signing.public_key_hex(key),
+                         "pem": signing.public_key_pem(key)})
+
+
 class SubmissionReproduceHandler(ApiHandler):
     async def post(self, submission_id: str) -> None:
         actor = self.require_login()
@@ -65,7 +78,9 @@ class PhaseReproduceTopHandler(ApiHandler):
 
 def reproduce_api_routes(comp: str, sub: str, number: str) -> list[Any]:
     """The routes under a competition's API path `comp` and a submission's `sub` (`number`: a phase's number)."""
+    api = sub.rsplit("/submissions/", 1)[0]
     return [
+        (rf"{api}/manifest-key", ManifestKeyHandler),
         (rf"{sub}/provenance", SubmissionProvenanceHandler),
         (rf"{sub}/manifest", SubmissionManifestHandler),
         (rf"{sub}/reproduce", SubmissionReproduceHandler),

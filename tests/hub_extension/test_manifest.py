@@ -56,6 +56,34 @@ def test_every_single_byte_changed_is_seen(tmp_path):
     assert not signing.verify_bytes(data, b"k" * 32).valid  # another key
 
 
+def test_the_public_signature_sees_every_single_byte_changed_without_the_secret(tmp_path):
+    key, signer = signing.load_key(tmp_path), signing.load_signing_key(tmp_path)
+    assert stat.S_IMODE((tmp_path / signing.SIGNING_KEY_FILE).stat().st_mode) == 0o600
+    assert signing.public_key_hex(signing.load_signing_key(tmp_path)) == signing.public_key_hex(signer)  # kept
+    public = bytes.fromhex(signing.public_key_hex(signer))
+    data = signing.document_bytes(signing.sign({"submission": {"id": 9}, "scores": {"f1": 0.5}}, key, signer))
+    assert signing.verify_bytes(data, None, public).valid
+    assert signing.verify_bytes(data, key).valid  # the platform's own check covers the public signature too
+    for position in range(len(data)):
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        for with_key, with_public in ((None, public), (key, None)):
+            try:
+                verdict = signing.verify_bytes(bytes(changed), with_key, with_public)
+            except signing.ManifestError:
+                continue
+            assert not verdict.valid, (position, bytes(changed))
+    # Signed by another platform: its public key is not the one given.
+    stranger = signing.load_signing_key(tmp_path / "elsewhere")
+    forged = signing.document_bytes(signing.sign({"submission": {"id": 9}}, key, stranger))
+    assert "another key than the public key given" in signing.verify_bytes(forged, None, public).message
+    # A manifest without a public signature cannot pass a public check.
+    plain = signing.document_bytes(signing.sign({"submission": {"id": 9}}, key))
+    assert "no public signature" in signing.verify_bytes(plain, None, public).message
+    with pytest.raises(signing.ManifestError, match="nothing to check"):
+        signing.verify_bytes(data, None, None)
+
+
 def test_whitespace_added_to_a_signed_file_is_a_change(tmp_path):
     key = signing.load_key(tmp_path)
     document = signing.sign({"submission": {"id": 1}}, key)
@@ -95,6 +123,22 @@ def test_compete_manifest_get_and_verify(platform, world, tmp_path, capsys):
     other.write_text("11" * 32)
     assert main(["manifest", "verify", str(out), "--key", str(other)]) == 1
     assert main(["--home", home, "manifest", "verify", str(tmp_path / "missing.json")]) == 2
+    capsys.readouterr()
+
+    # Anyone checks it with the published public key, no secret: PEM or hex.
+    pem = tmp_path / "platform.pem"
+    assert main(["--home", home, "manifest", "public-key", "-o", str(pem)]) == 0
+    assert pem.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert main(["manifest", "verify", str(out), "--public-key", str(pem)]) == 0
+    assert "signed with Ed25519 (the public key given)" in capsys.readouterr().out
+    raw = tmp_path / "platform.hex"
+    raw.write_text(json.loads(data)["public_signature"]["public_key"])
+    assert main(["manifest", "verify", str(out), "--public-key", str(raw)]) == 0
+    out.write_bytes(text.replace('"accuracy":0.75', '"accuracy":0.76').encode())
+    assert main(["manifest", "verify", str(out), "--public-key", str(pem)]) == 1
+    assert "public signature does not match" in capsys.readouterr().err
+    raw.write_text("not a key")
+    assert main(["manifest", "verify", str(out), "--public-key", str(raw)]) == 2
 
 
 def test_compete_manifest_get_of_an_unknown_submission_fails_in_a_line(platform, world, capsys):

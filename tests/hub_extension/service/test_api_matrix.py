@@ -527,6 +527,7 @@ CASES = [
          lambda s, a: {"json": {"display_precision": 3}}, "the organizers round the (hidden) board's shown scores"),
     Case("GET", "api/v1/submissions/{sid}/provenance", ORGANIZERS),
     Case("GET", "api/v1/submissions/{sid}/manifest", ORGANIZERS),
+    Case("GET", "api/v1/manifest-key", PUBLIC, note="the public key manifests are signed with: anyone checks one"),
     Case("POST", "api/v1/submissions/{sid}/reproduce", (401, 403, 403, 403, 403, 404, 404),
          lambda s, a: {"json": {"queue": "no-such-queue"}},
          "the phase does not let participants reproduce; organizers name a queue that does not exist: 404 after "
