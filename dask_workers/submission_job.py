@@ -31,6 +31,7 @@ job's `executor` (a short name or an import string; `compete worker
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -282,8 +283,6 @@ def _neutral_names(job: Job, work: Optional[Path] = None) -> dict[str, str]:
 
 def _utc_now() -> str:
     """Now, UTC, as ISO 8601 (the times a run's provenance records)."""
-    import datetime as dt
-
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 

@@ -22,7 +22,7 @@ import importlib
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import cli_kernel, cli_manifest, cli_worker
+from . import cli_kernel, cli_worker
 
 Command = Callable[[argparse.Namespace], Optional[int]]
 
@@ -262,8 +262,48 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(sub)
     add_queue_commands(sub)
     cli_kernel.add_commands(sub)
-    cli_manifest.add_commands(sub)
+    add_manifest_commands(sub)
     return parser
+
+
+def add_manifest_commands(sub: argparse._SubParsersAction) -> None:
+    """manifest get|verify|public-key, submission reproduce, competition reproduce-top (cli_manifest)."""
+    mf = _actions(sub, "manifest", "signed manifests of submissions: get one, verify one, the public key")
+    p = mf.add_parser("get", help="write a submission's signed manifest (canonical JSON)")
+    p.add_argument("id", type=int)
+    p.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
+    p.set_defaults(func=server_command("cli_manifest:cmd_manifest_get"))
+    p = mf.add_parser("verify", help="check a manifest file: exit 0 valid, 1 invalid, 2 unusable input")
+    p.add_argument("file")
+    p.add_argument("--key", default=None, help="the key file (default: <home>/manifest_key)")
+    p.add_argument("--public-key", default=None, metavar="FILE",
+                   help="check with the platform's published public key instead (PEM or hex, from "
+                        "`compete manifest public-key` or GET /api/v1/manifest-key): no secret needed")
+    p.set_defaults(func=server_command("cli_manifest:cmd_manifest_verify"))
+    p = mf.add_parser("public-key", help="the public key manifests are signed with (PEM), to publish")
+    p.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
+    p.set_defaults(func=server_command("cli_manifest:cmd_manifest_public_key"))
+
+    p = _subcommands(sub, "submission").add_parser(
+        "reproduce", help="run a finished submission again pinned to the image digests, programs and data it ran "
+                          "with (off the boards and the limits); prints the reproduction as JSON")
+    p.add_argument("id", type=int)
+    p.add_argument("--queue", default=None, help="queue to run it on (default: the phase's)")
+    p.set_defaults(func=server_command("cli_manifest:cmd_reproduce"))
+
+    p = _subcommands(sub, "competition").add_parser(
+        "reproduce-top", help="reproduce the top N submissions of a phase's primary board; prints them as JSON")
+    p.add_argument("slug")
+    p.add_argument("--phase", type=int, required=True, help="phase number, 1 for the first")
+    p.add_argument("--top", type=int, required=True, help="how many, from 1 to 100")
+    p.add_argument("--queue", default=None, help="queue to run them on (default: the phase's)")
+    p.set_defaults(func=server_command("cli_manifest:cmd_reproduce_top"))
+
+
+def _subcommands(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction:
+    """The actions of the command `name` already in the tree (`submission`, `competition`)."""
+    parser = sub.choices[name]
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -456,7 +456,7 @@ def side_by_side(left: str, right: str, *, max_lines: int = 4000) -> list[dict[s
     `tag` is equal, replace, delete or insert (difflib's opcodes); the texts are
     plain (whoever shows them escapes them).  Each side is cut at `max_lines`.
     """
-    import difflib
+    import difflib  # only organizers reading a pair need it
 
     a, b = left.splitlines()[:max_lines], right.splitlines()[:max_lines]
     rows: list[dict[str, object]] = []

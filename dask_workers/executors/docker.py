@@ -417,7 +417,7 @@ class DockerExecutor(Executor):
 
     def run_step(self, spec: StepSpec, log: Optional[LogFn] = None) -> StepResult:
         import docker  # the docker SDK: loaded only where steps run in containers
-        from kernels.images import is_digest_reference
+        from kernels.images import is_digest_reference  # with the SDK: only where steps run in containers
 
         say: LogFn = log or logger.info
         image = self.resolve(spec, say)

@@ -115,7 +115,7 @@ class Probings:
     def set_probing(self, slug: str, board: str, actor: Actor, *, display_precision: Any = None,
                     ladder: Any = None, ladder_step: Any = None) -> "Edit":
         """Set what the public board `board` shows (all None: the stored scores)."""
-        from .editor import board_of
+        from .editor import board_of  # the editor reaches this module through the standings: read when a board is set
 
         def change(spec: CompetitionSpec) -> list[str]:
             found = board_of(spec, slug, board)

@@ -55,7 +55,7 @@ from .model import (
     SolutionSpec,
     TaskSpec,
 )
-from . import fair_share
+from .fair_share import ALIAS as CONCURRENCY_ALIAS, KEY as CONCURRENCY_KEY, read_concurrency, write_concurrency
 from .fact_sheet import board_columns_entry, fact_sheet_document, read_board_columns, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
 from .probing import PROBING_KEYS, probing_entry, read_probing
@@ -128,8 +128,8 @@ PHASE_KEYS: dict[str, Known] = {
     "public_data_organizer_dataset": no_effect("Codabench's own bookkeeping"),
     "execution_time_limit_ms": unsupported("was read by early Codabench versions as the time limit; here the "
                                            "limit is execution_time_limit, in seconds"),
-    # This platform's fair share (EvalAI's name too): read by fair_share.read_concurrency.
-    fair_share.KEY: HONOURED, fair_share.ALIAS: HONOURED,
+    # This platform's fair share (EvalAI's name too): read by read_concurrency.
+    CONCURRENCY_KEY: HONOURED, CONCURRENCY_ALIAS: HONOURED,
 }
 # Jupyter Compete's own: participants may reproduce their submissions (`app.reproduce`).
 PHASE_KEYS["allow_reproduce"] = HONOURED
@@ -374,7 +374,7 @@ def _read_phases(top: Section, files: BundleFiles, spec: CompetitionSpec, extra:
             starting_kit=files.data(ps.raw("starting_kit"), ps.key("starting_kit")),
             public_data=files.data(ps.raw("public_data"), ps.key("public_data")),
         )
-        phase.max_concurrent_submissions = fair_share.read_concurrency(ps)
+        phase.max_concurrent_submissions = read_concurrency(ps)
         phase.allow_reproduce = ps.flag("allow_reproduce", False)
         phase.task_indexes = _indexes(ps, "tasks", task_indexes, "task", required=True)
         phase.solution_indexes = _indexes(ps, "solutions", solution_indexes, "solution")
@@ -553,7 +553,7 @@ def codabench_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict,
             del entry["max_submissions"]
         if phase.max_submissions_per_day == 0:
             lost.append(f"phase {phase.index}: Codabench reads 0 a day as unlimited")
-        fair_share.write_concurrency(entry, phase.max_concurrent_submissions)
+        write_concurrency(entry, phase.max_concurrent_submissions)
         if phase.starting_kit is not None:
             entry["starting_kit"] = names.data(phase.starting_kit)
         if phase.public_data is not None:

@@ -60,7 +60,7 @@ from .model import (
     TaskSpec,
 )
 from .codabench import SHARED_TOP_KEYS
-from . import fair_share
+from .fair_share import ALIAS as CONCURRENCY_ALIAS, KEY as CONCURRENCY_KEY, read_concurrency, write_concurrency
 from .fact_sheet import board_columns_entry, fact_sheet_document, read_fact_sheet
 from .refs import BundleFiles, ExportNames, page_format
 from .probing import PROBING_KEYS, probing_entry, read_probing
@@ -138,8 +138,8 @@ PHASE_KEYS: dict[str, Known] = {
     "public_data_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
     "starting_kit_organizer_dataset": no_effect("CodaLab's own bookkeeping"),
     "hide_output": HONOURED, "hide_prediction_output": HONOURED, "hide_score_output": HONOURED,
-    # This platform's fair share (EvalAI's name too): read by fair_share.read_concurrency.
-    fair_share.KEY: HONOURED, fair_share.ALIAS: HONOURED,
+    # This platform's fair share (EvalAI's name too): read by read_concurrency.
+    CONCURRENCY_KEY: HONOURED, CONCURRENCY_ALIAS: HONOURED,
 }
 # Jupyter Compete's own: participants may reproduce their submissions (`app.reproduce`).
 PHASE_KEYS["allow_reproduce"] = HONOURED
@@ -339,7 +339,7 @@ def _phase_of(number: int, ph: Section, files: BundleFiles, *, results_only_defa
         hide_output=ph.flag("hide_output", False),
         hide_prediction_output=ph.flag("hide_prediction_output", False),
         hide_score_output=ph.flag("hide_score_output", False),
-        max_concurrent_submissions=fair_share.read_concurrency(ph),
+        max_concurrent_submissions=read_concurrency(ph),
         allow_reproduce=ph.flag("allow_reproduce", False),
     )
 
@@ -681,7 +681,7 @@ def codalab_document(spec: CompetitionSpec, names: ExportNames) -> tuple[dict, l
             entry["allow_reproduce"] = True
         if phase.submission_rule == "Force_Best":
             entry["force_best_submission_to_leaderboard"] = True
-        fair_share.write_concurrency(entry, phase.max_concurrent_submissions)
+        write_concurrency(entry, phase.max_concurrent_submissions)
         numbers = children.get(phase.index)
         if numbers is not None:
             entry["is_parallel_parent"] = True

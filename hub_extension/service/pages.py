@@ -33,6 +33,7 @@ from .api import first_chunk, stream_text
 from .base import MAX_QUERY_INT, SANDBOX_CSP, BaseHandler
 from .charts import COLUMN_TITLES, SECTIONS, TABLE_TITLES, TITLES, statistics_charts
 from .hub_users import unknown_user_notes
+from .reproduction_view import reproduction_context
 from .uploads import StreamedUpload
 
 # Rows on one page of a leaderboard.
@@ -522,8 +523,6 @@ class SubmissionHandler(PageHandler):
                      for name in sub.get("artifacts") or []]
         notebook = "executed_notebook_html" if "executed_notebook_html" in (sub.get("artifacts") or []) else None
         phase = next((p for p in comp["phases"] if p["number"] == sub["phase"]), None)
-        from .reproduce_pages import reproduction_context  # it builds on this module's PageHandler
-
         repro = reproduction_context(self.platform, sub, actor, comp.get("is_organizer"), phase)
         self.show("submission.html", comp=comp, sub=sub, phase=phase, logs=logs, artifacts=artifacts,
                   notebook_html_name=notebook, repro=repro)

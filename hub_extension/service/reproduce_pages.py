@@ -1,36 +1,9 @@
-"""The submission page's part on provenance and reproductions (organizers), and its Reproduce button.
-
-`reproduction_context` gives the submission page (`pages.SubmissionHandler`)
-what its "Provenance" table and "Reproduction" section show: organizers see
-each run's provenance and the comparison with the latest reproduction once it
-is done; participants see none of it (the owner of a submission in a phase
-that allows reproductions sees the comparison of scores only).
-`POST submissions/<id>/reproduce` is the button (`queue` in the form: the
-organizer's choice of queue).
+"""The submission page's Reproduce button: `POST submissions/<id>/reproduce` (`queue` in the form: the
+organizer's choice of queue).  What the page shows of provenance and reproductions: `reproduction_view`.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from ..app import Actor, Forbidden, NotFound
-from ..app.provenance import provenance_rows
 from .pages import PageHandler
-
-
-def reproduction_context(platform: Any, sub: dict[str, Any], actor: Actor, organizer: bool,
-                         phase: Any) -> dict[str, Any]:
-    """What the submission page shows of provenance and reproductions, as `actor` may see it."""
-    allowed = organizer or bool(phase and phase.get("allow_reproduce") and sub.get("participant") == actor.username)
-    context: dict[str, Any] = {"provenance_rows": provenance_rows(sub.get("runs") or []) if organizer else [],
-                               "may_reproduce": allowed and sub.get("status") == "Finished"
-                               and not sub.get("reproduces"),
-                               "comparison": None}
-    if allowed and (sub.get("reproduces") or sub.get("reproductions")):
-        try:
-            context["comparison"] = platform.reproduction_comparison(sub["id"], actor)
-        except (NotFound, Forbidden):
-            pass
-    return context
 
 
 class ReproducePageHandler(PageHandler):

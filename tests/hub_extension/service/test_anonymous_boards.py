@@ -15,7 +15,17 @@ import pytest
 
 from hub_extension.app import Actor
 from hub_extension.app.names import PSEUDONYM_PREFIX
-from hub_extension.service import api, bulk_pages, editor_pages, pages, profile_pages, run_data
+from hub_extension.service import (
+    api,
+    bulk_pages,
+    editor_pages,
+    pages,
+    probing_pages,
+    profile_pages,
+    reproduce_pages,
+    run_data,
+    similarity_pages,
+)
 from tests.support.builders import ANN, BEN, ORGANIZER, build_world
 from tests.support.service_harness import PREFIX, ok, start_server
 
@@ -60,13 +70,18 @@ WALK = [
     "api/v1/admin/mail", "api/v1/competitions/{slug}/fact_sheet", "api/v1/competitions/{slug}/phases/1/fact_sheets.csv",
     "competitions/{slug}/teams", "competitions/{slug}/forum", "competitions/{slug}/announcements", "messages",
     "messages/settings", "admin/mail",
+    "api/v1/competitions/{slug}/similarity", "api/v1/competitions/{slug}/similarity/1",
+    "competitions/{slug}/similarity", "competitions/{slug}/similarity/1", "api/v1/submissions/{theirs}/provenance",
+    "api/v1/submissions/{theirs}/manifest", "api/v1/submissions/{theirs}/comparison",
+    "api/v1/submissions/{own}/comparison", "api/v1/manifest-key",
 ]
 
 
 def get_routes() -> list[str]:
     routes = [*api.api_routes(PREFIX), *run_data.run_data_routes(PREFIX), *editor_pages.editor_page_routes(PREFIX),
               *pages.page_routes(PREFIX), *bulk_pages.bulk_page_routes(PREFIX),
-              *profile_pages.profile_page_routes(PREFIX)]
+              *profile_pages.profile_page_routes(PREFIX), *similarity_pages.similarity_page_routes(PREFIX),
+              *reproduce_pages.reproduce_page_routes(PREFIX), *probing_pages.probing_page_routes(PREFIX)]
     return [pattern for pattern, handler in routes
             if any("get" in vars(k) for k in handler.__mro__ if k.__module__.startswith("hub_extension"))]
 
