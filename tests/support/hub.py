@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from hub_extension.embedded import (
     ACCOUNTS_FILE, AccountFile, leftover_processes, read_demo_accounts, stop_processes,
 )
 
+from .components import terminate
 from .paths import DEMO as DEMO_BUNDLE
 from .paths import REPO
 from .queues import stop_default_queue
@@ -399,13 +399,7 @@ def _wait_until_ready(hub: Hub, deadline: float) -> None:
 
 def _stop(process: subprocess.Popen, home: Path) -> None:
     """SIGTERM (the hub stops the proxy and the service itself), then stop whatever outlived it."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(HUB_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    terminate(process, HUB_STOP_TIMEOUT)
     # A hub that failed to start, or was killed, leaves its proxy and service running,
     # and the default queue's process (which outlives a service on purpose).
     stop_processes(leftover_processes(home))

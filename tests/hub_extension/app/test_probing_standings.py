@@ -10,7 +10,6 @@ view of the board with them; an organizer's view keeps the stored ranking.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,11 +20,10 @@ from hub_extension.app import LOCAL_ADMIN, Actor
 from hub_extension.app.leaderboards import entries
 from hub_extension.app.probing import probing_of
 from hub_extension.app.standings import board_from_row
-from hub_extension.errors import PlatformError
 from scoring.leaderboard import build_leaderboard
 from scoring.probing import shown_rows
 
-from tests.hub_extension.app.test_standings import ORGANIZER, STEPS, T0, add_submission, board_specs, make_competition
+from tests.hub_extension.app.test_standings import STEPS, board_specs, make_competition, replay
 
 PROBINGS = st.sampled_from([
     {"display_precision": 1},
@@ -64,32 +62,4 @@ def check(platform, slug: str) -> None:
 def test_maintained_shown_values_equal_the_rule_from_scratch(any_platform, board_spec, probing, steps):
     platform = any_platform
     slug = make_competition(platform, dataclasses.replace(board_spec, **probing), "codabench")
-    subs: list[int] = []
-    for number, step in enumerate(steps):
-        kind = step[0]
-        if kind == "submit":
-            subs.append(add_submission(platform, slug, step[1], T0 + dt.timedelta(minutes=step[2] + number // 3)))
-            continue
-        if kind == "baseline":
-            sid = add_submission(platform, slug, ORGANIZER, T0 + dt.timedelta(minutes=number), baseline=True,
-                                 solution_index=step[1])
-            platform.runs.record_scores(sid, step[2])
-        elif kind in ("remove", "ban", "deny", "reinstate"):
-            status = {"remove": m.REMOVED, "ban": m.BANNED, "deny": m.DENIED, "reinstate": m.APPROVED}[kind]
-            platform.registrations.set_registration(slug, step[1], status, LOCAL_ADMIN)
-        elif subs:
-            sid = subs[step[1] % len(subs)]
-            if kind == "finish":
-                platform.runs.record_scores(sid, step[2])
-            elif kind == "fail":
-                platform.runs.set_status(sid, m.FAILED, error="it broke")
-            elif kind == "hide":
-                platform.submissions.set_hidden(sid, step[2], LOCAL_ADMIN)
-            elif kind == "select":
-                platform.submissions.select_for_leaderboard(sid, LOCAL_ADMIN)
-            elif kind == "set_selected":
-                try:
-                    platform.submissions.set_selected(sid, step[2], LOCAL_ADMIN)
-                except PlatformError:
-                    pass
-        check(platform, slug)
+    replay(platform, slug, steps, check)

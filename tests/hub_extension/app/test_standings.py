@@ -165,8 +165,13 @@ def check_board(platform, slug: str) -> None:
 
 def play(platform, board_spec, dialect: str, steps) -> None:
     slug = make_competition(platform, board_spec, dialect)
-    subs: list[int] = []
     check_board(platform, slug)
+    replay(platform, slug, steps, check_board)
+
+
+def replay(platform, slug: str, steps, check) -> None:
+    """Play `steps` (see `STEPS`) on the competition `slug`, calling `check(platform, slug)` after each."""
+    subs: list[int] = []
     for number, step in enumerate(steps):
         kind = step[0]
         if kind == "submit":
@@ -196,7 +201,7 @@ def play(platform, board_spec, dialect: str, steps) -> None:
                     platform.submissions.set_selected(sid, step[2], LOCAL_ADMIN)
                 except PlatformError:
                     pass  # not a rule where one chooses, or not finished: nothing changes
-        check_board(platform, slug)
+        check(platform, slug)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
